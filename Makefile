@@ -1,0 +1,34 @@
+# Every target creates .venv itself; nothing needs to be installed by hand.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# CPU machines: take the pinned CPU build of torch (a local wheel here) before anything
+# else, so no dependency drags in the multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+
+export MUJOCO_GL ?= egl
+export PYOPENGL_PLATFORM ?= egl
+
+.PHONY: install test demo bench baselines clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -n auto tests 2>/dev/null || $(PY) -m pytest -q tests
+
+demo: $(STAMP)
+	bash scripts/demo.sh
+
+bench: $(STAMP)
+	$(PY) benchmarks/sim_cpu.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""The `robreward` command: one thin module per verb (each defines register(subparsers))."""

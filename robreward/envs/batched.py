@@ -1,0 +1,251 @@
+"""BatchedEnv: N worlds of one task as torch tensors, same-step auto-reset (rsl_rl / mjlab).
+
+    obs, info = env.reset(seed)                         obs [N, obs_dim]
+    obs, reward, terminated, truncated, info = env.step(action[N, act_dim])
+
+reward, info["reward_terms"], info["success"] and info["fitness"] describe the transition
+just taken, computed on the post-step state before any reset; ended worlds are then reset,
+``obs`` holds their first observation and ``info["final_obs"]`` their last one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from robreward.envs.registry import get_task
+from robreward.envs.spec import TaskContext, TaskSpec, TaskState, check_fields
+from robreward.rewards.base import HandReward, resolve_reward
+
+BACKENDS = ("cpu", "warp")
+
+
+def _parse_device(device) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"unknown device {device!r}: use 'cpu' or 'cuda:0'") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but torch sees no CUDA GPU here: use device='cpu'")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {device!r}: use 'cpu' or 'cuda:N'")
+    return dev
+
+
+class BatchedEnv:
+    """N worlds of one task. See the module docstring for the step contract."""
+
+    def __init__(self, task, num_envs: int = 1, backend: str = "cpu", device="cpu", seed: int = 0,
+                 reward=None, nthread: int | None = None):
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+        self.spec: TaskSpec = get_task(task)
+        self.num_envs = int(num_envs)
+        self.device = _parse_device(device)
+        self.backend = backend
+        try:
+            self.model = self.spec.build_model()
+        except Exception as err:
+            raise ValueError(f"task {self.spec.name!r}: its scene failed to load: {err}") from err
+        self.ctx = TaskContext(self.model, self.device)
+        if backend == "cpu":
+            from robreward.envs.cpu_backend import CpuSimulator
+
+            self.sim = CpuSimulator(self.model, self.num_envs, self.spec.sim_fields, self.device, nthread)
+        else:
+            from robreward.envs.warp_backend import WarpSimulator
+
+            self.sim = WarpSimulator(self.model, self.num_envs, self.spec.sim_fields, self.device)
+        self.act_dim = self.spec.act_dim
+        self.obs_dim = self.spec.obs_dim
+        self.action_low = torch.tensor(self.spec.action_low, dtype=torch.float32, device=self.device)
+        self.action_high = torch.tensor(self.spec.action_high, dtype=torch.float32, device=self.device)
+        self.dt = float(self.model.opt.timestep) * self.spec.frame_skip
+        self.hand_reward = HandReward(self.spec)
+        self.reward_fn = resolve_reward(reward, self.spec)
+        self.episode_step = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
+        self._rng = np.random.default_rng(seed)
+        self._seed = seed
+        self._raw = None
+        self.state: TaskState | None = None
+        self._obs = None
+        self._zero_action = torch.zeros(self.num_envs, self.act_dim, device=self.device)
+        self._renderer = None
+
+    # -- helpers --------------------------------------------------------------------------
+    def _compute_state(self, raw, pre, action) -> TaskState:
+        task_fields = self.spec.compute_state(raw, pre, self.ctx)
+        fields = {"qpos": raw["qpos"], "qvel": raw["qvel"], **task_fields}
+        fields = {k: v.to(torch.float32) for k, v in fields.items()}
+        fields["action"] = action.to(torch.float32)
+        return TaskState(fields)
+
+    def _pre(self, raw) -> dict:
+        return self.spec.pre_step(raw, self.ctx) if self.spec.pre_step else {}
+
+    def _check_action(self, action) -> torch.Tensor:
+        if isinstance(action, np.ndarray):
+            action = torch.from_numpy(action)
+        if not isinstance(action, torch.Tensor):
+            raise TypeError(f"action must be a torch.Tensor or numpy array [N, {self.act_dim}], got {type(action).__name__}")
+        if tuple(action.shape) != (self.num_envs, self.act_dim):
+            raise ValueError(
+                f"action has shape {list(action.shape)}, expected [num_envs, act_dim] = "
+                f"[{self.num_envs}, {self.act_dim}] for task {self.spec.name!r}"
+            )
+        if not action.is_floating_point():
+            raise TypeError(f"action must be a float tensor, got dtype {action.dtype}; cast with .float()")
+        action = action.to(self.device, torch.float32)
+        if not torch.isfinite(action).all():
+            bad = torch.nonzero(~torch.isfinite(action).all(-1)).flatten()[:5].tolist()
+            raise ValueError(f"action has NaN or inf values (worlds {bad}); check the policy output")
+        return torch.clamp(action, self.action_low, self.action_high)
+
+    def _reset_worlds(self, ids: np.ndarray) -> None:
+        sample = self.spec.sample_reset(self._rng, len(ids), self.ctx)
+        self.sim.reset(ids, sample.qpos, sample.qvel, sample.mocap_pos, sample.model_fields)
+        self.episode_step[torch.as_tensor(ids, device=self.device)] = 0
+
+    def _refresh(self, ids: np.ndarray, zero_cfrc: bool, action=None) -> None:
+        """Re-read the simulator after worlds `ids` were reset or written; recompute their
+        state and observation (the other worlds keep theirs)."""
+        raw = self.sim.read()
+        rows = torch.as_tensor(ids, device=self.device)
+        if zero_cfrc and "cfrc_ext" in raw:
+            # Gymnasium's convention: cfrc_ext is computed only by stepping, zero after a reset
+            raw["cfrc_ext"][rows] = 0.0
+        self._raw = raw
+        act = self._zero_action if action is None else action
+        fresh = self._compute_state(raw, self._pre(raw), act)
+        fresh_obs = self.spec.observe(fresh)
+        if self.state is None or len(ids) == self.num_envs:
+            self.state, self._obs = fresh, fresh_obs
+            return
+        merged = {k: v.clone() for k, v in self.state.items()}
+        for k, v in merged.items():
+            v[rows] = fresh[k][rows]
+        self.state = TaskState(merged)
+        obs = self._obs.clone()
+        obs[rows] = fresh_obs[rows]
+        self._obs = obs
+
+    # -- the contract ---------------------------------------------------------------------
+    def reset(self, seed: int | None = None):
+        """Reset every world; returns (obs [N, obs_dim], info)."""
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+            self._seed = seed
+        ids = np.arange(self.num_envs)
+        self.state = None
+        self._reset_worlds(ids)
+        self._refresh(ids, zero_cfrc=True)
+        check_fields(self.spec, {k: v for k, v in self.state.items()})
+        return self._obs, {"state": self.state}
+
+    def step(self, action):
+        if self.state is None:
+            raise RuntimeError("call env.reset() before env.step()")
+        action = self._check_action(action)
+        pre = self._pre(self._raw)
+        if self.spec.action_to_ctrl is not None:
+            ctrl = self.spec.action_to_ctrl(action, self._raw, self.ctx)
+        else:
+            ctrl = action
+        self.sim.set_ctrl(ctrl)
+        broken = self.sim.step(self.spec.frame_skip)
+        raw = self.sim.read()
+        state = self._compute_state(raw, pre, action)
+        self.episode_step += 1
+
+        reward, terms = self.reward_fn(state, action)
+        hand_total, hand_terms = (reward, terms) if self.reward_fn is self.hand_reward else self.hand_reward(state, action)
+        success = self.spec.success(state).to(torch.bool)
+        fitness = self.spec.fitness(state).to(torch.float32)
+        terminated = self.spec.terminated(state).to(torch.bool)
+        obs = self.spec.observe(state)
+
+        broken_t = torch.as_tensor(broken, device=self.device)
+        # NaN guard: nothing non-finite reaches the learner
+        broken_t |= ~torch.isfinite(obs).all(-1) | ~torch.isfinite(reward)
+        if broken_t.any():
+            keep = ~broken_t
+            reward = torch.where(keep, reward, torch.zeros_like(reward))
+            terms = {k: torch.where(keep, v, torch.zeros_like(v)) for k, v in terms.items()}
+            hand_total = torch.where(keep, hand_total, torch.zeros_like(hand_total))
+            hand_terms = {k: torch.where(keep, v, torch.zeros_like(v)) for k, v in hand_terms.items()}
+            obs = torch.where(keep[:, None], torch.nan_to_num(obs, 0.0, 0.0, 0.0), torch.zeros_like(obs))
+            success &= keep
+            fitness = torch.where(keep, fitness, torch.zeros_like(fitness))
+            terminated |= broken_t
+        truncated = (self.episode_step >= self.spec.episode_length) & ~terminated
+        done = terminated | truncated
+
+        info = {
+            "reward_terms": terms,
+            "hand_reward": hand_total,
+            "hand_terms": hand_terms,
+            "success": success,
+            "fitness": fitness,
+            "nan_reset": broken_t,
+            "final_obs": obs,
+            "final_state": state,
+            "episode_step": self.episode_step.clone(),
+        }
+        self._raw, self.state, self._obs = raw, state, obs
+        if done.any():
+            ids = torch.nonzero(done).flatten().cpu().numpy()
+            self._reset_worlds(ids)
+            self._refresh(ids, zero_cfrc=True, action=action)
+            obs = self._obs
+        return obs, reward, terminated, truncated, info
+
+    # -- full MuJoCo integration states ----------------------------------------------------
+    @property
+    def nstate(self) -> int:
+        return self.sim.nstate
+
+    def get_state(self) -> torch.Tensor:
+        """Full integration states (mjSTATE_INTEGRATION) of all worlds, float64 [N, nstate]."""
+        return self.sim.get_state()
+
+    def set_state(self, states, world_ids=None) -> None:
+        """Write full integration states; the written worlds start a new episode (step 0)."""
+        ids = np.arange(self.num_envs) if world_ids is None else np.asarray(
+            world_ids.cpu() if isinstance(world_ids, torch.Tensor) else world_ids, dtype=np.int64).reshape(-1)
+        states = np.asarray(states.cpu() if isinstance(states, torch.Tensor) else states, dtype=np.float64)
+        states = states.reshape(len(ids), -1) if states.ndim == 1 else states
+        if states.shape != (len(ids), self.nstate):
+            raise ValueError(f"states must have shape [{len(ids)}, {self.nstate}] (mjSTATE_INTEGRATION), got {list(states.shape)}")
+        if len(ids) and (ids.min() < 0 or ids.max() >= self.num_envs):
+            raise ValueError(f"world_ids must be in [0, {self.num_envs}), got {ids.tolist()[:8]}")
+        if self.state is None:
+            self.reset()
+        self.sim.set_state(states, ids)
+        self.episode_step[torch.as_tensor(ids, device=self.device)] = 0
+        self._refresh(ids, zero_cfrc=False)
+
+    @property
+    def obs(self) -> torch.Tensor:
+        return self._obs
+
+    # -- rendering ---------------------------------------------------------------------------
+    def render(self, world_ids=(0,), width: int = 320, height: int = 240, camera=None) -> np.ndarray:
+        """uint8 frames [len(world_ids), height, width, 3] of the current state."""
+        from robreward.envs.render import render_worlds
+
+        return render_worlds(self, list(world_ids), width, height, camera)
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    def __repr__(self) -> str:
+        return f"BatchedEnv({self.spec.name!r}, num_envs={self.num_envs}, backend={self.backend!r}, device={str(self.device)!r})"
+
+
+def make(task, num_envs: int = 1, backend: str = "cpu", device="cpu", seed: int = 0, reward=None, **kwargs) -> BatchedEnv:
+    """Create a BatchedEnv: ``robreward.make("cheetah-run", num_envs=64, seed=0)``."""
+    return BatchedEnv(task, num_envs=num_envs, backend=backend, device=device, seed=seed, reward=reward, **kwargs)
