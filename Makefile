@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n auto tests 2>/dev/null || $(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests
 
 demo: $(STAMP)
 	bash scripts/demo.sh

@@ -35,6 +35,8 @@ def _parse_device(device) -> torch.device:
 class BatchedEnv:
     """N worlds of one task. See the module docstring for the step contract."""
 
+    render_mode = "rgb_array"  # env.render() returns uint8 RGB frames
+
     def __init__(self, task, num_envs: int = 1, backend: str = "cpu", device="cpu", seed: int = 0,
                  reward=None, nthread: int | None = None):
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
@@ -218,6 +220,8 @@ class BatchedEnv:
         states = states.reshape(len(ids), -1) if states.ndim == 1 else states
         if states.shape != (len(ids), self.nstate):
             raise ValueError(f"states must have shape [{len(ids)}, {self.nstate}] (mjSTATE_INTEGRATION), got {list(states.shape)}")
+        if not np.isfinite(states).all():
+            raise ValueError("states contain NaN or inf values (non-finite); pass states read with get_state()")
         if len(ids) and (ids.min() < 0 or ids.max() >= self.num_envs):
             raise ValueError(f"world_ids must be in [0, {self.num_envs}), got {ids.tolist()[:8]}")
         if self.state is None:

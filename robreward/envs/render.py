@@ -38,8 +38,8 @@ class WorldRenderer:
             mujoco.mjv_defaultFreeCamera(model, self.camera)
             self.camera.type = mujoco.mjtCamera.mjCAMERA_TRACKING
             self.camera.trackbodyid = track_body if model.nbody > track_body else 0
-            self.camera.distance = max(2.5, float(model.stat.extent) * 1.2)
-            self.camera.elevation = -20.0
+            self.camera.distance = 3.0
+            self.camera.elevation = -15.0
             self.camera.azimuth = 90.0
             cam = self.camera
         else:

@@ -1,0 +1,185 @@
+"""The BatchedEnv contract (ARCHITECTURE.md) on every task of the suite."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+import robreward
+from robreward.envs.registry import UnknownTaskError, get_task
+
+TASKS = robreward.task_names()
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_reset_step_shapes_and_terms(task):
+    env = robreward.make(task, num_envs=4, seed=0)
+    obs, info = env.reset()
+    assert obs.shape == (4, env.obs_dim) and obs.dtype == torch.float32
+    assert torch.isfinite(obs).all()
+    for field in env.spec.state_fields:
+        assert env.state[field.name].shape == (4, *field.shape), field.name
+        assert env.state[field.name].dtype == torch.float32
+    action = torch.zeros(4, env.act_dim)
+    obs, reward, terminated, truncated, info = env.step(action)
+    assert reward.shape == (4,) and terminated.dtype == torch.bool and truncated.dtype == torch.bool
+    assert info["final_obs"].shape == obs.shape
+    total = torch.stack(list(info["reward_terms"].values())).sum(0)
+    torch.testing.assert_close(total, reward)
+    assert set(info["reward_terms"]) == {t.name for t in env.spec.reward_terms}
+    assert info["success"].shape == (4,) and info["fitness"].shape == (4,)
+
+
+def test_truncation_and_same_step_autoreset():
+    spec = dataclasses.replace(get_task("cheetah-run"), episode_length=5)
+    env = robreward.make(spec, num_envs=3, seed=1)
+    env.reset()
+    for t in range(5):
+        obs, reward, terminated, truncated, info = env.step(torch.full((3, 6), 0.5))
+    assert truncated.all() and not terminated.any()
+    # obs is the first observation of the new episode; final_obs the last of the old one
+    assert not torch.equal(obs, info["final_obs"])
+    torch.testing.assert_close(obs, env.obs)
+    assert (env.episode_step == 0).all()
+    # the reset worlds start near qpos0: x position back near 0
+    assert env.state.x_position.abs().max() < 0.2
+
+
+def test_seeded_resets_are_reproducible():
+    a = robreward.make("cheetah-run", num_envs=8, seed=3).reset()[0]
+    b = robreward.make("cheetah-run", num_envs=8, seed=3).reset()[0]
+    c = robreward.make("cheetah-run", num_envs=8, seed=4).reset()[0]
+    torch.testing.assert_close(a, b)
+    assert not torch.allclose(a, c)
+    assert not torch.allclose(a[0], a[1])  # worlds differ from each other
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_get_set_state_is_bit_exact(task):
+    """Restoring a full integration state mid-episode replays bit-exactly."""
+    env = robreward.make(task, num_envs=2, seed=0)
+    env.reset()
+    gen = torch.Generator().manual_seed(0)
+    low, high = env.action_low, env.action_high
+    actions = [low + (high - low) * torch.rand(2, env.act_dim, generator=gen) for _ in range(30)]
+    for a in actions[:10]:
+        env.step(a)
+    saved = env.get_state().clone()
+    assert saved.shape == (2, env.nstate) and saved.dtype == torch.float64
+    first = [env.step(a)[0].clone() for a in actions[10:]]
+    env.set_state(saved)
+    second = [env.step(a)[0].clone() for a in actions[10:]]
+    for x, y in zip(first, second):
+        assert torch.equal(x, y)
+
+
+def test_set_state_subset_of_worlds():
+    env = robreward.make("cheetah-run", num_envs=3, seed=0)
+    env.reset()
+    states = env.get_state()
+    env.step(torch.ones(3, 6))
+    env.set_state(states[[2]], world_ids=[0])
+    after = env.get_state()
+    assert torch.equal(after[0], states[2])
+    assert not torch.equal(after[1], states[1])
+
+
+def test_nan_physics_resets_the_world_and_is_flagged():
+    env = robreward.make("cheetah-run", num_envs=3, seed=0)
+    env.reset()
+    states = env.get_state().numpy().copy()
+    qvel_at = 1 + env.model.nq  # mjSTATE_INTEGRATION: time, qpos, qvel, ...
+    states[1, qvel_at + 3] = 5e9  # a joint spinning absurdly fast: the physics blows up
+    env.set_state(states)
+    obs, reward, terminated, truncated, info = env.step(torch.zeros(3, 6))
+    assert info["nan_reset"].tolist() == [False, True, False]
+    assert terminated[1] and torch.isfinite(obs).all() and torch.isfinite(reward).all()
+    assert torch.isfinite(info["final_obs"]).all()
+
+
+# -- bad input: each a clear error naming the problem and the fix -------------------------
+
+def test_unknown_task_suggests_closest_name():
+    with pytest.raises(UnknownTaskError, match=r"unknown task 'cheetah-rn'.*Did you mean 'cheetah-run'.*Available tasks"):
+        robreward.make("cheetah-rn")
+
+
+def test_missing_task_folder(tmp_path):
+    with pytest.raises(UnknownTaskError, match="has no task.py"):
+        robreward.make(str(tmp_path))
+    with pytest.raises(UnknownTaskError, match="does not exist"):
+        robreward.make(str(tmp_path / "nope"))
+
+
+def test_non_finite_state_is_refused():
+    env = robreward.make("cheetah-run", num_envs=2)
+    env.reset()
+    states = env.get_state().numpy().copy()
+    states[0, 3] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        env.set_state(states)
+
+
+def test_bad_num_envs_backend_device():
+    with pytest.raises(ValueError, match="num_envs must be an integer >= 1"):
+        robreward.make("cheetah-run", num_envs=0)
+    with pytest.raises(ValueError, match="unknown backend 'gpu'.*cpu, warp"):
+        robreward.make("cheetah-run", backend="gpu")
+    with pytest.raises(ValueError, match="unknown device"):
+        robreward.make("cheetah-run", device="tpu:0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            robreward.make("cheetah-run", device="cuda:0")
+
+
+def test_bad_actions():
+    env = robreward.make("cheetah-run", num_envs=2)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(torch.zeros(2, 6))
+    env.reset()
+    with pytest.raises(ValueError, match=r"shape \[2, 5\].*\[2, 6\]"):
+        env.step(torch.zeros(2, 5))
+    with pytest.raises(TypeError, match="float tensor"):
+        env.step(torch.zeros(2, 6, dtype=torch.long))
+    bad = torch.zeros(2, 6)
+    bad[1, 3] = float("nan")
+    with pytest.raises(ValueError, match=r"NaN or inf.*worlds \[1\]"):
+        env.step(bad)
+
+
+def test_actions_are_clipped_to_the_action_space():
+    env = robreward.make("cheetah-run", num_envs=1)
+    env.reset()
+    env.step(torch.full((1, 6), 5.0))
+    assert env.state.action.max() == 1.0
+
+
+def test_broken_scene_file(tmp_path):
+    folder = tmp_path / "brokentask"
+    folder.mkdir()
+    (folder / "scene.xml").write_text("<mujoco><worldbody><geom type='sphere'/></worldbody")
+    (folder / "task.py").write_text(
+        "import dataclasses, mujoco, pathlib\n"
+        "from robreward.envs.registry import get_task\n"
+        "HERE = pathlib.Path(__file__).parent\n"
+        "TASK = dataclasses.replace(get_task('cheetah-run'), name='broken',\n"
+        "    build_model=lambda: mujoco.MjModel.from_xml_path(str(HERE / 'scene.xml')))\n"
+    )
+    with pytest.raises(ValueError, match="task 'broken': its scene failed to load"):
+        robreward.make(str(folder))
+
+
+def test_user_task_folder_works_like_a_name(tmp_path):
+    folder = tmp_path / "mytask"
+    folder.mkdir()
+    (folder / "task.py").write_text(
+        "import dataclasses\nfrom robreward.envs.registry import get_task\n"
+        "TASK = dataclasses.replace(get_task('cheetah-run'), name='my-cheetah', episode_length=7)\n"
+    )
+    env = robreward.make(str(folder), num_envs=2)
+    assert env.spec.name == "my-cheetah"
+    env.reset()
+    for _ in range(7):
+        *_, truncated, _ = env.step(torch.zeros(2, 6))
+    assert truncated.all()
