@@ -23,16 +23,14 @@ def gymnasium_asset(name: str) -> Path:
     return path
 
 
-def load_gymnasium_model(name: str, need_cfrc_ext: bool = False) -> mujoco.MjModel:
-    """Compile a Gymnasium scene. With need_cfrc_ext, add one hidden accelerometer so that
-    every mj_step runs mj_rnePostConstraint and fills cfrc_ext, which Gymnasium gets by calling
-    it after stepping; physics are unchanged (a sensor applies no force)."""
+def load_gymnasium_model(name: str) -> mujoco.MjModel:
+    """Compile a Gymnasium scene, unchanged.
+
+    Tasks that observe cfrc_ext list it in sim_fields; the CPU backend then runs
+    mj_rnePostConstraint after every step, as Gymnasium does. (A hidden force sensor would
+    not do: these scenes use RK4, and the last Runge-Kutta stage, whose values mj_step leaves
+    in MjData, skips sensors.)"""
     spec = mujoco.MjSpec.from_file(str(gymnasium_asset(name)))
-    if need_cfrc_ext:
-        body = spec.worldbody.first_body()
-        site = body.add_site(name="robreward_rnepost", group=5, size=[0.001, 0.001, 0.001])
-        spec.add_sensor(name="robreward_rnepost", type=mujoco.mjtSensor.mjSENS_ACCELEROMETER,
-                        objtype=mujoco.mjtObj.mjOBJ_SITE, objname=site.name)
     with warnings.catch_warnings():  # gymnasium's XML uses a deprecated compiler attribute
         warnings.simplefilter("ignore", UserWarning)
         return spec.compile()

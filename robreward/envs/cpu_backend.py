@@ -18,6 +18,14 @@ _BAD_WARNINGS = [
 ]
 
 
+# MjData fields that only mj_rnePostConstraint computes. Gymnasium calls it after mj_step; a
+# sensor that triggers it inside mj_step is not equivalent for RK4 models (Hopper, Ant,
+# Humanoid): mj_step's derived fields come from the last Runge-Kutta stage, whose forward pass
+# skips sensors. So these fields are computed after every step, per world, from the batch's
+# persistent MjData, exactly as Gymnasium's mj_rnePostConstraint after mj_step.
+RNE_POST_FIELDS = ("cacc", "cfrc_int", "cfrc_ext")
+
+
 def default_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
@@ -32,9 +40,16 @@ class CpuSimulator:
         self.model = model
         self.num_envs = num_envs
         self.device = device
-        self.batch = Batch(model, num_envs, nthread if nthread is not None else default_threads())
         self.fields = ("qpos", "qvel") + tuple(f for f in fields if f not in ("qpos", "qvel"))
-        self._views = {name: self.batch.bind(name) for name in self.fields}
+        self._post_fields = tuple(f for f in self.fields if f in RNE_POST_FIELDS)
+        # persistent: one MjData per world, so get_data() sees the world's own derived fields
+        self.batch = Batch(model, num_envs, nthread if nthread is not None else default_threads(),
+                           persistent=bool(self._post_fields))
+        self._views = {name: self.batch.bind(name) for name in self.fields if name not in self._post_fields}
+        if self._post_fields:
+            self._scratch = mujoco.MjData(model)
+            for name in self._post_fields:
+                self._views[name] = np.zeros((num_envs, *getattr(self._scratch, name).shape))
         self._ctrl = self.batch.bind("ctrl")
         self._mocap_pos = self.batch.bind("mocap_pos") if model.nmocap else None
         self.nstate = self.batch.nstate
@@ -63,7 +78,19 @@ class CpuSimulator:
         state = self.batch.state
         broken |= ~np.isfinite(state).all(axis=1)
         broken |= (np.abs(state) > 1e8).any(axis=1)  # overflow on the way to inf
+        if self._post_fields:
+            self._rne_post()
         return broken
+
+    def _rne_post(self) -> None:
+        """mj_rnePostConstraint on every world's MjData after the step, as Gymnasium does."""
+        data, batch, views = self._scratch, self.batch, self._views
+        per_world_model = bool(batch._expanded) or batch.models is not None
+        for k in range(self.num_envs):
+            batch.get_data(k, data)
+            mujoco.mj_rnePostConstraint(batch.get_model(k) if per_world_model else self.model, data)
+            for name in self._post_fields:
+                views[name][k] = getattr(data, name)
 
     def reset(self, ids: np.ndarray, qpos: np.ndarray, qvel: np.ndarray, mocap_pos=None,
               model_fields=None) -> None:
@@ -71,12 +98,29 @@ class CpuSimulator:
         if model_fields:
             for name, values in model_fields.items():
                 self.batch.expand(name)[ids] = values
-        self.batch.reset(ids, stage=int(mujoco.mjtStage.mjSTAGE_NONE))
+        if self.batch._expanded or self.batch.models is not None:
+            # per-world models: their default states may differ (qpos0, mocap bodies)
+            self.batch.reset(ids, stage=int(mujoco.mjtStage.mjSTAGE_NONE))
+        else:
+            # the state row mj_resetData leaves, written without a call into the thread pool:
+            # a call for a few worlds waits for the pool's threads to wake, milliseconds on a
+            # loaded machine. Derived fields are all recomputed by the forward() below.
+            self.batch.state[ids] = self._reset_state()
         self._views["qpos"][ids] = qpos
         self._views["qvel"][ids] = qvel
         if mocap_pos is not None:
             self._mocap_pos[ids] = mocap_pos
         self.batch.forward(ids)
+
+    def _reset_state(self) -> np.ndarray:
+        """The mjSTATE_INTEGRATION row of a freshly mj_resetData'd MjData of the model."""
+        if getattr(self, "_default_state", None) is None:
+            data = mujoco.MjData(self.model)
+            mujoco.mj_resetData(self.model, data)
+            state = np.empty(self.nstate)
+            mujoco.mj_getState(self.model, data, state, mujoco.mjtState.mjSTATE_INTEGRATION)
+            self._default_state = state
+        return self._default_state
 
     def get_state(self) -> torch.Tensor:
         return torch.from_numpy(self.batch.state.copy()).to(self.device)

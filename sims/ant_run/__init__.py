@@ -18,7 +18,7 @@ MAIN_BODY = 1  # the torso
 HEALTHY_Z = (0.2, 1.0)  # torso height qpos[2], inclusive
 CONTACT_FORCE_RANGE = (-1.0, 1.0)
 SUCCESS_SPEED = 1.0  # m/s
-_model = functools.lru_cache(maxsize=1)(lambda: load_gymnasium_model(XML, need_cfrc_ext=True))
+_model = functools.lru_cache(maxsize=1)(lambda: load_gymnasium_model(XML))
 _M = _model()
 _LOW, _HIGH = ctrl_range(_M)
 _NB = _M.nbody
@@ -66,7 +66,7 @@ TASK = TaskSpec(
         "torso between 0.2 m and 1.0 m high (the episode ends otherwise), without wasting "
         "actuator effort or hitting the ground hard."
     ),
-    build_model=lambda: load_gymnasium_model(XML, need_cfrc_ext=True),
+    build_model=lambda: load_gymnasium_model(XML),
     frame_skip=FRAME_SKIP,
     episode_length=1000,
     state_fields=common_state_fields(_M, _M.nu) + (
@@ -76,7 +76,7 @@ TASK = TaskSpec(
         StateField("y_velocity", (), "m/s", "sideways velocity of the torso body over the last step: (y_after - y_before) / dt"),
         StateField("torso_height", (), "m", "z coordinate of the torso (free joint qpos[2])"),
         StateField("is_healthy", (), "0|1", "1 while the state is finite and the torso height is within [0.2, 1.0] m, else 0"),
-        StateField("contact_forces", (_NB, 6), "N|N·m",
+        StateField("contact_forces", (_NB, 6), "N·m|N",
                    "external (contact) wrench on each body (MuJoCo cfrc_ext: torque, force), clipped to [-1, 1]"),
     ),
     sim_fields=("xpos", "cfrc_ext"),

@@ -18,7 +18,7 @@ HEALTHY_Z = (1.0, 2.0)  # torso height qpos[2], strict
 CONTACT_COST_WEIGHT = 5e-7
 CONTACT_COST_MAX = 10.0  # Gymnasium clips the weighted contact cost at 10
 SUCCESS_SPEED = 1.0  # m/s
-_model = functools.lru_cache(maxsize=1)(lambda: load_gymnasium_model(XML, need_cfrc_ext=True))
+_model = functools.lru_cache(maxsize=1)(lambda: load_gymnasium_model(XML))
 _M = _model()
 _LOW, _HIGH = ctrl_range(_M)
 _NB = _M.nbody
@@ -55,7 +55,6 @@ def compute_state(raw, pre, ctx):
     vel = (xy - pre["xy_mass_center"]) / dt if "xy_mass_center" in pre else torch.zeros_like(xy)
     z = qpos[:, 2]
     healthy = (HEALTHY_Z[0] < z) & (z < HEALTHY_Z[1])
-    contact = torch.clamp(CONTACT_COST_WEIGHT * (raw["cfrc_ext"] ** 2).sum((-2, -1)), max=CONTACT_COST_MAX)
     return {
         "x_position": qpos[:, 0],
         "y_position": qpos[:, 1],
@@ -63,9 +62,14 @@ def compute_state(raw, pre, ctx):
         "y_velocity": vel[:, 1],
         "torso_height": z,
         "is_healthy": healthy.to(torch.float64),
-        "contact_cost": contact,
+        "contact_force_sq": (raw["cfrc_ext"] ** 2).sum((-2, -1)),
         **humanoid_fields(raw, ctx),
     }
+
+
+def contact_cost(state, action):
+    """Gymnasium clips the weighted contact cost at 10: weight * min(sum, 10 / weight)."""
+    return torch.clamp(state.contact_force_sq, max=CONTACT_COST_MAX / CONTACT_COST_WEIGHT)
 
 
 def observe(state):
@@ -106,13 +110,13 @@ TASK = TaskSpec(
     name="humanoid-run",
     version=0,
     description=(
-        "A 3D humanoid robot (torso, abdomen, pelvis, two legs with hip, knee and ankle-less "
+        "A 3D humanoid robot (torso, abdomen, pelvis, two legs with hips, knees and "
         "feet, two arms with shoulders and elbows; 17 torque-driven joints, the torso moves "
         "freely) stands on flat ground. The goal is to run forward, in the +x direction, as "
         "fast as possible while staying on its feet: the episode ends when the torso leaves the "
         "height band 1.0 m to 2.0 m. Wasted actuator effort and hard contacts are undesirable."
     ),
-    build_model=lambda: load_gymnasium_model(XML, need_cfrc_ext=True),
+    build_model=lambda: load_gymnasium_model(XML),
     frame_skip=FRAME_SKIP,
     episode_length=1000,
     state_fields=common_state_fields(_M, _M.nu) + (
@@ -122,7 +126,7 @@ TASK = TaskSpec(
         StateField("y_velocity", (), "m/s", "sideways velocity of the whole-body center of mass over the last step"),
         StateField("torso_height", (), "m", "z coordinate of the torso (free joint qpos[2])"),
         StateField("is_healthy", (), "0|1", "1 while the torso height is strictly within (1.0, 2.0) m, else 0"),
-        StateField("contact_cost", (), "-", "min(5e-7 * sum of squared cfrc_ext over all bodies, 10)"),
+        StateField("contact_force_sq", (), "(N·m|N)²", "sum over all bodies of the squared external (contact) wrench cfrc_ext"),
     ) + humanoid_state_fields(_M),
     sim_fields=SIM_FIELDS,
     pre_step=pre_step,
@@ -132,7 +136,7 @@ TASK = TaskSpec(
     reward_terms=(
         RewardTerm("forward", 1.25, lambda s, a: s.x_velocity),
         RewardTerm("ctrl", -0.1, ctrl_cost),
-        RewardTerm("contact", -1.0, lambda s, a: s.contact_cost),
+        RewardTerm("contact", -CONTACT_COST_WEIGHT, contact_cost),
         RewardTerm("survive", 5.0, lambda s, a: s.is_healthy),
     ),
     success=lambda s: s.x_velocity >= SUCCESS_SPEED,

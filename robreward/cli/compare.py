@@ -1,0 +1,20 @@
+"""`robreward compare runs/a runs/b runs/c [--out DIR]`: markdown table (return, success, fitness,
+HNS, significance vs hand) and a learning-curve PNG; writes DIR/compare.md, compare.json, curves.png."""
+
+from __future__ import annotations
+
+
+def run(args) -> int:
+    from robreward.eval.compare import compare
+
+    result = compare(args.runs, out=args.out)
+    print(result["table"])
+    print(f"wrote {result['markdown']} and {result['png']}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("compare", help="compare runs: markdown table with HNS and significance, learning curves PNG")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (or seed groups: dirs of seed_N/ runs)")
+    p.add_argument("--out", default=None, help="output folder (default: <first run's parent>/compare)")
+    p.set_defaults(func=run)

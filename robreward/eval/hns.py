@@ -1,0 +1,73 @@
+"""Human-normalized score on the task's fitness (ARCHITECTURE.md "Human-normalized score").
+
+    HNS = (M - S) / |H - S|
+
+M: the evaluated policy's fitness, H: the hand reward's trained policies', S: the sparse
+reward's. Where |H - S| < 5% of |H| the sparse reward already solves the task (or both fail
+alike): the HNS is undefined (value None, with a reason) and the raw fitness is compared
+instead. Averages over tasks/runs clip each HNS to [0, 3] first, as Eureka does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Iterable, Optional
+
+UNDEFINED_GAP = 0.05
+"""|H - S| below this fraction of |H| makes the HNS undefined."""
+EUREKA_CLIP = (0.0, 3.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class HNS:
+    """An HNS value, or None with the reason it is undefined."""
+
+    value: Optional[float]
+    reason: Optional[str] = None
+    fitness: Optional[float] = None  # M, reported raw when the HNS is undefined
+
+    @property
+    def defined(self) -> bool:
+        return self.value is not None
+
+    def format(self, digits: int = 2) -> str:
+        if self.value is not None:
+            return f"{self.value:.{digits}f}"
+        return "n/a" if self.fitness is None else f"n/a (fitness {self.fitness:.{digits}f})"
+
+    def to_dict(self) -> dict:
+        return {"value": self.value, "reason": self.reason, "fitness": self.fitness}
+
+
+def _finite(x) -> bool:
+    return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def hns(m: Optional[float], h: Optional[float], s: Optional[float], gap: float = UNDEFINED_GAP) -> HNS:
+    """(M - S) / |H - S|, or undefined (value None + reason) when it cannot be computed."""
+    if not _finite(m):
+        return HNS(None, "no fitness for this run", None)
+    if not _finite(h) or not _finite(s):
+        which = " and ".join(n for n, v in (("hand (H)", h), ("sparse (S)", s)) if not _finite(v))
+        return HNS(None, f"no {which} baseline fitness; compare raw fitness", float(m))
+    spread = abs(h - s)
+    if spread < gap * abs(h) or spread == 0.0:
+        return HNS(None, f"|H - S| = {spread:.3g} is under {gap:.0%} of |H| = {abs(h):.3g} "
+                         "(the sparse reward already matches the hand reward); compare raw fitness", float(m))
+    return HNS((m - s) / spread, None, float(m))
+
+
+def clip_hns(value: float, lo: float = EUREKA_CLIP[0], hi: float = EUREKA_CLIP[1]) -> float:
+    return min(max(value, lo), hi)
+
+
+def mean_hns(scores: Iterable, clip: Optional[tuple[float, float]] = EUREKA_CLIP) -> Optional[float]:
+    """Mean of the defined scores (HNS objects or floats/None), each clipped to `clip` first
+    (Eureka's [0, 3]); None when no score is defined."""
+    vals = []
+    for sc in scores:
+        v = sc.value if isinstance(sc, HNS) else sc
+        if _finite(v):
+            vals.append(clip_hns(v, *clip) if clip else float(v))
+    return sum(vals) / len(vals) if vals else None
