@@ -1,0 +1,25 @@
+"""PPO for batched envs (rsl_rl style), its runner, checkpoints and the exported policy file.
+
+    from robreward.rl import TrainConfig, train, load_policy
+    train(TrainConfig(task="reach", steps=200_000, out="runs/reach"))
+    policy = load_policy("runs/reach")      # obs [B, obs_dim] -> actions [B, act_dim]
+"""
+
+from robreward.rl.config import PPOConfig, TrainConfig
+from robreward.rl.export import OnnxPolicy, TorchPolicy, export_onnx, load_policy
+
+__all__ = ["OnnxPolicy", "PPOConfig", "TorchPolicy", "TrainConfig", "export_onnx", "load_policy", "resume", "train"]
+
+
+def train(config, resume_from=None):
+    """Train one policy (see robreward.rl.runner.train)."""
+    from robreward.rl.runner import train as _train
+
+    return _train(config, resume_from=resume_from)
+
+
+def resume(run_dir, steps=None, **overrides):
+    """Continue a killed run from its latest checkpoint (see robreward.rl.runner.resume)."""
+    from robreward.rl.runner import resume as _resume
+
+    return _resume(run_dir, steps=steps, **overrides)

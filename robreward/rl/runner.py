@@ -1,0 +1,371 @@
+"""`train(config)`: the PPO training loop over a BatchedEnv, writing the run directory of
+ARCHITECTURE.md (config.yaml, checkpoints/, tb/, progress.csv, policy.onnx, MODEL_CARD.md,
+eval.json).
+
+Resume (`resume(run_dir)`) restores the model, optimizer, normalizer, learning rate, step
+counter and the torch/numpy/python RNG states from checkpoints/latest.pt and trains on with
+the saved config. The envs' episode state is not saved: every world starts a fresh episode
+on resume (reset with seed + update, so resets differ from the first run's), which costs at
+most one partial episode per world and leaves the learned state untouched.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+import robreward
+from robreward.rl.config import TrainConfig
+from robreward.rl.export import DeterministicPolicy, POLICY_FILE, export_onnx, load_policy, write_model_card
+from robreward.rl.ppo import PPO, ActorCritic
+from robreward.rl.storage import RolloutStorage, bootstrap_truncated
+from robreward.rewards.base import check_reward_output
+
+CONFIG_FILE = "config.yaml"
+PROGRESS_FILE = "progress.csv"
+LATEST = "latest.pt"
+CSV_FIELDS = ("step", "update", "time_s", "steps_per_s", "episodes", "return_mean", "hand_return_mean",
+              "success_rate", "fitness_mean", "episode_length", "learning_rate", "kl", "policy_loss",
+              "value_loss", "entropy", "noise_std", "clip_fraction")
+
+
+# -- run directory helpers ------------------------------------------------------------------
+def atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def write_config(run_dir: Path, config: TrainConfig) -> None:
+    tmp = run_dir / (CONFIG_FILE + ".tmp")
+    tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    os.replace(tmp, run_dir / CONFIG_FILE)
+
+
+def load_run_config(run_dir: str | os.PathLike) -> TrainConfig:
+    """The resolved config of an existing run directory (its config.yaml)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory {str(run_dir)!r} does not exist: pass the --out DIR of an earlier run")
+    path = run_dir / CONFIG_FILE
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ValueError(f"cannot read the run config {str(path)!r} ({type(err).__name__}: {err}); "
+                         f"is {str(run_dir)!r} a robreward run directory?") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"run config {str(path)!r} is not a YAML mapping; is {str(run_dir)!r} a robreward run directory?")
+    return TrainConfig.from_dict(data)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {str(path)!r}: the run was killed before its first checkpoint; "
+                                "start it again without --resume")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise ValueError(f"cannot read checkpoint {str(path)!r} ({type(err).__name__}: {err})") from err
+
+
+def policy_from_checkpoint(path: str | os.PathLike) -> DeterministicPolicy:
+    """The deterministic policy (normalization, actor, action clip) stored in a checkpoint."""
+    ckpt = load_checkpoint(path)
+    config = TrainConfig.from_dict(ckpt["config"])
+    model = ActorCritic(ckpt["obs_dim"], ckpt["act_dim"], config.ppo)
+    model.load_state_dict(ckpt["model"])
+    return DeterministicPolicy(model.normalizer, model.actor, ckpt["action_low"], ckpt["action_high"])
+
+
+def _check_reward_spec(reward: str) -> None:
+    if isinstance(reward, str) and reward.endswith(".py") and not Path(reward).is_file():
+        raise FileNotFoundError(f"reward file {reward!r} not found: pass an existing .py file defining "
+                                "compute_reward(state, action), or 'hand' / 'sparse'")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class EpisodeTracker:
+    """Per-world running episode sums; completed episodes are folded into per-update means
+    with masked tensor ops (no Python loop over worlds)."""
+
+    def __init__(self, num_envs: int, device, track_hand_terms: bool = True):
+        self.device = device
+        self.track_hand_terms = track_hand_terms
+        self.running: dict[str, torch.Tensor] = {}
+        self.done_sums: dict[str, torch.Tensor] = {}
+        self.episodes = torch.zeros((), device=device)
+        self.num_envs = num_envs
+        self.last: dict[str, float] = {}
+
+    def _add(self, key: str, value: torch.Tensor, done_f: torch.Tensor | None, reduce: str = "sum") -> None:
+        if key not in self.running:
+            self.running[key] = torch.zeros(self.num_envs, device=self.device)
+            self.done_sums[key] = torch.zeros((), device=self.device)
+        run = self.running[key]
+        if reduce == "max":
+            torch.maximum(run, value, out=run)
+        else:
+            run += value
+        if done_f is not None:
+            self.done_sums[key] += (run * done_f).sum()
+            run *= 1.0 - done_f
+
+    def step(self, reward, info, done) -> None:
+        done_f = done.to(torch.float32) if bool(done.any()) else None
+        if done_f is not None:
+            self.episodes += done_f.sum()
+        self._add("return", reward, done_f)
+        self._add("hand_return", info["hand_reward"], done_f)
+        self._add("length", torch.ones_like(reward), done_f)
+        self._add("success", info["success"].to(torch.float32), done_f, reduce="max")
+        self._add("fitness_sum", info["fitness"], done_f)
+        for name, value in info["reward_terms"].items():
+            self._add(f"terms/{name}", value, done_f)
+        if self.track_hand_terms:  # the hand terms too, when training on another reward
+            for name, value in info["hand_terms"].items():
+                self._add(f"hand_terms/{name}", value, done_f)
+
+    def collect(self) -> dict[str, float]:
+        """Means over the episodes completed since the last call (or the previous means if none)."""
+        count = float(self.episodes)
+        if count > 0:
+            sums = {k: float(v) for k, v in self.done_sums.items()}
+            self.last = {k: v / count for k, v in sums.items() if k != "fitness_sum"}
+            self.last["fitness_mean"] = sums["fitness_sum"] / max(sums["length"], 1.0)
+            self.last["episodes"] = count
+            for v in self.done_sums.values():
+                v.zero_()
+            self.episodes.zero_()
+        return dict(self.last)
+
+
+# -- training ---------------------------------------------------------------------------------
+def train(config: TrainConfig, resume_from: str | os.PathLike | None = None) -> dict:
+    """Train one policy; returns a summary (run_dir, steps, seconds, final stats, eval result)."""
+    if config.algo == "sb3":
+        from robreward.rl.sb3 import train_sb3
+
+        return train_sb3(config, resume_from=resume_from)
+    _check_reward_spec(config.reward)
+    run_dir = Path(config.out)
+    ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(max(1, config.torch_threads))
+    seed_everything(config.seed)
+    cfg = config.ppo
+
+    env = robreward.make(config.task, config.num_envs, backend=config.backend, device=config.device,
+                         seed=config.seed, reward=config.reward)
+    device = env.device
+    policy = ActorCritic(env.obs_dim, env.act_dim, cfg).to(device)
+    ppo = PPO(policy, cfg)
+    global_step, update, elapsed_before = 0, 0, 0.0
+
+    if resume_from is not None:
+        ckpt = load_checkpoint(resume_from)
+        policy.load_state_dict(ckpt["model"])
+        ppo.optimizer.load_state_dict(ckpt["optimizer"])
+        ppo._set_lr(ckpt["learning_rate"])
+        global_step, update, elapsed_before = ckpt["global_step"], ckpt["update"], ckpt.get("elapsed_s", 0.0)
+        random.setstate(ckpt["rng"]["python"])
+        np.random.set_state(ckpt["rng"]["numpy"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+    write_config(run_dir, config)
+
+    storage = RolloutStorage(cfg.num_steps, config.num_envs, env.obs_dim, env.act_dim, device)
+    tracker = EpisodeTracker(config.num_envs, device, track_hand_terms=config.reward != "hand")
+    writer = _summary_writer(run_dir, purge_step=global_step if resume_from is not None else None)
+    csv_file, csv_writer = _open_progress(run_dir, keep_until=global_step if resume_from is not None else None)
+    bar = _progress_bar(config, global_step)
+
+    def checkpoint(periodic: bool) -> None:
+        state = {
+            "model": policy.state_dict(), "optimizer": ppo.optimizer.state_dict(),
+            "learning_rate": ppo.learning_rate, "global_step": global_step, "update": update,
+            "elapsed_s": elapsed_before + time.perf_counter() - start,
+            "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
+            "config": config.to_dict(), "task": env.spec.name, "task_version": env.spec.version,
+            "obs_dim": env.obs_dim, "act_dim": env.act_dim,
+            "action_low": env.action_low.cpu(), "action_high": env.action_high.cpu(),
+        }
+        atomic_torch_save(state, ckpt_dir / LATEST)
+        if periodic:
+            atomic_torch_save(state, ckpt_dir / f"step_{global_step:012d}.pt")
+
+    obs, _ = env.reset(seed=config.seed + 7919 * update)
+    start = time.perf_counter()
+    stats: dict[str, float] = {}
+    first_step = True
+    try:
+        while global_step < config.steps:
+            t0 = time.perf_counter()
+            # 1. rollout: num_steps batched env steps, storage on the env's device
+            with torch.no_grad():
+                for _ in range(cfg.num_steps):
+                    obs_norm = policy.normalize(obs, update=True)
+                    action, log_prob, value, mean, std = policy.act(obs_norm)
+                    obs, reward, terminated, truncated, info = env.step(action)
+                    if first_step:  # the Reward protocol, checked once where the reward enters
+                        check_reward_output(reward, info["reward_terms"], config.num_envs, f"reward {config.reward!r}")
+                        first_step = False
+                    done = terminated | truncated
+                    tracker.step(reward, info, done)
+                    if bool(truncated.any()):  # time-out: bootstrap from the true last observation
+                        final_values = policy.value(policy.normalize(info["final_obs"]))
+                        reward = bootstrap_truncated(reward, truncated, final_values, cfg.gamma)
+                    storage.add(obs_norm, action, log_prob, value, reward, done, mean, std)
+                last_values = policy.value(policy.normalize(obs))
+                storage.compute_returns(last_values, cfg.gamma, cfg.gae_lambda)
+            collect_s = time.perf_counter() - t0
+            # 2. PPO update
+            result = ppo.update(storage)
+            storage.clear()
+            update += 1
+            global_step += cfg.num_steps * config.num_envs
+            # 3. logging and checkpoints
+            iter_s = time.perf_counter() - t0
+            stats = tracker.collect()
+            row = _log(writer, csv_writer, bar, global_step, update, elapsed_before + time.perf_counter() - start,
+                       cfg.num_steps * config.num_envs / iter_s, collect_s, stats, result, policy)
+            if update % config.latest_every == 0 or update % config.checkpoint_every == 0:
+                checkpoint(periodic=update % config.checkpoint_every == 0)
+                csv_file.flush()
+                writer.flush()
+        checkpoint(periodic=False)
+    finally:
+        bar.close()
+        csv_file.close()
+        writer.close()
+        env.close()
+    seconds = elapsed_before + time.perf_counter() - start
+
+    # 4. export, model card and evaluation
+    deterministic = DeterministicPolicy(_copy_cpu(policy.normalizer), _copy_cpu(policy.actor),
+                                        env.action_low.cpu(), env.action_high.cpu())
+    export_onnx(deterministic, env.obs_dim, run_dir / POLICY_FILE)
+    card_extra = {"training time (s)": round(seconds, 1), "final train return": stats.get("return", float("nan")),
+                  "final train success": stats.get("success", float("nan"))}
+    write_model_card(run_dir, config.to_dict(), env.spec, global_step, None, card_extra)
+    eval_result = finish_with_eval(config, run_dir, env.spec, global_step, card_extra)
+    return {"run_dir": str(run_dir), "steps": global_step, "seconds": seconds, "stats": stats, "eval": eval_result}
+
+
+def finish_with_eval(config: TrainConfig, run_dir: Path, spec, steps: int, card_extra: dict) -> dict | None:
+    """Evaluate policy.onnx with robreward.eval (when that module exists) into eval.json."""
+    if config.eval_episodes <= 0 or importlib.util.find_spec("robreward.eval") is None:
+        return None
+    from robreward.eval import evaluate
+
+    result = evaluate(config.task, load_policy(run_dir / POLICY_FILE), episodes=config.eval_episodes,
+                      seed=config.seed, reward_name=config.reward)
+    tmp = run_dir / "eval.json.tmp"
+    tmp.write_text(json.dumps(result, indent=2, default=float))
+    os.replace(tmp, run_dir / "eval.json")
+    write_model_card(run_dir, config.to_dict(), spec, steps, result, card_extra)
+    return result
+
+
+def resume(run_dir: str | os.PathLike, steps: int | None = None, **overrides) -> dict:
+    """Continue a killed run from checkpoints/latest.pt with its saved config (optionally more steps)."""
+    config = load_run_config(run_dir)
+    changes = {"out": str(run_dir), **overrides}
+    if steps is not None:
+        changes["steps"] = steps
+    data = config.to_dict()
+    data.update(changes)
+    config = TrainConfig.from_dict(data)
+    checkpoint = Path(run_dir) / "checkpoints" / LATEST
+    if config.algo == "sb3":
+        return train(config, resume_from=checkpoint.with_name("latest_sb3.zip"))
+    load_checkpoint(checkpoint)  # a clear error before the env is built
+    return train(config, resume_from=checkpoint)
+
+
+# -- logging ----------------------------------------------------------------------------------
+def _copy_cpu(module: torch.nn.Module) -> torch.nn.Module:
+    import copy
+
+    return copy.deepcopy(module).to("cpu")
+
+
+class _NullWriter:
+    def add_scalar(self, *args, **kwargs):
+        pass
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def _summary_writer(run_dir: Path, purge_step=None):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional: the CSV still has every number
+        return _NullWriter()
+    return SummaryWriter(str(run_dir / "tb"), purge_step=purge_step)
+
+
+def _open_progress(run_dir: Path, keep_until: int | None):
+    path = run_dir / PROGRESS_FILE
+    rows = []
+    if keep_until is not None and path.is_file():  # drop rows logged after the checkpoint we resume from
+        with open(path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(float(r.get("step") or 0)) <= keep_until]
+    f = open(path, "w", newline="")
+    writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return f, writer
+
+
+def _progress_bar(config: TrainConfig, initial: int):
+    from tqdm import tqdm
+
+    return tqdm(total=config.steps, initial=initial, unit="step", unit_scale=True, disable=not config.progress,
+                desc=f"{config.task} [{config.reward}]", dynamic_ncols=True, mininterval=1.0)
+
+
+def _log(writer, csv_writer, bar, step, update, elapsed, steps_per_s, collect_s, stats, result, policy) -> dict:
+    noise_std = float(policy.log_std.detach().exp().mean())
+    row = {
+        "step": step, "update": update, "time_s": round(elapsed, 3), "steps_per_s": round(steps_per_s, 1),
+        "episodes": stats.get("episodes", 0), "return_mean": stats.get("return", ""),
+        "hand_return_mean": stats.get("hand_return", ""), "success_rate": stats.get("success", ""),
+        "fitness_mean": stats.get("fitness_mean", ""), "episode_length": stats.get("length", ""),
+        "learning_rate": result.learning_rate, "kl": result.kl, "policy_loss": result.policy_loss,
+        "value_loss": result.value_loss, "entropy": result.entropy, "noise_std": noise_std,
+        "clip_fraction": result.clip_fraction,
+    }
+    csv_writer.writerow(row)
+    scalars = {"perf/steps_per_s": steps_per_s, "perf/collect_s": collect_s, "loss/policy": result.policy_loss,
+               "loss/value": result.value_loss, "loss/entropy": result.entropy, "train/kl": result.kl,
+               "train/learning_rate": result.learning_rate, "train/noise_std": noise_std}
+    if stats:
+        scalars.update({"episode/return": stats["return"], "episode/hand_return": stats["hand_return"],
+                        "episode/success": stats["success"], "episode/length": stats["length"],
+                        "episode/fitness_mean": stats["fitness_mean"]})
+        scalars.update({f"reward_{k}": v for k, v in stats.items() if k.startswith(("terms/", "hand_terms/"))})
+    for key, value in scalars.items():
+        writer.add_scalar(key, value, step)
+    bar.update(step - bar.n)
+    if stats:
+        bar.set_postfix(sps=f"{steps_per_s:,.0f}", ret=f"{stats['return']:.3g}", succ=f"{stats['success']:.2f}",
+                        refresh=False)
+    return row

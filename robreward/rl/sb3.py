@@ -1,0 +1,189 @@
+"""`--algo sb3`: the same run through Stable-Baselines3 PPO over SB3VecEnv + VecNormalize,
+with rl-zoo3's tuned HalfCheetah-v3 PPO hyperparameters, exported to the same policy.onnx
+format (VecNormalize's observation statistics baked in) so eval and compare work on it."""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+import robreward
+from robreward.rl.config import TrainConfig
+from robreward.rl.export import POLICY_FILE, DeterministicPolicy, export_onnx, write_model_card
+
+# rl-zoo3 hyperparams/ppo.yml, HalfCheetah-v3 (normalize: true, n_envs: 1, n_timesteps: 1e6)
+RL_ZOO_HALFCHEETAH = dict(
+    batch_size=64, n_steps=512, gamma=0.98, learning_rate=2.0633e-05, ent_coef=0.000401762, clip_range=0.1,
+    n_epochs=20, gae_lambda=0.92, max_grad_norm=0.8, vf_coef=0.58096,
+)
+RL_ZOO_NUM_ENVS = 1
+LATEST_ZIP = "latest_sb3.zip"
+LATEST_NORM = "latest_vecnormalize.pkl"
+
+
+def rl_zoo_policy_kwargs() -> dict:
+    return dict(log_std_init=-2, ortho_init=False, activation_fn=nn.ReLU, net_arch=dict(pi=[256, 256], vf=[256, 256]))
+
+
+class VecNormalizeObs(nn.Module):
+    """VecNormalize's observation transform: clip((obs - mean) / sqrt(var + eps), -clip, clip)."""
+
+    def __init__(self, mean, var, epsilon: float, clip: float):
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(np.asarray(mean), dtype=torch.float32))
+        self.register_buffer("scale", torch.as_tensor(np.sqrt(np.asarray(var) + epsilon), dtype=torch.float32))
+        self.clip = float(clip)
+
+    def forward(self, obs):
+        return torch.clamp((obs - self.mean) / self.scale, -self.clip, self.clip)
+
+
+def sb3_deterministic_policy(model, vec_normalize, action_low, action_high) -> DeterministicPolicy:
+    """SB3 PPO MlpPolicy + VecNormalize stats -> raw obs -> clipped mean action (a CPU copy)."""
+    import copy
+
+    policy = model.policy
+    actor = nn.Sequential(copy.deepcopy(policy.mlp_extractor.policy_net), copy.deepcopy(policy.action_net)).to("cpu")
+    rms = vec_normalize.obs_rms
+    normalizer = VecNormalizeObs(rms.mean, rms.var, vec_normalize.epsilon, vec_normalize.clip_obs)
+    return DeterministicPolicy(normalizer, actor, action_low, action_high)
+
+
+def _callback(config: TrainConfig, run_dir: Path, venv_norm, start_step: int):
+    from stable_baselines3.common.callbacks import BaseCallback
+    from tqdm import tqdm
+
+    class ProgressCallback(BaseCallback):
+        """progress.csv rows, a tqdm bar and atomic checkpoints at each rollout end."""
+
+        def _on_training_start(self):
+            self.bar = tqdm(total=config.steps, initial=start_step, unit="step", unit_scale=True,
+                            disable=not config.progress, desc=f"{config.task} [{config.reward}] sb3", mininterval=1.0)
+            path = run_dir / "progress.csv"
+            self.csv_file = open(path, "a" if start_step and path.is_file() else "w", newline="")
+            self.writer = csv.writer(self.csv_file)
+            if self.csv_file.tell() == 0:
+                self.writer.writerow(["step", "time_s", "steps_per_s", "return_mean", "success_rate", "episode_length"])
+            self.t0 = time.perf_counter()
+            self.last_t, self.last_step, self.rollouts = self.t0, self.num_timesteps, 0
+            self.success = []
+
+        def _on_step(self):
+            for info in self.locals.get("infos", ()):
+                if "episode" in info:
+                    self.success.append(float(info.get("episode_success", 0.0)))
+            return True
+
+        def _on_rollout_end(self):
+            now = time.perf_counter()
+            sps = (self.num_timesteps - self.last_step) / max(now - self.last_t, 1e-9)
+            self.last_t, self.last_step = now, self.num_timesteps
+            episodes = list(self.model.ep_info_buffer)
+            ret = float(np.mean([e["r"] for e in episodes])) if episodes else float("nan")
+            length = float(np.mean([e["l"] for e in episodes])) if episodes else float("nan")
+            succ = float(np.mean(self.success[-100:])) if self.success else float("nan")
+            self.writer.writerow([self.num_timesteps, round(now - self.t0, 3), round(sps, 1), ret, succ, length])
+            self.logger.record("episode/success", succ)
+            self.bar.update(self.num_timesteps - self.bar.n)
+            self.bar.set_postfix(sps=f"{sps:,.0f}", ret=f"{ret:.3g}", succ=f"{succ:.2f}", refresh=False)
+            self.rollouts += 1
+            if self.rollouts % config.latest_every == 0:
+                self.csv_file.flush()
+                save_sb3_checkpoint(self.model, venv_norm, run_dir / "checkpoints")
+
+        def _on_training_end(self):
+            self.bar.close()
+            self.csv_file.close()
+
+    return ProgressCallback()
+
+
+def save_sb3_checkpoint(model, venv_norm, ckpt_dir: Path) -> None:
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    tmp = ckpt_dir / ("tmp_" + LATEST_ZIP)
+    model.save(str(tmp))
+    os.replace(tmp, ckpt_dir / LATEST_ZIP)
+    tmp_norm = ckpt_dir / (LATEST_NORM + ".tmp")
+    venv_norm.save(str(tmp_norm))
+    os.replace(tmp_norm, ckpt_dir / LATEST_NORM)
+
+
+class _SuccessInfo:
+    """Adds `episode_success` (success at any step) to the info of the step that ends an episode."""
+
+    def __init__(self, venv):
+        self.any_success = np.zeros(venv.num_envs, dtype=bool)
+
+    def __call__(self, infos, dones):
+        for i, info in enumerate(infos):
+            self.any_success[i] |= info.get("success", False)
+            if dones[i]:
+                info["episode_success"] = float(self.any_success[i])
+                self.any_success[i] = False
+        return infos
+
+
+def train_sb3(config: TrainConfig, resume_from=None) -> dict:
+    """Train with SB3 PPO (rl-zoo3 HalfCheetah hyperparameters); writes the same run directory layout."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import VecEnvWrapper, VecMonitor, VecNormalize
+
+    from robreward.envs.sb3_adapter import SB3VecEnv
+    from robreward.rl.runner import _check_reward_spec, finish_with_eval, seed_everything, write_config
+
+    _check_reward_spec(config.reward)
+    run_dir = Path(config.out)
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(max(1, config.torch_threads))
+    seed_everything(config.seed)
+    env = robreward.make(config.task, config.num_envs, backend=config.backend, device=config.device,
+                         seed=config.seed, reward=config.reward)
+    success = _SuccessInfo(env)
+
+    class SuccessWrapper(VecEnvWrapper):
+        def reset(self):
+            return self.venv.reset()
+
+        def step_wait(self):
+            obs, rewards, dones, infos = self.venv.step_wait()
+            return obs, rewards, dones, success(infos, dones)
+
+    venv = VecMonitor(SuccessWrapper(SB3VecEnv(env)), info_keywords=("episode_success",))
+    venv.seed(config.seed)
+    hp = dict(RL_ZOO_HALFCHEETAH)
+    start_step = 0
+    if resume_from is not None:
+        resume_from = Path(resume_from)
+        norm_path = resume_from.with_name(LATEST_NORM)
+        if not resume_from.is_file() or not norm_path.is_file():
+            raise FileNotFoundError(f"no SB3 checkpoint at {str(resume_from)!r}: start the run again without --resume")
+        venv_norm = VecNormalize.load(str(norm_path), venv)
+        model = PPO.load(str(resume_from), env=venv_norm, device=config.device)
+        start_step = model.num_timesteps
+    else:
+        venv_norm = VecNormalize(venv, norm_obs=True, norm_reward=True, gamma=hp["gamma"])
+        model = PPO("MlpPolicy", venv_norm, policy_kwargs=rl_zoo_policy_kwargs(), seed=config.seed,
+                    device=config.device, tensorboard_log=str(run_dir / "tb"), verbose=0, **hp)
+    write_config(run_dir, config)
+    start = time.perf_counter()
+    model.learn(total_timesteps=max(config.steps - start_step, 1), callback=_callback(config, run_dir, venv_norm, start_step),
+                reset_num_timesteps=resume_from is None, tb_log_name="sb3")
+    seconds = time.perf_counter() - start
+    save_sb3_checkpoint(model, venv_norm, run_dir / "checkpoints")
+    policy = sb3_deterministic_policy(model, venv_norm, env.action_low.cpu(), env.action_high.cpu())
+    export_onnx(policy, env.obs_dim, run_dir / POLICY_FILE)
+    episodes = list(model.ep_info_buffer)
+    stats = {"return": float(np.mean([e["r"] for e in episodes])) if episodes else float("nan")}
+    extra = {"training time (s)": round(seconds, 1), "final train return": stats["return"],
+             "hyperparameters": "rl-zoo3 HalfCheetah-v3 PPO: " + ", ".join(f"{k}={v}" for k, v in hp.items())}
+    write_model_card(run_dir, config.to_dict(), env.spec, model.num_timesteps, None, extra)
+    venv_norm.close()
+    eval_result = finish_with_eval(config, run_dir, env.spec, model.num_timesteps, extra)
+    return {"run_dir": str(run_dir), "steps": int(model.num_timesteps), "seconds": seconds, "stats": stats,
+            "eval": eval_result}
