@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,warp]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -32,3 +32,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# hand + sparse PPO baselines over 3 seeds for every task (hours on 2 cores; resumable; subset: TASKS=reach,push)
+baselines: $(STAMP)
+	$(PY) scripts/baselines.py $(if $(TASKS),--tasks $(TASKS),)

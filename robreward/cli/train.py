@@ -67,7 +67,7 @@ def run(args) -> int:
             task=_task_spec(args.task), reward=_reward_spec(args.reward), num_envs=num_envs,
             steps=args.steps or 1_000_000, seed=args.seed, out=out, algo=args.algo, backend=args.backend or "cpu",
             device=args.device, torch_threads=args.threads, eval_episodes=args.eval_episodes,
-            progress=not args.no_progress, ppo=ppo,
+            progress=not args.no_progress, ppo=ppo, init_from_demos=args.init_from_demos,
         )
         summary = train(config)
     print(f"trained {summary['steps']:,} steps in {summary['seconds']:.0f} s -> {summary['run_dir']}")
@@ -93,4 +93,6 @@ def register(sub) -> None:
     p.add_argument("--rollout-steps", type=int, default=None, help="PPO steps per world per rollout (default 32)")
     p.add_argument("--eval-episodes", type=int, default=100, help="episodes of the final evaluation (0: skip)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--init-from-demos", metavar="FILE.h5", default=None,
+                   help="behaviour-clone the actor from a demo dataset before PPO (BC warm start)")
     p.set_defaults(func=run)

@@ -108,6 +108,12 @@ class TrainConfig:
     """Show a tqdm progress bar."""
     ppo: PPOConfig = field(default_factory=PPOConfig)
     """Algorithm hyperparameters."""
+    init_from_demos: str | None = None
+    """HDF5 demo dataset to behaviour-clone the actor from before PPO starts (BC warm start)."""
+    bc_epochs: int = 50
+    """Epochs of behaviour cloning for init_from_demos."""
+    bc_noise_std: float = 0.1
+    """Policy noise std after the BC warm start (small, so exploration does not swamp the demos)."""
 
     def __post_init__(self):
         if self.algo not in ALGOS:

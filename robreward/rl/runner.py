@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import math
 import os
 import random
 import time
@@ -173,6 +174,14 @@ def train(config: TrainConfig, resume_from: str | os.PathLike | None = None) -> 
                          seed=config.seed, reward=config.reward)
     device = env.device
     policy = ActorCritic(env.obs_dim, env.act_dim, cfg).to(device)
+    bc_stats = None
+    if config.init_from_demos and resume_from is None:
+        # BC warm start: the actor imitates the demos before PPO (a resumed run has its weights)
+        from robreward.demos.bc import bc_pretrain
+
+        bc_stats = bc_pretrain(policy.actor, policy.normalizer, config.init_from_demos, epochs=config.bc_epochs,
+                               lr=cfg.learning_rate, task=env.spec, seed=config.seed)
+        policy.log_std.data.fill_(math.log(config.bc_noise_std))
     ppo = PPO(policy, cfg)
     global_step, update, elapsed_before = 0, 0, 0.0
 
@@ -260,6 +269,9 @@ def train(config: TrainConfig, resume_from: str | os.PathLike | None = None) -> 
     export_onnx(deterministic, env.obs_dim, run_dir / POLICY_FILE)
     card_extra = {"training time (s)": round(seconds, 1), "final train return": stats.get("return", float("nan")),
                   "final train success": stats.get("success", float("nan"))}
+    if bc_stats is not None:
+        card_extra["BC warm start"] = (f"{config.init_from_demos}: {bc_stats['samples']} samples, "
+                                       f"{bc_stats['epochs']} epochs, MSE {bc_stats['loss_first']:.3g} -> {bc_stats['loss_last']:.3g}")
     write_model_card(run_dir, config.to_dict(), env.spec, global_step, None, card_extra)
     eval_result = finish_with_eval(config, run_dir, env.spec, global_step, card_extra)
     return {"run_dir": str(run_dir), "steps": global_step, "seconds": seconds, "stats": stats, "eval": eval_result}
