@@ -98,6 +98,8 @@ def _import_warp():
         raise ImportError("backend='warp' needs MuJoCo Warp: pip install -e '.[warp]' "
                           "(mujoco-warp==4.0.0, warp-lang==1.19.0)") from err
     wp.config.quiet = True
+    if hasattr(wp, "LOG_WARNING"):  # warp >= 1.19 logs every module load at INFO
+        wp.config.log_level = wp.LOG_WARNING
     wp.init()
     return wp, mjw
 
