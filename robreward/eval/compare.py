@@ -170,18 +170,33 @@ def _return_cell(run: Run) -> str:
     return "-"
 
 
+def baseline_runs(base: Baseline) -> list[Run]:
+    """The shipped baseline's hand and sparse results as table rows (no learning curves)."""
+    rows = []
+    for kind, data in (("hand", base.hand), ("sparse", base.sparse)):
+        if not data or data.get("fitness_mean") is None:
+            continue
+        per = data.get("per_seed") or [data]
+        seeds = [int(r.get("seed", i)) for i, r in enumerate(per)]
+        rows.append(Run(f"shipped {kind} baseline", base.path.parent, base.task, kind, seeds, list(per), [], data))
+    return rows
+
+
 def build_rows(runs: Sequence[Run], baseline_root=None) -> tuple[list[dict], dict]:
-    """One dict per run (numbers + formatted cells) and the references per task."""
-    refs = {}
+    """One dict per run (numbers + formatted cells) and the references per task; the shipped
+    baselines of the runs' tasks (policies/<task>/) come first, so the table shows H and S."""
+    refs, shipped = {}, []
     for task in dict.fromkeys(r.task for r in runs):
         base = load_baseline(task, baseline_root) if task else None
         refs[task] = find_reference(task, runs, base)
+        if base is not None:
+            shipped += baseline_runs(base)
     rows = []
-    for run in runs:
+    for run in [*shipped, *runs]:
         ref = refs[run.task]
         fitness = run.mean("fitness_mean")
         score: HNS = hns(fitness, ref.h, ref.s)
-        is_hand = ref.hand_path == str(run.path)
+        is_hand = ref.hand_path == str(run.path) or (run.reward == "hand" and any(run is b for b in shipped))
         test = None if is_hand or not ref.hand_seeds else better_than_hand(run.per_seed("fitness_mean"), ref.hand_seeds)
         rows.append({
             "run": run.label, "path": str(run.path), "task": run.task, "reward": run.reward,
@@ -205,9 +220,12 @@ def markdown_table(rows: Sequence[dict], refs: dict) -> str:
     for task, ref in refs.items():
         notes.append(f"- {task}: H (hand fitness) = {_fmt(ref.h, 3)} from {ref.h_source}; "
                      f"S (sparse fitness) = {_fmt(ref.s, 3)} from {ref.s_source}")
+    undefined: dict[str, list[str]] = {}  # one note per reason, naming its runs
     for row in rows:
         if row["hns"]["reason"]:
-            notes.append(f"- {row['run']}: HNS undefined: {row['hns']['reason']}")
+            undefined.setdefault(row["hns"]["reason"], []).append(row["run"])
+    notes += [f"- {', '.join(names)}: HNS undefined: {reason}" for reason, names in undefined.items()]
+    for row in rows:
         if row["vs_hand"] and row["vs_hand"].get("testable"):
             notes.append(f"- {row['run']}: {row['vs_hand']['summary']}")
     avg = mean_hns(row["hns"]["value"] for row in rows if _reward_kind(row["reward"]) not in ("hand", "sparse"))

@@ -30,6 +30,8 @@ def read_progress(path) -> dict[str, np.ndarray]:
             except (TypeError, ValueError):
                 vals.append(np.nan)
         out[col] = np.asarray(vals, dtype=np.float64)
+    if "steps" not in out and "step" in out:  # the trainer's column name (robreward.rl.runner.CSV_FIELDS)
+        out["steps"] = out["step"]
     return out
 
 

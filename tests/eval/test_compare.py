@@ -92,6 +92,11 @@ def test_compare_single_runs_with_baseline_file(tmp_path):
     assert rows["push-a"]["vs_hand"]["testable"] is False  # one seed: not testable
     assert "not testable" in res["table"] and "baseline" in res["table"]
     assert "30.0 ± 1.0" in res["table"]
+    # the shipped H and S are rows of the table too
+    assert rows["shipped hand baseline"]["hns"]["value"] == pytest.approx(1.0)
+    assert rows["shipped hand baseline"]["seeds"] == 3 and rows["shipped hand baseline"]["vs_hand"] is None
+    assert rows["shipped sparse baseline"]["hns"]["value"] == pytest.approx(0.0)
+    assert list(rows)[:2] == ["shipped hand baseline", "shipped sparse baseline"]
     check_png(res["png"])
 
 
@@ -115,3 +120,22 @@ def test_load_run_errors(tmp_path):
         load_run(tmp_path / "empty")
     with pytest.raises(ValueError, match="at least one run"):
         compare([])
+
+
+def test_learning_curves_read_the_trainers_progress_csv(tmp_path):
+    """The columns the PPO runner writes (CSV_FIELDS) are the ones the plots read."""
+    import csv
+
+    from robreward.eval.plots import mean_curve, read_progress
+    from robreward.rl.runner import CSV_FIELDS
+
+    path = tmp_path / "progress.csv"
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        for i in range(1, 4):
+            writer.writerow({**{k: "" for k in CSV_FIELDS}, "step": 1000 * i, "return_mean": 10.0 * i,
+                             "success_rate": 0.25 * i})
+    steps, mean, _ = mean_curve([read_progress(path)], "return_mean")
+    assert steps.tolist() == [1000, 2000, 3000] and mean.tolist() == [10.0, 20.0, 30.0]
+    assert mean_curve([read_progress(path)], "success_rate")[1].tolist() == [0.25, 0.5, 0.75]
