@@ -7,7 +7,7 @@ model (task.build_model()), frame skip, world count and threads, doing the same 
 world where the task observes cfrc_ext, as Gymnasium does). Env and raw repeats are interleaved;
 medians are reported with the ratio env/raw (target >= 0.8).
 
-    .venv/bin/python benchmarks/sim_cpu.py [--steps 40] [--repeats 5]
+    .venv/bin/python benchmarks/sim_cpu.py [--steps 100] [--repeats 7]
 
 Writes benchmarks/results/sim_cpu.json with the machine.
 """
@@ -27,8 +27,8 @@ TARGET = 0.8
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=40, help="batched steps per timed repeat")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=100, help="batched steps per timed repeat")
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=None, help="simulator threads (default: all usable CPUs)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "sim_cpu.json"))
     args = parser.parse_args(argv)

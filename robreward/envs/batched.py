@@ -206,7 +206,7 @@ class BatchedEnv:
 
         broken_t = torch.as_tensor(broken, device=self.device)
         # NaN guard: nothing non-finite reaches the learner
-        broken_t |= ~torch.isfinite(obs).all(-1) | ~torch.isfinite(reward)
+        broken_t |= ~torch.isfinite(obs.sum(-1) + reward)  # any NaN/inf in a row makes its sum non-finite
         if broken_t.any():
             keep = ~broken_t
             reward = torch.where(keep, reward, torch.zeros_like(reward))
