@@ -36,7 +36,8 @@ def machine_info() -> dict:
         pass
     return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
             "python": platform.python_version(), "torch": torch.__version__, "mujoco": mujoco.__version__,
-            "stable_baselines3": stable_baselines3.__version__, "platform": platform.platform()}
+            "stable_baselines3": stable_baselines3.__version__, "platform": platform.platform(),
+            "load_avg_at_start": os.getloadavg()}
 
 
 def evaluate_return(run_dir: str, episodes: int, seed: int) -> dict:
@@ -76,8 +77,8 @@ def main(argv=None) -> int:
         parser.error(f"unknown algos {bad}: choose from ppo, sb3")
     rows = []
     with tempfile.TemporaryDirectory(prefix="ppo_cpu_") as root:
-        for algo in algos:
-            for seed in seeds:
+        for seed in seeds:  # interleaved, so both algorithms see the same machine load
+            for algo in algos:
                 rows.append(run_one(algo, args.steps, seed, Path(root), args.episodes))
     summary = {}
     for algo in algos:

@@ -28,7 +28,7 @@ def run_expert(task, episodes: int, seed: int = 0, video: str | None = None, num
     frames = []
     for _ in tqdm(range(spec.episode_length), desc=f"expert {spec.name}", leave=False):
         if video:
-            frames.append(env.render([0], 320, 240)[0])
+            frames.append(env.render([0], 320, 240, renderer="egl")[0])
         _, _, terminated, truncated, info = env.step(spec.expert(env.state))
         running = ~finished
         success |= info["success"].cpu() & running

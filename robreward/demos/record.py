@@ -132,7 +132,7 @@ def record(task, source, episodes: int, out, seed: int = 0, noise: float = 0.0, 
     info_rec = {"seed": int(seed), "noise": float(noise), "episodes": int(episodes), "num_envs": n}
 
     def start(world, states, obs_rows):
-        frame = env.render([world], *frame_size)[0] if frames else None
+        frame = env.render([world], *frame_size, renderer="egl")[0] if frames else None
         s = states[world].cpu().numpy().copy()
         return _Episode(s, read_model_fields(env, names, world), obs_rows[world].cpu().numpy(), s[qs], s[vs], frame, world)
 
@@ -167,7 +167,7 @@ def record(task, source, episodes: int, out, seed: int = 0, noise: float = 0.0, 
             if frames:  # frames of the post-step state: only for worlds still running
                 for w, ep in enumerate(live):
                     if not done[w]:
-                        ep.frames.append(env.render([w], *frame_size)[0])
+                        ep.frames.append(env.render([w], *frame_size, renderer="egl")[0])
                     else:  # the world was reset already: render its final state from qpos/qvel
                         ep.frames.append(_render_state(env, w, post[w], frame_size))
             if done.any():
@@ -193,7 +193,7 @@ def _render_state(env, world, full_state, size):
     """Render a world at a given full state, then put the world's live state back."""
     live = env.get_state()[world].clone()
     env.sim.set_state(np.asarray(full_state)[None], np.array([world]))
-    frame = env.render([world], *size)[0]
+    frame = env.render([world], *size, renderer="egl")[0]
     env.sim.set_state(live.cpu().numpy()[None], np.array([world]))
     return frame
 

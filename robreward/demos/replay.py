@@ -110,7 +110,7 @@ def render_episode(path, episode: int, video=None, mode: str = "state", width: i
     qs, vs = state_slices(env.model)
     init = ep["initial_state"][None]
     _apply_initial(env, np.array([0]), init, [ep.get("model_fields", {})])
-    frames = [env.render([0], width, height, camera)[0]]
+    frames = [env.render([0], width, height, camera, renderer="egl")[0]]
     for t in range(len(ep["actions"])):
         if mode == "actions":
             _, _, term, trunc, info = env.step(torch.from_numpy(ep["actions"][t][None]))
@@ -120,7 +120,7 @@ def render_episode(path, episode: int, video=None, mode: str = "state", width: i
             state = init.copy()
             state[:, qs], state[:, vs] = ep["qpos"][t + 1], ep["qvel"][t + 1]
             env.set_state(state, [0])
-        frames.append(env.render([0], width, height, camera)[0])
+        frames.append(env.render([0], width, height, camera, renderer="egl")[0])
     env.close()
     frames = np.stack(frames)
     if video:

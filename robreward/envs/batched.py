@@ -271,8 +271,32 @@ class BatchedEnv:
         return self._obs
 
     # -- rendering ---------------------------------------------------------------------------
-    def render(self, world_ids=(0,), width: int = 320, height: int = 240, camera=None) -> np.ndarray:
-        """uint8 frames [len(world_ids), height, width, 3] of the current state."""
+    def render(self, world_ids=(0,), width: int = 320, height: int = 240, camera=None,
+               renderer: str = "auto"):
+        """uint8 frames [len(world_ids), height, width, 3] of the current state.
+
+        camera: a model camera name/id, an ``mujoco.MjvCamera`` (EGL only), or None for the
+        task's camera (``spec.camera``; if that is None too, a free camera tracking the root body,
+        EGL only).
+        renderer: "egl" - MuJoCo's OpenGL renderer on the CPU, one world at a time; returns a
+        numpy array. "warp" - MuJoCo Warp's ray-traced batch renderer on the simulation device
+        (backend="warp" only, model cameras only); returns a torch uint8 tensor on the env device,
+        so image observations stay on the GPU. "auto" - "warp" when backend="warp" on a CUDA
+        device and the camera is a model camera, else "egl".
+        """
+        if renderer not in ("auto", "egl", "warp"):
+            raise ValueError(f"unknown renderer {renderer!r}: choose 'auto', 'egl' or 'warp'")
+        if renderer == "warp" and self.backend != "warp":
+            raise ValueError(f"renderer='warp' (MuJoCo Warp's batch renderer) needs backend='warp', "
+                             f"this env has backend={self.backend!r}: use renderer='egl'")
+        cam = camera if camera is not None else self.spec.camera
+        if renderer == "auto":
+            model_cam = isinstance(cam, (str, int, np.integer)) and not isinstance(cam, bool)
+            renderer = "warp" if self.backend == "warp" and self.device.type == "cuda" and model_cam else "egl"
+        if renderer == "warp":
+            if self.state is None:
+                self.reset()
+            return self.sim.render_batch(list(world_ids), width, height, cam)
         from robreward.envs.render import render_worlds
 
         return render_worlds(self, list(world_ids), width, height, camera)

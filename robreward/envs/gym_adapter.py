@@ -53,7 +53,7 @@ class GymEnv(gymnasium.Env):
     def render(self):
         if self.render_mode != "rgb_array":
             return None
-        return self.env.render([0], *self._size)[0]
+        return self.env.render([0], *self._size, renderer="egl")[0]
 
     def close(self):
         self.env.close()
@@ -108,7 +108,7 @@ class GymVectorEnv(VectorEnv):
         return out_obs, reward, terminated, truncated, infos
 
     def render(self):
-        return self.env.render(range(self.num_envs)) if self.render_mode == "rgb_array" else None
+        return self.env.render(range(self.num_envs), renderer="egl") if self.render_mode == "rgb_array" else None
 
     def close_extras(self, **kwargs):
         self.env.close()

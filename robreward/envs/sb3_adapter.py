@@ -63,4 +63,4 @@ class SB3VecEnv(VecEnv):
         return [False] * len(self._get_indices(indices))
 
     def get_images(self):
-        return list(self.env.render(range(self.num_envs)))
+        return list(self.env.render(range(self.num_envs), renderer="egl"))

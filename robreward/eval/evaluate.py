@@ -141,7 +141,7 @@ def run_episodes(task, policy, *, episodes: int = 100, seed: int = 0, num_envs: 
             if (done_count >= quota).all():
                 break
             if video and done_count[0] < video_episodes:
-                frames.append(np.concatenate(list(env.render(worlds, *VIDEO_SIZE)), axis=1))
+                frames.append(np.concatenate(list(env.render(worlds, *VIDEO_SIZE, renderer="egl")), axis=1))
             action = _act(policy, env, obs, deterministic, pass_det)
             obs, reward, terminated, truncated, info = env.step(action)
             hand_ret += info["hand_reward"].to(torch.float64)
