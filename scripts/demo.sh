@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: the task suite, a scripted expert with a video, then (when PPO is present) a short
-# PPO run on `reach` compared with the shipped hand/sparse baselines. CPU only, a few minutes.
+# PPO run on `reach` compared with the shipped hand/sparse baselines, and the LLM reward loop on
+# `reach` replayed offline from a recorded transcript. CPU only, a few minutes.
 set -euo pipefail
 RR=.venv/bin/robreward
 OUT=${DEMO_OUT:-runs/demo}
@@ -23,6 +24,14 @@ if $RR train --help >/dev/null 2>&1; then
   echo
   echo "== compared with the shipped baselines (policies/reach: hand H and sparse S)"
   $RR compare "$OUT/reach-hand" --out "$OUT/compare"
+fi
+if $RR generate --help >/dev/null 2>&1; then
+  echo
+  echo "== reward code from task text: the Eureka loop on reach, offline"
+  echo "   (replaying examples/transcripts/reach: recorded example responses, not a live model)"
+  rm -rf "$OUT/gen-reach"
+  $RR generate --task reach --llm replay:examples/transcripts/reach --samples 3 --iterations 2 --steps 30000 \
+    --final-seeds 1 --out "$OUT/gen-reach"
 fi
 echo
 echo "demo outputs in $OUT/"

@@ -17,11 +17,20 @@ from robreward.codegen.llm import (
     price_per_million,
     request_key,
 )
+from robreward.codegen.loop import (
+    GenerateConfig,
+    check_fitness_expression,
+    generate,
+    load_config,
+    train_candidates,
+    training_stats,
+)
 
 __all__ = [
     "PRICES_PER_MILLION",
     "BudgetExceeded",
     "Completion",
+    "GenerateConfig",
     "LLMClient",
     "LLMConfigError",
     "LLMError",
@@ -31,7 +40,12 @@ __all__ = [
     "ReplayClient",
     "ReplayMissError",
     "RetryPolicy",
+    "check_fitness_expression",
+    "generate",
+    "load_config",
     "make_client",
     "price_per_million",
     "request_key",
+    "train_candidates",
+    "training_stats",
 ]

@@ -73,7 +73,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
 import os
 import warnings
 

@@ -249,8 +249,8 @@ def train(config: TrainConfig, resume_from: str | os.PathLike | None = None) -> 
             # 3. logging and checkpoints
             iter_s = time.perf_counter() - t0
             stats = tracker.collect()
-            row = _log(writer, csv_writer, bar, global_step, update, elapsed_before + time.perf_counter() - start,
-                       cfg.num_steps * config.num_envs / iter_s, collect_s, stats, result, policy)
+            _log(writer, csv_writer, bar, global_step, update, elapsed_before + time.perf_counter() - start,
+                 cfg.num_steps * config.num_envs / iter_s, collect_s, stats, result, policy)
             if update % config.latest_every == 0 or update % config.checkpoint_every == 0:
                 checkpoint(periodic=update % config.checkpoint_every == 0)
                 csv_file.flush()

@@ -1,0 +1,598 @@
+"""The Eureka loop: reward programs from task text, evolved by sample -> check -> (filter) ->
+train -> reflect -> keep the best, then the best retrained over fresh seeds and compared with
+the shipped baselines of ``policies/<task>/``.
+
+    generate(GenerateConfig(task="reach", llm="gpt-4o", samples=4, iterations=3, steps=200_000,
+                            out="runs/gen-reach"))
+    generate(load_config("runs/gen-reach"), resume=True)       # after a crash or a spend cap
+
+The run directory keeps everything:
+
+    config.json              the resolved GenerateConfig (API keys live only in the environment)
+    state.json               progress, rewritten atomically after every candidate (what resume reads)
+    ledger.json              LLM tokens and approximate cost
+    transcript/              every LLM call, request and response (``--llm replay:OUT/transcript``)
+    llm_cache/               responses by request key: a resumed run pays for nothing twice
+    task/                    --text only: the scene with the user's fitness, as a task folder
+    iter_XX/prompt.json      the iteration's sampling request; samples_aN.json: the K responses of
+                             attempt N (an iteration whose candidates all fail is redone)
+    iter_XX/cand_YY/         reward.py, check.json (every check and repair round, the CARD test),
+                             run/ (a robreward run dir), reflection.txt
+    best/                    reward.py, reflection.txt, policy.onnx (after the final stage: the
+                             median final seed's)
+    final/seed_N/            the best reward retrained with fresh seeds (a seed group for compare)
+    report.md, compare.md, compare.json, curves.png
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from robreward.codegen.extract import extract_program, preflight
+from robreward.codegen.llm import (BudgetExceeded, Completion, Ledger, LLMError, ReplayClient, ReplayMissError,
+                                   _request_record, _Transcript, make_client, request_key)
+from robreward.codegen.prompt import build_prompt, repair_prompt
+from robreward.codegen.reflect import reflection_text
+from robreward.codegen.report import write_report
+from robreward.codegen.training import _write_json, _write_text, train_candidates, training_stats
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE, CONFIG_FILE = "state.json", "config.json"
+PASSED = ("passed", "trained", "train_failed")  # candidate statuses that got through the checks
+PREFERENCE_MODES = ("fitness",)
+FITNESS_PROGRAM = '''"""The fitness of a --text task, as given by --fitness (written by robreward generate)."""
+import torch
+import math
+
+
+def compute_reward(state, action):
+    fitness = ({expr}) * 1.0
+    return fitness, {{"fitness": fitness}}
+'''
+TEXT_TASK = '''"""A task given as text over the scene of an existing task (written by robreward generate):
+the scene's physics, state and hand reward; the user's fitness (fitness.py) instead of the scene's."""
+import dataclasses
+from pathlib import Path
+
+from robreward.envs.registry import get_task
+from robreward.rewards.program import load_reward_program
+
+HERE = Path(__file__).resolve().parent
+SCENE = get_task({scene!r})
+_FITNESS = load_reward_program(HERE / "fitness.py", SCENE, dry_run=False)  # dry-run once by generate
+
+
+def _fitness(state):
+    return _FITNESS(state, state.action)[0]
+
+
+TASK = dataclasses.replace(
+    SCENE, name=SCENE.name + "-text", fitness=_fitness, success_threshold=None,
+    description=(HERE / "text.txt").read_text() + "\\n\\nScene: " + SCENE.description,
+    notes="--text task: fitness from fitness.py; success is the scene's own success test")
+'''
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """One `robreward generate` run (saved as config.json in the run directory)."""
+
+    task: str
+    """Task name (see `robreward tasks`) or task folder; with `text`, the scene the text task is set in."""
+    llm: str
+    """MODEL (OpenAI-compatible), anthropic:MODEL, or replay:DIR (a recorded transcript)."""
+    out: str
+    """Run directory."""
+    text: str | None = None
+    """The task as free text (instead of the task's description); needs `fitness`."""
+    fitness: str | None = None
+    """--text tasks: a Python expression over `state` fields (torch, math) giving the per-step fitness [N]."""
+    base_url: str | None = None
+    """OpenAI-compatible server URL (vLLM, Ollama, llama.cpp, LM Studio)."""
+    samples: int = 4
+    """K: programs sampled per iteration (one request with n=K)."""
+    iterations: int = 3
+    """Iterations of the loop."""
+    steps: int = 200_000
+    """PPO env steps (summed over worlds) per candidate."""
+    num_envs: int = 32
+    """Parallel worlds per candidate training."""
+    eval_episodes: int = 50
+    """Evaluation episodes per candidate (its eval.json fitness_mean selects the best)."""
+    final_seeds: int = 5
+    """Fresh seeds the best reward is retrained with at the end (0 skips the final stage)."""
+    final_steps: int | None = None
+    """Env steps per final seed (default: `steps`)."""
+    final_eval_episodes: int = 100
+    """Evaluation episodes per final seed (the shipped baselines use 100)."""
+    seed: int = 0
+    """Training seed of the candidates; the final seeds are seed+1 ... seed+final_seeds."""
+    demos: str | None = None
+    """HDF5 demo dataset with successful and failed episodes: enables the CARD trajectory-preference filter."""
+    card_threshold: float = 0.8
+    """Fraction of (successful, failed) demo pairs a candidate must rank correctly."""
+    feedback: str | None = None
+    """Text from a person who watched the policy of `from_run`; enters every prompt."""
+    from_run: str | None = None
+    """An earlier generate run whose best program and reflection start this one."""
+    preferences: str | None = None
+    """ICPL-style preferences in the next prompt: "fitness" (the task metric picks best/worst candidate)."""
+    max_cost: float | None = None
+    """LLM spend cap in USD (approximate prices); reaching it stops cleanly and resumably."""
+    max_tokens: int | None = None
+    """LLM token cap (prompt + completion)."""
+    temperature: float = 1.0
+    """Sampling temperature (Eureka: 1.0)."""
+    response_tokens: int = 2048
+    """max_tokens of each LLM response."""
+    repair_rounds: int = 2
+    """Repair requests per failing candidate (check errors and CARD feedback go back to the LLM)."""
+    max_redo: int = 2
+    """Times an iteration whose candidates all fail is sampled again."""
+    dry_run_timeout_s: float = 10.0
+    """Wall-clock limit of a candidate's sandboxed dry run."""
+    llm_timeout_s: float = 120.0
+    """Timeout of one LLM HTTP request."""
+
+    def __post_init__(self):
+        positive = {"samples": "--samples", "iterations": "--iterations", "steps": "--steps", "num_envs": "--envs",
+                    "eval_episodes": "--eval-episodes", "response_tokens": "response_tokens"}
+        for name, flag in positive.items():
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{flag} must be >= 1, got {getattr(self, name)}")
+        for name, flag in {"final_seeds": "--final-seeds", "repair_rounds": "--repair-rounds",
+                           "max_redo": "max_redo"}.items():
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"{flag} must be >= 0, got {getattr(self, name)}")
+        if self.final_steps is not None and self.final_steps < 1:
+            raise ValueError(f"--final-steps must be >= 1, got {self.final_steps}")
+        if not str(self.llm).strip():
+            raise ValueError("--llm is required: MODEL, anthropic:MODEL or replay:DIR")
+        if self.text is not None and not self.text.strip():
+            raise ValueError("--text is empty: describe the task in a sentence")
+        if self.text and not self.fitness:
+            raise ValueError("a --text task has no fitness of its own to select candidates by: give --fitness EXPR, "
+                             "a Python expression over state fields, e.g. --fitness \"(torch.linalg.norm("
+                             "state.ee_to_goal, dim=-1) < 0.05)\" (selection by preference is not available yet)")
+        if self.fitness and not self.text:
+            raise ValueError("--fitness replaces the fitness of a --text task; a named task selects by its own "
+                             "fitness (drop --fitness, or describe the task with --text)")
+        if self.demos and self.text:
+            raise ValueError("--demos cannot filter a --text task: the demos' success flags are the scene's task")
+        if self.feedback and not self.from_run:
+            raise ValueError("--feedback needs --from RUN: the generate run whose best policy the feedback is about")
+        if self.preferences is not None and self.preferences not in PREFERENCE_MODES:
+            raise ValueError(f"unknown --preferences {self.preferences!r}: choose one of {', '.join(PREFERENCE_MODES)}")
+        if not 0.0 < self.card_threshold <= 1.0:
+            raise ValueError(f"card_threshold must be in (0, 1], got {self.card_threshold}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def load_config(run_dir, **overrides) -> GenerateConfig:
+    """The config.json of a generate run, with `overrides` (e.g. a higher max_cost)."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{str(run_dir)!r} is not a generate run directory (no {CONFIG_FILE}): pass the "
+                                "--out DIR of an earlier `robreward generate`")
+    data = json.loads(path.read_text())
+    known = {f.name for f in dataclasses.fields(GenerateConfig)}
+    data = {k: v for k, v in data.items() if k in known}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return GenerateConfig(**data)
+
+
+# -- the loop ---------------------------------------------------------------------------------------
+def generate(config: GenerateConfig, *, resume: bool = False, log: Callable[[str], None] | None = None) -> dict:
+    """Run the loop (module docstring). Resumable: ``resume=True`` continues the run in
+    ``config.out`` and redoes nothing that finished. A spend cap raises ``BudgetExceeded``
+    after saving the state, with the command that resumes with a higher cap."""
+    run = _Run(config, resume=resume, log=log or (lambda message: logger.info("%s", message)))
+    try:
+        for it in range(config.iterations):
+            if run.iteration(it)["done"]:
+                continue
+            # 1. prompt: the task text and state abstraction; after the first iteration also the best
+            #    program so far with its reflection, the person's feedback and ICPL preferences
+            messages = run.prompt(it)
+            # 2-3. sample K programs in one request; extract + preflight each with bounded repair rounds,
+            #      then the CARD trajectory-preference test (--demos); an iteration whose candidates all
+            #      fail is sampled again (bounded) rather than wasted
+            survivors = run.sample_and_check(it, messages)
+            # 4. train the survivors, one PPO run each (train_candidates: the seam for a batched trainer)
+            run.train(it, survivors)
+            # 5-6. reflect on each trained candidate's per-term training statistics; keep the best by
+            #      task fitness (eval.json fitness_mean) with its reflection for the next prompt
+            run.reflect_and_select(it)
+        # 7. final: the best reward retrained over fresh seeds, compared with the policies/ baselines
+        run.final()
+    except BudgetExceeded as err:
+        run.stop(f"LLM spend cap: {err}")
+        raise BudgetExceeded(f"{err}. The run is saved: continue it with `robreward generate --resume "
+                             f"{config.out} --max-cost USD` (or --max-tokens N) with a higher cap") from err
+    except LLMError as err:  # retries exhausted, a replay asked for what was never recorded, ...
+        run.stop(f"LLM error: {err}")
+        raise
+    except KeyboardInterrupt:
+        run.stop("interrupted")
+        raise
+    return run.finish()
+
+
+def check_fitness_expression(expr: str, spec) -> str:
+    """The --fitness expression as a reward program source, after the reward-program checks
+    (static allow-list + sandboxed dry run: shape [N], float, finite). ValueError says why not."""
+    try:
+        ast.parse(expr.strip(), mode="eval")
+    except SyntaxError as err:
+        raise ValueError(f"--fitness {expr!r} is not a Python expression ({err.msg}); give one expression over "
+                         "state fields, e.g. \"(torch.linalg.norm(state.ee_to_goal, dim=-1) < 0.05)\"") from None
+    source = FITNESS_PROGRAM.format(expr=" ".join(expr.split()))
+    result = preflight(source, spec, name="fitness")
+    if not result.ok:
+        raise ValueError(f"--fitness {expr!r} is rejected by the reward-program checks: " + "; ".join(result.reasons))
+    return source
+
+
+# -- the run: state, LLM, stages ---------------------------------------------------------------------
+class _Run:
+    """One generate run directory: its state and the stages `generate` calls in order."""
+
+    def __init__(self, config: GenerateConfig, resume: bool, log: Callable[[str], None]):
+        from robreward.envs.registry import get_task
+
+        self.config, self.log, self.out = config, log, Path(config.out)
+        if resume and not (self.out / STATE_FILE).is_file():
+            raise FileNotFoundError(f"--resume {config.out!r}: no {STATE_FILE} there; pass the --out DIR of an "
+                                    "earlier `robreward generate`")
+        if not resume and (self.out / STATE_FILE).is_file():
+            raise ValueError(f"{config.out!r} already holds a generate run: continue it with `robreward generate "
+                             f"--resume {config.out}` or choose another --out")
+        self.spec = get_task(config.task)  # the scene, for a --text task
+        self.fitness_source = check_fitness_expression(config.fitness, self.spec) if config.fitness else None
+        self.demo_data = self._demo_states() if config.demos else None
+        self.from_best = _best_of_run(config.from_run, self.spec.name) if config.from_run else None
+        self.state = json.loads((self.out / STATE_FILE).read_text()) if resume else _new_state()
+        self.ledger = Ledger.load(self.out / "ledger.json", config.max_cost, config.max_tokens)
+        self.llm = _RunLLM(config, self.ledger, self.out, self.state["llm_calls"])  # LLMConfigError if unset
+        self.out.mkdir(parents=True, exist_ok=True)
+        _write_json(self.out / CONFIG_FILE, config.to_dict())
+        self.train_task = self._train_task()
+        self.state["status"], self.state["stop_reason"] = "running", None
+        self.save()
+
+    # -- bookkeeping
+    def save(self) -> None:
+        self.state["replay_fallbacks"] = self.llm.fallbacks
+        _write_json(self.out / STATE_FILE, self.state)
+
+    def stop(self, reason: str) -> None:
+        self.state["status"], self.state["stop_reason"] = "stopped", reason
+        self.save()
+        self.write_report()  # what was done so far
+        self.log(f"stopped ({reason}); state saved in {self.out / STATE_FILE}")
+
+    def iteration(self, it: int) -> dict:
+        iterations = self.state["iterations"]
+        while len(iterations) <= it:
+            iterations.append({"index": len(iterations), "attempt": 0, "done": False, "candidates": [],
+                               "best": None, "preferences": []})
+        return iterations[it]
+
+    def _cand_dir(self, cand: dict) -> Path:
+        return self.out / cand["id"]
+
+    def _complete(self, messages: list[dict], n: int, seed: int) -> Completion:
+        completion = self.llm.complete(messages, n, self.config.temperature, self.config.response_tokens, seed=seed)
+        self.state["llm_calls"] += 1
+        self.save()
+        return completion
+
+    def _demo_states(self):
+        from robreward.codegen.card_filter import demo_states
+
+        data = demo_states(self.config.demos, self.spec)
+        successes = sum(data.success.values())
+        if successes == 0 or successes == len(data.success):
+            raise ValueError(f"--demos {self.config.demos}: {successes} of {len(data.success)} episodes succeed; the "
+                             "trajectory-preference filter needs successful and failed episodes (e.g. "
+                             "demos/push-noisy.h5, or record with --noise)")
+        return data
+
+    def _train_task(self) -> str:
+        if not self.config.text:
+            return self.config.task if not Path(self.config.task).is_dir() else str(Path(self.config.task).resolve())
+        folder = self.out / "task"  # a real task folder: training, eval.json and compare all use the user's fitness
+        folder.mkdir(exist_ok=True)
+        scene = self.config.task if not Path(self.config.task).is_dir() else str(Path(self.config.task).resolve())
+        _write_text(folder / "fitness.py", self.fitness_source)
+        _write_text(folder / "text.txt", self.config.text.strip())
+        _write_text(folder / "task.py", TEXT_TASK.format(scene=scene))
+        return str(folder.resolve())
+
+    # -- 1. prompt
+    def prompt(self, it: int) -> list[dict]:
+        path = self.out / f"iter_{it:02d}" / "prompt.json"
+        if path.is_file():  # resume: the exact request of the first run (the cache and replays key on it)
+            return json.loads(path.read_text())
+        best = self.state["best"] or self.from_best
+        code = (self.out / best["id"] / "reward.py").read_text() if best and "id" in best else (best or {}).get("code")
+        previous = self.state["iterations"][it - 1]["preferences"] if it > 0 else []
+        messages = build_prompt(self.spec, task_text=self.config.text, feedback=self.config.feedback,
+                                reflection=(best or {}).get("reflection"), best_code=code, preferences=previous)
+        _write_json(path, messages)
+        return messages
+
+    # -- 2-3. sample, check, repair, filter
+    def sample_and_check(self, it: int, messages: list[dict]) -> list[dict]:
+        rec, config = self.iteration(it), self.config
+        for attempt in range(rec["attempt"], config.max_redo + 1):
+            rec["attempt"] = attempt
+            texts = self._samples(it, attempt, messages)
+            for k, text in enumerate(texts):
+                index = attempt * config.samples + k
+                if index == len(rec["candidates"]):
+                    rec["candidates"].append({"id": f"iter_{it:02d}/cand_{index:02d}", "index": index,
+                                              "attempt": attempt, "status": "pending", "reason": None, "repairs": 0,
+                                              "fitness": None, "success": None})
+                cand = rec["candidates"][index]
+                if cand["status"] == "pending":
+                    self._check(it, cand, messages, text)
+                    self.save()
+                    self.log(f"{cand['id']}: {cand['status']}" + (f" ({cand['reason']})" if cand["reason"] else "")
+                             + (f" after {cand['repairs']} repair(s)" if cand["repairs"] else ""))
+            survivors = [c for c in rec["candidates"] if c["status"] in PASSED]
+            if survivors:
+                return survivors
+            if attempt < config.max_redo:
+                self.log(f"iteration {it}: every candidate failed its checks; sampling it again "
+                         f"({attempt + 1}/{config.max_redo})")
+                rec["attempt"] = attempt + 1
+                self.save()
+        self.log(f"iteration {it}: no candidate passed the checks in {config.max_redo + 1} attempt(s)")
+        return []
+
+    def _samples(self, it: int, attempt: int, messages: list[dict]) -> list[str]:
+        path = self.out / f"iter_{it:02d}" / f"samples_a{attempt}.json"
+        if path.is_file():
+            return json.loads(path.read_text())["texts"]
+        self.log(f"iteration {it}: asking {self.llm.model} for {self.config.samples} programs"
+                 + (f" (attempt {attempt + 1})" if attempt else ""))
+        completion = self._complete(messages, self.config.samples, seed=1000 * it + attempt)
+        _write_json(path, {"texts": completion.texts, "finish_reasons": completion.finish_reasons,
+                           "model": completion.model, "prompt_tokens": completion.prompt_tokens,
+                           "completion_tokens": completion.completion_tokens, "cached": completion.cached})
+        return completion.texts
+
+    def _check(self, it: int, cand: dict, messages: list[dict], text: str) -> None:
+        """Extract + preflight (+ CARD) one sample; failures go back to the LLM for repair rounds.
+        check.json is saved after every round, so a resumed run continues at the round it was in."""
+        folder = self._cand_dir(cand)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "check.json"
+        record = json.loads(path.read_text()) if path.is_file() else {"attempts": []}
+        conversation = list(messages)
+        for round_ in range(self.config.repair_rounds + 1):
+            if round_ == len(record["attempts"]):
+                if round_ > 0:  # a repair: the seed keeps identical conversations of two candidates apart
+                    text = self._complete(conversation, 1, seed=1000 * it + 500 + cand["index"]).texts[0]
+                record["attempts"].append(self._check_once(text, cand["id"]))
+                _write_json(path, record)
+            attempt = record["attempts"][round_]
+            if attempt["ok"]:
+                break
+            if round_ < self.config.repair_rounds:
+                conversation = repair_prompt(conversation, attempt["code"] or attempt["response"], attempt["feedback"])
+        last = record["attempts"][-1]
+        cand["repairs"] = len(record["attempts"]) - 1
+        cand["status"] = "passed" if last["ok"] else ("filtered" if last["stage"] == "card" else "rejected")
+        cand["reason"] = None if last["ok"] else f"{last['stage']}: " + "; ".join(last["reasons"])[:300]
+        if last["code"]:
+            _write_text(folder / "reward.py", last["code"])
+        record.update(done=True, status=cand["status"], ok=last["ok"], stage=last["stage"], reasons=last["reasons"])
+        _write_json(path, record)
+
+    def _check_once(self, text: str, name: str) -> dict:
+        result = preflight(extract_program(text), self.spec, timeout_s=self.config.dry_run_timeout_s, name=name)
+        attempt = {"response": text, "code": result.code, "ok": result.ok, "stage": result.stage,
+                   "reasons": list(result.reasons), "term_stats": result.to_dict()["term_stats"],
+                   "feedback": result.feedback()}
+        if result.ok and self.demo_data is not None:
+            from robreward.codegen.card_filter import trajectory_preference_test
+
+            card = trajectory_preference_test(result.code, self.demo_data, self.spec, threshold=self.config.card_threshold,
+                                              timeout_s=3 * self.config.dry_run_timeout_s)
+            attempt["card"] = card.to_dict()
+            if not card.passed:
+                attempt.update(ok=False, stage="card", feedback=card.feedback,
+                               reasons=[card.error or f"ranked {card.fraction:.0%} of (successful, failed) demo pairs "
+                                                      f"correctly, {card.threshold:.0%} required"])
+        return attempt
+
+    # -- 4. train
+    def train(self, it: int, survivors: list[dict]) -> None:
+        todo = [c for c in survivors if c["status"] == "passed"]
+        if not todo:
+            return
+        self.log(f"iteration {it}: training {len(todo)} candidate(s), {self.config.steps:,} steps each")
+
+        def done(index: int, run_dir: str) -> None:
+            cand = todo[index]
+            result = _run_result(run_dir)
+            cand.update(status="trained" if result["ok"] else "train_failed", fitness=result["fitness"],
+                        success=result["success"], reason=result["error"])
+            self.save()
+            self.log(f"{cand['id']}: " + (f"fitness {result['fitness']:.4g}, success {result['success']:.2f}"
+                                          if result["ok"] else f"training failed: {result['error']}"))
+
+        train_candidates(self.train_task, [self._cand_dir(c) / "reward.py" for c in todo], self.config.steps,
+                         self.config.seed, [self._cand_dir(c) / "run" for c in todo], num_envs=self.config.num_envs,
+                         eval_episodes=self.config.eval_episodes, on_done=done)
+
+    # -- 5-6. reflect, select
+    def reflect_and_select(self, it: int) -> None:
+        rec = self.iteration(it)
+        trained = [c for c in rec["candidates"] if c["status"] == "trained"]
+        for cand in trained:
+            path = self._cand_dir(cand) / "reflection.txt"
+            if not path.is_file():
+                stats = training_stats(self._cand_dir(cand) / "run", success=not self.config.text)
+                text = reflection_text(stats) if stats else "No training episode finished: raise --steps."
+                _write_text(path, text)
+                cand["terms"] = sorted(stats.get("terms", {}))
+        if trained:
+            top = max(trained, key=lambda c: c["fitness"])  # max keeps the first of equals: deterministic
+            rec["best"] = top["id"]
+            incumbent = self.state["best"]
+            if incumbent is None or top["fitness"] > incumbent["fitness"]:
+                self.state["best"] = {"id": top["id"], "iteration": it, "fitness": top["fitness"],
+                                      "reflection": (self._cand_dir(top) / "reflection.txt").read_text()}
+                self._copy_best(self._cand_dir(top) / "run" / "policy.onnx")
+                self.log(f"iteration {it}: new best {top['id']} (fitness {top['fitness']:.4g})")
+            if self.config.preferences == "fitness" and len(trained) > 1:
+                worst = min(trained, key=lambda c: c["fitness"])
+                rec["preferences"] = [
+                    f"candidate {top['id']} (terms {', '.join(top.get('terms', []))}; fitness {top['fitness']:.3g}) "
+                    f"was preferred over candidate {worst['id']} (terms {', '.join(worst.get('terms', []))}; fitness "
+                    f"{worst['fitness']:.3g}); the task metric picked them, as ICPL's proxy for a person"]
+        rec["done"] = True
+        self.save()
+
+    def _copy_best(self, policy: Path | None) -> None:
+        best = self.out / "best"
+        best.mkdir(exist_ok=True)
+        _write_text(best / "reward.py", (self.out / self.state["best"]["id"] / "reward.py").read_text())
+        _write_text(best / "reflection.txt", self.state["best"]["reflection"])
+        if policy is not None and policy.is_file():
+            shutil.copyfile(policy, best / "policy.onnx.tmp")
+            os.replace(best / "policy.onnx.tmp", best / "policy.onnx")
+
+    # -- 7. final
+    def final(self) -> None:
+        config, best = self.config, self.state["best"]
+        if config.final_seeds == 0 or best is None:
+            return
+        final = self.state.setdefault("final", {"seeds": [config.seed + 1 + s for s in range(config.final_seeds)],
+                                                "results": {}})
+        steps = config.final_steps or config.steps
+        for seed in final["seeds"]:
+            if str(seed) in final["results"]:
+                continue
+            self.log(f"final: best reward {best['id']}, seed {seed}, {steps:,} steps")
+
+            def done(index: int, run_dir: str, seed=seed) -> None:
+                final["results"][str(seed)] = _run_result(run_dir)
+                self.save()
+
+            train_candidates(self.train_task, [self.out / "best" / "reward.py"], steps, seed,
+                             [self.out / "final" / f"seed_{seed}"], num_envs=config.num_envs,
+                             eval_episodes=config.final_eval_episodes, on_done=done)
+        ok = sorted((r["fitness"], int(s)) for s, r in final["results"].items() if r["ok"])
+        if ok:  # the shipped policy is the median seed's, as policies/ does
+            self._copy_best(self.out / "final" / f"seed_{ok[(len(ok) - 1) // 2][1]}" / "policy.onnx")
+        if not (self.out / "compare.json").is_file() and ok:
+            from robreward.eval.compare import compare
+
+            compare([self.out / "final"], out=self.out)
+
+    def finish(self) -> dict:
+        self.state["status"] = "done"
+        self.save()
+        report = self.write_report()
+        best = self.state["best"]
+        self.log(f"report: {report}")
+        return {"run_dir": str(self.out), "best": best and {k: v for k, v in best.items() if k != "reflection"},
+                "report": str(report), "state": self.state, "ledger": self.ledger.to_dict()}
+
+    # -- report.md (robreward/codegen/report.py)
+    def write_report(self) -> Path:
+        return write_report(self)
+
+
+class _RunLLM:
+    """The run's LLM client. ``replay:DIR`` answers from DIR by exact request first; where this
+    run's request differs from the recorded one (training numbers in a reflection differ from
+    machine to machine), the recorded call at the same position answers, and it is counted
+    (``fallbacks``) so the report can say so. A replayed run writes its own transcript too."""
+
+    def __init__(self, config: GenerateConfig, ledger, out: Path, calls_done: int):
+        spec = config.llm.strip()
+        self.fallbacks, self.position = 0, calls_done
+        if spec.startswith("replay:"):
+            self.replay_dir = Path(spec[len("replay:"):])
+            self.client = ReplayClient(self.replay_dir, ledger=ledger)
+            self.records = [json.loads(p.read_text()) for p in _Transcript.files(self.replay_dir)]
+            self.transcript = _Transcript(out / "transcript")
+        else:
+            self.replay_dir, self.records, self.transcript = None, [], None
+            self.client = make_client(spec, config.base_url, timeout=config.llm_timeout_s, ledger=ledger,
+                                      cache_dir=out / "llm_cache", transcript_dir=out / "transcript")
+        self.model, self.ledger = self.client.model, ledger
+
+    def complete(self, messages: list[dict], n: int, temperature: float, max_tokens: int, *, seed: int) -> Completion:
+        position, self.position = self.position, self.position + 1
+        try:
+            completion = self.client.complete(messages, n, temperature, max_tokens, seed=seed)
+        except ReplayMissError:
+            if position >= len(self.records) or self.records[position]["request"]["n"] != n:
+                raise
+            logger.warning("replay: request %d differs from the recorded one; using the recorded answer at that "
+                           "position", position)
+            self.fallbacks += 1
+            self.ledger.record_cached()
+            completion = dataclasses.replace(Completion(**self.records[position]["completion"]), cached=True,
+                                             cost_usd=0.0)
+        if self.transcript is not None:
+            request = _request_record(completion.model, messages, n, temperature, max_tokens, seed)
+            self.transcript.append(request_key(completion.model, messages, n, temperature, max_tokens, seed),
+                                   request, completion, 0)
+        return completion
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+def _new_state() -> dict:
+    return {"format": 1, "status": "running", "stop_reason": None, "llm_calls": 0, "replay_fallbacks": 0,
+            "iterations": [], "best": None}
+
+
+def _run_result(run_dir) -> dict:
+    run_dir = Path(run_dir)
+    if (run_dir / "failed.json").is_file():
+        error = json.loads((run_dir / "failed.json").read_text())["error"]
+        return {"ok": False, "fitness": None, "success": None, "error": error[:300]}
+    ev = json.loads((run_dir / "eval.json").read_text())
+    fitness = ev.get("fitness_mean")
+    ok = fitness is not None and fitness == fitness
+    return {"ok": ok, "fitness": fitness if ok else None, "success": ev.get("success_rate"),
+            "error": None if ok else "the evaluation gave no fitness"}
+
+
+def _best_of_run(run_dir, task_name: str) -> dict:
+    """The best program and reflection of an earlier generate run (--from RUN)."""
+    path = Path(run_dir) / STATE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"--from {str(run_dir)!r}: not a generate run directory (no {STATE_FILE})")
+    best = json.loads(path.read_text()).get("best")
+    if not best:
+        raise ValueError(f"--from {str(run_dir)!r}: that run has no trained candidate to start from")
+    their_task = json.loads((Path(run_dir) / CONFIG_FILE).read_text()).get("task")
+    from robreward.envs.registry import get_task
+
+    if get_task(their_task).name != task_name:
+        raise ValueError(f"--from {str(run_dir)!r} was a run on task {their_task!r}, not {task_name!r}")
+    return {"code": (Path(run_dir) / "best" / "reward.py").read_text(), "reflection": best["reflection"],
+            "from": str(run_dir)}
+
+
+__all__ = ["GenerateConfig", "check_fitness_expression", "generate", "load_config", "train_candidates",
+           "training_stats"]

@@ -1,0 +1,99 @@
+"""report.md of a `robreward generate` run: candidates, the best reward and its reflection,
+and what the final comparison with the shipped baselines could and could not show."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from robreward.codegen.training import _write_text
+
+
+def write_report(run) -> Path:
+    """Write OUT/report.md for a generate run (robreward.codegen.loop._Run); returns its path."""
+    config, state, best = run.config, run.state, run.state["best"]
+    task = f"{run.spec.name} (v{run.spec.version})"
+    lines = [f"# robreward generate: {config.text and 'text task over ' or ''}{task}", ""]
+    if config.text:
+        lines += [f"Task (--text): {config.text.strip()}", f"Fitness (--fitness): `{config.fitness}`", ""]
+    if run.llm.replay_dir is not None:
+        lines.append(f"LLM: **replayed** from `{run.llm.replay_dir}`: a recorded transcript, not a live model"
+                     + (f"; {run.llm.fallbacks} of {state['llm_calls']} answers were matched by position, "
+                        "not by exact request (this machine's training numbers in a reflection differed "
+                        "from the recorded run's)" if run.llm.fallbacks else "; every request matched exactly")
+                     + ".")
+    else:
+        lines.append(f"LLM: `{config.llm}`" + (f" at {config.base_url}" if config.base_url else "") + ".")
+    ledger = run.ledger
+    lines += [f"LLM usage: {state['llm_calls']} calls, {ledger.requests} HTTP requests, {ledger.cached_calls} "
+              f"answered from cache/replay, {ledger.prompt_tokens:,} + {ledger.completion_tokens:,} tokens, "
+              f"${ledger.cost_usd:.4f} (approximate; ledger.json).",
+              f"Search: K={config.samples} samples x {config.iterations} iteration(s), {config.steps:,} env steps "
+              f"per candidate ({config.num_envs} worlds, seed {config.seed}), up to {config.repair_rounds} repair "
+              f"round(s) per candidate; trajectory-preference filter: "
+              f"{config.demos or 'off'}" + (f"; started from {config.from_run}" if config.from_run else "")
+              + (f"; feedback: \"{config.feedback}\"" if config.feedback else "") + ".",
+              f"Status: {state['status']}" + (f" ({state['stop_reason']})" if state.get("stop_reason") else ""),
+              "", "## Candidates", "", "| candidate | attempt | status | repairs | fitness | success | why |",
+              "|---|---|---|---|---|---|---|"]
+    for rec in state["iterations"]:
+        for c in rec["candidates"]:
+            lines.append(f"| {c['id']} | {c['attempt']} | {c['status']} | {c['repairs']} | {_fmt(c['fitness'])} "
+                         f"| {_fmt(c.get('success'))} | {(c['reason'] or '').replace('|', '/')[:160]} |")
+    if best is None:
+        lines += ["", "No candidate was trained: see the reasons above and iter_*/cand_*/check.json."]
+    else:
+        code = (run.out / "best" / "reward.py").read_text().strip()
+        lines += ["", f"## Best reward: {best['id']} (fitness {best['fitness']:.4g} in the search)", "",
+                  "```python", code, "```", "", "Reflection on its training:", "", "```", best["reflection"], "```"]
+    lines += ["", "## Final comparison", ""] + _final_section(run) + [""]
+    path = run.out / "report.md"
+    _write_text(path, "\n".join(lines))
+    return path
+
+def _final_section(run) -> list[str]:
+    config, final = run.config, run.state.get("final")
+    lines = []
+    if final is None or not final["results"]:
+        reason = "--final-seeds 0" if config.final_seeds == 0 else "no trained candidate"
+        return [f"Skipped ({reason}). The search fitness above comes from one run per candidate, and picking "
+                "the maximum biases it upward: it is not a comparison with the baselines."]
+    compare_md = run.out / "compare.md"
+    if compare_md.is_file():
+        table = compare_md.read_text().replace("# Comparison", "").replace("![learning curves](curves.png)", "")
+        lines += [f"The best reward retrained with seeds {', '.join(map(str, final['seeds']))} for "
+                  f"{config.final_steps or config.steps:,} steps each (fresh seeds: the search run's own result is "
+                  "selection-biased).", "", table.strip(), "", "![learning curves](curves.png)", ""]
+    lines.append("What could and could not be compared:")
+    from robreward.eval.baseline import load_baseline
+
+    base = None if config.text else load_baseline(run.spec.name)
+    if config.text:
+        lines += [f"- A --text task has no hand or sparse baseline: no HNS and no test against a hand reward; its "
+                  f"fitness is the --fitness expression, and 'success' is the scene's ({run.spec.name}) own success "
+                  "test, not the text task's."]
+    elif base is None:
+        lines.append(f"- No shipped baseline (policies/{run.spec.name}/eval.json): raw fitness only, no HNS.")
+    else:
+        steps, ours = base.hand.get("steps"), config.final_steps or config.steps
+        lines.append(f"- Baselines from {base.path}: the hand reward trained {_fmt_int(steps)} steps per seed over "
+                     f"{len(base.hand.get('seeds') or [])} seed(s); the final runs here {ours:,} steps per seed"
+                     + (" (a smaller budget: the comparison favours the baselines)." if steps and ours < steps
+                        else "."))
+        if len(final["results"]) < 2:
+            lines.append("- One final seed: the significance test against the hand reward needs at least 2.")
+    if run.spec.gymnasium_twin:
+        lines.append(f"- {run.spec.name} is a twin of Gymnasium's {run.spec.gymnasium_twin}: an LLM may have "
+                     "memorized its reward, so report it apart from the manipulation tasks.")
+    failed = [s for s, r in final["results"].items() if not r["ok"]]
+    if failed:
+        lines.append(f"- Final seed(s) {', '.join(failed)} failed to train (final/seed_N/failed.json).")
+    return lines
+
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def _fmt_int(x) -> str:
+    return "?" if x is None else f"{int(x):,}"

@@ -1,0 +1,61 @@
+"""Preference-based reward learning (PEBBLE / B-Pref): simulated teachers, segment pairs from
+rollouts, query selection, a Bradley-Terry reward ensemble that satisfies the Reward protocol,
+and its metrics (held-out preference accuracy, EPIC distance to the hand reward).
+
+    rollout, obs = collect_rollout(env, policy, num_steps)
+    model = PreferenceReward(featurizer=Featurizer(env.spec))
+    segments = cut_segments(rollout, 50, model.featurizer, num=2000, rng=rng)
+    queries = choose_queries(segments, 64, "disagreement", rng, model=model)
+    labels = make_teacher("mistake:0.1").label(queries, rng)
+    model.fit(queries, labels)
+"""
+
+from robreward.feedback.preferences.metrics import (
+    Coverage,
+    TransitionReward,
+    accuracy_from_returns,
+    canonical_rewards,
+    epic_distance,
+    pearson_distance,
+    preference_accuracy,
+)
+from robreward.feedback.preferences.model import (
+    EnsembleConfig,
+    FeatureSpec,
+    Featurizer,
+    FitReport,
+    PreferenceReward,
+    labels_to_targets,
+)
+from robreward.feedback.preferences.segments import (
+    QUERY_METHODS,
+    SCHEDULES,
+    Rollout,
+    SegmentBatch,
+    SegmentPairs,
+    cat_pairs,
+    choose_queries,
+    collect_rollout,
+    cut_segments,
+    query_schedule,
+    query_scores,
+    sample_pairs,
+    segment_candidates,
+)
+from robreward.feedback.preferences.teachers import (
+    EQUAL,
+    SKIP,
+    Label,
+    SimTeacher,
+    bpref_reference_return,
+    make_teacher,
+)
+
+__all__ = [
+    "EQUAL", "QUERY_METHODS", "SCHEDULES", "SKIP", "Coverage", "EnsembleConfig", "FeatureSpec", "Featurizer",
+    "FitReport", "Label", "PreferenceReward", "Rollout", "SegmentBatch", "SegmentPairs", "SimTeacher",
+    "TransitionReward", "accuracy_from_returns", "bpref_reference_return", "canonical_rewards", "cat_pairs",
+    "choose_queries", "collect_rollout", "cut_segments", "epic_distance", "labels_to_targets", "make_teacher",
+    "pearson_distance", "preference_accuracy", "query_schedule", "query_scores", "sample_pairs",
+    "segment_candidates",
+]

@@ -1,0 +1,86 @@
+"""`robreward generate`: user errors as one clear line, the spend cap's exit, and the shipped
+reach transcript replayed offline (examples/transcripts/reach/)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from robreward.cli.main import main
+from robreward.codegen.extract import extract_program
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "examples" / "transcripts" / "reach"
+
+
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    code = main(["generate", *map(str, args)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("llm, variable", [("gpt-4o", "OPENAI_API_KEY"), ("anthropic:claude-sonnet-4-6",
+                                                                          "ANTHROPIC_API_KEY")])
+def test_without_a_configured_llm_it_says_how_to_configure_one(capsys, tmp_path, llm, variable):
+    code, _, err = run_cli(capsys, "--task", "reach", "--llm", llm, "--out", tmp_path / "gen")
+    assert code == 2
+    assert err.startswith("robreward generate: error: no LLM configured") and err.count("\n") == 1
+    assert f"set {variable}" in err and "--base-url URL" in err and "--llm replay:DIR" in err
+    assert not (tmp_path / "gen").exists()  # nothing written for a run that cannot start
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--task", "reach", "--llm", "gpt-4o"], "--out required"),
+    (["--task", "reach", "--llm", "gpt-4o", "--out", "X", "--text", "wave at the camera"], "--fitness EXPR"),
+    (["--task", "reach", "--llm", "gpt-4o", "--out", "X", "--feedback", "too fast"], "--feedback needs --from RUN"),
+    (["--task", "nope", "--llm", "gpt-4o", "--out", "X"], "nope"),
+    (["--resume", "no/such/run"], "not a generate run directory"),
+    (["--resume", "R", "--samples", "4"], "drop --samples"),
+])
+def test_user_errors_are_one_clear_line(capsys, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2 and message in err and err.startswith("robreward generate: error:")
+
+
+def test_spend_cap_exits_with_the_resume_command(capsys, openai_server, tmp_path):
+    broken = "```python\nimport torch\n\ndef compute_reward(state, action):\n    return ("
+    openai_server.text_fn = lambda request, choice, body: broken  # every answer needs a repair request
+    out = tmp_path / "gen"
+    code, _, err = run_cli(capsys, "--task", "reach", "--llm", "fake-model", "--base-url", openai_server.base_url,
+                           "--samples", 1, "--iterations", 1, "--max-tokens", 1, "--out", out)
+    assert code == 3 and openai_server.count == 1
+    assert f"--resume {out} --max-cost USD" in err and "token cap reached" in err
+    assert json.loads((out / "state.json").read_text())["status"] == "stopped"
+
+
+def test_shipped_transcript_replays_offline(capsys, tmp_path):
+    """The README's demo at a smaller budget: this machine's reflections differ from the recorded
+    run's, so later requests are matched by position; the candidates are the recorded ones."""
+    recorded = set()
+    for call in sorted(SHIPPED.glob("call-*.json")):
+        for text in json.loads(call.read_text())["completion"]["texts"]:
+            result = extract_program(text)
+            if result.ok:
+                recorded.add(result.code)
+    out = tmp_path / "gen"
+    code, stdout, _ = run_cli(capsys, "--task", "reach", "--llm", f"replay:{SHIPPED}", "--samples", 3,
+                              "--iterations", 2, "--steps", 2048, "--envs", 16, "--eval-episodes", 8,
+                              "--final-seeds", 0, "--out", out)
+    assert code == 0 and "best reward:" in stdout
+    codes = [p.read_text() for p in sorted(out.glob("iter_*/cand_*/reward.py"))]
+    assert len(codes) == 6 and set(codes) <= recorded
+    report = (out / "report.md").read_text()
+    assert "a recorded transcript, not a live model" in report and "matched by position" in report
+    assert json.loads((out / "iter_00" / "cand_01" / "check.json").read_text())["attempts"][0]["stage"] == "static"
+
+
+def test_an_llm_that_keeps_failing_stops_the_run_resumably(capsys, openai_server, tmp_path):
+    openai_server.script = [openai_server.error(400, "model not found")]
+    out = tmp_path / "gen"
+    code, _, err = run_cli(capsys, "--task", "reach", "--llm", "fake-model", "--base-url", openai_server.base_url,
+                           "--out", out)
+    assert code == 2 and "HTTP 400: model not found" in err and f"--resume {out}" in err
+    assert json.loads((out / "state.json").read_text())["stop_reason"].startswith("LLM error")
