@@ -9,18 +9,44 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 
+BATCHED = True
+"""train_candidates trains >= 2 fresh candidates at once (robreward.rl.multi.train_many) unless False."""
+
+
 def train_candidates(task: str, files: Sequence, steps: int, seed: int, out_dirs: Sequence, *, num_envs: int = 32,
-                     eval_episodes: int = 50, on_done: Callable[[int, str], None] | None = None) -> list[str]:
-    """Train one PPO policy per reward file into its run dir (sequentially, for now; a batched
-    K-candidate trainer replaces this function with the same inputs and run dirs). Resumable per
-    candidate: a run with eval.json is done; one with a checkpoint resumes from it. A candidate
-    whose training raises gets ``failed.json`` in its run dir instead of stopping the others."""
+                     eval_episodes: int = 50, on_done: Callable[[int, str], None] | None = None,
+                     batched: bool | None = None) -> list[str]:
+    """Train one PPO policy per reward file into its run dir. A run with eval.json (or failed.json)
+    is done and skipped. With ``batched`` (default: the module's BATCHED) and two or more fresh
+    candidates, those train at once in one K x num_envs-world env (robreward.rl.multi.train_many;
+    same run-dir layout, same per-candidate numbers up to float rounding). A candidate with a
+    checkpoint resumes from it on the sequential runner (the batched path does not resume: a killed
+    batched run retrains its unfinished candidates; its final checkpoint lets a candidate killed
+    during evaluation finish here). A candidate whose training raises gets ``failed.json`` in its
+    run dir instead of stopping the others."""
     from robreward.rl.config import TrainConfig
     from robreward.rl.runner import LATEST, train
 
+    batched = BATCHED if batched is None else batched
+    out_dirs = [Path(out) for out in out_dirs]
+    finished = lambda out: (out / "eval.json").is_file() or (out / "failed.json").is_file()  # noqa: E731
+    fresh = [i for i, out in enumerate(out_dirs) if not finished(out) and not (out / "checkpoints" / LATEST).is_file()]
+    if batched and len(fresh) >= 2:
+        from robreward.rl.multi import train_many
+
+        for i in fresh:
+            if out_dirs[i].exists():
+                shutil.rmtree(out_dirs[i])  # stale logs of a killed run would mix with the new ones
+        try:
+            train_many(task, [str(Path(files[i]).resolve()) for i in fresh], steps, seed, [out_dirs[i] for i in fresh],
+                       num_envs_per_candidate=num_envs, eval_episodes=eval_episodes)
+        except Exception as err:  # noqa: BLE001 - a failure of the shared trainer is every open candidate's record
+            for i in fresh:
+                if not finished(out_dirs[i]):
+                    _write_json(out_dirs[i] / "failed.json", {"error": f"{type(err).__name__}: {err}"})
+
     for index, (file, out) in enumerate(zip(files, out_dirs)):
-        out = Path(out)
-        if not ((out / "eval.json").is_file() or (out / "failed.json").is_file()):
+        if not finished(out):
             config = TrainConfig(task=str(task), reward=str(Path(file).resolve()), num_envs=num_envs, steps=steps,
                                  seed=seed, out=str(out), eval_episodes=eval_episodes, progress=False, latest_every=5)
             checkpoint = out / "checkpoints" / LATEST

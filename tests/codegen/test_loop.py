@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import robreward.codegen.training as training
 import robreward.rl.runner as runner
 from robreward.codegen.extract import extract_program
 from robreward.codegen.llm import BudgetExceeded
@@ -78,7 +79,9 @@ def config(server, out, **overrides) -> GenerateConfig:
 
 @pytest.fixture
 def trainings(monkeypatch):
-    """Every PPO training the loop starts: (run dir, resume_from)."""
+    """Every PPO training the loop starts: (run dir, resume_from). One runner.train call per
+    candidate: the sequential path (the batched one is tested in tests/rl/test_multi.py)."""
+    monkeypatch.setattr(training, "BATCHED", False)
     calls, real_train = [], runner.train
 
     def spy(config, resume_from=None):
@@ -235,6 +238,7 @@ def test_resume_after_a_crash_redoes_nothing(openai_server, tmp_path, monkeypatc
             raise KeyboardInterrupt  # the machine went down before candidate 2 trained
         return real_train(config, resume_from=resume_from)
 
+    monkeypatch.setattr(training, "BATCHED", False)  # one runner.train call per candidate
     monkeypatch.setattr(runner, "train", crash_on_second)
     cfg = config(openai_server, out, final_seeds=1, final_steps=2048)
     with pytest.raises(KeyboardInterrupt):

@@ -1,0 +1,165 @@
+"""K reward candidates trained at once vs one after the other (issue 5, "Performance").
+
+One run, side by side, same per-candidate budget: K reward programs (tanh/exp distance rewards
+with different temperatures, as an LLM writes them) on `reach`,
+
+- batched:    robreward.rl.multi.train_many: one env of K x M worlds, K policies as one network;
+- sequential: K runs of robreward.rl.runner.train (M worlds each), what train_candidates did before.
+
+Both load (and dry-run) the K reward files and export K policies; neither evaluates (eval_episodes=0:
+evaluation is the same per candidate on both paths). Time breakdown, both paths measured the same
+way: physics = BatchedEnv.step without the reward call (MuJoCo, task state, observation, hand
+reward, resets), rewards = the candidates' reward programs, networks = policy forward in the
+rollout + PPO updates, overhead = the rest (episode statistics, storage, GAE, logging, reward
+loading, export). Writes benchmarks/results/generate.json.
+
+    python benchmarks/generate.py                      # K=16, 20k steps x 16 worlds per candidate
+    python benchmarks/generate.py --candidates 4 --steps 4096
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.ppo_cpu import machine_info  # noqa: E402
+
+PROGRAM = '''import torch
+
+
+def compute_reward(state, action):
+    dist = torch.linalg.norm(state.ee_to_goal, dim=-1)
+    reach = {shape}
+    effort = -{effort} * (action[:, :3] ** 2).sum(-1)
+    return reach + effort, {{"reach": reach, "effort": effort}}
+'''
+
+
+def write_programs(root: Path, count: int) -> list[Path]:
+    files = []
+    for i in range(count):
+        temp = 0.05 + 0.05 * (i % 4)
+        shape = f"1.0 - torch.tanh(dist / {temp:.2f})" if i % 2 == 0 else f"torch.exp(-dist / {temp:.2f})"
+        path = root / f"cand_{i:02d}.py"
+        path.write_text(PROGRAM.format(shape=shape, effort=0.001 * (1 + i // 4)))
+        files.append(path)
+    return files
+
+
+class Timer:
+    """Accumulates the seconds spent in a wrapped callable."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def wrap(self, fn):
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        return timed
+
+
+def run_batched(files, args, root: Path) -> dict:
+    from robreward.rl.multi import train_many
+
+    start = time.perf_counter()
+    summary = train_many(args.task, files, args.steps, args.seed, [root / f"b{i:02d}" for i in range(len(files))],
+                         num_envs_per_candidate=args.worlds, eval_episodes=0)
+    wall = time.perf_counter() - start
+    t = summary["timing"]
+    networks = t.get("policy", 0.0) + t.get("update", 0.0)
+    breakdown = {"physics": t.get("physics", 0.0), "rewards": t.get("rewards", 0.0), "networks": networks}
+    breakdown["overhead"] = wall - sum(breakdown.values())
+    failed = [c["failed"] for c in summary["candidates"] if c["failed"]]
+    return {"wall_s": wall, "breakdown_s": breakdown, "failed": failed,
+            "final_success": [c["stats"].get("success") for c in summary["candidates"]]}
+
+
+def run_sequential(files, args, root: Path) -> dict:
+    from robreward.envs.batched import BatchedEnv
+    from robreward.rewards.program import RewardProgram
+    from robreward.rl import runner
+    from robreward.rl.config import TrainConfig
+    from robreward.rl.ppo import PPO, ActorCritic
+
+    step, reward, act, update = Timer(), Timer(), Timer(), Timer()
+    originals = [(BatchedEnv, "step"), (RewardProgram, "__call__"), (ActorCritic, "act"), (PPO, "update")]
+    saved = [getattr(cls, name) for cls, name in originals]
+    for (cls, name), timer in zip(originals, (step, reward, act, update)):
+        setattr(cls, name, timer.wrap(getattr(cls, name)))
+    finals = []
+    try:
+        start = time.perf_counter()
+        for i, file in enumerate(files):
+            config = TrainConfig(task=args.task, reward=str(file), num_envs=args.worlds, steps=args.steps,
+                                 seed=args.seed, out=str(root / f"s{i:02d}"), eval_episodes=0, progress=False)
+            finals.append(runner.train(config)["stats"].get("success"))
+        wall = time.perf_counter() - start
+    finally:
+        for (cls, name), original in zip(originals, saved):
+            setattr(cls, name, original)
+    breakdown = {"physics": step.seconds - reward.seconds, "rewards": reward.seconds,
+                 "networks": act.seconds + update.seconds}
+    breakdown["overhead"] = wall - sum(breakdown.values())
+    return {"wall_s": wall, "breakdown_s": breakdown, "failed": [], "final_success": finals}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="reach")
+    parser.add_argument("--candidates", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=20_480, help="env steps per candidate (summed over its worlds)")
+    parser.add_argument("--worlds", type=int, default=16, help="worlds per candidate")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--order", choices=("batched-first", "sequential-first"), default="batched-first")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "generate.json"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    from robreward.envs.registry import get_task
+    from robreward.rewards.program import load_reward_program
+
+    machine = machine_info()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        files = write_programs(root, args.candidates)
+        load_reward_program(files[0], get_task(args.task))  # start the dry-run sandbox before either clock runs
+        runs = {}
+        order = ("batched", "sequential") if args.order == "batched-first" else ("sequential", "batched")
+        for name in order:
+            runs[name] = (run_batched if name == "batched" else run_sequential)(files, args, root / name)
+            print(f"{name}: {runs[name]['wall_s']:.1f} s  {json.dumps({k: round(v, 1) for k, v in runs[name]['breakdown_s'].items()})}",
+                  flush=True)
+    ratio = runs["sequential"]["wall_s"] / runs["batched"]["wall_s"]
+    result = {
+        "benchmark": "generate: K candidates trained at once vs sequentially",
+        "task": args.task, "candidates": args.candidates, "steps_per_candidate": args.steps,
+        "worlds_per_candidate": args.worlds, "seed": args.seed, "order": args.order,
+        "batched": runs["batched"], "sequential": runs["sequential"],
+        "speedup_sequential_over_batched": ratio,
+        "target": ">= 4x on CPU at small budgets (issue 5); >= 8x on a GPU",
+        "machine": machine, "load_avg_at_end": os.getloadavg(),
+        "note": "wall-clock on a shared machine: background jobs' load is in load_avg_at_start/end",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"speedup (sequential / batched): {ratio:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,589 @@
+"""K reward candidates trained at once: one BatchedEnv of K x M worlds, K PPO policies as one
+batched network, each candidate on its own reward (issue 5, step 5 of the loop).
+
+    train_many("reach", ["hand", "cand_01/reward.py"], 49_152, 0, ["runs/a", "runs/b"])
+
+World k*M .. (k+1)*M - 1 belong to candidate k. What each candidate sees is what a separate
+`train(TrainConfig(num_envs=M, seed=seed, reward=...))` would see:
+
+- resets: every candidate draws its initial states from its own reset RNG, seeded like the
+  separate run's env (``np.random.default_rng(seed)``) and consumed in the same order
+  (`MultiCandidateEnv`), so a candidate's worlds start, and restart, where the separate run's do;
+- rewards: candidate k's reward is evaluated on its slice of the TaskState only
+  (`CandidateRewards`, ``state.index(slice)`` views, no copies);
+- networks: each candidate's ActorCritic is initialised after ``torch.manual_seed(seed)`` as in
+  the separate run, then the K MLPs are stacked into [K, ...] weights (`BatchedActorCritic`,
+  one ``baddbmm`` per layer); action noise and mini-batch permutations come from one
+  torch.Generator per candidate that continues the separate run's global RNG stream;
+- PPO: per-candidate observation normalizer, log std, GAE, mini-batches, advantage
+  normalisation, gradient-norm clip and adaptive-KL learning rate (a hand-written Adam over
+  the stacked parameters with a [K] learning rate; the losses are summed over candidates, so
+  gradients never mix).
+
+The numbers then match a separate run up to floating-point rounding (a batched matmul sums in
+another order than a single one), not bit for bit.
+
+Each candidate gets the run directory of runner.py (config.yaml, progress.csv with CSV_FIELDS,
+tb/ with the same tags incl. reward_terms/*, checkpoints/latest.pt at the end, policy.onnx,
+MODEL_CARD.md, eval.json), so compare, reflection and `load_policy` read it unchanged. A
+candidate whose reward raises, breaks the Reward protocol or returns non-finite values is
+isolated: its worlds get zero reward from then on, its policy stops updating, its run dir gets
+failed.json, and the others train on. Resume is not supported on this path: a killed batched
+run restarts its unfinished candidates (the final checkpoint/latest.pt lets the sequential
+runner finish a candidate that was killed during the evaluation stage).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from robreward.envs.batched import BatchedEnv
+from robreward.rewards.base import check_reward_output, resolve_reward
+from robreward.rl.config import PPOConfig, TrainConfig
+from robreward.rl.export import POLICY_FILE, DeterministicPolicy, export_onnx, write_model_card
+from robreward.rl.ppo import ActorCritic, UpdateStats, gaussian_kl, gaussian_log_prob
+from robreward.rl.storage import bootstrap_truncated, compute_gae
+
+Tensor = torch.Tensor
+_ACTIVATIONS = {"elu": nn.functional.elu, "tanh": torch.tanh, "relu": torch.relu}
+
+
+# -- the env: K x M worlds, per-candidate reset RNGs --------------------------------------------
+class MultiCandidateEnv(BatchedEnv):
+    """A BatchedEnv of K*M worlds whose candidate k (worlds k*M .. (k+1)*M-1) draws its reset
+    samples from its own RNG, seeded and consumed exactly as a separate M-world env's. One RNG
+    for all K*M worlds would interleave the candidates' draws (a reset of candidate 0's worlds
+    would shift candidate 1's samples), so no candidate could match a separate run."""
+
+    def __init__(self, task, num_candidates: int, worlds_per_candidate: int, seed: int = 0, **kwargs):
+        if num_candidates < 1 or worlds_per_candidate < 1:
+            raise ValueError(f"need >= 1 candidate and >= 1 world per candidate, got {num_candidates} x "
+                             f"{worlds_per_candidate}")
+        self.num_candidates, self.worlds_per_candidate = int(num_candidates), int(worlds_per_candidate)
+        super().__init__(task, num_envs=self.num_candidates * self.worlds_per_candidate, seed=seed, **kwargs)
+        self._rngs = [np.random.default_rng(seed) for _ in range(self.num_candidates)]
+
+    def _reset(self, seed: int | None = None):
+        if seed is not None:
+            self._rngs = [np.random.default_rng(seed) for _ in range(self.num_candidates)]
+        return super()._reset(seed)
+
+    def _reset_worlds(self, ids: np.ndarray) -> None:
+        ids = np.sort(np.asarray(ids, dtype=np.int64))
+        owners = ids // self.worlds_per_candidate
+        samples = [self.spec.sample_reset(self._rngs[k], int((owners == k).sum()), self.ctx) for k in np.unique(owners)]
+        cat = lambda parts: np.concatenate(parts, axis=0)  # noqa: E731
+        mocap = None if samples[0].mocap_pos is None else cat([s.mocap_pos for s in samples])
+        fields = {name: cat([s.model_fields[name] for s in samples]) for name in samples[0].model_fields}
+        self.sim.reset(ids, cat([s.qpos for s in samples]), cat([s.qvel for s in samples]), mocap, fields)
+        self.episode_step[torch.as_tensor(ids, device=self.device)] = 0
+
+
+class CandidateRewards:
+    """The env's reward over K*M worlds: candidate k's Reward on its world slice only.
+
+    Returns (total [K*M], {"total": total}); each candidate's own terms are kept in
+    ``self.terms[k]`` ({name: [M]}). A candidate whose reward raises, breaks the Reward
+    protocol (checked on its first call) or returns non-finite values gets ``failed[k]`` (the
+    error text) and zero reward from then on."""
+
+    name = "candidates"
+
+    def __init__(self, rewards: Sequence, names: Sequence[str], worlds_per_candidate: int):
+        self.rewards, self.names = list(rewards), list(names)
+        self.per = int(worlds_per_candidate)
+        self.failed: list[str | None] = [None] * len(self.rewards)
+        self.terms: list[dict[str, Tensor]] = [{} for _ in self.rewards]
+        self._checked = [False] * len(self.rewards)
+        self.seconds = 0.0
+
+    def __call__(self, state, action: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        start = time.perf_counter()
+        total = torch.zeros(action.shape[0], device=action.device)
+        for k, reward in enumerate(self.rewards):
+            self.terms[k] = {}
+            if self.failed[k] is not None:
+                continue
+            rows = slice(k * self.per, (k + 1) * self.per)
+            try:
+                value, terms = reward(state.index(rows), action[rows])
+                if not self._checked[k]:  # the Reward protocol, once, where the reward enters (as runner.py)
+                    check_reward_output(value, terms, self.per, f"reward {self.names[k]!r}")
+                    self._checked[k] = True
+                value = value.to(torch.float32)
+                if not bool(torch.isfinite(value).all()):
+                    raise ValueError(f"reward {self.names[k]!r} returned non-finite values (NaN or inf)")
+            except Exception as err:  # noqa: BLE001 - one candidate's bug must not stop the others
+                self.failed[k] = f"{type(err).__name__}: {err}"
+                continue
+            total[rows] = value
+            self.terms[k] = {name: v.to(torch.float32) for name, v in terms.items()}
+        self.seconds += time.perf_counter() - start
+        return total, {"total": total}
+
+
+# -- the batched network ---------------------------------------------------------------------------
+class BatchedActorCritic(nn.Module):
+    """K ActorCritic networks stacked: weights [K, in, out], biases [K, 1, out], log_std [K, A],
+    observation statistics [K, obs_dim]. Inputs and outputs are [K, B, ...]."""
+
+    def __init__(self, models: Sequence[ActorCritic], cfg: PPOConfig):
+        super().__init__()
+        self.cfg, self.num = cfg, len(models)
+        self.obs_dim, self.act_dim = models[0].obs_dim, models[0].act_dim
+        self.activation = _ACTIVATIONS[cfg.activation]
+        stack = lambda tensors: nn.Parameter(torch.stack([t.detach().clone() for t in tensors]))  # noqa: E731
+        for part in ("actor", "critic"):
+            layers = [[m for m in getattr(model, part) if isinstance(m, nn.Linear)] for model in models]
+            setattr(self, f"{part}_w", nn.ParameterList(
+                [stack([ls[i].weight.T for ls in layers]) for i in range(len(layers[0]))]))
+            setattr(self, f"{part}_b", nn.ParameterList(
+                [stack([ls[i].bias[None] for ls in layers]) for i in range(len(layers[0]))]))
+        self.log_std = stack([m.log_std for m in models])
+        self.normalize_obs = cfg.normalize_obs
+        if cfg.normalize_obs:
+            norm = [m.normalizer for m in models]
+            self.eps, self.clip = norm[0].eps, norm[0].clip
+            self.register_buffer("obs_mean", torch.stack([n.mean for n in norm]).clone())
+            self.register_buffer("obs_var", torch.stack([n.var for n in norm]).clone())
+            self.register_buffer("obs_count", torch.stack([n.count for n in norm]).clone())
+
+    @torch.no_grad()
+    def update_normalizer(self, obs: Tensor) -> None:
+        """Fold obs [K, M, D] into each candidate's running statistics (EmpiricalNormalization's merge)."""
+        batch = obs.shape[1]
+        total = self.obs_count + batch
+        ratio = (batch / total).to(obs.dtype)[:, None]
+        delta = obs.mean(1) - self.obs_mean
+        self.obs_mean += ratio * delta
+        self.obs_var += ratio * (obs.var(1, unbiased=False) - self.obs_var + delta * delta * (1.0 - ratio))
+        self.obs_count.copy_(total)
+
+    def normalize(self, obs: Tensor, update: bool = False) -> Tensor:
+        if not self.normalize_obs:
+            return obs
+        if update:
+            self.update_normalizer(obs)
+        mean, std = self.obs_mean[:, None], torch.sqrt(self.obs_var)[:, None]
+        return torch.clamp((obs - mean) / (std + self.eps), -self.clip, self.clip)
+
+    def _mlp(self, part: str, x: Tensor) -> Tensor:
+        weights, biases = getattr(self, f"{part}_w"), getattr(self, f"{part}_b")
+        for i, (w, b) in enumerate(zip(weights, biases)):
+            x = torch.baddbmm(b, x, w)
+            if i < len(weights) - 1:
+                x = self.activation(x)
+        return x
+
+    def actor(self, obs_norm: Tensor) -> Tensor:
+        return self._mlp("actor", obs_norm)
+
+    def value(self, obs_norm: Tensor) -> Tensor:
+        return self._mlp("critic", obs_norm).squeeze(-1)
+
+    def act(self, obs_norm: Tensor, generators: Sequence[torch.Generator]):
+        """Sample actions for normalized obs [K, M, D]: (action, log_prob, value, mean, std); candidate
+        k's noise comes from generators[k] (the stream its separate run's randn_like would use)."""
+        mean = self.actor(obs_norm)
+        log_std = self.log_std[:, None, :]
+        std = log_std.exp().expand_as(mean)
+        noise = torch.stack([torch.randn(mean.shape[1:], generator=g, device=mean.device) for g in generators])
+        action = mean + std * noise
+        return action, gaussian_log_prob(action, mean, log_std), self.value(obs_norm), mean, std
+
+    def unstack(self, k: int) -> ActorCritic:
+        """Candidate k as a plain ActorCritic on the CPU (for export and checkpoints)."""
+        model = ActorCritic(self.obs_dim, self.act_dim, self.cfg)
+        with torch.no_grad():
+            for part in ("actor", "critic"):
+                linears = [m for m in getattr(model, part) if isinstance(m, nn.Linear)]
+                for lin, w, b in zip(linears, getattr(self, f"{part}_w"), getattr(self, f"{part}_b")):
+                    lin.weight.copy_(w[k].T)
+                    lin.bias.copy_(b[k, 0])
+            model.log_std.copy_(self.log_std[k])
+            if self.normalize_obs:
+                model.normalizer.mean.copy_(self.obs_mean[k])
+                model.normalizer.var.copy_(self.obs_var[k])
+                model.normalizer.count.copy_(self.obs_count[k])
+        return model.cpu()
+
+
+# -- PPO over K candidates ---------------------------------------------------------------------------
+class BatchedPPO:
+    """PPO (ppo.PPO's update, per candidate) over a BatchedActorCritic. Adam is written out so that
+    the learning rate can be a [K] tensor: torch.optim.Adam is invariant to gradient scale, so
+    scaling gradients cannot give candidates different learning rates."""
+
+    def __init__(self, net: BatchedActorCritic, cfg: PPOConfig, generators, betas=(0.9, 0.999), eps=1e-8):
+        self.net, self.cfg, self.generators = net, cfg, generators
+        self.params = list(net.parameters())
+        self.learning_rate = torch.full((net.num,), cfg.learning_rate)
+        self.active = torch.ones(net.num, dtype=torch.bool)
+        self.betas, self.eps, self.adam_step = betas, eps, 0
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+
+    def _adaptive_lr(self, kl: Tensor) -> None:
+        cfg = self.cfg
+        if cfg.schedule != "adaptive" or cfg.desired_kl <= 0:
+            return
+        lr = self.learning_rate
+        down = (lr / 1.5).clamp(min=cfg.min_lr)
+        up = (lr * 1.5).clamp(max=cfg.max_lr)
+        lr = torch.where(kl > 2.0 * cfg.desired_kl, down, torch.where((kl > 0) & (kl < 0.5 * cfg.desired_kl), up, lr))
+        self.learning_rate = lr
+
+    @torch.no_grad()
+    def _clip_and_step(self) -> None:
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        sq = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0)  # [K]
+        coef = (self.cfg.max_grad_norm / (sq.sqrt() + 1e-6)).clamp(max=1.0)  # clip_grad_norm_, per candidate
+        b1, b2 = self.betas
+        self.adam_step += 1
+        bc1, bc2 = 1.0 - b1 ** self.adam_step, 1.0 - b2 ** self.adam_step
+        step_size = (self.learning_rate * self.active.to(self.learning_rate.dtype)) / bc1  # failed: frozen
+        for p, g, m, v in zip(self.params, grads, self.exp_avg, self.exp_avg_sq):
+            shape = (-1,) + (1,) * (p.dim() - 1)
+            g = g * coef.view(shape).to(g.device)
+            m.lerp_(g, 1.0 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1.0 - b2)
+            denom = (v.sqrt() / math.sqrt(bc2)).add_(self.eps)
+            p.sub_(step_size.view(shape).to(p.device) * m / denom)
+
+    def update(self, rollout: dict[str, Tensor]) -> list[UpdateStats]:
+        """rollout: tensors [K, T*M, ...] (flattened per candidate in (step, world) order, as RolloutStorage)."""
+        cfg, net, num = self.cfg, self.net, self.net.num
+        total = rollout["obs"].shape[1]
+        size = total // cfg.num_minibatches
+        rows = torch.arange(num, device=rollout["obs"].device)[:, None]
+        sums = torch.zeros(5, num)
+        count = 0
+        for _ in range(cfg.num_epochs):
+            orders = torch.stack([torch.randperm(total, generator=g, device=g.device) for g in self.generators])
+            for i in range(cfg.num_minibatches):
+                idx = orders[:, i * size:(i + 1) * size].to(rows.device)
+                batch = {key: value[rows, idx] for key, value in rollout.items()}
+                mean = net.actor(batch["obs"])
+                log_std = net.log_std[:, None, :]
+                std = log_std.exp().expand_as(mean)
+                log_prob = gaussian_log_prob(batch["actions"], mean, log_std)
+                entropy = (net.log_std + 0.5 * math.log(2.0 * math.pi * math.e)).sum(-1)
+                values = net.value(batch["obs"])
+                with torch.no_grad():
+                    kl = gaussian_kl(batch["action_mean"], batch["action_std"], mean, std).mean(1)
+                self._adaptive_lr(kl.cpu())
+                advantages = batch["advantages"]
+                if cfg.normalize_advantages:
+                    advantages = (advantages - advantages.mean(1, keepdim=True)) / (advantages.std(1, keepdim=True) + 1e-8)
+                ratio = torch.exp(log_prob - batch["log_probs"])
+                surrogate = torch.max(-advantages * ratio,
+                                      -advantages * torch.clamp(ratio, 1.0 - cfg.clip_ratio, 1.0 + cfg.clip_ratio))
+                policy_loss = surrogate.mean(1)
+                returns, old_values = batch["returns"], batch["values"]
+                if cfg.clip_value_loss:
+                    clipped = old_values + (values - old_values).clamp(-cfg.clip_ratio, cfg.clip_ratio)
+                    value_loss = torch.max((values - returns) ** 2, (clipped - returns) ** 2).mean(1)
+                else:
+                    value_loss = ((values - returns) ** 2).mean(1)
+                loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy  # [K]
+                for p in self.params:
+                    p.grad = None
+                (loss * self.active.to(loss.device, loss.dtype)).sum().backward()
+                self._clip_and_step()
+                with torch.no_grad():
+                    clip_frac = ((ratio - 1.0).abs() > cfg.clip_ratio).float().mean(1)
+                    sums += torch.stack([policy_loss, value_loss, entropy, kl, clip_frac]).detach().cpu()
+                count += 1
+        means = (sums / count).tolist()
+        return [UpdateStats(means[0][k], means[1][k], means[2][k], means[3][k], float(self.learning_rate[k]),
+                            means[4][k]) for k in range(num)]
+
+    def torch_adam_state(self, k: int, model: ActorCritic) -> dict:
+        """Candidate k's optimizer state as torch.optim.Adam's state_dict over `model` (runner.py's
+        checkpoint format), so the sequential runner can continue from it."""
+        optimizer = torch.optim.Adam(model.parameters(), lr=float(self.learning_rate[k]), foreach=True)
+        by_name = dict(zip([n for n, _ in self.net.named_parameters()], zip(self.exp_avg, self.exp_avg_sq)))
+        targets = [(f"{part}_{kind}.{i}", lin) for part in ("actor", "critic")
+                   for i, lin in enumerate(m for m in getattr(model, part) if isinstance(m, nn.Linear))
+                   for kind in ("w", "b")]
+        for name, lin in targets:
+            m, v = by_name[name]
+            param = lin.weight if name.split(".")[0].endswith("_w") else lin.bias
+            conv = (lambda t: t[k].T.contiguous()) if param is lin.weight else (lambda t: t[k, 0].clone())
+            optimizer.state[param] = {"step": torch.tensor(float(self.adam_step)), "exp_avg": conv(m).cpu(),
+                                      "exp_avg_sq": conv(v).cpu()}
+        m, v = by_name["log_std"]
+        optimizer.state[model.log_std] = {"step": torch.tensor(float(self.adam_step)), "exp_avg": m[k].clone().cpu(),
+                                          "exp_avg_sq": v[k].clone().cpu()}
+        return optimizer.state_dict()
+
+
+# -- the training loop ------------------------------------------------------------------------------
+class _Timers:
+    """Wall-clock seconds per stage, for benchmarks/generate.py's breakdown."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def add(self, key: str, start: float) -> float:
+        now = time.perf_counter()
+        self.seconds[key] = self.seconds.get(key, 0.0) + now - start
+        return now
+
+
+class _StdShim:
+    """What runner._log reads from a policy: log_std."""
+
+    def __init__(self, log_std: Tensor):
+        self.log_std = log_std
+
+
+def _reward_name(reward) -> str:
+    if isinstance(reward, (str, os.PathLike)):
+        text = str(reward)
+        return str(Path(text).resolve()) if text.endswith(".py") else text
+    return str(getattr(reward, "name", type(reward).__name__))
+
+
+def _write_failed(run_dir: Path, error: str, step: int) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / "failed.json.tmp"
+    tmp.write_text(json.dumps({"error": error, "step": step, "trainer": "batched"}, indent=1) + "\n")
+    os.replace(tmp, run_dir / "failed.json")
+
+
+def _load_rewards(rewards, spec) -> tuple[list, list[str | None]]:
+    """Each reward spec resolved (a reward file is checked and dry-run here, as train() does);
+    a candidate whose reward fails to load is failed from the start."""
+    loaded, errors = [], []
+    for reward in rewards:
+        try:
+            if isinstance(reward, (str, os.PathLike)) and str(reward).endswith(".py") and not Path(reward).is_file():
+                raise FileNotFoundError(f"reward file {str(reward)!r} not found")
+            loaded.append(resolve_reward(str(reward) if isinstance(reward, os.PathLike) else reward, spec))
+            errors.append(None)
+        except Exception as err:  # noqa: BLE001 - recorded as the candidate's failure
+            loaded.append(None)
+            errors.append(f"{type(err).__name__}: {err}")
+    return loaded, errors
+
+
+def _initial_models(num: int, obs_dim: int, act_dim: int, cfg: PPOConfig, seed: int, device):
+    """K ActorCritics, each initialised as a separate run would (torch.manual_seed(seed) first),
+    and per-candidate generators continuing that run's global torch RNG stream."""
+    from robreward.rl.runner import seed_everything
+
+    seed_everything(seed)
+    models = [ActorCritic(obs_dim, act_dim, cfg)]
+    state = torch.get_rng_state() if device.type == "cpu" else torch.cuda.get_rng_state(device)
+    for _ in range(num - 1):
+        torch.manual_seed(seed)
+        models.append(ActorCritic(obs_dim, act_dim, cfg))
+    generators = []
+    for _ in range(num):
+        generator = torch.Generator(device=device)
+        generator.set_state(state.clone())
+        generators.append(generator)
+    return models, generators
+
+
+def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out_dirs: Sequence, *,
+               num_envs_per_candidate: int = 32, ppo: PPOConfig | None = None, eval_episodes: int = 100,
+               backend: str = "cpu", device="cpu", torch_threads: int = 1,
+               on_done: Callable[[int, str], None] | None = None) -> dict:
+    """Train one PPO policy per reward (a spec: hand, sparse, a reward file, or a Reward object)
+    in one process on one K x M-world env; each into its own run dir (see the module docstring).
+
+    Returns {"candidates": [{"run_dir", "steps", "failed" (error or None), "stats", "eval"}],
+    "seconds", "timing" (seconds per stage: physics, rewards, policy, update, overhead, finish)}.
+    on_done(k, run_dir) is called after candidate k's run dir is complete (or failed)."""
+    from robreward.rl import runner
+
+    if len(rewards) != len(out_dirs) or not rewards:
+        raise ValueError(f"need one run directory per reward: got {len(rewards)} reward(s) and "
+                         f"{len(out_dirs)} run dir(s)")
+    if steps_per_candidate < 1 or num_envs_per_candidate < 1:
+        raise ValueError(f"steps_per_candidate and num_envs_per_candidate must be >= 1, got "
+                         f"{steps_per_candidate} and {num_envs_per_candidate}")
+    cfg = ppo or PPOConfig()
+    num, per = len(rewards), int(num_envs_per_candidate)
+    run_dirs = [Path(out) for out in out_dirs]
+    names = [_reward_name(r) for r in rewards]
+    configs = [TrainConfig(task=str(task), reward=name, num_envs=per, steps=steps_per_candidate, seed=seed,
+                           out=str(out), backend=backend, device=str(device), torch_threads=torch_threads,
+                           eval_episodes=eval_episodes, progress=False, ppo=cfg) for name, out in zip(names, run_dirs)]
+    torch.set_num_threads(max(1, torch_threads))
+    timers = _Timers()
+    start = time.perf_counter()
+
+    env = MultiCandidateEnv(task, num, per, seed=seed, backend=backend, device=device)
+    loaded, load_errors = _load_rewards(rewards, env.spec)
+    reward_fn = CandidateRewards([r if r is not None else _never for r in loaded], names, per)
+    reward_fn.failed = list(load_errors)
+    env.reward_fn = reward_fn  # env.hand_reward stays the task's hand reward, computed once for all worlds
+    device = env.device
+    models, generators = _initial_models(num, env.obs_dim, env.act_dim, cfg, seed, device)
+    net = BatchedActorCritic(models, cfg).to(device)
+    learner = BatchedPPO(net, cfg, generators)
+
+    logs = []
+    for k, (config, run_dir) in enumerate(zip(configs, run_dirs)):
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (run_dir / "failed.json").unlink(missing_ok=True)
+        runner.write_config(run_dir, config)
+        csv_file, csv_writer = runner._open_progress(run_dir, keep_until=None)
+        logs.append({"writer": runner._summary_writer(run_dir), "csv_file": csv_file, "csv": csv_writer,
+                     "bar": runner._progress_bar(config, 0),
+                     "tracker": runner.EpisodeTracker(per, device, track_hand_terms=config.reward != "hand")})
+    failed_at: list[int | None] = [0 if e is not None else None for e in load_errors]
+    rollout_len, transitions = cfg.num_steps, cfg.num_steps * per
+    shape = (rollout_len, num, per)
+    buffers = {"obs": torch.zeros(*shape, env.obs_dim, device=device),
+               "actions": torch.zeros(*shape, env.act_dim, device=device),
+               "action_mean": torch.zeros(*shape, env.act_dim, device=device),
+               "action_std": torch.zeros(*shape, env.act_dim, device=device),
+               **{key: torch.zeros(shape, device=device) for key in ("log_probs", "values", "rewards", "dones")}}
+    stats: list[dict] = [{} for _ in range(num)]
+    global_step, update = 0, 0
+    obs, _ = env.reset(seed=seed)
+    try:
+        while global_step < steps_per_candidate and any(f is None for f in reward_fn.failed):
+            t0 = mark = time.perf_counter()
+            reward_before = reward_fn.seconds
+            # 1. rollout: one env step for all K x M worlds, K policies in one batched forward
+            with torch.no_grad():
+                for t in range(rollout_len):
+                    obs3 = obs.view(num, per, -1)
+                    obs_norm = net.normalize(obs3, update=True)
+                    action, log_prob, value, mean, std = net.act(obs_norm, generators)
+                    mark = timers.add("policy", mark)
+                    obs, reward, terminated, truncated, info = env.step(action.reshape(num * per, -1))
+                    mark = timers.add("env_step", mark)
+                    done = terminated | truncated
+                    _track(logs, reward, info, done, reward_fn, per)
+                    if bool(truncated.any()):  # time-out: bootstrap from the true last observation
+                        final_values = net.value(net.normalize(info["final_obs"].view(num, per, -1))).reshape(-1)
+                        reward = bootstrap_truncated(reward, truncated, final_values, cfg.gamma)
+                    for key, val in (("obs", obs_norm), ("actions", action), ("log_probs", log_prob),
+                                     ("values", value), ("action_mean", mean), ("action_std", std)):
+                        buffers[key][t] = val
+                    buffers["rewards"][t] = reward.view(num, per)
+                    buffers["dones"][t] = done.view(num, per).to(torch.float32)
+                    mark = timers.add("overhead", mark)
+                last_values = net.value(net.normalize(obs.view(num, per, -1)))
+                advantages, returns = compute_gae(buffers["rewards"].flatten(1), buffers["values"].flatten(1),
+                                                  buffers["dones"].flatten(1), last_values.flatten(), cfg.gamma,
+                                                  cfg.gae_lambda)
+            # [T, K, M, ...] -> [K, T*M, ...]: each candidate's transitions in RolloutStorage's (step, world) order
+            per_candidate = lambda x: x.transpose(0, 1).reshape(num, transitions, *x.shape[3:])  # noqa: E731
+            rollout = {key: per_candidate(value) for key, value in buffers.items() if key not in ("rewards", "dones")}
+            rollout["advantages"] = per_candidate(advantages.view(shape))
+            rollout["returns"] = per_candidate(returns.view(shape))
+            collect_s = time.perf_counter() - t0
+            mark = timers.add("overhead", mark)
+            # 2. isolate candidates whose reward failed during this rollout, then one PPO update for all
+            for k, error in enumerate(reward_fn.failed):
+                if error is not None and failed_at[k] is None:
+                    failed_at[k] = global_step
+            learner.active = torch.tensor([f is None for f in reward_fn.failed])
+            results = learner.update(rollout)
+            mark = timers.add("update", mark)
+            update += 1
+            global_step += transitions
+            # 3. logging, per candidate, in runner.py's format
+            iter_s = time.perf_counter() - t0
+            for k, log in enumerate(logs):
+                if failed_at[k] is not None:
+                    continue
+                stats[k] = log["tracker"].collect()
+                runner._log(log["writer"], log["csv"], log["bar"], global_step, update,
+                            time.perf_counter() - start, transitions / iter_s, collect_s, stats[k], results[k],
+                            _StdShim(net.log_std[k]))
+            timers.add("overhead", mark)
+    finally:
+        for log in logs:
+            log["bar"].close()
+            log["csv_file"].close()
+            log["writer"].close()
+        env.close()
+    seconds = time.perf_counter() - start
+    timing = dict(timers.seconds)
+    timing["rewards"] = reward_fn.seconds
+    timing["physics"] = timing.pop("env_step", 0.0) - reward_fn.seconds
+
+    # 4. per candidate: failed.json, or checkpoint, export, model card and evaluation
+    finish_start = time.perf_counter()
+    results_out = []
+    for k, (config, run_dir) in enumerate(zip(configs, run_dirs)):
+        record = {"run_dir": str(run_dir), "steps": global_step, "failed": reward_fn.failed[k], "stats": stats[k],
+                  "eval": None}
+        if reward_fn.failed[k] is None:
+            try:
+                record["eval"] = _finish(k, config, run_dir, env, net, learner, global_step, seconds, stats[k])
+            except Exception as err:  # noqa: BLE001 - an export/eval failure is this candidate's alone
+                record["failed"] = f"{type(err).__name__}: {err}"
+        if record["failed"] is not None:
+            _write_failed(run_dir, record["failed"], failed_at[k] if failed_at[k] is not None else global_step)
+        results_out.append(record)
+        if on_done is not None:
+            on_done(k, str(run_dir))
+    timing["finish"] = time.perf_counter() - finish_start
+    return {"candidates": results_out, "seconds": seconds, "timing": timing}
+
+
+def _never(state, action):
+    raise RuntimeError("this candidate's reward failed to load")
+
+
+def _track(logs, reward, info, done, reward_fn: CandidateRewards, per: int) -> None:
+    """Feed each candidate's EpisodeTracker its slice of the step (its own reward terms)."""
+    broken = info["nan_reset"]
+    for k, log in enumerate(logs):
+        if reward_fn.failed[k] is not None:
+            continue
+        rows = slice(k * per, (k + 1) * per)
+        keep = ~broken[rows]
+        terms = {name: torch.where(keep, v, 0.0) for name, v in reward_fn.terms[k].items()}
+        sliced = {"hand_reward": info["hand_reward"][rows], "success": info["success"][rows],
+                  "fitness": info["fitness"][rows], "reward_terms": terms,
+                  "hand_terms": {name: v[rows] for name, v in info["hand_terms"].items()}}
+        log["tracker"].step(reward[rows], sliced, done[rows])
+
+
+def _finish(k: int, config: TrainConfig, run_dir: Path, env, net: BatchedActorCritic, learner: BatchedPPO,
+            steps: int, seconds: float, stats: dict) -> dict | None:
+    """Candidate k's checkpoint (runner.py's format), policy.onnx, MODEL_CARD.md and eval.json."""
+    import random
+
+    from robreward.rl import runner
+
+    model = net.unstack(k)
+    state = {
+        "model": model.state_dict(), "optimizer": learner.torch_adam_state(k, model),
+        "learning_rate": float(learner.learning_rate[k]), "global_step": steps, "update": steps // (
+            config.ppo.num_steps * config.num_envs), "elapsed_s": seconds,
+        "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
+        "config": config.to_dict(), "task": env.spec.name, "task_version": env.spec.version,
+        "obs_dim": env.obs_dim, "act_dim": env.act_dim, "action_low": env.action_low.cpu(),
+        "action_high": env.action_high.cpu(), "trainer": "batched",
+    }
+    runner.atomic_torch_save(state, run_dir / "checkpoints" / runner.LATEST)
+    deterministic = DeterministicPolicy(model.normalizer, model.actor, env.action_low.cpu(), env.action_high.cpu())
+    export_onnx(deterministic, env.obs_dim, run_dir / POLICY_FILE)
+    card_extra = {"training time (s)": round(seconds, 1), "final train return": stats.get("return", float("nan")),
+                  "final train success": stats.get("success", float("nan")),
+                  "trainer": f"batched: {net.num} candidates x {config.num_envs} worlds in one env (robreward.rl.multi)"}
+    write_model_card(run_dir, config.to_dict(), env.spec, steps, None, card_extra)
+    return runner.finish_with_eval(config, run_dir, env.spec, steps, card_extra)
+
+
+__all__ = ["BatchedActorCritic", "BatchedPPO", "CandidateRewards", "MultiCandidateEnv", "train_many"]

@@ -1,0 +1,293 @@
+"""The labeling web app over real HTTP: a uvicorn server on a free port (in a thread, or the
+`robreward label` command in a subprocess), spoken to with urllib / http.client."""
+
+import contextlib
+import http.client
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from robreward.feedback.preferences.app import ServeError, bind_socket, create_app
+from robreward.feedback.preferences.store import LabelStore
+
+CLIP_BYTES = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4  # served byte for byte; not decoded here
+
+
+def make_run(tmp_path, num_queries=3):
+    run = tmp_path / "run"
+    (run / "clips").mkdir(parents=True)
+    pairs = []
+    for i in range(num_queries):
+        for side in "lr":
+            (run / "clips" / f"q{i}_{side}.mp4").write_bytes(CLIP_BYTES + side.encode())
+        pairs.append((f"q{i}_l.mp4", f"q{i}_r.mp4"))
+    store = LabelStore(run / "labels.sqlite")
+    ids = store.add_queries(0, [{"i": i} for i in range(num_queries)], pairs)
+    return run, store, ids
+
+
+@contextlib.contextmanager
+def running_app(run_dir):
+    """The app on 127.0.0.1:<free port>, served by uvicorn in a thread; yields its base URL."""
+    import uvicorn
+
+    app = create_app(run_dir)
+    sock = bind_socket("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the app did not start"
+        time.sleep(0.01)
+    try:
+        yield "http://127.0.0.1:%d" % sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+        app.state.store.close()
+
+
+def get_json(url):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status, json.loads(response.read())
+
+
+def post_json(url, body, raw=None):
+    data = raw if raw is not None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def raw_get(base, path, headers=None):
+    """GET with the path sent exactly as given (urllib would normalize '..')."""
+    host, port = base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("GET", path, headers=headers or {})
+    response = conn.getresponse()
+    result = response.status, dict(response.getheaders()), response.read()
+    conn.close()
+    return result
+
+
+def test_page_is_one_static_html_page_with_videos_buttons_keys_and_counter(tmp_path):
+    run, _, _ = make_run(tmp_path)
+    with running_app(run) as base:
+        status, headers, body = raw_get(base, "/")
+    page = body.decode()
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert page.count("<video") == 2 and page.count("autoplay loop muted") == 2
+    for button in ("left-btn", "right-btn", "equal-btn", "skip-btn", "counter"):
+        assert f'id="{button}"' in page
+    for key in ("ArrowLeft", "ArrowRight", '"1"', '"2"', "e:", "s:"):
+        assert key in page
+    assert "labeled" in page and "/api/next" in page and "/api/label" in page
+
+
+def test_next_serves_the_oldest_pending_pair_and_the_progress(tmp_path):
+    run, store, ids = make_run(tmp_path)
+    with running_app(run) as base:
+        status, body = get_json(base + "/api/next")
+        assert status == 200
+        assert body == {"query": {"id": ids[0], "round": 0, "left": "/clips/q0_l.mp4", "right": "/clips/q0_r.mp4"},
+                        "labeled": 0, "total": 3}
+        store.label(ids[0], 0.5)  # the loop or another tab may answer too: the app reads the file each time
+        assert get_json(base + "/api/next")[1]["query"]["id"] == ids[1]
+
+
+def test_each_label_is_in_sqlite_when_the_post_returns(tmp_path):
+    run, _, ids = make_run(tmp_path)
+    with running_app(run) as base:
+        for count, (query_id, value) in enumerate(zip(ids, [1, None, 0]), start=1):
+            status, body = post_json(base + "/api/label", {"query_id": query_id, "value": value})
+            assert (status, body) == (200, {"ok": True, "labeled": count, "total": 3})
+            # a fresh connection (the loop's) sees it at once: it was committed before the answer
+            assert LabelStore(run / "labels.sqlite").labels(0)[query_id] == (None if value is None else value)
+        assert get_json(base + "/api/next")[1] == {"query": None, "labeled": 3, "total": 3}
+
+
+def test_a_label_for_an_unknown_query_is_a_404_with_a_message(tmp_path):
+    run, _, ids = make_run(tmp_path)
+    with running_app(run) as base:
+        status, body = post_json(base + "/api/label", {"query_id": 999, "value": 1})
+    assert status == 404
+    assert body["detail"].startswith(f"unknown query id 999: the store {run / 'labels.sqlite'} holds ids {ids[0]}..")
+
+
+@pytest.mark.parametrize("body, raw, message", [
+    ({"query_id": 1, "value": 0.3}, None, r"label must be 0 \(left preferred\)"),
+    ({"query_id": 1, "value": "left"}, None, r"label must be 0 \(left preferred\)"),
+    ({"query_id": "1", "value": 1}, None, "query_id must be an integer"),
+    ({"value": 1}, None, "the body must be"),
+    (None, b"left please", "the body must be JSON"),
+])
+def test_a_malformed_label_is_a_400_that_says_what_is_expected(tmp_path, body, raw, message):
+    run, store, _ = make_run(tmp_path)
+    with running_app(run) as base:
+        status, answer = post_json(base + "/api/label", body, raw=raw)
+    assert status == 400
+    assert re.search(message, answer["detail"])
+    assert store.progress() == (0, 3)
+
+
+def test_clips_are_served_as_mp4_with_ranges(tmp_path):
+    run, _, _ = make_run(tmp_path)
+    with running_app(run) as base:
+        status, headers, body = raw_get(base, "/clips/q1_r.mp4")
+        assert (status, headers["content-type"], body) == (200, "video/mp4", CLIP_BYTES + b"r")
+        status, headers, body = raw_get(base, "/clips/q1_r.mp4", {"Range": "bytes=4-11"})
+        assert (status, body) == (206, b"ftypmp42")  # browsers seek in looping videos with ranges
+        assert raw_get(base, "/clips/q9_l.mp4")[0] == 404
+
+
+@pytest.mark.parametrize("path", [
+    "/clips/../labels.sqlite", "/clips/..%2Flabels.sqlite", "/clips/%2e%2e/labels.sqlite",
+    "/clips/..%2F..%2Fsecret.mp4", "/clips/%2Fetc%2Fpasswd", "/clips/.hidden.mp4", "/clips/sub/q0_l.mp4",
+    "/clips/q0_l.mp4%00.txt", "/clips/link.mp4",
+])
+def test_clip_paths_cannot_leave_the_clips_folder(tmp_path, path):
+    run, _, _ = make_run(tmp_path)
+    (tmp_path / "secret.mp4").write_bytes(b"SECRET")
+    (run / "clips" / "sub").mkdir()
+    (run / "clips" / "sub" / "q0_l.mp4").write_bytes(b"SECRET")
+    (run / "clips" / ".hidden.mp4").write_bytes(b"SECRET")
+    os.symlink(tmp_path / "secret.mp4", run / "clips" / "link.mp4")
+    with running_app(run) as base:
+        status, _, body = raw_get(base, path)
+    assert status in (400, 404), (status, body)
+    assert b"SECRET" not in body and b"SQLite" not in body
+
+
+def test_binding_an_occupied_port_says_to_pass_another_one():
+    taken = bind_socket("127.0.0.1", 0)
+    port = taken.getsockname()[1]
+    try:
+        with pytest.raises(ServeError, match=f"port {port} is in use: pass --port"):
+            bind_socket("127.0.0.1", port)
+    finally:
+        taken.close()
+    with pytest.raises(ServeError, match="is not an address of this machine: pass --host 127.0.0.1"):
+        bind_socket("192.0.2.1", 0)  # TEST-NET-1: never local
+    with pytest.raises(ServeError, match="port must be an integer in 0..65535"):
+        bind_socket("127.0.0.1", 70000)
+
+
+# -- the `robreward label` command ---------------------------------------------------------------
+def start_cli(*args):
+    code = "import sys; from robreward.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.Popen([sys.executable, "-c", code, "label", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def read_url(process, timeout=60):
+    """The URL the command prints once it listens."""
+    lines = []
+    reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    assert lines and "http://" in lines[0], f"no URL printed: {lines} {process.poll()}"
+    return lines[0].split("at ", 1)[1].split()[0].rstrip("/")
+
+
+def test_label_command_prints_the_url_serves_and_refuses_an_occupied_port(tmp_path):
+    run, _, ids = make_run(tmp_path)
+    server = start_cli(run, "--port", 0)
+    try:
+        base = read_url(server)
+        assert base.startswith("http://127.0.0.1:")
+        assert get_json(base + "/api/next")[1]["query"]["id"] == ids[0]
+        port = base.rsplit(":", 1)[1]
+        second = subprocess.run([sys.executable, "-c", "import sys; from robreward.cli.main import main; "
+                                 "sys.exit(main(sys.argv[1:]))", "label", str(run), "--port", port],
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2
+        assert f"robreward label: error: port {port} is in use: pass --port" in second.stderr
+    finally:
+        server.terminate()
+        server.wait(20)
+
+
+def test_label_command_reports_a_missing_run_directory(tmp_path):
+    result = subprocess.run([sys.executable, "-c", "import sys; from robreward.cli.main import main; "
+                             "sys.exit(main(sys.argv[1:]))", "label", str(tmp_path / "nope")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "run directory" in result.stderr and "does not exist" in result.stderr
+
+
+# -- the clips the app serves ----------------------------------------------------------------------
+def reach_rollout(steps=8):
+    import robreward
+    from robreward.feedback.preferences.segments import collect_rollout
+
+    env = robreward.make("reach", num_envs=2, seed=0)
+    rollout, _ = collect_rollout(env, None, steps, seed=0, record_sim_states=True)
+    return env, rollout
+
+
+def test_pair_clips_replay_the_stored_states_and_pad_a_terminated_segment_with_its_last_frame(tmp_path):
+    import imageio.v2 as imageio
+    import numpy as np
+    import torch
+
+    from robreward.feedback.preferences.clips import pairs_meta, render_pair_clips, render_states
+    from robreward.feedback.preferences.segments import SegmentBatch, SegmentPairs
+
+    env, rollout = reach_rollout()
+    length = 6
+    mask = torch.ones(1, length, dtype=torch.bool)
+    short = mask.clone()
+    short[0, 4:] = False  # an episode that terminated after 4 steps
+    feats = torch.zeros(1, length, 1)
+    first = SegmentBatch(feats, torch.zeros(1, length), mask, torch.tensor([0]), torch.tensor([1]))
+    second = SegmentBatch(feats, torch.zeros(1, length), short, torch.tensor([1]), torch.tensor([2]))
+    pairs = SegmentPairs(first, second)
+    (left, right), = render_pair_clips(env, rollout, pairs, tmp_path / "clips", "r007", width=64, height=48)
+    assert (left.name, right.name) == ("r007_0000_l.mp4", "r007_0000_r.mp4")
+    # a comprehension, not list(reader): the reader's len() is inf, list() would try to preallocate it
+    left_frames = np.stack([frame for frame in imageio.get_reader(str(left), format="FFMPEG")])
+    right_frames = np.stack([frame for frame in imageio.get_reader(str(right), format="FFMPEG")])
+    assert left_frames.shape == right_frames.shape == (length, 48, 64, 3)
+    held = np.abs(right_frames[4:].astype(int) - right_frames[3]).mean()  # padding holds the last real frame
+    moving = np.abs(left_frames[5].astype(int) - left_frames[3]).mean()
+    assert held < 0.3 < 1.0 < moving
+    # frame t shows the state before step start + t, i.e. the post-step state of step start + t - 1
+    frames = render_states(env, rollout.sim_states[1:1 + length, 0], world=0, width=64, height=48)
+    assert torch.allclose(env.state["qpos"][0], rollout.states["qpos"][length - 1, 0])
+    assert np.abs(frames[-1].astype(int) - frames[0]).max() > 50  # the arm moved on screen
+    assert pairs_meta(pairs) == [{"first": {"world": 0, "start": 1, "steps": 6, "length": 6},
+                                  "second": {"world": 1, "start": 2, "steps": 4, "length": 6}}]
+
+
+def test_clips_need_recorded_states_and_rollout_provenance(tmp_path):
+    import dataclasses
+
+    import torch
+
+    from robreward.feedback.preferences.clips import render_pair_clips, render_states
+    from robreward.feedback.preferences.segments import SegmentBatch, SegmentPairs
+
+    env, rollout = reach_rollout()
+    batch = SegmentBatch.from_features(torch.zeros(1, 4, 2))
+    with pytest.raises(ValueError, match="segment 0 has no rollout provenance"):
+        render_pair_clips(env, rollout, SegmentPairs(batch, batch), tmp_path, "x")
+    without = dataclasses.replace(rollout, sim_states=None)
+    with pytest.raises(ValueError, match=r"record_sim_states=True"):
+        render_pair_clips(env, without, SegmentPairs(batch, batch), tmp_path, "x")
+    with pytest.raises(ValueError, match="clip prefix must be"):
+        render_pair_clips(env, rollout, SegmentPairs(batch, batch), tmp_path, "../x")
+    with pytest.raises(ValueError, match=r"sim_states must be \[T, nstate\]"):
+        render_states(env, torch.zeros(3, 5))

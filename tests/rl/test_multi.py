@@ -1,0 +1,238 @@
+"""K reward candidates trained at once (robreward.rl.multi): each candidate sees what a separate
+run would, a failing reward is isolated, the run dirs are the runner's, and reach is learned."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import robreward.rl.runner as runner
+from robreward.codegen import training
+from robreward.envs.batched import BatchedEnv
+from robreward.rewards.base import HandReward, SparseReward
+from robreward.rl import TrainConfig, load_policy, train
+from robreward.rl.config import PPOConfig
+from robreward.rl.multi import BatchedActorCritic, CandidateRewards, MultiCandidateEnv, train_many
+from robreward.rl.ppo import ActorCritic
+from tests.rl.conftest import REACH_STEPS
+
+SMALL = dict(steps=2048, worlds=16)  # 4 updates of 16 worlds x 32 steps
+COMPARED = ("step", "update", "episodes", "return_mean", "hand_return_mean", "success_rate", "fitness_mean",
+            "episode_length", "learning_rate", "kl", "policy_loss", "value_loss", "entropy", "noise_std",
+            "clip_fraction")
+REWARD_FILE = '''
+import torch
+
+def compute_reward(state, action):
+    dist = torch.linalg.norm(state.ee_to_goal, dim=-1)
+    reach = 1.0 - torch.tanh(dist / 0.2)
+    effort = -0.01 * (action[:, :3] ** 2).sum(-1)
+    return reach + effort, {"reach": reach, "effort": effort}
+'''
+
+
+def progress(run_dir) -> list[dict]:
+    return list(csv.DictReader(open(run_dir / "progress.csv")))
+
+
+def assert_same_progress(batched_dir, separate_dir):
+    """Same rows up to float rounding (a batched matmul sums in another order than a single one)."""
+    got, want = progress(batched_dir), progress(separate_dir)
+    assert len(got) == len(want) > 0
+    for a, b in zip(got, want):
+        for column in COMPARED:
+            if b[column] == "":
+                assert a[column] == "", column
+            else:
+                assert float(a[column]) == pytest.approx(float(b[column]), rel=1e-3, abs=1e-6), (column, a, b)
+
+
+class RaisesAtCall:
+    """A reward that works for `calls - 1` steps, then raises (a program's latent bug)."""
+
+    name = "raises-at-step-5"
+
+    def __init__(self, calls: int = 5):
+        self.calls, self.count = calls, 0
+
+    def __call__(self, state, action):
+        self.count += 1
+        if self.count >= self.calls:
+            raise ZeroDivisionError("division by zero in the candidate's reward")
+        dist = torch.linalg.norm(state.ee_to_goal, dim=-1)
+        return -dist, {"dist": -dist}
+
+
+@pytest.fixture(scope="module")
+def separate_runs(tmp_path_factory):
+    """Separate single-candidate trainings (runner.train), hand and sparse, on the small budget."""
+    root = tmp_path_factory.mktemp("separate")
+    for reward in ("hand", "sparse"):
+        train(TrainConfig(task="reach", reward=reward, num_envs=SMALL["worlds"], steps=SMALL["steps"], seed=0,
+                          out=str(root / reward), eval_episodes=0, progress=False))
+    return root
+
+
+@pytest.fixture(scope="module")
+def reach_pair(tmp_path_factory):
+    """K=2 on reach, a hand-reward program file and sparse, 64 worlds each, the learning budget."""
+    root = tmp_path_factory.mktemp("multi")
+    reward_file = root / "reward.py"
+    reward_file.write_text(REWARD_FILE)
+    dirs = [root / "file", root / "sparse"]
+    summary = train_many("reach", [reward_file, "sparse"], REACH_STEPS, 0, dirs, num_envs_per_candidate=64,
+                         eval_episodes=100)
+    return dirs, summary
+
+
+# -- (1) each candidate sees what a separate training sees ------------------------------------------------------------
+def test_each_world_slice_steps_exactly_like_a_separate_env():
+    """Same seed, same actions: candidate k's slice of the K*M-world env gives bit-identical
+    observations, rewards, terms, ends and auto-resets (episodes are 50 steps) as a separate M-world env."""
+    per, seed = 4, 3
+    combined = MultiCandidateEnv("reach", 2, per, seed=seed)
+    spec = combined.spec
+    combined.reward_fn = CandidateRewards([HandReward(spec), SparseReward(spec)], ["hand", "sparse"], per)
+    separate = [BatchedEnv("reach", per, seed=seed, reward=r) for r in ("hand", "sparse")]
+    obs, _ = combined.reset(seed=seed)
+    firsts = [env.reset(seed=seed)[0] for env in separate]
+    for k in range(2):
+        assert torch.equal(obs[k * per:(k + 1) * per], firsts[k])
+    generator = torch.Generator().manual_seed(0)
+    resets = 0
+    for _ in range(70):
+        actions = torch.rand(2 * per, spec.act_dim, generator=generator) * 2 - 1
+        obs, reward, terminated, truncated, info = combined.step(actions)
+        resets += int(truncated.sum())
+        for k, env in enumerate(separate):
+            rows = slice(k * per, (k + 1) * per)
+            s_obs, s_reward, s_term, s_trunc, s_info = env.step(actions[rows])
+            assert torch.equal(obs[rows], s_obs) and torch.equal(reward[rows], s_reward)
+            assert torch.equal(terminated[rows], s_term) and torch.equal(truncated[rows], s_trunc)
+            assert torch.equal(info["final_obs"][rows], s_info["final_obs"])
+            assert torch.equal(info["success"][rows], s_info["success"])
+            assert torch.equal(info["hand_reward"][rows], s_info["hand_reward"])
+            terms = combined.reward_fn.terms[k]
+            assert terms.keys() == s_info["reward_terms"].keys()
+            assert all(torch.equal(terms[name], s_info["reward_terms"][name]) for name in terms)
+    assert resets == 2 * per  # every world went through one auto-reset
+
+
+def test_batched_network_equals_the_separate_networks():
+    cfg = PPOConfig(actor_hidden=(32, 16), critic_hidden=(24,))
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(ActorCritic(7, 3, cfg))
+        models[-1].normalizer.update(torch.randn(50, 7) * (seed + 1))
+    net = BatchedActorCritic(models, cfg)
+    obs = torch.randn(3, 11, 7)
+    with torch.no_grad():
+        norm = net.normalize(obs)
+        for k, model in enumerate(models):
+            expected = model.normalize(obs[k])
+            assert torch.allclose(norm[k], expected, atol=1e-6)
+            assert torch.allclose(net.actor(norm)[k], model.actor(expected), atol=1e-6)
+            assert torch.allclose(net.value(norm)[k], model.value(expected), atol=1e-6)
+            back = net.unstack(k)
+            assert all(torch.equal(a, b) for a, b in zip(back.state_dict().values(), model.state_dict().values()))
+
+
+def test_batched_training_matches_separate_trainings(separate_runs, tmp_path):
+    """K=2 (hand, sparse) in one env: each candidate's whole training log (returns, KL, adaptive
+    learning rate, losses) equals its separate single-candidate run's, up to float rounding."""
+    dirs = [tmp_path / "hand", tmp_path / "sparse"]
+    train_many("reach", ["hand", "sparse"], SMALL["steps"], 0, dirs, num_envs_per_candidate=SMALL["worlds"],
+               eval_episodes=0)
+    assert_same_progress(dirs[0], separate_runs / "hand")
+    assert_same_progress(dirs[1], separate_runs / "sparse")
+
+
+# -- (2) learning ---------------------------------------------------------------------------------------------------
+def test_hand_candidate_learns_reach_beside_sparse(reach_pair):
+    dirs, summary = reach_pair
+    hand, sparse = summary["candidates"]
+    assert hand["failed"] is None and sparse["failed"] is None and hand["steps"] >= REACH_STEPS
+    result = json.loads((dirs[0] / "eval.json").read_text())
+    assert result["task"] == "reach" and result["episodes"] == 100
+    assert result["success_rate"] >= 0.9, result
+    assert hand["stats"]["success"] >= 0.9
+    assert set(summary["timing"]) >= {"physics", "rewards", "policy", "update", "overhead", "finish"}
+
+
+# -- (3) a failing candidate is isolated ------------------------------------------------------------------------------
+def test_a_raising_candidate_is_isolated_and_the_other_trains_unchanged(separate_runs, tmp_path):
+    dirs = [tmp_path / "broken", tmp_path / "hand"]
+    summary = train_many("reach", [RaisesAtCall(5), "hand"], SMALL["steps"], 0, dirs,
+                         num_envs_per_candidate=SMALL["worlds"], eval_episodes=8)
+    broken, hand = summary["candidates"]
+    assert "ZeroDivisionError: division by zero" in broken["failed"] and hand["failed"] is None
+    failed = json.loads((dirs[0] / "failed.json").read_text())
+    assert "ZeroDivisionError" in failed["error"]
+    assert not (dirs[0] / "policy.onnx").exists() and not (dirs[0] / "eval.json").exists()
+    assert (dirs[1] / "eval.json").is_file() and not (dirs[1] / "failed.json").exists()
+    # the broken candidate's worlds (slice 0) did not disturb the hand candidate in slice 1
+    assert_same_progress(dirs[1], separate_runs / "hand")
+
+
+# -- (4) run dirs are the runner's ------------------------------------------------------------------------------------
+def test_run_dirs_are_complete(reach_pair):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    dirs, _ = reach_pair
+    for run_dir, reward_tags in zip(dirs, (("reward_terms/reach", "reward_terms/effort"), ("reward_terms/fitness",))):
+        for name in ("config.yaml", "progress.csv", "policy.onnx", "MODEL_CARD.md", "eval.json",
+                     "checkpoints/latest.pt"):
+            assert (run_dir / name).is_file(), name
+        with open(run_dir / "progress.csv") as f:
+            assert tuple(next(csv.reader(f))) == runner.CSV_FIELDS
+        rows = progress(run_dir)
+        assert [int(r["step"]) for r in rows] == [2048 * (i + 1) for i in range(REACH_STEPS // 2048)]
+        config = runner.load_run_config(run_dir)
+        assert config.num_envs == 64 and config.steps == REACH_STEPS and config.task == "reach"
+        result = json.loads((run_dir / "eval.json").read_text())
+        assert {"return_mean", "success_rate", "fitness_mean", "terms", "reward"} <= set(result)
+        assert load_policy(run_dir)(np.zeros((5, config_obs_dim()), dtype=np.float32)).shape == (5, 4)
+        events = EventAccumulator(str(run_dir / "tb"))
+        events.Reload()
+        tags = set(events.Tags()["scalars"])
+        for tag in ("episode/return", "episode/success", "episode/length", "train/kl", "perf/steps_per_s",
+                    *reward_tags):
+            assert tag in tags, sorted(tags)
+        stats = training.training_stats(run_dir)  # what the reflection reads
+        assert stats["terms"] and len(stats["episode_length"]) == len(rows) - 1
+    # the checkpoint is runner.py's: a policy can be rebuilt from it
+    policy = runner.policy_from_checkpoint(dirs[0] / "checkpoints" / "latest.pt")
+    assert policy(torch.zeros(2, config_obs_dim())).shape == (2, 4)
+
+
+def config_obs_dim() -> int:
+    from robreward.envs.registry import get_task
+
+    return get_task("reach").obs_dim
+
+
+# -- wiring: train_candidates -----------------------------------------------------------------------------------------
+def test_train_candidates_trains_two_files_at_once(tmp_path, monkeypatch):
+    files = []
+    for name in ("a", "b"):
+        files.append(tmp_path / f"{name}.py")
+        files[-1].write_text(REWARD_FILE)
+    sequential, done = [], []
+    monkeypatch.setattr(runner, "train", lambda *a, **k: sequential.append(a))
+    dirs = [tmp_path / "run_a", tmp_path / "run_b"]
+    (dirs[1] / "tb").mkdir(parents=True)
+    (dirs[1] / "tb" / "stale").write_text("from a killed run")
+    assert training.train_candidates("reach", files, 1024, 0, dirs, num_envs=16, eval_episodes=4,
+                                     on_done=lambda i, d: done.append((i, d))) == [str(d) for d in dirs]
+    assert sequential == [] and done == [(0, str(dirs[0])), (1, str(dirs[1]))]
+    assert all((d / "eval.json").is_file() for d in dirs) and not (dirs[1] / "tb" / "stale").exists()
+
+
+def test_errors_say_what_to_pass(tmp_path):
+    with pytest.raises(ValueError, match="one run directory per reward"):
+        train_many("reach", ["hand", "sparse"], 1024, 0, [tmp_path / "a"])
+    with pytest.raises(ValueError, match="must be >= 1"):
+        train_many("reach", ["hand"], 0, 0, [tmp_path / "a"])
