@@ -156,13 +156,22 @@ class EpisodeTracker:
 
 
 # -- training ---------------------------------------------------------------------------------
-def train(config: TrainConfig, resume_from: str | os.PathLike | None = None) -> dict:
-    """Train one policy; returns a summary (run_dir, steps, seconds, final stats, eval result)."""
+def train(config: TrainConfig, resume_from: str | os.PathLike | None = None, reward=None) -> dict:
+    """Train one policy; returns a summary (run_dir, steps, seconds, final stats, eval result).
+
+    reward: a Reward object to train on instead of the one ``config.reward`` names; config.reward
+    is then only its label (e.g. ``pref:RUN``). The caller may update that object between calls
+    (train to step t, change the reward, resume to step t' with ``resume_from``): how the
+    preference loop trains one policy on a reward that improves during training.
+    """
     if config.algo == "sb3":
+        if reward is not None:
+            raise ValueError("a Reward object (reward=...) trains with algo='ppo' only")
         from robreward.rl.sb3 import train_sb3
 
         return train_sb3(config, resume_from=resume_from)
-    _check_reward_spec(config.reward)
+    if reward is None:
+        _check_reward_spec(config.reward)
     run_dir = Path(config.out)
     ckpt_dir = run_dir / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -171,7 +180,7 @@ def train(config: TrainConfig, resume_from: str | os.PathLike | None = None) -> 
     cfg = config.ppo
 
     env = robreward.make(config.task, config.num_envs, backend=config.backend, device=config.device,
-                         seed=config.seed, reward=config.reward)
+                         seed=config.seed, reward=config.reward if reward is None else reward)
     device = env.device
     policy = ActorCritic(env.obs_dim, env.act_dim, cfg).to(device)
     bc_stats = None

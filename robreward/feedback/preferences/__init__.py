@@ -8,8 +8,19 @@ and its metrics (held-out preference accuracy, EPIC distance to the hand reward)
     queries = choose_queries(segments, 64, "disagreement", rng, model=model)
     labels = make_teacher("mistake:0.1").label(queries, rng)
     model.fit(queries, labels)
+
+The whole loop (PEBBLE-style, one PPO policy on a reward that improves between rounds):
+
+    summary = train_preferences(PrefsConfig(task="reach", queries=200, steps=150_000, out="runs/pref-reach"))
 """
 
+from robreward.feedback.preferences.loop import (
+    PrefsConfig,
+    StateEntropyReward,
+    evaluate_preferences,
+    load_prefs_config,
+    train_preferences,
+)
 from robreward.feedback.preferences.metrics import (
     Coverage,
     TransitionReward,
@@ -53,9 +64,9 @@ from robreward.feedback.preferences.teachers import (
 
 __all__ = [
     "EQUAL", "QUERY_METHODS", "SCHEDULES", "SKIP", "Coverage", "EnsembleConfig", "FeatureSpec", "Featurizer",
-    "FitReport", "Label", "PreferenceReward", "Rollout", "SegmentBatch", "SegmentPairs", "SimTeacher",
+    "FitReport", "Label", "PreferenceReward", "PrefsConfig", "Rollout", "SegmentBatch", "SegmentPairs", "SimTeacher",
     "TransitionReward", "accuracy_from_returns", "bpref_reference_return", "canonical_rewards", "cat_pairs",
     "choose_queries", "collect_rollout", "cut_segments", "epic_distance", "labels_to_targets", "make_teacher",
     "pearson_distance", "preference_accuracy", "query_schedule", "query_scores", "sample_pairs",
-    "segment_candidates",
+    "segment_candidates", "StateEntropyReward", "evaluate_preferences", "load_prefs_config", "train_preferences",
 ]

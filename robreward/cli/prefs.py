@@ -1,0 +1,156 @@
+"""`robreward prefs`: learn a reward from preferences (PEBBLE-style) and train a policy on it.
+
+    robreward prefs train --task reach --teacher oracle --queries 200 --steps 150000 --out runs/pref-reach
+    robreward prefs train --task push --teacher mistake:0.1 --queries 500 --select disagreement --out ...
+    robreward prefs train --resume runs/pref-reach
+    robreward prefs eval runs/pref-reach         # accuracy, EPIC distance, policy vs the hand baseline
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from robreward.cli.main import CliError
+
+SELECTIONS = ("uniform", "disagreement", "entropy")
+SCHEDULES = ("constant", "linear")
+
+
+def _task(text: str) -> str:
+    from robreward.envs.registry import get_task, task_names
+    from robreward.feedback.preferences.loop import check_task
+
+    try:
+        get_task(text)
+        check_task(text)
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    return text if text in task_names() else str(Path(text).resolve())
+
+
+def _train(args) -> int:
+    from robreward.feedback.preferences.loop import (STATE_FILE, PrefsConfig, check_teacher, load_prefs_config,
+                                                     train_preferences)
+    from robreward.feedback.preferences.model import EnsembleConfig
+    from robreward.feedback.preferences.segments import query_schedule
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / STATE_FILE).is_file():
+            raise CliError(f"--resume {args.resume!r}: not a preference run directory (no {STATE_FILE}); "
+                           "pass the --out DIR of an earlier `robreward prefs train`")
+        config = load_prefs_config(run_dir)
+        if args.no_progress:
+            config = PrefsConfig.from_dict({**config.to_dict(), "progress": False})
+        summary = train_preferences(config, resume=True)
+    else:
+        missing = [flag for flag, value in (("--task", args.task), ("--teacher", args.teacher),
+                                            ("--queries", args.queries), ("--out", args.out)) if value is None]
+        if missing:
+            raise CliError(f"{', '.join(missing)} required (or --resume RUN_DIR)")
+        if args.select not in SELECTIONS:
+            raise CliError(f"unknown --select {args.select!r}: choose one of {', '.join(SELECTIONS)}")
+        if args.schedule not in SCHEDULES:
+            raise CliError(f"unknown --schedule {args.schedule!r}: choose one of {', '.join(SCHEDULES)}")
+        task = _task(args.task)
+        try:
+            check_teacher(args.teacher)
+        except ValueError as err:
+            raise CliError(f"--teacher: {err}") from None
+        try:
+            query_schedule(args.queries, args.per_round, args.schedule)
+        except ValueError as err:
+            raise CliError(f"--queries/--per-round: {err}") from None
+        if (Path(args.out) / STATE_FILE).exists():
+            raise CliError(f"--out {args.out!r} already holds a preference run: continue it with "
+                           f"`robreward prefs train --resume {args.out}` or choose a new --out")
+        try:
+            config = PrefsConfig(
+                task=task, teacher=args.teacher, queries=args.queries, per_round=args.per_round,
+                schedule=args.schedule, select=args.select, segment=args.segment, steps=args.steps,
+                num_envs=args.envs, pretrain_steps=args.pretrain_steps, seed=args.seed, out=args.out,
+                eval_episodes=args.eval_episodes, device=args.device, progress=not args.no_progress,
+                features=tuple(f.strip() for f in args.features.split(",") if f.strip()) if args.features else (),
+                feature_action=not args.no_action,
+                ensemble=EnsembleConfig(seed=args.seed))
+        except ValueError as err:
+            raise CliError(str(err)) from None
+        summary = train_preferences(config)
+    print(f"{summary['rounds']} feedback rounds, {summary['queries']} queries ({summary['labels_answered']} answered), "
+          f"{summary['steps']:,} PPO steps in {summary['seconds']:.0f} s -> {summary['run_dir']}")
+    last = summary.get("metrics") or {}
+    if last.get("heldout_accuracy") is not None:
+        epic = last.get("epic_distance")
+        print(f"last round: held-out accuracy {last['heldout_accuracy']:.3f}, "
+              f"EPIC distance {'-' if epic is None else f'{epic:.3f}'}")
+    if summary.get("eval"):
+        ev = summary["eval"]
+        print(f"eval (hand reward): return {ev['return_mean']:.4g}, success {ev['success_rate']:.3f}")
+    return 0
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _eval(args) -> int:
+    from robreward.feedback.preferences.loop import EVAL_FILE, STATE_FILE, evaluate_preferences
+
+    run_dir = Path(args.run)
+    if not (run_dir / STATE_FILE).is_file():
+        raise CliError(f"{args.run!r} is not a preference run directory (no {STATE_FILE}); "
+                       "pass the --out DIR of `robreward prefs train`")
+    if args.episodes < 1 or args.pairs < 2:
+        raise CliError(f"--episodes must be >= 1 and --pairs >= 2, got {args.episodes}, {args.pairs}")
+    result = evaluate_preferences(run_dir, episodes=args.episodes, heldout_pairs=args.pairs, seed=args.seed)
+    print(f"{result['task']} v{result['task_version']}  teacher={result['teacher']}  rounds={result['rounds']}  "
+          f"queries={result['queries_used']}  PPO steps={result['ppo_steps']:,}")
+    print(f"  {'preference_accuracy':<28} {_fmt(result['preference_accuracy'])}   "
+          f"({result['heldout_pairs']} fresh pairs, oracle labels)")
+    print(f"  {'preference_accuracy_teacher':<28} {_fmt(result['preference_accuracy_teacher'])}")
+    print(f"  {'epic_distance':<28} {_fmt(result['epic_distance'])}")
+    policy, hand, fraction = result["policy"] or {}, result["baseline"] or {}, result["fraction_of_baseline"] or {}
+    print(f"  {'':<28} {'policy':>10} {'hand':>10} {'fraction':>10}")
+    for key in ("success_rate", "return_mean", "fitness_mean"):
+        print(f"  {key:<28} {_fmt(policy.get(key)):>10} {_fmt(hand.get(key)):>10} {_fmt(fraction.get(key)):>10}")
+    if result["baseline"] is None:
+        print(f"note: no hand baseline for {result['task']!r} (policies/{result['task']}/eval.json)")
+    if result["policy"] is None:
+        print("note: the run has no trained policy yet (ppo/policy.onnx)")
+    print(f"wrote {run_dir / EVAL_FILE}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("prefs", help="learn a reward from preferences (PEBBLE-style) and train a policy on it")
+    verbs = p.add_subparsers(dest="prefs_verb", metavar="{train,eval}")
+    t = verbs.add_parser("train", help="run (or resume) the preference loop into a run directory")
+    t.add_argument("--task", help="task name (see `robreward tasks`) or task folder")
+    t.add_argument("--teacher", help="oracle | stochastic:BETA | mistake:EPS | skip:EPS | equal:EPS | myopic:GAMMA, "
+                                     "comma-separated (human: not available yet)")
+    t.add_argument("--queries", type=int, help="query budget (pairs shown to the teacher)")
+    t.add_argument("--select", default="disagreement", help="uniform | disagreement (default) | entropy")
+    t.add_argument("--schedule", default="constant", help="constant (default) | linear")
+    t.add_argument("--segment", type=int, default=25, help="segment length in steps (default 25)")
+    t.add_argument("--per-round", type=int, default=50, help="queries per feedback round (default 50)")
+    t.add_argument("--steps", type=int, default=1_000_000, help="PPO env steps summed over worlds (default 1000000)")
+    t.add_argument("--envs", type=int, default=32, help="parallel worlds (default 32)")
+    t.add_argument("--pretrain-steps", type=int, default=0,
+                   help="PPO steps of unsupervised state-entropy pre-training before the first queries (default 0)")
+    t.add_argument("--features", default=None, help="TaskState fields the reward reads, comma-separated "
+                                                     "(default: the task's observation), plus the action")
+    t.add_argument("--no-action", action="store_true", help="the reward reads no action (state-only reward)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--eval-episodes", type=int, default=100, help="episodes of the final evaluation (0: skip)")
+    t.add_argument("--device", default="cpu", help="torch device: cpu or cuda[:N]")
+    t.add_argument("--out", help="run directory")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run at its last finished round")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=_train)
+    e = verbs.add_parser("eval", help="preference accuracy, EPIC distance, policy vs the hand baseline")
+    e.add_argument("run", metavar="RUN_DIR", help="a `robreward prefs train` run directory")
+    e.add_argument("--episodes", type=int, default=100, help="policy episodes if the run has no eval.json yet")
+    e.add_argument("--pairs", type=int, default=1000, help="fresh segment pairs for the accuracy (default 1000)")
+    e.add_argument("--seed", type=int, default=12345, help="seed of the fresh rollout")
+    e.set_defaults(func=_eval)
+    p.set_defaults(func=lambda args: (p.print_help(), 1)[1])

@@ -1,0 +1,620 @@
+"""The PEBBLE-style preference loop: one PPO policy trained on a reward learned from preferences.
+
+    config = PrefsConfig(task="reach", teacher="oracle", queries=150, per_round=50, steps=120_000, out="runs/p")
+    summary = train_preferences(config)            # or train_preferences(config, resume=True) after a crash
+    report = evaluate_preferences("runs/p")        # accuracy, EPIC, policy vs the hand baseline
+
+Timeline (PEBBLE, Lee et al. 2021, adapted to on-policy PPO). The query budget is split into
+rounds by ``query_schedule``; round k happens after the PPO has trained to step
+``pretrain_steps + k * feedback_fraction * (steps - pretrain_steps) / rounds`` (rounded up to
+whole PPO updates), so with the default fraction 0.75 every label is in by three quarters of
+training and the last quarter (at least) sees the final reward. Before round 0 the policy either acts
+uniformly at random (``pretrain_steps=0``) or has been pre-trained for ``pretrain_steps`` on
+PEBBLE's unsupervised state-entropy reward (:class:`StateEntropyReward`), which spreads the
+first segments over more of the state space. After the last round PPO trains on to ``steps``.
+
+One policy is trained continuously: between rounds ``robreward.rl.runner.train`` resumes from
+the PPO checkpoint (model, optimizer, normalizer, learning rate, RNG) with the updated reward
+model as its reward. PEBBLE relabels its replay buffer after each reward update; PPO is
+on-policy, so its next rollouts simply read the updated reward. What resuming costs: each
+world starts a fresh episode at a round boundary (the runner's resume semantics).
+
+Each round's segments come from a separate rollout of the current (stochastic) policy, not
+counted in ``steps``. The last quarter of its worlds are held out: their segments are never
+queried; uniform pairs of them, labeled by the teacher and by the oracle (the hand reward),
+give the held-out preference accuracy, and their transitions the coverage of the EPIC distance.
+
+Run directory (``out``):
+
+    config.json         the resolved PrefsConfig
+    state.json          rounds done, queries used, PPO step; written last in a round (atomic)
+    labels.npz          every queried pair: features, hand rewards, masks, provenance, label
+                        (NaN = skipped), round; rewritten atomically per round
+    reward/round_KKK.pt the reward model after round K (PreferenceReward.save)
+    metrics.json        per-round fit report, held-out accuracy, EPIC distance (atomic)
+    ppo/                the PPO run dir (config.yaml, checkpoints/, tb/, progress.csv, policy.onnx,
+                        MODEL_CARD.md, eval.json under the HAND reward)
+    prefs_eval.json     what ``evaluate_preferences`` (``robreward prefs eval``) measured
+
+Resume (``resume=True``) works at round granularity: a round is done once state.json says so;
+a crash inside a round redoes that round's feedback (its partial labels are dropped), a crash
+during PPO continues from the PPO's latest checkpoint. The reward model's optimizer state is
+not saved, so a resumed run is not bit-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from robreward.feedback.preferences.metrics import Coverage, epic_distance, preference_accuracy
+from robreward.feedback.preferences.model import EnsembleConfig, FeatureSpec, Featurizer, FitReport, PreferenceReward
+from robreward.feedback.preferences.segments import (
+    QUERY_METHODS,
+    SCHEDULES,
+    Rollout,
+    SegmentBatch,
+    SegmentPairs,
+    cat_pairs,
+    choose_queries,
+    collect_rollout,
+    cut_segments,
+    query_schedule,
+    sample_pairs,
+    segment_candidates,
+)
+from robreward.feedback.preferences.teachers import make_teacher
+from robreward.rl.config import PPOConfig
+
+CONFIG_FILE = "config.json"
+STATE_FILE = "state.json"
+LABELS_FILE = "labels.npz"
+METRICS_FILE = "metrics.json"
+EVAL_FILE = "prefs_eval.json"
+PPO_DIR = "ppo"
+REWARD_DIR = "reward"
+MAX_SEGMENTS = 4096  # segments cut per rollout at most (sampled when a rollout allows more)
+HELDOUT_SEED_OFFSET = 1_000_003
+
+
+# -- configuration -------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class PrefsConfig:
+    """One preference-learning run (what `robreward prefs train` resolves its flags to)."""
+
+    task: str = "reach"
+    """Task name in sims/ or a task folder; it must define a fitness."""
+    teacher: str = "oracle"
+    """Simulated teacher spec (teachers.make_teacher): oracle, mistake:0.1, stochastic:1,myopic:0.9, ..."""
+    queries: int = 200
+    """Query budget: pairs shown to the teacher over the whole run."""
+    per_round: int = 50
+    """Queries per feedback round (the schedule's largest round)."""
+    schedule: str = "constant"
+    """Query schedule over the budget: constant or linear (segments.query_schedule)."""
+    select: str = "disagreement"
+    """Query selection after round 0 (round 0 is uniform: no model yet): uniform, disagreement, entropy."""
+    segment: int = 25
+    """Segment length H in env steps."""
+    steps: int = 1_000_000
+    """PPO env steps summed over all worlds (pre-training included; feedback rollouts not counted)."""
+    num_envs: int = 32
+    """Parallel worlds of the PPO and of the feedback rollouts."""
+    pretrain_steps: int = 0
+    """PPO steps of unsupervised state-entropy pre-training before the first queries (PEBBLE); 0: none."""
+    feedback_fraction: float = 0.75
+    """Feedback rounds are spread evenly over this fraction of the steps after pre-training."""
+    collect_steps: int = 0
+    """Env steps per world of each round's feedback rollout; 0: max(2 * segment, min(2 * episode length, 200))."""
+    heldout_pairs: int = 500
+    """Uniform pairs of held-out segments labeled per round for the held-out accuracy (not in the budget)."""
+    features: tuple[str, ...] = ()
+    """TaskState fields the reward model reads (flattened, in order); empty: the task's observation."""
+    feature_action: bool = True
+    """Append the action to the reward model's features (PEBBLE: state-action rewards)."""
+    entropy_k: int = 5
+    """k of the k-NN state-entropy reward (PEBBLE: 5)."""
+    seed: int = 0
+    """Seeds PPO, the envs, the rollouts, query selection, the teacher and the ensemble."""
+    out: str = "runs/prefs"
+    """Run directory (see the module docstring)."""
+    eval_episodes: int = 100
+    """Episodes of the final deterministic evaluation under the hand reward (0: skip)."""
+    device: str = "cpu"
+    """Torch device of the envs and networks."""
+    torch_threads: int = 1
+    """torch intra-op threads."""
+    progress: bool = True
+    """Show the PPO progress bar."""
+    ensemble: EnsembleConfig = dataclasses.field(default_factory=EnsembleConfig)
+    """Reward ensemble and its training."""
+    ppo: PPOConfig = dataclasses.field(default_factory=PPOConfig)
+    """PPO hyperparameters."""
+
+    def __post_init__(self):
+        if isinstance(self.ensemble, dict):
+            data = dict(self.ensemble)
+            data["hidden"] = tuple(data.get("hidden", EnsembleConfig.hidden))
+            object.__setattr__(self, "ensemble", EnsembleConfig(**data))
+        if isinstance(self.ppo, dict):
+            object.__setattr__(self, "ppo", PPOConfig(**self.ppo))
+        object.__setattr__(self, "features", tuple(str(f) for f in self.features))
+        ints = ("queries", "per_round", "segment", "steps", "num_envs")
+        for name in ints:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.num_envs < 2:
+            raise ValueError(f"num_envs must be >= 2 (a quarter of the worlds is held out), got {self.num_envs}")
+        if self.select not in QUERY_METHODS:
+            raise ValueError(f"unknown query selection {self.select!r}: choose one of {', '.join(QUERY_METHODS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown query schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
+        if not (0 <= self.pretrain_steps < self.steps):
+            raise ValueError(f"pretrain_steps must be in [0, steps={self.steps}), got {self.pretrain_steps}: "
+                             "leave steps for training on the learned reward")
+        if not (0 < self.feedback_fraction <= 1):
+            raise ValueError(f"feedback_fraction must be in (0, 1], got {self.feedback_fraction}")
+        if self.collect_steps < 0 or self.heldout_pairs < 1 or self.entropy_k < 1 or self.eval_episodes < 0:
+            raise ValueError("collect_steps and eval_episodes must be >= 0, heldout_pairs and entropy_k >= 1; got "
+                             f"{self.collect_steps}, {self.eval_episodes}, {self.heldout_pairs}, {self.entropy_k}")
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["features"] = list(self.features)
+        data["ensemble"]["hidden"] = list(self.ensemble.hidden)
+        data["ppo"]["actor_hidden"] = list(self.ppo.actor_hidden)
+        data["ppo"]["critic_hidden"] = list(self.ppo.critic_hidden)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PrefsConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"prefs config has unknown fields {unknown}; valid fields: {', '.join(sorted(known))}")
+        return cls(**data)
+
+
+def check_task(task):
+    """The TaskSpec of ``task``; ValueError when it has no fitness (nothing to measure success by)."""
+    from robreward.envs.registry import get_task
+
+    spec = get_task(task)
+    if spec is None:
+        raise ValueError(f"unknown task {task!r}: see `robreward tasks` for the list, or pass a task folder")
+    if not callable(getattr(spec, "fitness", None)):
+        raise ValueError(f"task {spec.name!r} defines no fitness: preference runs compare the policy with the hand "
+                         "baseline by fitness/success; give the TaskSpec a fitness(state) -> [N]")
+    return spec
+
+
+def check_teacher(spec: str):
+    """A simulated teacher from its spec; the human teacher is not wired into this loop yet."""
+    names = {part.split(":")[0].split("@")[0].strip().lower() for part in str(spec).split(",")}
+    if "human" in names:
+        raise ValueError("teacher 'human' is not available yet: use `robreward label RUN` (in progress); "
+                         "choose a simulated teacher: oracle, stochastic:BETA, mistake:EPS, skip:EPS, equal:EPS, "
+                         "myopic:GAMMA (comma-separated)")
+    return make_teacher(spec)
+
+
+def round_steps(config: PrefsConfig, num_rounds: int) -> list[int]:
+    """The PPO step at which each feedback round happens (whole PPO updates)."""
+    per_update = config.num_envs * config.ppo.num_steps
+    span = (config.steps - config.pretrain_steps) * config.feedback_fraction
+    raw = [config.pretrain_steps + k * span / num_rounds for k in range(num_rounds)]
+    return [int(math.ceil(t / per_update - 1e-9)) * per_update for t in raw]
+
+
+# -- unsupervised pre-training ---------------------------------------------------------------
+class StateEntropyReward:
+    """PEBBLE's unsupervised reward: a k-NN particle estimate of the state entropy.
+
+    r(s) = log(1 + ||o(s) - o_k||), o = the task's observation and o_k its k-th nearest
+    neighbour among the last ``buffer_size`` observations (this step's batch included), divided
+    by a running std of r (PEBBLE normalizes the intrinsic reward the same way). Stateful: each
+    call appends its batch to the buffer. Satisfies the Reward protocol.
+    """
+
+    def __init__(self, spec, k: int = 5, buffer_size: int = 8192):
+        self.spec, self.k, self.buffer_size = spec, int(k), int(buffer_size)
+        self.name = "state-entropy"
+        self.buffer: Optional[torch.Tensor] = None
+        self.count, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def __call__(self, state, action):
+        obs = self.spec.observe(state).to(torch.float32)
+        ref = obs if self.buffer is None else torch.cat([self.buffer.to(obs.device), obs])
+        k = min(self.k + 1, ref.shape[0])  # + 1: the observation itself is its own 0-th neighbour
+        kth = torch.cdist(obs, ref).topk(k, largest=False).values[:, -1]
+        raw = torch.log1p(kth)
+        for value in raw.double().cpu().tolist():  # Welford running variance
+            self.count += 1
+            delta = value - self.mean
+            self.mean += delta / self.count
+            self.m2 += delta * (value - self.mean)
+        std = math.sqrt(self.m2 / self.count) if self.count > 1 else 1.0
+        total = (raw / max(std, 1e-6)).to(torch.float32)
+        self.buffer = ref[-self.buffer_size:].detach()
+        return total, {"state_entropy": total}
+
+
+# -- run-directory helpers -------------------------------------------------------------------
+def _write_json(path: Path, data) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, default=float)
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path, what: str):
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{str(path)!r} not found: is {str(path.parent)!r} a preference run directory "
+                                f"(`robreward prefs train --out DIR`)? ({what})") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{str(path)!r} is not valid JSON ({err})") from err
+
+
+def load_prefs_config(run_dir) -> PrefsConfig:
+    """The resolved config of a preference run directory."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"preference run directory {str(run_dir)!r} does not exist: pass the --out DIR "
+                                "of an earlier `robreward prefs train`")
+    return PrefsConfig.from_dict(_read_json(run_dir / CONFIG_FILE, "its config"))
+
+
+def _model_path(run_dir: Path, round_index: int) -> Path:
+    return run_dir / REWARD_DIR / f"round_{round_index:03d}.pt"
+
+
+class LabeledPairs:
+    """Every labeled query so far, with its round; saved to / loaded from labels.npz."""
+
+    SIDES = ("first", "second")
+
+    def __init__(self):
+        self.pairs: list[SegmentPairs] = []
+        self.labels: list = []
+        self.rounds: list[int] = []
+
+    def add(self, pairs: SegmentPairs, labels, round_index: int) -> None:
+        self.pairs.append(pairs)
+        self.labels.extend(labels)
+        self.rounds.extend([round_index] * pairs.size)
+
+    @property
+    def size(self) -> int:
+        return len(self.labels)
+
+    @property
+    def answered(self) -> int:
+        return sum(y is not None for y in self.labels)
+
+    def all_pairs(self) -> SegmentPairs:
+        return cat_pairs(self.pairs)
+
+    def save(self, path: Path) -> None:
+        pairs = self.all_pairs()
+        arrays = {f"{side}_{name}": getattr(getattr(pairs, side), name).cpu().numpy()
+                  for side in self.SIDES for name in SegmentBatch._fields}
+        arrays["labels"] = np.array([np.nan if y is None else y for y in self.labels], dtype=np.float64)
+        arrays["round"] = np.array(self.rounds, dtype=np.int64)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: Path, rounds_done: int) -> "LabeledPairs":
+        """The pairs of rounds < rounds_done (a crash may have saved part of an unfinished round)."""
+        out = cls()
+        if rounds_done == 0:
+            return out
+        with np.load(path) as data:
+            keep = data["round"] < rounds_done
+            sides = [SegmentBatch(*(torch.as_tensor(data[f"{side}_{name}"][keep]) for name in SegmentBatch._fields))
+                     for side in cls.SIDES]
+            labels = [None if math.isnan(y) else float(y) for y in data["labels"][keep]]
+            rounds = data["round"][keep].tolist()
+        for r in sorted(set(rounds)):
+            rows = torch.as_tensor([i for i, x in enumerate(rounds) if x == r])
+            out.add(SegmentPairs(*sides).index(rows), [labels[i] for i in rows.tolist()], r)
+        return out
+
+
+# -- the stages ------------------------------------------------------------------------------
+def _train_ppo(config: PrefsConfig, run_dir: Path, until: int, reward, label: str) -> int:
+    """Train (or resume) the one PPO policy up to ``until`` steps on ``reward``; its step after."""
+    from robreward.rl.config import TrainConfig
+    from robreward.rl.runner import LATEST, load_checkpoint, train
+
+    ppo_dir = run_dir / PPO_DIR
+    checkpoint = ppo_dir / "checkpoints" / LATEST
+    done = int(load_checkpoint(checkpoint)["global_step"]) if checkpoint.is_file() else 0
+    if done >= until:
+        return done
+    if not checkpoint.is_file() and ppo_dir.exists():
+        shutil.rmtree(ppo_dir)  # killed before its first checkpoint: stale logs would mix with the new ones
+    train_config = TrainConfig(task=config.task, reward=label, num_envs=config.num_envs, steps=until,
+                               seed=config.seed, out=str(ppo_dir), device=config.device,
+                               torch_threads=config.torch_threads, eval_episodes=0, progress=config.progress,
+                               ppo=config.ppo)
+    summary = train(train_config, resume_from=checkpoint if checkpoint.is_file() else None, reward=reward)
+    return int(summary["steps"])
+
+
+def _sampling_policy(run_dir: Path, seed: int):
+    """The current PPO policy, sampling its Gaussian (seeded); None before any PPO step (random actions)."""
+    from robreward.rl.config import TrainConfig
+    from robreward.rl.ppo import ActorCritic
+    from robreward.rl.runner import LATEST, load_checkpoint
+
+    checkpoint = run_dir / PPO_DIR / "checkpoints" / LATEST
+    if not checkpoint.is_file():
+        return None
+    ckpt = load_checkpoint(checkpoint)
+    model = ActorCritic(ckpt["obs_dim"], ckpt["act_dim"], TrainConfig.from_dict(ckpt["config"]).ppo)
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    gen = torch.Generator().manual_seed(int(seed))
+
+    def policy(obs):
+        with torch.no_grad():
+            mean = model.actor(model.normalizer(obs.to("cpu", torch.float32)))
+            return mean + model.log_std.exp() * torch.randn(mean.shape, generator=gen)
+
+    return policy
+
+
+def _collect(config: PrefsConfig, spec, run_dir: Path, seed: int) -> Rollout:
+    """A rollout of the current policy under the hand reward (what the teacher reads)."""
+    import robreward
+
+    num_steps = config.collect_steps or max(2 * config.segment, min(2 * spec.episode_length, 200))
+    env = robreward.make(spec, config.num_envs, seed=seed, reward="hand", device=config.device)
+    try:
+        rollout, _ = collect_rollout(env, _sampling_policy(run_dir, seed), num_steps, seed=seed)
+    finally:
+        env.close()
+    return rollout
+
+
+def _worlds(rollout: Rollout, worlds: np.ndarray) -> Rollout:
+    idx = torch.as_tensor(worlds, device=rollout.rewards.device)
+    return Rollout(states={k: v[:, idx] for k, v in rollout.states.items()}, actions=rollout.actions[:, idx],
+                   rewards=rollout.rewards[:, idx], terminated=rollout.terminated[:, idx],
+                   truncated=rollout.truncated[:, idx])
+
+
+def split_heldout(rollout: Rollout) -> tuple[Rollout, Rollout]:
+    """(query worlds, held-out worlds): the last quarter of the worlds (at least one) is held out."""
+    n = rollout.num_envs
+    held = max(1, n // 4)
+    return _worlds(rollout, np.arange(n - held)), _worlds(rollout, np.arange(n - held, n))
+
+
+def _segments(rollout: Rollout, length: int, featurizer, rng) -> SegmentBatch:
+    count = len(segment_candidates(rollout, length)[0])
+    return cut_segments(rollout, length, featurizer, num=None if count <= MAX_SEGMENTS else MAX_SEGMENTS, rng=rng)
+
+
+def reward_metrics(model: PreferenceReward, spec, heldout: Rollout, teacher, num_pairs: int, length: int,
+                   rng: np.random.Generator) -> dict:
+    """Held-out preference accuracy (vs the teacher's and the oracle's labels) and EPIC distance
+    to the hand reward, over a held-out rollout."""
+    from robreward.rewards.base import HandReward
+
+    out = {"heldout_pairs": 0, "heldout_accuracy": None, "heldout_accuracy_true": None, "epic_distance": None}
+    try:
+        pairs = sample_pairs(_segments(heldout, length, model.featurizer, rng), num_pairs, rng)
+    except ValueError as err:  # no segment fits: say so in the metrics rather than stop the run
+        out["note"] = str(err)
+        return out
+    out["heldout_pairs"] = pairs.size
+    for key, labeler in (("heldout_accuracy", teacher), ("heldout_accuracy_true", make_teacher("oracle"))):
+        try:
+            out[key] = preference_accuracy(model, pairs, labeler.label(pairs, rng))
+        except ValueError:  # every held-out label a tie or a skip
+            pass
+    try:
+        out["epic_distance"] = epic_distance(model, HandReward(spec), Coverage.from_rollout(heldout), rng=rng)
+    except ValueError as err:  # e.g. a constant reward on the coverage
+        out["epic_note"] = str(err)
+    return out
+
+
+def _fit_summary(report: Optional[FitReport]) -> Optional[dict]:
+    return None if report is None else dataclasses.asdict(report)
+
+
+# -- the loop --------------------------------------------------------------------------------
+def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
+    """Run (or resume) the PEBBLE-style loop; returns a summary. See the module docstring."""
+    started = time.perf_counter()
+    run_dir = Path(config.out)
+    spec = check_task(config.task)
+    teacher = check_teacher(config.teacher)
+    featurizer = Featurizer(spec, FeatureSpec(config.features, config.feature_action))
+    schedule = query_schedule(config.queries, config.per_round, config.schedule)
+    at_step = round_steps(config, len(schedule))
+    label = f"pref:{run_dir}"
+    torch.set_num_threads(max(1, config.torch_threads))
+
+    if resume:
+        state = _read_json(run_dir / STATE_FILE, "its state")
+        saved = load_prefs_config(run_dir).to_dict()
+        changed = sorted(k for k, v in config.to_dict().items() if k != "progress" and saved.get(k) != v)
+        if changed:
+            raise ValueError(f"cannot resume {str(run_dir)!r} with a different config (changed: {', '.join(changed)}); "
+                             "resume with the saved config (load_prefs_config) or start a new run")
+    else:
+        if (run_dir / STATE_FILE).exists():
+            raise ValueError(f"{str(run_dir)!r} already holds a preference run: resume it (--resume {run_dir}) "
+                             "or pass a new --out")
+        (run_dir / REWARD_DIR).mkdir(parents=True, exist_ok=True)
+        _write_json(run_dir / CONFIG_FILE, config.to_dict())
+        state = {"rounds_done": 0, "schedule": schedule, "round_steps": at_step, "queries_used": 0,
+                 "labels_answered": 0, "ppo_step": 0, "collect_steps": 0, "finished": False}
+        _write_json(run_dir / STATE_FILE, state)
+        _write_json(run_dir / METRICS_FILE, {"rounds": []})
+    done = int(state["rounds_done"])
+    metrics = _read_json(run_dir / METRICS_FILE, "its metrics")
+    metrics["rounds"] = metrics["rounds"][:done]
+    labeled = LabeledPairs.load(run_dir / LABELS_FILE, done)
+    if done:
+        model = PreferenceReward.load(_model_path(run_dir, done - 1), spec, device=config.device)
+    else:
+        model = PreferenceReward(featurizer=featurizer, config=config.ensemble, name="pref", device=config.device)
+    pretrain = StateEntropyReward(spec, config.entropy_k) if config.pretrain_steps else None
+
+    for k, num_queries in enumerate(schedule):
+        if k < done:
+            continue
+        rng = np.random.default_rng([config.seed, k])
+        # 1. PPO up to this round: state-entropy pre-training before round 0, the learned reward after
+        if k == 0:
+            ppo_step = _train_ppo(config, run_dir, at_step[0], pretrain, "state-entropy") if pretrain else 0
+        else:
+            ppo_step = _train_ppo(config, run_dir, at_step[k], model, label)
+        # 2. collect rollouts with the current policy (sampled), under the hand reward the teacher reads
+        rollout = _collect(config, spec, run_dir, seed=config.seed * 7919 + k + 1)
+        state["collect_steps"] += rollout.num_steps * rollout.num_envs
+        query_worlds, heldout_worlds = split_heldout(rollout)
+        # 3. cut fixed-length segments (episodes that terminated early are padded by segments.py)
+        segments = _segments(query_worlds, config.segment, model.featurizer, rng)
+        # 4. choose queries: uniform until a model exists, then the configured selection
+        method = config.select if model.num_fits else "uniform"
+        queries = choose_queries(segments, num_queries, method, rng, model=model if model.num_fits else None)
+        # 5. labels from the teacher (B-Pref's reference return: mean hand reward per step x H)
+        reference = float(query_worlds.rewards.mean()) * config.segment
+        labels = teacher.label(queries, np.random.default_rng([config.seed, k, 1]), reference_return=reference)
+        labeled.add(queries, labels, k)
+        # 6. train the reward ensemble on every label so far (Bradley-Terry, ties 0.5, skips dropped);
+        #    "relabel": the next PPO phase reads the updated model (on-policy, no replay buffer)
+        report = model.fit(labeled.all_pairs(), labeled.labels) if labeled.answered else None
+        # 7. metrics on the held-out worlds: preference accuracy, EPIC distance to the hand reward
+        round_metrics = {"round": k, "ppo_step": ppo_step, "queries": num_queries, "select": method,
+                         "queries_used": labeled.size, "labels_answered": labeled.answered,
+                         "ties": sum(y == 0.5 for y in labels), "skipped": sum(y is None for y in labels),
+                         "rollout_hand_reward_per_step": float(rollout.rewards.mean()), "fit": _fit_summary(report)}
+        if model.num_fits:
+            round_metrics.update(reward_metrics(model, spec, heldout_worlds, teacher, config.heldout_pairs,
+                                                config.segment, np.random.default_rng([config.seed, k, 2])))
+        # 8. checkpoint the round: model, labels, metrics, then state.json (the round is done when it says so)
+        model.save(_model_path(run_dir, k))
+        labeled.save(run_dir / LABELS_FILE)
+        metrics["rounds"].append(round_metrics)
+        _write_json(run_dir / METRICS_FILE, metrics)
+        state.update(rounds_done=k + 1, queries_used=labeled.size, labels_answered=labeled.answered,
+                     ppo_step=ppo_step)
+        _write_json(run_dir / STATE_FILE, state)
+
+    # 9. keep training PPO on the final learned reward to the end of the budget
+    if not model.num_fits:
+        raise ValueError(f"the teacher {config.teacher!r} skipped all {labeled.size} queries: no reward model was "
+                         "trained; use a teacher that answers (lower its skip threshold) or a larger budget")
+    state["ppo_step"] = _train_ppo(config, run_dir, config.steps, model, label)
+    # 10. evaluate the deterministic policy under the HAND reward (eval.json), the learned one beside it
+    eval_result = _final_eval(config, spec, run_dir, model, label, state["ppo_step"])
+    state["finished"] = True
+    _write_json(run_dir / STATE_FILE, state)
+    return {"run_dir": str(run_dir), "rounds": state["rounds_done"], "queries": state["queries_used"],
+            "labels_answered": state["labels_answered"], "steps": state["ppo_step"],
+            "collect_steps": state["collect_steps"], "seconds": time.perf_counter() - started,
+            "metrics": metrics["rounds"][-1] if metrics["rounds"] else None, "eval": eval_result}
+
+
+def _final_eval(config: PrefsConfig, spec, run_dir: Path, model, label: str, steps: int) -> Optional[dict]:
+    from robreward.eval.evaluate import evaluate, read_eval_json, write_eval_json
+    from robreward.rl.export import load_policy, write_model_card
+    from robreward.rl.runner import load_run_config
+
+    ppo_dir = run_dir / PPO_DIR
+    if config.eval_episodes <= 0:
+        return None
+    if (ppo_dir / "eval.json").is_file():  # a resumed run that only crashed after its evaluation
+        return read_eval_json(ppo_dir / "eval.json")
+    result = evaluate(spec, load_policy(ppo_dir), episodes=config.eval_episodes, seed=config.seed,
+                      reward_name=label, train_reward=model, policy_seed=config.seed)
+    write_eval_json(ppo_dir, result)
+    extra = {"preference run": str(run_dir), "teacher": config.teacher, "queries": config.queries}
+    write_model_card(ppo_dir, load_run_config(ppo_dir).to_dict(), spec, steps, result, extra)
+    return result
+
+
+# -- evaluation of a finished run ------------------------------------------------------------
+def evaluate_preferences(run_dir, *, episodes: int = 100, heldout_pairs: int = 1000, seed: int = 12345) -> dict:
+    """Preference accuracy and EPIC distance of the final reward model on a fresh rollout of the
+    final policy, and the policy's success/return against the task's hand baseline
+    (policies/<task>/eval.json). Written to prefs_eval.json."""
+    from robreward.eval.baseline import load_baseline
+    from robreward.eval.evaluate import evaluate, read_eval_json, write_eval_json
+    from robreward.rl.export import load_policy
+
+    run_dir = Path(run_dir)
+    config = load_prefs_config(run_dir)
+    state = _read_json(run_dir / STATE_FILE, "its state")
+    spec = check_task(config.task)
+    done = int(state["rounds_done"])
+    if done == 0:
+        raise ValueError(f"{str(run_dir)!r} has no finished feedback round yet: no reward model to evaluate; "
+                         f"resume it with `robreward prefs train --resume {run_dir}`")
+    model = PreferenceReward.load(_model_path(run_dir, done - 1), spec)
+    teacher = check_teacher(config.teacher)
+    ppo_dir = run_dir / PPO_DIR
+
+    # the reward model, on pairs from a fresh rollout of the final policy
+    rollout = _collect(config, spec, run_dir, seed=seed)
+    metrics = reward_metrics(model, spec, rollout, teacher, heldout_pairs, config.segment,
+                             np.random.default_rng(seed))
+    # the policy, under the hand reward
+    policy_eval = None
+    if (ppo_dir / "eval.json").is_file():
+        policy_eval = read_eval_json(ppo_dir / "eval.json")
+    elif (ppo_dir / "policy.onnx").is_file():
+        policy_eval = evaluate(spec, load_policy(ppo_dir), episodes=episodes, seed=config.seed,
+                               reward_name=f"pref:{run_dir}", train_reward=model, policy_seed=config.seed)
+        write_eval_json(ppo_dir, policy_eval)
+    baseline = load_baseline(spec.name)
+    keys = ("success_rate", "return_mean", "fitness_mean")
+    policy = {k: policy_eval.get(k) for k in keys} if policy_eval else None
+    hand = {k: baseline.hand.get(k) for k in keys} if baseline else None
+    fraction = None
+    if policy and hand:
+        fraction = {k: (policy[k] / hand[k] if policy[k] is not None and hand[k] and hand[k] > 0 else None)
+                    for k in keys}
+    result = {
+        "task": spec.name, "task_version": int(spec.version), "teacher": config.teacher, "select": config.select,
+        "rounds": done, "queries_used": state["queries_used"], "labels_answered": state["labels_answered"],
+        "ppo_steps": state["ppo_step"], "finished": bool(state.get("finished")),
+        "preference_accuracy": metrics["heldout_accuracy_true"],
+        "preference_accuracy_teacher": metrics["heldout_accuracy"],
+        "heldout_pairs": metrics["heldout_pairs"], "epic_distance": metrics["epic_distance"],
+        "policy": policy, "baseline": hand, "baseline_path": str(baseline.path) if baseline else None,
+        "fraction_of_baseline": fraction,
+    }
+    _write_json(run_dir / EVAL_FILE, result)
+    return result
+
+
+__all__ = ["LabeledPairs", "PrefsConfig", "StateEntropyReward", "check_task", "check_teacher",
+           "evaluate_preferences", "load_prefs_config", "reward_metrics", "round_steps", "split_heldout",
+           "train_preferences"]

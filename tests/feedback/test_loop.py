@@ -1,0 +1,194 @@
+"""The PEBBLE-style loop: learns reach from an oracle on a small budget, writes its run directory,
+resumes at round granularity, and its config checks say what is wrong."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import robreward
+from robreward.feedback.preferences import EnsembleConfig, PreferenceReward
+from robreward.feedback.preferences import loop as loop_module
+from robreward.feedback.preferences.loop import (
+    LabeledPairs,
+    PrefsConfig,
+    StateEntropyReward,
+    check_teacher,
+    round_steps,
+    train_preferences,
+)
+from robreward.rewards import check_reward_output
+from robreward.rl.config import PPOConfig
+
+# The learning test's budget (default features: observation + action). Measured on 2 busy cores,
+# deterministic success of the final policy over 100 episodes: seed 0 -> 1.00 in ~50 s. The same
+# budget is seed-dependent (seed 1 -> 0.62): the learned reward is flat within a few cm of the
+# goal, so some policies settle just outside reach's 5 cm success radius; the seed is fixed here.
+REACH = dict(task="reach", teacher="oracle", queries=300, per_round=30, segment=25, steps=122_880, num_envs=32,
+             seed=0, eval_episodes=100, progress=False)
+
+
+@pytest.fixture(scope="module")
+def reach_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("prefs") / "reach-oracle"
+    start = time.perf_counter()
+    summary = train_preferences(PrefsConfig(out=str(out), **REACH))
+    return out, summary, time.perf_counter() - start
+
+
+def test_oracle_learns_reach(reach_run):
+    out, summary, seconds = reach_run
+    assert summary["queries"] == REACH["queries"] and summary["steps"] >= REACH["steps"]
+    result = json.loads((out / "ppo" / "eval.json").read_text())
+    assert result["task"] == "reach" and result["episodes"] == 100 and result["deterministic"]
+    assert result["success_rate"] >= 0.8, result  # hand-reward success of the deterministic policy
+    assert seconds < 90, seconds
+
+
+def test_run_directory_layout(reach_run):
+    out, summary, _ = reach_run
+    rounds = len(loop_module.query_schedule(REACH["queries"], REACH["per_round"]))
+    for name in ("config.json", "state.json", "labels.npz", "metrics.json", "ppo/progress.csv", "ppo/policy.onnx",
+                 "ppo/eval.json", "ppo/MODEL_CARD.md", "ppo/config.yaml"):
+        assert (out / name).is_file(), name
+    assert any((out / "ppo" / "tb").iterdir())
+    assert sorted(p.name for p in (out / "reward").iterdir()) == [f"round_{k:03d}.pt" for k in range(rounds)]
+    assert PrefsConfig.from_dict(json.loads((out / "config.json").read_text())) == PrefsConfig(out=str(out), **REACH)
+    state = json.loads((out / "state.json").read_text())
+    assert state["finished"] and state["rounds_done"] == rounds and state["queries_used"] == REACH["queries"]
+    with np.load(out / "labels.npz") as labels:
+        assert labels["labels"].shape == (REACH["queries"],)
+        assert labels["first_features"].shape == (REACH["queries"], REACH["segment"], 13 + 4)  # obs + action
+        assert set(np.unique(labels["labels"])) <= {0.0, 0.5, 1.0}
+        assert np.bincount(labels["round"]).tolist() == [REACH["per_round"]] * rounds
+        # the oracle's labels agree with the stored hand rewards
+        r0 = (labels["first_rewards"] * labels["first_mask"]).sum(1)
+        r1 = (labels["second_rewards"] * labels["second_mask"]).sum(1)
+        assert np.array_equal(labels["labels"], np.where(r1 > r0, 1.0, np.where(r1 < r0, 0.0, 0.5)))
+    metrics = json.loads((out / "metrics.json").read_text())["rounds"]
+    assert [m["round"] for m in metrics] == list(range(rounds))
+    assert metrics[0]["select"] == "uniform" and metrics[1]["select"] == "disagreement"
+    assert all(0.5 < m["heldout_accuracy"] <= 1 and 0 <= m["epic_distance"] <= 1 for m in metrics)
+    assert [m["ppo_step"] for m in metrics] == state["round_steps"]
+    # the policy's eval is under the hand reward; the learned reward is measured beside it
+    result = json.loads((out / "ppo" / "eval.json").read_text())
+    assert result["reward"] == f"pref:{out}" and result["train_reward_return_mean"] is not None
+    assert result["terms"].keys() == {"reach", "success"}
+    model = PreferenceReward.load(out / "reward" / f"round_{rounds - 1:03d}.pt")
+    env = robreward.make("reach", num_envs=4, reward=model)
+    env.reset(seed=0)
+    _, reward, _, _, info = env.step(torch.zeros(4, 4))
+    check_reward_output(reward, info["reward_terms"], 4)
+
+
+# -- small runs: resume, pre-training -----------------------------------------------------------
+def tiny(out, **overrides):
+    base = dict(task="reach", teacher="oracle", queries=30, per_round=10, segment=10, steps=2048, num_envs=8,
+                seed=3, eval_episodes=0, progress=False, heldout_pairs=50, out=str(out),
+                ensemble=EnsembleConfig(hidden=(32,), epochs=5), ppo=PPOConfig(num_steps=16, actor_hidden=(32,),
+                                                                               critic_hidden=(32,)))
+    base.update(overrides)
+    return PrefsConfig(**base)
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def test_resume_after_a_crash_redoes_no_finished_round(tmp_path, monkeypatch):
+    config = tiny(tmp_path / "run")
+    saves = []
+    real_save = LabeledPairs.save
+
+    def crash_on_second_round(self, path):  # the labels of round 1 reach the disk, its state.json never does
+        real_save(self, path)
+        saves.append(self.size)
+        if len(saves) == 2:
+            raise Crash("killed")
+
+    monkeypatch.setattr(LabeledPairs, "save", crash_on_second_round)
+    with pytest.raises(Crash):
+        train_preferences(config)
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["rounds_done"] == 1 and not state["finished"]
+    with np.load(tmp_path / "run" / "labels.npz") as labels:
+        assert labels["round"].tolist() == [0] * 10 + [1] * 10  # round 1 half-saved
+    round0 = (tmp_path / "run" / "reward" / "round_000.pt").read_bytes()
+
+    monkeypatch.setattr(LabeledPairs, "save", real_save)
+    collected, fits = [], []
+    real_collect, real_fit = loop_module._collect, PreferenceReward.fit
+    monkeypatch.setattr(loop_module, "_collect", lambda *a, **k: collected.append(k["seed"]) or real_collect(*a, **k))
+    monkeypatch.setattr(PreferenceReward, "fit", lambda self, *a, **k: fits.append(1) or real_fit(self, *a, **k))
+    with pytest.raises(ValueError, match="already holds a preference run"):
+        train_preferences(config)
+    summary = train_preferences(config, resume=True)
+    assert len(collected) == 2 and len(fits) == 2  # rounds 1 and 2 only
+    assert (tmp_path / "run" / "reward" / "round_000.pt").read_bytes() == round0  # round 0 untouched
+    assert summary["rounds"] == 3 and summary["queries"] == 30 and summary["steps"] >= 2048
+    with np.load(tmp_path / "run" / "labels.npz") as labels:
+        assert labels["round"].tolist() == [0] * 10 + [1] * 10 + [2] * 10  # the partial round was redone, once
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["rounds"]
+    assert [m["round"] for m in metrics] == [0, 1, 2]
+    # a finished run resumes to a no-op
+    collected.clear()
+    assert train_preferences(config, resume=True)["rounds"] == 3 and collected == []
+
+
+def test_state_entropy_pretraining_runs_before_the_first_queries(tmp_path):
+    config = tiny(tmp_path / "run", pretrain_steps=512, queries=20, feedback_fraction=0.5)
+    assert round_steps(config, 2) == [512, 896]  # 512 + (2048 - 512) * 0.5 / 2, in whole updates of 8 x 16
+    train_preferences(config)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["rounds"]
+    assert [m["ppo_step"] for m in metrics] == [512, 896]
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "run" / "ppo" / "progress.csv")))
+    assert [int(r["step"]) for r in rows] == [128 * (i + 1) for i in range(16)]  # one continuous PPO run
+
+
+def test_state_entropy_reward_prefers_novel_states():
+    spec = robreward.envs.get_task("reach")
+    reward = StateEntropyReward(spec, k=2)
+    env = robreward.make("reach", num_envs=6, seed=0)
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(torch.zeros(6, 4))
+    state = info["final_state"]
+    total, terms = reward(state, state["action"])
+    check_reward_output(total, terms, 6)
+    # the same states again: now each has near neighbours (itself, from the buffer): lower reward
+    again, _ = reward(state, state["action"])
+    assert bool((again < total).all())
+
+
+def test_round_steps_by_hand():
+    config = PrefsConfig(steps=100_000, num_envs=32, pretrain_steps=10_000, feedback_fraction=0.5)  # updates: 1024
+    # 4 rounds over half of the 90k steps after pre-training: 10000 + k * 11250, rounded up to 1024
+    assert round_steps(config, 4) == [10240, 21504, 32768, 44032]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(select="best"), "unknown query selection 'best'"),
+    (dict(schedule="fast"), "unknown query schedule 'fast'"),
+    (dict(pretrain_steps=10, steps=10), r"pretrain_steps must be in \[0, steps=10\)"),
+    (dict(num_envs=1), "num_envs must be >= 2"),
+    (dict(queries=0), "queries must be an integer >= 1"),
+    (dict(feedback_fraction=0), r"feedback_fraction must be in \(0, 1\]"),
+])
+def test_config_errors(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        PrefsConfig(**overrides)
+
+
+def test_loop_rejects_small_budgets_and_human_teachers(tmp_path):
+    with pytest.raises(ValueError, match="smaller than one round of 50 queries"):
+        train_preferences(PrefsConfig(queries=20, per_round=50, out=str(tmp_path / "a")))
+    with pytest.raises(ValueError, match="not available yet: use `robreward label RUN` \\(in progress\\)"):
+        check_teacher("human")
+    with pytest.raises(ValueError, match="unknown teacher 'wizard'"):
+        check_teacher("wizard")
+    with pytest.raises(ValueError, match="task 'reach' has no TaskState field"):
+        train_preferences(PrefsConfig(features=("elbow",), out=str(tmp_path / "a")))
+    assert not (tmp_path / "a").exists()  # nothing written before the inputs are checked

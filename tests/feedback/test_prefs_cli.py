@@ -1,0 +1,91 @@
+"""`robreward prefs train / eval`: a tiny run end to end, the eval fields, and clear input errors."""
+
+import json
+import re
+
+import pytest
+
+from robreward.cli.main import main
+
+TINY = ["--task", "reach", "--teacher", "oracle", "--queries", "20", "--per-round", "10", "--segment", "10",
+        "--steps", "2048", "--envs", "8", "--eval-episodes", "10", "--seed", "1", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("prefs-cli") / "run"
+    assert main(["prefs", "train", *TINY, "--select", "entropy", "--out", str(out)]) == 0
+    return out
+
+
+def test_train_writes_a_run(tiny_run, capsys):
+    state = json.loads((tiny_run / "state.json").read_text())
+    assert state["finished"] and state["queries_used"] == 20 and state["rounds_done"] == 2
+    config = json.loads((tiny_run / "config.json").read_text())
+    assert config["select"] == "entropy" and config["num_envs"] == 8 and config["ensemble"]["seed"] == 1
+    assert json.loads((tiny_run / "ppo" / "eval.json").read_text())["episodes"] == 10
+    # resuming a finished run does no more work and says what it has
+    assert main(["prefs", "train", "--resume", str(tiny_run), "--no-progress"]) == 0
+    assert "2 feedback rounds, 20 queries" in capsys.readouterr().out
+
+
+def test_eval_prints_and_writes_its_fields(tiny_run, capsys):
+    assert main(["prefs", "eval", str(tiny_run), "--pairs", "100"]) == 0
+    out = capsys.readouterr().out
+    for word in ("preference_accuracy", "epic_distance", "success_rate", "return_mean", "fraction", "hand"):
+        assert word in out, out
+    result = json.loads((tiny_run / "prefs_eval.json").read_text())
+    assert result["task"] == "reach" and result["teacher"] == "oracle" and result["queries_used"] == 20
+    assert 0 <= result["preference_accuracy"] <= 1 and 0 <= result["epic_distance"] <= 1
+    assert result["heldout_pairs"] == 100
+    policy = json.loads((tiny_run / "ppo" / "eval.json").read_text())
+    assert result["policy"]["success_rate"] == policy["success_rate"]
+    assert result["baseline"]["success_rate"] == 1.0  # policies/reach/eval.json
+    assert result["fraction_of_baseline"]["return_mean"] == pytest.approx(
+        policy["return_mean"] / result["baseline"]["return_mean"])
+
+
+NO_FITNESS_TASK = """
+import dataclasses
+from sims.reach import TASK as REACH
+
+TASK = dataclasses.replace(REACH, name="reach-no-fitness", fitness=None)
+"""
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--teacher", "wizard"], "unknown teacher 'wizard'"),
+    (["--teacher", "human"], "not available yet: use `robreward label RUN` \\(in progress\\)"),
+    (["--queries", "5"], "query budget 5 is smaller than one round of 10 queries"),
+    (["--select", "best"], "unknown --select 'best': choose one of uniform, disagreement, entropy"),
+    (["--task", "rech"], "unknown task 'rech'. Did you mean 'reach'"),
+])
+def test_train_input_errors(args, message, tmp_path, capsys):
+    argv = list(TINY)
+    for flag, value in zip(args[::2], args[1::2]):
+        if flag in argv:
+            argv[argv.index(flag) + 1] = value
+        else:
+            argv += [flag, value]
+    assert main(["prefs", "train", *argv, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("robreward prefs: error:")
+    assert re.search(message, err), err
+    assert not (tmp_path / "run").exists()
+
+
+def test_task_without_fitness(tmp_path, capsys):
+    folder = tmp_path / "task"
+    folder.mkdir()
+    (folder / "task.py").write_text(NO_FITNESS_TASK)
+    assert main(["prefs", "train", *TINY[2:], "--task", str(folder), "--out", str(tmp_path / "run")]) == 2
+    assert "task 'reach-no-fitness' defines no fitness" in capsys.readouterr().err
+
+
+def test_missing_flags_and_bad_run_dirs(tmp_path, capsys):
+    assert main(["prefs", "train", "--task", "reach", "--out", str(tmp_path / "run")]) == 2
+    assert "--teacher, --queries required (or --resume RUN_DIR)" in capsys.readouterr().err
+    assert main(["prefs", "train", "--resume", str(tmp_path)]) == 2
+    assert "not a preference run directory (no state.json)" in capsys.readouterr().err
+    assert main(["prefs", "eval", str(tmp_path)]) == 2
+    assert "not a preference run directory" in capsys.readouterr().err
