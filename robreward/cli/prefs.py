@@ -94,7 +94,8 @@ def _fmt(value) -> str:
 
 
 def _eval(args) -> int:
-    from robreward.feedback.preferences.loop import EVAL_FILE, STATE_FILE, evaluate_preferences
+    from robreward.feedback.preferences.evaluation import evaluate_preferences
+    from robreward.feedback.preferences.loop import EVAL_FILE, STATE_FILE
 
     run_dir = Path(args.run)
     if not (run_dir / STATE_FILE).is_file():

@@ -14,10 +14,10 @@ The whole loop (PEBBLE-style, one PPO policy on a reward that improves between r
     summary = train_preferences(PrefsConfig(task="reach", queries=200, steps=150_000, out="runs/pref-reach"))
 """
 
+from robreward.feedback.preferences.evaluation import evaluate_preferences
 from robreward.feedback.preferences.loop import (
     PrefsConfig,
     StateEntropyReward,
-    evaluate_preferences,
     load_prefs_config,
     train_preferences,
 )
