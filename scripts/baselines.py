@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from robreward.envs.registry import task_names
 from robreward.eval.evaluate import aggregate_seeds
+from robreward.fileio import atomic_write_json
 from robreward.rl.config import TrainConfig
 
 # env steps per seed: what 2 CPU cores afford (documented in each MODEL_CARD.md)
@@ -77,9 +77,7 @@ def publish(task: str, seeds: list[int], steps: int, root: Path, dest: Path, epi
              f"fitness {summary['sparse']['fitness_mean']:.3f}.\n")
     (out / "MODEL_CARD.md").write_text(card)
     data = {**summary["hand"], "policy_seed": median_seed, "sparse": summary["sparse"]}
-    tmp = out / "eval.json.tmp"
-    tmp.write_text(json.dumps(data, indent=2, default=float))
-    os.replace(tmp, out / "eval.json")
+    atomic_write_json(out / "eval.json", data, indent=2)
     return out
 
 

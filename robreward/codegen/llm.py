@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Protocol, Sequence
 
+from robreward.fileio import atomic_write_text
+
 logger = logging.getLogger(__name__)
 
 # Approximate list prices in USD per 1M tokens (input, output), matched by longest model-name
@@ -121,10 +123,7 @@ def _write_json_atomic(path: Path, obj: Any, secrets: Sequence[str] = ()) -> Non
     for secret in secrets:
         if secret:
             text = text.replace(secret, "[REDACTED]")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 def price_per_million(model: str, prices: Mapping[str, tuple[float, float]] | None = None) -> tuple[float, float] | None:

@@ -42,7 +42,8 @@ from robreward.codegen.llm import (BudgetExceeded, Completion, Ledger, LLMError,
 from robreward.codegen.prompt import build_prompt, repair_prompt
 from robreward.codegen.reflect import reflection_text
 from robreward.codegen.report import write_report
-from robreward.codegen.training import _write_json, _write_text, train_candidates, training_stats
+from robreward.codegen.training import train_candidates, training_stats
+from robreward.fileio import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -266,7 +267,7 @@ class _Run:
         self.ledger = Ledger.load(self.out / "ledger.json", config.max_cost, config.max_tokens)
         self.llm = _RunLLM(config, self.ledger, self.out, self.state["llm_calls"])  # LLMConfigError if unset
         self.out.mkdir(parents=True, exist_ok=True)
-        _write_json(self.out / CONFIG_FILE, config.to_dict())
+        atomic_write_json(self.out / CONFIG_FILE, config.to_dict())
         self.train_task = self._train_task()
         self.state["status"], self.state["stop_reason"] = "running", None
         self.save()
@@ -274,7 +275,7 @@ class _Run:
     # -- bookkeeping
     def save(self) -> None:
         self.state["replay_fallbacks"] = self.llm.fallbacks
-        _write_json(self.out / STATE_FILE, self.state)
+        atomic_write_json(self.out / STATE_FILE, self.state)
 
     def stop(self, reason: str) -> None:
         self.state["status"], self.state["stop_reason"] = "stopped", reason
@@ -315,9 +316,9 @@ class _Run:
         folder = self.out / "task"  # a real task folder: training, eval.json and compare all use the user's fitness
         folder.mkdir(exist_ok=True)
         scene = self.config.task if not Path(self.config.task).is_dir() else str(Path(self.config.task).resolve())
-        _write_text(folder / "fitness.py", self.fitness_source)
-        _write_text(folder / "text.txt", self.config.text.strip())
-        _write_text(folder / "task.py", TEXT_TASK.format(scene=scene))
+        atomic_write_text(folder / "fitness.py", self.fitness_source)
+        atomic_write_text(folder / "text.txt", self.config.text.strip())
+        atomic_write_text(folder / "task.py", TEXT_TASK.format(scene=scene))
         return str(folder.resolve())
 
     # -- 1. prompt
@@ -330,7 +331,7 @@ class _Run:
         previous = self.state["iterations"][it - 1]["preferences"] if it > 0 else []
         messages = build_prompt(self.spec, task_text=self.config.text, feedback=self.config.feedback,
                                 reflection=(best or {}).get("reflection"), best_code=code, preferences=previous)
-        _write_json(path, messages)
+        atomic_write_json(path, messages)
         return messages
 
     # -- 2-3. sample, check, repair, filter
@@ -369,7 +370,7 @@ class _Run:
         self.log(f"iteration {it}: asking {self.llm.model} for {self.config.samples} programs"
                  + (f" (attempt {attempt + 1})" if attempt else ""))
         completion = self._complete(messages, self.config.samples, seed=1000 * it + attempt)
-        _write_json(path, {"texts": completion.texts, "finish_reasons": completion.finish_reasons,
+        atomic_write_json(path, {"texts": completion.texts, "finish_reasons": completion.finish_reasons,
                            "model": completion.model, "prompt_tokens": completion.prompt_tokens,
                            "completion_tokens": completion.completion_tokens, "cached": completion.cached})
         return completion.texts
@@ -387,7 +388,7 @@ class _Run:
                 if round_ > 0:  # a repair: the seed keeps identical conversations of two candidates apart
                     text = self._complete(conversation, 1, seed=1000 * it + 500 + cand["index"]).texts[0]
                 record["attempts"].append(self._check_once(text, cand["id"]))
-                _write_json(path, record)
+                atomic_write_json(path, record)
             attempt = record["attempts"][round_]
             if attempt["ok"]:
                 break
@@ -398,9 +399,9 @@ class _Run:
         cand["status"] = "passed" if last["ok"] else ("filtered" if last["stage"] == "card" else "rejected")
         cand["reason"] = None if last["ok"] else f"{last['stage']}: " + "; ".join(last["reasons"])[:300]
         if last["code"]:
-            _write_text(folder / "reward.py", last["code"])
+            atomic_write_text(folder / "reward.py", last["code"])
         record.update(done=True, status=cand["status"], ok=last["ok"], stage=last["stage"], reasons=last["reasons"])
-        _write_json(path, record)
+        atomic_write_json(path, record)
 
     def _check_once(self, text: str, name: str) -> dict:
         result = preflight(extract_program(text), self.spec, timeout_s=self.config.dry_run_timeout_s, name=name)
@@ -448,7 +449,7 @@ class _Run:
             if not path.is_file():
                 stats = training_stats(self._cand_dir(cand) / "run", success=not self.config.text)
                 text = reflection_text(stats) if stats else "No training episode finished: raise --steps."
-                _write_text(path, text)
+                atomic_write_text(path, text)
                 cand["terms"] = sorted(stats.get("terms", {}))
         if trained:
             top = max(trained, key=lambda c: c["fitness"])  # max keeps the first of equals: deterministic
@@ -471,8 +472,8 @@ class _Run:
     def _copy_best(self, policy: Path | None) -> None:
         best = self.out / "best"
         best.mkdir(exist_ok=True)
-        _write_text(best / "reward.py", (self.out / self.state["best"]["id"] / "reward.py").read_text())
-        _write_text(best / "reflection.txt", self.state["best"]["reflection"])
+        atomic_write_text(best / "reward.py", (self.out / self.state["best"]["id"] / "reward.py").read_text())
+        atomic_write_text(best / "reflection.txt", self.state["best"]["reflection"])
         if policy is not None and policy.is_file():
             shutil.copyfile(policy, best / "policy.onnx.tmp")
             os.replace(best / "policy.onnx.tmp", best / "policy.onnx")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from robreward.codegen.training import _write_text
+from robreward.fileio import atomic_write_text
 
 
 def write_report(run) -> Path:
@@ -47,7 +47,7 @@ def write_report(run) -> Path:
                   "```python", code, "```", "", "Reflection on its training:", "", "```", best["reflection"], "```"]
     lines += ["", "## Final comparison", ""] + _final_section(run) + [""]
     path = run.out / "report.md"
-    _write_text(path, "\n".join(lines))
+    atomic_write_text(path, "\n".join(lines))
     return path
 
 def _final_section(run) -> list[str]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 from pathlib import Path
 from typing import Callable, Sequence
+
+from robreward.fileio import atomic_write_json
 
 
 BATCHED = True
@@ -43,7 +43,7 @@ def train_candidates(task: str, files: Sequence, steps: int, seed: int, out_dirs
         except Exception as err:  # noqa: BLE001 - a failure of the shared trainer is every open candidate's record
             for i in fresh:
                 if not finished(out_dirs[i]):
-                    _write_json(out_dirs[i] / "failed.json", {"error": f"{type(err).__name__}: {err}"})
+                    atomic_write_json(out_dirs[i] / "failed.json", {"error": f"{type(err).__name__}: {err}"})
 
     for index, (file, out) in enumerate(zip(files, out_dirs)):
         if not finished(out):
@@ -56,7 +56,7 @@ def train_candidates(task: str, files: Sequence, steps: int, seed: int, out_dirs
                 train(config, resume_from=checkpoint if checkpoint.is_file() else None)
             except Exception as err:  # noqa: BLE001 - one candidate's failure is a record, not the end of the run
                 out.mkdir(parents=True, exist_ok=True)
-                _write_json(out / "failed.json", {"error": f"{type(err).__name__}: {err}"})
+                atomic_write_json(out / "failed.json", {"error": f"{type(err).__name__}: {err}"})
         if on_done is not None:
             on_done(index, str(out))
     return [str(out) for out in out_dirs]
@@ -107,14 +107,3 @@ def _tb_scalars(tb_dir: Path) -> dict[str, dict[float, float]]:
     events = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
     events.Reload()
     return {tag: {float(e.step): float(e.value) for e in events.Scalars(tag)} for tag in events.Tags()["scalars"]}
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _write_json(path: Path, obj) -> None:
-    _write_text(path, json.dumps(obj, indent=1, ensure_ascii=False, default=str) + "\n")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 from pathlib import Path
 from typing import Optional, Sequence
@@ -28,6 +27,7 @@ from robreward.eval.baseline import Baseline, load_baseline
 from robreward.eval.hns import HNS, hns, mean_hns
 from robreward.eval.plots import plot_learning_curves, read_progress
 from robreward.eval.stats import better_than_hand, format_p
+from robreward.fileio import atomic_write_json, atomic_write_text
 
 SEED_DIR = re.compile(r"^seed[_-]?(\d+)$")
 
@@ -248,16 +248,10 @@ def compare(run_dirs: Sequence, out=None, baseline_root=None) -> dict:
     table = markdown_table(rows, refs)
     out = Path(out) if out is not None else Path(run_dirs[0]).resolve().parent / "compare"
     out.mkdir(parents=True, exist_ok=True)
-    md = out / "compare.md"
-    tmp = out / f".compare.md.tmp{os.getpid()}"
-    tmp.write_text("# Comparison\n\n" + table + "\n![learning curves](curves.png)\n")
-    os.replace(tmp, md)
-    js = out / "compare.json"
+    md = atomic_write_text(out / "compare.md", "# Comparison\n\n" + table + "\n![learning curves](curves.png)\n")
     payload = {"rows": [{k: v for k, v in r.items() if k != "cells"} for r in rows],
                "references": {str(t): dataclasses.asdict(r) for t, r in refs.items()}}
-    tmp = out / f".compare.json.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    os.replace(tmp, js)
+    js = atomic_write_json(out / "compare.json", payload, indent=2)
     tasks = sorted({str(r.task) for r in runs})
     png = plot_learning_curves([(r.label, r.progress) for r in runs], out / "curves.png",
                                title=", ".join(tasks))

@@ -35,7 +35,6 @@ runner finish a candidate that was killed during the evaluation stage).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -51,6 +50,7 @@ from robreward.rewards.base import check_reward_output, resolve_reward
 from robreward.rl.config import PPOConfig, TrainConfig
 from robreward.rl.export import POLICY_FILE, DeterministicPolicy, export_onnx, write_model_card
 from robreward.rl.ppo import ActorCritic, UpdateStats, gaussian_kl, gaussian_log_prob
+from robreward.fileio import atomic_write_json
 from robreward.rl.storage import bootstrap_truncated, compute_gae
 
 Tensor = torch.Tensor
@@ -355,10 +355,7 @@ def _reward_name(reward) -> str:
 
 
 def _write_failed(run_dir: Path, error: str, step: int) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / "failed.json.tmp"
-    tmp.write_text(json.dumps({"error": error, "step": step, "trainer": "batched"}, indent=1) + "\n")
-    os.replace(tmp, run_dir / "failed.json")
+    atomic_write_json(run_dir / "failed.json", {"error": error, "step": step, "trainer": "batched"})
 
 
 def _load_rewards(rewards, spec) -> tuple[list, list[str | None]]:
@@ -458,7 +455,6 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out
     try:
         while global_step < steps_per_candidate and any(f is None for f in reward_fn.failed):
             t0 = mark = time.perf_counter()
-            reward_before = reward_fn.seconds
             # 1. rollout: one env step for all K x M worlds, K policies in one batched forward
             with torch.no_grad():
                 for t in range(rollout_len):

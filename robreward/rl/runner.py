@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import json
 import math
 import os
 import random
@@ -291,12 +290,11 @@ def finish_with_eval(config: TrainConfig, run_dir: Path, spec, steps: int, card_
     if config.eval_episodes <= 0 or importlib.util.find_spec("robreward.eval") is None:
         return None
     from robreward.eval import evaluate
+    from robreward.eval.evaluate import write_eval_json
 
     result = evaluate(config.task, load_policy(run_dir / POLICY_FILE), episodes=config.eval_episodes,
                       seed=config.seed, reward_name=config.reward)
-    tmp = run_dir / "eval.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2, default=float))
-    os.replace(tmp, run_dir / "eval.json")
+    write_eval_json(run_dir, result)
     write_model_card(run_dir, config.to_dict(), spec, steps, result, card_extra)
     return result
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from robreward.feedback.preferences.loop import (EVAL_FILE, PPO_DIR, STATE_FILE, _collect, _model_path, _read_json,
-                                                 _write_json, check_task, check_teacher, load_prefs_config,
+                                                 check_task, check_teacher, load_prefs_config,
                                                  reward_metrics)
 from robreward.feedback.preferences.model import PreferenceReward
+from robreward.fileio import atomic_write_json
 
 
 def evaluate_preferences(run_dir, *, episodes: int = 100, heldout_pairs: int = 1000, seed: int = 12345) -> dict:
@@ -62,5 +63,5 @@ def evaluate_preferences(run_dir, *, episodes: int = 100, heldout_pairs: int = 1
         "policy": policy, "baseline": hand, "baseline_path": str(baseline.path) if baseline else None,
         "fraction_of_baseline": fraction,
     }
-    _write_json(run_dir / EVAL_FILE, result)
+    atomic_write_json(run_dir / EVAL_FILE, result, indent=2)
     return result

@@ -74,6 +74,7 @@ from robreward.feedback.preferences.segments import (
     segment_candidates,
 )
 from robreward.feedback.preferences.teachers import make_teacher
+from robreward.fileio import atomic_write_json
 from robreward.rl.config import PPOConfig
 
 CONFIG_FILE = "config.json"
@@ -251,13 +252,6 @@ class StateEntropyReward:
 
 
 # -- run-directory helpers -------------------------------------------------------------------
-def _write_json(path: Path, data) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, default=float)
-    os.replace(tmp, path)
-
-
 def _read_json(path: Path, what: str):
     try:
         return json.loads(path.read_text())
@@ -470,11 +464,11 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
             raise ValueError(f"{str(run_dir)!r} already holds a preference run: resume it (--resume {run_dir}) "
                              "or pass a new --out")
         (run_dir / REWARD_DIR).mkdir(parents=True, exist_ok=True)
-        _write_json(run_dir / CONFIG_FILE, config.to_dict())
+        atomic_write_json(run_dir / CONFIG_FILE, config.to_dict(), indent=2)
         state = {"rounds_done": 0, "schedule": schedule, "round_steps": at_step, "queries_used": 0,
                  "labels_answered": 0, "ppo_step": 0, "collect_steps": 0, "finished": False}
-        _write_json(run_dir / STATE_FILE, state)
-        _write_json(run_dir / METRICS_FILE, {"rounds": []})
+        atomic_write_json(run_dir / STATE_FILE, state, indent=2)
+        atomic_write_json(run_dir / METRICS_FILE, {"rounds": []}, indent=2)
     done = int(state["rounds_done"])
     metrics = _read_json(run_dir / METRICS_FILE, "its metrics")
     metrics["rounds"] = metrics["rounds"][:done]
@@ -522,10 +516,10 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
         model.save(_model_path(run_dir, k))
         labeled.save(run_dir / LABELS_FILE)
         metrics["rounds"].append(round_metrics)
-        _write_json(run_dir / METRICS_FILE, metrics)
+        atomic_write_json(run_dir / METRICS_FILE, metrics, indent=2)
         state.update(rounds_done=k + 1, queries_used=labeled.size, labels_answered=labeled.answered,
                      ppo_step=ppo_step)
-        _write_json(run_dir / STATE_FILE, state)
+        atomic_write_json(run_dir / STATE_FILE, state, indent=2)
 
     # 9. keep training PPO on the final learned reward to the end of the budget
     if not model.num_fits:
@@ -535,7 +529,7 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
     # 10. evaluate the deterministic policy under the HAND reward (eval.json), the learned one beside it
     eval_result = _final_eval(config, spec, run_dir, model, label, state["ppo_step"])
     state["finished"] = True
-    _write_json(run_dir / STATE_FILE, state)
+    atomic_write_json(run_dir / STATE_FILE, state, indent=2)
     return {"run_dir": str(run_dir), "rounds": state["rounds_done"], "queries": state["queries_used"],
             "labels_answered": state["labels_answered"], "steps": state["ppo_step"],
             "collect_steps": state["collect_steps"], "seconds": time.perf_counter() - started,
