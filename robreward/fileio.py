@@ -17,20 +17,25 @@ def _builtin(obj):
     return str(obj)
 
 
-def atomic_write_text(path, text: str) -> Path:
-    """Write `text` (UTF-8) to `path` atomically; creates the parent folder. Returns the path."""
+def atomic_write_bytes(path, data: bytes) -> Path:
+    """Write `data` to `path` atomically; creates the parent folder. Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def atomic_write_text(path, text: str) -> Path:
+    """Write `text` (UTF-8) to `path` atomically; creates the parent folder. Returns the path."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path, obj, *, indent: int = 1, sort_keys: bool = False) -> Path:

@@ -2,6 +2,7 @@
 
     robreward prefs train --task reach --teacher oracle --queries 200 --steps 150000 --out runs/pref-reach
     robreward prefs train --task push --teacher mistake:0.1 --queries 500 --select disagreement --out ...
+    robreward prefs train --task cheetah-run --teacher human --queries 100 --out runs/pref-human  # opens the app
     robreward prefs train --resume runs/pref-reach
     robreward prefs eval runs/pref-reach         # accuracy, EPIC distance, policy vs the hand baseline
 """
@@ -40,9 +41,12 @@ def _train(args) -> int:
             raise CliError(f"--resume {args.resume!r}: not a preference run directory (no {STATE_FILE}); "
                            "pass the --out DIR of an earlier `robreward prefs train`")
         config = load_prefs_config(run_dir)
-        if args.no_progress:
-            config = PrefsConfig.from_dict({**config.to_dict(), "progress": False})
-        summary = train_preferences(config, resume=True)
+        try:  # what a resumed run may change: the progress bar and where the labeling app is served
+            config = PrefsConfig.from_dict({**config.to_dict(), **_app_settings(args),
+                                            **({"progress": False} if args.no_progress else {})})
+        except ValueError as err:
+            raise CliError(str(err)) from None
+        summary = _run(train_preferences, config, resume=True)
     else:
         missing = [flag for flag, value in (("--task", args.task), ("--teacher", args.teacher),
                                             ("--queries", args.queries), ("--out", args.out)) if value is None]
@@ -72,10 +76,10 @@ def _train(args) -> int:
                 eval_episodes=args.eval_episodes, device=args.device, progress=not args.no_progress,
                 features=tuple(f.strip() for f in args.features.split(",") if f.strip()) if args.features else (),
                 feature_action=not args.no_action,
-                ensemble=EnsembleConfig(seed=args.seed))
+                ensemble=EnsembleConfig(seed=args.seed), **_app_settings(args))
         except ValueError as err:
             raise CliError(str(err)) from None
-        summary = train_preferences(config)
+        summary = _run(train_preferences, config)
     print(f"{summary['rounds']} feedback rounds, {summary['queries']} queries ({summary['labels_answered']} answered), "
           f"{summary['steps']:,} PPO steps in {summary['seconds']:.0f} s -> {summary['run_dir']}")
     last = summary.get("metrics") or {}
@@ -87,6 +91,28 @@ def _train(args) -> int:
         ev = summary["eval"]
         print(f"eval (hand reward): return {ev['return_mean']:.4g}, success {ev['success_rate']:.3f}")
     return 0
+
+
+def _app_settings(args) -> dict:
+    """The labeling-app flags that were given (teacher human)."""
+    given = {"host": args.host, "port": args.port, "label_timeout": args.label_timeout}
+    settings = {k: v for k, v in given.items() if v is not None}
+    if args.no_app:
+        settings["serve_app"] = False
+    return settings
+
+
+def _run(train, config, **kwargs) -> dict:
+    """train_preferences with the human teacher's failures (busy port, label timeout) as CLI errors."""
+    from robreward.feedback.preferences.app import ServeError
+
+    try:
+        return train(config, **kwargs)
+    except ServeError as err:
+        raise CliError(f"labeling app: {err}") from None
+    except TimeoutError as err:
+        raise CliError(f"{err}; the labels given so far are saved: continue with "
+                       f"`robreward prefs train --resume {config.out}`") from None
 
 
 def _fmt(value) -> str:
@@ -128,7 +154,7 @@ def register(sub) -> None:
     t = verbs.add_parser("train", help="run (or resume) the preference loop into a run directory")
     t.add_argument("--task", help="task name (see `robreward tasks`) or task folder")
     t.add_argument("--teacher", help="oracle | stochastic:BETA | mistake:EPS | skip:EPS | equal:EPS | myopic:GAMMA, "
-                                     "comma-separated (human: not available yet)")
+                                     "comma-separated; or human (you label clips in the browser)")
     t.add_argument("--queries", type=int, help="query budget (pairs shown to the teacher)")
     t.add_argument("--select", default="disagreement", help="uniform | disagreement (default) | entropy")
     t.add_argument("--schedule", default="constant", help="constant (default) | linear")
@@ -147,6 +173,12 @@ def register(sub) -> None:
     t.add_argument("--out", help="run directory")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run at its last finished round")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--port", type=int, default=None, help="teacher human: port of the labeling app (default 8765)")
+    t.add_argument("--host", default=None, help="teacher human: address of the labeling app (default 127.0.0.1)")
+    t.add_argument("--no-app", action="store_true",
+                   help="teacher human: do not serve the app from this process (run `robreward label RUN_DIR`)")
+    t.add_argument("--label-timeout", type=float, default=None,
+                   help="teacher human: stop after this many seconds without a round's labels (default: wait)")
     t.set_defaults(func=_train)
     e = verbs.add_parser("eval", help="preference accuracy, EPIC distance, policy vs the hand baseline")
     e.add_argument("run", metavar="RUN_DIR", help="a `robreward prefs train` run directory")

@@ -19,7 +19,7 @@ REWARD_WORDS = ("hand", "sparse")
 
 
 def _reward_spec(text: str) -> str:
-    """hand | sparse | FILE.py (made absolute, so a resumed run finds it) | KIND:ARG."""
+    """hand | sparse | FILE.py | pref:RUN (paths made absolute, so a resumed run finds them)."""
     if text in REWARD_WORDS:
         return text
     if text.endswith(".py"):
@@ -28,10 +28,15 @@ def _reward_spec(text: str) -> str:
             raise CliError(f"reward file {text!r} not found: pass an existing .py file defining "
                            "compute_reward(state, action), or one of: hand, sparse")
         return str(path.resolve())
-    if ":" in text:
-        return text
+    kind, _, arg = text.partition(":")
+    if kind == "pref":
+        path = Path(arg)
+        if not arg or not path.exists():
+            raise CliError(f"--reward {text!r}: {arg!r} does not exist; pass pref:RUN_DIR (the --out of "
+                           "`robreward prefs train`) or pref:MODEL.pt")
+        return f"pref:{path.resolve()}"
     raise CliError(f"unknown reward {text!r}: use one of hand, sparse, a reward file FILE.py, "
-                   "or KIND:ARG (pref:RUN, clip:MODEL, progress:RUN)")
+                   "or pref:RUN (a reward learned by `robreward prefs train`)")
 
 
 def _task_spec(text: str) -> str:
@@ -80,7 +85,7 @@ def run(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser("train", help="train a policy (PPO) on a task with a reward; writes a run directory")
     p.add_argument("--task", help="task name (see `robreward tasks`) or task folder")
-    p.add_argument("--reward", default="hand", help="hand | sparse | FILE.py | KIND:ARG (default hand)")
+    p.add_argument("--reward", default="hand", help="hand | sparse | FILE.py | pref:RUN (default hand)")
     p.add_argument("--envs", type=int, default=None, help="parallel worlds (default 64; 1 for --algo sb3, as rl-zoo3)")
     p.add_argument("--steps", type=int, default=None, help="env steps summed over all worlds (default 1000000)")
     p.add_argument("--seed", type=int, default=0)

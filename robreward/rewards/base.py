@@ -75,7 +75,8 @@ def check_reward_output(total, terms, num_envs: int, where: str = "reward") -> N
 
 
 def resolve_reward(reward, spec: TaskSpec) -> Reward:
-    """`hand`, `sparse`, a Reward object, or a path to a reward program file."""
+    """`hand`, `sparse`, a Reward object, a path to a reward program file, or `pref:RUN` (the reward
+    learned by a preference run: its last round's model; or `pref:MODEL.pt`)."""
     if reward is None or reward == "hand":
         return HandReward(spec)
     if reward == "sparse":
@@ -84,9 +85,13 @@ def resolve_reward(reward, spec: TaskSpec) -> Reward:
         from robreward.rewards.program import load_reward_program
 
         return load_reward_program(reward, spec)
+    if isinstance(reward, str) and reward.startswith("pref:"):
+        from robreward.feedback.preferences.model import load_preference_reward
+
+        return load_preference_reward(reward[len("pref:"):], spec)
     if callable(reward):
         return reward
     raise ValueError(
-        f"unknown reward {reward!r}: use 'hand', 'sparse', a reward file path ending in .py, "
-        "or a Reward object (state, action) -> (total, terms)"
+        f"unknown reward {reward!r}: use 'hand', 'sparse', a reward file path ending in .py, 'pref:RUN' "
+        "(a `robreward prefs train` run directory), or a Reward object (state, action) -> (total, terms)"
     )

@@ -59,6 +59,10 @@ class PPOConfig:
     """Hidden activation: elu, tanh or relu."""
     normalize_obs: bool = True
     """Empirical observation normalization (running mean/var, updated on rollouts)."""
+    normalize_rewards: bool = True
+    """Scale rewards by the running std of the discounted return (SB3 VecNormalize style). Without it the
+    value targets of cheetah-run are in the hundreds and the clipped value loss (clip_ratio, in reward units)
+    lets the critic move only 0.2 per update."""
     normalize_advantages: bool = True
     """Normalize advantages per mini-batch."""
 
@@ -138,7 +142,9 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"config has unknown fields {unknown}; valid fields: {', '.join(sorted(known))}")
         data = dict(data)
-        ppo = data.pop("ppo", {}) or {}
+        ppo = dict(data.pop("ppo", {}) or {})
+        # configs saved before reward scaling existed (e.g. the policies/ baselines) trained without it
+        ppo.setdefault("normalize_rewards", False)
         ppo_known = {f.name for f in dataclasses.fields(PPOConfig)}
         bad = sorted(set(ppo) - ppo_known)
         if bad:

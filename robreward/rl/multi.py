@@ -49,7 +49,7 @@ from robreward.envs.batched import BatchedEnv
 from robreward.rewards.base import check_reward_output, resolve_reward
 from robreward.rl.config import PPOConfig, TrainConfig
 from robreward.rl.export import POLICY_FILE, DeterministicPolicy, export_onnx, write_model_card
-from robreward.rl.ppo import ActorCritic, UpdateStats, gaussian_kl, gaussian_log_prob
+from robreward.rl.ppo import ActorCritic, RewardNormalizer, UpdateStats, gaussian_kl, gaussian_log_prob
 from robreward.fileio import atomic_write_json
 from robreward.rl.storage import bootstrap_truncated, compute_gae
 
@@ -431,6 +431,8 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out
     models, generators = _initial_models(num, env.obs_dim, env.act_dim, cfg, seed, device)
     net = BatchedActorCritic(models, cfg).to(device)
     learner = BatchedPPO(net, cfg, generators)
+    reward_scaler = (RewardNormalizer(num * per, cfg.gamma, groups=num, device=device) if cfg.normalize_rewards
+                     else None)
 
     logs = []
     for k, (config, run_dir) in enumerate(zip(configs, run_dirs)):
@@ -466,6 +468,8 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out
                     mark = timers.add("env_step", mark)
                     done = terminated | truncated
                     _track(logs, reward, info, done, reward_fn, per)
+                    if reward_scaler is not None:
+                        reward = reward_scaler(reward, done)
                     if bool(truncated.any()):  # time-out: bootstrap from the true last observation
                         final_values = net.value(net.normalize(info["final_obs"].view(num, per, -1))).reshape(-1)
                         reward = bootstrap_truncated(reward, truncated, final_values, cfg.gamma)
@@ -524,7 +528,8 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out
                   "eval": None}
         if reward_fn.failed[k] is None:
             try:
-                record["eval"] = _finish(k, config, run_dir, env, net, learner, global_step, seconds, stats[k])
+                record["eval"] = _finish(k, config, run_dir, env, net, learner, global_step, seconds, stats[k],
+                                         reward_scaler.state_dict(k) if reward_scaler is not None else None)
             except Exception as err:  # noqa: BLE001 - an export/eval failure is this candidate's alone
                 record["failed"] = f"{type(err).__name__}: {err}"
         if record["failed"] is not None:
@@ -556,7 +561,7 @@ def _track(logs, reward, info, done, reward_fn: CandidateRewards, per: int) -> N
 
 
 def _finish(k: int, config: TrainConfig, run_dir: Path, env, net: BatchedActorCritic, learner: BatchedPPO,
-            steps: int, seconds: float, stats: dict) -> dict | None:
+            steps: int, seconds: float, stats: dict, reward_scaler_state: dict | None) -> dict | None:
     """Candidate k's checkpoint (runner.py's format), policy.onnx, MODEL_CARD.md and eval.json."""
     import random
 
@@ -570,7 +575,7 @@ def _finish(k: int, config: TrainConfig, run_dir: Path, env, net: BatchedActorCr
         "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
         "config": config.to_dict(), "task": env.spec.name, "task_version": env.spec.version,
         "obs_dim": env.obs_dim, "act_dim": env.act_dim, "action_low": env.action_low.cpu(),
-        "action_high": env.action_high.cpu(), "trainer": "batched",
+        "action_high": env.action_high.cpu(), "trainer": "batched", "reward_scaler": reward_scaler_state,
     }
     runner.atomic_torch_save(state, run_dir / "checkpoints" / runner.LATEST)
     deterministic = DeterministicPolicy(model.normalizer, model.actor, env.action_low.cpu(), env.action_high.cpu())

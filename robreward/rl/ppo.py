@@ -46,6 +46,57 @@ class EmpiricalNormalization(nn.Module):
         return torch.clamp((x - self.mean) / (torch.sqrt(self.var) + self.eps), -self.clip, self.clip)
 
 
+class RewardNormalizer:
+    """Scales rewards by the running std of each world's discounted return (Stable-Baselines3's
+    VecNormalize reward scaling): value targets stay near unit scale whatever the reward's units,
+    so the clipped value loss and the critic's step size fit every task. Not part of the policy:
+    only training sees it, and episode returns are logged unscaled.
+
+    groups > 1 keeps separate statistics for equal consecutive blocks of worlds (one per candidate
+    in the batched multi-candidate trainer).
+    """
+
+    def __init__(self, num_envs: int, gamma: float, groups: int = 1, eps: float = 1e-8, clip: float = 10.0,
+                 device=None):
+        if num_envs % groups:
+            raise ValueError(f"num_envs {num_envs} is not a multiple of groups {groups}")
+        self.gamma, self.groups, self.eps, self.clip = gamma, groups, eps, clip
+        self.returns = torch.zeros(num_envs, device=device)
+        self.mean = torch.zeros(groups, dtype=torch.float64, device=device)
+        self.var = torch.ones(groups, dtype=torch.float64, device=device)
+        self.count = torch.full((groups,), 1e-4, dtype=torch.float64, device=device)
+
+    @torch.no_grad()
+    def __call__(self, reward: Tensor, done: Tensor) -> Tensor:
+        """reward [N] of one step, done [N] bool (the step ended the episode) -> scaled reward [N]."""
+        self.returns.mul_(self.gamma).add_(reward)
+        block = self.returns.view(self.groups, -1).to(torch.float64)
+        batch = block.shape[1]
+        delta = block.mean(1) - self.mean
+        total = self.count + batch
+        self.mean += delta * batch / total
+        self.var = (self.var * self.count + block.var(1, unbiased=False) * batch
+                    + delta * delta * self.count * batch / total) / total
+        self.count = total
+        scale = torch.sqrt(self.var + self.eps).to(reward.dtype)
+        scaled = (reward.view(self.groups, -1) / scale[:, None]).clamp(-self.clip, self.clip).view_as(reward)
+        self.returns.mul_(1.0 - done.to(self.returns.dtype))
+        return scaled
+
+    def state_dict(self, group: int | None = None) -> dict:
+        """The state (of one group only, as a one-group normalizer's state, when group is given)."""
+        if group is None:
+            return {"returns": self.returns.cpu(), "mean": self.mean.cpu(), "var": self.var.cpu(),
+                    "count": self.count.cpu()}
+        rows = slice(group, group + 1)
+        return {"returns": self.returns.view(self.groups, -1)[group].cpu().clone(), "mean": self.mean[rows].cpu(),
+                "var": self.var[rows].cpu(), "count": self.count[rows].cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key in ("returns", "mean", "var", "count"):
+            getattr(self, key).copy_(state[key])
+
+
 def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, activation: str) -> nn.Sequential:
     layers, last = [], in_dim
     for width in hidden:

@@ -26,7 +26,7 @@ import yaml
 import robreward
 from robreward.rl.config import TrainConfig
 from robreward.rl.export import DeterministicPolicy, POLICY_FILE, export_onnx, load_policy, write_model_card
-from robreward.rl.ppo import PPO, ActorCritic
+from robreward.rl.ppo import PPO, ActorCritic, RewardNormalizer
 from robreward.rl.storage import RolloutStorage, bootstrap_truncated
 from robreward.rewards.base import check_reward_output
 
@@ -191,6 +191,7 @@ def train(config: TrainConfig, resume_from: str | os.PathLike | None = None, rew
                                lr=cfg.learning_rate, task=env.spec, seed=config.seed)
         policy.log_std.data.fill_(math.log(config.bc_noise_std))
     ppo = PPO(policy, cfg)
+    reward_scaler = RewardNormalizer(config.num_envs, cfg.gamma, device=device) if cfg.normalize_rewards else None
     global_step, update, elapsed_before = 0, 0, 0.0
 
     if resume_from is not None:
@@ -202,6 +203,8 @@ def train(config: TrainConfig, resume_from: str | os.PathLike | None = None, rew
         random.setstate(ckpt["rng"]["python"])
         np.random.set_state(ckpt["rng"]["numpy"])
         torch.set_rng_state(ckpt["rng"]["torch"])
+        if reward_scaler is not None and "reward_scaler" in ckpt:
+            reward_scaler.load_state_dict(ckpt["reward_scaler"])
     write_config(run_dir, config)
 
     storage = RolloutStorage(cfg.num_steps, config.num_envs, env.obs_dim, env.act_dim, device)
@@ -216,6 +219,7 @@ def train(config: TrainConfig, resume_from: str | os.PathLike | None = None, rew
             "learning_rate": ppo.learning_rate, "global_step": global_step, "update": update,
             "elapsed_s": elapsed_before + time.perf_counter() - start,
             "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
+            "reward_scaler": reward_scaler.state_dict() if reward_scaler is not None else None,
             "config": config.to_dict(), "task": env.spec.name, "task_version": env.spec.version,
             "obs_dim": env.obs_dim, "act_dim": env.act_dim,
             "action_low": env.action_low.cpu(), "action_high": env.action_high.cpu(),
@@ -242,6 +246,8 @@ def train(config: TrainConfig, resume_from: str | os.PathLike | None = None, rew
                         first_step = False
                     done = terminated | truncated
                     tracker.step(reward, info, done)
+                    if reward_scaler is not None:
+                        reward = reward_scaler(reward, done)
                     if bool(truncated.any()):  # time-out: bootstrap from the true last observation
                         final_values = policy.value(policy.normalize(info["final_obs"]))
                         reward = bootstrap_truncated(reward, truncated, final_values, cfg.gamma)

@@ -9,13 +9,12 @@ import re
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from robreward.feedback.preferences.app import ServeError, bind_socket, create_app
+from robreward.feedback.preferences.app import BackgroundServer, ServeError, bind_socket
 from robreward.feedback.preferences.store import LabelStore
 
 CLIP_BYTES = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4  # served byte for byte; not decoded here
@@ -37,24 +36,8 @@ def make_run(tmp_path, num_queries=3):
 @contextlib.contextmanager
 def running_app(run_dir):
     """The app on 127.0.0.1:<free port>, served by uvicorn in a thread; yields its base URL."""
-    import uvicorn
-
-    app = create_app(run_dir)
-    sock = bind_socket("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the app did not start"
-        time.sleep(0.01)
-    try:
-        yield "http://127.0.0.1:%d" % sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
-        app.state.store.close()
+    with BackgroundServer(run_dir, "127.0.0.1", 0) as server:
+        yield server.url.rstrip("/")
 
 
 def get_json(url):

@@ -55,7 +55,8 @@ TASK = dataclasses.replace(REACH, name="reach-no-fitness", fitness=None)
 
 @pytest.mark.parametrize("args, message", [
     (["--teacher", "wizard"], "unknown teacher 'wizard'"),
-    (["--teacher", "human"], "not available yet: use `robreward label RUN` \\(in progress\\)"),
+    (["--teacher", "human,oracle"], "'human' cannot be combined with simulated teachers"),
+    (["--teacher", "human", "--port", "70000"], "port must be an integer in 0..65535, got 70000"),
     (["--queries", "5"], "query budget 5 is smaller than one round of 10 queries"),
     (["--select", "best"], "unknown --select 'best': choose one of uniform, disagreement, entropy"),
     (["--task", "rech"], "unknown task 'rech'. Did you mean 'reach'"),

@@ -98,3 +98,57 @@ def test_gaussian_log_prob_and_kl_match_torch_distributions():
     other = torch.distributions.Normal(mean + 0.1, log_std.exp() * 1.2)
     kl = gaussian_kl(mean, log_std.exp().expand_as(mean), mean + 0.1, (log_std.exp() * 1.2).expand_as(mean))
     assert torch.allclose(kl, torch.distributions.kl_divergence(ref, other).sum(-1), atol=1e-5)
+
+
+def _reference_reward_scaling(rewards, dones, gamma, eps=1e-8, clip=10.0):
+    """Stable-Baselines3 VecNormalize's reward scaling written out in numpy (RunningMeanStd of the
+    discounted return, updated before scaling, the return reset after a done)."""
+    import numpy as np
+
+    ret = np.zeros(rewards.shape[1])
+    mean, var, count = 0.0, 1.0, 1e-4
+    out = []
+    for r, d in zip(rewards, dones):
+        ret = ret * gamma + r
+        b_mean, b_var, b_count = ret.mean(), ret.var(), ret.size
+        delta, total = b_mean - mean, count + b_count
+        mean = mean + delta * b_count / total
+        var = (var * count + b_var * b_count + delta ** 2 * count * b_count / total) / total
+        count = total
+        out.append(np.clip(r / np.sqrt(var + eps), -clip, clip))
+        ret = ret * (1 - d)
+    return np.stack(out)
+
+
+def test_reward_normalizer_matches_sb3_vecnormalize_scaling():
+    import numpy as np
+
+    from robreward.rl.ppo import RewardNormalizer
+
+    gen = np.random.default_rng(0)
+    rewards = gen.normal(5.0, 3.0, size=(50, 8))
+    dones = gen.random((50, 8)) < 0.1
+    scaler = RewardNormalizer(8, gamma=0.99)
+    got = np.stack([scaler(torch.tensor(r, dtype=torch.float32), torch.tensor(d)).numpy()
+                    for r, d in zip(rewards, dones)])
+    want = _reference_reward_scaling(rewards, dones, 0.99)
+    assert np.allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert abs(got[-10:].std() - rewards[-10:].std()) > 1.0  # it did scale: returns of ~5/step -> std far from 3
+
+
+def test_reward_normalizer_groups_equal_separate_normalizers_and_state_round_trips():
+    from robreward.rl.ppo import RewardNormalizer
+
+    gen = torch.Generator().manual_seed(1)
+    both = RewardNormalizer(6, gamma=0.9, groups=2)
+    first, second = RewardNormalizer(3, gamma=0.9), RewardNormalizer(3, gamma=0.9)
+    for _ in range(20):
+        rewards = torch.randn(6, generator=gen) * torch.tensor([1.0, 1, 1, 100, 100, 100])
+        dones = torch.rand(6, generator=gen) < 0.2
+        got = both(rewards, dones)
+        assert torch.allclose(got[:3], first(rewards[:3], dones[:3]), rtol=1e-5)
+        assert torch.allclose(got[3:], second(rewards[3:], dones[3:]), rtol=1e-5)
+    restored = RewardNormalizer(3, gamma=0.9)
+    restored.load_state_dict(both.state_dict(1))
+    step = torch.tensor([50.0, -20.0, 3.0]), torch.tensor([False, True, False])
+    assert torch.allclose(restored(*step), second(*step))

@@ -25,6 +25,8 @@ FastAPI and uvicorn are imported when the app is built, not when robreward is im
 import errno
 import re
 import socket
+import threading
+import time
 from pathlib import Path
 from typing import Callable, Optional, Union
 
@@ -155,6 +157,42 @@ def serve(run_dir: Union[str, Path], host: str = DEFAULT_HOST, port: int = DEFAU
     finally:
         sock.close()
         app.state.store.close()
+
+
+class BackgroundServer:
+    """The app served from a daemon thread of this process (``robreward prefs train --teacher human``
+    starts one so the person can label while the loop waits). ``stop()`` shuts it down."""
+
+    def __init__(self, run_dir: Union[str, Path], host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+                 start_timeout: float = 30.0):
+        import uvicorn
+
+        self.app = create_app(run_dir)
+        self._sock = bind_socket(host, port)  # a busy or bad address fails here, before any thread
+        self.url = url_of(self._sock)
+        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
+                                        name="robreward-label-app", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + start_timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise ServeError(f"the labeling app did not start on {self.url}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self._sock.close()
+        self.app.state.store.close()
+
+    def __enter__(self) -> "BackgroundServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
 
 PAGE = """<!doctype html>

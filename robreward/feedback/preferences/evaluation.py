@@ -34,7 +34,8 @@ def evaluate_preferences(run_dir, *, episodes: int = 100, heldout_pairs: int = 1
     ppo_dir = run_dir / PPO_DIR
 
     # the reward model, on pairs from a fresh rollout of the final policy
-    rollout = _collect(config, spec, run_dir, seed=seed)
+    rollout, env = _collect(config, spec, run_dir, seed=seed)
+    env.close()
     metrics = reward_metrics(model, spec, rollout, teacher, heldout_pairs, config.segment,
                              np.random.default_rng(seed))
     # the policy, under the hand reward

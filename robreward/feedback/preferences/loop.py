@@ -19,6 +19,11 @@ model as its reward. PEBBLE relabels its replay buffer after each reward update;
 on-policy, so its next rollouts simply read the updated reward. What resuming costs: each
 world starts a fresh episode at a round boundary (the runner's resume semantics).
 
+With ``teacher="human"`` a person labels: each round's pairs are rendered to clips, stored in
+the run's label store and shown by the labeling web app (served from this process unless
+``serve_app`` is off); the round waits for every answer (human.py). Killed while waiting, the
+run resumes the same round with the same pairs and keeps the answers already given.
+
 Each round's segments come from a separate rollout of the current (stochastic) policy, not
 counted in ``steps``. The last quarter of its worlds are held out: their segments are never
 queried; uniform pairs of them, labeled by the teacher and by the oracle (the hand reward),
@@ -45,11 +50,10 @@ not saved, so a resumed run is not bit-identical to an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
-import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Optional
@@ -57,6 +61,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from robreward.feedback.preferences.human import HumanTeacher, is_human, timeout_seconds
 from robreward.feedback.preferences.metrics import Coverage, epic_distance, preference_accuracy
 from robreward.feedback.preferences.model import EnsembleConfig, FeatureSpec, Featurizer, FitReport, PreferenceReward
 from robreward.feedback.preferences.segments import (
@@ -74,7 +79,7 @@ from robreward.feedback.preferences.segments import (
     segment_candidates,
 )
 from robreward.feedback.preferences.teachers import make_teacher
-from robreward.fileio import atomic_write_json
+from robreward.fileio import atomic_write_bytes, atomic_write_json
 from robreward.rl.config import PPOConfig
 
 CONFIG_FILE = "config.json"
@@ -96,7 +101,8 @@ class PrefsConfig:
     task: str = "reach"
     """Task name in sims/ or a task folder; it must define a fitness."""
     teacher: str = "oracle"
-    """Simulated teacher spec (teachers.make_teacher): oracle, mistake:0.1, stochastic:1,myopic:0.9, ..."""
+    """Simulated teacher spec (teachers.make_teacher): oracle, mistake:0.1, stochastic:1,myopic:0.9, ...; or
+    human: a person labels rendered clips in the labeling web app (human.py)."""
     queries: int = 200
     """Query budget: pairs shown to the teacher over the whole run."""
     per_round: int = 50
@@ -141,6 +147,14 @@ class PrefsConfig:
     """Reward ensemble and its training."""
     ppo: PPOConfig = dataclasses.field(default_factory=PPOConfig)
     """PPO hyperparameters."""
+    host: str = "127.0.0.1"
+    """teacher human: address the labeling app listens on."""
+    port: int = 8765
+    """teacher human: port of the labeling app (0: any free port)."""
+    serve_app: bool = True
+    """teacher human: serve the labeling app from this process (False: run `robreward label RUN` yourself)."""
+    label_timeout: float = 0.0
+    """teacher human: seconds to wait for a round's labels before stopping (resumable); 0 waits forever."""
 
     def __post_init__(self):
         if isinstance(self.ensemble, dict):
@@ -166,6 +180,8 @@ class PrefsConfig:
                              "leave steps for training on the learned reward")
         if not (0 < self.feedback_fraction <= 1):
             raise ValueError(f"feedback_fraction must be in (0, 1], got {self.feedback_fraction}")
+        if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be an integer in 0..65535, got {self.port!r}")
         if self.collect_steps < 0 or self.heldout_pairs < 1 or self.entropy_k < 1 or self.eval_episodes < 0:
             raise ValueError("collect_steps and eval_episodes must be >= 0, heldout_pairs and entropy_k >= 1; got "
                              f"{self.collect_steps}, {self.eval_episodes}, {self.heldout_pairs}, {self.entropy_k}")
@@ -200,13 +216,14 @@ def check_task(task):
     return spec
 
 
+# settings a resumed run may change (they do not change what is learned)
+RESUMABLE_CHANGES = ("progress", "host", "port", "serve_app", "label_timeout")
+
+
 def check_teacher(spec: str):
-    """A simulated teacher from its spec; the human teacher is not wired into this loop yet."""
-    names = {part.split(":")[0].split("@")[0].strip().lower() for part in str(spec).split(",")}
-    if "human" in names:
-        raise ValueError("teacher 'human' is not available yet: use `robreward label RUN` (in progress); "
-                         "choose a simulated teacher: oracle, stochastic:BETA, mistake:EPS, skip:EPS, equal:EPS, "
-                         "myopic:GAMMA (comma-separated)")
+    """A simulated teacher from its spec, or None for ``human`` (labels from the web app, human.py)."""
+    if is_human(spec):
+        return None
     return make_teacher(spec)
 
 
@@ -307,14 +324,9 @@ class LabeledPairs:
                   for side in self.SIDES for name in SegmentBatch._fields}
         arrays["labels"] = np.array([np.nan if y is None else y for y in self.labels], dtype=np.float64)
         arrays["round"] = np.array(self.rounds, dtype=np.int64)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        atomic_write_bytes(path, buffer.getvalue())
 
     @classmethod
     def load(cls, path: Path, rounds_done: int) -> "LabeledPairs":
@@ -378,24 +390,28 @@ def _sampling_policy(run_dir: Path, seed: int):
     return policy
 
 
-def _collect(config: PrefsConfig, spec, run_dir: Path, seed: int) -> Rollout:
-    """A rollout of the current policy under the hand reward (what the teacher reads)."""
+def _collect(config: PrefsConfig, spec, run_dir: Path, seed: int, record_sim_states: bool = False):
+    """A rollout of the current policy under the hand reward (what the teacher reads), and the env
+    it ran in, still open (clips of the rollout render there): the caller closes it."""
     import robreward
 
     num_steps = config.collect_steps or max(2 * config.segment, min(2 * spec.episode_length, 200))
     env = robreward.make(spec, config.num_envs, seed=seed, reward="hand", device=config.device)
     try:
-        rollout, _ = collect_rollout(env, _sampling_policy(run_dir, seed), num_steps, seed=seed)
-    finally:
+        rollout, _ = collect_rollout(env, _sampling_policy(run_dir, seed), num_steps, seed=seed,
+                                     record_sim_states=record_sim_states)
+    except BaseException:
         env.close()
-    return rollout
+        raise
+    return rollout, env
 
 
 def _worlds(rollout: Rollout, worlds: np.ndarray) -> Rollout:
     idx = torch.as_tensor(worlds, device=rollout.rewards.device)
     return Rollout(states={k: v[:, idx] for k, v in rollout.states.items()}, actions=rollout.actions[:, idx],
                    rewards=rollout.rewards[:, idx], terminated=rollout.terminated[:, idx],
-                   truncated=rollout.truncated[:, idx])
+                   truncated=rollout.truncated[:, idx],
+                   sim_states=None if rollout.sim_states is None else rollout.sim_states[:, idx.cpu()])
 
 
 def split_heldout(rollout: Rollout) -> tuple[Rollout, Rollout]:
@@ -413,7 +429,7 @@ def _segments(rollout: Rollout, length: int, featurizer, rng) -> SegmentBatch:
 def reward_metrics(model: PreferenceReward, spec, heldout: Rollout, teacher, num_pairs: int, length: int,
                    rng: np.random.Generator) -> dict:
     """Held-out preference accuracy (vs the teacher's and the oracle's labels) and EPIC distance
-    to the hand reward, over a held-out rollout."""
+    to the hand reward, over a held-out rollout. teacher None (a person): the oracle's only."""
     from robreward.rewards.base import HandReward
 
     out = {"heldout_pairs": 0, "heldout_accuracy": None, "heldout_accuracy_true": None, "epic_distance": None}
@@ -424,6 +440,8 @@ def reward_metrics(model: PreferenceReward, spec, heldout: Rollout, teacher, num
         return out
     out["heldout_pairs"] = pairs.size
     for key, labeler in (("heldout_accuracy", teacher), ("heldout_accuracy_true", make_teacher("oracle"))):
+        if labeler is None:
+            continue
         try:
             out[key] = preference_accuracy(model, pairs, labeler.label(pairs, rng))
         except ValueError:  # every held-out label a tie or a skip
@@ -446,6 +464,10 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
     run_dir = Path(config.out)
     spec = check_task(config.task)
     teacher = check_teacher(config.teacher)
+    if teacher is None and config.serve_app:  # a busy or bad app address fails before anything is written
+        from robreward.feedback.preferences.app import bind_socket
+
+        bind_socket(config.host, config.port).close()
     featurizer = Featurizer(spec, FeatureSpec(config.features, config.feature_action))
     schedule = query_schedule(config.queries, config.per_round, config.schedule)
     at_step = round_steps(config, len(schedule))
@@ -455,7 +477,7 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
     if resume:
         state = _read_json(run_dir / STATE_FILE, "its state")
         saved = load_prefs_config(run_dir).to_dict()
-        changed = sorted(k for k, v in config.to_dict().items() if k != "progress" and saved.get(k) != v)
+        changed = sorted(k for k, v in config.to_dict().items() if k not in RESUMABLE_CHANGES and saved.get(k) != v)
         if changed:
             raise ValueError(f"cannot resume {str(run_dir)!r} with a different config (changed: {', '.join(changed)}); "
                              "resume with the saved config (load_prefs_config) or start a new run")
@@ -478,48 +500,68 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
     else:
         model = PreferenceReward(featurizer=featurizer, config=config.ensemble, name="pref", device=config.device)
     pretrain = StateEntropyReward(spec, config.entropy_k) if config.pretrain_steps else None
-
-    for k, num_queries in enumerate(schedule):
-        if k < done:
-            continue
-        rng = np.random.default_rng([config.seed, k])
-        # 1. PPO up to this round: state-entropy pre-training before round 0, the learned reward after
-        if k == 0:
-            ppo_step = _train_ppo(config, run_dir, at_step[0], pretrain, "state-entropy") if pretrain else 0
-        else:
-            ppo_step = _train_ppo(config, run_dir, at_step[k], model, label)
-        # 2. collect rollouts with the current policy (sampled), under the hand reward the teacher reads
-        rollout = _collect(config, spec, run_dir, seed=config.seed * 7919 + k + 1)
-        state["collect_steps"] += rollout.num_steps * rollout.num_envs
-        query_worlds, heldout_worlds = split_heldout(rollout)
-        # 3. cut fixed-length segments (episodes that terminated early are padded by segments.py)
-        segments = _segments(query_worlds, config.segment, model.featurizer, rng)
-        # 4. choose queries: uniform until a model exists, then the configured selection
-        method = config.select if model.num_fits else "uniform"
-        queries = choose_queries(segments, num_queries, method, rng, model=model if model.num_fits else None)
-        # 5. labels from the teacher (B-Pref's reference return: mean hand reward per step x H)
-        reference = float(query_worlds.rewards.mean()) * config.segment
-        labels = teacher.label(queries, np.random.default_rng([config.seed, k, 1]), reference_return=reference)
-        labeled.add(queries, labels, k)
-        # 6. train the reward ensemble on every label so far (Bradley-Terry, ties 0.5, skips dropped);
-        #    "relabel": the next PPO phase reads the updated model (on-policy, no replay buffer)
-        report = model.fit(labeled.all_pairs(), labeled.labels) if labeled.answered else None
-        # 7. metrics on the held-out worlds: preference accuracy, EPIC distance to the hand reward
-        round_metrics = {"round": k, "ppo_step": ppo_step, "queries": num_queries, "select": method,
-                         "queries_used": labeled.size, "labels_answered": labeled.answered,
-                         "ties": sum(y == 0.5 for y in labels), "skipped": sum(y is None for y in labels),
-                         "rollout_hand_reward_per_step": float(rollout.rewards.mean()), "fit": _fit_summary(report)}
-        if model.num_fits:
-            round_metrics.update(reward_metrics(model, spec, heldout_worlds, teacher, config.heldout_pairs,
-                                                config.segment, np.random.default_rng([config.seed, k, 2])))
-        # 8. checkpoint the round: model, labels, metrics, then state.json (the round is done when it says so)
-        model.save(_model_path(run_dir, k))
-        labeled.save(run_dir / LABELS_FILE)
-        metrics["rounds"].append(round_metrics)
-        atomic_write_json(run_dir / METRICS_FILE, metrics, indent=2)
-        state.update(rounds_done=k + 1, queries_used=labeled.size, labels_answered=labeled.answered,
-                     ppo_step=ppo_step)
-        atomic_write_json(run_dir / STATE_FILE, state, indent=2)
+    human = None
+    if teacher is None:  # a person labels in the web app, served from here unless serve_app is off
+        human = HumanTeacher(run_dir, host=config.host, port=config.port, serve=config.serve_app,
+                             timeout=timeout_seconds(config.label_timeout), progress=config.progress)
+    try:
+        for k, num_queries in enumerate(schedule):
+            if k < done:
+                continue
+            rng = np.random.default_rng([config.seed, k])
+            # 1. PPO up to this round: state-entropy pre-training before round 0, the learned reward after
+            if k == 0:
+                ppo_step = _train_ppo(config, run_dir, at_step[0], pretrain, "state-entropy") if pretrain else 0
+            else:
+                ppo_step = _train_ppo(config, run_dir, at_step[k], model, label)
+            # 2. collect rollouts with the current policy (sampled), under the hand reward the teacher reads
+            #    (with full MuJoCo states when a person labels: the clips are rendered from them)
+            rollout, env = _collect(config, spec, run_dir, seed=config.seed * 7919 + k + 1,
+                                    record_sim_states=human is not None)
+            try:
+                state["collect_steps"] += rollout.num_steps * rollout.num_envs
+                query_worlds, heldout_worlds = split_heldout(rollout)
+                # 3. cut fixed-length segments (episodes that terminated early are padded by segments.py)
+                segments = _segments(query_worlds, config.segment, model.featurizer, rng)
+                # 4. choose queries: uniform until a model exists, then the configured selection (a person's
+                #    round that a crash interrupted asks the same pairs again: their labels are in the store)
+                method = config.select if model.num_fits else "uniform"
+                queries = human.pending_pairs(k) if human is not None else None
+                if queries is None:
+                    queries = choose_queries(segments, num_queries, method, rng, model=model if model.num_fits else None)
+                # 5. labels from the teacher (B-Pref's reference return: mean hand reward per step x H), or from
+                #    the person: clips rendered, queries stored, wait until the web app has every answer
+                if human is not None:
+                    labels = human.label_round(k, queries, query_worlds, env)
+                else:
+                    reference = float(query_worlds.rewards.mean()) * config.segment
+                    labels = teacher.label(queries, np.random.default_rng([config.seed, k, 1]),
+                                           reference_return=reference)
+            finally:
+                env.close()
+            labeled.add(queries, labels, k)
+            # 6. train the reward ensemble on every label so far (Bradley-Terry, ties 0.5, skips dropped);
+            #    "relabel": the next PPO phase reads the updated model (on-policy, no replay buffer)
+            report = model.fit(labeled.all_pairs(), labeled.labels) if labeled.answered else None
+            # 7. metrics on the held-out worlds: preference accuracy, EPIC distance to the hand reward
+            round_metrics = {"round": k, "ppo_step": ppo_step, "queries": num_queries, "select": method,
+                             "queries_used": labeled.size, "labels_answered": labeled.answered,
+                             "ties": sum(y == 0.5 for y in labels), "skipped": sum(y is None for y in labels),
+                             "rollout_hand_reward_per_step": float(rollout.rewards.mean()), "fit": _fit_summary(report)}
+            if model.num_fits:
+                round_metrics.update(reward_metrics(model, spec, heldout_worlds, teacher, config.heldout_pairs,
+                                                    config.segment, np.random.default_rng([config.seed, k, 2])))
+            # 8. checkpoint the round: model, labels, metrics, then state.json (the round is done when it says so)
+            model.save(_model_path(run_dir, k))
+            labeled.save(run_dir / LABELS_FILE)
+            metrics["rounds"].append(round_metrics)
+            atomic_write_json(run_dir / METRICS_FILE, metrics, indent=2)
+            state.update(rounds_done=k + 1, queries_used=labeled.size, labels_answered=labeled.answered,
+                         ppo_step=ppo_step)
+            atomic_write_json(run_dir / STATE_FILE, state, indent=2)
+    finally:
+        if human is not None:
+            human.close()
 
     # 9. keep training PPO on the final learned reward to the end of the budget
     if not model.num_fits:

@@ -34,9 +34,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import io
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -45,6 +44,7 @@ import torch
 from torch import nn
 
 from robreward.envs.spec import TaskSpec, TaskState
+from robreward.fileio import atomic_write_bytes
 from robreward.feedback.preferences.segments import SegmentBatch, SegmentPairs
 
 Tensor = torch.Tensor
@@ -391,15 +391,9 @@ class PreferenceReward:
             "stats": {k: getattr(self, k).detach().cpu() for k in ("input_mean", "input_std", "output_mean",
                                                                     "output_std")},
         }
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(payload, f)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        return atomic_write_bytes(path, buffer.getvalue())
 
     @classmethod
     def load(cls, path, spec: Optional[TaskSpec] = None, device="cpu") -> "PreferenceReward":
@@ -436,4 +430,21 @@ class PreferenceReward:
         return model.to(device)
 
 
-__all__ = ["EnsembleConfig", "FeatureSpec", "Featurizer", "FitReport", "PreferenceReward", "labels_to_targets"]
+
+def load_preference_reward(path, spec=None, device="cpu") -> "PreferenceReward":
+    """The reward a preference run learned (``pref:RUN`` of ``--reward``): RUN is a `robreward prefs
+    train` run directory (its last round's model, ``reward/round_KKK.pt``) or a saved model file."""
+    path = Path(path)
+    if path.is_dir():
+        rounds = sorted((path / "reward").glob("round_*.pt"))
+        if not rounds:
+            raise FileNotFoundError(f"{str(path)!r} has no learned reward (reward/round_*.pt): pass the --out DIR "
+                                    "of a `robreward prefs train` run that finished at least one feedback round")
+        path = rounds[-1]
+    elif not path.is_file():
+        raise FileNotFoundError(f"pref:{path}: no such preference run directory or model file; pass "
+                                "pref:RUN_DIR (the --out of `robreward prefs train`) or pref:MODEL.pt")
+    return PreferenceReward.load(path, spec, device=device)
+
+__all__ = ["EnsembleConfig", "FeatureSpec", "Featurizer", "FitReport", "PreferenceReward", "labels_to_targets",
+           "load_preference_reward"]

@@ -182,6 +182,10 @@ class LabelStore:
                           "ORDER BY id", (int(round),))
         return {int(r["id"]): (None if r["status"] == "skipped" else float(r["value"])) for r in rows}
 
+    def queries(self, round: int) -> list[Query]:
+        """Every query of one round (answered or not), by id: the order ``add_queries`` returned."""
+        return [self._query(r) for r in self._read("SELECT * FROM queries WHERE round = ? ORDER BY id", (int(round),))]
+
     # -- app side --------------------------------------------------------------------------
     def pending(self, round: Optional[int] = None) -> list[Query]:
         """Unanswered queries, oldest first (all rounds, or one)."""

@@ -1,0 +1,173 @@
+"""Preference-learning quality: the policy a preference run trains, as a fraction of the hand-reward
+baseline of policies/<task>/ (success rate where the task has one that the baseline reaches, else
+return), over a grid of task x teacher x query budget x seed.
+
+    .venv/bin/python benchmarks/prefs.py                                   # the whole grid (days on 2 cores)
+    .venv/bin/python benchmarks/prefs.py --tasks cheetah-run --teachers oracle --budgets 50,200 --seeds 0
+    .venv/bin/python benchmarks/prefs.py --list                            # the cells and which are done
+
+Every cell is one `robreward prefs train` run directory under --work (default
+benchmarks/results/prefs_runs/TASK/TEACHER/qBUDGET/sSEED). A finished cell is read back, an
+interrupted one is resumed (at its last finished round, then the PPO checkpoint), so the grid can
+be run piece by piece, by any subset, over several sessions. The JSON (--out) is rewritten after
+every cell with all finished cells of the grid, the machine, and per (task, teacher, budget) the
+mean fraction over seeds. Targets (issue "preference-based reward learning"): >= 0.9 of the
+hand baseline's success on push at 200 oracle queries.
+
+Not in this script yet: the `imitation` PreferenceComparisons comparison (it needs its own
+virtual environment with gymnasium 0.29 / SB3 2.2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from robreward.fileio import atomic_write_json
+
+HERE = Path(__file__).parent
+TASKS = ("push", "cheetah-run")
+TEACHERS = ("oracle", "mistake:0.1", "stochastic:1")
+BUDGETS = (50, 200, 1000)
+SEEDS = (0, 1, 2)
+# PPO steps per cell: the hand baselines' budgets (policies/<task>/MODEL_CARD.md)
+STEPS = {"push": 3_000_000, "cheetah-run": 1_000_000, "reach": 150_000}
+TARGETS = {("push", "oracle", 200): 0.9}
+
+
+def cell_dir(work: Path, task: str, teacher: str, budget: int, seed: int) -> Path:
+    safe = teacher.replace(":", "-").replace(",", "+")
+    return work / task / safe / f"q{budget}" / f"s{seed}"
+
+
+MANIPULATION = ("reach", "push", "lift", "drawer-open")
+
+
+def metric_for(task: str) -> str:
+    """success_rate on the manipulation tasks (what their baselines are judged by), return_mean on
+    locomotion (the issue compares returns there; its success is a velocity threshold)."""
+    return "success_rate" if task in MANIPULATION else "return_mean"
+
+
+def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: Path, per_round: int) -> dict:
+    from robreward.eval.baseline import load_baseline
+    from robreward.feedback.preferences.loop import STATE_FILE, PrefsConfig, load_prefs_config, train_preferences
+
+    out = cell_dir(work, task, teacher, budget, seed)
+    config = PrefsConfig(task=task, teacher=teacher, queries=budget, per_round=min(per_round, budget), steps=steps,
+                         num_envs=64, seed=seed, out=str(out), progress=False)
+    state_path = out / STATE_FILE
+    started = time.perf_counter()
+    if state_path.is_file():
+        state = json.loads(state_path.read_text())
+        if not state.get("finished"):
+            print(f"resuming {out}", flush=True)
+            train_preferences(load_prefs_config(out), resume=True)
+    else:
+        train_preferences(config)
+    seconds = time.perf_counter() - started
+    result = json.loads((out / "ppo" / "eval.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text())["rounds"][-1]
+    key = metric_for(task)
+    baseline = load_baseline(task)
+    if baseline is None:
+        raise SystemExit(f"no hand baseline for {task!r} (policies/{task}/eval.json): `make baselines` first")
+    hand = baseline.hand[key]
+    return {"task": task, "teacher": teacher, "queries": budget, "seed": seed, "steps": steps, "run_dir": str(out),
+            "metric": key, "policy": result[key], "hand_baseline": hand, "fraction_of_hand": result[key] / hand,
+            "success_rate": result["success_rate"], "return_mean": result["return_mean"],
+            "heldout_accuracy": metrics.get("heldout_accuracy"), "epic_distance": metrics.get("epic_distance"),
+            "seconds_this_invocation": seconds, "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["task"], row["teacher"], row["queries"]), []).append(row)
+    out = []
+    for (task, teacher, budget), members in sorted(groups.items()):
+        fractions = [m["fraction_of_hand"] for m in members]
+        target = TARGETS.get((task, teacher, budget))
+        out.append({"task": task, "teacher": teacher, "queries": budget, "seeds": sorted(m["seed"] for m in members),
+                    "metric": members[0]["metric"], "fraction_mean": float(np.mean(fractions)),
+                    "fraction_std": float(np.std(fractions)), "target": target,
+                    "meets_target": None if target is None else bool(np.mean(fractions) >= target)})
+    return out
+
+
+def machine_info() -> dict:
+    import mujoco
+    import torch
+
+    cpu = platform.processor()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
+            "torch": torch.__version__, "mujoco": mujoco.__version__, "platform": platform.platform()}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--teachers", default=",".join(TEACHERS), help="teacher specs, separated by ';' or ','")
+    parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)))
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
+    parser.add_argument("--steps", type=int, default=None, help="PPO steps per cell (default: the baseline's)")
+    parser.add_argument("--per-round", type=int, default=50, help="queries per feedback round (default 50)")
+    parser.add_argument("--work", default=str(HERE / "results" / "prefs_runs"), help="cell run directories")
+    parser.add_argument("--out", default=str(HERE / "results" / "prefs.json"))
+    parser.add_argument("--list", action="store_true", help="list the cells and their status, run nothing")
+    args = parser.parse_args(argv)
+
+    from robreward.feedback.preferences.teachers import make_teacher
+
+    tasks = [t for t in args.tasks.split(",") if t]
+    sep = ";" if ";" in args.teachers else ","
+    teachers = [t for t in args.teachers.split(sep) if t]
+    for teacher in teachers:
+        make_teacher(teacher)  # a bad spec fails before hours of training
+    try:
+        budgets = [int(b) for b in args.budgets.split(",") if b]
+        seeds = [int(s) for s in args.seeds.split(",") if s]
+    except ValueError as err:
+        parser.error(f"--budgets and --seeds are comma-separated integers ({err})")
+    unknown = [t for t in tasks if t not in STEPS and args.steps is None]
+    if unknown:
+        parser.error(f"no default step budget for {unknown}: pass --steps")
+    work = Path(args.work)
+    cells = [(t, te, b, s) for t in tasks for te in teachers for b in budgets for s in seeds]
+    if args.list:
+        for cell in cells:
+            state = cell_dir(work, *cell) / "state.json"
+            status = json.loads(state.read_text()) if state.is_file() else None
+            label = "finished" if status and status.get("finished") else (
+                f"round {status['rounds_done']}" if status else "not started")
+            print(f"{cell[0]:<12} {cell[1]:<14} q{cell[2]:<5} s{cell[3]}  {label}")
+        return 0
+
+    out = Path(args.out)
+    previous = json.loads(out.read_text())["cells"] if out.is_file() else []
+    rows = {(r["task"], r["teacher"], r["queries"], r["seed"]): r for r in previous}
+    for task, teacher, budget, seed in cells:
+        steps = args.steps or STEPS[task]
+        print(f"cell {task} {teacher} q{budget} s{seed} ({steps:,} PPO steps)", flush=True)
+        row = run_cell(task, teacher, budget, seed, steps, work, args.per_round)
+        rows[(task, teacher, budget, seed)] = row
+        print(json.dumps(row), flush=True)
+        atomic_write_json(out, {"benchmark": "prefs", "machine": machine_info(), "date": time.strftime("%Y-%m-%d"),
+                                "summary": summarize(list(rows.values())), "cells": list(rows.values())}, indent=2)
+    print(json.dumps(summarize(list(rows.values())), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
