@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -34,17 +33,12 @@ from robreward.rl import TrainConfig, load_policy, train
 
 
 def machine_info() -> dict:
-    import mujoco
+    """robreward.envs.bench.machine_info plus the SB3 version and the load at the start."""
     import stable_baselines3
 
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "python": platform.python_version(), "torch": torch.__version__, "mujoco": mujoco.__version__,
-            "stable_baselines3": stable_baselines3.__version__, "platform": platform.platform(),
+    from robreward.envs import bench
+
+    return {**bench.machine_info(), "stable_baselines3": stable_baselines3.__version__,
             "load_avg_at_start": os.getloadavg()}
 
 

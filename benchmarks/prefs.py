@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from robreward.envs.bench import machine_info
 from robreward.fileio import atomic_write_json
 
 HERE = Path(__file__).parent
@@ -100,19 +99,6 @@ def summarize(rows: list[dict]) -> list[dict]:
                     "fraction_std": float(np.std(fractions)), "target": target,
                     "meets_target": None if target is None else bool(np.mean(fractions) >= target)})
     return out
-
-
-def machine_info() -> dict:
-    import mujoco
-    import torch
-
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
-            "torch": torch.__version__, "mujoco": mujoco.__version__, "platform": platform.platform()}
 
 
 def main(argv=None) -> int:

@@ -19,16 +19,19 @@ class PPOConfig:
 
     num_steps: int = 32
     """Env steps per world per rollout (rsl_rl: 24); one update per rollout."""
-    num_epochs: int = 5
-    """Passes over each rollout."""
+    num_epochs: int = 10
+    """Passes over each rollout (rsl_rl: 5). cheetah-run at 1M steps, 5 seeds, with desired_kl 0.02: 10 epochs
+    returned 6155 (min 5487), 5 epochs 5722 (min 3890), at 2/3 of the speed."""
     num_minibatches: int = 4
     """Mini-batches per epoch (the rollout of num_envs * num_steps transitions is split in this many)."""
     learning_rate: float = 1e-3
     """Initial Adam learning rate; adapted by KL when schedule == 'adaptive'."""
     schedule: str = "adaptive"
     """'adaptive' (KL-driven lr) or 'fixed'."""
-    desired_kl: float = 0.01
-    """Target KL: lr /= 1.5 when KL > 2x this, lr *= 1.5 when KL < 0.5x this."""
+    desired_kl: float = 0.02
+    """Target KL: lr /= 1.5 when KL > 2x this, lr *= 1.5 when KL < 0.5x this (rsl_rl: 0.01; with reward
+    scaling, 0.01 let the lr fall to min_lr on cheetah-run and returned 5502 over 3 seeds at 1M steps, 0.02
+    returned 6193 on the same seeds)."""
     min_lr: float = 1e-5
     """Lower bound of the adaptive learning rate."""
     max_lr: float = 1e-2

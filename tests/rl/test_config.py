@@ -19,5 +19,16 @@ def test_a_config_saved_before_reward_scaling_existed_trains_without_it():
     data = TrainConfig(task="reach").to_dict()
     del data["ppo"]["normalize_rewards"]
     assert TrainConfig.from_dict(data).ppo.normalize_rewards is False
-    assert all(yaml.safe_load((Path(__file__).parents[2] / "policies" / task / "config.yaml").read_text())["ppo"].get("normalize_rewards", False) is False
-               for task in ("reach", "cheetah-run"))
+
+
+def test_make_baselines_trains_with_the_config_the_shipped_baselines_record():
+    import importlib.util
+
+    root = Path(__file__).parents[2]
+    spec = importlib.util.spec_from_file_location("baselines_script", root / "scripts" / "baselines.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    for task in script.BUDGETS:
+        saved = TrainConfig.from_dict(yaml.safe_load((root / "policies" / task / "config.yaml").read_text()))
+        assert saved.ppo == script.BASELINE_PPO, task
+        assert saved.steps == script.BUDGETS[task], task
