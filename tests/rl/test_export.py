@@ -66,3 +66,39 @@ def test_load_policy_errors(tmp_path):
     (tmp_path / "x.txt").write_text("")
     with pytest.raises(ValueError, match="is not an .onnx file"):
         load_policy(tmp_path / "x.txt")
+
+
+def test_exported_cheetah_policy_drives_gymnasium_halfcheetah_to_the_same_return():
+    """The shipped cheetah-run baseline (policy.onnx, run with onnxruntime on raw observations)
+    in Gymnasium's own HalfCheetah-v5 and in robreward, from the same seeded initial state."""
+    from pathlib import Path
+
+    import gymnasium
+    import onnxruntime
+
+    path = Path(__file__).parents[2] / "policies" / "cheetah-run" / "policy.onnx"
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+
+    def act(obs):
+        return session.run(None, {name: np.asarray(obs, dtype=np.float32).reshape(1, -1)})[0][0]
+
+    gym_env = gymnasium.make("HalfCheetah-v5")
+    obs, _ = gym_env.reset(seed=3)
+    gym_return, done = 0.0, False
+    while not done:
+        obs, reward, terminated, truncated, _ = gym_env.step(act(obs))
+        gym_return += reward
+        done = terminated or truncated
+    env = robreward.make("cheetah-run", num_envs=1, seed=3, nthread=1)
+    obs, _ = env.reset(seed=3)
+    ours, steps = 0.0, 0
+    while True:
+        obs, reward, terminated, truncated, _ = env.step(torch.as_tensor(act(obs[0].numpy()))[None])
+        ours += float(reward[0])
+        steps += 1
+        if bool(terminated[0] | truncated[0]):
+            break
+    assert steps == 1000
+    assert gym_return > 2000  # a running cheetah, not a policy that stands still
+    assert abs(ours - gym_return) <= 1e-6 * abs(gym_return), (ours, gym_return)  # measured: 1.2e-9
