@@ -30,8 +30,8 @@ def run(args) -> int:
         given = [f"--{name.replace('_', '-')}" for name in RUN_FLAGS if getattr(args, name) is not None]
         if given:
             raise CliError(f"--resume continues the run as configured in {args.resume}/config.json; drop "
-                           f"{', '.join(given)} (only --max-cost and --max-tokens may change)")
-        config = load_config(args.resume, max_cost=args.max_cost, max_tokens=args.max_tokens)
+                           f"{', '.join(given)} (only --max-cost, --max-tokens and --ray may change)")
+        config = load_config(args.resume, max_cost=args.max_cost, max_tokens=args.max_tokens, ray=args.ray)
     else:
         missing = [flag for flag, value in (("--task", args.task), ("--llm", args.llm), ("--out", args.out))
                    if not value]
@@ -43,7 +43,7 @@ def run(args) -> int:
                    "final_steps": args.final_steps, "num_envs": args.envs, "eval_episodes": args.eval_episodes,
                    "seed": args.seed, "demos": args.demos, "feedback": args.feedback, "from_run": args.from_run,
                    "preferences": args.preferences, "max_cost": args.max_cost, "max_tokens": args.max_tokens,
-                   "repair_rounds": args.repair_rounds, "temperature": args.temperature}
+                   "repair_rounds": args.repair_rounds, "temperature": args.temperature, "ray": args.ray}
         config = GenerateConfig(task=args.task, llm=args.llm, out=args.out,
                                 **{k: v for k, v in options.items() if v is not None})
     try:
@@ -93,6 +93,8 @@ def register(sub) -> None:
     p.add_argument("--temperature", type=float, metavar="T", help="sampling temperature (default 1.0)")
     p.add_argument("--max-cost", type=float, metavar="USD", help="LLM spend cap; stops cleanly, resumable")
     p.add_argument("--max-tokens", type=int, metavar="N", help="LLM token cap; stops cleanly, resumable")
+    p.add_argument("--ray", metavar="ADDRESS", help="train candidates and final seeds as Ray tasks: a cluster address "
+                   "(e.g. ray://head:10001, auto) or local (run dirs must be on a shared file system)")
     p.add_argument("--out", metavar="DIR", help="run directory")
     p.add_argument("--resume", metavar="DIR", help="continue a stopped or crashed generate run; nothing done is redone")
     p.set_defaults(func=run)

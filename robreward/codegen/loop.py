@@ -133,6 +133,8 @@ class GenerateConfig:
     """LLM token cap (prompt + completion)."""
     temperature: float = 1.0
     """Sampling temperature (Eureka: 1.0)."""
+    ray: str | None = None
+    """Run candidate trainings and final seeds as Ray tasks: a cluster address, or "local" (training.py)."""
     response_tokens: int = 2048
     """max_tokens of each LLM response."""
     repair_rounds: int = 2
@@ -438,7 +440,7 @@ class _Run:
 
         train_candidates(self.train_task, [self._cand_dir(c) / "reward.py" for c in todo], self.config.steps,
                          self.config.seed, [self._cand_dir(c) / "run" for c in todo], num_envs=self.config.num_envs,
-                         eval_episodes=self.config.eval_episodes, on_done=done)
+                         eval_episodes=self.config.eval_episodes, on_done=done, ray=self.config.ray)
 
     # -- 5-6. reflect, select
     def reflect_and_select(self, it: int) -> None:
@@ -486,18 +488,17 @@ class _Run:
         final = self.state.setdefault("final", {"seeds": [config.seed + 1 + s for s in range(config.final_seeds)],
                                                 "results": {}})
         steps = config.final_steps or config.steps
-        for seed in final["seeds"]:
-            if str(seed) in final["results"]:
-                continue
-            self.log(f"final: best reward {best['id']}, seed {seed}, {steps:,} steps")
+        seeds = [seed for seed in final["seeds"] if str(seed) not in final["results"]]
+        if seeds:
+            self.log(f"final: best reward {best['id']}, seeds {', '.join(map(str, seeds))}, {steps:,} steps each")
 
-            def done(index: int, run_dir: str, seed=seed) -> None:
-                final["results"][str(seed)] = _run_result(run_dir)
+            def done(index: int, run_dir: str) -> None:
+                final["results"][str(seeds[index])] = _run_result(run_dir)
                 self.save()
 
-            train_candidates(self.train_task, [self.out / "best" / "reward.py"], steps, seed,
-                             [self.out / "final" / f"seed_{seed}"], num_envs=config.num_envs,
-                             eval_episodes=config.final_eval_episodes, on_done=done)
+            train_candidates(self.train_task, [self.out / "best" / "reward.py"] * len(seeds), steps, seeds,
+                             [self.out / "final" / f"seed_{seed}" for seed in seeds], num_envs=config.num_envs,
+                             eval_episodes=config.final_eval_episodes, on_done=done, ray=config.ray)
         ok = sorted((r["fitness"], int(s)) for s, r in final["results"].items() if r["ok"])
         if ok:  # the shipped policy is the median seed's, as policies/ does
             self._copy_best(self.out / "final" / f"seed_{ok[(len(ok) - 1) // 2][1]}" / "policy.onnx")

@@ -13,53 +13,132 @@ BATCHED = True
 """train_candidates trains >= 2 fresh candidates at once (robreward.rl.multi.train_many) unless False."""
 
 
-def train_candidates(task: str, files: Sequence, steps: int, seed: int, out_dirs: Sequence, *, num_envs: int = 32,
-                     eval_episodes: int = 50, on_done: Callable[[int, str], None] | None = None,
-                     batched: bool | None = None) -> list[str]:
+def train_candidates(task: str, files: Sequence, steps: int, seed: int | Sequence[int], out_dirs: Sequence, *,
+                     num_envs: int = 32, eval_episodes: int = 50, on_done: Callable[[int, str], None] | None = None,
+                     batched: bool | None = None, ray: str | None = None) -> list[str]:
     """Train one PPO policy per reward file into its run dir. A run with eval.json (or failed.json)
-    is done and skipped. With ``batched`` (default: the module's BATCHED) and two or more fresh
-    candidates, those train at once in one K x num_envs-world env (robreward.rl.multi.train_many;
-    same run-dir layout, same per-candidate numbers up to float rounding). A candidate with a
-    checkpoint resumes from it on the sequential runner (the batched path does not resume: a killed
-    batched run retrains its unfinished candidates; its final checkpoint lets a candidate killed
-    during evaluation finish here). A candidate whose training raises gets ``failed.json`` in its
-    run dir instead of stopping the others."""
-    from robreward.rl.config import TrainConfig
-    from robreward.rl.runner import LATEST, train
+    is done and skipped. seed: one for all runs, or one per run (the final seeds of one reward).
+
+    With ``batched`` (default: the module's BATCHED), two or more fresh candidates and one seed,
+    those train at once in one K x num_envs-world env (robreward.rl.multi.train_many; same run-dir
+    layout, same per-candidate numbers up to float rounding). A candidate with a checkpoint resumes
+    from it on the sequential runner (the batched path does not resume: a killed batched run
+    retrains its unfinished candidates; its final checkpoint lets a candidate killed during
+    evaluation finish here). With ``ray`` (an address, or "local" for a Ray instance on this
+    machine) every unfinished run is a Ray task instead (one GPU each where the cluster has GPUs,
+    else one CPU), resuming from its checkpoint like the sequential runner; the run directories
+    must be on a file system every node sees. A candidate whose training raises gets
+    ``failed.json`` in its run dir instead of stopping the others."""
+    from robreward.rl.runner import LATEST
 
     batched = BATCHED if batched is None else batched
     out_dirs = [Path(out) for out in out_dirs]
-    finished = lambda out: (out / "eval.json").is_file() or (out / "failed.json").is_file()  # noqa: E731
-    fresh = [i for i, out in enumerate(out_dirs) if not finished(out) and not (out / "checkpoints" / LATEST).is_file()]
-    if batched and len(fresh) >= 2:
+    seeds = [int(seed)] * len(out_dirs) if isinstance(seed, int) else [int(s) for s in seed]
+    if len(seeds) != len(out_dirs) or len(files) != len(out_dirs):
+        raise ValueError(f"need one reward file, seed and run dir per run: got {len(files)} file(s), "
+                         f"{len(seeds)} seed(s), {len(out_dirs)} run dir(s)")
+    fresh = [i for i, out in enumerate(out_dirs) if not _finished(out) and not (out / "checkpoints" / LATEST).is_file()]
+    if ray is not None:
+        _train_on_ray(ray, task, files, steps, seeds, out_dirs, num_envs, eval_episodes, on_done)
+        return [str(out) for out in out_dirs]
+    if batched and len(fresh) >= 2 and len({seeds[i] for i in fresh}) == 1:
         from robreward.rl.multi import train_many
 
         for i in fresh:
             if out_dirs[i].exists():
                 shutil.rmtree(out_dirs[i])  # stale logs of a killed run would mix with the new ones
         try:
-            train_many(task, [str(Path(files[i]).resolve()) for i in fresh], steps, seed, [out_dirs[i] for i in fresh],
-                       num_envs_per_candidate=num_envs, eval_episodes=eval_episodes)
+            train_many(task, [str(Path(files[i]).resolve()) for i in fresh], steps, seeds[fresh[0]],
+                       [out_dirs[i] for i in fresh], num_envs_per_candidate=num_envs, eval_episodes=eval_episodes)
         except Exception as err:  # noqa: BLE001 - a failure of the shared trainer is every open candidate's record
             for i in fresh:
-                if not finished(out_dirs[i]):
-                    atomic_write_json(out_dirs[i] / "failed.json", {"error": f"{type(err).__name__}: {err}"})
+                if not _finished(out_dirs[i]):
+                    _write_failed(out_dirs[i], err)
 
     for index, (file, out) in enumerate(zip(files, out_dirs)):
-        if not finished(out):
-            config = TrainConfig(task=str(task), reward=str(Path(file).resolve()), num_envs=num_envs, steps=steps,
-                                 seed=seed, out=str(out), eval_episodes=eval_episodes, progress=False, latest_every=5)
-            checkpoint = out / "checkpoints" / LATEST
-            if not checkpoint.is_file() and out.exists():
-                shutil.rmtree(out)  # killed before its first checkpoint: stale logs would mix with the new ones
+        if not _finished(out):
             try:
-                train(config, resume_from=checkpoint if checkpoint.is_file() else None)
+                train_one(_config(task, file, steps, seeds[index], out, num_envs, eval_episodes))
             except Exception as err:  # noqa: BLE001 - one candidate's failure is a record, not the end of the run
-                out.mkdir(parents=True, exist_ok=True)
-                atomic_write_json(out / "failed.json", {"error": f"{type(err).__name__}: {err}"})
+                _write_failed(out, err)
         if on_done is not None:
             on_done(index, str(out))
     return [str(out) for out in out_dirs]
+
+
+def _finished(out: Path) -> bool:
+    return (out / "eval.json").is_file() or (out / "failed.json").is_file()
+
+
+def _write_failed(out: Path, err: BaseException) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "failed.json", {"error": f"{type(err).__name__}: {err}"})
+
+
+def _config(task, file, steps: int, seed: int, out: Path, num_envs: int, eval_episodes: int, device: str = "cpu"):
+    from robreward.rl.config import TrainConfig
+
+    return TrainConfig(task=str(task), reward=str(Path(file).resolve()), num_envs=num_envs, steps=steps, seed=seed,
+                       out=str(out), eval_episodes=eval_episodes, progress=False, latest_every=5, device=device)
+
+
+def train_one(config) -> str:
+    """One sequential PPO run (resumed from its checkpoint if it has one); its run dir."""
+    from robreward.rl.runner import LATEST, train
+
+    out = Path(config.out)
+    checkpoint = out / "checkpoints" / LATEST
+    if not checkpoint.is_file() and out.exists():
+        shutil.rmtree(out)  # killed before its first checkpoint: stale logs would mix with the new ones
+    train(config, resume_from=checkpoint if checkpoint.is_file() else None)
+    return str(out)
+
+
+def _ray_train(config_dict: dict) -> str:
+    """The body of a Ray task (module level: Ray pickles it by reference)."""
+    from robreward.rl.config import TrainConfig
+
+    return train_one(TrainConfig.from_dict(config_dict))
+
+
+def connect_ray(address: str):
+    """The ray module, connected to ``address`` ("local": a Ray instance on this machine, started
+    on first use; otherwise e.g. "ray://head:10001" or "auto")."""
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError("--ray needs the ray package: pip install 'robreward[ray]' (or pip install ray)") from None
+    if not ray.is_initialized():
+        ray.init(address=None if address == "local" else address, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+    return ray
+
+
+def _train_on_ray(address: str, task, files, steps: int, seeds: list[int], out_dirs: list[Path], num_envs: int,
+                  eval_episodes: int, on_done) -> None:
+    ray = connect_ray(address)
+    gpus = ray.cluster_resources().get("GPU", 0) > 0
+    remote = ray.remote(_ray_train).options(num_gpus=1, num_cpus=1) if gpus else \
+        ray.remote(_ray_train).options(num_cpus=1)
+    device = "cuda" if gpus else "cpu"
+    futures = {index: remote.remote(
+        _config(task, file, steps, seeds[index], out, num_envs, eval_episodes, device).to_dict())
+        for index, (file, out) in enumerate(zip(files, out_dirs)) if not _finished(out)}
+    pending = {future: index for index, future in futures.items()}
+    done_early = [i for i in range(len(out_dirs)) if i not in futures]
+    for index in done_early:
+        if on_done is not None:
+            on_done(index, str(out_dirs[index]))
+    while pending:  # report each run as it finishes, in whatever order
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        index = pending.pop(ready[0])
+        try:
+            ray.get(ready[0])
+        except Exception as err:  # noqa: BLE001 - a RayTaskError wraps the candidate's own exception
+            cause = getattr(err, "cause", None) or err
+            _write_failed(out_dirs[index], cause)
+        if on_done is not None:
+            on_done(index, str(out_dirs[index]))
 
 
 def training_stats(run_dir, *, success: bool = True) -> dict:

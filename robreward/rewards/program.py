@@ -107,7 +107,11 @@ class RewardProgramError(ValueError):
         self.reasons = list(reasons)
         self.result = result
         head = f"reward program {name!r} rejected" if result else f"reward program {name!r} failed"
+        self.name = name
         super().__init__(head + ":\n" + "\n".join(f"  - {r}".replace("\n", "\n    ") for r in self.reasons))
+
+    def __reduce__(self):  # picklable with its reasons (a Ray task or a subprocess sends it back)
+        return (type(self), (self.reasons, self.result, self.name))
 
 
 # -- reading the program ------------------------------------------------------------------------
