@@ -118,17 +118,16 @@ def _train_on_ray(address: str, task, files, steps: int, seeds: list[int], out_d
                   eval_episodes: int, on_done) -> None:
     ray = connect_ray(address)
     gpus = ray.cluster_resources().get("GPU", 0) > 0
-    remote = ray.remote(_ray_train).options(num_gpus=1, num_cpus=1) if gpus else \
-        ray.remote(_ray_train).options(num_cpus=1)
+    remote = ray.remote(_ray_train).options(num_cpus=1, num_gpus=1 if gpus else 0)
     device = "cuda" if gpus else "cpu"
-    futures = {index: remote.remote(
-        _config(task, file, steps, seeds[index], out, num_envs, eval_episodes, device).to_dict())
-        for index, (file, out) in enumerate(zip(files, out_dirs)) if not _finished(out)}
-    pending = {future: index for index, future in futures.items()}
-    done_early = [i for i in range(len(out_dirs)) if i not in futures]
-    for index in done_early:
-        if on_done is not None:
-            on_done(index, str(out_dirs[index]))
+    pending = {}  # future -> run index
+    for index, (file, out) in enumerate(zip(files, out_dirs)):
+        if _finished(out):
+            if on_done is not None:
+                on_done(index, str(out))
+        else:
+            config = _config(task, file, steps, seeds[index], out, num_envs, eval_episodes, device)
+            pending[remote.remote(config.to_dict())] = index
     while pending:  # report each run as it finishes, in whatever order
         ready, _ = ray.wait(list(pending), num_returns=1)
         index = pending.pop(ready[0])
