@@ -18,16 +18,16 @@ the labels already given count, only the missing ones are asked for.
 
 from __future__ import annotations
 
+import io
 import math
 import time
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
-import torch
 
 from robreward.feedback.preferences.clips import pairs_meta, render_pair_clips
-from robreward.feedback.preferences.segments import Rollout, SegmentBatch, SegmentPairs
+from robreward.feedback.preferences.segments import Rollout, SegmentPairs
 from robreward.feedback.preferences.store import STORE_NAME, Label, LabelStore
 from robreward.fileio import atomic_write_bytes
 
@@ -45,12 +45,8 @@ def is_human(spec: str) -> bool:
 
 def save_pending(run_dir: Path, round_index: int, pairs: SegmentPairs) -> None:
     """The round's query pairs, atomically, before a person sees them."""
-    import io
-
-    arrays = {f"{side}_{name}": getattr(getattr(pairs, side), name).cpu().numpy()
-              for side in ("first", "second") for name in SegmentBatch._fields}
     buffer = io.BytesIO()
-    np.savez(buffer, round=np.int64(round_index), **arrays)
+    np.savez(buffer, round=np.int64(round_index), **pairs.to_arrays())
     atomic_write_bytes(run_dir / PENDING_FILE, buffer.getvalue())
 
 
@@ -62,9 +58,7 @@ def load_pending(run_dir: Path, round_index: int) -> Optional[SegmentPairs]:
     with np.load(path) as data:
         if int(data["round"]) != round_index:
             return None
-        sides = [SegmentBatch(*(torch.as_tensor(data[f"{side}_{name}"]) for name in SegmentBatch._fields))
-                 for side in ("first", "second")]
-    return SegmentPairs(*sides)
+        return SegmentPairs.from_arrays(data)
 
 
 class HumanTeacher:

@@ -263,8 +263,6 @@ def _model_path(run_dir: Path, round_index: int) -> Path:
 class LabeledPairs:
     """Every labeled query so far, with its round; saved to / loaded from labels.npz."""
 
-    SIDES = ("first", "second")
-
     def __init__(self):
         self.pairs: list[SegmentPairs] = []
         self.labels: list = []
@@ -287,9 +285,7 @@ class LabeledPairs:
         return cat_pairs(self.pairs)
 
     def save(self, path: Path) -> None:
-        pairs = self.all_pairs()
-        arrays = {f"{side}_{name}": getattr(getattr(pairs, side), name).cpu().numpy()
-                  for side in self.SIDES for name in SegmentBatch._fields}
+        arrays = self.all_pairs().to_arrays()
         arrays["labels"] = np.array([np.nan if y is None else y for y in self.labels], dtype=np.float64)
         arrays["round"] = np.array(self.rounds, dtype=np.int64)
         buffer = io.BytesIO()
@@ -304,13 +300,12 @@ class LabeledPairs:
             return out
         with np.load(path) as data:
             keep = data["round"] < rounds_done
-            sides = [SegmentBatch(*(torch.as_tensor(data[f"{side}_{name}"][keep]) for name in SegmentBatch._fields))
-                     for side in cls.SIDES]
+            pairs = SegmentPairs.from_arrays(data, keep)
             labels = [None if math.isnan(y) else float(y) for y in data["labels"][keep]]
             rounds = data["round"][keep].tolist()
         for r in sorted(set(rounds)):
             rows = torch.as_tensor([i for i, x in enumerate(rounds) if x == r])
-            out.add(SegmentPairs(*sides).index(rows), [labels[i] for i in rows.tolist()], r)
+            out.add(pairs.index(rows), [labels[i] for i in rows.tolist()], r)
         return out
 
 

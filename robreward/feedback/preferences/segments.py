@@ -195,6 +195,18 @@ class SegmentPairs(NamedTuple):
     def to(self, device) -> "SegmentPairs":
         return SegmentPairs(self.first.to(device), self.second.to(device))
 
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """numpy arrays named ``{first|second}_{field}``, for np.savez (``from_arrays`` reads them back)."""
+        return {f"{side}_{name}": getattr(getattr(self, side), name).cpu().numpy()
+                for side in SegmentPairs._fields for name in SegmentBatch._fields}
+
+    @staticmethod
+    def from_arrays(data, rows=None) -> "SegmentPairs":
+        """The pairs in ``data`` (a mapping such as an open np.load), only ``rows`` when given."""
+        pick = (lambda a: a) if rows is None else (lambda a: a[rows])  # noqa: E731
+        return SegmentPairs(*(SegmentBatch(*(torch.as_tensor(pick(data[f"{side}_{name}"]))
+                                             for name in SegmentBatch._fields)) for side in SegmentPairs._fields))
+
 
 def cat_pairs(pairs: Sequence[SegmentPairs]) -> SegmentPairs:
     """Concatenate labeled rounds of queries (all with the same segment length and features)."""
