@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: install test browser demo bench baselines clean
+.PHONY: install test browser demo bench baselines clean imitation-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,3 +42,16 @@ clean:
 # hand + sparse PPO baselines over 3 seeds for every task (hours on 2 cores; resumable; subset: TASKS=reach,push)
 baselines: $(STAMP)
 	$(PY) scripts/baselines.py $(if $(TASKS),--tasks $(TASKS),)
+
+# imitation's PreferenceComparisons for benchmarks/prefs.py --imitation: imitation 1.0.1 pins
+# gymnasium 0.29 and SB3 2.2, so it gets a virtual environment of its own (sacred needs pkg_resources)
+IMITATION_VENV := .venv-imitation
+$(IMITATION_VENV)/.installed:
+	$(PYTHON) -m venv $(IMITATION_VENV)
+	$(IMITATION_VENV)/bin/python -m pip install -q --upgrade pip
+	$(IMITATION_VENV)/bin/python -m pip install -q "$(TORCH_SPEC)"
+	$(IMITATION_VENV)/bin/python -m pip install -q "imitation==1.0.1" "gymnasium[mujoco]==0.29.1" \
+		"stable-baselines3==2.2.1" "setuptools<81"
+	touch $@
+
+imitation-venv: $(IMITATION_VENV)/.installed

@@ -14,14 +14,23 @@ every cell with all finished cells of the grid, the machine, and per (task, teac
 mean fraction over seeds. Targets (issue "preference-based reward learning"): >= 0.9 of the
 hand baseline's success on push at 200 oracle queries.
 
-Not in this script yet: the `imitation` PreferenceComparisons comparison (it needs its own
-virtual environment with gymnasium 0.29 / SB3 2.2).
+With --imitation, each cheetah-run oracle cell also runs `imitation`'s PreferenceComparisons at
+the same query budget, seed and PPO steps (benchmarks/prefs_imitation.py: its own tuned
+seals_half_cheetah config with SB3 PPO on Gymnasium's HalfCheetah-v4, in its own virtual
+environment, `make imitation-venv`; imitation 1.0.1 pins gymnasium 0.29 and SB3 2.2). Its cells
+live under --work/imitation/qBUDGET/sSEED and are resumable the same way (a finished cell has
+result.json). The summary then gives robreward's mean return over imitation's at each budget
+(target >= 1.5 at 200 queries).
+
+    make imitation-venv && .venv/bin/python benchmarks/prefs.py --tasks cheetah-run --teachers oracle \
+        --budgets 200 --seeds 0 --imitation
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,11 +48,16 @@ SEEDS = (0, 1, 2)
 # PPO steps per cell: the hand baselines' budgets (policies/<task>/MODEL_CARD.md)
 STEPS = {"push": 3_000_000, "cheetah-run": 1_000_000, "reach": 150_000}
 TARGETS = {("push", "oracle", 200): 0.9}
+IMITATION_TARGET = 1.5  # robreward's return over imitation's, cheetah-run, oracle, same budget
+IMITATION_PYTHON = HERE.parent / ".venv-imitation" / "bin" / "python"
 
 
-def cell_dir(work: Path, task: str, teacher: str, budget: int, seed: int) -> Path:
+PAIRING = "mixed"  # PrefsConfig's default; cells of another pairing get a suffix
+
+
+def cell_dir(work: Path, task: str, teacher: str, budget: int, seed: int, pairing: str = PAIRING) -> Path:
     safe = teacher.replace(":", "-").replace(",", "+")
-    return work / task / safe / f"q{budget}" / f"s{seed}"
+    return work / task / safe / f"q{budget}" / (f"s{seed}" if pairing == PAIRING else f"s{seed}-{pairing}")
 
 
 MANIPULATION = ("reach", "push", "lift", "drawer-open")
@@ -55,13 +69,14 @@ def metric_for(task: str) -> str:
     return "success_rate" if task in MANIPULATION else "return_mean"
 
 
-def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: Path, per_round: int) -> dict:
+def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: Path, per_round: int,
+             pairing: str = PAIRING) -> dict:
     from robreward.eval.baseline import load_baseline
     from robreward.feedback.preferences.loop import STATE_FILE, PrefsConfig, load_prefs_config, train_preferences
 
-    out = cell_dir(work, task, teacher, budget, seed)
+    out = cell_dir(work, task, teacher, budget, seed, pairing)
     config = PrefsConfig(task=task, teacher=teacher, queries=budget, per_round=min(per_round, budget), steps=steps,
-                         num_envs=64, seed=seed, out=str(out), progress=False)
+                         num_envs=64, seed=seed, out=str(out), progress=False, pairing=pairing)
     state_path = out / STATE_FILE
     started = time.perf_counter()
     if state_path.is_file():
@@ -79,22 +94,56 @@ def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: 
     if baseline is None:
         raise SystemExit(f"no hand baseline for {task!r} (policies/{task}/eval.json): `make baselines` first")
     hand = baseline.hand[key]
-    return {"task": task, "teacher": teacher, "queries": budget, "seed": seed, "steps": steps, "run_dir": str(out),
+    return {"task": task, "teacher": teacher, "queries": budget, "seed": seed, "pairing": pairing, "steps": steps,
+            "run_dir": str(out),
             "metric": key, "policy": result[key], "hand_baseline": hand, "fraction_of_hand": result[key] / hand,
             "success_rate": result["success_rate"], "return_mean": result["return_mean"],
             "heldout_accuracy": metrics.get("heldout_accuracy"), "epic_distance": metrics.get("epic_distance"),
             "seconds_this_invocation": seconds, "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
+def run_imitation_cell(budget: int, seed: int, steps: int, work: Path, python: Path) -> dict:
+    """imitation's PreferenceComparisons on HalfCheetah-v4 (benchmarks/prefs_imitation.py), or its
+    finished result."""
+    out = work / "imitation" / f"q{budget}" / f"s{seed}"
+    result = out / "result.json"
+    if not result.is_file():
+        if not python.is_file():
+            raise SystemExit(f"--imitation needs imitation's own virtual environment ({python} is missing): "
+                             "run `make imitation-venv` first")
+        subprocess.run([str(python), str(HERE / "prefs_imitation.py"), "--budget", str(budget), "--seed", str(seed),
+                        "--steps", str(steps), "--out", str(out)], check=True)
+    return json.loads(result.read_text())
+
+
+def compare_imitation(rows: list[dict], imitation_rows: list[dict]) -> list[dict]:
+    """Per budget: robreward's cheetah-run oracle return over imitation's, over the seeds both have."""
+    out = []
+    for budget in sorted({r["queries"] for r in imitation_rows}):
+        theirs = {r["seed"]: r["return_mean"] for r in imitation_rows if r["queries"] == budget}
+        ours = {r["seed"]: r["return_mean"] for r in rows if r["seed"] in theirs and
+                (r["task"], r["teacher"], r["queries"], r["pairing"]) == ("cheetah-run", "oracle", budget, PAIRING)}
+        if not ours:
+            continue
+        seeds = sorted(ours)
+        mine, other = float(np.mean([ours[s] for s in seeds])), float(np.mean([theirs[s] for s in seeds]))
+        ratio = mine / other if other > 0 else None
+        out.append({"queries": budget, "seeds": seeds, "robreward_return_mean": mine, "imitation_return_mean": other,
+                    "ratio": ratio, "target": IMITATION_TARGET,  # mine >= 1.5 x theirs, also when theirs <= 0
+                    "meets_target": bool(mine >= IMITATION_TARGET * other)})
+    return out
+
+
 def summarize(rows: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        groups.setdefault((row["task"], row["teacher"], row["queries"]), []).append(row)
+        groups.setdefault((row["task"], row["teacher"], row["queries"], row["pairing"]), []).append(row)
     out = []
-    for (task, teacher, budget), members in sorted(groups.items()):
+    for (task, teacher, budget, pairing), members in sorted(groups.items()):
         fractions = [m["fraction_of_hand"] for m in members]
         target = TARGETS.get((task, teacher, budget))
-        out.append({"task": task, "teacher": teacher, "queries": budget, "seeds": sorted(m["seed"] for m in members),
+        out.append({"task": task, "teacher": teacher, "queries": budget, "pairing": pairing,
+                    "seeds": sorted(m["seed"] for m in members),
                     "metric": members[0]["metric"], "fraction_mean": float(np.mean(fractions)),
                     "fraction_std": float(np.std(fractions)), "target": target,
                     "meets_target": None if target is None else bool(np.mean(fractions) >= target)})
@@ -109,9 +158,14 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
     parser.add_argument("--steps", type=int, default=None, help="PPO steps per cell (default: the baseline's)")
     parser.add_argument("--per-round", type=int, default=50, help="queries per feedback round (default 50)")
+    parser.add_argument("--pairing", default=PAIRING, help=f"query pairing: any | episode | mixed (default {PAIRING})")
     parser.add_argument("--work", default=str(HERE / "results" / "prefs_runs"), help="cell run directories")
     parser.add_argument("--out", default=str(HERE / "results" / "prefs.json"))
     parser.add_argument("--list", action="store_true", help="list the cells and their status, run nothing")
+    parser.add_argument("--imitation", action="store_true",
+                        help="also run imitation's PreferenceComparisons for each cheetah-run oracle cell")
+    parser.add_argument("--imitation-python", default=str(IMITATION_PYTHON),
+                        help="python of imitation's virtual environment (default .venv-imitation, `make imitation-venv`)")
     args = parser.parse_args(argv)
 
     from robreward.feedback.preferences.teachers import make_teacher
@@ -133,7 +187,7 @@ def main(argv=None) -> int:
     cells = [(t, te, b, s) for t in tasks for te in teachers for b in budgets for s in seeds]
     if args.list:
         for cell in cells:
-            state = cell_dir(work, *cell) / "state.json"
+            state = cell_dir(work, *cell, args.pairing) / "state.json"
             status = json.loads(state.read_text()) if state.is_file() else None
             label = "finished" if status and status.get("finished") else (
                 f"round {status['rounds_done']}" if status else "not started")
@@ -141,17 +195,29 @@ def main(argv=None) -> int:
         return 0
 
     out = Path(args.out)
-    previous = json.loads(out.read_text())["cells"] if out.is_file() else []
-    rows = {(r["task"], r["teacher"], r["queries"], r["seed"]): r for r in previous}
+    previous = json.loads(out.read_text()) if out.is_file() else {}
+    rows = {(r["task"], r["teacher"], r["queries"], r["seed"], r["pairing"]): r for r in previous.get("cells", [])}
+    theirs = {(r["queries"], r["seed"]): r for r in previous.get("imitation_cells", [])}
+
+    def write() -> None:
+        atomic_write_json(out, {"benchmark": "prefs", "machine": machine_info(), "date": time.strftime("%Y-%m-%d"),
+                                "summary": summarize(list(rows.values())),
+                                "imitation": compare_imitation(list(rows.values()), list(theirs.values())),
+                                "cells": list(rows.values()), "imitation_cells": list(theirs.values())}, indent=2)
+
     for task, teacher, budget, seed in cells:
         steps = args.steps or STEPS[task]
         print(f"cell {task} {teacher} q{budget} s{seed} ({steps:,} PPO steps)", flush=True)
-        row = run_cell(task, teacher, budget, seed, steps, work, args.per_round)
-        rows[(task, teacher, budget, seed)] = row
+        row = run_cell(task, teacher, budget, seed, steps, work, args.per_round, args.pairing)
+        rows[(task, teacher, budget, seed, args.pairing)] = row
         print(json.dumps(row), flush=True)
-        atomic_write_json(out, {"benchmark": "prefs", "machine": machine_info(), "date": time.strftime("%Y-%m-%d"),
-                                "summary": summarize(list(rows.values())), "cells": list(rows.values())}, indent=2)
-    print(json.dumps(summarize(list(rows.values())), indent=2))
+        write()
+        if args.imitation and (task, teacher) == ("cheetah-run", "oracle"):
+            print(f"cell imitation HalfCheetah-v4 q{budget} s{seed} ({steps:,} PPO steps)", flush=True)
+            theirs[(budget, seed)] = run_imitation_cell(budget, seed, steps, work, Path(args.imitation_python))
+            write()
+    print(json.dumps({"summary": summarize(list(rows.values())),
+                      "imitation": compare_imitation(list(rows.values()), list(theirs.values()))}, indent=2))
     return 0
 
 

@@ -72,6 +72,7 @@ def _train(args) -> int:
             config = PrefsConfig(
                 task=task, teacher=args.teacher, queries=args.queries, per_round=args.per_round,
                 schedule=args.schedule, select=args.select, segment=args.segment, steps=args.steps,
+                **({"pairing": args.pairing} if args.pairing else {}),
                 num_envs=args.envs, pretrain_steps=args.pretrain_steps, seed=args.seed, out=args.out,
                 eval_episodes=args.eval_episodes, device=args.device, progress=not args.no_progress,
                 features=tuple(f.strip() for f in args.features.split(",") if f.strip()) if args.features else (),
@@ -158,6 +159,9 @@ def register(sub) -> None:
     t.add_argument("--queries", type=int, help="query budget (pairs shown to the teacher)")
     t.add_argument("--select", default="disagreement", help="uniform | disagreement (default) | entropy")
     t.add_argument("--schedule", default="constant", help="constant (default) | linear")
+    t.add_argument("--pairing", default=None,
+                   help="which segments a query compares: any | episode (two of one episode: same object, goal and "
+                        "start) | mixed (half each); default: PrefsConfig's")
     t.add_argument("--segment", type=int, default=25, help="segment length in steps (default 25)")
     t.add_argument("--per-round", type=int, default=50, help="queries per feedback round (default 50)")
     t.add_argument("--steps", type=int, default=1_000_000, help="PPO env steps summed over worlds (default 1000000)")

@@ -60,6 +60,7 @@ TASK = dataclasses.replace(REACH, name="reach-no-fitness", fitness=None)
     (["--queries", "5"], "query budget 5 is smaller than one round of 10 queries"),
     (["--select", "best"], "unknown --select 'best': choose one of uniform, disagreement, entropy"),
     (["--task", "rech"], "unknown task 'rech'. Did you mean 'reach'"),
+    (["--pairing", "same"], "unknown pairing 'same': choose one of any, episode, mixed"),
 ])
 def test_train_input_errors(args, message, tmp_path, capsys):
     argv = list(TINY)

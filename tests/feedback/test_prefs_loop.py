@@ -175,10 +175,18 @@ def test_round_steps_by_hand():
     (dict(num_envs=1), "num_envs must be >= 2"),
     (dict(queries=0), "queries must be an integer >= 1"),
     (dict(feedback_fraction=0), r"feedback_fraction must be in \(0, 1\]"),
+    (dict(pairing="same"), "unknown pairing 'same': choose one of any, episode, mixed"),
 ])
 def test_config_errors(overrides, message):
     with pytest.raises(ValueError, match=message):
         PrefsConfig(**overrides)
+
+
+def test_a_config_saved_before_pairing_existed_resumes_with_any_pairs():
+    saved = PrefsConfig(task="push").to_dict()
+    del saved["pairing"]
+    assert PrefsConfig.from_dict(saved).pairing == "any"  # what such runs did
+    assert PrefsConfig().pairing == "mixed"  # new runs: half the queries inside one episode
 
 
 def test_loop_rejects_small_budgets_and_bad_teachers(tmp_path):

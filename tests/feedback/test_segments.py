@@ -20,6 +20,7 @@ from robreward.feedback.preferences import (
     query_scores,
     sample_pairs,
     segment_candidates,
+    segment_episodes,
 )
 
 
@@ -163,6 +164,44 @@ def test_pairs_and_query_selection():
         query_scores(pool, "random")
     both = cat_pairs([uniform, chosen])
     assert both.size == 20 and torch.equal(both.first.features[10:], chosen.first.features)
+
+
+def test_episode_pairing_keeps_both_segments_in_one_episode():
+    t, n, horizon = 60, 4, 5
+    rng = np.random.default_rng(3)
+    term = rng.random((t, n)) < 0.05
+    trunc = np.zeros((t, n), bool)
+    trunc[29, :] = True  # every world starts a second episode at step 30
+    roll = synthetic_rollout(term, trunc)
+    segs = cut_segments(roll, horizon, provenance)
+    episodes = segment_episodes(roll, segs)
+    assert torch.equal(torch.as_tensor(episodes, dtype=torch.float32) // (t + 1), segs.world.float())  # world-major ids
+    # the episode id is the world's own count of finished episodes: compare with the provenance feature
+    assert len(set(zip(episodes.tolist(), segs.features[:, 0, 2].tolist()))) == len(set(episodes.tolist()))
+    pairs = sample_pairs(segs, 400, np.random.default_rng(0), groups=episodes)
+    first, second = pairs.first.features[:, 0, 2], pairs.second.features[:, 0, 2]  # provenance episode ids
+    ids = segs.features[:, 0, 2]
+    lonely = torch.tensor([int((ids == e).sum()) == 1 for e in first.tolist()])
+    assert torch.equal(first[~lonely], second[~lonely])  # the same episode when it has another segment...
+    assert (first[lonely] != second[lonely]).all()
+    assert not (pairs.first.start == pairs.second.start).all()  # ...never the same segment
+    assert ((pairs.first.start == pairs.second.start) & (pairs.first.world == pairs.second.world)).sum() == 0
+    mixed = sample_pairs(segs, 400, np.random.default_rng(0), groups=episodes, within=0.5)
+    same = (mixed.first.features[:, 0, 2] == mixed.second.features[:, 0, 2]).float().mean()
+    assert 0.4 < float(same) < 0.7  # half within an episode, the rest across (a few across by chance)
+    # a segment alone in its episode is paired with another episode's segment
+    single = SegmentBatch.from_features(torch.arange(3.0).reshape(3, 1, 1))
+    lone = sample_pairs(single, 50, np.random.default_rng(0), groups=np.array([0, 1, 1]))
+    assert (lone.first.features != lone.second.features).all()
+    with pytest.raises(ValueError, match="one id per segment"):
+        sample_pairs(single, 5, np.random.default_rng(0), groups=np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"within must be a share in \[0, 1\]"):
+        sample_pairs(single, 5, np.random.default_rng(0), groups=np.array([0, 1, 1]), within=2.0)
+    disagreement = choose_queries(segs, 20, "disagreement", np.random.default_rng(1), model=small_model(3),
+                                  groups=episodes)
+    first, second = disagreement.first.features[:, 0, 2], disagreement.second.features[:, 0, 2]
+    lonely = torch.tensor([int((ids == e).sum()) == 1 for e in first.tolist()])
+    assert torch.equal(first[~lonely], second[~lonely]) and (~lonely).sum() >= 15
 
 
 def test_query_schedule():

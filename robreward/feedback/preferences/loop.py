@@ -66,6 +66,7 @@ from robreward.feedback.preferences.human import HumanTeacher, is_human, timeout
 from robreward.feedback.preferences.metrics import Coverage, epic_distance, preference_accuracy
 from robreward.feedback.preferences.model import EnsembleConfig, FeatureSpec, Featurizer, FitReport, PreferenceReward
 from robreward.feedback.preferences.segments import (
+    PAIRINGS,
     QUERY_METHODS,
     SCHEDULES,
     Rollout,
@@ -78,6 +79,7 @@ from robreward.feedback.preferences.segments import (
     query_schedule,
     sample_pairs,
     segment_candidates,
+    segment_episodes,
 )
 from robreward.feedback.preferences.teachers import make_teacher
 from robreward.fileio import atomic_write_bytes, atomic_write_json
@@ -112,6 +114,10 @@ class PrefsConfig:
     """Query schedule over the budget: constant or linear (segments.query_schedule)."""
     select: str = "disagreement"
     """Query selection after round 0 (round 0 is uniform: no model yet): uniform, disagreement, entropy."""
+    pairing: str = "mixed"
+    """Which segments a query compares: any two; two of the same episode (same reset: object, goal,
+    start), so the label reflects what the policy did rather than where the episode began; or mixed
+    (half of each)."""
     segment: int = 25
     """Segment length H in env steps."""
     steps: int = 1_000_000
@@ -176,6 +182,8 @@ class PrefsConfig:
             raise ValueError(f"unknown query selection {self.select!r}: choose one of {', '.join(QUERY_METHODS)}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown query schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
+        if self.pairing not in PAIRINGS:
+            raise ValueError(f"unknown pairing {self.pairing!r}: choose one of {', '.join(PAIRINGS)}")
         if not (0 <= self.pretrain_steps < self.steps):
             raise ValueError(f"pretrain_steps must be in [0, steps={self.steps}), got {self.pretrain_steps}: "
                              "leave steps for training on the learned reward")
@@ -201,7 +209,7 @@ class PrefsConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"prefs config has unknown fields {unknown}; valid fields: {', '.join(sorted(known))}")
-        return cls(**data)
+        return cls(**{"pairing": "any", **data})  # runs saved before pairing existed compared any two segments
 
 
 def check_task(task):
@@ -491,7 +499,9 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
                 method = config.select if model.num_fits else "uniform"
                 queries = human.pending_pairs(k) if human is not None else None
                 if queries is None:
-                    queries = choose_queries(segments, num_queries, method, rng, model=model if model.num_fits else None)
+                    groups = segment_episodes(query_worlds, segments) if config.pairing != "any" else None
+                    queries = choose_queries(segments, num_queries, method, rng, model=model if model.num_fits else None,
+                                             groups=groups, within=0.5 if config.pairing == "mixed" else 1.0)
                 # 5. labels from the teacher (B-Pref's reference return: mean hand reward per step x H), or from
                 #    the person: clips rendered, queries stored, wait until the web app has every answer
                 if human is not None:

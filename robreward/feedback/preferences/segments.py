@@ -47,6 +47,8 @@ Tensor = torch.Tensor
 
 QUERY_METHODS = ("uniform", "disagreement", "entropy")
 SCHEDULES = ("constant", "linear")
+PAIRINGS = ("any", "episode", "mixed")
+"""Query pairs: any two segments, two of one episode, or half of each (sample_pairs ``groups``/``within``)."""
 DEFAULT_POOL_FACTOR = 10
 """Candidate pairs per query for disagreement/entropy selection (B-Pref ``large_batch``)."""
 
@@ -292,8 +294,28 @@ def _longest_run(rollout: Rollout) -> int:
     return best
 
 
-def sample_pairs(segments: SegmentBatch, num_pairs: int, rng: np.random.Generator) -> SegmentPairs:
-    """``num_pairs`` random pairs of two different segments (the same one twice only if B = 1)."""
+def segment_episodes(rollout: Rollout, segments: SegmentBatch) -> np.ndarray:
+    """[B] an id of the episode each segment of ``rollout`` lies in (world and how many episodes of
+    that world ended before the segment's first step); -1 for segments without provenance."""
+    dones = rollout.dones.cpu().numpy().astype(np.int64)
+    ended_before = np.cumsum(dones, axis=0) - dones  # [T, N] episodes of the world finished before step t
+    world, start = segments.world.cpu().numpy(), segments.start.cpu().numpy()
+    known = (world >= 0) & (start >= 0)
+    ids = np.full(len(world), -1, dtype=np.int64)
+    ids[known] = world[known] * (rollout.num_steps + 1) + ended_before[start[known], world[known]]
+    return ids
+
+
+def sample_pairs(segments: SegmentBatch, num_pairs: int, rng: np.random.Generator,
+                 groups: Optional[np.ndarray] = None, within: float = 1.0) -> SegmentPairs:
+    """``num_pairs`` random pairs of two different segments (the same one twice only if B = 1).
+
+    ``groups`` [B] (e.g. ``segment_episodes``): for a share ``within`` of the pairs, the second
+    segment is drawn from the first's group (the same episode: the same initial state, object and
+    goal), so the pair differs by what the policy did rather than by the luck of the reset; a
+    segment alone in its group is paired with any other."""
+    if not 0.0 <= within <= 1.0:
+        raise ValueError(f"within must be a share in [0, 1], got {within!r}")
     if isinstance(num_pairs, bool) or not isinstance(num_pairs, (int, np.integer)) or num_pairs < 1:
         raise ValueError(f"num_pairs must be an integer >= 1, got {num_pairs!r}")
     b = segments.size
@@ -304,6 +326,19 @@ def sample_pairs(segments: SegmentBatch, num_pairs: int, rng: np.random.Generato
         j = i.copy()
     else:  # j != i: shift by 1..b-1
         j = (i + rng.integers(1, b, size=int(num_pairs))) % b
+    if groups is not None and b > 1:
+        groups = np.asarray(groups)
+        if groups.shape != (b,):
+            raise ValueError(f"groups must have one id per segment ({b}), got shape {list(groups.shape)}")
+        order = np.argsort(groups, kind="stable")  # members of a group are contiguous in `order`
+        _, first, size = np.unique(groups[order], return_index=True, return_counts=True)
+        rank = np.empty(b, dtype=np.int64)
+        rank[order] = np.arange(b)
+        which = np.searchsorted(first, rank[i], side="right") - 1  # the group of each i
+        lo, n = first[which], size[which]
+        shift = rng.integers(1, np.maximum(n, 2))  # 1..n-1: another member of the group
+        own = (n > 1) & (rng.random(len(i)) < within)
+        j = np.where(own, order[lo + (rank[i] - lo + shift) % np.maximum(n, 1)], j)
     return SegmentPairs(segments.index(torch.as_tensor(i)), segments.index(torch.as_tensor(j)))
 
 
@@ -321,15 +356,17 @@ def query_scores(pairs: SegmentPairs, method: str, model=None) -> Tensor:
 
 
 def choose_queries(segments: SegmentBatch, num_queries: int, method: str, rng: np.random.Generator, *,
-                   model=None, pool_factor: int = DEFAULT_POOL_FACTOR) -> SegmentPairs:
+                   model=None, pool_factor: int = DEFAULT_POOL_FACTOR,
+                   groups: Optional[np.ndarray] = None, within: float = 1.0) -> SegmentPairs:
     """PEBBLE-style selection: draw ``pool_factor * num_queries`` random pairs (``num_queries`` for
-    uniform) and keep the ``num_queries`` with the highest score."""
+    uniform; a share ``within`` of them inside ``groups`` when given, see ``sample_pairs``) and keep the ``num_queries`` with
+    the highest score."""
     if method not in QUERY_METHODS:
         raise ValueError(f"unknown query selection {method!r}: choose one of {', '.join(QUERY_METHODS)}")
     if isinstance(pool_factor, bool) or not isinstance(pool_factor, (int, np.integer)) or pool_factor < 1:
         raise ValueError(f"pool_factor must be an integer >= 1, got {pool_factor!r}")
     pool_size = num_queries if method == "uniform" else num_queries * int(pool_factor)
-    pool = sample_pairs(segments, pool_size, rng)
+    pool = sample_pairs(segments, pool_size, rng, groups, within)
     if method == "uniform":
         return pool
     scores = query_scores(pool, method, model).cpu()
@@ -375,6 +412,6 @@ def _round_to_total(values: np.ndarray, total: int) -> np.ndarray:
     return base
 
 
-__all__ = ["DEFAULT_POOL_FACTOR", "QUERY_METHODS", "Rollout", "SCHEDULES", "SegmentBatch", "SegmentPairs",
+__all__ = ["DEFAULT_POOL_FACTOR", "PAIRINGS", "QUERY_METHODS", "Rollout", "SCHEDULES", "SegmentBatch", "SegmentPairs",
            "cat_pairs", "choose_queries", "collect_rollout", "cut_segments", "query_schedule", "query_scores",
-           "sample_pairs", "segment_candidates"]
+           "sample_pairs", "segment_candidates", "segment_episodes"]
