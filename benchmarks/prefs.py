@@ -52,12 +52,21 @@ IMITATION_TARGET = 1.5  # robreward's return over imitation's, cheetah-run, orac
 IMITATION_PYTHON = HERE.parent / ".venv-imitation" / "bin" / "python"
 
 
-PAIRING = "mixed"  # PrefsConfig's default; cells of another pairing get a suffix
+PAIRING = "mixed"  # PrefsConfig's default
 
 
-def cell_dir(work: Path, task: str, teacher: str, budget: int, seed: int, pairing: str = PAIRING) -> Path:
+def variant_name(pairing: str = PAIRING, features: tuple[str, ...] = (), action: bool = True) -> str:
+    """'' for PrefsConfig's defaults, else what differs, e.g. 'any' or 'norm_ee_to_cube+norm_cube_to_goal+noact'
+    (``|x|``, the norm of field x, is written norm_x): the suffix of the cell directory and the row's variant."""
+    parts = [] if pairing == PAIRING else [pairing]
+    parts += [f"norm_{f[1:-1]}" if f.startswith("|") and f.endswith("|") else f for f in features]
+    parts += [] if action else ["noact"]
+    return "+".join(parts)
+
+
+def cell_dir(work: Path, task: str, teacher: str, budget: int, seed: int, variant: str = "") -> Path:
     safe = teacher.replace(":", "-").replace(",", "+")
-    return work / task / safe / f"q{budget}" / (f"s{seed}" if pairing == PAIRING else f"s{seed}-{pairing}")
+    return work / task / safe / f"q{budget}" / (f"s{seed}-{variant}" if variant else f"s{seed}")
 
 
 MANIPULATION = ("reach", "push", "lift", "drawer-open")
@@ -70,13 +79,15 @@ def metric_for(task: str) -> str:
 
 
 def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: Path, per_round: int,
-             pairing: str = PAIRING) -> dict:
+             pairing: str = PAIRING, features: tuple[str, ...] = (), action: bool = True) -> dict:
     from robreward.eval.baseline import load_baseline
     from robreward.feedback.preferences.loop import STATE_FILE, PrefsConfig, load_prefs_config, train_preferences
 
-    out = cell_dir(work, task, teacher, budget, seed, pairing)
+    variant = variant_name(pairing, features, action)
+    out = cell_dir(work, task, teacher, budget, seed, variant)
     config = PrefsConfig(task=task, teacher=teacher, queries=budget, per_round=min(per_round, budget), steps=steps,
-                         num_envs=64, seed=seed, out=str(out), progress=False, pairing=pairing)
+                         num_envs=64, seed=seed, out=str(out), progress=False, pairing=pairing, features=features,
+                         feature_action=action)
     state_path = out / STATE_FILE
     started = time.perf_counter()
     if state_path.is_file():
@@ -94,8 +105,8 @@ def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: 
     if baseline is None:
         raise SystemExit(f"no hand baseline for {task!r} (policies/{task}/eval.json): `make baselines` first")
     hand = baseline.hand[key]
-    return {"task": task, "teacher": teacher, "queries": budget, "seed": seed, "pairing": pairing, "steps": steps,
-            "run_dir": str(out),
+    return {"task": task, "teacher": teacher, "queries": budget, "seed": seed, "variant": variant, "pairing": pairing,
+            "features": list(features), "feature_action": action, "steps": steps, "run_dir": str(out),
             "metric": key, "policy": result[key], "hand_baseline": hand, "fraction_of_hand": result[key] / hand,
             "success_rate": result["success_rate"], "return_mean": result["return_mean"],
             "heldout_accuracy": metrics.get("heldout_accuracy"), "epic_distance": metrics.get("epic_distance"),
@@ -122,7 +133,7 @@ def compare_imitation(rows: list[dict], imitation_rows: list[dict]) -> list[dict
     for budget in sorted({r["queries"] for r in imitation_rows}):
         theirs = {r["seed"]: r["return_mean"] for r in imitation_rows if r["queries"] == budget}
         ours = {r["seed"]: r["return_mean"] for r in rows if r["seed"] in theirs and
-                (r["task"], r["teacher"], r["queries"], r["pairing"]) == ("cheetah-run", "oracle", budget, PAIRING)}
+                (r["task"], r["teacher"], r["queries"], r["variant"]) == ("cheetah-run", "oracle", budget, "")}
         if not ours:
             continue
         seeds = sorted(ours)
@@ -137,12 +148,13 @@ def compare_imitation(rows: list[dict], imitation_rows: list[dict]) -> list[dict
 def summarize(rows: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        groups.setdefault((row["task"], row["teacher"], row["queries"], row["pairing"]), []).append(row)
+        groups.setdefault((row["task"], row["teacher"], row["queries"], row["variant"]), []).append(row)
     out = []
-    for (task, teacher, budget, pairing), members in sorted(groups.items()):
+    for (task, teacher, budget, variant), members in sorted(groups.items()):
         fractions = [m["fraction_of_hand"] for m in members]
         target = TARGETS.get((task, teacher, budget))
-        out.append({"task": task, "teacher": teacher, "queries": budget, "pairing": pairing,
+        out.append({"task": task, "teacher": teacher, "queries": budget, "variant": variant,
+                    "pairing": members[0]["pairing"], "features": members[0]["features"],
                     "seeds": sorted(m["seed"] for m in members),
                     "metric": members[0]["metric"], "fraction_mean": float(np.mean(fractions)),
                     "fraction_std": float(np.std(fractions)), "target": target,
@@ -159,6 +171,9 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="PPO steps per cell (default: the baseline's)")
     parser.add_argument("--per-round", type=int, default=50, help="queries per feedback round (default 50)")
     parser.add_argument("--pairing", default=PAIRING, help=f"query pairing: any | episode | mixed (default {PAIRING})")
+    parser.add_argument("--features", default="", help="TaskState fields the reward reads, comma-separated, |x| for "
+                                                        "the norm of x (default: the observation)")
+    parser.add_argument("--no-action", action="store_true", help="the reward reads no action")
     parser.add_argument("--work", default=str(HERE / "results" / "prefs_runs"), help="cell run directories")
     parser.add_argument("--out", default=str(HERE / "results" / "prefs.json"))
     parser.add_argument("--list", action="store_true", help="list the cells and their status, run nothing")
@@ -184,10 +199,12 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"no default step budget for {unknown}: pass --steps")
     work = Path(args.work)
+    features = tuple(f.strip() for f in args.features.split(",") if f.strip())
+    variant = variant_name(args.pairing, features, not args.no_action)
     cells = [(t, te, b, s) for t in tasks for te in teachers for b in budgets for s in seeds]
     if args.list:
         for cell in cells:
-            state = cell_dir(work, *cell, args.pairing) / "state.json"
+            state = cell_dir(work, *cell, variant) / "state.json"
             status = json.loads(state.read_text()) if state.is_file() else None
             label = "finished" if status and status.get("finished") else (
                 f"round {status['rounds_done']}" if status else "not started")
@@ -196,7 +213,7 @@ def main(argv=None) -> int:
 
     out = Path(args.out)
     previous = json.loads(out.read_text()) if out.is_file() else {}
-    rows = {(r["task"], r["teacher"], r["queries"], r["seed"], r["pairing"]): r for r in previous.get("cells", [])}
+    rows = {(r["task"], r["teacher"], r["queries"], r["seed"], r["variant"]): r for r in previous.get("cells", [])}
     theirs = {(r["queries"], r["seed"]): r for r in previous.get("imitation_cells", [])}
 
     def write() -> None:
@@ -208,8 +225,9 @@ def main(argv=None) -> int:
     for task, teacher, budget, seed in cells:
         steps = args.steps or STEPS[task]
         print(f"cell {task} {teacher} q{budget} s{seed} ({steps:,} PPO steps)", flush=True)
-        row = run_cell(task, teacher, budget, seed, steps, work, args.per_round, args.pairing)
-        rows[(task, teacher, budget, seed, args.pairing)] = row
+        row = run_cell(task, teacher, budget, seed, steps, work, args.per_round, args.pairing, features,
+                       not args.no_action)
+        rows[(task, teacher, budget, seed, variant)] = row
         print(json.dumps(row), flush=True)
         write()
         if args.imitation and (task, teacher) == ("cheetah-run", "oracle"):

@@ -60,13 +60,13 @@ class CpuSimulator:
     # -- raw data -----------------------------------------------------------------------
     def read(self) -> dict[str, torch.Tensor]:
         """A snapshot (copy) of every bound field, float64 [N, ...] on the env's device."""
-        out = {}
-        for name, view in self._views.items():
-            out[name] = torch.from_numpy(np.array(view, dtype=np.float64)).to(self.device)
-        return out
+        if self.device.type == "cpu":  # the per-step path: skip a no-op .to() per field
+            return {name: torch.from_numpy(np.array(view, dtype=np.float64)) for name, view in self._views.items()}
+        return {name: torch.from_numpy(np.array(view, dtype=np.float64)).to(self.device)
+                for name, view in self._views.items()}
 
     def set_ctrl(self, ctrl: torch.Tensor) -> None:
-        self._ctrl[:] = ctrl.detach().to("cpu", torch.float64).numpy()
+        self._ctrl[:] = ctrl.detach().cpu().numpy()  # numpy casts to float64 in the copy
 
     # -- stepping -----------------------------------------------------------------------
     def step(self, nstep: int) -> np.ndarray:

@@ -16,27 +16,30 @@ def bench():
     return module
 
 
-def row(task, teacher, queries, seed, pairing, fraction, ret):
-    return {"task": task, "teacher": teacher, "queries": queries, "seed": seed, "pairing": pairing,
-            "metric": "return_mean", "fraction_of_hand": fraction, "return_mean": ret}
+def row(task, teacher, queries, seed, variant, fraction, ret):
+    return {"task": task, "teacher": teacher, "queries": queries, "seed": seed, "variant": variant,
+            "pairing": variant or "mixed", "features": [], "metric": "return_mean", "fraction_of_hand": fraction,
+            "return_mean": ret}
 
 
-def test_cells_of_another_pairing_get_their_own_directory(bench, tmp_path):
+def test_cells_of_another_variant_get_their_own_directory(bench, tmp_path):
+    assert bench.variant_name() == "" and bench.variant_name("any") == "any"
+    assert bench.variant_name("mixed", ("|ee_to_cube|", "qpos"), False) == "norm_ee_to_cube+qpos+noact"
     assert bench.cell_dir(tmp_path, "push", "mistake:0.1", 200, 1) == tmp_path / "push/mistake-0.1/q200/s1"
     assert bench.cell_dir(tmp_path, "push", "oracle", 200, 1, "any") == tmp_path / "push/oracle/q200/s1-any"
 
 
 def test_summary_groups_by_pairing_and_checks_the_push_target(bench):
-    rows = [row("push", "oracle", 200, 0, "mixed", 0.8, 1), row("push", "oracle", 200, 1, "mixed", 1.0, 1),
+    rows = [row("push", "oracle", 200, 0, "", 0.8, 1), row("push", "oracle", 200, 1, "", 1.0, 1),
             row("push", "oracle", 200, 0, "any", 0.0, 1)]
-    summary = {s["pairing"]: s for s in bench.summarize(rows)}
-    assert summary["mixed"]["fraction_mean"] == pytest.approx(0.9) and summary["mixed"]["seeds"] == [0, 1]
-    assert summary["mixed"]["meets_target"] is True and summary["any"]["meets_target"] is False
+    summary = {s["variant"]: s for s in bench.summarize(rows)}
+    assert summary[""]["fraction_mean"] == pytest.approx(0.9) and summary[""]["seeds"] == [0, 1]
+    assert summary[""]["meets_target"] is True and summary["any"]["meets_target"] is False
 
 
 def test_imitation_ratio_over_the_seeds_both_ran(bench):
-    ours = [row("cheetah-run", "oracle", 200, s, "mixed", 0, r) for s, r in ((0, 3000.0), (1, 1000.0), (2, 9e9))]
-    ours.append(row("cheetah-run", "oracle", 200, 0, "any", 0, -5.0))  # another pairing: not compared
+    ours = [row("cheetah-run", "oracle", 200, s, "", 0, r) for s, r in ((0, 3000.0), (1, 1000.0), (2, 9e9))]
+    ours.append(row("cheetah-run", "oracle", 200, 0, "any", 0, -5.0))  # another variant: not compared
     theirs = [{"queries": 200, "seed": 0, "return_mean": 1000.0}, {"queries": 200, "seed": 1, "return_mean": 1000.0},
               {"queries": 50, "seed": 0, "return_mean": 10.0}]  # no robreward cell at 50: no comparison
     (only,) = bench.compare_imitation(ours, theirs)
