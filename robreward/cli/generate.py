@@ -25,13 +25,16 @@ RUN_FLAGS = ("task", "text", "fitness", "llm", "base_url", "samples", "iteration
 def run(args) -> int:
     from robreward.codegen.llm import BudgetExceeded, LLMConfigError, LLMError
     from robreward.codegen.loop import GenerateConfig, generate, load_config
+    from robreward.feedback.preferences.app import ServeError
 
     if args.resume:
         given = [f"--{name.replace('_', '-')}" for name in RUN_FLAGS if getattr(args, name) is not None]
         if given:
             raise CliError(f"--resume continues the run as configured in {args.resume}/config.json; drop "
-                           f"{', '.join(given)} (only --max-cost, --max-tokens and --ray may change)")
-        config = load_config(args.resume, max_cost=args.max_cost, max_tokens=args.max_tokens, ray=args.ray)
+                           f"{', '.join(given)} (only --max-cost, --max-tokens, --ray and the chooser's --host, "
+                           "--port and --choice-timeout may change)")
+        config = load_config(args.resume, max_cost=args.max_cost, max_tokens=args.max_tokens, ray=args.ray,
+                             host=args.host, port=args.port, choice_timeout=args.choice_timeout)
     else:
         missing = [flag for flag, value in (("--task", args.task), ("--llm", args.llm), ("--out", args.out))
                    if not value]
@@ -43,7 +46,8 @@ def run(args) -> int:
                    "final_steps": args.final_steps, "num_envs": args.envs, "eval_episodes": args.eval_episodes,
                    "seed": args.seed, "demos": args.demos, "feedback": args.feedback, "from_run": args.from_run,
                    "preferences": args.preferences, "max_cost": args.max_cost, "max_tokens": args.max_tokens,
-                   "repair_rounds": args.repair_rounds, "temperature": args.temperature, "ray": args.ray}
+                   "repair_rounds": args.repair_rounds, "temperature": args.temperature, "ray": args.ray,
+                   "host": args.host, "port": args.port, "choice_timeout": args.choice_timeout}
         config = GenerateConfig(task=args.task, llm=args.llm, out=args.out,
                                 **{k: v for k, v in options.items() if v is not None})
     try:
@@ -55,6 +59,10 @@ def run(args) -> int:
         return 3
     except LLMError as err:
         raise CliError(f"{err} (the run is saved: continue it with `robreward generate --resume {config.out}`)") from None
+    except TimeoutError as err:  # --preferences human with --choice-timeout
+        raise CliError(f"{err}; the run is saved: `robreward generate --resume {config.out}`") from None
+    except ServeError as err:  # the chooser page's address is taken or bad
+        raise CliError(str(err)) from None
     best = result["best"]
     if best is None:
         print(f"no candidate passed the checks and trained; see {result['report']}")
@@ -87,8 +95,13 @@ def register(sub) -> None:
                    help="demo dataset with successful and failed episodes: CARD trajectory-preference filter")
     p.add_argument("--feedback", metavar="TEXT", help="a person's feedback on the best policy of --from RUN")
     p.add_argument("--from", dest="from_run", metavar="RUN", help="start from the best program of an earlier run")
-    p.add_argument("--preferences", choices=("fitness",),
-                   help="ICPL-style best/worst preferences in the next prompt, picked by the task metric")
+    p.add_argument("--preferences", choices=("fitness", "human"),
+                   help="ICPL-style best/worst preferences in the next prompt, picked by the task metric (fitness) "
+                        "or by you from a video of each candidate's policy (human: a page on --host/--port)")
+    p.add_argument("--host", metavar="HOST", help="--preferences human: address of the chooser page (127.0.0.1)")
+    p.add_argument("--port", type=int, metavar="PORT", help="--preferences human: port of the chooser page (8766)")
+    p.add_argument("--choice-timeout", type=float, metavar="S",
+                   help="--preferences human: stop (resumably) after S seconds without a choice (default: wait)")
     p.add_argument("--repair-rounds", type=int, metavar="R", help="repair requests per failing candidate (default 2)")
     p.add_argument("--temperature", type=float, metavar="T", help="sampling temperature (default 1.0)")
     p.add_argument("--max-cost", type=float, metavar="USD", help="LLM spend cap; stops cleanly, resumable")

@@ -49,7 +49,7 @@ logger = logging.getLogger(__name__)
 
 STATE_FILE, CONFIG_FILE = "state.json", "config.json"
 PASSED = ("passed", "trained", "train_failed")  # candidate statuses that got through the checks
-PREFERENCE_MODES = ("fitness",)
+PREFERENCE_MODES = ("fitness", "human")
 FITNESS_PROGRAM = '''"""The fitness of a --text task, as given by --fitness (written by robreward generate)."""
 import torch
 import math
@@ -126,7 +126,14 @@ class GenerateConfig:
     from_run: str | None = None
     """An earlier generate run whose best program and reflection start this one."""
     preferences: str | None = None
-    """ICPL-style preferences in the next prompt: "fitness" (the task metric picks best/worst candidate)."""
+    """ICPL-style preferences in the next prompt: "fitness" (the task metric picks best/worst candidate) or
+    "human" (a person picks them from a video of each candidate's policy, codegen/choose.py)."""
+    host: str = "127.0.0.1"
+    """--preferences human: address of the chooser page."""
+    port: int = 8766
+    """--preferences human: port of the chooser page (0: any free port)."""
+    choice_timeout: float = 0.0
+    """--preferences human: seconds to wait for a choice before stopping (resumable); 0 waits forever."""
     max_cost: float | None = None
     """LLM spend cap in USD (approximate prices); reaching it stops cleanly and resumably."""
     max_tokens: int | None = None
@@ -195,6 +202,10 @@ def load_config(run_dir, **overrides) -> GenerateConfig:
     return GenerateConfig(**data)
 
 
+def _described(cand: dict) -> str:
+    return (f"candidate {cand['id']} (terms {', '.join(cand.get('terms', []))}; fitness {cand['fitness']:.3g})")
+
+
 # -- the loop ---------------------------------------------------------------------------------------
 def generate(config: GenerateConfig, *, resume: bool = False, log: Callable[[str], None] | None = None) -> dict:
     """Run the loop (module docstring). Resumable: ``resume=True`` continues the run in
@@ -202,6 +213,9 @@ def generate(config: GenerateConfig, *, resume: bool = False, log: Callable[[str
     after saving the state, with the command that resumes with a higher cap."""
     run = _Run(config, resume=resume, log=log or (lambda message: logger.info("%s", message)))
     try:
+        if config.preferences == "human":  # bind the chooser's address now: a busy port fails before any training
+            run.log(f"the candidate chooser is at {run.chooser().url}: after each iteration's training, pick the "
+                    "best and the worst candidate there")
         for it in range(config.iterations):
             if run.iteration(it)["done"]:
                 continue
@@ -229,6 +243,11 @@ def generate(config: GenerateConfig, *, resume: bool = False, log: Callable[[str
     except KeyboardInterrupt:
         run.stop("interrupted")
         raise
+    except TimeoutError as err:  # --choice-timeout: nobody picked; the question stays for --resume
+        run.stop(f"waiting for a choice: {err}")
+        raise
+    finally:
+        run.close()
     return run.finish()
 
 
@@ -271,6 +290,7 @@ class _Run:
         self.out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.out / CONFIG_FILE, config.to_dict())
         self.train_task = self._train_task()
+        self._chooser = None
         self.state["status"], self.state["stop_reason"] = "running", None
         self.save()
 
@@ -278,6 +298,21 @@ class _Run:
     def save(self) -> None:
         self.state["replay_fallbacks"] = self.llm.fallbacks
         atomic_write_json(self.out / STATE_FILE, self.state)
+
+    def chooser(self):
+        """--preferences human: the chooser page, served from this process while the run lasts."""
+        if self._chooser is None:
+            from robreward.codegen.choose import HumanChooser
+
+            timeout = self.config.choice_timeout if self.config.choice_timeout > 0 else None
+            self._chooser = HumanChooser(self.out, host=self.config.host, port=self.config.port, timeout=timeout,
+                                         announce=self.log)
+        return self._chooser
+
+    def close(self) -> None:
+        if self._chooser is not None:
+            self._chooser.close()
+            self._chooser = None
 
     def stop(self, reason: str) -> None:
         self.state["status"], self.state["stop_reason"] = "stopped", reason
@@ -464,10 +499,19 @@ class _Run:
                 self.log(f"iteration {it}: new best {top['id']} (fitness {top['fitness']:.4g})")
             if self.config.preferences == "fitness" and len(trained) > 1:
                 worst = min(trained, key=lambda c: c["fitness"])
-                rec["preferences"] = [
-                    f"candidate {top['id']} (terms {', '.join(top.get('terms', []))}; fitness {top['fitness']:.3g}) "
-                    f"was preferred over candidate {worst['id']} (terms {', '.join(worst.get('terms', []))}; fitness "
-                    f"{worst['fitness']:.3g}); the task metric picked them, as ICPL's proxy for a person"]
+                rec["preferences"] = [f"{_described(top)} was preferred over {_described(worst)}; the task metric "
+                                      "picked them, as ICPL's proxy for a person"]
+            elif (self.config.preferences == "human" and len(trained) > 1 and not rec.get("preferences")
+                  and it < self.config.iterations - 1):  # the last iteration has no next prompt to inform
+                by_name = {c["id"].split("/")[-1]: c for c in trained}  # cand_YY: a plain video file name
+                answer = self.chooser().choose(
+                    self.out / f"iter_{it:02d}", it, self.train_task,
+                    [{"id": name, "fitness": c["fitness"], "policy": self._cand_dir(c) / "run" / "policy.onnx"}
+                     for name, c in by_name.items()], seed=self.config.seed)
+                best, worst = by_name[answer["best"]], by_name[answer["worst"]]
+                rec["preferences"] = [f"{_described(best)} was preferred over {_described(worst)} by a person who "
+                                      "watched a video of each candidate's policy"]
+                self.log(f"iteration {it}: the person prefers {best['id']} and likes {worst['id']} least")
         rec["done"] = True
         self.save()
 

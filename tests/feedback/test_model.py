@@ -137,6 +137,13 @@ def test_featurizer_fields():
     assert Featurizer(spec).dim == spec.obs_dim + spec.act_dim
     with pytest.raises(ValueError, match="task 'reach' has no TaskState field.*'goal'.*fields are: action"):
         Featurizer(spec, FeatureSpec(fields=("goal",)))
+    dist = Featurizer(spec, FeatureSpec(fields=("|ee_to_goal|", "gripper_opening"), action=False))
+    assert dist.dim == 2
+    assert torch.allclose(dist(state, state.action)[:, 0], torch.linalg.norm(state.ee_to_goal, dim=-1))
+    with pytest.raises(ValueError, match=r"\|name\| takes the norm of a vector field"):
+        Featurizer(spec, FeatureSpec(fields=("|gripper_opening|",)))
+    with pytest.raises(ValueError, match=r"no TaskState field.*'\|goal\|'"):
+        Featurizer(spec, FeatureSpec(fields=("|goal|",)))
     with pytest.raises(ValueError, match="has no featurizer"):
         PreferenceReward(3)(state, state.action)
     with pytest.raises(ValueError, match="give input_dim"):

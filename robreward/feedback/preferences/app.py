@@ -163,11 +163,11 @@ class BackgroundServer:
     """The app served from a daemon thread of this process (``robreward prefs train --teacher human``
     starts one so the person can label while the loop waits). ``stop()`` shuts it down."""
 
-    def __init__(self, run_dir: Union[str, Path], host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                 start_timeout: float = 30.0):
+    def __init__(self, run_dir: Union[str, Path, None], host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+                 start_timeout: float = 30.0, app=None):
         import uvicorn
 
-        self.app = create_app(run_dir)
+        self.app = app if app is not None else create_app(run_dir)  # app: another page (codegen/choose.py)
         self._sock = bind_socket(host, port)  # a busy or bad address fails here, before any thread
         self.url = url_of(self._sock)
         self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False))
@@ -178,7 +178,7 @@ class BackgroundServer:
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 self.stop()
-                raise ServeError(f"the labeling app did not start on {self.url}")
+                raise ServeError(f"the web app did not start on {self.url}")
             time.sleep(0.02)
 
     def stop(self) -> None:
@@ -186,7 +186,9 @@ class BackgroundServer:
         if self._thread.is_alive():
             self._thread.join(timeout=10)
         self._sock.close()
-        self.app.state.store.close()
+        store = getattr(self.app.state, "store", None)
+        if store is not None:
+            store.close()
 
     def __enter__(self) -> "BackgroundServer":
         return self

@@ -1,0 +1,251 @@
+"""ICPL preferences from a person: a video of each candidate's policy, the person picks the best and the worst.
+
+    robreward generate --task push --preferences human ...   # serves the page, waits for each iteration's choice
+
+After an iteration's candidates are trained, one evaluation episode of each candidate's policy is
+rendered (``iter_XX/videos/CAND.mp4``, the same reset seed for all, deterministic actions). The
+page at the address the loop prints shows them side by side, each with a "best" and a "worst"
+button. The choice is written atomically to ``iter_XX/choice.json`` as soon as it is submitted;
+the loop, waiting for that file, puts it into the next prompt ("a person who watched the videos
+preferred A over B"), as ICPL (Yu et al. 2024) does with its human in the loop. A run killed
+while it waits resumes at the same question (``--resume``); videos already rendered are kept.
+
+    GET  /                       the page (HTML + JS, no build step)
+    GET  /api/pending            {"iteration": int | null, "candidates": [{"id", "video", "fitness"}]}
+    POST /api/choice             {"iteration": int, "best": ID, "worst": ID} -> {"ok": true}
+                                 400: a malformed body, best == worst, an id not in the iteration;
+                                 409: not the iteration that waits (a stale page)
+    GET  /videos/NAME.mp4        a video of the waiting iteration (plain file names only)
+"""
+
+# no `from __future__ import annotations`: FastAPI reads the handlers' annotations (see app.py)
+import json
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from robreward.fileio import atomic_write_json
+
+PENDING_FILE, CHOICE_FILE, VIDEOS_DIR = "choose.json", "choice.json", "videos"
+VIDEO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.mp4$")
+DEFAULT_PORT = 8766
+
+
+def render_candidate_videos(task, policies: dict, out_dir: Path, seed: int = 0) -> dict:
+    """One deterministic evaluation episode per candidate policy ({id: policy.onnx}) as out_dir/ID.mp4;
+    a video that exists is kept (a resumed run renders nothing twice). Returns {id: path}."""
+    from robreward.eval.evaluate import run_episodes
+    from robreward.rl import load_policy
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    videos = {}
+    for cand_id, policy_path in policies.items():
+        path = out_dir / f"{cand_id}.mp4"
+        if not path.is_file():
+            tmp = out_dir / f".{cand_id}.tmp.mp4"
+            run_episodes(task, load_policy(policy_path), episodes=1, seed=seed, num_envs=1, video=str(tmp))
+            tmp.replace(path)
+        videos[cand_id] = path
+    return videos
+
+
+def ask(iter_dir: Path, iteration: int, candidates: list[dict]) -> None:
+    """Pose the question: candidates [{"id", "fitness"}] whose videos are in iter_dir/videos/."""
+    atomic_write_json(iter_dir / PENDING_FILE, {"iteration": iteration, "candidates": candidates}, indent=2)
+
+
+def read_choice(iter_dir: Path) -> Optional[dict]:
+    """The person's answer {"best", "worst", "iteration", "time"}, or None while it is not given."""
+    path = iter_dir / CHOICE_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def check_choice(body, pending: dict) -> dict:
+    """The choice in a POST body, checked against the pending question (ValueError / LookupError)."""
+    if not isinstance(body, dict) or not {"iteration", "best", "worst"} <= set(body):
+        raise ValueError('the body must be {"iteration": int, "best": "cand_id", "worst": "cand_id"}')
+    if body["iteration"] != pending["iteration"]:
+        raise LookupError(f"iteration {body['iteration']!r} does not wait for a choice (iteration "
+                          f"{pending['iteration']} does): reload the page")
+    ids = [c["id"] for c in pending["candidates"]]
+    for key in ("best", "worst"):
+        if body[key] not in ids:
+            raise ValueError(f"{key} {body[key]!r} is not a candidate of iteration {pending['iteration']}: "
+                             f"choose one of {', '.join(ids)}")
+    if body["best"] == body["worst"]:
+        raise ValueError(f"best and worst are the same candidate ({body['best']}): pick two different ones")
+    return {"iteration": pending["iteration"], "best": body["best"], "worst": body["worst"],
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+def create_choice_app(root: Path):
+    """The chooser for a generate run directory: it serves whichever iter_XX/ has a question and no answer."""
+    from fastapi import FastAPI, HTTPException, Request
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+
+    root = Path(root)
+    app = FastAPI(title="robreward candidate chooser", docs_url=None, redoc_url=None, openapi_url=None)
+    lock = threading.Lock()
+    no_store = {"Cache-Control": "no-store"}
+
+    def waiting() -> Optional[tuple]:
+        for pending in sorted(root.glob(f"iter_*/{PENDING_FILE}")):
+            if not (pending.parent / CHOICE_FILE).is_file():
+                return pending.parent, json.loads(pending.read_text())
+        return None
+
+    @app.get("/", response_class=HTMLResponse)
+    def page():
+        return HTMLResponse(PAGE, headers=no_store)
+
+    @app.get("/api/pending")
+    def pending():
+        found = waiting()
+        if found is None:
+            return JSONResponse({"iteration": None, "candidates": []}, headers=no_store)
+        _, question = found
+        cands = [{"id": c["id"], "fitness": c.get("fitness"), "video": f"/videos/{c['id']}.mp4"}
+                 for c in question["candidates"]]
+        return JSONResponse({"iteration": question["iteration"], "candidates": cands}, headers=no_store)
+
+    @app.post("/api/choice")
+    async def choice(request: Request):
+        try:
+            body = await request.json()
+        except ValueError:
+            raise HTTPException(400, "the body must be JSON") from None
+        with lock:  # one answer per question, even from two open pages
+            found = waiting()
+            if found is None:
+                raise HTTPException(409, "no iteration waits for a choice")
+            iter_dir, question = found
+            try:
+                answer = check_choice(body, question)
+            except LookupError as err:
+                raise HTTPException(409, str(err)) from None
+            except ValueError as err:
+                raise HTTPException(400, str(err)) from None
+            atomic_write_json(iter_dir / CHOICE_FILE, answer, indent=2)
+        return JSONResponse({"ok": True}, headers=no_store)
+
+    @app.api_route("/videos/{name:path}", methods=["GET", "HEAD"])
+    def video(name: str):
+        found = waiting()
+        if not VIDEO_NAME.match(name) or found is None:
+            raise HTTPException(404, f"no video {name!r} waits for a choice")
+        path = found[0] / VIDEOS_DIR / name
+        if not path.is_file():
+            raise HTTPException(404, f"no video {name!r}")
+        return FileResponse(path, media_type="video/mp4")
+
+    return app
+
+
+class HumanChooser:
+    """Serves the chooser (unless serve=False: `robreward generate` elsewhere serves it) and waits for answers."""
+
+    def __init__(self, root: Path, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, serve: bool = True,
+                 timeout: Optional[float] = None, poll: float = 0.5, announce: Callable[[str], None] = print):
+        from robreward.feedback.preferences.app import BackgroundServer
+
+        self.root, self.timeout, self.poll, self.announce = Path(root), timeout, poll, announce
+        self.server = BackgroundServer(None, host, port, app=create_choice_app(self.root)) if serve else None
+        self.url = self.server.url if self.server else None
+
+    def choose(self, iter_dir: Path, iteration: int, task, candidates: list[dict], seed: int = 0) -> dict:
+        """The person's {"best", "worst"} among candidates [{"id", "fitness", "policy"}] of one iteration."""
+        answer = read_choice(iter_dir)
+        if answer is not None:
+            return answer
+        render_candidate_videos(task, {c["id"]: c["policy"] for c in candidates}, iter_dir / VIDEOS_DIR, seed)
+        ask(iter_dir, iteration, [{"id": c["id"], "fitness": c["fitness"]} for c in candidates])
+        self.announce(f"iteration {iteration}: pick the best and the worst of {len(candidates)} candidate videos at "
+                      f"{self.url or 'the chooser page'}")
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        while (answer := read_choice(iter_dir)) is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"no choice for iteration {iteration} after {self.timeout:g} s (pick at "
+                                   f"{self.url or 'the chooser page'}, then --resume)")
+            time.sleep(self.poll)
+        return answer
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>robreward: pick the best and the worst candidate</title>
+<style>
+ body { font-family: system-ui, sans-serif; margin: 1.5rem; }
+ #grid { display: flex; flex-wrap: wrap; gap: 1rem; }
+ .cand { border: 2px solid #ccc; padding: .5rem; border-radius: 6px; }
+ .cand.best { border-color: #2a2; } .cand.worst { border-color: #c22; }
+ video { width: 320px; display: block; }
+ button { margin: .3rem .3rem 0 0; }
+</style>
+</head>
+<body>
+<h1>Which policy does the task best, and which worst?</h1>
+<p id="status">loading...</p>
+<div id="grid"></div>
+<p><button id="submit" disabled>Submit choice</button> <span id="error"></span></p>
+<script>
+let question = null, best = null, worst = null;
+const $ = (id) => document.getElementById(id);
+function mark() {
+  for (const el of document.querySelectorAll('.cand')) {
+    el.classList.toggle('best', el.dataset.id === best);
+    el.classList.toggle('worst', el.dataset.id === worst);
+  }
+  $('submit').disabled = !(best && worst && best !== worst);
+  $('status').textContent = `iteration ${question.iteration}: best ${best || '?'}, worst ${worst || '?'}`;
+}
+async function load() {
+  const r = await fetch('/api/pending');
+  const q = await r.json();
+  if (q.iteration === null) {
+    question = null; $('grid').innerHTML = ''; $('submit').disabled = true;
+    $('status').textContent = 'Nothing to choose yet: this page refreshes while the candidates train.';
+    setTimeout(load, 2000); return;
+  }
+  if (question && question.iteration === q.iteration) return;
+  question = q; best = worst = null; $('grid').innerHTML = '';
+  for (const c of q.candidates) {
+    const div = document.createElement('div');
+    div.className = 'cand'; div.dataset.id = c.id;
+    const fit = c.fitness === null || c.fitness === undefined ? '' : ` (fitness ${Number(c.fitness).toFixed(3)})`;
+    div.innerHTML = `<b>${c.id}</b>${fit}<video src="${c.video}" controls autoplay loop muted></video>`;
+    for (const kind of ['best', 'worst']) {
+      const b = document.createElement('button');
+      b.textContent = kind; b.name = `${kind}-${c.id}`;
+      b.onclick = () => { if (kind === 'best') best = c.id; else worst = c.id; mark(); };
+      div.appendChild(b);
+    }
+    $('grid').appendChild(div);
+  }
+  mark();
+}
+$('submit').onclick = async () => {
+  $('error').textContent = '';
+  const r = await fetch('/api/choice', {method: 'POST', headers: {'Content-Type': 'application/json'},
+                                        body: JSON.stringify({iteration: question.iteration, best, worst})});
+  if (!r.ok) { $('error').textContent = (await r.json()).detail; return; }
+  $('status').textContent = `saved: iteration ${question.iteration}, best ${best}, worst ${worst}`;
+  question = null; $('grid').innerHTML = ''; $('submit').disabled = true;
+  setTimeout(load, 2000);
+};
+load();
+</script>
+</body>
+</html>
+"""
+
+__all__ = ["CHOICE_FILE", "DEFAULT_PORT", "HumanChooser", "PENDING_FILE", "ask", "check_choice", "create_choice_app",
+           "read_choice", "render_candidate_videos"]

@@ -1,0 +1,150 @@
+"""ICPL preferences from a person (`generate --preferences human`): candidate videos, the chooser
+page in a real headless Chromium, the choice in the next prompt, errors over real HTTP, resume."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from robreward.codegen.choose import CHOICE_FILE, PENDING_FILE, ask, check_choice, create_choice_app
+from robreward.codegen.loop import GenerateConfig, generate
+from robreward.feedback.preferences.app import BackgroundServer
+
+from tests.codegen.test_loop import EXP, NEGDIST, TANH, Script, config
+from tests.feedback.test_app_browser import CHROMIUM, require_browser
+
+PREFERRED = "by a person who watched a video of each candidate's policy"
+
+
+def run_in_thread(cfg: GenerateConfig, **kwargs):
+    """generate(cfg) in a thread; returns (thread, log lines, outcome {"result" | "error"})."""
+    lines, outcome = [], {}
+
+    def target():
+        try:
+            outcome["result"] = generate(cfg, log=lines.append, **kwargs)
+        except BaseException as err:  # noqa: BLE001  (the test reads it)
+            outcome["error"] = err
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, lines, outcome
+
+
+def chooser_url(lines, thread, timeout=60.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and thread.is_alive():
+        for line in list(lines):
+            found = re.match(r"the candidate chooser is at (http://\S+?/):", line)
+            if found:
+                return found.group(1)
+        time.sleep(0.05)
+    pytest.fail(f"generate printed no chooser address: {lines}")
+
+
+@pytest.mark.timeout(300)
+def test_a_person_picks_in_chromium_and_the_next_prompt_says_so(openai_server, tmp_path):
+    require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    openai_server.text_fn = Script([[EXP, NEGDIST], [TANH, EXP]])
+    out = tmp_path / "gen"
+    cfg = config(openai_server, out, iterations=2, preferences="human", port=0)
+    thread, lines, outcome = run_in_thread(cfg)
+    url = chooser_url(lines, thread)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        page = browser.new_page()
+        page.goto(url)
+        # the page waits while the candidates train, then shows one playing video per candidate
+        page.wait_for_selector('.cand[data-id="cand_01"] video', timeout=120000)
+        page.wait_for_function("Array.from(document.querySelectorAll('video')).length === 2 && "
+                               "Array.from(document.querySelectorAll('video')).every(v => v.readyState >= 2)",
+                               timeout=30000)
+        expect(page.locator("#submit")).to_be_disabled()
+        page.click('button[name="best-cand_01"]')
+        page.click('button[name="worst-cand_01"]')
+        expect(page.locator("#submit")).to_be_disabled()  # the same candidate cannot be both
+        page.click('button[name="worst-cand_00"]')
+        page.click("#submit")
+        expect(page.locator("#status")).to_contain_text("saved: iteration 0, best cand_01, worst cand_00")
+        browser.close()
+    thread.join(240)
+    assert "result" in outcome, outcome
+    choice = json.loads((out / "iter_00" / CHOICE_FILE).read_text())
+    assert (choice["best"], choice["worst"]) == ("cand_01", "cand_00")
+    assert sorted(p.name for p in (out / "iter_00" / "videos").glob("*.mp4")) == ["cand_00.mp4", "cand_01.mp4"]
+    assert not (out / "iter_01" / PENDING_FILE).exists()  # the last iteration informs no prompt: nobody is asked
+    sampling = [r["body"]["messages"][-1]["content"] for r in openai_server.requests]
+    assert PREFERRED not in sampling[0]
+    assert any("candidate iter_00/cand_01" in text and PREFERRED in text and "iter_00/cand_00" in text
+               for text in sampling[1:])
+
+
+def http(url: str, body=None) -> tuple[int, object]:
+    """(status, parsed JSON or raw bytes) of a GET, or of a POST of ``body`` (str: sent as is, else as JSON)."""
+    data = None if body is None else (body if isinstance(body, str) else json.dumps(body)).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            status, raw, kind = answer.status, answer.read(), answer.headers.get("content-type", "")
+    except urllib.error.HTTPError as err:
+        status, raw, kind = err.code, err.read(), err.headers.get("content-type", "")
+    return status, json.loads(raw) if "json" in kind else raw
+
+
+def test_the_chooser_refuses_bad_choices_over_http(tmp_path):
+    iter_dir = tmp_path / "iter_03"
+    (iter_dir / "videos").mkdir(parents=True)
+    (iter_dir / "videos" / "cand_00.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    with BackgroundServer(None, port=0, app=create_choice_app(tmp_path)) as server:
+        url = server.url.rstrip("/")
+        assert http(url + "/api/pending") == (200, {"iteration": None, "candidates": []})
+        assert http(url + "/api/choice", {"iteration": 3, "best": "a", "worst": "b"})[0] == 409
+        ask(iter_dir, 3, [{"id": "cand_00", "fitness": 0.5}, {"id": "cand_01", "fitness": 0.1}])
+        status, pending = http(url + "/api/pending")
+        assert pending["iteration"] == 3 and [c["video"] for c in pending["candidates"]] == [
+            "/videos/cand_00.mp4", "/videos/cand_01.mp4"]
+        assert http(url + "/videos/cand_00.mp4") == (200, b"\x00\x00\x00\x18ftypmp42")
+        assert http(url + "/videos/..%2Fchoose.json")[0] == 404
+        assert http(url + "/videos/cand_01.mp4")[0] == 404  # not rendered
+        bad = [("not json", 400, "must be JSON"),
+               ({"iteration": 3, "best": "cand_00"}, 400, "the body must be"),
+               ({"iteration": 3, "best": "cand_00", "worst": "cand_00"}, 400, "the same candidate"),
+               ({"iteration": 3, "best": "cand_07", "worst": "cand_00"}, 400, "not a candidate of iteration 3"),
+               ({"iteration": 2, "best": "cand_00", "worst": "cand_01"}, 409, "reload the page")]
+        for body, expected, message in bad:
+            status, answer = http(url + "/api/choice", body)
+            assert status == expected and message in answer["detail"], (status, answer)
+        assert not (iter_dir / CHOICE_FILE).exists()
+        assert http(url + "/api/choice", {"iteration": 3, "best": "cand_01", "worst": "cand_00"}) == (200, {"ok": True})
+        assert http(url + "/api/pending")[1]["iteration"] is None  # answered: nothing waits
+    assert json.loads((iter_dir / CHOICE_FILE).read_text())["best"] == "cand_01"
+    with pytest.raises(ValueError, match="the body must be"):
+        check_choice([], {"iteration": 0, "candidates": []})
+
+
+def test_a_run_that_waited_too_long_resumes_at_the_same_question(openai_server, tmp_path):
+    openai_server.text_fn = Script([[EXP, NEGDIST], [TANH, EXP]])
+    out = tmp_path / "gen"
+    cfg = config(openai_server, out, iterations=2, preferences="human", port=0, choice_timeout=1.0)
+    with pytest.raises(TimeoutError, match="no choice for iteration 0 after 1 s"):
+        generate(cfg)
+    state = json.loads((out / "state.json").read_text())
+    assert state["status"] == "stopped" and "waiting for a choice" in state["stop_reason"]
+    videos = {p.name: p.stat().st_mtime_ns for p in (out / "iter_00" / "videos").glob("*.mp4")}
+    assert sorted(videos) == ["cand_00.mp4", "cand_01.mp4"]
+    requests_before = len(openai_server.requests)
+    # the person answers later (here: straight into the file the page writes), the run resumes
+    (out / "iter_00" / CHOICE_FILE).write_text(json.dumps({"iteration": 0, "best": "cand_00", "worst": "cand_01"}))
+    result = generate(GenerateConfig(**{**cfg.to_dict(), "choice_timeout": 0.0}), resume=True)
+    assert result["state"]["status"] == "done"
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "iter_00" / "videos").glob("*.mp4")} == videos  # kept
+    later = [r["body"]["messages"][-1]["content"] for r in openai_server.requests[requests_before:]]
+    assert any(PREFERRED in text and "candidate iter_00/cand_00" in text for text in later)
