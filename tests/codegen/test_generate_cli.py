@@ -84,3 +84,16 @@ def test_an_llm_that_keeps_failing_stops_the_run_resumably(capsys, openai_server
                            "--out", out)
     assert code == 2 and "HTTP 400: model not found" in err and f"--resume {out}" in err
     assert json.loads((out / "state.json").read_text())["stop_reason"].startswith("LLM error")
+
+
+def test_a_busy_chooser_port_fails_before_any_training(capsys, openai_server, tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        code, _, err = run_cli(capsys, "--task", "reach", "--llm", "fake-model", "--base-url", openai_server.base_url,
+                               "--preferences", "human", "--port", port, "--out", tmp_path / "gen")
+    assert code == 2 and err.startswith("robreward generate: error: port ") and "is in use: pass --port" in err
+    assert openai_server.requests == []  # no LLM call, no training: the address was checked first
