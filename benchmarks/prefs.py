@@ -19,7 +19,8 @@ the same query budget, seed and PPO steps (benchmarks/prefs_imitation.py: its ow
 seals_half_cheetah config with SB3 PPO on Gymnasium's HalfCheetah-v4, in its own virtual
 environment, `make imitation-venv`; imitation 1.0.1 pins gymnasium 0.29 and SB3 2.2). Its cells
 live under --work/imitation/qBUDGET/sSEED and are resumable the same way (a finished cell has
-result.json). The summary then gives robreward's mean return over imitation's at each budget
+result.json; a run that imitation itself aborts leaves failed.json with its error, and is reported
+as such rather than stopping the grid). The summary then gives robreward's mean return over imitation's at each budget
 (target >= 1.5 at 200 queries).
 
     make imitation-venv && .venv/bin/python benchmarks/prefs.py --tasks cheetah-run --teachers oracle \
@@ -117,29 +118,41 @@ def run_imitation_cell(budget: int, seed: int, steps: int, work: Path, python: P
     """imitation's PreferenceComparisons on HalfCheetah-v4 (benchmarks/prefs_imitation.py), or its
     finished result."""
     out = work / "imitation" / f"q{budget}" / f"s{seed}"
-    result = out / "result.json"
-    if not result.is_file():
+    result, failed = out / "result.json", out / "failed.json"
+    if not result.is_file() and not failed.is_file():
         if not python.is_file():
             raise SystemExit(f"--imitation needs imitation's own virtual environment ({python} is missing): "
                              "run `make imitation-venv` first")
-        subprocess.run([str(python), str(HERE / "prefs_imitation.py"), "--budget", str(budget), "--seed", str(seed),
-                        "--steps", str(steps), "--out", str(out)], check=True)
-    return json.loads(result.read_text())
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "stderr.txt", "w") as err:
+            done = subprocess.run([str(python), str(HERE / "prefs_imitation.py"), "--budget", str(budget), "--seed",
+                                   str(seed), "--steps", str(steps), "--out", str(out)], stderr=err)
+        if done.returncode != 0:  # imitation itself failed: a result of the comparison, kept (rm failed.json to retry)
+            lines = [x for x in (out / "stderr.txt").read_text().splitlines() if x.strip()]
+            atomic_write_json(failed, {"library": "imitation", "queries": budget, "seed": seed, "steps": steps,
+                                       "failed": True, "error": lines[-1] if lines else f"exit {done.returncode}",
+                                       "return_mean": None}, indent=2)
+    return json.loads((result if result.is_file() else failed).read_text())
 
 
 def compare_imitation(rows: list[dict], imitation_rows: list[dict]) -> list[dict]:
     """Per budget: robreward's cheetah-run oracle return over imitation's, over the seeds both have."""
     out = []
     for budget in sorted({r["queries"] for r in imitation_rows}):
-        theirs = {r["seed"]: r["return_mean"] for r in imitation_rows if r["queries"] == budget}
+        crashed = sorted(r["seed"] for r in imitation_rows if r["queries"] == budget and r.get("failed"))
+        theirs = {r["seed"]: r["return_mean"] for r in imitation_rows if r["queries"] == budget and not r.get("failed")}
         ours = {r["seed"]: r["return_mean"] for r in rows if r["seed"] in theirs and
                 (r["task"], r["teacher"], r["queries"], r["variant"]) == ("cheetah-run", "oracle", budget, "")}
         if not ours:
+            if crashed:
+                out.append({"queries": budget, "seeds": [], "imitation_failed_seeds": crashed, "ratio": None,
+                            "target": IMITATION_TARGET, "meets_target": None})
             continue
         seeds = sorted(ours)
         mine, other = float(np.mean([ours[s] for s in seeds])), float(np.mean([theirs[s] for s in seeds]))
         ratio = mine / other if other > 0 else None
-        out.append({"queries": budget, "seeds": seeds, "robreward_return_mean": mine, "imitation_return_mean": other,
+        out.append({"queries": budget, "seeds": seeds, "imitation_failed_seeds": crashed,
+                    "robreward_return_mean": mine, "imitation_return_mean": other,
                     "ratio": ratio, "target": IMITATION_TARGET,  # mine >= 1.5 x theirs, also when theirs <= 0
                     "meets_target": bool(mine >= IMITATION_TARGET * other)})
     return out

@@ -64,7 +64,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import imitation
+    import torch
     from imitation.scripts.train_preference_comparisons import train_preference_comparisons_ex
+
+    torch.set_num_threads(1)  # as robreward's cells run (torch_threads=1): a fair share of the 2 cores
 
     out = Path(args.out)
     log_dir = out / "imitation"

@@ -44,5 +44,10 @@ def test_imitation_ratio_over_the_seeds_both_ran(bench):
               {"queries": 50, "seed": 0, "return_mean": 10.0}]  # no robreward cell at 50: no comparison
     (only,) = bench.compare_imitation(ours, theirs)
     assert only["seeds"] == [0, 1] and only["ratio"] == pytest.approx(2.0) and only["meets_target"] is True
+    crashed = bench.compare_imitation(ours, [*theirs, {"queries": 200, "seed": 2, "failed": True, "return_mean": None}])
+    assert crashed[0]["seeds"] == [0, 1] and crashed[0]["imitation_failed_seeds"] == [2]  # reported, not averaged
+    only_crash = bench.compare_imitation([], [{"queries": 50, "seed": 0, "failed": True, "return_mean": None}])
+    assert only_crash == [{"queries": 50, "seeds": [], "imitation_failed_seeds": [0], "ratio": None, "target": 1.5,
+                           "meets_target": None}]
     worse = bench.compare_imitation(ours, [{"queries": 200, "seed": 1, "return_mean": -50.0}])
     assert worse[0]["ratio"] is None and worse[0]["meets_target"] is True  # no ratio, but 1000 >= 1.5 x -50
