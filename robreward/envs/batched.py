@@ -56,6 +56,11 @@ class _SingleTorchThread:
         return False
 
 
+def _as(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """x in dtype, without a call when it already is (the per-step path: a no-op .to() still costs ~1 us)."""
+    return x if x.dtype == dtype else x.to(dtype)
+
+
 class BatchedEnv:
     """N worlds of one task. See the module docstring for the step contract."""
 
@@ -107,8 +112,8 @@ class BatchedEnv:
     def _compute_state(self, raw, pre, action) -> TaskState:
         task_fields = self.spec.compute_state(raw, pre, self.ctx)
         fields = {"qpos": raw["qpos"], "qvel": raw["qvel"], **task_fields}
-        fields = {k: v.to(torch.float32) for k, v in fields.items()}
-        fields["action"] = action.to(torch.float32)
+        fields = {k: _as(v, torch.float32) for k, v in fields.items()}
+        fields["action"] = _as(action, torch.float32)
         return TaskState(fields)
 
     def _pre(self, raw) -> dict:
@@ -126,7 +131,8 @@ class BatchedEnv:
             )
         if not action.is_floating_point():
             raise TypeError(f"action must be a float tensor, got dtype {action.dtype}; cast with .float()")
-        action = action.to(self.device, torch.float32)
+        if action.dtype != torch.float32 or action.device != self.device:
+            action = action.to(self.device, torch.float32)
         if not torch.isfinite(action).all():
             bad = torch.nonzero(~torch.isfinite(action).all(-1)).flatten()[:5].tolist()
             raise ValueError(f"action has NaN or inf values (worlds {bad}); check the policy output")
@@ -199,9 +205,9 @@ class BatchedEnv:
 
         reward, terms = self.reward_fn(state, action)
         hand_total, hand_terms = (reward, terms) if self.reward_fn is self.hand_reward else self.hand_reward(state, action)
-        success = self.spec.success(state).to(torch.bool)
-        fitness = self.spec.fitness(state).to(torch.float32)
-        terminated = self.spec.terminated(state).to(torch.bool)
+        success = _as(self.spec.success(state), torch.bool)
+        fitness = _as(self.spec.fitness(state), torch.float32)
+        terminated = _as(self.spec.terminated(state), torch.bool)
         obs = self.spec.observe(state)
 
         broken_t = torch.as_tensor(broken, device=self.device)

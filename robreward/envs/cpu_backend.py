@@ -56,6 +56,7 @@ class CpuSimulator:
         self._ctrl = self.batch.bind("ctrl")
         self._mocap_pos = self.batch.bind("mocap_pos") if model.nmocap else None
         self.nstate = self.batch.nstate
+        self._warnings = None  # per-world bad-warning counts after the last step (None: count afresh)
 
     # -- raw data -----------------------------------------------------------------------
     def read(self) -> dict[str, torch.Tensor]:
@@ -71,18 +72,23 @@ class CpuSimulator:
     # -- stepping -----------------------------------------------------------------------
     def step(self, nstep: int) -> np.ndarray:
         """Advance every world nstep substeps. Returns a bool mask [N] of worlds that broke."""
-        warnings_before = self.batch.warning[:, _BAD_SLICE, 1].sum(axis=1)
+        # the counts after the last step, unless a reset or set_state since may have cleared them
+        warnings_before = self._warnings if self._warnings is not None else self._warning_counts()
         broken = np.zeros(self.num_envs, dtype=bool)
         try:
             self.batch.step(nstep=nstep)
         except SimulationError as err:  # those worlds kept their old state; reset them
             broken[err.ids] = True
-        broken |= self.batch.warning[:, _BAD_SLICE, 1].sum(axis=1) > warnings_before
+        self._warnings = self._warning_counts()
+        broken |= self._warnings > warnings_before
         # NaN, inf or overflow in one pass: NaN fails every comparison
         broken |= ~(np.abs(self.batch.state).max(axis=1) <= _OVERFLOW)
         if self._post_fields:
             self._rne_post()
         return broken
+
+    def _warning_counts(self) -> np.ndarray:
+        return self.batch.warning[:, _BAD_SLICE, 1].sum(axis=1)
 
     def _rne_post(self) -> None:
         """mj_rnePostConstraint on every world's MjData after the step, as Gymnasium does."""
@@ -97,6 +103,7 @@ class CpuSimulator:
     def reset(self, ids: np.ndarray, qpos: np.ndarray, qvel: np.ndarray, mocap_pos=None,
               model_fields=None) -> None:
         """mj_resetData, then the given initial conditions, then mj_forward (as Gymnasium does)."""
+        self._warnings = None  # mj_resetData clears warnings: the next step counts afresh
         if model_fields:
             for name, values in model_fields.items():
                 self.batch.expand(name)[ids] = values
@@ -128,6 +135,7 @@ class CpuSimulator:
         return torch.from_numpy(self.batch.state.copy()).to(self.device)
 
     def set_state(self, states: np.ndarray, ids: np.ndarray) -> None:
+        self._warnings = None
         self.batch.state[ids] = states
         self.batch.forward(ids)
 

@@ -33,8 +33,13 @@ class HandReward:
         self.name = "hand"
 
     def __call__(self, state: TaskState, action: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        terms = {t.name: t.weight * t.fn(state, action) for t in self.spec.reward_terms}
-        total = torch.stack(list(terms.values())).sum(0)
+        # per step, every world: a weight of 1 multiplies nothing, terms add left to right (no stack)
+        terms = {t.name: t.fn(state, action) if t.weight == 1.0 else t.weight * t.fn(state, action)
+                 for t in self.spec.reward_terms}
+        values = iter(terms.values())
+        total = next(values)
+        for value in values:
+            total = total + value
         return total, terms
 
 
