@@ -213,9 +213,11 @@ def generate(config: GenerateConfig, *, resume: bool = False, log: Callable[[str
     after saving the state, with the command that resumes with a higher cap."""
     run = _Run(config, resume=resume, log=log or (lambda message: logger.info("%s", message)))
     try:
-        if config.preferences == "human":  # bind the chooser's address now: a busy port fails before any training
+        if config.preferences == "human" and config.iterations > 1:  # bind now: a busy port fails before training
             run.log(f"the candidate chooser is at {run.chooser().url}: after each iteration's training, pick the "
                     "best and the worst candidate there")
+        elif config.preferences == "human":
+            run.log("--preferences human with one iteration asks nothing: a choice informs the next iteration's prompt")
         for it in range(config.iterations):
             if run.iteration(it)["done"]:
                 continue
