@@ -193,7 +193,8 @@ def main(argv=None) -> int:
     parser.add_argument("--imitation", action="store_true",
                         help="also run imitation's PreferenceComparisons for each cheetah-run oracle cell")
     parser.add_argument("--imitation-python", default=str(IMITATION_PYTHON),
-                        help="python of imitation's virtual environment (default .venv-imitation, `make imitation-venv`)")
+                        help="python of imitation's virtual environment "
+                             "(default .venv-imitation, `make imitation-venv`)")
     args = parser.parse_args(argv)
 
     from robreward.feedback.preferences.teachers import make_teacher

@@ -69,5 +69,6 @@ __all__ = [
     "TransitionReward", "accuracy_from_returns", "bpref_reference_return", "canonical_rewards", "cat_pairs",
     "choose_queries", "collect_rollout", "cut_segments", "epic_distance", "labels_to_targets", "make_teacher",
     "pearson_distance", "preference_accuracy", "query_schedule", "query_scores", "sample_pairs",
-    "segment_candidates", "segment_episodes", "StateEntropyReward", "evaluate_preferences", "load_prefs_config", "train_preferences",
+    "segment_candidates", "segment_episodes", "StateEntropyReward", "evaluate_preferences", "load_prefs_config",
+    "train_preferences",
 ]

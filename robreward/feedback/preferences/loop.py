@@ -500,8 +500,9 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
                 queries = human.pending_pairs(k) if human is not None else None
                 if queries is None:
                     groups = segment_episodes(query_worlds, segments) if config.pairing != "any" else None
-                    queries = choose_queries(segments, num_queries, method, rng, model=model if model.num_fits else None,
-                                             groups=groups, within=0.5 if config.pairing == "mixed" else 1.0)
+                    queries = choose_queries(segments, num_queries, method, rng,
+                                             model=model if model.num_fits else None, groups=groups,
+                                             within=0.5 if config.pairing == "mixed" else 1.0)
                 # 5. labels from the teacher (B-Pref's reference return: mean hand reward per step x H), or from
                 #    the person: clips rendered, queries stored, wait until the web app has every answer
                 if human is not None:

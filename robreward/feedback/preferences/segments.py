@@ -359,8 +359,8 @@ def choose_queries(segments: SegmentBatch, num_queries: int, method: str, rng: n
                    model=None, pool_factor: int = DEFAULT_POOL_FACTOR,
                    groups: Optional[np.ndarray] = None, within: float = 1.0) -> SegmentPairs:
     """PEBBLE-style selection: draw ``pool_factor * num_queries`` random pairs (``num_queries`` for
-    uniform; a share ``within`` of them inside ``groups`` when given, see ``sample_pairs``) and keep the ``num_queries`` with
-    the highest score."""
+    uniform; a share ``within`` of them inside ``groups`` when given, see ``sample_pairs``) and keep
+    the ``num_queries`` with the highest score."""
     if method not in QUERY_METHODS:
         raise ValueError(f"unknown query selection {method!r}: choose one of {', '.join(QUERY_METHODS)}")
     if isinstance(pool_factor, bool) or not isinstance(pool_factor, (int, np.integer)) or pool_factor < 1:
