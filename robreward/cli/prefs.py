@@ -161,7 +161,7 @@ def register(sub) -> None:
     t.add_argument("--schedule", default="constant", help="constant (default) | linear")
     t.add_argument("--pairing", default=None,
                    help="which segments a query compares: any | episode (two of one episode: same object, goal and "
-                        "start) | mixed (half each); default: PrefsConfig's")
+                        "start) | mixed (half each, the default)")
     t.add_argument("--segment", type=int, default=25, help="segment length in steps (default 25)")
     t.add_argument("--per-round", type=int, default=50, help="queries per feedback round (default 50)")
     t.add_argument("--steps", type=int, default=1_000_000, help="PPO env steps summed over worlds (default 1000000)")
