@@ -32,10 +32,10 @@ import json
 import logging
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from robreward.codegen.config import CONFIG_FILE, GenerateConfig, load_config  # noqa: F401  (load_config: re-export)
 from robreward.codegen.extract import extract_program, preflight
 from robreward.codegen.llm import (BudgetExceeded, Completion, Ledger, LLMError, ReplayClient, ReplayMissError,
                                    _request_record, _Transcript, make_client, request_key)
@@ -47,9 +47,8 @@ from robreward.fileio import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
-STATE_FILE, CONFIG_FILE = "state.json", "config.json"
+STATE_FILE = "state.json"
 PASSED = ("passed", "trained", "train_failed")  # candidate statuses that got through the checks
-PREFERENCE_MODES = ("fitness", "human")
 FITNESS_PROGRAM = '''"""The fitness of a --text task, as given by --fitness (written by robreward generate)."""
 import torch
 import math
@@ -81,125 +80,6 @@ TASK = dataclasses.replace(
     description=(HERE / "text.txt").read_text() + "\\n\\nScene: " + SCENE.description,
     notes="--text task: fitness from fitness.py; success is the scene's own success test")
 '''
-
-
-@dataclass(frozen=True)
-class GenerateConfig:
-    """One `robreward generate` run (saved as config.json in the run directory)."""
-
-    task: str
-    """Task name (see `robreward tasks`) or task folder; with `text`, the scene the text task is set in."""
-    llm: str
-    """MODEL (OpenAI-compatible), anthropic:MODEL, or replay:DIR (a recorded transcript)."""
-    out: str
-    """Run directory."""
-    text: str | None = None
-    """The task as free text (instead of the task's description); needs `fitness`."""
-    fitness: str | None = None
-    """--text tasks: a Python expression over `state` fields (torch, math) giving the per-step fitness [N]."""
-    base_url: str | None = None
-    """OpenAI-compatible server URL (vLLM, Ollama, llama.cpp, LM Studio)."""
-    samples: int = 4
-    """K: programs sampled per iteration (one request with n=K)."""
-    iterations: int = 3
-    """Iterations of the loop."""
-    steps: int = 200_000
-    """PPO env steps (summed over worlds) per candidate."""
-    num_envs: int = 32
-    """Parallel worlds per candidate training."""
-    eval_episodes: int = 50
-    """Evaluation episodes per candidate (its eval.json fitness_mean selects the best)."""
-    final_seeds: int = 5
-    """Fresh seeds the best reward is retrained with at the end (0 skips the final stage)."""
-    final_steps: int | None = None
-    """Env steps per final seed (default: `steps`)."""
-    final_eval_episodes: int = 100
-    """Evaluation episodes per final seed (the shipped baselines use 100)."""
-    seed: int = 0
-    """Training seed of the candidates; the final seeds are seed+1 ... seed+final_seeds."""
-    demos: str | None = None
-    """HDF5 demo dataset with successful and failed episodes: enables the CARD trajectory-preference filter."""
-    card_threshold: float = 0.8
-    """Fraction of (successful, failed) demo pairs a candidate must rank correctly."""
-    feedback: str | None = None
-    """Text from a person who watched the policy of `from_run`; enters every prompt."""
-    from_run: str | None = None
-    """An earlier generate run whose best program and reflection start this one."""
-    preferences: str | None = None
-    """ICPL-style preferences in the next prompt: "fitness" (the task metric picks best/worst candidate) or
-    "human" (a person picks them from a video of each candidate's policy, codegen/choose.py)."""
-    host: str = "127.0.0.1"
-    """--preferences human: address of the chooser page."""
-    port: int = 8766
-    """--preferences human: port of the chooser page (0: any free port)."""
-    choice_timeout: float = 0.0
-    """--preferences human: seconds to wait for a choice before stopping (resumable); 0 waits forever."""
-    max_cost: float | None = None
-    """LLM spend cap in USD (approximate prices); reaching it stops cleanly and resumably."""
-    max_tokens: int | None = None
-    """LLM token cap (prompt + completion)."""
-    temperature: float = 1.0
-    """Sampling temperature (Eureka: 1.0)."""
-    ray: str | None = None
-    """Run candidate trainings and final seeds as Ray tasks: a cluster address, or "local" (training.py)."""
-    response_tokens: int = 2048
-    """max_tokens of each LLM response."""
-    repair_rounds: int = 2
-    """Repair requests per failing candidate (check errors and CARD feedback go back to the LLM)."""
-    max_redo: int = 2
-    """Times an iteration whose candidates all fail is sampled again."""
-    dry_run_timeout_s: float = 10.0
-    """Wall-clock limit of a candidate's sandboxed dry run."""
-    llm_timeout_s: float = 120.0
-    """Timeout of one LLM HTTP request."""
-
-    def __post_init__(self):
-        positive = {"samples": "--samples", "iterations": "--iterations", "steps": "--steps", "num_envs": "--envs",
-                    "eval_episodes": "--eval-episodes", "response_tokens": "response_tokens"}
-        for name, flag in positive.items():
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{flag} must be >= 1, got {getattr(self, name)}")
-        for name, flag in {"final_seeds": "--final-seeds", "repair_rounds": "--repair-rounds",
-                           "max_redo": "max_redo"}.items():
-            if int(getattr(self, name)) < 0:
-                raise ValueError(f"{flag} must be >= 0, got {getattr(self, name)}")
-        if self.final_steps is not None and self.final_steps < 1:
-            raise ValueError(f"--final-steps must be >= 1, got {self.final_steps}")
-        if not str(self.llm).strip():
-            raise ValueError("--llm is required: MODEL, anthropic:MODEL or replay:DIR")
-        if self.text is not None and not self.text.strip():
-            raise ValueError("--text is empty: describe the task in a sentence")
-        if self.text and not self.fitness:
-            raise ValueError("a --text task has no fitness of its own to select candidates by: give --fitness EXPR, "
-                             "a Python expression over state fields, e.g. --fitness \"(torch.linalg.norm("
-                             "state.ee_to_goal, dim=-1) < 0.05)\" (selection by preference is not available yet)")
-        if self.fitness and not self.text:
-            raise ValueError("--fitness replaces the fitness of a --text task; a named task selects by its own "
-                             "fitness (drop --fitness, or describe the task with --text)")
-        if self.demos and self.text:
-            raise ValueError("--demos cannot filter a --text task: the demos' success flags are the scene's task")
-        if self.feedback and not self.from_run:
-            raise ValueError("--feedback needs --from RUN: the generate run whose best policy the feedback is about")
-        if self.preferences is not None and self.preferences not in PREFERENCE_MODES:
-            raise ValueError(f"unknown --preferences {self.preferences!r}: choose one of {', '.join(PREFERENCE_MODES)}")
-        if not 0.0 < self.card_threshold <= 1.0:
-            raise ValueError(f"card_threshold must be in (0, 1], got {self.card_threshold}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-def load_config(run_dir, **overrides) -> GenerateConfig:
-    """The config.json of a generate run, with `overrides` (e.g. a higher max_cost)."""
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{str(run_dir)!r} is not a generate run directory (no {CONFIG_FILE}): pass the "
-                                "--out DIR of an earlier `robreward generate`")
-    data = json.loads(path.read_text())
-    known = {f.name for f in dataclasses.fields(GenerateConfig)}
-    data = {k: v for k, v in data.items() if k in known}
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    return GenerateConfig(**data)
 
 
 def _described(cand: dict) -> str:
