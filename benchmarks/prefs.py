@@ -60,7 +60,9 @@ def variant_name(pairing: str = PAIRING, features: tuple[str, ...] = (), action:
     """'' for PrefsConfig's defaults, else what differs, e.g. 'any' or 'norm_ee_to_cube+norm_cube_to_goal+noact'
     (``|x|``, the norm of field x, is written norm_x): the suffix of the cell directory and the row's variant."""
     parts = [] if pairing == PAIRING else [pairing]
-    parts += [f"norm_{f[1:-1]}" if f.startswith("|") and f.endswith("|") else f for f in features]
+    from robreward.feedback.preferences.model import norm_field
+
+    parts += [f if norm_field(f) == f else f"norm_{norm_field(f)}" for f in features]
     parts += [] if action else ["noact"]
     return "+".join(parts)
 

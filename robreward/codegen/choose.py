@@ -20,16 +20,15 @@ while it waits resumes at the same question (``--resume``); videos already rende
 
 # no `from __future__ import annotations`: FastAPI reads the handlers' annotations (see app.py)
 import json
-import re
 import threading
 import time
 from pathlib import Path
 from typing import Callable, Optional
 
+from robreward.feedback.preferences.app import CLIP_NAME  # plain NAME.mp4 file names, as the labeling app's
 from robreward.fileio import atomic_write_json
 
 PENDING_FILE, CHOICE_FILE, VIDEOS_DIR = "choose.json", "choice.json", "videos"
-VIDEO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.mp4$")
 DEFAULT_PORT = 8766
 
 
@@ -133,7 +132,7 @@ def create_choice_app(root: Path):
     @app.api_route("/videos/{name:path}", methods=["GET", "HEAD"])
     def video(name: str):
         found = waiting()
-        if not VIDEO_NAME.match(name) or found is None:
+        if not CLIP_NAME.match(name) or found is None:
             raise HTTPException(404, f"no video {name!r} waits for a choice")
         path = found[0] / VIDEOS_DIR / name
         if not path.is_file():

@@ -65,7 +65,7 @@ class FeatureSpec:
     """Append the action."""
 
 
-def _norm_of(field: str) -> str:
+def norm_field(field: str) -> str:
     """The field a feature name reads: ``|x|`` (the norm of x) -> ``x``; a plain name -> itself."""
     return field[1:-1] if len(field) > 2 and field.startswith("|") and field.endswith("|") else field
 
@@ -77,18 +77,18 @@ class Featurizer:
         self.spec = spec
         self.features = FeatureSpec(tuple(features.fields), bool(features.action))
         shapes = {f.name: f.shape for f in spec.state_fields}
-        unknown = [f for f in self.features.fields if _norm_of(f) not in shapes]
+        unknown = [f for f in self.features.fields if norm_field(f) not in shapes]
         if unknown:
             raise ValueError(f"task {spec.name!r} has no TaskState field(s) {unknown}; "
                              f"fields are: {', '.join(sorted(shapes))} (|name| for the norm of one)")
-        scalars = [f for f in self.features.fields if f != _norm_of(f) and len(shapes[_norm_of(f)]) == 0]
+        scalars = [f for f in self.features.fields if f != norm_field(f) and len(shapes[norm_field(f)]) == 0]
         if scalars:
             raise ValueError(f"{scalars}: |name| takes the norm of a vector field, these fields are scalars; "
                              "name them without bars")
         if len(set(self.features.fields)) != len(self.features.fields):
             raise ValueError(f"feature fields repeat a name: {list(self.features.fields)}")
         if self.features.fields:
-            base = sum(1 if f != _norm_of(f) else int(np.prod(shapes[f], dtype=np.int64))
+            base = sum(1 if f != norm_field(f) else int(np.prod(shapes[f], dtype=np.int64))
                        for f in self.features.fields)
         else:
             base = spec.obs_dim
@@ -99,8 +99,8 @@ class Featurizer:
     def __call__(self, state: TaskState, action: Tensor) -> Tensor:
         if self.features.fields:
             n = action.shape[0]
-            parts = [state[f].reshape(n, -1) if f == _norm_of(f) else
-                     torch.linalg.norm(state[_norm_of(f)].reshape(n, -1).float(), dim=-1, keepdim=True)
+            parts = [state[f].reshape(n, -1) if f == norm_field(f) else
+                     torch.linalg.norm(state[norm_field(f)].reshape(n, -1).float(), dim=-1, keepdim=True)
                      for f in self.features.fields]
         else:
             parts = [self.spec.observe(state)]
