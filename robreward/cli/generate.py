@@ -18,7 +18,7 @@ from robreward.cli.main import CliError
 
 # flags that define a run: given with --resume they would silently disagree with config.json
 RUN_FLAGS = ("task", "text", "fitness", "llm", "base_url", "samples", "iterations", "steps", "final_seeds",
-             "final_steps", "envs", "eval_episodes", "seed", "demos", "feedback", "from_run", "preferences",
+             "final_steps", "envs", "eval_episodes", "halving", "halving_eta", "seed", "demos", "feedback", "from_run", "preferences",
              "repair_rounds", "temperature", "out")
 
 
@@ -44,6 +44,7 @@ def run(args) -> int:
         options = {"text": args.text, "fitness": args.fitness, "base_url": args.base_url, "samples": args.samples,
                    "iterations": args.iterations, "steps": args.steps, "final_seeds": args.final_seeds,
                    "final_steps": args.final_steps, "num_envs": args.envs, "eval_episodes": args.eval_episodes,
+                   "halving": args.halving, "halving_eta": args.halving_eta,
                    "seed": args.seed, "demos": args.demos, "feedback": args.feedback, "from_run": args.from_run,
                    "preferences": args.preferences, "max_cost": args.max_cost, "max_tokens": args.max_tokens,
                    "repair_rounds": args.repair_rounds, "temperature": args.temperature, "ray": args.ray,
@@ -76,7 +77,8 @@ def register(sub) -> None:
     p = sub.add_parser("generate", help="LLM-written reward programs: sample, check, train, reflect, keep the best",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--task", help="task name (see `robreward tasks`) or task folder; with --text: the scene")
-    p.add_argument("--text", help="the task as free text over the scene of --task (needs --fitness)")
+    p.add_argument("--text", help="the task as free text over the scene of --task (needs --fitness, or --preferences "
+                                        "human: you pick the best candidate from videos)")
     p.add_argument("--fitness", metavar="EXPR",
                    help="--text tasks: per-step fitness, a Python expression over state fields (torch, math)")
     p.add_argument("--llm", metavar="MODEL",
@@ -90,6 +92,10 @@ def register(sub) -> None:
     p.add_argument("--final-steps", type=int, metavar="N", help="env steps per final seed (default: --steps)")
     p.add_argument("--envs", type=int, metavar="N", help="parallel worlds per training (default 32)")
     p.add_argument("--eval-episodes", type=int, metavar="N", help="evaluation episodes per candidate (default 50)")
+    p.add_argument("--halving", type=int, metavar="R",
+                   help="successive halving: R rungs of short runs (steps/eta^R, ...) before the full budget; the best "
+                        "1/eta of each rung go on from their checkpoint (default 0: all train --steps)")
+    p.add_argument("--halving-eta", type=int, metavar="ETA", help="successive halving: keep 1/ETA per rung (default 2)")
     p.add_argument("--seed", type=int, metavar="SEED", help="candidate training seed (default 0); final seeds follow it")
     p.add_argument("--demos", metavar="FILE.h5",
                    help="demo dataset with successful and failed episodes: CARD trajectory-preference filter")

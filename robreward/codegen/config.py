@@ -23,7 +23,8 @@ class GenerateConfig:
     out: str
     """Run directory."""
     text: str | None = None
-    """The task as free text (instead of the task's description); needs `fitness`."""
+    """The task as free text (instead of the task's description); needs `fitness`, or selection by a
+    person's preference (`preferences="human"`)."""
     fitness: str | None = None
     """--text tasks: a Python expression over `state` fields (torch, math) giving the per-step fitness [N]."""
     base_url: str | None = None
@@ -36,6 +37,12 @@ class GenerateConfig:
     """PPO env steps (summed over worlds) per candidate."""
     num_envs: int = 32
     """Parallel worlds per candidate training."""
+    halving: int = 0
+    """Successive halving: rungs of short runs before the full budget. With R rungs, all candidates train
+    steps / eta^R steps, the best 1/eta by fitness continue (from their checkpoint) to steps / eta^(R-1), ...,
+    and the last survivors to `steps`. 0: every candidate trains the full budget."""
+    halving_eta: int = 2
+    """Successive halving: 1/eta of a rung's candidates go on to the next, eta times longer rung."""
     eval_episodes: int = 50
     """Evaluation episodes per candidate (its eval.json fitness_mean selects the best)."""
     final_seeds: int = 5
@@ -92,16 +99,29 @@ class GenerateConfig:
                            "max_redo": "max_redo"}.items():
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"{flag} must be >= 0, got {getattr(self, name)}")
+        if int(self.halving) < 0:
+            raise ValueError(f"--halving must be >= 0 (rungs of short runs), got {self.halving}")
+        if int(self.halving_eta) < 2:
+            raise ValueError(f"--halving-eta must be >= 2 (keep 1/eta of the candidates per rung), got "
+                             f"{self.halving_eta}")
+        if self.halving and self.steps // self.halving_eta ** self.halving < self.num_envs:
+            raise ValueError(f"--halving {self.halving} with --halving-eta {self.halving_eta} makes the first rung "
+                             f"{self.steps // self.halving_eta ** self.halving} steps, less than one step of "
+                             f"{self.num_envs} worlds: raise --steps or lower --halving")
         if self.final_steps is not None and self.final_steps < 1:
             raise ValueError(f"--final-steps must be >= 1, got {self.final_steps}")
         if not str(self.llm).strip():
             raise ValueError("--llm is required: MODEL, anthropic:MODEL or replay:DIR")
         if self.text is not None and not self.text.strip():
             raise ValueError("--text is empty: describe the task in a sentence")
-        if self.text and not self.fitness:
+        if self.text and not self.fitness and self.preferences != "human":
             raise ValueError("a --text task has no fitness of its own to select candidates by: give --fitness EXPR, "
                              "a Python expression over state fields, e.g. --fitness \"(torch.linalg.norm("
-                             "state.ee_to_goal, dim=-1) < 0.05)\" (selection by preference is not available yet)")
+                             "state.ee_to_goal, dim=-1) < 0.05)\", or --preferences human to pick the best "
+                             "candidate yourself from videos of their policies")
+        if self.by_preference and self.halving:
+            raise ValueError("--halving ranks candidates by fitness, and this --text task has none (it is selected by "
+                             "your preference): give --fitness EXPR, or drop --halving")
         if self.fitness and not self.text:
             raise ValueError("--fitness replaces the fitness of a --text task; a named task selects by its own "
                              "fitness (drop --fitness, or describe the task with --text)")
@@ -113,6 +133,11 @@ class GenerateConfig:
             raise ValueError(f"unknown --preferences {self.preferences!r}: choose one of {', '.join(PREFERENCE_MODES)}")
         if not 0.0 < self.card_threshold <= 1.0:
             raise ValueError(f"card_threshold must be in (0, 1], got {self.card_threshold}")
+
+    @property
+    def by_preference(self) -> bool:
+        """A --text task without --fitness: a person's pick among candidate videos selects the best."""
+        return bool(self.text) and not self.fitness
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -42,7 +42,7 @@ from robreward.codegen.llm import (BudgetExceeded, Completion, Ledger, LLMError,
 from robreward.codegen.prompt import build_prompt, repair_prompt
 from robreward.codegen.reflect import reflection_text
 from robreward.codegen.report import write_report
-from robreward.codegen.training import train_candidates, training_stats
+from robreward.codegen.training import checkpoint_step, train_candidates, training_stats
 from robreward.fileio import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -68,22 +68,28 @@ from robreward.rewards.program import load_reward_program
 
 HERE = Path(__file__).resolve().parent
 SCENE = get_task({scene!r})
-_FITNESS = load_reward_program(HERE / "fitness.py", SCENE, dry_run=False)  # dry-run once by generate
+_FITNESS = (load_reward_program(HERE / "fitness.py", SCENE, dry_run=False)  # dry-run once by generate
+            if (HERE / "fitness.py").is_file() else None)
 
 
 def _fitness(state):
+    if _FITNESS is None:  # no --fitness: a person's preference selects; 0 measures nothing
+        return state.action.new_zeros(state.action.shape[0])
     return _FITNESS(state, state.action)[0]
 
 
 TASK = dataclasses.replace(
     SCENE, name=SCENE.name + "-text", fitness=_fitness, success_threshold=None,
     description=(HERE / "text.txt").read_text() + "\\n\\nScene: " + SCENE.description,
-    notes="--text task: fitness from fitness.py; success is the scene's own success test")
+    notes=("--text task: fitness from fitness.py" if _FITNESS is not None else
+           "--text task without a fitness (constant 0): a person's preference selects its rewards")
+          + "; success is the scene's own success test")
 '''
 
 
 def _described(cand: dict) -> str:
-    return (f"candidate {cand['id']} (terms {', '.join(cand.get('terms', []))}; fitness {cand['fitness']:.3g})")
+    fitness = "" if cand.get("fitness") is None else f"; fitness {cand['fitness']:.3g}"
+    return f"candidate {cand['id']} (terms {', '.join(cand.get('terms', []))}{fitness})"
 
 
 # -- the loop ---------------------------------------------------------------------------------------
@@ -93,7 +99,8 @@ def generate(config: GenerateConfig, *, resume: bool = False, log: Callable[[str
     after saving the state, with the command that resumes with a higher cap."""
     run = _Run(config, resume=resume, log=log or (lambda message: logger.info("%s", message)))
     try:
-        if config.preferences == "human" and config.iterations > 1:  # bind now: a busy port fails before training
+        if config.preferences == "human" and (config.iterations > 1 or config.by_preference):  # bind now: a busy
+            # port fails before training
             run.log(f"the candidate chooser is at {run.chooser().url}: after each iteration's training, pick the "
                     "best and the worst candidate there")
         elif config.preferences == "human":
@@ -235,7 +242,8 @@ class _Run:
         folder = self.out / "task"  # a real task folder: training, eval.json and compare all use the user's fitness
         folder.mkdir(exist_ok=True)
         scene = self.config.task if not Path(self.config.task).is_dir() else str(Path(self.config.task).resolve())
-        atomic_write_text(folder / "fitness.py", self.fitness_source)
+        if self.fitness_source is not None:
+            atomic_write_text(folder / "fitness.py", self.fitness_source)
         atomic_write_text(folder / "text.txt", self.config.text.strip())
         atomic_write_text(folder / "task.py", TEXT_TASK.format(scene=scene))
         return str(folder.resolve())
@@ -341,23 +349,68 @@ class _Run:
 
     # -- 4. train
     def train(self, it: int, survivors: list[dict]) -> None:
-        todo = [c for c in survivors if c["status"] == "passed"]
-        if not todo:
-            return
-        self.log(f"iteration {it}: training {len(todo)} candidate(s), {self.config.steps:,} steps each")
+        """Train the candidates that passed; with --halving, in rungs of successive halving: every
+        rung's results are kept in run/rung_R.json, so a resumed run redoes no rung."""
+        config = self.config
+        # a resumed run starts again from every candidate that entered the rungs: each rung's cut is
+        # recomputed from its rung_R.json files, so it comes out as it did before
+        alive = [c for c in survivors if c["status"] == "passed" or c.get("rungs")]
+        budgets = halving_budgets(config.steps, config.halving, config.halving_eta)
+        for rung, budget in enumerate(budgets):
+            if not alive:
+                return
+            last = rung == len(budgets) - 1
+            todo = [c for c in alive if last or not (self._cand_dir(c) / "run" / f"rung_{rung}.json").is_file()]
+            if todo:
+                self.log(f"iteration {it}: training {len(todo)} candidate(s), {budget:,} steps each"
+                         + (f" (successive halving, rung {rung + 1} of {len(budgets)})" if len(budgets) > 1 else ""))
+            train_candidates(self.train_task, [self._cand_dir(c) / "reward.py" for c in todo], budget, config.seed,
+                             [self._cand_dir(c) / "run" for c in todo], num_envs=config.num_envs,
+                             eval_episodes=config.eval_episodes, ray=config.ray,
+                             on_done=(lambda index, run_dir, todo=todo: self._trained(todo[index], run_dir)) if last
+                             else None)
+            if not last:
+                alive = self._halve(it, rung, budget, alive)
 
-        def done(index: int, run_dir: str) -> None:
-            cand = todo[index]
-            result = _run_result(run_dir)
-            cand.update(status="trained" if result["ok"] else "train_failed", fitness=result["fitness"],
-                        success=result["success"], reason=result["error"])
-            self.save()
-            self.log(f"{cand['id']}: " + (f"fitness {result['fitness']:.4g}, success {result['success']:.2f}"
-                                          if result["ok"] else f"training failed: {result['error']}"))
+    def _trained(self, cand: dict, run_dir, stopped_at: int | None = None) -> None:
+        result = _run_result(run_dir, fitness=not self.config.by_preference)
+        cand.update(status="trained" if result["ok"] else "train_failed", fitness=result["fitness"],
+                    success=result["success"], reason=result["error"])
+        if stopped_at is not None:
+            cand["stopped_at"] = stopped_at
+        self.save()
+        fitness = "" if result["fitness"] is None else f"fitness {result['fitness']:.4g}, "
+        self.log(f"{cand['id']}: " + (f"{fitness}success {result['success']:.2f}"
+                                      if result["ok"] else f"training failed: {result['error']}")
+                 + (f" (stopped at {stopped_at:,} steps by successive halving)" if stopped_at is not None else ""))
 
-        train_candidates(self.train_task, [self._cand_dir(c) / "reward.py" for c in todo], self.config.steps,
-                         self.config.seed, [self._cand_dir(c) / "run" for c in todo], num_envs=self.config.num_envs,
-                         eval_episodes=self.config.eval_episodes, on_done=done, ray=self.config.ray)
+    def _halve(self, it: int, rung: int, budget: int, alive: list[dict]) -> list[dict]:
+        """After a rung: record each candidate's result (run/rung_R.json), keep the best 1/eta by
+        fitness (ties: the earlier candidate), finish the others at this budget, and clear the
+        survivors' eval.json so that the next rung continues them from their checkpoint."""
+        results = {}
+        for cand in alive:
+            run_dir = self._cand_dir(cand) / "run"
+            path = run_dir / f"rung_{rung}.json"
+            if not path.is_file():
+                atomic_write_json(path, {"rung": rung, "steps": budget, **_run_result(run_dir),
+                                         "steps_trained": checkpoint_step(run_dir / "checkpoints" / "latest.pt")})
+            results[cand["id"]] = json.loads(path.read_text())
+            cand.setdefault("rungs", [])[rung:] = [{"steps": budget, "fitness": results[cand["id"]]["fitness"]}]
+        ranked = sorted((c for c in alive if results[c["id"]]["ok"]), key=lambda c: -results[c["id"]]["fitness"])
+        keep = ranked[:-(-len(alive) // self.config.halving_eta)]
+        for cand in alive:
+            run_dir = self._cand_dir(cand) / "run"
+            if cand in keep:  # this rung's evaluation (not a later rung's, on resume) gives way to the next rung
+                if checkpoint_step(run_dir / "checkpoints" / "latest.pt") == results[cand["id"]]["steps_trained"]:
+                    (run_dir / "eval.json").unlink(missing_ok=True)
+            elif cand["status"] == "passed":
+                self._trained(cand, self._cand_dir(cand) / "run", stopped_at=budget)
+        self.save()
+        if keep:
+            fitness = ", ".join(f"{results[c['id']]['fitness']:.4g}" for c in keep)
+            self.log(f"iteration {it}: successive halving keeps {', '.join(c['id'] for c in keep)} (fitness {fitness})")
+        return keep
 
     # -- 5-6. reflect, select
     def reflect_and_select(self, it: int) -> None:
@@ -367,10 +420,14 @@ class _Run:
             path = self._cand_dir(cand) / "reflection.txt"
             if not path.is_file():
                 stats = training_stats(self._cand_dir(cand) / "run", success=not self.config.text)
+                if self.config.by_preference:
+                    stats.pop("fitness", None)  # the constant 0 of a task without a fitness
                 text = reflection_text(stats) if stats else "No training episode finished: raise --steps."
                 atomic_write_text(path, text)
                 cand["terms"] = sorted(stats.get("terms", {}))
-        if trained:
+        if trained and self.config.by_preference:
+            self._select_by_preference(it, rec, trained)
+        elif trained:
             top = max(trained, key=lambda c: c["fitness"])  # max keeps the first of equals: deterministic
             rec["best"] = top["id"]
             incumbent = self.state["best"]
@@ -397,6 +454,33 @@ class _Run:
         rec["done"] = True
         self.save()
 
+    def _select_by_preference(self, it: int, rec: dict, trained: list[dict]) -> None:
+        """A --text task without a fitness: the person picks the best and the worst of this
+        iteration's candidates and the best so far (shown as "best-so-far"); the pick is the best."""
+        incumbent = self.state["best"]
+        options = {c["id"].split("/")[-1]: c for c in trained}  # cand_YY: a plain video file name
+        if incumbent is not None:
+            options["best-so-far"] = {"id": incumbent["id"], "terms": incumbent.get("terms", []), "fitness": None}
+        if len(options) == 1:
+            best = trained[0]
+            self.log(f"iteration {it}: one trained candidate and nothing to compare it with: {best['id']} is the best")
+        else:
+            answer = self.chooser().choose(
+                self.out / f"iter_{it:02d}", it, self.train_task,
+                [{"id": name, "fitness": None, "policy": self.out / c["id"] / "run" / "policy.onnx"}
+                 for name, c in options.items()], seed=self.config.seed)
+            best, worst = options[answer["best"]], options[answer["worst"]]
+            rec["preferences"] = [f"{_described(best)} was preferred over {_described(worst)} by a person who "
+                                  "watched a video of each candidate's policy"]
+            self.log(f"iteration {it}: the person prefers {best['id']} and likes {worst['id']} least")
+        rec["best"] = best["id"]
+        if incumbent is None or best["id"] != incumbent["id"]:
+            self.state["best"] = {"id": best["id"], "iteration": it, "fitness": None, "chosen_by": "person",
+                                  "terms": best.get("terms", []),
+                                  "reflection": (self._cand_dir(best) / "reflection.txt").read_text()}
+            self._copy_best(self._cand_dir(best) / "run" / "policy.onnx")
+            self.log(f"iteration {it}: new best {best['id']} (the person's pick)")
+
     def _copy_best(self, policy: Path | None) -> None:
         best = self.out / "best"
         best.mkdir(exist_ok=True)
@@ -419,16 +503,17 @@ class _Run:
             self.log(f"final: best reward {best['id']}, seeds {', '.join(map(str, seeds))}, {steps:,} steps each")
 
             def done(index: int, run_dir: str) -> None:
-                final["results"][str(seeds[index])] = _run_result(run_dir)
+                final["results"][str(seeds[index])] = _run_result(run_dir, fitness=not config.by_preference)
                 self.save()
 
             train_candidates(self.train_task, [self.out / "best" / "reward.py"] * len(seeds), steps, seeds,
                              [self.out / "final" / f"seed_{seed}" for seed in seeds], num_envs=config.num_envs,
                              eval_episodes=config.final_eval_episodes, on_done=done, ray=config.ray)
-        ok = sorted((r["fitness"], int(s)) for s, r in final["results"].items() if r["ok"])
+        # without a fitness (selection by preference) the seeds are ordered by number
+        ok = sorted((r["fitness"] or 0.0, int(s)) for s, r in final["results"].items() if r["ok"])
         if ok:  # the shipped policy is the median seed's, as policies/ does
             self._copy_best(self.out / "final" / f"seed_{ok[(len(ok) - 1) // 2][1]}" / "policy.onnx")
-        if not (self.out / "compare.json").is_file() and ok:
+        if not (self.out / "compare.json").is_file() and ok and not config.by_preference:
             from robreward.eval.compare import compare
 
             compare([self.out / "final"], out=self.out)
@@ -493,12 +578,22 @@ def _new_state() -> dict:
             "iterations": [], "best": None}
 
 
-def _run_result(run_dir) -> dict:
+def halving_budgets(steps: int, rungs: int, eta: int) -> list[int]:
+    """The env-step budget of each successive-halving rung: steps / eta^rungs, ..., steps / eta, steps."""
+    return [max(1, int(steps) // int(eta) ** (rungs - r)) for r in range(int(rungs) + 1)]
+
+
+def _run_result(run_dir, fitness: bool = True) -> dict:
+    """A run's outcome from eval.json / failed.json; fitness=False: a task without a fitness
+    (ok when the evaluation ran; fitness None)."""
     run_dir = Path(run_dir)
     if (run_dir / "failed.json").is_file():
         error = json.loads((run_dir / "failed.json").read_text())["error"]
         return {"ok": False, "fitness": None, "success": None, "error": error[:300]}
     ev = json.loads((run_dir / "eval.json").read_text())
+    if not fitness:
+        return {"ok": True, "fitness": None, "success": ev.get("success_rate"), "error": None,
+                "return": ev.get("return_mean")}
     fitness = ev.get("fitness_mean")
     ok = fitness is not None and fitness == fitness
     return {"ok": ok, "fitness": fitness if ok else None, "success": ev.get("success_rate"),

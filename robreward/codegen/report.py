@@ -14,7 +14,11 @@ def write_report(run) -> Path:
     task = f"{run.spec.name} (v{run.spec.version})"
     lines = [f"# robreward generate: {config.text and 'text task over ' or ''}{task}", ""]
     if config.text:
-        lines += [f"Task (--text): {config.text.strip()}", f"Fitness (--fitness): `{config.fitness}`", ""]
+        lines += [f"Task (--text): {config.text.strip()}",
+                  f"Fitness (--fitness): `{config.fitness}`" if config.fitness else
+                  "Selection: **by a person's preference**. This task has no fitness (no --fitness): in every "
+                  "iteration a person picked the best and the worst of videos of the candidates' policies (and "
+                  "of the best so far); no number here says how well a policy does the text task.", ""]
     if run.llm.replay_dir is not None:
         lines.append(f"LLM: **replayed** from `{run.llm.replay_dir}`: a recorded transcript, not a live model"
                      + (f"; {run.llm.fallbacks} of {state['llm_calls']} answers were matched by position, "
@@ -29,7 +33,10 @@ def write_report(run) -> Path:
               f"${ledger.cost_usd:.4f} (approximate; ledger.json).",
               f"Search: K={config.samples} samples x {config.iterations} iteration(s), {config.steps:,} env steps "
               f"per candidate ({config.num_envs} worlds, seed {config.seed}), up to {config.repair_rounds} repair "
-              f"round(s) per candidate; trajectory-preference filter: "
+              f"round(s) per candidate; " + (f"successive halving: {config.halving} rung(s), the best 1/"
+                                            f"{config.halving_eta} of each go on (a stopped candidate's fitness "
+                                            "is from its shorter run); " if config.halving else "")
+              + "trajectory-preference filter: "
               f"{config.demos or 'off'}" + (f"; started from {config.from_run}" if config.from_run else "")
               + (f"; feedback: \"{config.feedback}\"" if config.feedback else "") + ".",
               f"Status: {state['status']}" + (f" ({state['stop_reason']})" if state.get("stop_reason") else ""),
@@ -37,13 +44,17 @@ def write_report(run) -> Path:
               "|---|---|---|---|---|---|---|"]
     for rec in state["iterations"]:
         for c in rec["candidates"]:
+            why = c["reason"] or (f"stopped at {c['stopped_at']:,} steps by successive halving"
+                                  if c.get("stopped_at") else "")
             lines.append(f"| {c['id']} | {c['attempt']} | {c['status']} | {c['repairs']} | {_fmt(c['fitness'])} "
-                         f"| {_fmt(c.get('success'))} | {(c['reason'] or '').replace('|', '/')[:160]} |")
+                         f"| {_fmt(c.get('success'))} | {why.replace('|', '/')[:160]} |")
     if best is None:
         lines += ["", "No candidate was trained: see the reasons above and iter_*/cand_*/check.json."]
     else:
         code = (run.out / "best" / "reward.py").read_text().strip()
-        lines += ["", f"## Best reward: {best['id']} (fitness {best['fitness']:.4g} in the search)", "",
+        how = ("picked by a person" if best.get("fitness") is None
+               else f"fitness {best['fitness']:.4g} in the search")
+        lines += ["", f"## Best reward: {best['id']} ({how})", "",
                   "```python", code, "```", "", "Reflection on its training:", "", "```", best["reflection"], "```"]
     lines += ["", "## Final comparison", ""] + _final_section(run) + [""]
     path = run.out / "report.md"
@@ -58,7 +69,15 @@ def _final_section(run) -> list[str]:
         return [f"Skipped ({reason}). The search fitness above comes from one run per candidate, and picking "
                 "the maximum biases it upward: it is not a comparison with the baselines."]
     compare_md = run.out / "compare.md"
-    if compare_md.is_file():
+    if config.by_preference:
+        lines += [f"The best reward retrained with seeds {', '.join(map(str, final['seeds']))} for "
+                  f"{config.final_steps or config.steps:,} steps each.", "",
+                  "| seed | return (its own reward) | success (the scene's test) |", "|---|---|---|"]
+        lines += [f"| {seed} | {_fmt(r.get('return'))} | {_fmt(r.get('success'))} |" if r["ok"] else
+                  f"| {seed} | failed | {(r.get('error') or '')[:80]} |"
+                  for seed, r in sorted(final["results"].items())]
+        lines.append("")
+    elif compare_md.is_file():
         table = compare_md.read_text().replace("# Comparison", "").replace("![learning curves](curves.png)", "")
         lines += [f"The best reward retrained with seeds {', '.join(map(str, final['seeds']))} for "
                   f"{config.final_steps or config.steps:,} steps each (fresh seeds: the search run's own result is "
@@ -67,7 +86,13 @@ def _final_section(run) -> list[str]:
     from robreward.eval.baseline import load_baseline
 
     base = None if config.text else load_baseline(run.spec.name)
-    if config.text:
+    if config.by_preference:
+        lines += ["- Selected by preference: there is no fitness, so no HNS, no test against a hand reward and "
+                  "no ranking of the final seeds; watch their policies to judge them "
+                  f"(`robreward eval {run.out}/final/seed_N --video seed.mp4`). The return is under the reward "
+                  f"itself, which only says that PPO optimised it; 'success' is the scene's ({run.spec.name}) own "
+                  "test, not the text task's."]
+    elif config.text:
         lines += [f"- A --text task has no hand or sparse baseline: no HNS and no test against a hand reward; its "
                   f"fitness is the --fitness expression, and 'success' is the scene's ({run.spec.name}) own success "
                   "test, not the text task's."]

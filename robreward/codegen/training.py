@@ -19,12 +19,13 @@ def train_candidates(task: str, files: Sequence, steps: int, seed: int | Sequenc
     """Train one PPO policy per reward file into its run dir. A run with eval.json (or failed.json)
     is done and skipped. seed: one for all runs, or one per run (the final seeds of one reward).
 
-    With ``batched`` (default: the module's BATCHED), two or more fresh candidates and one seed,
-    those train at once in one K x num_envs-world env (robreward.rl.multi.train_many; same run-dir
-    layout, same per-candidate numbers up to float rounding). A candidate with a checkpoint resumes
-    from it on the sequential runner (the batched path does not resume: a killed batched run
-    retrains its unfinished candidates; its final checkpoint lets a candidate killed during
-    evaluation finish here). With ``ray`` (an address, or "local" for a Ray instance on this
+    With ``batched`` (default: the module's BATCHED) and one seed, unfinished runs train at once in
+    one K x num_envs-world env (robreward.rl.multi.train_many; same run-dir layout, same
+    per-candidate numbers up to float rounding): the fresh ones together, and the ones whose
+    checkpoint stopped short of ``steps`` together by checkpoint step (a killed batched run, or the
+    survivors of a successive-halving rung continued to a larger budget). A group of one, and a run
+    whose checkpoint already has ``steps`` (killed during its evaluation), go to the sequential
+    runner, which resumes from the checkpoint. With ``ray`` (an address, or "local" for a Ray instance on this
     machine) every unfinished run is a Ray task instead (one GPU each where the cluster has GPUs,
     else one CPU), resuming from its checkpoint like the sequential runner; the run directories
     must be on a file system every node sees. A candidate whose training raises gets
@@ -37,23 +38,32 @@ def train_candidates(task: str, files: Sequence, steps: int, seed: int | Sequenc
     if len(seeds) != len(out_dirs) or len(files) != len(out_dirs):
         raise ValueError(f"need one reward file, seed and run dir per run: got {len(files)} file(s), "
                          f"{len(seeds)} seed(s), {len(out_dirs)} run dir(s)")
-    fresh = [i for i, out in enumerate(out_dirs) if not _finished(out) and not (out / "checkpoints" / LATEST).is_file()]
     if ray is not None:
         _train_on_ray(ray, task, files, steps, seeds, out_dirs, num_envs, eval_episodes, on_done)
         return [str(out) for out in out_dirs]
-    if batched and len(fresh) >= 2 and len({seeds[i] for i in fresh}) == 1:
+    if batched and len(set(seeds)) == 1:
         from robreward.rl.multi import train_many
 
-        for i in fresh:
-            if out_dirs[i].exists():
-                shutil.rmtree(out_dirs[i])  # stale logs of a killed run would mix with the new ones
-        try:
-            train_many(task, [str(Path(files[i]).resolve()) for i in fresh], steps, seeds[fresh[0]],
-                       [out_dirs[i] for i in fresh], num_envs_per_candidate=num_envs, eval_episodes=eval_episodes)
-        except Exception as err:  # noqa: BLE001 - a failure of the shared trainer is every open candidate's record
-            for i in fresh:
-                if not _finished(out_dirs[i]):
-                    _write_failed(out_dirs[i], err)
+        groups: dict[int, list[int]] = {}  # checkpoint step (0: fresh) -> runs
+        for i, out in enumerate(out_dirs):
+            if not _finished(out):
+                at = checkpoint_step(out / "checkpoints" / LATEST)
+                if at is not None and at < steps:
+                    groups.setdefault(at, []).append(i)
+        for at, members in sorted(groups.items()):
+            if len(members) < 2:
+                continue
+            for i in members if at == 0 else ():
+                if out_dirs[i].exists():
+                    shutil.rmtree(out_dirs[i])  # stale logs of a killed run would mix with the new ones
+            try:
+                train_many(task, [str(Path(files[i]).resolve()) for i in members], steps, seeds[0],
+                           [out_dirs[i] for i in members], num_envs_per_candidate=num_envs,
+                           eval_episodes=eval_episodes, resume=at > 0)
+            except Exception as err:  # noqa: BLE001 - a failure of the shared trainer is every open candidate's record
+                for i in members:
+                    if not _finished(out_dirs[i]):
+                        _write_failed(out_dirs[i], err)
 
     for index, (file, out) in enumerate(zip(files, out_dirs)):
         if not _finished(out):
@@ -64,6 +74,19 @@ def train_candidates(task: str, files: Sequence, steps: int, seed: int | Sequenc
         if on_done is not None:
             on_done(index, str(out))
     return [str(out) for out in out_dirs]
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """The step of a run's checkpoint: 0 without one, None if it cannot be read (the sequential
+    runner then says why)."""
+    if not path.is_file():
+        return 0
+    from robreward.rl.runner import load_checkpoint
+
+    try:
+        return int(load_checkpoint(path)["global_step"])
+    except Exception:  # noqa: BLE001 - a broken checkpoint is train_one's error to report
+        return None
 
 
 def _finished(out: Path) -> bool:
@@ -182,6 +205,14 @@ def _tb_scalars(tb_dir: Path) -> dict[str, dict[float, float]]:
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     except ImportError:
         return {}
+    import logging
+
     events = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
-    events.Reload()
+    quiet = logging.getLogger("tensorboard")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # a resumed run's purge of stale events is expected, not worth a warning
+    try:
+        events.Reload()
+    finally:
+        quiet.setLevel(level)
     return {tag: {float(e.step): float(e.value) for e in events.Scalars(tag)} for tag in events.Tags()["scalars"]}

@@ -28,9 +28,16 @@ tb/ with the same tags incl. reward_terms/*, checkpoints/latest.pt at the end, p
 MODEL_CARD.md, eval.json), so compare, reflection and `load_policy` read it unchanged. A
 candidate whose reward raises, breaks the Reward protocol or returns non-finite values is
 isolated: its worlds get zero reward from then on, its policy stops updating, its run dir gets
-failed.json, and the others train on. Resume is not supported on this path: a killed batched
-run restarts its unfinished candidates (the final checkpoint/latest.pt lets the sequential
-runner finish a candidate that was killed during the evaluation stage).
+failed.json, and the others train on.
+
+Checkpoints and resume: every ``latest_every`` updates each live candidate's
+checkpoints/latest.pt is written in runner.py's format (its own network, Adam state, learning
+rate, reward-scaler statistics, and its torch generator's state as the run's torch RNG state).
+``train_many(..., resume=True)`` continues K such run dirs (written by this trainer or by
+runner.py, all at the same step) batched, with more steps if asked; as runner.resume does,
+every world then starts a fresh episode (reset with seed + 7919 * update). So a killed batched
+run loses at most ``latest_every`` updates, successive halving continues its survivors from
+where the short run stopped, and either runner can continue the other's checkpoint.
 """
 
 from __future__ import annotations
@@ -307,24 +314,42 @@ class BatchedPPO:
         return [UpdateStats(means[0][k], means[1][k], means[2][k], means[3][k], float(self.learning_rate[k]),
                             means[4][k]) for k in range(num)]
 
+    def _moments(self, model: ActorCritic):
+        """(param of `model`, its Adam moments (exp_avg, exp_avg_sq) [K, ...] here, how a [K, ...]
+        tensor's row k becomes that param's shape and back): the map between the two formats."""
+        by_name = dict(zip([n for n, _ in self.net.named_parameters()], zip(self.exp_avg, self.exp_avg_sq)))
+        weight = (lambda t, k: t[k].T.contiguous(), lambda x: x.T)
+        bias = (lambda t, k: t[k, 0].clone(), lambda x: x[None])
+        for part in ("actor", "critic"):
+            for i, lin in enumerate(m for m in getattr(model, part) if isinstance(m, nn.Linear)):
+                yield lin.weight, by_name[f"{part}_w.{i}"], weight
+                yield lin.bias, by_name[f"{part}_b.{i}"], bias
+        yield model.log_std, by_name["log_std"], (lambda t, k: t[k].clone(), lambda x: x)
+
     def torch_adam_state(self, k: int, model: ActorCritic) -> dict:
         """Candidate k's optimizer state as torch.optim.Adam's state_dict over `model` (runner.py's
         checkpoint format), so the sequential runner can continue from it."""
         optimizer = torch.optim.Adam(model.parameters(), lr=float(self.learning_rate[k]), foreach=True)
-        by_name = dict(zip([n for n, _ in self.net.named_parameters()], zip(self.exp_avg, self.exp_avg_sq)))
-        targets = [(f"{part}_{kind}.{i}", lin) for part in ("actor", "critic")
-                   for i, lin in enumerate(m for m in getattr(model, part) if isinstance(m, nn.Linear))
-                   for kind in ("w", "b")]
-        for name, lin in targets:
-            m, v = by_name[name]
-            param = lin.weight if name.split(".")[0].endswith("_w") else lin.bias
-            conv = (lambda t: t[k].T.contiguous()) if param is lin.weight else (lambda t: t[k, 0].clone())
-            optimizer.state[param] = {"step": torch.tensor(float(self.adam_step)), "exp_avg": conv(m).cpu(),
-                                      "exp_avg_sq": conv(v).cpu()}
-        m, v = by_name["log_std"]
-        optimizer.state[model.log_std] = {"step": torch.tensor(float(self.adam_step)), "exp_avg": m[k].clone().cpu(),
-                                          "exp_avg_sq": v[k].clone().cpu()}
+        for param, (m, v), (row, _) in self._moments(model):
+            optimizer.state[param] = {"step": torch.tensor(float(self.adam_step)), "exp_avg": row(m, k).cpu(),
+                                      "exp_avg_sq": row(v, k).cpu()}
         return optimizer.state_dict()
+
+    @torch.no_grad()
+    def load_torch_adam_state(self, k: int, model: ActorCritic, state: dict) -> int:
+        """The inverse of torch_adam_state: candidate k's moments from torch.optim.Adam's state_dict
+        over `model` (a checkpoint of either runner); returns its Adam step count."""
+        optimizer = torch.optim.Adam(model.parameters(), foreach=True)
+        optimizer.load_state_dict(state)
+        steps = 0
+        for param, (m, v), (_, back) in self._moments(model):
+            saved = optimizer.state.get(param)
+            if not saved:  # never updated (a run checkpointed before its first update)
+                continue
+            m[k].copy_(back(saved["exp_avg"]).to(m.device))
+            v[k].copy_(back(saved["exp_avg_sq"]).to(v.device))
+            steps = int(float(saved["step"]))
+        return steps
 
 
 # -- the training loop ------------------------------------------------------------------------------
@@ -395,10 +420,12 @@ def _initial_models(num: int, obs_dim: int, act_dim: int, cfg: PPOConfig, seed: 
 
 def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out_dirs: Sequence, *,
                num_envs_per_candidate: int = 32, ppo: PPOConfig | None = None, eval_episodes: int = 100,
-               backend: str = "cpu", device="cpu", torch_threads: int = 1,
-               on_done: Callable[[int, str], None] | None = None) -> dict:
+               backend: str = "cpu", device="cpu", torch_threads: int = 1, resume: bool = False,
+               latest_every: int = 5, on_done: Callable[[int, str], None] | None = None) -> dict:
     """Train one PPO policy per reward (a spec: hand, sparse, a reward file, or a Reward object)
     in one process on one K x M-world env; each into its own run dir (see the module docstring).
+    ``resume``: continue every run dir from its checkpoints/latest.pt (all at one step) up to
+    ``steps_per_candidate``; checkpoints are written every ``latest_every`` updates.
 
     Returns {"candidates": [{"run_dir", "steps", "failed" (error or None), "stats", "eval"}],
     "seconds", "timing" (seconds per stage: physics, rewards, policy, update, overhead, finish)}.
@@ -408,9 +435,9 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out
     if len(rewards) != len(out_dirs) or not rewards:
         raise ValueError(f"need one run directory per reward: got {len(rewards)} reward(s) and "
                          f"{len(out_dirs)} run dir(s)")
-    if steps_per_candidate < 1 or num_envs_per_candidate < 1:
-        raise ValueError(f"steps_per_candidate and num_envs_per_candidate must be >= 1, got "
-                         f"{steps_per_candidate} and {num_envs_per_candidate}")
+    if steps_per_candidate < 1 or num_envs_per_candidate < 1 or latest_every < 1:
+        raise ValueError(f"steps_per_candidate, num_envs_per_candidate and latest_every must be >= 1, got "
+                         f"{steps_per_candidate}, {num_envs_per_candidate} and {latest_every}")
     cfg = ppo or PPOConfig()
     num, per = len(rewards), int(num_envs_per_candidate)
     run_dirs = [Path(out) for out in out_dirs]
@@ -429,19 +456,31 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out
     env.reward_fn = reward_fn  # env.hand_reward stays the task's hand reward, computed once for all worlds
     device = env.device
     models, generators = _initial_models(num, env.obs_dim, env.act_dim, cfg, seed, device)
+    checkpoints = _load_checkpoints(run_dirs, models) if resume else None
     net = BatchedActorCritic(models, cfg).to(device)
     learner = BatchedPPO(net, cfg, generators)
     reward_scaler = (RewardNormalizer(num * per, cfg.gamma, groups=num, device=device) if cfg.normalize_rewards
                      else None)
+    global_step, update, elapsed_before = 0, 0, 0.0
+    if checkpoints is not None:
+        global_step, update = checkpoints[0]["global_step"], checkpoints[0]["update"]
+        elapsed_before = max(c.get("elapsed_s", 0.0) for c in checkpoints)
+        for k, (model, ckpt) in enumerate(zip(models, checkpoints)):
+            learner.adam_step = learner.load_torch_adam_state(k, model, ckpt["optimizer"]) or learner.adam_step
+            learner.learning_rate[k] = float(ckpt["learning_rate"])
+            if generators[k].device.type == "cpu":  # runner.py saves the CPU generator's state
+                generators[k].set_state(ckpt["rng"]["torch"])
+            if reward_scaler is not None and ckpt.get("reward_scaler") is not None:
+                reward_scaler.load_state_dict(ckpt["reward_scaler"], group=k)
 
     logs = []
     for k, (config, run_dir) in enumerate(zip(configs, run_dirs)):
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         (run_dir / "failed.json").unlink(missing_ok=True)
         runner.write_config(run_dir, config)
-        csv_file, csv_writer = runner._open_progress(run_dir, keep_until=None)
-        logs.append({"writer": runner._summary_writer(run_dir), "csv_file": csv_file, "csv": csv_writer,
-                     "bar": runner._progress_bar(config, 0),
+        csv_file, csv_writer = runner._open_progress(run_dir, keep_until=global_step if resume else None)
+        logs.append({"writer": runner._summary_writer(run_dir, purge_step=global_step if resume else None),
+                     "csv_file": csv_file, "csv": csv_writer, "bar": runner._progress_bar(config, global_step),
                      "tracker": runner.EpisodeTracker(per, device, track_hand_terms=config.reward != "hand")})
     failed_at: list[int | None] = [0 if e is not None else None for e in load_errors]
     rollout_len, transitions = cfg.num_steps, cfg.num_steps * per
@@ -452,8 +491,7 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out
                "action_std": torch.zeros(*shape, env.act_dim, device=device),
                **{key: torch.zeros(shape, device=device) for key in ("log_probs", "values", "rewards", "dones")}}
     stats: list[dict] = [{} for _ in range(num)]
-    global_step, update = 0, 0
-    obs, _ = env.reset(seed=seed)
+    obs, _ = env.reset(seed=seed + 7919 * update)  # as runner.py: a resumed run restarts every episode
     try:
         while global_step < steps_per_candidate and any(f is None for f in reward_fn.failed):
             t0 = mark = time.perf_counter()
@@ -506,8 +544,17 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out
                     continue
                 stats[k] = log["tracker"].collect()
                 runner._log(log["writer"], log["csv"], log["bar"], global_step, update,
-                            time.perf_counter() - start, transitions / iter_s, collect_s, stats[k], results[k],
-                            _StdShim(net.log_std[k]))
+                            elapsed_before + time.perf_counter() - start, transitions / iter_s, collect_s, stats[k],
+                            results[k], _StdShim(net.log_std[k]))
+            if update % latest_every == 0:  # 4. checkpoints: a killed run resumes here (resume=True)
+                for k, (config, log) in enumerate(zip(configs, logs)):
+                    if failed_at[k] is None:
+                        runner.atomic_torch_save(
+                            _checkpoint_state(k, config, env, net, learner, global_step,
+                                              elapsed_before + time.perf_counter() - start, reward_scaler),
+                            run_dirs[k] / "checkpoints" / runner.LATEST)
+                        log["csv_file"].flush()
+                        log["writer"].flush()
             timers.add("overhead", mark)
     finally:
         for log in logs:
@@ -515,12 +562,12 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out
             log["csv_file"].close()
             log["writer"].close()
         env.close()
-    seconds = time.perf_counter() - start
+    seconds = elapsed_before + time.perf_counter() - start
     timing = dict(timers.seconds)
     timing["rewards"] = reward_fn.seconds
     timing["physics"] = timing.pop("env_step", 0.0) - reward_fn.seconds
 
-    # 4. per candidate: failed.json, or checkpoint, export, model card and evaluation
+    # 5. per candidate: failed.json, or checkpoint, export, model card and evaluation
     finish_start = time.perf_counter()
     results_out = []
     for k, (config, run_dir) in enumerate(zip(configs, run_dirs)):
@@ -529,7 +576,7 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out
         if reward_fn.failed[k] is None:
             try:
                 record["eval"] = _finish(k, config, run_dir, env, net, learner, global_step, seconds, stats[k],
-                                         reward_scaler.state_dict(k) if reward_scaler is not None else None)
+                                         reward_scaler)
             except Exception as err:  # noqa: BLE001 - an export/eval failure is this candidate's alone
                 record["failed"] = f"{type(err).__name__}: {err}"
         if record["failed"] is not None:
@@ -560,24 +607,49 @@ def _track(logs, reward, info, done, reward_fn: CandidateRewards, per: int) -> N
         log["tracker"].step(reward[rows], sliced, done[rows])
 
 
-def _finish(k: int, config: TrainConfig, run_dir: Path, env, net: BatchedActorCritic, learner: BatchedPPO,
-            steps: int, seconds: float, stats: dict, reward_scaler_state: dict | None) -> dict | None:
-    """Candidate k's checkpoint (runner.py's format), policy.onnx, MODEL_CARD.md and eval.json."""
-    import random
-
+def _load_checkpoints(run_dirs: Sequence[Path], models: Sequence[ActorCritic]) -> list[dict]:
+    """Each run dir's checkpoints/latest.pt (either runner's), its network loaded into models[k];
+    all must be at one step (train_candidates groups run dirs by their checkpoint's step)."""
     from robreward.rl import runner
 
+    checkpoints = [runner.load_checkpoint(run_dir / "checkpoints" / runner.LATEST) for run_dir in run_dirs]
+    steps = sorted({int(c["global_step"]) for c in checkpoints})
+    if len(steps) != 1:
+        raise ValueError(f"resume=True needs checkpoints at one step, got steps {steps}: resume the run dirs of "
+                         "each step in their own train_many call")
+    for model, ckpt in zip(models, checkpoints):
+        model.load_state_dict(ckpt["model"])
+    return checkpoints
+
+
+def _checkpoint_state(k: int, config: TrainConfig, env, net: BatchedActorCritic, learner: BatchedPPO, steps: int,
+                      seconds: float, reward_scaler: RewardNormalizer | None) -> dict:
+    """Candidate k's checkpoint in runner.py's format (its torch RNG state: its own generator's)."""
+    import random
+
     model = net.unstack(k)
-    state = {
+    generator = learner.generators[k]
+    return {
         "model": model.state_dict(), "optimizer": learner.torch_adam_state(k, model),
         "learning_rate": float(learner.learning_rate[k]), "global_step": steps, "update": steps // (
             config.ppo.num_steps * config.num_envs), "elapsed_s": seconds,
-        "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
+        "rng": {"python": random.getstate(), "numpy": np.random.get_state(),
+                "torch": generator.get_state() if generator.device.type == "cpu" else torch.get_rng_state()},
         "config": config.to_dict(), "task": env.spec.name, "task_version": env.spec.version,
         "obs_dim": env.obs_dim, "act_dim": env.act_dim, "action_low": env.action_low.cpu(),
-        "action_high": env.action_high.cpu(), "trainer": "batched", "reward_scaler": reward_scaler_state,
+        "action_high": env.action_high.cpu(), "trainer": "batched",
+        "reward_scaler": reward_scaler.state_dict(k) if reward_scaler is not None else None,
     }
-    runner.atomic_torch_save(state, run_dir / "checkpoints" / runner.LATEST)
+
+
+def _finish(k: int, config: TrainConfig, run_dir: Path, env, net: BatchedActorCritic, learner: BatchedPPO,
+            steps: int, seconds: float, stats: dict, reward_scaler: RewardNormalizer | None) -> dict | None:
+    """Candidate k's checkpoint (runner.py's format), policy.onnx, MODEL_CARD.md and eval.json."""
+    from robreward.rl import runner
+
+    model = net.unstack(k)
+    runner.atomic_torch_save(_checkpoint_state(k, config, env, net, learner, steps, seconds, reward_scaler),
+                             run_dir / "checkpoints" / runner.LATEST)
     deterministic = DeterministicPolicy(model.normalizer, model.actor, env.action_low.cpu(), env.action_high.cpu())
     export_onnx(deterministic, env.obs_dim, run_dir / POLICY_FILE)
     card_extra = {"training time (s)": round(seconds, 1), "final train return": stats.get("return", float("nan")),

@@ -92,9 +92,15 @@ class RewardNormalizer:
         return {"returns": self.returns.view(self.groups, -1)[group].cpu().clone(), "mean": self.mean[rows].cpu(),
                 "var": self.var[rows].cpu(), "count": self.count[rows].cpu()}
 
-    def load_state_dict(self, state: dict) -> None:
-        for key in ("returns", "mean", "var", "count"):
-            getattr(self, key).copy_(state[key])
+    def load_state_dict(self, state: dict, group: int | None = None) -> None:
+        """The inverse of state_dict (into one group only, from a one-group state, when group is given)."""
+        if group is None:
+            for key in ("returns", "mean", "var", "count"):
+                getattr(self, key).copy_(state[key])
+            return
+        self.returns.view(self.groups, -1)[group].copy_(state["returns"])
+        for key in ("mean", "var", "count"):
+            getattr(self, key)[group:group + 1].copy_(state[key])
 
 
 def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, activation: str) -> nn.Sequential:

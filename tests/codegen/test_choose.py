@@ -148,3 +148,49 @@ def test_a_run_that_waited_too_long_resumes_at_the_same_question(openai_server, 
     assert {p.name: p.stat().st_mtime_ns for p in (out / "iter_00" / "videos").glob("*.mp4")} == videos  # kept
     later = [r["body"]["messages"][-1]["content"] for r in openai_server.requests[requests_before:]]
     assert any(PREFERRED in text and "candidate iter_00/cand_00" in text for text in later)
+
+
+@pytest.mark.timeout(300)
+def test_a_text_task_without_fitness_is_selected_by_the_persons_picks(openai_server, tmp_path):
+    """--text without --fitness, --preferences human: each iteration (the last too) the person picks
+    among the candidates and the best so far; the pick is the best, no fitness is invented."""
+    openai_server.text_fn = Script([[EXP, NEGDIST], [TANH, EXP]])
+    out = tmp_path / "gen"
+    cfg = config(openai_server, out, iterations=2, preferences="human", port=0, text="hold the gripper still",
+                 final_seeds=1, final_steps=2048)
+    thread, lines, outcome = run_in_thread(cfg)
+    url = chooser_url(lines, thread)
+    picks = {0: ("cand_01", "cand_00"), 1: ("best-so-far", "cand_00")}
+    shown = {}
+    while thread.is_alive() and len(shown) < 2:
+        _, pending = http(url + "api/pending")
+        it = pending["iteration"]
+        if it is not None and it not in shown:
+            shown[it] = sorted(c["id"] for c in pending["candidates"])
+            assert all(c["fitness"] is None for c in pending["candidates"])
+            best, worst = picks[it]
+            assert http(url + "api/choice", {"iteration": it, "best": best, "worst": worst}) == (200, {"ok": True})
+        time.sleep(0.1)
+    thread.join(240)
+    assert "result" in outcome, outcome
+    assert shown == {0: ["cand_00", "cand_01"], 1: ["best-so-far", "cand_00", "cand_01"]}
+    state = outcome["result"]["state"]
+    assert state["best"]["id"] == "iter_00/cand_01" and state["best"]["chosen_by"] == "person"
+    assert [it["best"] for it in state["iterations"]] == ["iter_00/cand_01", "iter_00/cand_01"]
+    assert all(c["fitness"] is None for it in state["iterations"] for c in it["candidates"])
+    assert (out / "best" / "reward.py").read_text() == (out / "iter_00" / "cand_01" / "reward.py").read_text()
+    second_prompt = json.loads((out / "iter_01" / "prompt.json").read_text())[-1]["content"]
+    assert PREFERRED in second_prompt and "candidate iter_00/cand_01" in second_prompt and "fitness" not in \
+        second_prompt.split(PREFERRED)[0].rsplit("\n", 1)[-1]
+    report = (out / "report.md").read_text()
+    assert "by a person's preference" in report and "## Best reward: iter_00/cand_01 (picked by a person)" in report
+    assert "| 1 | " in report and not (out / "compare.json").exists()
+    assert not (out / "task" / "fitness.py").exists()
+
+
+def test_a_text_task_needs_a_fitness_or_a_person():
+    with pytest.raises(ValueError, match="give --fitness EXPR.*or --preferences human"):
+        GenerateConfig(task="reach", llm="m", out="x", text="wave")
+    with pytest.raises(ValueError, match="--halving ranks candidates by fitness"):
+        GenerateConfig(task="reach", llm="m", out="x", text="wave", preferences="human", halving=1)
+    assert GenerateConfig(task="reach", llm="m", out="x", text="wave", preferences="human").by_preference

@@ -269,6 +269,63 @@ def test_train_candidates_resumes_a_killed_run_from_its_checkpoint(tmp_path, tra
     assert len(trainings) == 2  # a finished run is not trained again
 
 
+
+# -- successive halving ------------------------------------------------------------------------------------------------
+AWAY = program("""    away = torch.linalg.norm(state.ee_to_goal, dim=-1)
+    return away, {"away": away}""")
+
+
+def test_successive_halving_continues_the_best_half_from_their_checkpoints(openai_server, tmp_path, monkeypatch):
+    """K=4, one rung: all train 2048 steps (batched), the best 2 by fitness go on from their
+    checkpoints to 4096 (batched, resumed), the others stop at 2048. A crash at the start of the
+    second rung resumes without redoing the first."""
+    from robreward.rl import multi
+
+    openai_server.text_fn = Script([[AWAY, EXP, NEGDIST, TANH]])
+    out = tmp_path / "gen"
+    calls, real_many = [], multi.train_many
+
+    def crash_in_rung_2(task, rewards, steps, *args, **kwargs):
+        calls.append((steps, len(rewards), kwargs["resume"]))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_many(task, rewards, steps, *args, **kwargs)
+
+    monkeypatch.setattr(multi, "train_many", crash_in_rung_2)
+    cfg = config(openai_server, out, samples=4, halving=1)
+    with pytest.raises(KeyboardInterrupt):
+        generate(cfg)
+    result = generate(load_config(out), resume=True)
+    assert calls == [(2048, 4, False), (4096, 2, True), (4096, 2, True)]  # rung 1 was not redone
+
+    cands = result["state"]["iterations"][0]["candidates"]
+    rung = {c["id"]: json.loads((out / c["id"] / "run" / "rung_0.json").read_text()) for c in cands}
+    ranked = sorted(cands, key=lambda c: -rung[c["id"]]["fitness"])  # stable: ties go to the earlier candidate
+    survivors, dropped = ranked[:2], ranked[2:]
+    assert all(rung[c["id"]]["steps"] == rung[c["id"]]["steps_trained"] == 2048 for c in cands)
+    for cand in survivors:
+        rows = (out / cand["id"] / "run" / "progress.csv").read_text().splitlines()[1:]
+        assert [int(r.split(",")[0]) for r in rows] == list(range(512, 4097, 512))  # continued, not restarted
+        assert "stopped_at" not in cand and cand["status"] == "trained"
+    for cand in dropped:
+        rows = (out / cand["id"] / "run" / "progress.csv").read_text().splitlines()[1:]
+        assert int(rows[-1].split(",")[0]) == 2048 and cand["stopped_at"] == 2048
+        assert cand["fitness"] == rung[cand["id"]]["fitness"]
+    assert result["best"]["id"] in [c["id"] for c in survivors]
+    assert "stopped at 2,048 steps by successive halving" in (out / "report.md").read_text()
+
+
+def test_halving_budgets():
+    from robreward.codegen.loop import halving_budgets
+
+    assert halving_budgets(200_000, 0, 2) == [200_000]
+    assert halving_budgets(200_000, 2, 2) == [50_000, 100_000, 200_000]
+    assert halving_budgets(90_000, 1, 3) == [30_000, 90_000]
+    with pytest.raises(ValueError, match="--halving must be >= 0"):
+        GenerateConfig(task="reach", llm="m", out="x", halving=-1)
+    with pytest.raises(ValueError, match="first rung 3 steps, less than one step of 32 worlds"):
+        GenerateConfig(task="reach", llm="m", out="x", steps=200, halving=6)
+
 # -- CARD filter, --text tasks -----------------------------------------------------------------------------------------
 def test_card_filter_keeps_a_reward_that_ignores_the_task_from_training(openai_server, tmp_path, trainings):
     away = program("""    away = torch.linalg.norm(state.cube_to_goal[:, :2], dim=-1)

@@ -239,3 +239,71 @@ def test_errors_say_what_to_pass(tmp_path):
         train_many("reach", ["hand", "sparse"], 1024, 0, [tmp_path / "a"])
     with pytest.raises(ValueError, match="must be >= 1"):
         train_many("reach", ["hand"], 0, 0, [tmp_path / "a"])
+
+
+# -- checkpoints and resume -------------------------------------------------------------------------------------------
+def test_resumed_batched_run_matches_resumed_separate_runs(separate_runs, tmp_path):
+    """Continue (a) the batched run and (b) the separate runs' own checkpoints, batched, from step
+    2048 to 3072: both equal runner.resume of each separate run, row for row. So a killed batched
+    run, a successive-halving survivor, and a run the other trainer started all continue exactly
+    where they stopped (up to float rounding)."""
+    import shutil
+
+    batched = [tmp_path / "batched" / r for r in ("hand", "sparse")]
+    train_many("reach", ["hand", "sparse"], SMALL["steps"], 0, batched, num_envs_per_candidate=SMALL["worlds"],
+               eval_episodes=0, ppo=CMP_PPO, latest_every=2)
+    from_separate = [tmp_path / "from_separate" / r for r in ("hand", "sparse")]
+    expected = [tmp_path / "expected" / r for r in ("hand", "sparse")]
+    for reward, a, b in zip(("hand", "sparse"), from_separate, expected):
+        shutil.copytree(separate_runs / reward, a)
+        shutil.copytree(separate_runs / reward, b)
+        runner.resume(b, steps=3072)
+    for dirs in (batched, from_separate):
+        train_many("reach", ["hand", "sparse"], 3072, 0, dirs, num_envs_per_candidate=SMALL["worlds"],
+                   eval_episodes=0, ppo=CMP_PPO, resume=True)
+        for run_dir, want in zip(dirs, expected):
+            assert [int(r["step"]) for r in progress(run_dir)] == [512 * (i + 1) for i in range(6)]
+            assert_same_progress(run_dir, want)
+            assert runner.load_checkpoint(run_dir / "checkpoints" / "latest.pt")["global_step"] == 3072
+
+
+def test_a_killed_batched_run_resumes_batched_from_its_checkpoint(tmp_path, monkeypatch):
+    """Kill a batched run in its 4th update (a reward that raises KeyboardInterrupt): the
+    checkpoint of update 2 is there; train_candidates resumes both runs batched from it, keeps the
+    2 logged updates, and finishes with eval.json."""
+    from robreward.rl import multi
+
+    files = []
+    for name in ("a", "b"):
+        files.append(tmp_path / f"{name}.py")
+        files[-1].write_text(REWARD_FILE)
+    dirs = [tmp_path / "run_a", tmp_path / "run_b"]
+    real = CandidateRewards.__call__
+    calls = {"n": 0}
+
+    def killed_at_update_4(self, state, action):
+        calls["n"] += 1
+        if calls["n"] == 3 * 32 + 5:
+            raise KeyboardInterrupt
+        return real(self, state, action)
+
+    monkeypatch.setattr(CandidateRewards, "__call__", killed_at_update_4)
+    with pytest.raises(KeyboardInterrupt):
+        train_many("reach", [str(f) for f in files], 2048, 0, dirs, num_envs_per_candidate=16, eval_episodes=4,
+                   latest_every=2)
+    monkeypatch.setattr(CandidateRewards, "__call__", real)
+    before = [progress(d) for d in dirs]
+    assert [len(rows) for rows in before] == [3, 3]  # updates 1-3 logged; the checkpoint is update 2's
+    assert all(runner.load_checkpoint(d / "checkpoints" / "latest.pt")["global_step"] == 1024 for d in dirs)
+
+    resumed = []
+    real_many = multi.train_many
+    monkeypatch.setattr(multi, "train_many", lambda *a, **k: resumed.append(k["resume"]) or real_many(*a, **k))
+    monkeypatch.setattr(runner, "train", lambda *a, **k: pytest.fail("the sequential runner was used"))
+    training.train_candidates("reach", files, 2048, 0, dirs, num_envs=16, eval_episodes=4)
+    assert resumed == [True]
+    for d, old in zip(dirs, before):
+        rows = progress(d)
+        assert [int(r["step"]) for r in rows] == [512, 1024, 1536, 2048]
+        assert rows[:2] == old[:2]  # nothing before the checkpoint was redone
+        assert (d / "eval.json").is_file()
