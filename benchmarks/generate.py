@@ -78,7 +78,7 @@ def run_batched(files, args, root: Path) -> dict:
 
     start = time.perf_counter()
     summary = train_many(args.task, files, args.steps, args.seed, [root / f"b{i:02d}" for i in range(len(files))],
-                         num_envs_per_candidate=args.worlds, eval_episodes=0)
+                         num_envs_per_candidate=args.worlds, eval_episodes=0, torch_threads=args.batched_threads)
     wall = time.perf_counter() - start
     t = summary["timing"]
     networks = t.get("policy", 0.0) + t.get("update", 0.0)
@@ -106,7 +106,8 @@ def run_sequential(files, args, root: Path) -> dict:
         start = time.perf_counter()
         for i, file in enumerate(files):
             config = TrainConfig(task=args.task, reward=str(file), num_envs=args.worlds, steps=args.steps,
-                                 seed=args.seed, out=str(root / f"s{i:02d}"), eval_episodes=0, progress=False)
+                                 seed=args.seed, out=str(root / f"s{i:02d}"), eval_episodes=0, progress=False,
+                                 torch_threads=args.sequential_threads)
             finals.append(runner.train(config)["stats"].get("success"))
         wall = time.perf_counter() - start
     finally:
@@ -125,6 +126,12 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=20_480, help="env steps per candidate (summed over its worlds)")
     parser.add_argument("--worlds", type=int, default=16, help="worlds per candidate")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batched-threads", type=int, default=os.cpu_count() or 1,
+                        help="torch threads of the batched path (default: all cores, train_many's default; its "
+                             "[K, B, H] matmuls use them)")
+    parser.add_argument("--sequential-threads", type=int, default=1,
+                        help="torch threads of each sequential run (default 1, the runner's default: its small "
+                             "matmuls are slower with 2 on 2 cores)")
     parser.add_argument("--order", choices=("batched-first", "sequential-first"), default="batched-first")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "generate.json"))
     args = parser.parse_args(argv)
@@ -148,6 +155,7 @@ def main(argv=None) -> int:
         "benchmark": "generate: K candidates trained at once vs sequentially",
         "task": args.task, "candidates": args.candidates, "steps_per_candidate": args.steps,
         "worlds_per_candidate": args.worlds, "seed": args.seed, "order": args.order,
+        "torch_threads": {"batched": args.batched_threads, "sequential": args.sequential_threads},
         "batched": runs["batched"], "sequential": runs["sequential"],
         "speedup_sequential_over_batched": ratio,
         "target": ">= 4x on CPU at small budgets (issue 5); >= 8x on a GPU",

@@ -420,12 +420,14 @@ def _initial_models(num: int, obs_dim: int, act_dim: int, cfg: PPOConfig, seed: 
 
 def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out_dirs: Sequence, *,
                num_envs_per_candidate: int = 32, ppo: PPOConfig | None = None, eval_episodes: int = 100,
-               backend: str = "cpu", device="cpu", torch_threads: int = 1, resume: bool = False,
+               backend: str = "cpu", device="cpu", torch_threads: int | None = None, resume: bool = False,
                latest_every: int = 5, on_done: Callable[[int, str], None] | None = None) -> dict:
     """Train one PPO policy per reward (a spec: hand, sparse, a reward file, or a Reward object)
     in one process on one K x M-world env; each into its own run dir (see the module docstring).
     ``resume``: continue every run dir from its checkpoints/latest.pt (all at one step) up to
-    ``steps_per_candidate``; checkpoints are written every ``latest_every`` updates.
+    ``steps_per_candidate``; checkpoints are written every ``latest_every`` updates. torch_threads:
+    torch's intra-op threads (default: every core; the [K, B, H] matmuls of K candidates are large
+    enough to use them, unlike one small run's, which the runner keeps on 1 thread).
 
     Returns {"candidates": [{"run_dir", "steps", "failed" (error or None), "stats", "eval"}],
     "seconds", "timing" (seconds per stage: physics, rewards, policy, update, overhead, finish)}.
@@ -442,6 +444,7 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out
     num, per = len(rewards), int(num_envs_per_candidate)
     run_dirs = [Path(out) for out in out_dirs]
     names = [_reward_name(r) for r in rewards]
+    torch_threads = int(torch_threads or os.cpu_count() or 1)
     configs = [TrainConfig(task=str(task), reward=name, num_envs=per, steps=steps_per_candidate, seed=seed,
                            out=str(out), backend=backend, device=str(device), torch_threads=torch_threads,
                            eval_episodes=eval_episodes, progress=False, ppo=cfg) for name, out in zip(names, run_dirs)]
