@@ -18,7 +18,7 @@ from robreward.cli.main import CliError
 
 # flags that define a run: given with --resume they would silently disagree with config.json
 RUN_FLAGS = ("task", "text", "fitness", "llm", "base_url", "samples", "iterations", "steps", "final_seeds",
-             "final_steps", "envs", "eval_episodes", "halving", "halving_eta", "seed", "demos", "feedback", "from_run", "preferences",
+             "final_steps", "envs", "eval_episodes", "halving", "halving_eta", "seed", "demos", "feedback", "from_run", "preferences", "vlm", "vlm_base_url",
              "repair_rounds", "temperature", "out")
 
 
@@ -46,7 +46,8 @@ def run(args) -> int:
                    "final_steps": args.final_steps, "num_envs": args.envs, "eval_episodes": args.eval_episodes,
                    "halving": args.halving, "halving_eta": args.halving_eta,
                    "seed": args.seed, "demos": args.demos, "feedback": args.feedback, "from_run": args.from_run,
-                   "preferences": args.preferences, "max_cost": args.max_cost, "max_tokens": args.max_tokens,
+                   "preferences": args.preferences, "vlm": args.vlm, "vlm_base_url": args.vlm_base_url,
+                   "max_cost": args.max_cost, "max_tokens": args.max_tokens,
                    "repair_rounds": args.repair_rounds, "temperature": args.temperature, "ray": args.ray,
                    "host": args.host, "port": args.port, "choice_timeout": args.choice_timeout}
         config = GenerateConfig(task=args.task, llm=args.llm, out=args.out,
@@ -78,7 +79,7 @@ def register(sub) -> None:
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--task", help="task name (see `robreward tasks`) or task folder; with --text: the scene")
     p.add_argument("--text", help="the task as free text over the scene of --task (needs --fitness, or --preferences "
-                                        "human: you pick the best candidate from videos)")
+                                        "human/vlm: you or a VLM pick the best candidate from videos)")
     p.add_argument("--fitness", metavar="EXPR",
                    help="--text tasks: per-step fitness, a Python expression over state fields (torch, math)")
     p.add_argument("--llm", metavar="MODEL",
@@ -101,9 +102,14 @@ def register(sub) -> None:
                    help="demo dataset with successful and failed episodes: CARD trajectory-preference filter")
     p.add_argument("--feedback", metavar="TEXT", help="a person's feedback on the best policy of --from RUN")
     p.add_argument("--from", dest="from_run", metavar="RUN", help="start from the best program of an earlier run")
-    p.add_argument("--preferences", choices=("fitness", "human"),
-                   help="ICPL-style best/worst preferences in the next prompt, picked by the task metric (fitness) "
-                        "or by you from a video of each candidate's policy (human: a page on --host/--port)")
+    p.add_argument("--preferences", choices=("fitness", "human", "vlm"),
+                   help="ICPL-style best/worst preferences in the next prompt, picked by the task metric (fitness), "
+                        "by you from a video of each candidate's policy (human: a page on --host/--port), or by a "
+                        "vision-language model from frames of those videos (vlm: --vlm, default the --llm model)")
+    p.add_argument("--vlm", metavar="MODEL", help="--preferences vlm: the judging model (MODEL, anthropic:MODEL, "
+                                                  "replay:DIR); default: the --llm model, which must see images")
+    p.add_argument("--vlm-base-url", metavar="URL", help="--preferences vlm: the --vlm model's OpenAI-compatible "
+                                                         "server (default: --base-url)")
     p.add_argument("--host", metavar="HOST", help="--preferences human: address of the chooser page (127.0.0.1)")
     p.add_argument("--port", type=int, metavar="PORT", help="--preferences human: port of the chooser page (8766)")
     p.add_argument("--choice-timeout", type=float, metavar="S",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CONFIG_FILE = "config.json"
-PREFERENCE_MODES = ("fitness", "human")
+PREFERENCE_MODES = ("fitness", "human", "vlm")
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,8 @@ class GenerateConfig:
     out: str
     """Run directory."""
     text: str | None = None
-    """The task as free text (instead of the task's description); needs `fitness`, or selection by a
-    person's preference (`preferences="human"`)."""
+    """The task as free text (instead of the task's description); needs `fitness`, or selection by
+    preference (`preferences="human"` or `"vlm"`)."""
     fitness: str | None = None
     """--text tasks: a Python expression over `state` fields (torch, math) giving the per-step fitness [N]."""
     base_url: str | None = None
@@ -62,8 +62,13 @@ class GenerateConfig:
     from_run: str | None = None
     """An earlier generate run whose best program and reflection start this one."""
     preferences: str | None = None
-    """ICPL-style preferences in the next prompt: "fitness" (the task metric picks best/worst candidate) or
-    "human" (a person picks them from a video of each candidate's policy, codegen/choose.py)."""
+    """ICPL-style preferences in the next prompt: "fitness" (the task metric picks best/worst candidate),
+    "human" (a person picks them from a video of each candidate's policy, codegen/choose.py) or "vlm" (a
+    vision-language model picks them from frames of those videos, codegen/vlm_choice.py)."""
+    vlm: str | None = None
+    """--preferences vlm: the model that judges (MODEL, anthropic:MODEL or replay:DIR); default: `llm`."""
+    vlm_base_url: str | None = None
+    """--preferences vlm with `vlm`: its OpenAI-compatible server (default: `base_url`)."""
     host: str = "127.0.0.1"
     """--preferences human: address of the chooser page."""
     port: int = 8766
@@ -114,11 +119,14 @@ class GenerateConfig:
             raise ValueError("--llm is required: MODEL, anthropic:MODEL or replay:DIR")
         if self.text is not None and not self.text.strip():
             raise ValueError("--text is empty: describe the task in a sentence")
-        if self.text and not self.fitness and self.preferences != "human":
+        if self.text and not self.fitness and self.preferences not in ("human", "vlm"):
             raise ValueError("a --text task has no fitness of its own to select candidates by: give --fitness EXPR, "
                              "a Python expression over state fields, e.g. --fitness \"(torch.linalg.norm("
                              "state.ee_to_goal, dim=-1) < 0.05)\", or --preferences human to pick the best "
-                             "candidate yourself from videos of their policies")
+                             "candidate yourself from videos of their policies (or --preferences vlm to let a "
+                             "vision-language model pick)")
+        if (self.vlm or self.vlm_base_url) and self.preferences != "vlm":
+            raise ValueError("--vlm/--vlm-base-url choose the judge of --preferences vlm: add --preferences vlm")
         if self.by_preference and self.halving:
             raise ValueError("--halving ranks candidates by fitness, and this --text task has none (it is selected by "
                              "your preference): give --fitness EXPR, or drop --halving")

@@ -328,7 +328,8 @@ class _AnthropicBackend:
 
     def request(self, messages: list[dict], n: int, temperature: float, max_tokens: int) -> _Reply:
         system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
-        chat = [{"role": m["role"], "content": m["content"]} for m in messages if m["role"] != "system"]
+        chat = [{"role": m["role"], "content": anthropic_content(m["content"])} for m in messages
+                if m["role"] != "system"]
         extra: dict[str, Any] = {"system": system} if system else {}
         if temperature != 1.0:
             extra["extra_body"] = {"temperature": temperature}
@@ -340,6 +341,25 @@ class _AnthropicBackend:
         return _Reply(texts=[text], finish_reasons=[response.stop_reason or ""],
                       prompt_tokens=response.usage.input_tokens or 0,
                       completion_tokens=response.usage.output_tokens or 0)
+
+
+def anthropic_content(content):
+    """A message's content for the Anthropic API: text as is; OpenAI-style parts with their
+    ``image_url`` data URLs turned into Anthropic's base64 image blocks."""
+    if isinstance(content, str):
+        return content
+    parts = []
+    for part in content:
+        if part.get("type") == "image_url":
+            url = part["image_url"]["url"]
+            if not url.startswith("data:") or ";base64," not in url:
+                raise LLMConfigError("the Anthropic client sends images as base64 data URLs only, got "
+                                     f"{url[:40]!r}")
+            media_type, data = url[len("data:"):].split(";base64,", 1)
+            parts.append({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}})
+        else:
+            parts.append(part)
+    return parts
 
 
 class _Transcript:

@@ -175,7 +175,11 @@ class _Run:
         self.from_best = _best_of_run(config.from_run, self.spec.name) if config.from_run else None
         self.state = json.loads((self.out / STATE_FILE).read_text()) if resume else _new_state()
         self.ledger = Ledger.load(self.out / "ledger.json", config.max_cost, config.max_tokens)
-        self.llm = _RunLLM(config, self.ledger, self.out, self.state["llm_calls"])  # LLMConfigError if unset
+        self.llm = _RunLLM(config.llm, config.base_url, config.llm_timeout_s, self.ledger, self.out,
+                           self.state["llm_calls"])  # LLMConfigError if unset
+        self.vlm = (_RunLLM(config.vlm, config.vlm_base_url or config.base_url, config.llm_timeout_s, self.ledger,
+                            self.out, self.state.get("vlm_calls", 0), transcript="vlm_transcript", cache="vlm_cache")
+                    if config.vlm else None)
         self.out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.out / CONFIG_FILE, config.to_dict())
         self.train_task = self._train_task()
@@ -185,11 +189,33 @@ class _Run:
 
     # -- bookkeeping
     def save(self) -> None:
-        self.state["replay_fallbacks"] = self.llm.fallbacks
+        self.state["replay_fallbacks"] = self.llm.fallbacks + (self.vlm.fallbacks if self.vlm else 0)
         atomic_write_json(self.out / STATE_FILE, self.state)
 
+    def judge(self) -> tuple[str, str]:
+        """Who picks preferences (for logs and the state) and how the prompt says it."""
+        if self.config.preferences == "vlm":
+            model = (self.vlm or self.llm).model
+            return model, f"by a vision-language model ({model}) shown frames of each candidate's policy"
+        return "the person", "by a person who watched a video of each candidate's policy"
+
+    def _vlm_complete(self, messages: list[dict]) -> str:
+        """One judging request (temperature 0) through the --vlm client, else the run's LLM."""
+        if self.vlm is None:
+            return self._complete(messages, 1, seed=7000, temperature=0.0).texts[0]
+        completion = self.vlm.complete(messages, 1, 0.0, self.config.response_tokens, seed=7000)
+        self.state["vlm_calls"] = self.state.get("vlm_calls", 0) + 1
+        self.save()
+        return completion.texts[0]
+
     def chooser(self):
-        """--preferences human: the chooser page, served from this process while the run lasts."""
+        """--preferences human: the chooser page, served from this process while the run lasts;
+        --preferences vlm: the vision-language model's chooser."""
+        if self._chooser is None and self.config.preferences == "vlm":
+            from robreward.codegen.vlm_choice import VLMChooser
+
+            self._chooser = VLMChooser(self._vlm_complete, self.config.text or self.spec.description,
+                                       (self.vlm or self.llm).model, announce=self.log)
         if self._chooser is None:
             from robreward.codegen.choose import HumanChooser
 
@@ -219,8 +245,9 @@ class _Run:
     def _cand_dir(self, cand: dict) -> Path:
         return self.out / cand["id"]
 
-    def _complete(self, messages: list[dict], n: int, seed: int) -> Completion:
-        completion = self.llm.complete(messages, n, self.config.temperature, self.config.response_tokens, seed=seed)
+    def _complete(self, messages: list[dict], n: int, seed: int, temperature: float | None = None) -> Completion:
+        temperature = self.config.temperature if temperature is None else temperature
+        completion = self.llm.complete(messages, n, temperature, self.config.response_tokens, seed=seed)
         self.state["llm_calls"] += 1
         self.save()
         return completion
@@ -440,46 +467,54 @@ class _Run:
                 worst = min(trained, key=lambda c: c["fitness"])
                 rec["preferences"] = [f"{_described(top)} was preferred over {_described(worst)}; the task metric "
                                       "picked them, as ICPL's proxy for a person"]
-            elif (self.config.preferences == "human" and len(trained) > 1 and not rec.get("preferences")
+            elif (self.config.preferences in ("human", "vlm") and len(trained) > 1 and not rec.get("preferences")
                   and it < self.config.iterations - 1):  # the last iteration has no next prompt to inform
-                by_name = {c["id"].split("/")[-1]: c for c in trained}  # cand_YY: a plain video file name
-                answer = self.chooser().choose(
-                    self.out / f"iter_{it:02d}", it, self.train_task,
-                    [{"id": name, "fitness": c["fitness"], "policy": self._cand_dir(c) / "run" / "policy.onnx"}
-                     for name, c in by_name.items()], seed=self.config.seed)
-                best, worst = by_name[answer["best"]], by_name[answer["worst"]]
-                rec["preferences"] = [f"{_described(best)} was preferred over {_described(worst)} by a person who "
-                                      "watched a video of each candidate's policy"]
-                self.log(f"iteration {it}: the person prefers {best['id']} and likes {worst['id']} least")
+                self._ask(it, rec, {c["id"].split("/")[-1]: c for c in trained})
         rec["done"] = True
         self.save()
 
     def _select_by_preference(self, it: int, rec: dict, trained: list[dict]) -> None:
-        """A --text task without a fitness: the person picks the best and the worst of this
-        iteration's candidates and the best so far (shown as "best-so-far"); the pick is the best."""
+        """A --text task without a fitness: the judge (a person, or a VLM) picks the best and the
+        worst of this iteration's candidates and the best so far (shown as "best-so-far"); the pick
+        is the best."""
         incumbent = self.state["best"]
         options = {c["id"].split("/")[-1]: c for c in trained}  # cand_YY: a plain video file name
         if incumbent is not None:
             options["best-so-far"] = {"id": incumbent["id"], "terms": incumbent.get("terms", []), "fitness": None}
-        if len(options) == 1:
-            best = trained[0]
-            self.log(f"iteration {it}: one trained candidate and nothing to compare it with: {best['id']} is the best")
+        picked = self._ask(it, rec, options) if len(options) > 1 else None
+        if picked is None:  # one candidate, or a judge that gave no usable answer: keep the best so far
+            best = options["best-so-far"] if incumbent is not None else trained[0]
+            self.log(f"iteration {it}: no choice among the candidates: {best['id']} stays the best")
         else:
-            answer = self.chooser().choose(
-                self.out / f"iter_{it:02d}", it, self.train_task,
-                [{"id": name, "fitness": None, "policy": self.out / c["id"] / "run" / "policy.onnx"}
-                 for name, c in options.items()], seed=self.config.seed)
-            best, worst = options[answer["best"]], options[answer["worst"]]
-            rec["preferences"] = [f"{_described(best)} was preferred over {_described(worst)} by a person who "
-                                  "watched a video of each candidate's policy"]
-            self.log(f"iteration {it}: the person prefers {best['id']} and likes {worst['id']} least")
+            best = picked
         rec["best"] = best["id"]
         if incumbent is None or best["id"] != incumbent["id"]:
-            self.state["best"] = {"id": best["id"], "iteration": it, "fitness": None, "chosen_by": "person",
-                                  "terms": best.get("terms", []),
+            who = "vlm" if self.config.preferences == "vlm" else "person"
+            self.state["best"] = {"id": best["id"], "iteration": it, "fitness": None, "chosen_by": who,
+                                  "judge": self.judge()[0], "terms": best.get("terms", []),
                                   "reflection": (self._cand_dir(best) / "reflection.txt").read_text()}
             self._copy_best(self._cand_dir(best) / "run" / "policy.onnx")
-            self.log(f"iteration {it}: new best {best['id']} (the person's pick)")
+            self.log(f"iteration {it}: new best {best['id']} ({self.judge()[0]}'s pick)")
+
+    def _ask(self, it: int, rec: dict, options: dict[str, dict]) -> dict | None:
+        """The judge's best and worst among options {video name: candidate}: the ICPL sentence goes
+        into rec["preferences"]; returns the best (None if a VLM gave no usable answer: logged)."""
+        from robreward.codegen.vlm_choice import VLMChoiceError
+
+        try:
+            answer = self.chooser().choose(
+                self.out / f"iter_{it:02d}", it, self.train_task,
+                [{"id": name, "fitness": c.get("fitness"), "policy": self.out / c["id"] / "run" / "policy.onnx"}
+                 for name, c in options.items()], seed=self.config.seed)
+        except VLMChoiceError as err:
+            self.log(f"iteration {it}: no preference this iteration: {err}")
+            rec["preference_error"] = str(err)
+            return None
+        best, worst = options[answer["best"]], options[answer["worst"]]
+        who, how = self.judge()
+        rec["preferences"] = [f"{_described(best)} was preferred over {_described(worst)} {how}"]
+        self.log(f"iteration {it}: {who} prefers {best['id']} and likes {worst['id']} least")
+        return best
 
     def _copy_best(self, policy: Path | None) -> None:
         best = self.out / "best"
@@ -538,18 +573,19 @@ class _RunLLM:
     machine to machine), the recorded call at the same position answers, and it is counted
     (``fallbacks``) so the report can say so. A replayed run writes its own transcript too."""
 
-    def __init__(self, config: GenerateConfig, ledger, out: Path, calls_done: int):
-        spec = config.llm.strip()
+    def __init__(self, spec: str, base_url: str | None, timeout: float, ledger, out: Path, calls_done: int,
+                 transcript: str = "transcript", cache: str = "llm_cache"):
+        spec = spec.strip()
         self.fallbacks, self.position = 0, calls_done
         if spec.startswith("replay:"):
             self.replay_dir = Path(spec[len("replay:"):])
             self.client = ReplayClient(self.replay_dir, ledger=ledger)
             self.records = [json.loads(p.read_text()) for p in _Transcript.files(self.replay_dir)]
-            self.transcript = _Transcript(out / "transcript")
+            self.transcript = _Transcript(out / transcript)
         else:
             self.replay_dir, self.records, self.transcript = None, [], None
-            self.client = make_client(spec, config.base_url, timeout=config.llm_timeout_s, ledger=ledger,
-                                      cache_dir=out / "llm_cache", transcript_dir=out / "transcript")
+            self.client = make_client(spec, base_url, timeout=timeout, ledger=ledger, cache_dir=out / cache,
+                                      transcript_dir=out / transcript)
         self.model, self.ledger = self.client.model, ledger
 
     def complete(self, messages: list[dict], n: int, temperature: float, max_tokens: int, *, seed: int) -> Completion:

@@ -16,9 +16,10 @@ def write_report(run) -> Path:
     if config.text:
         lines += [f"Task (--text): {config.text.strip()}",
                   f"Fitness (--fitness): `{config.fitness}`" if config.fitness else
-                  "Selection: **by a person's preference**. This task has no fitness (no --fitness): in every "
-                  "iteration a person picked the best and the worst of videos of the candidates' policies (and "
-                  "of the best so far); no number here says how well a policy does the text task.", ""]
+                  f"Selection: **by {_judge(run)}'s preference**. This task has no fitness (no --fitness): in "
+                  f"every iteration {_judge(run)} picked the best and the worst of videos of the candidates' "
+                  "policies (and of the best so far); no number here says how well a policy does the text task.",
+                  ""]
     if run.llm.replay_dir is not None:
         lines.append(f"LLM: **replayed** from `{run.llm.replay_dir}`: a recorded transcript, not a live model"
                      + (f"; {run.llm.fallbacks} of {state['llm_calls']} answers were matched by position, "
@@ -52,7 +53,7 @@ def write_report(run) -> Path:
         lines += ["", "No candidate was trained: see the reasons above and iter_*/cand_*/check.json."]
     else:
         code = (run.out / "best" / "reward.py").read_text().strip()
-        how = ("picked by a person" if best.get("fitness") is None
+        how = (f"picked by {_judge(run)}" if best.get("fitness") is None
                else f"fitness {best['fitness']:.4g} in the search")
         lines += ["", f"## Best reward: {best['id']} ({how})", "",
                   "```python", code, "```", "", "Reflection on its training:", "", "```", best["reflection"], "```"]
@@ -114,6 +115,10 @@ def _final_section(run) -> list[str]:
         lines.append(f"- Final seed(s) {', '.join(failed)} failed to train (final/seed_N/failed.json).")
     return lines
 
+
+
+def _judge(run) -> str:
+    return f"a vision-language model ({run.judge()[0]})" if run.config.preferences == "vlm" else "a person"
 
 
 def _fmt(x) -> str:
