@@ -126,9 +126,9 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=20_480, help="env steps per candidate (summed over its worlds)")
     parser.add_argument("--worlds", type=int, default=16, help="worlds per candidate")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batched-threads", type=int, default=os.cpu_count() or 1,
-                        help="torch threads of the batched path (default: all cores, train_many's default; its "
-                             "[K, B, H] matmuls use them)")
+    parser.add_argument("--batched-threads", type=int, default=None,
+                        help="torch threads of the batched path (default: train_many's, one per 8 candidates up to "
+                             "the cores; its [K, B, H] matmuls use them)")
     parser.add_argument("--sequential-threads", type=int, default=1,
                         help="torch threads of each sequential run (default 1, the runner's default: its small "
                              "matmuls are slower with 2 on 2 cores)")
@@ -155,7 +155,8 @@ def main(argv=None) -> int:
         "benchmark": "generate: K candidates trained at once vs sequentially",
         "task": args.task, "candidates": args.candidates, "steps_per_candidate": args.steps,
         "worlds_per_candidate": args.worlds, "seed": args.seed, "order": args.order,
-        "torch_threads": {"batched": args.batched_threads, "sequential": args.sequential_threads},
+        "torch_threads": {"batched": args.batched_threads or min(os.cpu_count() or 1, max(1, args.candidates // 8)),
+                          "sequential": args.sequential_threads},
         "batched": runs["batched"], "sequential": runs["sequential"],
         "speedup_sequential_over_batched": ratio,
         "target": ">= 4x on CPU at small budgets (issue 5); >= 8x on a GPU",
