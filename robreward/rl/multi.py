@@ -426,8 +426,9 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out
     in one process on one K x M-world env; each into its own run dir (see the module docstring).
     ``resume``: continue every run dir from its checkpoints/latest.pt (all at one step) up to
     ``steps_per_candidate``; checkpoints are written every ``latest_every`` updates. torch_threads:
-    torch's intra-op threads (default: one per 8 candidates, up to the cores: K=16 [K, B, H] matmuls
-    train 1.25x faster on 2 threads of 2 cores, K=3 ones 1.2x slower, as one small run's are).
+    torch's intra-op threads of the PPO update (default: one per 8 candidates, up to the cores: the
+    K=16 update is 1.7x faster on 2 threads of 2 quiet cores; K=3 ones are too small to gain). The
+    rollout's small policy forwards run on 1 thread (3x slower on 2 threads under load).
 
     Returns {"candidates": [{"run_dir", "steps", "failed" (error or None), "stats", "eval"}],
     "seconds", "timing" (seconds per stage: physics, rewards, policy, update, overhead, finish)}.
@@ -448,7 +449,7 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out
     configs = [TrainConfig(task=str(task), reward=name, num_envs=per, steps=steps_per_candidate, seed=seed,
                            out=str(out), backend=backend, device=str(device), torch_threads=torch_threads,
                            eval_episodes=eval_episodes, progress=False, ppo=cfg) for name, out in zip(names, run_dirs)]
-    torch.set_num_threads(max(1, torch_threads))
+    torch.set_num_threads(1)
     timers = _Timers()
     start = time.perf_counter()
 
@@ -536,7 +537,11 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out
                 if error is not None and failed_at[k] is None:
                     failed_at[k] = global_step
             learner.active = torch.tensor([f is None for f in reward_fn.failed])
-            results = learner.update(rollout)
+            torch.set_num_threads(max(1, torch_threads))
+            try:
+                results = learner.update(rollout)
+            finally:
+                torch.set_num_threads(1)
             mark = timers.add("update", mark)
             update += 1
             global_step += transitions
