@@ -509,6 +509,47 @@ class ReplayClient:
             f"last message starts {last[:80]!r}); the run asked for something the recorded run did not")
 
 
+class RunClient:
+    """A generate run's LLM client (robreward.codegen.loop). ``replay:DIR`` answers from DIR by exact request first; where this
+    run's request differs from the recorded one (training numbers in a reflection differ from
+    machine to machine), the recorded call at the same position answers, and it is counted
+    (``fallbacks``) so the report can say so. A replayed run writes its own transcript too."""
+
+    def __init__(self, spec: str, base_url: str | None, timeout: float, ledger, out: Path, calls_done: int,
+                 transcript: str = "transcript", cache: str = "llm_cache"):
+        spec = spec.strip()
+        self.fallbacks, self.position = 0, calls_done
+        if spec.startswith("replay:"):
+            self.replay_dir = Path(spec[len("replay:"):])
+            self.client = ReplayClient(self.replay_dir, ledger=ledger)
+            self.records = [json.loads(p.read_text()) for p in _Transcript.files(self.replay_dir)]
+            self.transcript = _Transcript(out / transcript)
+        else:
+            self.replay_dir, self.records, self.transcript = None, [], None
+            self.client = make_client(spec, base_url, timeout=timeout, ledger=ledger, cache_dir=out / cache,
+                                      transcript_dir=out / transcript)
+        self.model, self.ledger = self.client.model, ledger
+
+    def complete(self, messages: list[dict], n: int, temperature: float, max_tokens: int, *, seed: int) -> Completion:
+        position, self.position = self.position, self.position + 1
+        try:
+            completion = self.client.complete(messages, n, temperature, max_tokens, seed=seed)
+        except ReplayMissError:
+            if position >= len(self.records) or self.records[position]["request"]["n"] != n:
+                raise
+            logger.warning("replay: request %d differs from the recorded one; using the recorded answer at that "
+                           "position", position)
+            self.fallbacks += 1
+            self.ledger.record_cached()
+            completion = dataclasses.replace(Completion(**self.records[position]["completion"]), cached=True,
+                                             cost_usd=0.0)
+        if self.transcript is not None:
+            request = _request_record(completion.model, messages, n, temperature, max_tokens, seed)
+            self.transcript.append(request_key(completion.model, messages, n, temperature, max_tokens, seed),
+                                   request, completion, 0)
+        return completion
+
+
 def make_client(spec: str, base_url: str | None = None, *, timeout: float = 120.0,
                 retry: RetryPolicy | None = None, ledger: Ledger | None = None,
                 cache_dir: str | Path | None = None, transcript_dir: str | Path | None = None,

@@ -11,13 +11,16 @@ The run directory keeps everything:
     config.json              the resolved GenerateConfig (API keys live only in the environment)
     state.json               progress, rewritten atomically after every candidate (what resume reads)
     ledger.json              LLM tokens and approximate cost
-    transcript/              every LLM call, request and response (``--llm replay:OUT/transcript``)
+    transcript/              every LLM call, request and response (``--llm replay:OUT/transcript``);
+                             vlm_transcript/: the --vlm model's, when it is not the --llm one
     llm_cache/               responses by request key: a resumed run pays for nothing twice
     task/                    --text only: the scene with the user's fitness, as a task folder
     iter_XX/prompt.json      the iteration's sampling request; samples_aN.json: the K responses of
                              attempt N (an iteration whose candidates all fail is redone)
     iter_XX/cand_YY/         reward.py, check.json (every check and repair round, the CARD test),
-                             run/ (a robreward run dir), reflection.txt
+                             run/ (a robreward run dir; run/rung_R.json: each successive-halving
+                             rung's result), reflection.txt
+    iter_XX/choice.json      --preferences human/vlm: the pick (videos/: what was shown)
     best/                    reward.py, reflection.txt, policy.onnx (after the final stage: the
                              median final seed's)
     final/seed_N/            the best reward retrained with fresh seeds (a seed group for compare)
@@ -27,7 +30,6 @@ The run directory keeps everything:
 from __future__ import annotations
 
 import ast
-import dataclasses
 import json
 import logging
 import os
@@ -37,8 +39,7 @@ from typing import Callable
 
 from robreward.codegen.config import CONFIG_FILE, GenerateConfig, load_config  # noqa: F401  (load_config: re-export)
 from robreward.codegen.extract import extract_program, preflight
-from robreward.codegen.llm import (BudgetExceeded, Completion, Ledger, LLMError, ReplayClient, ReplayMissError,
-                                   _request_record, _Transcript, make_client, request_key)
+from robreward.codegen.llm import BudgetExceeded, Completion, Ledger, LLMError, RunClient
 from robreward.codegen.prompt import build_prompt, repair_prompt
 from robreward.codegen.reflect import reflection_text
 from robreward.codegen.report import write_report
@@ -82,7 +83,7 @@ TASK = dataclasses.replace(
     SCENE, name=SCENE.name + "-text", fitness=_fitness, success_threshold=None,
     description=(HERE / "text.txt").read_text() + "\\n\\nScene: " + SCENE.description,
     notes=("--text task: fitness from fitness.py" if _FITNESS is not None else
-           "--text task without a fitness (constant 0): a person's preference selects its rewards")
+           "--text task without a fitness (constant 0): a person's or a VLM's preference selects its rewards")
           + "; success is the scene's own success test")
 '''
 
@@ -175,9 +176,9 @@ class _Run:
         self.from_best = _best_of_run(config.from_run, self.spec.name) if config.from_run else None
         self.state = json.loads((self.out / STATE_FILE).read_text()) if resume else _new_state()
         self.ledger = Ledger.load(self.out / "ledger.json", config.max_cost, config.max_tokens)
-        self.llm = _RunLLM(config.llm, config.base_url, config.llm_timeout_s, self.ledger, self.out,
+        self.llm = RunClient(config.llm, config.base_url, config.llm_timeout_s, self.ledger, self.out,
                            self.state["llm_calls"])  # LLMConfigError if unset
-        self.vlm = (_RunLLM(config.vlm, config.vlm_base_url or config.base_url, config.llm_timeout_s, self.ledger,
+        self.vlm = (RunClient(config.vlm, config.vlm_base_url or config.base_url, config.llm_timeout_s, self.ledger,
                             self.out, self.state.get("vlm_calls", 0), transcript="vlm_transcript", cache="vlm_cache")
                     if config.vlm else None)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -565,47 +566,6 @@ class _Run:
     # -- report.md (robreward/codegen/report.py)
     def write_report(self) -> Path:
         return write_report(self)
-
-
-class _RunLLM:
-    """The run's LLM client. ``replay:DIR`` answers from DIR by exact request first; where this
-    run's request differs from the recorded one (training numbers in a reflection differ from
-    machine to machine), the recorded call at the same position answers, and it is counted
-    (``fallbacks``) so the report can say so. A replayed run writes its own transcript too."""
-
-    def __init__(self, spec: str, base_url: str | None, timeout: float, ledger, out: Path, calls_done: int,
-                 transcript: str = "transcript", cache: str = "llm_cache"):
-        spec = spec.strip()
-        self.fallbacks, self.position = 0, calls_done
-        if spec.startswith("replay:"):
-            self.replay_dir = Path(spec[len("replay:"):])
-            self.client = ReplayClient(self.replay_dir, ledger=ledger)
-            self.records = [json.loads(p.read_text()) for p in _Transcript.files(self.replay_dir)]
-            self.transcript = _Transcript(out / transcript)
-        else:
-            self.replay_dir, self.records, self.transcript = None, [], None
-            self.client = make_client(spec, base_url, timeout=timeout, ledger=ledger, cache_dir=out / cache,
-                                      transcript_dir=out / transcript)
-        self.model, self.ledger = self.client.model, ledger
-
-    def complete(self, messages: list[dict], n: int, temperature: float, max_tokens: int, *, seed: int) -> Completion:
-        position, self.position = self.position, self.position + 1
-        try:
-            completion = self.client.complete(messages, n, temperature, max_tokens, seed=seed)
-        except ReplayMissError:
-            if position >= len(self.records) or self.records[position]["request"]["n"] != n:
-                raise
-            logger.warning("replay: request %d differs from the recorded one; using the recorded answer at that "
-                           "position", position)
-            self.fallbacks += 1
-            self.ledger.record_cached()
-            completion = dataclasses.replace(Completion(**self.records[position]["completion"]), cached=True,
-                                             cost_usd=0.0)
-        if self.transcript is not None:
-            request = _request_record(completion.model, messages, n, temperature, max_tokens, seed)
-            self.transcript.append(request_key(completion.model, messages, n, temperature, max_tokens, seed),
-                                   request, completion, 0)
-        return completion
 
 
 # -- helpers ------------------------------------------------------------------------------------------
