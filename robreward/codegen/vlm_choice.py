@@ -44,13 +44,14 @@ def video_frames(path, count: int = FRAMES_PER_VIDEO, size: int = FRAME_SIZE) ->
     import imageio.v2 as imageio
     from PIL import Image
 
-    with imageio.get_reader(str(path)) as reader:
-        frames = [frame for frame in reader]
+    with imageio.get_reader(str(path)) as reader:  # keep only the picked frames: a 1000-step episode is 230 MB
+        total = reader.count_frames()
+        picks = sorted({round(i * (total - 1) / max(count - 1, 1)) for i in range(count)}) if total else []
+        frames = {i: frame for i, frame in enumerate(reader) if i in picks}
     if not frames:
         raise ValueError(f"video {str(path)!r} has no frames")
-    picks = sorted({round(i * (len(frames) - 1) / max(count - 1, 1)) for i in range(count)})
     images = []
-    for index in picks:
+    for index in sorted(frames):
         image = Image.fromarray(frames[index])
         image.thumbnail((size, size))
         buffer = io.BytesIO()
