@@ -10,6 +10,8 @@ just taken, computed on the post-step state before any reset; ended worlds are t
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -133,7 +135,8 @@ class BatchedEnv:
             raise TypeError(f"action must be a float tensor, got dtype {action.dtype}; cast with .float()")
         if action.dtype != torch.float32 or action.device != self.device:
             action = action.to(self.device, torch.float32)
-        if not torch.isfinite(action).all():
+        # the sum of a finite batch is finite unless it overflows; only then look row by row
+        if not math.isfinite(float(action.sum())) and not torch.isfinite(action).all():
             bad = torch.nonzero(~torch.isfinite(action).all(-1)).flatten()[:5].tolist()
             raise ValueError(f"action has NaN or inf values (worlds {bad}); check the policy output")
         return torch.clamp(action, self.action_low, self.action_high)
@@ -210,9 +213,13 @@ class BatchedEnv:
         terminated = _as(self.spec.terminated(state), torch.bool)
         obs = self.spec.observe(state)
 
-        broken_t = torch.as_tensor(broken, device=self.device)
-        # NaN guard: nothing non-finite reaches the learner
-        broken_t |= ~torch.isfinite(obs.sum(-1) + reward)  # any NaN/inf in a row makes its sum non-finite
+        # NaN guard: nothing non-finite reaches the learner. Any NaN/inf in a row makes its sum
+        # non-finite, and so the sum of all rows: on the CPU the per-row mask is built only then
+        # (or when the simulator flagged a world); on a GPU the mask is built without a sync.
+        if self.device.type == "cpu" and not broken.any() and math.isfinite(float(obs.sum() + reward.sum())):
+            broken_t = torch.zeros(self.num_envs, dtype=torch.bool)
+        else:
+            broken_t = torch.as_tensor(broken, device=self.device) | ~torch.isfinite(obs.sum(-1) + reward)
         if broken_t.any():
             keep = ~broken_t
             reward = torch.where(keep, reward, torch.zeros_like(reward))

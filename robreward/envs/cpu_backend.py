@@ -81,8 +81,12 @@ class CpuSimulator:
             broken[err.ids] = True
         self._warnings = self._warning_counts()
         broken |= self._warnings > warnings_before
-        # NaN, inf or overflow in one pass: NaN fails every comparison
-        broken |= ~(np.abs(self.batch.state).max(axis=1) <= _OVERFLOW)
+        # NaN, inf or overflow: NaN fails every comparison (and NaN is what max and min return
+        # when there is one). The per-world check runs only when the extremes are out of bounds.
+        # (Not np.dot: BLAS threads would compete with the simulator's pool.)
+        state = self.batch.state
+        if not (state.max() <= _OVERFLOW and state.min() >= -_OVERFLOW):
+            broken |= ~(np.abs(self.batch.state).max(axis=1) <= _OVERFLOW)
         if self._post_fields:
             self._rne_post()
         return broken

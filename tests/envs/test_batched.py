@@ -110,6 +110,33 @@ def test_nan_physics_resets_the_world_and_is_flagged():
     assert torch.isfinite(info["final_obs"]).all()
 
 
+def test_a_non_finite_reward_in_one_world_resets_that_world_only():
+    """The simulator is fine, the training reward is NaN in world 2: the guard catches it."""
+
+    class NanInWorld2:
+        name = "nan-in-2"
+
+        def __call__(self, state, action):
+            total = state.x_velocity.clone()
+            total[2] = float("nan")
+            return total, {"x": total}
+
+    env = robreward.make("cheetah-run", num_envs=4, seed=0, reward=NanInWorld2())
+    env.reset()
+    obs, reward, terminated, truncated, info = env.step(torch.zeros(4, 6))
+    assert info["nan_reset"].tolist() == [False, False, True, False]
+    assert terminated.tolist() == [False, False, True, False]
+    assert torch.isfinite(reward).all() and float(reward[2]) == 0.0
+
+
+def test_huge_finite_actions_are_clipped_not_refused():
+    """Their sum overflows float32; they are still finite actions."""
+    env = robreward.make("cheetah-run", num_envs=2)
+    env.reset()
+    _, _, _, _, info = env.step(torch.full((2, 6), 3e38))
+    assert torch.equal(info["final_state"].action, torch.ones(2, 6))
+
+
 # -- bad input: each a clear error naming the problem and the fix -------------------------
 
 def test_unknown_task_suggests_closest_name():
