@@ -19,12 +19,12 @@ from robreward.codegen.llm import (
 )
 from robreward.codegen.loop import (
     GenerateConfig,
-    check_fitness_expression,
     generate,
     load_config,
     train_candidates,
     training_stats,
 )
+from robreward.codegen.text_task import check_fitness_expression
 
 __all__ = [
     "PRICES_PER_MILLION",

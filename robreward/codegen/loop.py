@@ -29,7 +29,6 @@ The run directory keeps everything:
 
 from __future__ import annotations
 
-import ast
 import json
 import logging
 import os
@@ -43,6 +42,7 @@ from robreward.codegen.llm import BudgetExceeded, Completion, Ledger, LLMError, 
 from robreward.codegen.prompt import build_prompt, repair_prompt
 from robreward.codegen.reflect import reflection_text
 from robreward.codegen.report import write_report
+from robreward.codegen.text_task import check_fitness_expression, write_text_task
 from robreward.codegen.training import checkpoint_step, train_candidates, training_stats
 from robreward.fileio import atomic_write_json, atomic_write_text
 
@@ -50,44 +50,6 @@ logger = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
 PASSED = ("passed", "trained", "train_failed")  # candidate statuses that got through the checks
-FITNESS_PROGRAM = '''"""The fitness of a --text task, as given by --fitness (written by robreward generate)."""
-import torch
-import math
-
-
-def compute_reward(state, action):
-    fitness = ({expr}) * 1.0
-    return fitness, {{"fitness": fitness}}
-'''
-TEXT_TASK = '''"""A task given as text over the scene of an existing task (written by robreward generate):
-the scene's physics, state and hand reward; the user's fitness (fitness.py) instead of the scene's."""
-import dataclasses
-from pathlib import Path
-
-from robreward.envs.registry import get_task
-from robreward.rewards.program import load_reward_program
-
-HERE = Path(__file__).resolve().parent
-SCENE = get_task({scene!r})
-_FITNESS = (load_reward_program(HERE / "fitness.py", SCENE, dry_run=False)  # dry-run once by generate
-            if (HERE / "fitness.py").is_file() else None)
-
-
-def _fitness(state):
-    if _FITNESS is None:  # no --fitness: a person's preference selects; 0 measures nothing
-        return state.action.new_zeros(state.action.shape[0])
-    return _FITNESS(state, state.action)[0]
-
-
-TASK = dataclasses.replace(
-    SCENE, name=SCENE.name + "-text", fitness=_fitness, success_threshold=None,
-    description=(HERE / "text.txt").read_text() + "\\n\\nScene: " + SCENE.description,
-    notes=("--text task: fitness from fitness.py" if _FITNESS is not None else
-           "--text task without a fitness (constant 0): a person's or a VLM's preference selects its rewards")
-          + "; success is the scene's own success test")
-'''
-
-
 def _described(cand: dict) -> str:
     fitness = "" if cand.get("fitness") is None else f"; fitness {cand['fitness']:.3g}"
     return f"candidate {cand['id']} (terms {', '.join(cand.get('terms', []))}{fitness})"
@@ -139,21 +101,6 @@ def generate(config: GenerateConfig, *, resume: bool = False, log: Callable[[str
     finally:
         run.close()
     return run.finish()
-
-
-def check_fitness_expression(expr: str, spec) -> str:
-    """The --fitness expression as a reward program source, after the reward-program checks
-    (static allow-list + sandboxed dry run: shape [N], float, finite). ValueError says why not."""
-    try:
-        ast.parse(expr.strip(), mode="eval")
-    except SyntaxError as err:
-        raise ValueError(f"--fitness {expr!r} is not a Python expression ({err.msg}); give one expression over "
-                         "state fields, e.g. \"(torch.linalg.norm(state.ee_to_goal, dim=-1) < 0.05)\"") from None
-    source = FITNESS_PROGRAM.format(expr=" ".join(expr.split()))
-    result = preflight(source, spec, name="fitness")
-    if not result.ok:
-        raise ValueError(f"--fitness {expr!r} is rejected by the reward-program checks: " + "; ".join(result.reasons))
-    return source
 
 
 # -- the run: state, LLM, stages ---------------------------------------------------------------------
@@ -265,16 +212,11 @@ class _Run:
         return data
 
     def _train_task(self) -> str:
-        if not self.config.text:
-            return self.config.task if not Path(self.config.task).is_dir() else str(Path(self.config.task).resolve())
-        folder = self.out / "task"  # a real task folder: training, eval.json and compare all use the user's fitness
-        folder.mkdir(exist_ok=True)
         scene = self.config.task if not Path(self.config.task).is_dir() else str(Path(self.config.task).resolve())
-        if self.fitness_source is not None:
-            atomic_write_text(folder / "fitness.py", self.fitness_source)
-        atomic_write_text(folder / "text.txt", self.config.text.strip())
-        atomic_write_text(folder / "task.py", TEXT_TASK.format(scene=scene))
-        return str(folder.resolve())
+        if not self.config.text:
+            return scene
+        # a real task folder: training, eval.json and compare all use the user's fitness
+        return write_text_task(self.out / "task", scene, self.config.text, self.fitness_source)
 
     # -- 1. prompt
     def prompt(self, it: int) -> list[dict]:
