@@ -86,6 +86,7 @@ def run_batched(files, args, root: Path) -> dict:
     breakdown["overhead"] = wall - sum(breakdown.values())
     failed = [c["failed"] for c in summary["candidates"] if c["failed"]]
     return {"wall_s": wall, "breakdown_s": breakdown, "failed": failed,
+            "networks_s": {"rollout": t.get("policy", 0.0), "update": t.get("update", 0.0)},
             "final_success": [c["stats"].get("success") for c in summary["candidates"]]}
 
 
@@ -116,7 +117,40 @@ def run_sequential(files, args, root: Path) -> dict:
     breakdown = {"physics": step.seconds - reward.seconds, "rewards": reward.seconds,
                  "networks": act.seconds + update.seconds}
     breakdown["overhead"] = wall - sum(breakdown.values())
-    return {"wall_s": wall, "breakdown_s": breakdown, "failed": [], "final_success": finals}
+    return {"wall_s": wall, "breakdown_s": breakdown, "failed": [], "final_success": finals,
+            "networks_s": {"rollout": act.seconds, "update": update.seconds}}
+
+
+def network_gflop(task: str, steps: int, worlds: int) -> dict:
+    """The arithmetic one candidate's networks do (GFLOP, multiply-add = 2): the rollout's actor and
+    critic forward per env step, and PPO's epochs of forward + backward (~3x forward) per update."""
+    from robreward.envs.registry import get_task
+    from robreward.rl.config import PPOConfig
+
+    spec, cfg = get_task(task), PPOConfig()
+    macs = sum(a * b for sizes in ((spec.obs_dim, *cfg.actor_hidden, spec.act_dim), (spec.obs_dim, *cfg.critic_hidden, 1))
+               for a, b in zip(sizes[:-1], sizes[1:]))  # per transition, actor + critic
+    rollout = cfg.num_steps * worlds
+    updates = steps // rollout
+    return {"rollout": 2 * macs * steps / 1e9, "update": 6 * macs * updates * cfg.num_epochs * rollout / 1e9}
+
+
+def matmul_peak_gflops(batch: int, rows: int, width: int, threads: int, seconds: float = 1.0) -> float:
+    """GFLOP/s of torch.bmm on [batch, rows, width] x [batch, width, width] at `threads` torch threads:
+    the hidden layer of a mini-batch, the rate the networks could reach at best."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a, w = torch.randn(batch, rows, width), torch.randn(batch, width, width)
+        for _ in range(10):
+            torch.bmm(a, w)
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            torch.bmm(a, w)
+            count += 1
+        return 2 * batch * rows * width * width * count / (time.perf_counter() - start) / 1e9
+    finally:
+        torch.set_num_threads(before)
 
 
 def main(argv=None) -> int:
@@ -151,12 +185,25 @@ def main(argv=None) -> int:
             print(f"{name}: {runs[name]['wall_s']:.1f} s  {json.dumps({k: round(v, 1) for k, v in runs[name]['breakdown_s'].items()})}",
                   flush=True)
     ratio = runs["sequential"]["wall_s"] / runs["batched"]["wall_s"]
+    # how close each path's networks run to the matmul rate of these cores (compute-bound or not)
+    from robreward.rl.config import PPOConfig
+
+    threads = {"batched": args.batched_threads or min(os.cpu_count() or 1, max(1, args.candidates // 8)),
+               "sequential": args.sequential_threads}
+    per = network_gflop(args.task, args.steps, args.worlds)
+    rows, width = PPOConfig().num_steps * args.worlds // PPOConfig().num_minibatches, PPOConfig().actor_hidden[0]
+    for name in ("batched", "sequential"):
+        peak = matmul_peak_gflops(args.candidates if name == "batched" else 1, rows, width, threads[name])
+        spent = runs[name]["networks_s"]
+        runs[name]["networks_gflop_per_s"] = {stage: args.candidates * per[stage] / spent[stage] for stage in per}
+        runs[name]["matmul_peak_gflop_per_s"] = peak
+        print(f"{name} networks: rollout {runs[name]['networks_gflop_per_s']['rollout']:.1f}, update "
+              f"{runs[name]['networks_gflop_per_s']['update']:.1f} GFLOP/s; hidden-layer matmul peak {peak:.1f}")
     result = {
         "benchmark": "generate: K candidates trained at once vs sequentially",
         "task": args.task, "candidates": args.candidates, "steps_per_candidate": args.steps,
         "worlds_per_candidate": args.worlds, "seed": args.seed, "order": args.order,
-        "torch_threads": {"batched": args.batched_threads or min(os.cpu_count() or 1, max(1, args.candidates // 8)),
-                          "sequential": args.sequential_threads},
+        "torch_threads": threads, "network_gflop_per_candidate": per,
         "batched": runs["batched"], "sequential": runs["sequential"],
         "speedup_sequential_over_batched": ratio,
         "target": ">= 4x on CPU at small budgets (issue 5); >= 8x on a GPU",
