@@ -187,11 +187,12 @@ def main(argv=None) -> int:
     ratio = runs["sequential"]["wall_s"] / runs["batched"]["wall_s"]
     # how close each path's networks run to the matmul rate of these cores (compute-bound or not)
     from robreward.rl.config import PPOConfig
+    from robreward.rl.multi import update_threads
 
-    threads = {"batched": args.batched_threads or min(os.cpu_count() or 1, max(1, args.candidates // 8)),
-               "sequential": args.sequential_threads}
+    threads = {"batched": args.batched_threads or update_threads(args.candidates), "sequential": args.sequential_threads}
     per = network_gflop(args.task, args.steps, args.worlds)
-    rows, width = PPOConfig().num_steps * args.worlds // PPOConfig().num_minibatches, PPOConfig().actor_hidden[0]
+    cfg = PPOConfig()
+    rows, width = cfg.num_steps * args.worlds // cfg.num_minibatches, cfg.actor_hidden[0]
     for name in ("batched", "sequential"):
         peak = matmul_peak_gflops(args.candidates if name == "batched" else 1, rows, width, threads[name])
         spent = runs[name]["networks_s"]

@@ -86,7 +86,7 @@ class CpuSimulator:
         # (Not np.dot: BLAS threads would compete with the simulator's pool.)
         state = self.batch.state
         if not (state.max() <= _OVERFLOW and state.min() >= -_OVERFLOW):
-            broken |= ~(np.abs(self.batch.state).max(axis=1) <= _OVERFLOW)
+            broken |= ~(np.abs(state).max(axis=1) <= _OVERFLOW)
         if self._post_fields:
             self._rne_post()
         return broken

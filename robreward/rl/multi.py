@@ -202,6 +202,11 @@ def _initial_models(num: int, obs_dim: int, act_dim: int, cfg: PPOConfig, seed: 
     return models, generators
 
 
+def update_threads(num_candidates: int) -> int:
+    """train_many's default torch threads for the PPO update: one per 8 candidates, up to the cores."""
+    return min(os.cpu_count() or 1, max(1, num_candidates // 8))
+
+
 def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out_dirs: Sequence, *,
                num_envs_per_candidate: int = 32, ppo: PPOConfig | None = None, eval_episodes: int = 100,
                backend: str = "cpu", device="cpu", torch_threads: int | None = None, resume: bool = False,
@@ -229,7 +234,7 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out
     num, per = len(rewards), int(num_envs_per_candidate)
     run_dirs = [Path(out) for out in out_dirs]
     names = [_reward_name(r) for r in rewards]
-    torch_threads = int(torch_threads or min(os.cpu_count() or 1, max(1, len(rewards) // 8)))
+    torch_threads = int(torch_threads or update_threads(len(rewards)))
     configs = [TrainConfig(task=str(task), reward=name, num_envs=per, steps=steps_per_candidate, seed=seed,
                            out=str(out), backend=backend, device=str(device), torch_threads=torch_threads,
                            eval_episodes=eval_episodes, progress=False, ppo=cfg) for name, out in zip(names, run_dirs)]
@@ -451,4 +456,4 @@ def _finish(k: int, config: TrainConfig, run_dir: Path, env, net: BatchedActorCr
     return runner.finish_with_eval(config, run_dir, env.spec, steps, card_extra)
 
 
-__all__ = ["BatchedActorCritic", "BatchedPPO", "CandidateRewards", "MultiCandidateEnv", "train_many"]
+__all__ = ["BatchedActorCritic", "BatchedPPO", "CandidateRewards", "MultiCandidateEnv", "train_many", "update_threads"]
