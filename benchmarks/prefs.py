@@ -187,7 +187,8 @@ def main(argv=None) -> int:
     parser.add_argument("--per-round", type=int, default=50, help="queries per feedback round (default 50)")
     parser.add_argument("--pairing", default=PAIRING, help=f"query pairing: any | episode | mixed (default {PAIRING})")
     parser.add_argument("--features", default="", help="TaskState fields the reward reads, comma-separated, |x| for "
-                                                        "the norm of x (default: the observation)")
+                                                        "the norm of x, or obs-norms (the observation's fields, "
+                                                        "vectors as their norms); default: the observation")
     parser.add_argument("--no-action", action="store_true", help="the reward reads no action")
     parser.add_argument("--work", default=str(HERE / "results" / "prefs_runs"), help="cell run directories")
     parser.add_argument("--out", default=str(HERE / "results" / "prefs.json"))
@@ -199,6 +200,8 @@ def main(argv=None) -> int:
                              "(default .venv-imitation, `make imitation-venv`)")
     args = parser.parse_args(argv)
 
+    from robreward.envs.registry import get_task
+    from robreward.feedback.preferences.model import expand_features
     from robreward.feedback.preferences.teachers import make_teacher
 
     tasks = [t for t in args.tasks.split(",") if t]
@@ -215,12 +218,16 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"no default step budget for {unknown}: pass --steps")
     work = Path(args.work)
-    features = tuple(f.strip() for f in args.features.split(",") if f.strip())
-    variant = variant_name(args.pairing, features, not args.no_action)
+    given = tuple(f.strip() for f in args.features.split(",") if f.strip())
+    try:  # a preset (obs-norms) names its fields, so a cell's directory says what its reward read
+        features = {task: expand_features(get_task(task), given) for task in tasks}
+    except ValueError as err:
+        parser.error(str(err))
+    variant = {task: variant_name(args.pairing, features[task], not args.no_action) for task in tasks}
     cells = [(t, te, b, s) for t in tasks for te in teachers for b in budgets for s in seeds]
     if args.list:
         for cell in cells:
-            state = cell_dir(work, *cell, variant) / "state.json"
+            state = cell_dir(work, *cell, variant[cell[0]]) / "state.json"
             status = json.loads(state.read_text()) if state.is_file() else None
             label = "finished" if status and status.get("finished") else (
                 f"round {status['rounds_done']}" if status else "not started")
@@ -241,9 +248,9 @@ def main(argv=None) -> int:
     for task, teacher, budget, seed in cells:
         steps = args.steps or STEPS[task]
         print(f"cell {task} {teacher} q{budget} s{seed} ({steps:,} PPO steps)", flush=True)
-        row = run_cell(task, teacher, budget, seed, steps, work, args.per_round, args.pairing, features,
+        row = run_cell(task, teacher, budget, seed, steps, work, args.per_round, args.pairing, features[task],
                        not args.no_action)
-        rows[(task, teacher, budget, seed, variant)] = row
+        rows[(task, teacher, budget, seed, variant[task])] = row
         print(json.dumps(row), flush=True)
         write()
         if args.imitation and (task, teacher) == ("cheetah-run", "oracle"):

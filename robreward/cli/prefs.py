@@ -168,8 +168,10 @@ def register(sub) -> None:
     t.add_argument("--envs", type=int, default=32, help="parallel worlds (default 32)")
     t.add_argument("--pretrain-steps", type=int, default=0,
                    help="PPO steps of unsupervised state-entropy pre-training before the first queries (default 0)")
-    t.add_argument("--features", default=None, help="TaskState fields the reward reads, comma-separated "
-                                                     "(default: the task's observation), plus the action")
+    t.add_argument("--features", default=None, help="TaskState fields the reward reads, comma-separated, |x| for "
+                                                     "the norm of field x, or obs-norms (the observation's fields, "
+                                                     "vectors as their norms); default: the task's observation; "
+                                                     "plus the action")
     t.add_argument("--no-action", action="store_true", help="the reward reads no action (state-only reward)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--eval-episodes", type=int, default=100, help="episodes of the final evaluation (0: skip)")

@@ -19,6 +19,7 @@ from robreward.feedback.preferences import (
     preference_accuracy,
     sample_pairs,
 )
+from robreward.feedback.preferences.model import expand_features
 from robreward.rewards import Reward, check_reward_output
 
 FEATURES, HORIZON = 8, 10
@@ -123,6 +124,26 @@ def test_plugs_into_robreward_as_a_reward(reach_model):
         expected, _ = model(info["final_state"], info["final_state"]["action"])
         assert torch.equal(reward, expected) and set(info["reward_terms"]) == {"learned"}
         assert not torch.allclose(reward, info["hand_reward"])  # the hand reward is still reported beside it
+
+
+def test_obs_norms_preset_reads_the_observation_fields_vectors_as_norms():
+    spec = robreward.get_task("push")
+    assert expand_features(spec, ("obs-norms",)) == (
+        "|ee_pos|", "|ee_vel|", "gripper_opening", "|cube_pos|", "|goal_pos|", "|ee_to_cube|", "|cube_to_goal|")
+    assert expand_features(spec, ("|ee_to_cube|",)) == ("|ee_to_cube|",)  # no preset: unchanged
+    featurizer = Featurizer(spec, FeatureSpec(fields=("obs-norms",)))
+    assert featurizer.dim == 7 + spec.act_dim
+    assert featurizer.to_dict()["fields"][0] == "|ee_pos|"  # saved expanded: a model says what it read
+    env = robreward.make("push", num_envs=3, seed=0)
+    env.reset()
+    state = env.state
+    x = featurizer(state, state.action)
+    assert torch.allclose(x[:, 5], torch.linalg.norm(state.ee_to_cube, dim=-1))
+    assert torch.equal(x[:, 2], state.gripper_opening)
+    # drawer-open's drawer_pos is one value: kept with its sign, not as a norm
+    assert expand_features(robreward.get_task("drawer-open"), ("obs-norms",))[-1] == "drawer_pos"
+    with pytest.raises(ValueError, match=r"observation of task 'cheetah-run' has parts that are not TaskState fields"):
+        Featurizer(robreward.get_task("cheetah-run"), FeatureSpec(fields=("obs-norms",)))
 
 
 def test_featurizer_fields():

@@ -27,7 +27,11 @@ standardized too, with statistics fixed at the first ``fit`` (observations mix m
 forces; re-fitting them later would move every member's input under it).
 
 Features (``Featurizer``): by default the task's observation ``spec.observe(state)`` then the
-action; or named TaskState fields (flattened, in the given order) then the action.
+action; or named TaskState fields (flattened, in the given order) then the action; ``|x|`` is the
+norm of field x, and the preset ``obs-norms`` stands for the observation's fields with every vector
+read as its norm. On push at 200 oracle queries that preset reached 0.94 and 0.97 success (seeds 0,
+1) where the raw observation reached 0.10 and 0.00: with 200 labels, the raw coordinates (where the
+cube and the goal happen to be) let the ensemble fit the labels without finding the distances.
 """
 
 from __future__ import annotations
@@ -70,12 +74,31 @@ def norm_field(field: str) -> str:
     return field[1:-1] if len(field) > 2 and field.startswith("|") and field.endswith("|") else field
 
 
+OBSERVATION_NORMS = "obs-norms"
+"""A feature preset: the TaskState fields the task's observation is made of, in its order, each vector
+field read as its norm (a length, a distance, a speed), single values as they are."""
+
+
+def expand_features(spec: TaskSpec, fields: Sequence[str]) -> tuple[str, ...]:
+    """``fields`` with the preset ``obs-norms`` replaced by the fields it stands for in `spec`."""
+    if OBSERVATION_NORMS not in fields:
+        return tuple(fields)
+    shapes = {f.name: f.shape for f in spec.state_fields}
+    parts = [name for name, _ in spec.obs_layout]
+    unnamed = [name for name in parts if name not in shapes]
+    if unnamed:
+        raise ValueError(f"features {OBSERVATION_NORMS!r}: the observation of task {spec.name!r} has parts that are "
+                         f"not TaskState fields ({', '.join(unnamed)}); name the fields to read instead")
+    preset = tuple(f"|{name}|" if int(np.prod(shapes[name], dtype=np.int64)) > 1 else name for name in parts)
+    return tuple(name for field in fields for name in (preset if field == OBSERVATION_NORMS else (field,)))
+
+
 class Featurizer:
     """(TaskState [N], action [N, act_dim]) -> features [N, dim] for a task."""
 
     def __init__(self, spec: TaskSpec, features: FeatureSpec = FeatureSpec()):
         self.spec = spec
-        self.features = FeatureSpec(tuple(features.fields), bool(features.action))
+        self.features = FeatureSpec(expand_features(spec, features.fields), bool(features.action))
         shapes = {f.name: f.shape for f in spec.state_fields}
         unknown = [f for f in self.features.fields if norm_field(f) not in shapes]
         if unknown:
