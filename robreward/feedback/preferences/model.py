@@ -29,9 +29,10 @@ forces; re-fitting them later would move every member's input under it).
 Features (``Featurizer``): by default the task's observation ``spec.observe(state)`` then the
 action; or named TaskState fields (flattened, in the given order) then the action; ``|x|`` is the
 norm of field x, and the preset ``obs-norms`` stands for the observation's fields with every vector
-read as its norm. On push at 200 oracle queries that preset reached 0.94 and 0.97 success (seeds 0,
-1) where the raw observation reached 0.10 and 0.00: with 200 labels, the raw coordinates (where the
-cube and the goal happen to be) let the ensemble fit the labels without finding the distances.
+read as its norm. On push at 200 oracle queries that preset reached 0.94, 0.18 and 0.93 success
+(seeds 0-2) where the raw observation reached 0.10, 0.00 and 0.36: with 200 labels, the raw
+coordinates (where the cube and the goal happen to be) let the ensemble fit the labels without
+finding the distances; the norms remove them, but not reliably enough (benchmarks/results/prefs.json).
 """
 
 from __future__ import annotations
