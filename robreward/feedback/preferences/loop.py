@@ -139,7 +139,9 @@ class PrefsConfig:
     entropy_k: int = 5
     """k of the k-NN state-entropy reward (PEBBLE: 5)."""
     seed: int = 0
-    """Seeds PPO, the envs, the rollouts, query selection, the teacher and the ensemble."""
+    """Seeds PPO, the envs, the rollouts, query selection and the teacher. The reward ensemble's
+    initialization and bootstraps have their own seed, ``ensemble.seed`` (`robreward prefs train` sets it to
+    --seed; benchmarks/prefs.py keeps it at 0 in every cell)."""
     out: str = "runs/prefs"
     """Run directory (see the module docstring)."""
     eval_episodes: int = 100
