@@ -1,19 +1,13 @@
 """benchmarks/prefs.py: cell directories per pairing, summaries and the imitation ratio (no training)."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("prefs_bench", ROOT / "benchmarks" / "prefs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/prefs.py", "prefs_bench")
 
 
 def row(task, teacher, queries, seed, variant, fraction, ret):

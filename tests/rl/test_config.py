@@ -22,12 +22,10 @@ def test_a_config_saved_before_reward_scaling_existed_trains_without_it():
 
 
 def test_make_baselines_trains_with_the_config_the_shipped_baselines_record():
-    import importlib.util
+    from tests.conftest import load_script
 
     root = Path(__file__).parents[2]
-    spec = importlib.util.spec_from_file_location("baselines_script", root / "scripts" / "baselines.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("scripts/baselines.py", "baselines_script")
     for task in script.BUDGETS:
         saved = TrainConfig.from_dict(yaml.safe_load((root / "policies" / task / "config.yaml").read_text()))
         assert saved.ppo == script.BASELINE_PPO, task
