@@ -116,6 +116,33 @@ def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: 
             "seconds_this_invocation": seconds, "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
+RETRAIN_DIR = "retrain"
+
+
+def retrain_cell(row: dict) -> dict:
+    """A fresh PPO policy (the loop's PPO config and seed, same steps and worlds) trained from scratch on the
+    cell's final learned reward (``pref:CELL``), evaluated like the cell's own policy: is the reward good
+    enough, whatever became of the policy that was trained while it was being learned? Resumable (its own
+    run directory, CELL/retrain); the extra PPO steps are reported, never hidden."""
+    from robreward.feedback.preferences.loop import load_prefs_config
+    from robreward.rl.config import TrainConfig
+    from robreward.rl.runner import LATEST, train
+
+    cell = Path(row["run_dir"])
+    out = cell / RETRAIN_DIR
+    if not (out / "eval.json").is_file():
+        loop = load_prefs_config(cell)
+        checkpoint = out / "checkpoints" / LATEST
+        train(TrainConfig(task=row["task"], reward=f"pref:{cell}", num_envs=loop.num_envs, steps=loop.steps,
+                          seed=loop.seed, out=str(out), eval_episodes=loop.eval_episodes, progress=False,
+                          ppo=loop.ppo), resume_from=checkpoint if checkpoint.is_file() else None)
+    result = json.loads((out / "eval.json").read_text())
+    key = row["metric"]
+    return {"run_dir": str(out), "steps": row["steps"], "policy": result[key],
+            "fraction_of_hand": result[key] / row["hand_baseline"], "success_rate": result["success_rate"],
+            "return_mean": result["return_mean"]}
+
+
 def run_imitation_cell(budget: int, seed: int, steps: int, work: Path, python: Path) -> dict:
     """imitation's PreferenceComparisons on HalfCheetah-v4 (benchmarks/prefs_imitation.py), or its
     finished result."""
@@ -167,13 +194,17 @@ def summarize(rows: list[dict]) -> list[dict]:
     out = []
     for (task, teacher, budget, variant), members in sorted(groups.items()):
         fractions = [m["fraction_of_hand"] for m in members]
+        retrained = [m["retrained"]["fraction_of_hand"] for m in members if m.get("retrained")]
         target = TARGETS.get((task, teacher, budget))
         out.append({"task": task, "teacher": teacher, "queries": budget, "variant": variant,
                     "pairing": members[0]["pairing"], "features": members[0]["features"],
                     "seeds": sorted(m["seed"] for m in members),
                     "metric": members[0]["metric"], "fraction_mean": float(np.mean(fractions)),
                     "fraction_std": float(np.std(fractions)), "target": target,
-                    "meets_target": None if target is None else bool(np.mean(fractions) >= target)})
+                    "meets_target": None if target is None else bool(np.mean(fractions) >= target),
+                    "retrained_seeds": sorted(m["seed"] for m in members if m.get("retrained")),
+                    "retrained_fraction_mean": float(np.mean(retrained)) if retrained else None,
+                    "retrained_fraction_std": float(np.std(retrained)) if retrained else None})
     return out
 
 
@@ -192,6 +223,9 @@ def main(argv=None) -> int:
     parser.add_argument("--no-action", action="store_true", help="the reward reads no action")
     parser.add_argument("--work", default=str(HERE / "results" / "prefs_runs"), help="cell run directories")
     parser.add_argument("--out", default=str(HERE / "results" / "prefs.json"))
+    parser.add_argument("--retrain", action="store_true",
+                        help="also train a fresh policy on each cell's final learned reward (CELL/retrain, as many "
+                             "PPO steps again) and report it beside the cell's own policy")
     parser.add_argument("--list", action="store_true", help="list the cells and their status, run nothing")
     parser.add_argument("--imitation", action="store_true",
                         help="also run imitation's PreferenceComparisons for each cheetah-run oracle cell")
@@ -250,9 +284,17 @@ def main(argv=None) -> int:
         print(f"cell {task} {teacher} q{budget} s{seed} ({steps:,} PPO steps)", flush=True)
         row = run_cell(task, teacher, budget, seed, steps, work, args.per_round, args.pairing, features[task],
                        not args.no_action)
+        previous_row = rows.get((task, teacher, budget, seed, variant[task]), {})
+        if previous_row.get("retrained") and not row.get("retrained"):
+            row["retrained"] = previous_row["retrained"]  # a finished cell keeps its retraining
         rows[(task, teacher, budget, seed, variant[task])] = row
         print(json.dumps(row), flush=True)
         write()
+        if args.retrain:
+            print(f"retrain {task} {teacher} q{budget} s{seed}: a fresh policy on the learned reward", flush=True)
+            row["retrained"] = retrain_cell(row)
+            print(json.dumps(row["retrained"]), flush=True)
+            write()
         if args.imitation and (task, teacher) == ("cheetah-run", "oracle"):
             print(f"cell imitation HalfCheetah-v4 q{budget} s{seed} ({steps:,} PPO steps)", flush=True)
             theirs[(budget, seed)] = run_imitation_cell(budget, seed, steps, work, Path(args.imitation_python))

@@ -1,5 +1,7 @@
 """benchmarks/prefs.py: cell directories per pairing, summaries and the imitation ratio (no training)."""
 
+import json
+
 import pytest
 
 from tests.conftest import load_script
@@ -45,3 +47,29 @@ def test_imitation_ratio_over_the_seeds_both_ran(bench):
                            "meets_target": None}]
     worse = bench.compare_imitation(ours, [{"queries": 200, "seed": 1, "return_mean": -50.0}])
     assert worse[0]["ratio"] is None and worse[0]["meets_target"] is True  # no ratio, but 1000 >= 1.5 x -50
+
+
+def test_retrain_trains_a_fresh_policy_on_the_cells_learned_reward_once(bench, tmp_path, monkeypatch):
+    from robreward.feedback.preferences.loop import PrefsConfig, train_preferences
+    from robreward.feedback.preferences.model import EnsembleConfig
+    from robreward.rl import runner
+    from robreward.rl.config import PPOConfig
+
+    cell = tmp_path / "cell"
+    train_preferences(PrefsConfig(task="reach", queries=20, per_round=10, segment=10, steps=2048, num_envs=8, seed=3,
+                                  eval_episodes=4, progress=False, heldout_pairs=50, out=str(cell),
+                                  ensemble=EnsembleConfig(hidden=(32,), epochs=5),
+                                  ppo=PPOConfig(num_steps=16, actor_hidden=(32,), critic_hidden=(32,))))
+    row = {"run_dir": str(cell), "task": "reach", "metric": "success_rate", "hand_baseline": 0.5, "steps": 2048}
+    retrained = bench.retrain_cell(row)
+    out = cell / "retrain"
+    saved = json.loads((out / "eval.json").read_text())
+    assert retrained["policy"] == saved["success_rate"] and retrained["fraction_of_hand"] == saved["success_rate"] / 0.5
+    assert saved["episodes"] == 4 and saved["reward"] == f"pref:{cell}"  # trained and judged as the loop's policy
+    progress = (out / "progress.csv").read_text().splitlines()
+    assert int(progress[-1].split(",")[0]) >= 2048 and int(progress[1].split(",")[0]) == 8 * 16  # from scratch
+    monkeypatch.setattr(runner, "train", lambda *a, **k: pytest.fail("a finished retraining is read back"))
+    assert bench.retrain_cell(row) == retrained
+    summary = bench.summarize([{**row, "teacher": "oracle", "queries": 20, "seed": 3, "variant": "", "pairing": "mixed",
+                                "features": [], "fraction_of_hand": 0.2, "retrained": retrained}])
+    assert summary[0]["retrained_seeds"] == [3] and summary[0]["retrained_fraction_mean"] == retrained["fraction_of_hand"]
