@@ -14,6 +14,10 @@ every cell with all finished cells of the grid, the machine, and per (task, teac
 mean fraction over seeds. Targets (issue "preference-based reward learning"): >= 0.9 of the
 hand baseline's success on push at 200 oracle queries.
 
+With --retrain, each cell also trains a fresh PPO policy from scratch on its final learned reward
+(CELL/retrain, the loop's PPO settings, seed and steps again), reported beside the loop's own policy:
+whether the reward is good enough, apart from what became of the policy trained while it was learned.
+
 With --imitation, each cheetah-run oracle cell also runs `imitation`'s PreferenceComparisons at
 the same query budget, seed and PPO steps (benchmarks/prefs_imitation.py: its own tuned
 seals_half_cheetah config with SB3 PPO on Gymnasium's HalfCheetah-v4, in its own virtual
