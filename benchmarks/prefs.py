@@ -123,6 +123,11 @@ def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: 
 RETRAIN_DIR = "retrain"
 
 
+def is_retrained(row: dict) -> bool:
+    """Whether the cell's fresh policy (retrain_cell) has finished."""
+    return (Path(row["run_dir"]) / RETRAIN_DIR / "eval.json").is_file()
+
+
 def retrain_cell(row: dict) -> dict:
     """A fresh PPO policy (the loop's PPO config and seed, same steps and worlds) trained from scratch on the
     cell's final learned reward (``pref:CELL``), evaluated like the cell's own policy: is the reward good
@@ -134,7 +139,7 @@ def retrain_cell(row: dict) -> dict:
 
     cell = Path(row["run_dir"])
     out = cell / RETRAIN_DIR
-    if not (out / "eval.json").is_file():
+    if not is_retrained(row):
         loop = load_prefs_config(cell)
         checkpoint = out / "checkpoints" / LATEST
         train(TrainConfig(task=row["task"], reward=f"pref:{cell}", num_envs=loop.num_envs, steps=loop.steps,
@@ -288,13 +293,10 @@ def main(argv=None) -> int:
         print(f"cell {task} {teacher} q{budget} s{seed} ({steps:,} PPO steps)", flush=True)
         row = run_cell(task, teacher, budget, seed, steps, work, args.per_round, args.pairing, features[task],
                        not args.no_action)
-        previous_row = rows.get((task, teacher, budget, seed, variant[task]), {})
-        if previous_row.get("retrained") and not row.get("retrained"):
-            row["retrained"] = previous_row["retrained"]  # a finished cell keeps its retraining
         rows[(task, teacher, budget, seed, variant[task])] = row
         print(json.dumps(row), flush=True)
         write()
-        if args.retrain:
+        if args.retrain or is_retrained(row):  # a finished retraining is read back, with or without --retrain
             print(f"retrain {task} {teacher} q{budget} s{seed}: a fresh policy on the learned reward", flush=True)
             row["retrained"] = retrain_cell(row)
             print(json.dumps(row["retrained"]), flush=True)

@@ -89,23 +89,17 @@ def score(model, reference) -> dict:
 
 def refit(run_dir: Path, spec, ensemble):
     """The run's reward model fitted again on its labels.npz, round by round, with `ensemble`."""
-    from robreward.feedback.preferences.loop import LABELS_FILE, load_prefs_config
+    from robreward.feedback.preferences.loop import LABELS_FILE, STATE_FILE, LabeledPairs, load_prefs_config
     from robreward.feedback.preferences.model import Featurizer, FeatureSpec, PreferenceReward
-    from robreward.feedback.preferences.segments import SegmentBatch, SegmentPairs
 
     config = load_prefs_config(run_dir)
-    with np.load(run_dir / LABELS_FILE) as z:
-        batch = {side: SegmentBatch(*(torch.from_numpy(z[f"{side}_{key}"])
-                                      for key in ("features", "rewards", "mask", "world", "start")))
-                 for side in ("first", "second")}
-        labels, rounds = z["labels"], z["round"]
-    pairs = SegmentPairs(batch["first"], batch["second"])
+    labeled = LabeledPairs.load(run_dir / LABELS_FILE, json.loads((run_dir / STATE_FILE).read_text())["rounds_done"])
+    pairs, rounds = labeled.all_pairs(), torch.as_tensor(labeled.rounds)
     model = PreferenceReward(featurizer=Featurizer(spec, FeatureSpec(config.features, config.feature_action)),
                              config=ensemble, name="refit")
-    for k in range(int(rounds.max()) + 1):
-        rows = np.nonzero(rounds <= k)[0]
-        model.fit(pairs.index(torch.from_numpy(rows)),
-                  [None if np.isnan(y) else float(y) for y in labels[rows]])
+    for k in sorted(set(labeled.rounds)):
+        rows = torch.nonzero(rounds <= k).squeeze(1)
+        model.fit(pairs.index(rows), [labeled.labels[i] for i in rows.tolist()])
     return model
 
 
