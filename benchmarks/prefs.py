@@ -57,17 +57,21 @@ IMITATION_TARGET = 1.5  # robreward's return over imitation's, cheetah-run, orac
 IMITATION_PYTHON = HERE.parent / ".venv-imitation" / "bin" / "python"
 
 
-PAIRING = "mixed"  # PrefsConfig's default
+PAIRING = "mixed"  # PrefsConfig's defaults
+FINAL_POLICY = "continue"
 
 
-def variant_name(pairing: str = PAIRING, features: tuple[str, ...] = (), action: bool = True) -> str:
+def variant_name(pairing: str = PAIRING, features: tuple[str, ...] = (), action: bool = True,
+                 final_policy: str = FINAL_POLICY) -> str:
     """'' for PrefsConfig's defaults, else what differs, e.g. 'any' or 'norm_ee_to_cube+norm_cube_to_goal+noact'
-    (``|x|``, the norm of field x, is written norm_x): the suffix of the cell directory and the row's variant."""
+    (``|x|``, the norm of field x, is written norm_x; final_policy restart adds 'restart'): the suffix of the
+    cell directory and the row's variant."""
     parts = [] if pairing == PAIRING else [pairing]
     from robreward.feedback.preferences.model import norm_field
 
     parts += [f if norm_field(f) == f else f"norm_{norm_field(f)}" for f in features]
     parts += [] if action else ["noact"]
+    parts += [] if final_policy == FINAL_POLICY else [final_policy]
     return "+".join(parts)
 
 
@@ -86,15 +90,16 @@ def metric_for(task: str) -> str:
 
 
 def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: Path, per_round: int,
-             pairing: str = PAIRING, features: tuple[str, ...] = (), action: bool = True) -> dict:
+             pairing: str = PAIRING, features: tuple[str, ...] = (), action: bool = True,
+             final_policy: str = FINAL_POLICY) -> dict:
     from robreward.eval.baseline import load_baseline
     from robreward.feedback.preferences.loop import STATE_FILE, PrefsConfig, load_prefs_config, train_preferences
 
-    variant = variant_name(pairing, features, action)
+    variant = variant_name(pairing, features, action, final_policy)
     out = cell_dir(work, task, teacher, budget, seed, variant)
     config = PrefsConfig(task=task, teacher=teacher, queries=budget, per_round=min(per_round, budget), steps=steps,
                          num_envs=64, seed=seed, out=str(out), progress=False, pairing=pairing, features=features,
-                         feature_action=action)
+                         feature_action=action, final_policy=final_policy)
     state_path = out / STATE_FILE
     started = time.perf_counter()
     if state_path.is_file():
@@ -113,7 +118,8 @@ def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: 
         raise SystemExit(f"no hand baseline for {task!r} (policies/{task}/eval.json): `make baselines` first")
     hand = baseline.hand[key]
     return {"task": task, "teacher": teacher, "queries": budget, "seed": seed, "variant": variant, "pairing": pairing,
-            "features": list(features), "feature_action": action, "steps": steps, "run_dir": str(out),
+            "features": list(features), "feature_action": action, "final_policy": final_policy, "steps": steps,
+            "run_dir": str(out),
             "metric": key, "policy": result[key], "hand_baseline": hand, "fraction_of_hand": result[key] / hand,
             "success_rate": result["success_rate"], "return_mean": result["return_mean"],
             "heldout_accuracy": metrics.get("heldout_accuracy"), "epic_distance": metrics.get("epic_distance"),
@@ -230,6 +236,9 @@ def main(argv=None) -> int:
                                                         "the norm of x, or obs-norms (the observation's fields, "
                                                         "vectors as their norms); default: the observation")
     parser.add_argument("--no-action", action="store_true", help="the reward reads no action")
+    parser.add_argument("--final-policy", default=FINAL_POLICY,
+                        help="after the last feedback round: continue (default) the loop's policy, or restart a fresh "
+                             "one on the final reward for the steps left (same PPO budget)")
     parser.add_argument("--work", default=str(HERE / "results" / "prefs_runs"), help="cell run directories")
     parser.add_argument("--out", default=str(HERE / "results" / "prefs.json"))
     parser.add_argument("--retrain", action="store_true",
@@ -257,6 +266,10 @@ def main(argv=None) -> int:
         seeds = [int(s) for s in args.seeds.split(",") if s]
     except ValueError as err:
         parser.error(f"--budgets and --seeds are comma-separated integers ({err})")
+    from robreward.feedback.preferences.loop import FINAL_POLICIES
+
+    if args.final_policy not in FINAL_POLICIES:
+        parser.error(f"unknown --final-policy {args.final_policy!r}: choose one of {', '.join(FINAL_POLICIES)}")
     unknown = [t for t in tasks if t not in STEPS and args.steps is None]
     if unknown:
         parser.error(f"no default step budget for {unknown}: pass --steps")
@@ -266,7 +279,8 @@ def main(argv=None) -> int:
         features = {task: expand_features(get_task(task), given) for task in tasks}
     except ValueError as err:
         parser.error(str(err))
-    variant = {task: variant_name(args.pairing, features[task], not args.no_action) for task in tasks}
+    variant = {task: variant_name(args.pairing, features[task], not args.no_action, args.final_policy)
+               for task in tasks}
     cells = [(t, te, b, s) for t in tasks for te in teachers for b in budgets for s in seeds]
     if args.list:
         for cell in cells:
@@ -292,7 +306,7 @@ def main(argv=None) -> int:
         steps = args.steps or STEPS[task]
         print(f"cell {task} {teacher} q{budget} s{seed} ({steps:,} PPO steps)", flush=True)
         row = run_cell(task, teacher, budget, seed, steps, work, args.per_round, args.pairing, features[task],
-                       not args.no_action)
+                       not args.no_action, args.final_policy)
         rows[(task, teacher, budget, seed, variant[task])] = row
         print(json.dumps(row), flush=True)
         write()

@@ -2,6 +2,7 @@
 
     robreward prefs train --task reach --teacher oracle --queries 200 --steps 150000 --out runs/pref-reach
     robreward prefs train --task push --teacher mistake:0.1 --queries 500 --select disagreement --out ...
+    robreward prefs train --task push --teacher oracle --queries 200 --final-policy restart --out ...
     robreward prefs train --task cheetah-run --teacher human --queries 100 --out runs/pref-human  # opens the app
     robreward prefs train --resume runs/pref-reach
     robreward prefs eval runs/pref-reach         # accuracy, EPIC distance, policy vs the hand baseline
@@ -30,8 +31,8 @@ def _task(text: str) -> str:
 
 
 def _train(args) -> int:
-    from robreward.feedback.preferences.loop import (STATE_FILE, PrefsConfig, check_teacher, load_prefs_config,
-                                                     train_preferences)
+    from robreward.feedback.preferences.loop import (FINAL_POLICIES, STATE_FILE, PrefsConfig, check_teacher,
+                                                     load_prefs_config, train_preferences)
     from robreward.feedback.preferences.model import EnsembleConfig
     from robreward.feedback.preferences.segments import query_schedule
 
@@ -56,6 +57,8 @@ def _train(args) -> int:
             raise CliError(f"unknown --select {args.select!r}: choose one of {', '.join(SELECTIONS)}")
         if args.schedule not in SCHEDULES:
             raise CliError(f"unknown --schedule {args.schedule!r}: choose one of {', '.join(SCHEDULES)}")
+        if args.final_policy not in FINAL_POLICIES:
+            raise CliError(f"unknown --final-policy {args.final_policy!r}: choose one of {', '.join(FINAL_POLICIES)}")
         task = _task(args.task)
         try:
             check_teacher(args.teacher)
@@ -76,7 +79,7 @@ def _train(args) -> int:
                 num_envs=args.envs, pretrain_steps=args.pretrain_steps, seed=args.seed, out=args.out,
                 eval_episodes=args.eval_episodes, device=args.device, progress=not args.no_progress,
                 features=tuple(f.strip() for f in args.features.split(",") if f.strip()) if args.features else (),
-                feature_action=not args.no_action,
+                feature_action=not args.no_action, final_policy=args.final_policy,
                 ensemble=EnsembleConfig(seed=args.seed), **_app_settings(args))
         except ValueError as err:
             raise CliError(str(err)) from None
@@ -173,6 +176,9 @@ def register(sub) -> None:
                                                      "vectors as their norms); default: the task's observation; "
                                                      "plus the action")
     t.add_argument("--no-action", action="store_true", help="the reward reads no action (state-only reward)")
+    t.add_argument("--final-policy", default="continue",
+                   help="after the last feedback round: continue (default, PEBBLE) trains the same policy on to "
+                        "--steps; restart trains a fresh policy from scratch on the final reward for the steps left")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--eval-episodes", type=int, default=100, help="episodes of the final evaluation (0: skip)")
     t.add_argument("--device", default="cpu", help="torch device: cpu or cuda[:N]")

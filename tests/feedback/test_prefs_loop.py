@@ -1,6 +1,7 @@
 """The PEBBLE-style loop: learns reach from an oracle on a small budget, writes its run directory,
 resumes at round granularity, and its config checks say what is wrong."""
 
+import dataclasses
 import json
 import time
 
@@ -148,6 +149,52 @@ def test_state_entropy_pretraining_runs_before_the_first_queries(tmp_path):
     assert [int(r["step"]) for r in rows] == [128 * (i + 1) for i in range(16)]  # one continuous PPO run
 
 
+def _checkpoint_step(ppo_dir) -> int:
+    from robreward.rl.runner import LATEST, load_checkpoint
+
+    return int(load_checkpoint(ppo_dir / "checkpoints" / LATEST)["global_step"])
+
+
+def test_final_policy_restart_trains_a_fresh_policy_for_the_steps_left(tmp_path, monkeypatch):
+    import csv
+
+    from robreward.rl import runner
+
+    config = tiny(tmp_path / "run", final_policy="restart", eval_episodes=5)
+    last_round = round_steps(config, 3)[-1]
+    assert round_steps(config, 3) == [0, 512, 1024]  # 2048 x 0.75 / 3 per round, in updates of 8 x 16
+    rewards = []
+    real_train = runner.train
+
+    def crash_in_the_fresh_policy(train_config, resume_from=None, reward=None):
+        rewards.append((train_config.out, train_config.steps, reward))
+        if train_config.steps == config.steps - last_round and resume_from is None:
+            real_train(dataclasses.replace(train_config, steps=384), reward=reward)  # 3 updates, then killed
+            raise Crash("killed while training the fresh policy")
+        return real_train(train_config, resume_from=resume_from, reward=reward)
+
+    monkeypatch.setattr(runner, "train", crash_in_the_fresh_policy)
+    with pytest.raises(Crash):
+        train_preferences(config)
+    run = tmp_path / "run"
+    assert _checkpoint_step(run / "ppo-feedback") == last_round  # the feedback phase's policy, moved aside
+    assert _checkpoint_step(run / "ppo") == 384  # the fresh one, killed
+    summary = train_preferences(config, resume=True)
+    assert _checkpoint_step(run / "ppo-feedback") == last_round  # not moved again, not trained on
+    assert _checkpoint_step(run / "ppo") == config.steps - last_round
+    assert summary["steps"] == config.steps  # the same PPO budget as continue: 1024 + 1024
+    rows = list(csv.DictReader(open(run / "ppo" / "progress.csv")))
+    assert int(rows[0]["step"]) == 128 and int(rows[-1]["step"]) == config.steps - last_round  # from scratch
+    # the fresh policy trained on the final reward model (the last round's), resumed from its own checkpoint
+    final = rewards[-1]
+    assert final[0] == str(run / "ppo") and final[1] == config.steps - last_round
+    assert final[2].num_fits == 3
+    assert json.loads((run / "state.json").read_text())["ppo_step"] == config.steps
+    card = (run / "ppo" / "MODEL_CARD.md").read_text()
+    assert "restart: trained from scratch on the final reward for 1,024 of the 2,048 PPO steps" in card
+    assert json.loads((run / "ppo" / "eval.json").read_text())["episodes"] == 5
+
+
 def test_state_entropy_reward_prefers_novel_states():
     spec = robreward.envs.get_task("reach")
     reward = StateEntropyReward(spec, k=2)
@@ -176,6 +223,7 @@ def test_round_steps_by_hand():
     (dict(queries=0), "queries must be an integer >= 1"),
     (dict(feedback_fraction=0), r"feedback_fraction must be in \(0, 1\]"),
     (dict(pairing="same"), "unknown pairing 'same': choose one of any, episode, mixed"),
+    (dict(final_policy="reset"), "unknown final_policy 'reset': choose one of continue, restart"),
 ])
 def test_config_errors(overrides, message):
     with pytest.raises(ValueError, match=message):

@@ -11,7 +11,11 @@ whole PPO updates), so with the default fraction 0.75 every label is in by three
 training and the last quarter (at least) sees the final reward. Before round 0 the policy either acts
 uniformly at random (``pretrain_steps=0``) or has been pre-trained for ``pretrain_steps`` on
 PEBBLE's unsupervised state-entropy reward (:class:`StateEntropyReward`), which spreads the
-first segments over more of the state space. After the last round PPO trains on to ``steps``.
+first segments over more of the state space. After the last round PPO trains on to ``steps``:
+the same policy (``final_policy="continue"``, PEBBLE), or a fresh one from scratch on the final
+reward for the steps left (``"restart"``): a policy shaped by the early rounds' rewards can stay in
+what they paid for (on push, seed 1 of benchmarks/prefs.py held the arm at the cube), while the
+final reward trains a new one well.
 
 One policy is trained continuously: between rounds ``robreward.rl.runner.train`` resumes from
 the PPO checkpoint (model, optimizer, normalizer, learning rate, RNG) with the updated reward
@@ -39,6 +43,7 @@ Run directory (``out``):
     metrics.json        per-round fit report, held-out accuracy, EPIC distance (atomic)
     ppo/                the PPO run dir (config.yaml, checkpoints/, tb/, progress.csv, policy.onnx,
                         MODEL_CARD.md, eval.json under the HAND reward)
+    ppo-feedback/       final_policy restart: the feedback phase's policy (ppo/ is the fresh one)
     prefs_eval.json     what ``evaluate_preferences`` (``robreward prefs eval``) measured
 
 Resume (``resume=True``) works at round granularity: a round is done once state.json says so;
@@ -91,6 +96,8 @@ LABELS_FILE = "labels.npz"
 METRICS_FILE = "metrics.json"
 EVAL_FILE = "prefs_eval.json"
 PPO_DIR = "ppo"
+FEEDBACK_PPO_DIR = "ppo-feedback"  # final_policy restart: the policy trained during the feedback rounds
+FINAL_POLICIES = ("continue", "restart")
 REWARD_DIR = "reward"
 MAX_SEGMENTS = 4096  # segments cut per rollout at most (sampled when a rollout allows more)
 HELDOUT_SEED_OFFSET = 1_000_003
@@ -128,6 +135,11 @@ class PrefsConfig:
     """PPO steps of unsupervised state-entropy pre-training before the first queries (PEBBLE); 0: none."""
     feedback_fraction: float = 0.75
     """Feedback rounds are spread evenly over this fraction of the steps after pre-training."""
+    final_policy: str = "continue"
+    """After the last feedback round: continue (PEBBLE) keeps training the one policy on the final learned
+    reward up to ``steps``; restart trains a fresh policy from scratch on it for the steps left (steps minus
+    the feedback phase's), keeping the feedback phase's policy in ppo-feedback/. The PPO step budget is the
+    same either way."""
     collect_steps: int = 0
     """Env steps per world of each round's feedback rollout; 0: max(2 * segment, min(2 * episode length, 200))."""
     heldout_pairs: int = 500
@@ -189,6 +201,8 @@ class PrefsConfig:
         if not (0 <= self.pretrain_steps < self.steps):
             raise ValueError(f"pretrain_steps must be in [0, steps={self.steps}), got {self.pretrain_steps}: "
                              "leave steps for training on the learned reward")
+        if self.final_policy not in FINAL_POLICIES:
+            raise ValueError(f"unknown final_policy {self.final_policy!r}: choose one of {', '.join(FINAL_POLICIES)}")
         if not (0 < self.feedback_fraction <= 1):
             raise ValueError(f"feedback_fraction must be in (0, 1], got {self.feedback_fraction}")
         if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 <= self.port <= 65535:
@@ -338,6 +352,16 @@ def _train_ppo(config: PrefsConfig, run_dir: Path, until: int, reward, label: st
                                ppo=config.ppo)
     summary = train(train_config, resume_from=checkpoint if checkpoint.is_file() else None, reward=reward)
     return int(summary["steps"])
+
+
+def _restart_ppo(config: PrefsConfig, run_dir: Path, feedback_steps: int, reward, label: str) -> int:
+    """final_policy restart: the feedback phase's policy (``feedback_steps`` PPO steps) moves to ppo-feedback/ and a
+    fresh policy trains from scratch in ppo/ on ``reward`` for the steps left; the PPO steps of both. Resumable:
+    the move is one rename, done once."""
+    ppo_dir, kept = run_dir / PPO_DIR, run_dir / FEEDBACK_PPO_DIR
+    if feedback_steps > 0 and not kept.exists():
+        ppo_dir.rename(kept)
+    return feedback_steps + _train_ppo(config, run_dir, config.steps - feedback_steps, reward, label)
 
 
 def _sampling_policy(run_dir: Path, seed: int):
@@ -539,13 +563,18 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
         if human is not None:
             human.close()
 
-    # 9. keep training PPO on the final learned reward to the end of the budget
+    # 9. train PPO on the final learned reward to the end of the budget: the same policy (continue), or a
+    #    fresh one from scratch for the steps left (restart)
     if not model.num_fits:
         raise ValueError(f"the teacher {config.teacher!r} skipped all {labeled.size} queries: no reward model was "
                          "trained; use a teacher that answers (lower its skip threshold) or a larger budget")
-    state["ppo_step"] = _train_ppo(config, run_dir, config.steps, model, label)
+    feedback_steps = int(metrics["rounds"][-1]["ppo_step"])
+    if config.final_policy == "restart":
+        state["ppo_step"] = _restart_ppo(config, run_dir, feedback_steps, model, label)
+    else:
+        state["ppo_step"] = _train_ppo(config, run_dir, config.steps, model, label)
     # 10. evaluate the deterministic policy under the HAND reward (eval.json), the learned one beside it
-    eval_result = _final_eval(config, spec, run_dir, model, label, state["ppo_step"])
+    eval_result = _final_eval(config, spec, run_dir, model, label, state["ppo_step"], feedback_steps)
     state["finished"] = True
     atomic_write_json(run_dir / STATE_FILE, state, indent=2)
     return {"run_dir": str(run_dir), "rounds": state["rounds_done"], "queries": state["queries_used"],
@@ -554,7 +583,8 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
             "metrics": metrics["rounds"][-1] if metrics["rounds"] else None, "eval": eval_result}
 
 
-def _final_eval(config: PrefsConfig, spec, run_dir: Path, model, label: str, steps: int) -> Optional[dict]:
+def _final_eval(config: PrefsConfig, spec, run_dir: Path, model, label: str, steps: int,
+                feedback_steps: int) -> Optional[dict]:
     from robreward.eval.evaluate import evaluate, read_eval_json, write_eval_json
     from robreward.rl.export import load_policy, write_model_card
     from robreward.rl.runner import load_run_config
@@ -567,11 +597,16 @@ def _final_eval(config: PrefsConfig, spec, run_dir: Path, model, label: str, ste
     result = evaluate(spec, load_policy(ppo_dir), episodes=config.eval_episodes, seed=config.seed,
                       reward_name=label, train_reward=model, policy_seed=config.seed)
     write_eval_json(ppo_dir, result)
-    extra = {"preference run": str(run_dir), "teacher": config.teacher, "queries": config.queries}
+    extra = {"preference run": str(run_dir), "teacher": config.teacher, "queries": config.queries,
+             "final policy": config.final_policy}
+    if config.final_policy == "restart":
+        extra["final policy"] += (f": trained from scratch on the final reward for {steps - feedback_steps:,} of the "
+                                  f"{steps:,} PPO steps; the feedback phase's policy ({feedback_steps:,} steps) is in "
+                                  f"{FEEDBACK_PPO_DIR}/")
     write_model_card(ppo_dir, load_run_config(ppo_dir).to_dict(), spec, steps, result, extra)
     return result
 
 
-__all__ = ["LabeledPairs", "PrefsConfig", "StateEntropyReward", "check_task", "check_teacher",
+__all__ = ["FINAL_POLICIES", "LabeledPairs", "PrefsConfig", "StateEntropyReward", "check_task", "check_teacher",
            "load_prefs_config", "reward_metrics", "round_steps", "split_heldout",
            "train_preferences"]
