@@ -59,19 +59,21 @@ IMITATION_PYTHON = HERE.parent / ".venv-imitation" / "bin" / "python"
 
 PAIRING = "mixed"  # PrefsConfig's defaults
 FINAL_POLICY = "continue"
+FEEDBACK_FRACTION = 0.75
 
 
 def variant_name(pairing: str = PAIRING, features: tuple[str, ...] = (), action: bool = True,
-                 final_policy: str = FINAL_POLICY) -> str:
+                 final_policy: str = FINAL_POLICY, feedback_fraction: float = FEEDBACK_FRACTION) -> str:
     """'' for PrefsConfig's defaults, else what differs, e.g. 'any' or 'norm_ee_to_cube+norm_cube_to_goal+noact'
-    (``|x|``, the norm of field x, is written norm_x; final_policy restart adds 'restart'): the suffix of the
-    cell directory and the row's variant."""
+    (``|x|``, the norm of field x, is written norm_x; final_policy restart adds 'restart', a feedback fraction
+    of 0.5 'ff0.5'): the suffix of the cell directory and the row's variant."""
     parts = [] if pairing == PAIRING else [pairing]
     from robreward.feedback.preferences.model import norm_field
 
     parts += [f if norm_field(f) == f else f"norm_{norm_field(f)}" for f in features]
     parts += [] if action else ["noact"]
     parts += [] if final_policy == FINAL_POLICY else [final_policy]
+    parts += [] if feedback_fraction == FEEDBACK_FRACTION else [f"ff{feedback_fraction:g}"]
     return "+".join(parts)
 
 
@@ -91,15 +93,15 @@ def metric_for(task: str) -> str:
 
 def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: Path, per_round: int,
              pairing: str = PAIRING, features: tuple[str, ...] = (), action: bool = True,
-             final_policy: str = FINAL_POLICY) -> dict:
+             final_policy: str = FINAL_POLICY, feedback_fraction: float = FEEDBACK_FRACTION) -> dict:
     from robreward.eval.baseline import load_baseline
     from robreward.feedback.preferences.loop import STATE_FILE, PrefsConfig, load_prefs_config, train_preferences
 
-    variant = variant_name(pairing, features, action, final_policy)
+    variant = variant_name(pairing, features, action, final_policy, feedback_fraction)
     out = cell_dir(work, task, teacher, budget, seed, variant)
     config = PrefsConfig(task=task, teacher=teacher, queries=budget, per_round=min(per_round, budget), steps=steps,
                          num_envs=64, seed=seed, out=str(out), progress=False, pairing=pairing, features=features,
-                         feature_action=action, final_policy=final_policy)
+                         feature_action=action, final_policy=final_policy, feedback_fraction=feedback_fraction)
     state_path = out / STATE_FILE
     started = time.perf_counter()
     if state_path.is_file():
@@ -118,7 +120,8 @@ def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: 
         raise SystemExit(f"no hand baseline for {task!r} (policies/{task}/eval.json): `make baselines` first")
     hand = baseline.hand[key]
     return {"task": task, "teacher": teacher, "queries": budget, "seed": seed, "variant": variant, "pairing": pairing,
-            "features": list(features), "feature_action": action, "final_policy": final_policy, "steps": steps,
+            "features": list(features), "feature_action": action, "final_policy": final_policy,
+            "feedback_fraction": feedback_fraction, "steps": steps,
             "run_dir": str(out),
             "metric": key, "policy": result[key], "hand_baseline": hand, "fraction_of_hand": result[key] / hand,
             "success_rate": result["success_rate"], "return_mean": result["return_mean"],
@@ -239,6 +242,8 @@ def main(argv=None) -> int:
     parser.add_argument("--final-policy", default=FINAL_POLICY,
                         help="after the last feedback round: continue (default) the loop's policy, or restart a fresh "
                              "one on the final reward for the steps left (same PPO budget)")
+    parser.add_argument("--feedback-fraction", type=float, default=FEEDBACK_FRACTION,
+                        help=f"fraction of the PPO steps the feedback rounds are spread over (default {FEEDBACK_FRACTION})")
     parser.add_argument("--work", default=str(HERE / "results" / "prefs_runs"), help="cell run directories")
     parser.add_argument("--out", default=str(HERE / "results" / "prefs.json"))
     parser.add_argument("--retrain", action="store_true",
@@ -279,8 +284,8 @@ def main(argv=None) -> int:
         features = {task: expand_features(get_task(task), given) for task in tasks}
     except ValueError as err:
         parser.error(str(err))
-    variant = {task: variant_name(args.pairing, features[task], not args.no_action, args.final_policy)
-               for task in tasks}
+    variant = {task: variant_name(args.pairing, features[task], not args.no_action, args.final_policy,
+                                  args.feedback_fraction) for task in tasks}
     cells = [(t, te, b, s) for t in tasks for te in teachers for b in budgets for s in seeds]
     if args.list:
         for cell in cells:
@@ -306,7 +311,7 @@ def main(argv=None) -> int:
         steps = args.steps or STEPS[task]
         print(f"cell {task} {teacher} q{budget} s{seed} ({steps:,} PPO steps)", flush=True)
         row = run_cell(task, teacher, budget, seed, steps, work, args.per_round, args.pairing, features[task],
-                       not args.no_action, args.final_policy)
+                       not args.no_action, args.final_policy, args.feedback_fraction)
         rows[(task, teacher, budget, seed, variant[task])] = row
         print(json.dumps(row), flush=True)
         write()

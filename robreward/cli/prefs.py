@@ -80,6 +80,7 @@ def _train(args) -> int:
                 eval_episodes=args.eval_episodes, device=args.device, progress=not args.no_progress,
                 features=tuple(f.strip() for f in args.features.split(",") if f.strip()) if args.features else (),
                 feature_action=not args.no_action, final_policy=args.final_policy,
+                feedback_fraction=args.feedback_fraction,
                 ensemble=EnsembleConfig(seed=args.seed), **_app_settings(args))
         except ValueError as err:
             raise CliError(str(err)) from None
@@ -176,6 +177,8 @@ def register(sub) -> None:
                                                      "vectors as their norms); default: the task's observation; "
                                                      "plus the action")
     t.add_argument("--no-action", action="store_true", help="the reward reads no action (state-only reward)")
+    t.add_argument("--feedback-fraction", type=float, default=0.75,
+                   help="the feedback rounds are spread over this fraction of the PPO steps (default 0.75)")
     t.add_argument("--final-policy", default="continue",
                    help="after the last feedback round: continue (default, PEBBLE) trains the same policy on to "
                         "--steps; restart trains a fresh policy from scratch on the final reward for the steps left")

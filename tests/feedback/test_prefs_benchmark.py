@@ -21,6 +21,12 @@ def row(task, teacher, queries, seed, variant, fraction, ret):
 def test_cells_of_another_variant_get_their_own_directory(bench, tmp_path):
     assert bench.variant_name() == "" and bench.variant_name("any") == "any"
     assert bench.variant_name("mixed", ("|ee_to_cube|", "qpos"), False) == "norm_ee_to_cube+qpos+noact"
+    assert bench.variant_name(final_policy="restart", feedback_fraction=0.5) == "restart+ff0.5"
+    from robreward.feedback.preferences.loop import PrefsConfig
+
+    defaults = PrefsConfig()  # a cell with PrefsConfig's defaults has no suffix
+    assert (bench.PAIRING, bench.FINAL_POLICY, bench.FEEDBACK_FRACTION) == (
+        defaults.pairing, defaults.final_policy, defaults.feedback_fraction)
     assert bench.cell_dir(tmp_path, "push", "mistake:0.1", 200, 1) == tmp_path / "push/mistake-0.1/q200/s1"
     assert bench.cell_dir(tmp_path, "push", "oracle", 200, 1, "any") == tmp_path / "push/oracle/q200/s1-any"
 

@@ -29,6 +29,18 @@ def test_train_writes_a_run(tiny_run, capsys):
     assert "2 feedback rounds, 20 queries" in capsys.readouterr().out
 
 
+def test_train_restarts_the_policy_after_the_feedback_rounds(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["prefs", "train", *TINY, "--final-policy", "restart", "--feedback-fraction", "0.5", "--out", str(out)]
+    assert main(argv) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["final_policy"] == "restart" and config["feedback_fraction"] == 0.5
+    rounds = json.loads((out / "state.json").read_text())["round_steps"]
+    assert rounds == [0, 512]  # 2048 x 0.5 / 2 rounds, in whole updates of 8 worlds x 32 steps
+    assert (out / "ppo-feedback" / "checkpoints").is_dir() and (out / "ppo" / "eval.json").is_file()
+    assert "2,048 PPO steps" in capsys.readouterr().out  # 512 in the feedback phase + 1536 fresh
+
+
 def test_eval_prints_and_writes_its_fields(tiny_run, capsys):
     assert main(["prefs", "eval", str(tiny_run), "--pairs", "100"]) == 0
     out = capsys.readouterr().out
@@ -61,6 +73,8 @@ TASK = dataclasses.replace(REACH, name="reach-no-fitness", fitness=None)
     (["--select", "best"], "unknown --select 'best': choose one of uniform, disagreement, entropy"),
     (["--task", "rech"], "unknown task 'rech'. Did you mean 'reach'"),
     (["--pairing", "same"], "unknown pairing 'same': choose one of any, episode, mixed"),
+    (["--final-policy", "reset"], "unknown --final-policy 'reset': choose one of continue, restart"),
+    (["--feedback-fraction", "1.5"], r"feedback_fraction must be in \(0, 1\], got 1.5"),
 ])
 def test_train_input_errors(args, message, tmp_path, capsys):
     argv = list(TINY)
