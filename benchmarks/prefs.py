@@ -18,6 +18,10 @@ With --retrain, each cell also trains a fresh PPO policy from scratch on its fin
 (CELL/retrain, the loop's PPO settings, seed and steps again), reported beside the loop's own policy:
 whether the reward is good enough, apart from what became of the policy trained while it was learned.
 
+--final-policy restart and --feedback-fraction F run the loop with those settings (loop.PrefsConfig; the
+cell directory's suffix says so, e.g. s0-restart+ff0.5): the push recipe that meets the target is
+--features obs-norms --feedback-fraction 0.5 --final-policy restart.
+
 With --imitation, each cheetah-run oracle cell also runs `imitation`'s PreferenceComparisons at
 the same query budget, seed and PPO steps (benchmarks/prefs_imitation.py: its own tuned
 seals_half_cheetah config with SB3 PPO on Gymnasium's HalfCheetah-v4, in its own virtual
