@@ -1,0 +1,167 @@
+"""The preference loop's configuration (`PrefsConfig`, what `robreward prefs train` resolves its flags
+to) and the checks of its task and teacher; the loop itself is loop.py."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from robreward.feedback.preferences.human import is_human
+from robreward.feedback.preferences.model import EnsembleConfig
+from robreward.feedback.preferences.segments import PAIRINGS, QUERY_METHODS, SCHEDULES
+from robreward.feedback.preferences.teachers import make_teacher
+from robreward.rl.config import PPOConfig
+
+FINAL_POLICIES = ("continue", "restart")
+
+
+@dataclasses.dataclass(frozen=True)
+class PrefsConfig:
+    """One preference-learning run (what `robreward prefs train` resolves its flags to)."""
+
+    task: str = "reach"
+    """Task name in sims/ or a task folder; it must define a fitness."""
+    teacher: str = "oracle"
+    """Simulated teacher spec (teachers.make_teacher): oracle, mistake:0.1, stochastic:1,myopic:0.9, ...; or
+    human: a person labels rendered clips in the labeling web app (human.py)."""
+    queries: int = 200
+    """Query budget: pairs shown to the teacher over the whole run."""
+    per_round: int = 50
+    """Queries per feedback round (the schedule's largest round)."""
+    schedule: str = "constant"
+    """Query schedule over the budget: constant or linear (segments.query_schedule)."""
+    select: str = "disagreement"
+    """Query selection after round 0 (round 0 is uniform: no model yet): uniform, disagreement, entropy."""
+    pairing: str = "mixed"
+    """Which segments a query compares: any two; two of the same episode (same reset: object, goal,
+    start), so the label reflects what the policy did rather than where the episode began; or mixed
+    (half of each)."""
+    segment: int = 25
+    """Segment length H in env steps."""
+    steps: int = 1_000_000
+    """PPO env steps summed over all worlds (pre-training included; feedback rollouts not counted)."""
+    num_envs: int = 32
+    """Parallel worlds of the PPO and of the feedback rollouts."""
+    pretrain_steps: int = 0
+    """PPO steps of unsupervised state-entropy pre-training before the first queries (PEBBLE); 0: none."""
+    feedback_fraction: float = 0.75
+    """Feedback rounds are spread evenly over this fraction of the steps after pre-training."""
+    final_policy: str = "continue"
+    """After the last feedback round: continue (PEBBLE) keeps training the one policy on the final learned
+    reward up to ``steps``; restart trains a fresh policy from scratch on it for the steps left (steps minus
+    the feedback phase's), keeping the feedback phase's policy in ppo-feedback/. The PPO step budget is the
+    same either way."""
+    collect_steps: int = 0
+    """Env steps per world of each round's feedback rollout; 0: max(2 * segment, min(2 * episode length, 200))."""
+    heldout_pairs: int = 500
+    """Uniform pairs of held-out segments labeled per round for the held-out accuracy (not in the budget)."""
+    features: tuple[str, ...] = ()
+    """TaskState fields the reward model reads (flattened, in order); empty: the task's observation."""
+    feature_action: bool = True
+    """Append the action to the reward model's features (PEBBLE: state-action rewards)."""
+    entropy_k: int = 5
+    """k of the k-NN state-entropy reward (PEBBLE: 5)."""
+    seed: int = 0
+    """Seeds PPO, the envs, the rollouts, query selection and the teacher. The reward ensemble's
+    initialization and bootstraps have their own seed, ``ensemble.seed`` (`robreward prefs train` sets it to
+    --seed; benchmarks/prefs.py keeps it at 0 in every cell)."""
+    out: str = "runs/prefs"
+    """Run directory (see the module docstring)."""
+    eval_episodes: int = 100
+    """Episodes of the final deterministic evaluation under the hand reward (0: skip)."""
+    device: str = "cpu"
+    """Torch device of the envs and networks."""
+    torch_threads: int = 1
+    """torch intra-op threads."""
+    progress: bool = True
+    """Show the PPO progress bar."""
+    ensemble: EnsembleConfig = dataclasses.field(default_factory=EnsembleConfig)
+    """Reward ensemble and its training."""
+    ppo: PPOConfig = dataclasses.field(default_factory=PPOConfig)
+    """PPO hyperparameters."""
+    host: str = "127.0.0.1"
+    """teacher human: address the labeling app listens on."""
+    port: int = 8765
+    """teacher human: port of the labeling app (0: any free port)."""
+    serve_app: bool = True
+    """teacher human: serve the labeling app from this process (False: run `robreward label RUN` yourself)."""
+    label_timeout: float = 0.0
+    """teacher human: seconds to wait for a round's labels before stopping (resumable); 0 waits forever."""
+
+    def __post_init__(self):
+        if isinstance(self.ensemble, dict):
+            data = dict(self.ensemble)
+            data["hidden"] = tuple(data.get("hidden", EnsembleConfig.hidden))
+            object.__setattr__(self, "ensemble", EnsembleConfig(**data))
+        if isinstance(self.ppo, dict):
+            object.__setattr__(self, "ppo", PPOConfig(**self.ppo))
+        object.__setattr__(self, "features", tuple(str(f) for f in self.features))
+        ints = ("queries", "per_round", "segment", "steps", "num_envs")
+        for name in ints:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.num_envs < 2:
+            raise ValueError(f"num_envs must be >= 2 (a quarter of the worlds is held out), got {self.num_envs}")
+        if self.select not in QUERY_METHODS:
+            raise ValueError(f"unknown query selection {self.select!r}: choose one of {', '.join(QUERY_METHODS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown query schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
+        if self.pairing not in PAIRINGS:
+            raise ValueError(f"unknown pairing {self.pairing!r}: choose one of {', '.join(PAIRINGS)}")
+        if not (0 <= self.pretrain_steps < self.steps):
+            raise ValueError(f"pretrain_steps must be in [0, steps={self.steps}), got {self.pretrain_steps}: "
+                             "leave steps for training on the learned reward")
+        if self.final_policy not in FINAL_POLICIES:
+            raise ValueError(f"unknown final_policy {self.final_policy!r}: choose one of {', '.join(FINAL_POLICIES)}")
+        if not (0 < self.feedback_fraction <= 1):
+            raise ValueError(f"feedback_fraction must be in (0, 1], got {self.feedback_fraction}")
+        if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be an integer in 0..65535, got {self.port!r}")
+        if self.collect_steps < 0 or self.heldout_pairs < 1 or self.entropy_k < 1 or self.eval_episodes < 0:
+            raise ValueError("collect_steps and eval_episodes must be >= 0, heldout_pairs and entropy_k >= 1; got "
+                             f"{self.collect_steps}, {self.eval_episodes}, {self.heldout_pairs}, {self.entropy_k}")
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["features"] = list(self.features)
+        data["ensemble"]["hidden"] = list(self.ensemble.hidden)
+        data["ppo"]["actor_hidden"] = list(self.ppo.actor_hidden)
+        data["ppo"]["critic_hidden"] = list(self.ppo.critic_hidden)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PrefsConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"prefs config has unknown fields {unknown}; valid fields: {', '.join(sorted(known))}")
+        return cls(**{"pairing": "any", **data})  # runs saved before pairing existed compared any two segments
+
+
+def check_task(task):
+    """The TaskSpec of ``task``; ValueError when it has no fitness (nothing to measure success by)."""
+    from robreward.envs.registry import get_task
+
+    spec = get_task(task)
+    if spec is None:
+        raise ValueError(f"unknown task {task!r}: see `robreward tasks` for the list, or pass a task folder")
+    if not callable(getattr(spec, "fitness", None)):
+        raise ValueError(f"task {spec.name!r} defines no fitness: preference runs compare the policy with the hand "
+                         "baseline by fitness/success; give the TaskSpec a fitness(state) -> [N]")
+    return spec
+
+
+# settings a resumed run may change (they do not change what is learned)
+RESUMABLE_CHANGES = ("progress", "host", "port", "serve_app", "label_timeout")
+
+
+def check_teacher(spec: str):
+    """A simulated teacher from its spec, or None for ``human`` (labels from the web app, human.py)."""
+    if is_human(spec):
+        return None
+    return make_teacher(spec)
+
+
+__all__ = ["FINAL_POLICIES", "RESUMABLE_CHANGES", "PrefsConfig", "check_task", "check_teacher"]
