@@ -18,9 +18,9 @@ With --retrain, each cell also trains a fresh PPO policy from scratch on its fin
 (CELL/retrain, the loop's PPO settings, seed and steps again), reported beside the loop's own policy:
 whether the reward is good enough, apart from what became of the policy trained while it was learned.
 
---final-policy restart and --feedback-fraction F run the loop with those settings (loop.PrefsConfig; the
-cell directory's suffix says so, e.g. s0-restart+ff0.5): the push recipe that meets the target is
---features obs-norms --feedback-fraction 0.5 --final-policy restart.
+--final-policy restart and --feedback-fraction F run the loop with those settings (PrefsConfig, in
+robreward/feedback/preferences/config.py; the cell directory's suffix says so, e.g. s0-restart+ff0.5):
+the push recipe that meets the target is --features obs-norms --feedback-fraction 0.5 --final-policy restart.
 
 With --imitation, each cheetah-run oracle cell also runs `imitation`'s PreferenceComparisons at
 the same query budget, seed and PPO steps (benchmarks/prefs_imitation.py: its own tuned
@@ -125,9 +125,7 @@ def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: 
     hand = baseline.hand[key]
     return {"task": task, "teacher": teacher, "queries": budget, "seed": seed, "variant": variant, "pairing": pairing,
             "features": list(features), "feature_action": action, "final_policy": final_policy,
-            "feedback_fraction": feedback_fraction, "steps": steps,
-            "run_dir": str(out),
-            "metric": key, "policy": result[key], "hand_baseline": hand, "fraction_of_hand": result[key] / hand,
+            "feedback_fraction": feedback_fraction, "steps": steps, "run_dir": str(out), "metric": key, "policy": result[key], "hand_baseline": hand, "fraction_of_hand": result[key] / hand,
             "success_rate": result["success_rate"], "return_mean": result["return_mean"],
             "heldout_accuracy": metrics.get("heldout_accuracy"), "epic_distance": metrics.get("epic_distance"),
             "seconds_this_invocation": seconds, "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}
