@@ -178,6 +178,9 @@ def main(argv=None) -> int:
         root = Path(tmp)
         files = write_programs(root, args.candidates)
         load_reward_program(files[0], get_task(args.task))  # start the dry-run sandbox before either clock runs
+        # torch.optim's first optimizer imports torch._dynamo (~1 s); both paths build optimizers (the batched
+        # one for its checkpoints), so that one-time import happens here, not on whichever path runs first
+        torch.optim.Adam([torch.zeros(1, requires_grad=True)])
         runs = {}
         order = ("batched", "sequential") if args.order == "batched-first" else ("sequential", "batched")
         for name in order:

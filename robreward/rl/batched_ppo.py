@@ -155,13 +155,19 @@ class BatchedPPO:
         total = rollout["obs"].shape[1]
         size = total // cfg.num_minibatches
         rows = torch.arange(num, device=rollout["obs"].device)[:, None]
+        # every field side by side in one [K, T*M, F] tensor: a mini-batch is then one gather, not one per field
+        keys = list(rollout)
+        packed = torch.cat([v if v.dim() == 3 else v.unsqueeze(-1) for v in rollout.values()], dim=2)
+        widths = [v.shape[2] if v.dim() == 3 else 1 for v in rollout.values()]
+        scalar = [v.dim() == 2 for v in rollout.values()]
         sums = torch.zeros(5, num)
         count = 0
         for _ in range(cfg.num_epochs):
             orders = torch.stack([torch.randperm(total, generator=g, device=g.device) for g in self.generators])
             for i in range(cfg.num_minibatches):
                 idx = orders[:, i * size:(i + 1) * size].to(rows.device)
-                batch = {key: value[rows, idx] for key, value in rollout.items()}
+                parts = packed[rows, idx].split(widths, dim=2)
+                batch = {key: part.squeeze(-1) if flat else part for key, part, flat in zip(keys, parts, scalar)}
                 mean = net.actor(batch["obs"])
                 log_std = net.log_std[:, None, :]
                 std = log_std.exp().expand_as(mean)

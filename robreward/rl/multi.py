@@ -124,14 +124,17 @@ class CandidateRewards:
                 if not self._checked[k]:  # the Reward protocol, once, where the reward enters (as runner.py)
                     check_reward_output(value, terms, self.per, f"reward {self.names[k]!r}")
                     self._checked[k] = True
-                value = value.to(torch.float32)
-                if not bool(torch.isfinite(value).all()):
-                    raise ValueError(f"reward {self.names[k]!r} returned non-finite values (NaN or inf)")
             except Exception as err:  # noqa: BLE001 - one candidate's bug must not stop the others
                 self.failed[k] = f"{type(err).__name__}: {err}"
                 continue
             total[rows] = value
             self.terms[k] = {name: v.to(torch.float32) for name, v in terms.items()}
+        finite = torch.isfinite(total.view(len(self.rewards), self.per)).all(1)
+        if not bool(finite.all()):  # one check for all candidates; the ones with NaN or inf fail
+            for k in torch.nonzero(~finite).flatten().tolist():
+                self.failed[k] = (f"ValueError: reward {self.names[k]!r} returned non-finite values (NaN or inf)")
+                self.terms[k] = {}
+                total[k * self.per:(k + 1) * self.per] = 0.0
         self.seconds += time.perf_counter() - start
         return total, {"total": total}
 
@@ -273,8 +276,11 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out
         runner.write_config(run_dir, config)
         csv_file, csv_writer = runner._open_progress(run_dir, keep_until=global_step if resume else None)
         logs.append({"writer": runner._summary_writer(run_dir, purge_step=global_step if resume else None),
-                     "csv_file": csv_file, "csv": csv_writer, "bar": runner._progress_bar(config, global_step),
-                     "tracker": runner.EpisodeTracker(per, device, track_hand_terms=config.reward != "hand")})
+                     "csv_file": csv_file, "csv": csv_writer, "bar": runner._progress_bar(config, global_step)})
+    # episode statistics of all K x M worlds in one tracker, means per candidate; a candidate trained on
+    # the hand reward leaves the hand terms out (runner.py's tracker does not track them either)
+    hand_only = [config.reward == "hand" for config in configs]
+    tracker = runner.EpisodeTracker(num * per, device, track_hand_terms=not all(hand_only), groups=num)
     failed_at: list[int | None] = [0 if e is not None else None for e in load_errors]
     rollout_len, transitions = cfg.num_steps, cfg.num_steps * per
     shape = (rollout_len, num, per)
@@ -298,7 +304,7 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out
                     obs, reward, terminated, truncated, info = env.step(action.reshape(num * per, -1))
                     mark = timers.add("env_step", mark)
                     done = terminated | truncated
-                    _track(logs, reward, info, done, reward_fn, per)
+                    _track(tracker, reward, info, done, reward_fn, per)
                     if reward_scaler is not None:
                         reward = reward_scaler(reward, done)
                     if bool(truncated.any()):  # time-out: bootstrap from the true last observation
@@ -336,10 +342,12 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out
             global_step += transitions
             # 3. logging, per candidate, in runner.py's format
             iter_s = time.perf_counter() - t0
+            means = tracker.collect_groups()
             for k, log in enumerate(logs):
                 if failed_at[k] is not None:
                     continue
-                stats[k] = log["tracker"].collect()
+                stats[k] = {key: v for key, v in means[k].items()
+                            if not (hand_only[k] and key.startswith("hand_terms/"))}
                 runner._log(log["writer"], log["csv"], log["bar"], global_step, update,
                             elapsed_before + time.perf_counter() - start, transitions / iter_s, collect_s, stats[k],
                             results[k], _StdShim(net.log_std[k]))
@@ -389,19 +397,16 @@ def _never(state, action):
     raise RuntimeError("this candidate's reward failed to load")
 
 
-def _track(logs, reward, info, done, reward_fn: CandidateRewards, per: int) -> None:
-    """Feed each candidate's EpisodeTracker its slice of the step (its own reward terms)."""
-    broken = info["nan_reset"]
-    for k, log in enumerate(logs):
-        if reward_fn.failed[k] is not None:
+def _track(tracker, reward, info, done, reward_fn: CandidateRewards, per: int) -> None:
+    """Fold one step of all K x M worlds into the tracker; each candidate's own reward terms into its
+    group (masked where a world was reset for non-finite physics, as the env masks its terms)."""
+    done_f = tracker.step(reward, info, done, reward_terms=False)
+    keep = ~info["nan_reset"]
+    for k, terms in enumerate(reward_fn.terms):
+        if reward_fn.failed[k] is not None or not terms:
             continue
-        rows = slice(k * per, (k + 1) * per)
-        keep = ~broken[rows]
-        terms = {name: torch.where(keep, v, 0.0) for name, v in reward_fn.terms[k].items()}
-        sliced = {"hand_reward": info["hand_reward"][rows], "success": info["success"][rows],
-                  "fitness": info["fitness"][rows], "reward_terms": terms,
-                  "hand_terms": {name: v[rows] for name, v in info["hand_terms"].items()}}
-        log["tracker"].step(reward[rows], sliced, done[rows])
+        rows = keep[k * per:(k + 1) * per]
+        tracker.add_terms(k, {name: torch.where(rows, v, 0.0) for name, v in terms.items()}, done_f)
 
 
 def _load_checkpoints(run_dirs: Sequence[Path], models: Sequence[ActorCritic]) -> list[dict]:

@@ -101,57 +101,98 @@ def seed_everything(seed: int) -> None:
 
 class EpisodeTracker:
     """Per-world running episode sums; completed episodes are folded into per-update means
-    with masked tensor ops (no Python loop over worlds)."""
+    with masked tensor ops (no Python loop over worlds).
 
-    def __init__(self, num_envs: int, device, track_hand_terms: bool = True):
+    groups: the worlds are that many equal consecutive groups (the batched trainer's candidates),
+    each with its own means (``collect_groups``); one set of tensor ops serves them all."""
+
+    def __init__(self, num_envs: int, device, track_hand_terms: bool = True, groups: int = 1):
+        if groups < 1 or num_envs % groups:
+            raise ValueError(f"{num_envs} worlds do not split into {groups} equal groups")
         self.device = device
         self.track_hand_terms = track_hand_terms
         self.running: dict[str, torch.Tensor] = {}
         self.done_sums: dict[str, torch.Tensor] = {}
-        self.episodes = torch.zeros((), device=device)
+        self.groups = groups
+        self.episodes = torch.zeros(groups, device=device)
         self.num_envs = num_envs
-        self.last: dict[str, float] = {}
+        self.last: list[dict[str, float]] = [{} for _ in range(groups)]
+        self.group_running: dict[tuple[int, str], torch.Tensor] = {}  # add_terms: one group's own keys
+        self.group_done_sums: dict[tuple[int, str], torch.Tensor] = {}
 
     def _add(self, key: str, value: torch.Tensor, done_f: torch.Tensor | None, reduce: str = "sum") -> None:
         if key not in self.running:
             self.running[key] = torch.zeros(self.num_envs, device=self.device)
-            self.done_sums[key] = torch.zeros((), device=self.device)
+            self.done_sums[key] = torch.zeros(self.groups, device=self.device)
         run = self.running[key]
         if reduce == "max":
             torch.maximum(run, value, out=run)
         else:
             run += value
         if done_f is not None:
-            self.done_sums[key] += (run * done_f).sum()
+            self.done_sums[key] += (run * done_f).view(self.groups, -1).sum(1)
             run *= 1.0 - done_f
 
-    def step(self, reward, info, done) -> None:
+    def step(self, reward, info, done, reward_terms: bool = True) -> torch.Tensor | None:
+        """Fold in one env step. reward_terms=False: leave info["reward_terms"] out (each group's own
+        terms then come through add_terms). Returns the done mask as floats (None: no world done)."""
         done_f = done.to(torch.float32) if bool(done.any()) else None
         if done_f is not None:
-            self.episodes += done_f.sum()
+            self.episodes += done_f.view(self.groups, -1).sum(1)
         self._add("return", reward, done_f)
         self._add("hand_return", info["hand_reward"], done_f)
         self._add("length", torch.ones_like(reward), done_f)
         self._add("success", info["success"].to(torch.float32), done_f, reduce="max")
         self._add("fitness_sum", info["fitness"], done_f)
-        for name, value in info["reward_terms"].items():
-            self._add(f"terms/{name}", value, done_f)
+        if reward_terms:
+            for name, value in info["reward_terms"].items():
+                self._add(f"terms/{name}", value, done_f)
         if self.track_hand_terms:  # the hand terms too, when training on another reward
             for name, value in info["hand_terms"].items():
                 self._add(f"hand_terms/{name}", value, done_f)
+        return done_f
+
+    def add_terms(self, group: int, terms: dict[str, torch.Tensor], done_f: torch.Tensor | None) -> None:
+        """One group's own reward terms ({name: [num_envs / groups]}) for the step that step() just
+        folded in (done_f: what it returned); they appear as terms/NAME in that group's means only."""
+        per = self.num_envs // self.groups
+        done_g = None if done_f is None else done_f[group * per:(group + 1) * per]
+        for name, value in terms.items():
+            key = (group, f"terms/{name}")
+            if key not in self.group_running:
+                self.group_running[key] = torch.zeros(per, device=self.device)
+                self.group_done_sums[key] = torch.zeros((), device=self.device)
+            run = self.group_running[key]
+            run += value
+            if done_g is not None:
+                self.group_done_sums[key] += (run * done_g).sum()
+                run *= 1.0 - done_g
 
     def collect(self) -> dict[str, float]:
         """Means over the episodes completed since the last call (or the previous means if none)."""
-        count = float(self.episodes)
-        if count > 0:
-            sums = {k: float(v) for k, v in self.done_sums.items()}
-            self.last = {k: v / count for k, v in sums.items() if k != "fitness_sum"}
-            self.last["fitness_mean"] = sums["fitness_sum"] / max(sums["length"], 1.0)
-            self.last["episodes"] = count
-            for v in self.done_sums.values():
+        if self.groups != 1:
+            raise ValueError(f"this tracker has {self.groups} groups: use collect_groups()")
+        return self.collect_groups()[0]
+
+    def collect_groups(self) -> list[dict[str, float]]:
+        """collect() for each group of worlds, in order."""
+        counts = self.episodes.tolist()
+        if any(c > 0 for c in counts):
+            sums = {k: v.tolist() for k, v in self.done_sums.items()}
+            own = {key: float(v) for key, v in self.group_done_sums.items()}
+            for g, count in enumerate(counts):
+                if count > 0:
+                    last = {k: v[g] / count for k, v in sums.items()
+                            if k != "fitness_sum" and not k.startswith("hand_terms/")}
+                    last.update({key: v / count for (group, key), v in own.items() if group == g})
+                    last.update({k: v[g] / count for k, v in sums.items() if k.startswith("hand_terms/")})
+                    last["fitness_mean"] = sums["fitness_sum"][g] / max(sums["length"][g], 1.0)
+                    last["episodes"] = count
+                    self.last[g] = last
+            for v in (*self.done_sums.values(), *self.group_done_sums.values()):
                 v.zero_()
             self.episodes.zero_()
-        return dict(self.last)
+        return [dict(last) for last in self.last]
 
 
 # -- training ---------------------------------------------------------------------------------

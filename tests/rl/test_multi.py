@@ -180,6 +180,38 @@ def test_a_raising_candidate_is_isolated_and_the_other_trains_unchanged(separate
     assert_same_progress(dirs[1], separate_runs / "hand")
 
 
+def test_a_candidate_with_non_finite_rewards_is_isolated_with_the_reason():
+    """The non-finite check runs once over all K candidates' rewards; only the candidate with a NaN
+    or inf fails (its worlds get 0 and no terms), the others' rewards pass through unchanged."""
+    from robreward.envs.spec import TaskState
+
+    def dist(state, action):
+        d = torch.linalg.norm(state.ee_to_goal, dim=-1)
+        return -d, {"dist": -d}
+
+    calls = []
+
+    def nan_from_call_2(state, action):  # passes the first call's Reward-protocol check
+        calls.append(1)
+        d = torch.linalg.norm(state.ee_to_goal, dim=-1).clone()
+        if len(calls) > 1:
+            d[1] = float("nan")
+        return d, {"d": d}
+
+    state = TaskState({"ee_to_goal": torch.arange(36, dtype=torch.float32).view(12, 3)})
+    rewards = CandidateRewards([dist, nan_from_call_2, dist], ["a", "b", "c"], 4)
+    rewards(state, torch.zeros(12, 4))
+    assert rewards.failed == [None, None, None]
+    total, _ = rewards(state, torch.zeros(12, 4))
+    assert rewards.failed[0] is None and rewards.failed[2] is None
+    assert "reward 'b' returned non-finite values" in rewards.failed[1]
+    want = -torch.linalg.norm(state.ee_to_goal, dim=-1)
+    assert torch.equal(total[:4], want[:4]) and torch.equal(total[8:], want[8:])
+    assert torch.equal(total[4:8], torch.zeros(4)) and rewards.terms[1] == {} and set(rewards.terms[2]) == {"dist"}
+    total, _ = rewards(state, torch.zeros(12, 4))  # a failed candidate is not called again
+    assert len(calls) == 2 and torch.equal(total[4:8], torch.zeros(4)) and torch.isfinite(total).all()
+
+
 # -- (4) run dirs are the runner's ------------------------------------------------------------------------------------
 def test_run_dirs_are_complete(reach_pair):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
