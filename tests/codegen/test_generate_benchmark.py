@@ -1,0 +1,36 @@
+"""benchmarks/generate.py on a tiny budget: both paths run per repeat, in alternating order, and the
+reported ratio is the median pair's (its speed is measured in benchmarks/, not here)."""
+
+import json
+
+import pytest
+
+from tests.conftest import load_script
+
+
+def test_repeats_alternate_and_the_median_pair_is_reported(tmp_path):
+    bench = load_script("benchmarks/generate.py", "generate_bench")
+    out = tmp_path / "generate.json"
+    assert bench.main(["--candidates", "2", "--steps", "256", "--worlds", "4", "--repeats", "3",
+                       "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    pairs = result["repeats"]
+    assert [p["order"] for p in pairs] == ["batched-sequential", "sequential-batched", "batched-sequential"]
+    for pair in pairs:
+        assert pair["speedup"] == pytest.approx(pair["sequential_wall_s"] / pair["batched_wall_s"])
+        for path in ("batched", "sequential"):
+            parts = pair[f"{path}_breakdown_s"]
+            assert set(parts) == {"physics", "rewards", "networks", "overhead"}
+            assert sum(parts.values()) == pytest.approx(pair[f"{path}_wall_s"])
+            assert parts["physics"] > 0 and parts["networks"] > 0
+    assert result["speedup_sequential_over_batched"] == sorted(p["speedup"] for p in pairs)[1]
+    assert result["speedup_min_max"] == [min(p["speedup"] for p in pairs), max(p["speedup"] for p in pairs)]
+    assert result["batched"]["failed"] == [] and len(result["batched"]["final_success"]) == 2
+    assert result["machine"]["nproc"] >= 1
+
+
+def test_repeats_must_be_positive(tmp_path, capsys):
+    bench = load_script("benchmarks/generate.py", "generate_bench")
+    with pytest.raises(SystemExit):
+        bench.main(["--repeats", "0", "--out", str(tmp_path / "x.json")])
+    assert "--repeats must be >= 1, got 0" in capsys.readouterr().err
