@@ -238,8 +238,9 @@ def main(argv=None) -> int:
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    every = ", ".join(f"{pair['speedup']:.2f}" for pair in pairs)
-    print(f"speedup (sequential / batched): {ratio:.2f}x" + (f" (median of {len(pairs)}: {every})" if len(pairs) > 1 else ""))
+    speedups = ", ".join(f"{pair['speedup']:.2f}" for pair in pairs)
+    every = f" (median of {len(pairs)}: {speedups})" if len(pairs) > 1 else ""
+    print(f"speedup (sequential / batched): {ratio:.2f}x{every}")
     return 0
 
 

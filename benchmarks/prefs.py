@@ -125,7 +125,8 @@ def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: 
     hand = baseline.hand[key]
     return {"task": task, "teacher": teacher, "queries": budget, "seed": seed, "variant": variant, "pairing": pairing,
             "features": list(features), "feature_action": action, "final_policy": final_policy,
-            "feedback_fraction": feedback_fraction, "steps": steps, "run_dir": str(out), "metric": key, "policy": result[key], "hand_baseline": hand, "fraction_of_hand": result[key] / hand,
+            "feedback_fraction": feedback_fraction, "steps": steps, "run_dir": str(out), "metric": key,
+            "policy": result[key], "hand_baseline": hand, "fraction_of_hand": result[key] / hand,
             "success_rate": result["success_rate"], "return_mean": result["return_mean"],
             "heldout_accuracy": metrics.get("heldout_accuracy"), "epic_distance": metrics.get("epic_distance"),
             "seconds_this_invocation": seconds, "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}

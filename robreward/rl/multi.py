@@ -132,7 +132,7 @@ class CandidateRewards:
         finite = torch.isfinite(total.view(len(self.rewards), self.per)).all(1)
         if not bool(finite.all()):  # one check for all candidates; the ones with NaN or inf fail
             for k in torch.nonzero(~finite).flatten().tolist():
-                self.failed[k] = (f"ValueError: reward {self.names[k]!r} returned non-finite values (NaN or inf)")
+                self.failed[k] = f"ValueError: reward {self.names[k]!r} returned non-finite values (NaN or inf)"
                 self.terms[k] = {}
                 total[k * self.per:(k + 1) * self.per] = 0.0
         self.seconds += time.perf_counter() - start
