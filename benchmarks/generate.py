@@ -11,7 +11,9 @@ evaluation is the same per candidate on both paths). Time breakdown, both paths 
 way: physics = BatchedEnv.step without the reward call (MuJoCo, task state, observation, hand
 reward, resets), rewards = the candidates' reward programs, networks = policy forward in the
 rollout + PPO updates, overhead = the rest (episode statistics, storage, GAE, logging, reward
-loading, export). Writes benchmarks/results/generate.json.
+loading, export). CPU seconds (every thread of the process) are recorded per path and for its PPO
+updates; the batched path's CPU seconds over the usable cores give the shortest wall any schedule of
+its work could take here ("cpu_bound"). Writes benchmarks/results/generate.json.
 
     python benchmarks/generate.py                      # K=16, 20k steps x 16 worlds per candidate
     python benchmarks/generate.py --candidates 4 --steps 4096
@@ -58,29 +60,43 @@ def write_programs(root: Path, count: int) -> list[Path]:
 
 
 class Timer:
-    """Accumulates the seconds spent in a wrapped callable."""
+    """Accumulates the wall-clock seconds, and the process's CPU seconds (all its threads), spent in a
+    wrapped callable."""
 
     def __init__(self):
-        self.seconds = 0.0
+        self.seconds = self.cpu_seconds = 0.0
 
     def wrap(self, fn):
         def timed(*args, **kwargs):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             try:
                 return fn(*args, **kwargs)
             finally:
                 self.seconds += time.perf_counter() - start
+                self.cpu_seconds += time.process_time() - cpu
 
         return timed
 
 
+def cpu_seconds(total: float, update: Timer) -> dict:
+    """CPU seconds of a path (every thread of the process: torch's, the simulator's) and of its PPO
+    updates; cores_busy = total / wall says how much of the machine the path kept busy."""
+    return {"total": total, "update": update.cpu_seconds, "rest": total - update.cpu_seconds}
+
+
 def run_batched(files, args, root: Path) -> dict:
+    from robreward.rl.batched_ppo import BatchedPPO
     from robreward.rl.multi import train_many
 
-    start = time.perf_counter()
-    summary = train_many(args.task, files, args.steps, args.seed, [root / f"b{i:02d}" for i in range(len(files))],
-                         num_envs_per_candidate=args.worlds, eval_episodes=0, torch_threads=args.batched_threads)
-    wall = time.perf_counter() - start
+    update, original = Timer(), BatchedPPO.update
+    BatchedPPO.update = update.wrap(original)
+    try:
+        start, cpu = time.perf_counter(), time.process_time()
+        summary = train_many(args.task, files, args.steps, args.seed, [root / f"b{i:02d}" for i in range(len(files))],
+                             num_envs_per_candidate=args.worlds, eval_episodes=0, torch_threads=args.batched_threads)
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    finally:
+        BatchedPPO.update = original
     t = summary["timing"]
     networks = t.get("policy", 0.0) + t.get("update", 0.0)
     breakdown = {"physics": t.get("physics", 0.0), "rewards": t.get("rewards", 0.0), "networks": networks}
@@ -88,6 +104,7 @@ def run_batched(files, args, root: Path) -> dict:
     failed = [c["failed"] for c in summary["candidates"] if c["failed"]]
     return {"wall_s": wall, "breakdown_s": breakdown, "failed": failed,
             "networks_s": {"rollout": t.get("policy", 0.0), "update": t.get("update", 0.0)},
+            "cpu_s": cpu_seconds(cpu, update), "cores_busy": cpu / wall,
             "final_success": [c["stats"].get("success") for c in summary["candidates"]]}
 
 
@@ -105,13 +122,13 @@ def run_sequential(files, args, root: Path) -> dict:
         setattr(cls, name, timer.wrap(getattr(cls, name)))
     finals = []
     try:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for i, file in enumerate(files):
             config = TrainConfig(task=args.task, reward=str(file), num_envs=args.worlds, steps=args.steps,
                                  seed=args.seed, out=str(root / f"s{i:02d}"), eval_episodes=0, progress=False,
                                  torch_threads=args.sequential_threads)
             finals.append(runner.train(config)["stats"].get("success"))
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     finally:
         for (cls, name), original in zip(originals, saved):
             setattr(cls, name, original)
@@ -119,7 +136,8 @@ def run_sequential(files, args, root: Path) -> dict:
                  "networks": act.seconds + update.seconds}
     breakdown["overhead"] = wall - sum(breakdown.values())
     return {"wall_s": wall, "breakdown_s": breakdown, "failed": [], "final_success": finals,
-            "networks_s": {"rollout": act.seconds, "update": update.seconds}}
+            "networks_s": {"rollout": act.seconds, "update": update.seconds},
+            "cpu_s": cpu_seconds(cpu, update), "cores_busy": cpu / wall}
 
 
 def network_gflop(task: str, steps: int, worlds: int) -> dict:
@@ -152,6 +170,14 @@ def matmul_peak_gflops(batch: int, rows: int, width: int, threads: int, seconds:
         return 2 * batch * rows * width * width * count / (time.perf_counter() - start) / 1e9
     finally:
         torch.set_num_threads(before)
+
+
+def cpu_bound(runs: dict, cores: int) -> dict:
+    """The batched run's CPU seconds spread evenly over every usable core: no schedule of that work
+    (threads, overlapping rollout and update) finishes sooner on this machine, so the sequential
+    wall over it is the highest speedup reachable without doing less work."""
+    wall = runs["batched"]["cpu_s"]["total"] / cores
+    return {"cores": cores, "batched_min_wall_s": wall, "max_speedup": runs["sequential"]["wall_s"] / wall}
 
 
 def main(argv=None) -> int:
@@ -231,6 +257,7 @@ def main(argv=None) -> int:
                      "batched_breakdown_s": pair["batched"]["breakdown_s"],
                      "sequential_breakdown_s": pair["sequential"]["breakdown_s"]} for pair in pairs],
         "speedup_min_max": [min(p["speedup"] for p in pairs), max(p["speedup"] for p in pairs)],
+        "cpu_bound": cpu_bound(runs, machine["cpus_usable"]),
         "target": ">= 4x on CPU at small budgets (issue 5); >= 8x on a GPU",
         "machine": machine, "load_avg_at_end": os.getloadavg(),
         "note": "wall-clock on a shared machine: background jobs' load is in load_avg_at_start/end",
@@ -241,6 +268,9 @@ def main(argv=None) -> int:
     speedups = ", ".join(f"{pair['speedup']:.2f}" for pair in pairs)
     every = f" (median of {len(pairs)}: {speedups})" if len(pairs) > 1 else ""
     print(f"speedup (sequential / batched): {ratio:.2f}x{every}")
+    bound = result["cpu_bound"]
+    print(f"batched CPU work {runs['batched']['cpu_s']['total']:.1f} core-s ({runs['batched']['cores_busy']:.2f} cores "
+          f"busy): at best {bound['batched_min_wall_s']:.1f} s on {bound['cores']} cores, {bound['max_speedup']:.2f}x")
     return 0
 
 

@@ -26,6 +26,14 @@ def test_repeats_alternate_and_the_median_pair_is_reported(tmp_path):
     assert result["speedup_sequential_over_batched"] == sorted(p["speedup"] for p in pairs)[1]
     assert result["speedup_min_max"] == [min(p["speedup"] for p in pairs), max(p["speedup"] for p in pairs)]
     assert result["batched"]["failed"] == [] and len(result["batched"]["final_success"]) == 2
+    for path in ("batched", "sequential"):  # CPU seconds of every thread: the update's are part of the total
+        cpu = result[path]["cpu_s"]
+        assert 0 < cpu["update"] < cpu["total"] and cpu["rest"] == pytest.approx(cpu["total"] - cpu["update"])
+        assert result[path]["cores_busy"] == pytest.approx(cpu["total"] / result[path]["wall_s"])
+    bound = result["cpu_bound"]
+    assert bound["cores"] == result["machine"]["cpus_usable"]
+    assert bound["batched_min_wall_s"] == pytest.approx(result["batched"]["cpu_s"]["total"] / bound["cores"])
+    assert bound["max_speedup"] == pytest.approx(result["sequential"]["wall_s"] / bound["batched_min_wall_s"])
     assert result["machine"]["nproc"] >= 1
 
 
