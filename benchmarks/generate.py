@@ -18,6 +18,7 @@ its work could take here ("cpu_bound"). Writes benchmarks/results/generate.json.
     python benchmarks/generate.py                      # K=16, 20k steps x 16 worlds per candidate
     python benchmarks/generate.py --candidates 4 --steps 4096
     python benchmarks/generate.py --repeats 3          # 3 pairs, alternating which runs first; the median
+    python benchmarks/generate.py --backend warp --device cuda --worlds 1024   # on a GPU (issue 5: >= 8x)
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ def run_batched(files, args, root: Path) -> dict:
     try:
         start, cpu = time.perf_counter(), time.process_time()
         summary = train_many(args.task, files, args.steps, args.seed, [root / f"b{i:02d}" for i in range(len(files))],
-                             num_envs_per_candidate=args.worlds, eval_episodes=0, torch_threads=args.batched_threads)
+                             num_envs_per_candidate=args.worlds, eval_episodes=0, torch_threads=args.batched_threads,
+                             backend=args.backend, device=args.device)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     finally:
         BatchedPPO.update = original
@@ -126,7 +128,7 @@ def run_sequential(files, args, root: Path) -> dict:
         for i, file in enumerate(files):
             config = TrainConfig(task=args.task, reward=str(file), num_envs=args.worlds, steps=args.steps,
                                  seed=args.seed, out=str(root / f"s{i:02d}"), eval_episodes=0, progress=False,
-                                 torch_threads=args.sequential_threads)
+                                 torch_threads=args.sequential_threads, backend=args.backend, device=args.device)
             finals.append(runner.train(config)["stats"].get("success"))
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     finally:
@@ -154,18 +156,23 @@ def network_gflop(task: str, steps: int, worlds: int) -> dict:
     return {"rollout": 2 * macs * steps / 1e9, "update": 6 * macs * updates * cfg.num_epochs * rollout / 1e9}
 
 
-def matmul_peak_gflops(batch: int, rows: int, width: int, threads: int, seconds: float = 1.0) -> float:
-    """GFLOP/s of torch.bmm on [batch, rows, width] x [batch, width, width] at `threads` torch threads:
-    the hidden layer of a mini-batch, the rate the networks could reach at best."""
+def matmul_peak_gflops(batch: int, rows: int, width: int, threads: int, seconds: float = 1.0,
+                       device: str = "cpu") -> float:
+    """GFLOP/s of torch.bmm on [batch, rows, width] x [batch, width, width] at `threads` torch threads
+    (on a GPU: each call waited for, as the networks' small calls are): the hidden layer of a
+    mini-batch, the rate the networks could reach at best."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     try:
-        a, w = torch.randn(batch, rows, width), torch.randn(batch, width, width)
+        a, w = torch.randn(batch, rows, width, device=device), torch.randn(batch, width, width, device=device)
         for _ in range(10):
             torch.bmm(a, w)
+        sync()
         count, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds:
             torch.bmm(a, w)
+            sync()
             count += 1
         return 2 * batch * rows * width * width * count / (time.perf_counter() - start) / 1e9
     finally:
@@ -189,6 +196,10 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=20_480, help="env steps per candidate (summed over its worlds)")
     parser.add_argument("--worlds", type=int, default=16, help="worlds per candidate")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--backend", choices=("cpu", "warp"), default="cpu",
+                        help="simulator of both paths: cpu (native MuJoCo) or warp (MuJoCo Warp; with --device cuda "
+                             "for the GPU target)")
+    parser.add_argument("--device", default="cpu", help="torch device of both paths' envs and networks (cpu, cuda)")
     parser.add_argument("--batched-threads", type=int, default=None,
                         help="torch threads of the batched path (default: train_many's, one per 8 candidates up to "
                              "the cores; its [K, B, H] matmuls use them)")
@@ -216,6 +227,13 @@ def main(argv=None) -> int:
         # torch.optim's first optimizer imports torch._dynamo (~1 s); both paths build optimizers (the batched
         # one for its checkpoints), so that one-time import happens here, not on whichever path runs first
         torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+        if args.backend != "cpu":  # MuJoCo Warp compiles its kernels on the first env: not on either clock
+            import robreward
+
+            warm = robreward.make(args.task, num_envs=args.worlds, backend=args.backend, device=args.device, seed=0)
+            warm.reset(seed=0)
+            warm.step(torch.zeros(args.worlds, warm.act_dim, device=warm.device))
+            warm.close()
         pairs = []
         for repeat in range(args.repeats):
             batched_first = args.order == "batched-first" or (args.order == "alternate" and repeat % 2 == 0)
@@ -241,7 +259,8 @@ def main(argv=None) -> int:
     cfg = PPOConfig()
     rows, width = cfg.num_steps * args.worlds // cfg.num_minibatches, cfg.actor_hidden[0]
     for name in ("batched", "sequential"):
-        peak = matmul_peak_gflops(args.candidates if name == "batched" else 1, rows, width, threads[name])
+        peak = matmul_peak_gflops(args.candidates if name == "batched" else 1, rows, width, threads[name],
+                                  device=args.device)
         spent = runs[name]["networks_s"]
         runs[name]["networks_gflop_per_s"] = {stage: args.candidates * per[stage] / spent[stage] for stage in per}
         runs[name]["matmul_peak_gflop_per_s"] = peak
@@ -251,6 +270,7 @@ def main(argv=None) -> int:
         "benchmark": "generate: K candidates trained at once vs sequentially",
         "task": args.task, "candidates": args.candidates, "steps_per_candidate": args.steps,
         "worlds_per_candidate": args.worlds, "seed": args.seed, "order": args.order,
+        "backend": args.backend, "device": args.device,
         "torch_threads": threads, "network_gflop_per_candidate": per,
         "batched": runs["batched"], "sequential": runs["sequential"],
         "speedup_sequential_over_batched": ratio,
@@ -259,7 +279,7 @@ def main(argv=None) -> int:
                      "batched_breakdown_s": pair["batched"]["breakdown_s"],
                      "sequential_breakdown_s": pair["sequential"]["breakdown_s"]} for pair in pairs],
         "speedup_min_max": [min(p["speedup"] for p in pairs), max(p["speedup"] for p in pairs)],
-        "cpu_bound": cpu_bound(runs, machine["cpus_usable"]),
+        "cpu_bound": cpu_bound(runs, machine["cpus_usable"]) if args.device == "cpu" else None,
         "target": ">= 4x on CPU at small budgets (issue 5); >= 8x on a GPU",
         "machine": machine, "load_avg_at_end": os.getloadavg(),
         "note": "wall-clock on a shared machine: background jobs' load is in load_avg_at_start/end",
@@ -271,8 +291,10 @@ def main(argv=None) -> int:
     every = f" (median of {len(pairs)}: {speedups})" if len(pairs) > 1 else ""
     print(f"speedup (sequential / batched): {ratio:.2f}x{every}")
     bound = result["cpu_bound"]
-    print(f"batched CPU work {runs['batched']['cpu_s']['total']:.1f} core-s ({runs['batched']['cores_busy']:.2f} cores "
-          f"busy): at best {bound['batched_min_wall_s']:.1f} s on {bound['cores']} cores, {bound['max_speedup']:.2f}x")
+    if bound is not None:
+        print(f"batched CPU work {runs['batched']['cpu_s']['total']:.1f} core-s ({runs['batched']['cores_busy']:.2f} "
+              f"cores busy): at best {bound['batched_min_wall_s']:.1f} s on {bound['cores']} cores, "
+              f"{bound['max_speedup']:.2f}x")
     return 0
 
 

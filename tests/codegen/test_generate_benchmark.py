@@ -42,3 +42,16 @@ def test_repeats_must_be_positive(tmp_path, capsys):
     with pytest.raises(SystemExit):
         bench.main(["--repeats", "0", "--out", str(tmp_path / "x.json")])
     assert "--repeats must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_the_warp_backend_runs_both_paths_on_warps_cpu_device(tmp_path):
+    """The GPU target's run (--backend warp --device cuda) on Warp's CPU device, as CI can run it."""
+    bench = load_script("benchmarks/generate.py", "generate_bench")
+    out = tmp_path / "generate.json"
+    assert bench.main(["--candidates", "2", "--steps", "256", "--worlds", "4", "--backend", "warp",
+                       "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert (result["backend"], result["device"]) == ("warp", "cpu")
+    for path in ("batched", "sequential"):
+        assert result[path]["failed"] == [] and len(result[path]["final_success"]) == 2
+        assert result[path]["breakdown_s"]["physics"] > 0
