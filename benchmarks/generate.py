@@ -18,7 +18,7 @@ its work could take here ("cpu_bound"). Writes benchmarks/results/generate.json.
     python benchmarks/generate.py                      # K=16, 20k steps x 16 worlds per candidate
     python benchmarks/generate.py --candidates 4 --steps 4096
     python benchmarks/generate.py --repeats 3          # 3 pairs, alternating which runs first; the median
-    python benchmarks/generate.py --backend warp --device cuda --worlds 1024   # on a GPU (issue 5: >= 8x)
+    python benchmarks/generate.py --backend warp --device cuda --worlds 1024 --steps 1000000   # GPU: >= 8x
 """
 
 from __future__ import annotations
