@@ -8,12 +8,16 @@ import pytest
 from tests.conftest import load_script
 
 
-def test_repeats_alternate_and_the_median_pair_is_reported(tmp_path):
+def run_tiny(tmp_path, *flags: str) -> dict:
+    """The benchmark with 2 candidates x 4 worlds x 256 steps and `flags`: its JSON."""
     bench = load_script("benchmarks/generate.py", "generate_bench")
     out = tmp_path / "generate.json"
-    assert bench.main(["--candidates", "2", "--steps", "256", "--worlds", "4", "--repeats", "3",
-                       "--out", str(out)]) == 0
-    result = json.loads(out.read_text())
+    assert bench.main(["--candidates", "2", "--steps", "256", "--worlds", "4", *flags, "--out", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+def test_repeats_alternate_and_the_median_pair_is_reported(tmp_path):
+    result = run_tiny(tmp_path, "--repeats", "3")
     pairs = result["repeats"]
     assert [p["order"] for p in pairs] == ["batched-sequential", "sequential-batched", "batched-sequential"]
     for pair in pairs:
@@ -46,11 +50,7 @@ def test_repeats_must_be_positive(tmp_path, capsys):
 
 def test_the_warp_backend_runs_both_paths_on_warps_cpu_device(tmp_path):
     """The GPU target's run (--backend warp --device cuda) on Warp's CPU device, as CI can run it."""
-    bench = load_script("benchmarks/generate.py", "generate_bench")
-    out = tmp_path / "generate.json"
-    assert bench.main(["--candidates", "2", "--steps", "256", "--worlds", "4", "--backend", "warp",
-                       "--out", str(out)]) == 0
-    result = json.loads(out.read_text())
+    result = run_tiny(tmp_path, "--backend", "warp")
     assert (result["backend"], result["device"]) == ("warp", "cpu")
     for path in ("batched", "sequential"):
         assert result[path]["failed"] == [] and len(result[path]["final_success"]) == 2
