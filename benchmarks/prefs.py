@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from robreward.envs.bench import machine_info
+from robreward.feedback.preferences.config import FINAL_POLICIES, PrefsConfig
 from robreward.fileio import atomic_write_json
 
 HERE = Path(__file__).parent
@@ -61,9 +62,9 @@ IMITATION_TARGET = 1.5  # robreward's return over imitation's, cheetah-run, orac
 IMITATION_PYTHON = HERE.parent / ".venv-imitation" / "bin" / "python"
 
 
-PAIRING = "mixed"  # PrefsConfig's defaults
-FINAL_POLICY = "continue"
-FEEDBACK_FRACTION = 0.75
+# PrefsConfig's defaults: a cell run with them has no suffix
+PAIRING, FINAL_POLICY = PrefsConfig.pairing, PrefsConfig.final_policy
+FEEDBACK_FRACTION = PrefsConfig.feedback_fraction
 
 
 def variant_name(pairing: str = PAIRING, features: tuple[str, ...] = (), action: bool = True,
@@ -274,8 +275,6 @@ def main(argv=None) -> int:
         seeds = [int(s) for s in args.seeds.split(",") if s]
     except ValueError as err:
         parser.error(f"--budgets and --seeds are comma-separated integers ({err})")
-    from robreward.feedback.preferences.loop import FINAL_POLICIES
-
     if args.final_policy not in FINAL_POLICIES:
         parser.error(f"unknown --final-policy {args.final_policy!r}: choose one of {', '.join(FINAL_POLICIES)}")
     unknown = [t for t in tasks if t not in STEPS and args.steps is None]
