@@ -68,13 +68,22 @@ def _load_named(name: str) -> TaskSpec:
     return _task_of(module, f"sims/{name.replace('-', '_')}")
 
 
-def get_task(task: str | os.PathLike | TaskSpec) -> TaskSpec:
-    """Resolve a task name, a task folder path, or a TaskSpec to a TaskSpec."""
+def get_task(task: str | os.PathLike | TaskSpec, *, allow_folder: bool = True) -> TaskSpec:
+    """Resolve a task name, a task folder path, or a TaskSpec to a TaskSpec.
+
+    allow_folder=False: `task` came from a file (a demo's attribute, a run's config.yaml, a
+    checkpoint) and may only name a task of the suite. A task folder holds code, so only the
+    command line (``--task FOLDER``) may name one; a data file never picks code to run."""
     if isinstance(task, TaskSpec):
         return task
     text = str(task)
     if text in task_names():
         return _load_named(text)
+    if not allow_folder:
+        raise UnknownTaskError(
+            f"the file names the task {text[:200]!r}, which is not a task of the suite "
+            f"({', '.join(task_names())}); a file never selects a task folder (its code would run): "
+            "if you trust that folder, pass it explicitly with --task FOLDER")
     path = Path(text)
     if path.is_dir():
         return _load_from_folder(path)
