@@ -221,7 +221,12 @@ def trajectory_preference_test(code: str, demos, spec: TaskSpec | str | None = N
     record = dict(threshold=float(threshold), pairs=n_s * n_f, successes=n_s, failures=n_f,
                   replay_error=data.replay_error, dataset=data.path)
     fields = sorted(data.groups[0][1][0]) if data.groups and data.groups[0][1] else []
-    problems = sandbox.static_check(code, fields, "<candidate>")
+    try:
+        problems = sandbox.static_check(code, fields, "<candidate>")
+    except Exception as err:  # noqa: BLE001  (a program that breaks the checker is rejected, never run)
+        from robreward.codegen.extract import crash_reason
+
+        problems = [(None, crash_reason(err, "the static checks"))]
     error = None
     if problems:  # never run code that did not pass the allow-list
         error = "rejected by the static checks: " + "; ".join(f"line {ln}: {m}" if ln else m for ln, m in problems)

@@ -13,6 +13,10 @@ Which block is the program, when a response has several: the blocks that define
 one -> that block; several that are the same program (a model repeating itself) -> the last;
 several different ones -> rejected ("several compute_reward definitions"): guessing which one
 the model meant would hide the ambiguity from the repair round.
+
+Hostile responses are rejections too, never exceptions: a response over ``MAX_RESPONSE_CHARS``,
+code the parser gives up on (nesting hundreds of levels deep makes it raise RecursionError or
+MemoryError; a NUL byte, ValueError) or that cannot be walked without deep recursion.
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ from robreward.envs.spec import TaskSpec
 SIGNATURE = "def compute_reward(state, action):"
 PYTHON_TAGS = {"", "python", "python3", "py", "py3", "python3.10", "python3.11", "python3.12"}
 _FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*([\w.+-]*)[^\n]*$")
+MAX_RESPONSE_CHARS = 100_000
+"""A response longer than this is rejected unread (a reward program is a few thousand characters)."""
+_PARSE_TRIES = 200  # prefixes of an unfenced response tried as the program: bounds the work on a huge one
+_PARSER_GIVES_UP = (SyntaxError, ValueError, RecursionError, MemoryError)
 _CODE_START = re.compile(r"^(import |from \w[\w.]* import |def |@|[A-Za-z_]\w*\s*(:[^=]+)?=[^=])")
 
 
@@ -35,7 +43,7 @@ _CODE_START = re.compile(r"^(import |from \w[\w.]* import |def |@|[A-Za-z_]\w*\s
 class ExtractResult:
     """The program found in a response (``code``), or why there is none (``error``, ``kind``).
 
-    kind: "ok", "empty", "no_code", "several", "signature", "truncated" or "syntax"."""
+    kind: "ok", "empty", "too_long", "no_code", "several", "signature", "truncated" or "syntax"."""
 
     code: str | None
     error: str | None = None
@@ -85,17 +93,17 @@ def _unfenced_code(text: str) -> str:
     try:
         ast.parse(text)
         return text
-    except SyntaxError:
+    except _PARSER_GIVES_UP:
         pass
     lines = text.splitlines()
     start = next((k for k, line in enumerate(lines) if _CODE_START.match(line)), 0)
-    for end in range(len(lines), start, -1):
-        if end < len(lines) and lines[end][:1].isspace():
-            continue  # inside an indented block: not a place where the code can end
+    ends = [end for end in range(len(lines), start, -1)
+            if end == len(lines) or not lines[end][:1].isspace()]  # not inside an indented block
+    for end in ends[:_PARSE_TRIES]:
         candidate = "\n".join(lines[start:end])
         try:
             ast.parse(candidate)
-        except SyntaxError:
+        except _PARSER_GIVES_UP:
             continue
         if _defines_compute_reward(candidate):
             return candidate
@@ -137,6 +145,8 @@ def check_program(code: str, closed: bool = True) -> ExtractResult:
         tree = ast.parse(code)
     except SyntaxError as err:
         return _syntax_error(code, err, closed)
+    except (ValueError, RecursionError, MemoryError) as err:
+        return _fail("syntax", _unparsable(err))
     defs = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
             and n.name == "compute_reward"]
     if not defs:
@@ -146,7 +156,11 @@ def check_program(code: str, closed: bool = True) -> ExtractResult:
     if len(defs) > 1:
         return _fail("several", f"several compute_reward definitions ({len(defs)} in one block, lines "
                                 f"{', '.join(str(d.lineno) for d in defs)}); give exactly one")
-    problem = _signature_problem(defs[0])
+    try:
+        problem = _signature_problem(defs[0])
+    except (RecursionError, MemoryError) as err:  # ast.unparse of deeply nested defaults
+        return _fail("signature", f"the signature of compute_reward cannot be read ({_unparsable(err)}); "
+                                  f"use exactly `{SIGNATURE}`")
     if problem:
         return _fail("signature", problem)
     if not closed:
@@ -155,10 +169,17 @@ def check_program(code: str, closed: bool = True) -> ExtractResult:
     return ExtractResult(code.strip("\n") + "\n")
 
 
+def _unparsable(err: BaseException) -> str:
+    if isinstance(err, (RecursionError, MemoryError)):
+        return ("the code is nested too deeply for Python's parser (an expression or block hundreds of levels "
+                "deep): write it with flat expressions and helper variables")
+    return f"the code cannot be parsed ({type(err).__name__}: {str(err)[:200]}); send plain Python source"
+
+
 def _same_program(a: str, b: str) -> bool:
     try:
         return ast.dump(ast.parse(a)) == ast.dump(ast.parse(b))
-    except SyntaxError:
+    except _PARSER_GIVES_UP:
         return a.strip() == b.strip()
 
 
@@ -167,6 +188,9 @@ def extract_program(text: str | None) -> ExtractResult:
     if text is None or not str(text).strip():
         return _fail("empty", "the response is empty: reply with the program in one ```python block")
     text = str(text).replace("\r\n", "\n")
+    if len(text) > MAX_RESPONSE_CHARS:
+        return _fail("too_long", f"the response is {len(text):,} characters long, over the {MAX_RESPONSE_CHARS:,} "
+                                 "accepted: reply with only the program, in one ```python block")
     blocks = _fenced_blocks(text)
     if not blocks:
         code = _unfenced_code(text)
@@ -189,7 +213,20 @@ def extract_program(text: str | None) -> ExtractResult:
 
 
 # -- pre-flight: the project's reward-program checks ---------------------------------------------------
-STAGES = ("extract", "static", "dry_run")
+STAGES = ("extract", "static", "dry_run", "check")
+"""Where a candidate failed; "check": the checks themselves raised on it (``crash_reason``)."""
+
+
+def crash_reason(err: BaseException, during: str = "the reward-program checks") -> str:
+    """A rejection reason (also the repair feedback) for a program that made a check raise."""
+    if isinstance(err, RecursionError):
+        hint = "the program is nested too deeply (an expression or block hundreds of levels deep)"
+    elif isinstance(err, MemoryError):
+        hint = "the program is too large or too deeply nested to analyse"
+    else:
+        hint = "the checks could not process it"
+    return (f"{during} failed on this program ({type(err).__name__}: {str(err)[:200]}): {hint}; write it with "
+            "flat expressions, helper variables and plain tensor operations")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,8 +267,11 @@ def preflight(code: str | ExtractResult | None, spec: TaskSpec | str, *, dry_run
     if not checked.ok:
         return PreflightResult(False, "extract", (checked.error,), code=code)
     source = checked.code  # ends in a newline: check_reward_program never takes it for a file path
-    result = check_reward_program(source, spec, dry_run=dry_run, timeout_s=timeout_s, memory_mb=memory_mb,
-                                  name=name)
+    try:
+        result = check_reward_program(source, spec, dry_run=dry_run, timeout_s=timeout_s, memory_mb=memory_mb,
+                                      name=name)
+    except Exception as err:  # noqa: BLE001  (a program that breaks the checker is that program's rejection)
+        return PreflightResult(False, "check", (crash_reason(err),), code=source)
     reasons = tuple(f"line {r.line}: {r.message}" if r.line else r.message for r in result.reasons)
     if not result.ok:
         stage = "dry_run" if any(r.stage == "dry-run" for r in result.reasons) else "static"
@@ -239,4 +279,5 @@ def preflight(code: str | ExtractResult | None, spec: TaskSpec | str, *, dry_run
     return PreflightResult(True, "dry_run" if dry_run else "static", (), result.stats, code=source)
 
 
-__all__ = ["ExtractResult", "PreflightResult", "SIGNATURE", "check_program", "extract_program", "preflight"]
+__all__ = ["MAX_RESPONSE_CHARS", "STAGES", "ExtractResult", "crash_reason", "PreflightResult", "SIGNATURE", "check_program", "extract_program",
+           "preflight"]

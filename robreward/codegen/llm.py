@@ -11,8 +11,9 @@ cache (a hit costs nothing), the spend cap (``Ledger``, checked before each HTTP
 retries with capped exponential backoff on 429/5xx/timeouts/connection errors (the SDKs' own
 retries are off so the policy is ours), token and cost accounting, and a transcript (one JSON
 file per ``complete`` call) that ``replay:DIR`` plays back. API keys live only inside the SDK
-client objects: they are never written to the cache, transcript, ledger or logs, and every
-file this module writes is scrubbed of them as a second line of defence.
+client objects. Every response text and error message passes ``robreward.codegen.secrets``
+(the keys in use redacted, valid UTF-8, a size cap) before it leaves this module, so a server
+that echoes the key puts it nowhere; every file this module writes is scrubbed again.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Protocol, Sequence
 
+from robreward.codegen.secrets import clean_text, redact, register_secret
 from robreward.fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -119,11 +121,7 @@ def _key(request: dict) -> str:
 
 def _write_json_atomic(path: Path, obj: Any, secrets: Sequence[str] = ()) -> None:
     """Write JSON to ``path`` via a temp file + os.replace, with every secret string scrubbed."""
-    text = json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False)
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[REDACTED]")
-    atomic_write_text(path, text)
+    atomic_write_text(path, redact(json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False), secrets))
 
 
 def price_per_million(model: str, prices: Mapping[str, tuple[float, float]] | None = None) -> tuple[float, float] | None:
@@ -275,19 +273,28 @@ def _server_message(error) -> str:
     return str(inner or error.message)
 
 
-def _translate_sdk_error(sdk, error: Exception) -> Exception:
-    """Map an openai/anthropic SDK exception to ``_Transient`` or a final ``LLMRequestError``."""
+def _translate_sdk_error(sdk, error: BaseException) -> Exception:
+    """Map an exception from an SDK call to ``_Transient`` or a final ``LLMRequestError``, its
+    message redacted (a 401 body may echo the key). Raise the result ``from None``: the SDK's
+    exception, which holds the unredacted body, must not ride along in a traceback."""
     if isinstance(error, sdk.APIConnectionError):  # timeouts included
         kind = "timed out" if isinstance(error, sdk.APITimeoutError) else "could not connect"
-        return _Transient(f"request {kind} ({getattr(error.request, 'url', '?')})")
+        return _Transient(redact(f"request {kind} ({getattr(error.request, 'url', '?')})"))
     if isinstance(error, sdk.APIStatusError):
         status, headers = error.status_code, getattr(error.response, "headers", None)
-        message = f"HTTP {status}: {_server_message(error)}"
+        message = f"HTTP {status}: {clean_text(_server_message(error), limit=2000)}"
         if status in RETRYABLE_STATUS or status >= 500:
             return _Transient(message, _retry_after_seconds(headers), status)
         hint = " (check the API key environment variable)" if status in (401, 403) else ""
         return LLMRequestError(f"LLM request failed with {message}{hint}", status)
-    return LLMRequestError(f"LLM request failed: {type(error).__name__}: {error}")
+    # a malformed response (not JSON, invalid UTF-8, fields of the wrong type) or an SDK bug
+    return LLMRequestError(f"LLM request failed: {type(error).__name__}: {clean_text(error, limit=2000)}")
+
+
+def _usage(usage, name: str) -> int:
+    """A token count from a response's usage, 0 when absent or not a number."""
+    value = getattr(usage, name, 0)
+    return int(value) if isinstance(value, (int, float)) and value == value and 0 <= value < 1e12 else 0
 
 
 class _OpenAIBackend:
@@ -305,13 +312,13 @@ class _OpenAIBackend:
             extra = {"n": n} if n > 1 else {}
             response = self._client.chat.completions.create(
                 model=self.model, messages=messages, temperature=temperature, max_tokens=max_tokens, **extra)
-        except self._sdk.OpenAIError as error:
-            raise _translate_sdk_error(self._sdk, error) from error
-        usage = response.usage
-        return _Reply(texts=[choice.message.content or "" for choice in response.choices],
-                      finish_reasons=[choice.finish_reason or "" for choice in response.choices],
-                      prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-                      completion_tokens=getattr(usage, "completion_tokens", 0) or 0)
+            choices = list(response.choices or [])
+            return _Reply(texts=[getattr(choice.message, "content", None) or "" for choice in choices],
+                          finish_reasons=[str(choice.finish_reason or "") for choice in choices],
+                          prompt_tokens=_usage(response.usage, "prompt_tokens"),
+                          completion_tokens=_usage(response.usage, "completion_tokens"))
+        except Exception as error:  # noqa: BLE001  (every failure becomes a redacted LLM error)
+            raise _translate_sdk_error(self._sdk, error) from None
 
 
 class _AnthropicBackend:
@@ -335,12 +342,12 @@ class _AnthropicBackend:
             extra["extra_body"] = {"temperature": temperature}
         try:
             response = self._client.messages.create(model=self.model, messages=chat, max_tokens=max_tokens, **extra)
-        except self._sdk.AnthropicError as error:
-            raise _translate_sdk_error(self._sdk, error) from error
-        text = "".join(block.text for block in response.content if getattr(block, "type", "") == "text")
-        return _Reply(texts=[text], finish_reasons=[response.stop_reason or ""],
-                      prompt_tokens=response.usage.input_tokens or 0,
-                      completion_tokens=response.usage.output_tokens or 0)
+            text = "".join(str(block.text) for block in response.content or [] if getattr(block, "type", "") == "text")
+            return _Reply(texts=[text], finish_reasons=[str(response.stop_reason or "")],
+                          prompt_tokens=_usage(response.usage, "input_tokens"),
+                          completion_tokens=_usage(response.usage, "output_tokens"))
+        except Exception as error:  # noqa: BLE001  (every failure becomes a redacted LLM error)
+            raise _translate_sdk_error(self._sdk, error) from None
 
 
 def anthropic_content(content):
@@ -426,8 +433,8 @@ class ProviderClient:
                                priced=self._price is not None)
             if not reply.texts:
                 raise LLMRequestError(f"{self.model}: the server returned no choices")
-            texts += reply.texts[:missing]
-            finish_reasons += reply.finish_reasons[:missing]
+            texts += [clean_text(text, self._secrets) for text in reply.texts[:missing]]  # the redaction step
+            finish_reasons += [clean_text(reason, self._secrets, limit=100) for reason in reply.finish_reasons[:missing]]
             prompt_tokens += reply.prompt_tokens
             completion_tokens += reply.completion_tokens
             cost += request_cost
@@ -444,7 +451,7 @@ class ProviderClient:
             except _Transient as error:
                 if attempt + 1 == policy.max_attempts:
                     raise LLMRequestError(f"{self.model}: gave up after {policy.max_attempts} attempts; "
-                                          f"last error: {error}", error.status) from error
+                                          f"last error: {error}", error.status) from None
                 wait = policy.delay(attempt, error.retry_after)
                 logger.warning("%s: %s; retry %d/%d in %.1f s", self.model, error, attempt + 1,
                                policy.max_attempts - 1, wait)
@@ -462,12 +469,19 @@ class ProviderClient:
             return None
         stored = json.loads(path.read_text(encoding="utf-8"))["completion"]
         logger.info("%s: cache hit %s", self.model, key[:12])
-        return dataclasses.replace(Completion(**stored), cached=True, cost_usd=0.0)
+        return _cleaned(dataclasses.replace(Completion(**stored), cached=True, cost_usd=0.0), self._secrets)
 
     def _cache_put(self, key: str, request: dict, completion: Completion) -> None:
         if self.cache_dir is not None:
             _write_json_atomic(self.cache_dir / f"{key}.json",
                                {"request": request, "completion": dataclasses.asdict(completion)}, self._secrets)
+
+
+def _cleaned(completion: Completion, secrets: Sequence[str] = ()) -> Completion:
+    """A completion read from a file (cache, transcript) through the same redaction step as a
+    server's answer: a file written before, or by someone else, may hold what a server echoed."""
+    return dataclasses.replace(completion, texts=[clean_text(t, secrets) for t in completion.texts],
+                               finish_reasons=[clean_text(r, secrets, limit=100) for r in completion.finish_reasons])
 
 
 class ReplayClient:
@@ -501,7 +515,7 @@ class ReplayClient:
                 self._served[key] = served + 1
                 if self.ledger is not None:
                     self.ledger.record_cached()
-                return dataclasses.replace(answers[min(served, len(answers) - 1)], cached=True, cost_usd=0.0)
+                return _cleaned(dataclasses.replace(answers[min(served, len(answers) - 1)], cached=True, cost_usd=0.0))
         last = messages[-1]["content"] if messages else ""
         raise ReplayMissError(
             f"replay {self.directory}: no recorded answer for the request (model(s) {self._models}, n={n}, "
@@ -541,8 +555,8 @@ class RunClient:
                            "position", position)
             self.fallbacks += 1
             self.ledger.record_cached()
-            completion = dataclasses.replace(Completion(**self.records[position]["completion"]), cached=True,
-                                             cost_usd=0.0)
+            completion = _cleaned(dataclasses.replace(Completion(**self.records[position]["completion"]), cached=True,
+                                                      cost_usd=0.0))
         if self.transcript is not None:
             request = _request_record(completion.model, messages, n, temperature, max_tokens, seed)
             self.transcript.append(request_key(completion.model, messages, n, temperature, max_tokens, seed),
@@ -553,7 +567,7 @@ class RunClient:
 def make_client(spec: str, base_url: str | None = None, *, timeout: float = 120.0,
                 retry: RetryPolicy | None = None, ledger: Ledger | None = None,
                 cache_dir: str | Path | None = None, transcript_dir: str | Path | None = None,
-                prices: Mapping[str, tuple[float, float]] | None = None) -> LLMClient:
+                prices: Mapping[str, tuple[float, float]] | None = None, api_key: str | None = None) -> LLMClient:
     """An ``LLMClient`` for ``spec``:
 
     - ``"MODEL"`` (``gpt-4o``, ``qwen2.5-coder``, ...): OpenAI-compatible; key from
@@ -563,8 +577,9 @@ def make_client(spec: str, base_url: str | None = None, *, timeout: float = 120.
     - ``"replay:DIR"``: replays the transcript in DIR exactly (``timeout``, ``retry``,
       ``cache_dir``, ``transcript_dir`` and ``prices`` do not apply).
 
-    ``timeout`` is per HTTP request in seconds. Raises ``LLMConfigError`` saying how to
-    configure an LLM when no key is available."""
+    ``timeout`` is per HTTP request in seconds; ``api_key`` overrides the environment's key
+    (it is redacted like one). Raises ``LLMConfigError`` saying how to configure an LLM when no
+    key is available."""
     spec = spec.strip()
     if spec.startswith("replay:"):
         return ReplayClient(spec[len("replay:"):], ledger=ledger)
@@ -574,7 +589,8 @@ def make_client(spec: str, base_url: str | None = None, *, timeout: float = 120.
         spec = spec[len("anthropic:"):]
     if not spec:
         raise LLMConfigError("empty model name: use --llm MODEL, --llm anthropic:MODEL or --llm replay:DIR")
-    api_key = os.environ.get(env_var) or (DUMMY_LOCAL_KEY if base_url else None)
+    register_secret(api_key)  # redacted from every response and error from now on
+    api_key = api_key or os.environ.get(env_var) or (DUMMY_LOCAL_KEY if base_url else None)
     if not api_key:
         raise LLMConfigError(
             f"no LLM configured for {spec!r}: set {env_var} in the environment for the {provider} API, "

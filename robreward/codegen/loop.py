@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Callable
 
 from robreward.codegen.config import CONFIG_FILE, GenerateConfig, load_config  # noqa: F401  (load_config: re-export)
-from robreward.codegen.extract import extract_program, preflight
+from robreward.codegen.extract import crash_reason, extract_program, preflight
 from robreward.codegen.llm import BudgetExceeded, Completion, Ledger, LLMError, RunClient
 from robreward.codegen.prompt import build_prompt, repair_prompt
 from robreward.codegen.reflect import reflection_text
@@ -301,13 +301,30 @@ class _Run:
         atomic_write_json(path, record)
 
     def _check_once(self, text: str, name: str) -> dict:
-        result = preflight(extract_program(text), self.spec, timeout_s=self.config.dry_run_timeout_s, name=name)
-        attempt = {"response": text, "code": result.code, "ok": result.ok, "stage": result.stage,
-                   "reasons": list(result.reasons), "term_stats": result.to_dict()["term_stats"],
-                   "feedback": result.feedback()}
+        """One response through extraction, the checks and the CARD test. One candidate never takes
+        down the others or the run: whatever any of them raises is this candidate's rejection."""
+        attempt = {"response": text, "code": None, "ok": False, "stage": "extract", "reasons": [], "term_stats": {},
+                   "feedback": ""}
+        try:
+            self._check_stages(text, name, attempt)
+        except Exception as err:  # noqa: BLE001  (RecursionError, MemoryError, a checker bug, ...)
+            reason = crash_reason(err, {"extract": "extracting the program", "card": "the trajectory-preference test"}
+                                  .get(attempt["stage"], "the reward-program checks"))
+            logger.warning("%s: %s", name, reason)
+            attempt.update(ok=False, stage="check", reasons=[reason], feedback=reason)
+        return attempt
+
+    def _check_stages(self, text: str, name: str, attempt: dict) -> None:
+        """Fill ``attempt`` stage by stage (its "stage" says how far it got, should one raise)."""
+        extracted = extract_program(text)
+        attempt.update(stage="static", code=extracted.code)
+        result = preflight(extracted, self.spec, timeout_s=self.config.dry_run_timeout_s, name=name)
+        attempt.update(code=result.code, ok=result.ok, stage=result.stage, reasons=list(result.reasons),
+                       term_stats=result.to_dict()["term_stats"], feedback=result.feedback())
         if result.ok and self.demo_data is not None:
             from robreward.codegen.card_filter import trajectory_preference_test
 
+            attempt["stage"] = "card"
             card = trajectory_preference_test(result.code, self.demo_data, self.spec, threshold=self.config.card_threshold,
                                               timeout_s=3 * self.config.dry_run_timeout_s)
             attempt["card"] = card.to_dict()
@@ -315,7 +332,8 @@ class _Run:
                 attempt.update(ok=False, stage="card", feedback=card.feedback,
                                reasons=[card.error or f"ranked {card.fraction:.0%} of (successful, failed) demo pairs "
                                                       f"correctly, {card.threshold:.0%} required"])
-        return attempt
+            else:
+                attempt["stage"] = result.stage
 
     # -- 4. train
     def train(self, it: int, survivors: list[dict]) -> None:
