@@ -15,6 +15,9 @@ import sys
 
 from robreward.cli.common import print_json
 
+TASK_HELP = ("the task folder (or name) of the file's task, for a task defined outside the suite: a file "
+             "names its task, it never picks a folder of code itself (default: the file's task, from the suite)")
+
 
 def _record(args) -> int:
     from robreward.demos.record import record
@@ -56,12 +59,13 @@ def _replay(args) -> int:
         if not args.video:
             raise ValueError("--episode without --check needs --video FILE.mp4 (or add --check)")
         frames = render_episode(args.file, args.episode, args.video, mode=args.mode, width=args.width,
-                                height=args.height, force=args.force)
+                                height=args.height, force=args.force, task=args.task)
         print(f"wrote {args.video}: episode {args.episode}, {len(frames)} frames ({args.mode} mode)")
         if not args.check:
             return 0
     episodes = None if args.episode is None else [args.episode]
-    result = replay(args.file, check=True, force=args.force, episodes=episodes, progress=not args.quiet)
+    result = replay(args.file, check=True, force=args.force, episodes=episodes, progress=not args.quiet,
+                    task=args.task)
     if args.json:
         print_json(result)
     else:
@@ -77,7 +81,8 @@ def _replay(args) -> int:
 def _export(args) -> int:
     from robreward.demos.export import export
 
-    print_json(export(args.file, args.format, name=args.name, force=args.force, overwrite=args.overwrite))
+    print_json(export(args.file, args.format, name=args.name, force=args.force, overwrite=args.overwrite,
+                      task=args.task))
     return 0
 
 
@@ -114,6 +119,7 @@ def register(sub) -> None:
     p_r.add_argument("--width", type=int, default=320)
     p_r.add_argument("--height", type=int, default=240)
     p_r.add_argument("--force", action="store_true", help="replay a file of another task version or model anyway")
+    p_r.add_argument("--task", default=None, help=TASK_HELP)
     p_r.add_argument("--json", action="store_true")
     p_r.add_argument("--quiet", action="store_true")
     p_r.set_defaults(func=_replay)
@@ -124,6 +130,7 @@ def register(sub) -> None:
     e.add_argument("--name", default=None, help="dataset id (default robreward/<task>/<file stem>-v0)")
     e.add_argument("--overwrite", action="store_true", help="replace a Minari dataset of the same id")
     e.add_argument("--force", action="store_true")
+    e.add_argument("--task", default=None, help=TASK_HELP)
     e.set_defaults(func=_export)
 
 

@@ -91,16 +91,29 @@ def resolve_target(target: str, task: str | None):
     return "file", path, config, out
 
 
+def _task(cli_task, config: dict, path: Path):
+    """--task (a name or a folder: the user chose it) or the run's config.yaml task, which may
+    only name a task of the suite: a file never picks a folder of code to run."""
+    from robreward.envs.registry import UnknownTaskError, get_task
+
+    if cli_task:
+        return get_task(cli_task)
+    try:
+        return get_task(str(config["task"]), allow_folder=False)
+    except UnknownTaskError as err:
+        raise CliError(f"config.yaml of {str(path)!r}: {err}") from None
+
+
 def run(args) -> int:
-    from robreward.envs.registry import get_task
     from robreward.eval.evaluate import evaluate, evaluate_seeds, write_eval_json
 
     if args.episodes < 1:
         raise CliError(f"--episodes must be >= 1, got {args.episodes}")
     kind, path, config, out = resolve_target(args.target, args.task)
-    spec = get_task(args.task or config["task"])
-    if args.task and config.get("task") and get_task(config["task"]).name != spec.name:
-        print(f"note: evaluating on --task {spec.name!r}, the run was trained on {config['task']!r}")
+    spec = _task(args.task, config, path)
+    trained = config.get("task")
+    if args.task and trained and str(trained) not in (spec.name, args.task):
+        print(f"note: evaluating on --task {spec.name!r}, the run was trained on {str(trained)[:200]!r}")
     reward_name = str(args.reward or config.get("reward") or ("hand" if kind != "file" else "unknown"))
     common = dict(episodes=args.episodes, seed=args.seed, num_envs=args.num_envs,
                   deterministic=not args.stochastic, reward_name=reward_name,
@@ -109,10 +122,10 @@ def run(args) -> int:
     if kind == "group":
         policies = []
         for seed, sub in _seed_dirs(path):
-            policies.append((int(_config(sub).get("seed", seed)), load_policy(str(sub))))
+            policies.append((int(_config(sub).get("seed", seed)), load_policy(str(sub), task=spec)))
         result = evaluate_seeds(spec, policies, **common)
     else:
-        policy = load_policy(str(path))
+        policy = load_policy(str(path), task=spec)
         result = evaluate(spec, policy, policy_seed=config.get("seed"), **common)
     target = write_eval_json(args.out or out, result)
     print(f"{spec.name} v{spec.version}  reward={reward_name}  episodes={result['episodes']}  seeds={result['seeds']}")
@@ -131,7 +144,8 @@ def register(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a run or a policy file; write eval.json (and optionally a video)")
     p.add_argument("target", metavar="RUN_OR_POLICY", help="run directory, seed-group directory, or policy.onnx")
     p.add_argument("--episodes", type=int, default=100, help="episodes per policy (exact; default 100)")
-    p.add_argument("--task", default=None, help="task name or folder (required for a bare policy file)")
+    p.add_argument("--task", default=None, help="task name or folder (required for a bare policy file, and for a "
+                                                "run whose config.yaml names a task folder: a file never picks code)")
     p.add_argument("--seed", type=int, default=0, help="evaluation seed (initial states; default 0)")
     p.add_argument("--num-envs", type=int, default=None, help="worlds in the batched env (default min(episodes, 64))")
     p.add_argument("--video", default=None, help="mp4 path: world 0's first episode, 320x240")

@@ -24,8 +24,12 @@ def default_dataset_id(task: str, path) -> str:
     return f"robreward/{task}/{stem}-v0"
 
 
-def export(path, fmt: str = "minari", name: str | None = None, force: bool = False, overwrite: bool = False) -> dict:
-    """Export `path` as a dataset of format `fmt`; returns {"format", "dataset_id", "episodes", "location"}."""
+def export(path, fmt: str = "minari", name: str | None = None, force: bool = False, overwrite: bool = False,
+           task=None) -> dict:
+    """Export `path` as a dataset of format `fmt`; returns {"format", "dataset_id", "episodes", "location"}.
+
+    task: None for the file's own task (a task of the suite only), or the task the caller chose
+    (e.g. ``--task FOLDER``), which the file's task name must match."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
     try:
@@ -36,7 +40,7 @@ def export(path, fmt: str = "minari", name: str | None = None, force: bool = Fal
     import gymnasium
     from gymnasium import spaces
 
-    with DemoDataset(path, task="auto", force=force) as ds:
+    with DemoDataset(path, task=task or "auto", force=force) as ds:
         spec = ds.spec
         dataset_id = name or default_dataset_id(spec.name, path)
         if "/" not in dataset_id or not re.search(r"-v\d+$", dataset_id):

@@ -42,12 +42,12 @@ import h5py
 import mujoco
 import numpy as np
 
+from robreward.demos.validate import DemoFileError, check_finite, check_layout, check_storage
+
+__all__ = ["DemoDataset", "DemoFileError", "DemoWriter", "EpisodeIndexError", "MujocoVersionWarning"]
+
 FORMAT = "robreward-demos"
 FORMAT_VERSION = 1
-
-
-class DemoFileError(ValueError):
-    """A dataset that cannot be read or does not match what it is used with."""
 
 
 class EpisodeIndexError(IndexError, ValueError):
@@ -178,15 +178,19 @@ class DemoDataset:
                                     f"robreward reads up to {FORMAT_VERSION}: upgrade robreward")
             if "episodes" not in self._f:
                 raise DemoFileError(f"{self.path} has no 'episodes' group: the file is incomplete")
+            # before any data is read: nothing outside this file, no size the file cannot hold
+            check_storage(self._f, self.path, self.path.stat().st_size)
+            check_layout(self._f, self.attrs, self.path)
             self.names = sorted(self._f["episodes"].keys())
             self.spec = None
             self.mismatches: list[str] = []
-            if task == "auto":  # the file's own task, as this installation defines it
-                task = self.attrs.get("task")
             if task is not None:
                 from robreward.envs.registry import get_task
 
-                self.spec = get_task(task)
+                # "auto": the file's own task name, a task of the suite only (a file never picks a
+                # folder of code); a folder comes from the command line as `task`
+                self.spec = (get_task(str(self.attrs.get("task")), allow_folder=False) if task == "auto"
+                             else get_task(task))
                 self.mismatches = check_compatible(self.attrs, self.spec, self.spec.build_model(), force,
                                                    where=f"demo dataset {self.path}")
         except Exception:
@@ -226,9 +230,10 @@ class DemoDataset:
                     out[key] = {k: np.asarray(v[()]) for k, v in item.items()}
                 else:
                     out[key] = np.asarray(item[()])
-            return out
         except OSError as err:
             raise DemoFileError(f"file is truncated or corrupted: {self.path}, episode {self.names[index]} ({err})") from None
+        check_finite(out, f"{self.path}, episode {index % len(self)} ({self.names[index]})")
+        return out
 
     def lengths(self) -> np.ndarray:
         return np.array([int(self._group(i).attrs["length"]) for i in range(len(self))], dtype=np.int64)
@@ -279,6 +284,7 @@ class DemoWriter:
                 old = {k: _attr(v) for k, v in f.attrs.items()}
                 if old.get("format") != FORMAT:
                     raise DemoFileError(f"{self.path} is not a robreward demo dataset; refusing to append to it")
+                check_storage(f, self.path, self.path.stat().st_size)
             self._check_append(old, force)
         self._f = None
         self.count = 0

@@ -82,7 +82,7 @@ def make_policy(source: str, spec, device="cpu"):
         from robreward.rl import load_policy
     except ImportError as err:
         raise ValueError(f"--source {source!r} needs robreward.rl.load_policy, which is not available here ({err})") from None
-    policy = load_policy(str(path))
+    policy = load_policy(str(path), task=spec)  # refuses a policy of other observation/action sizes
 
     def act(env):
         out = policy(env.obs.detach().cpu().numpy() if not isinstance(env.obs, np.ndarray) else env.obs)

@@ -32,15 +32,19 @@ def _index(ds, i) -> int:
 
 
 def replay(path, check: bool = True, force: bool = False, episodes=None, num_envs: int = 32,
-           progress: bool = True) -> dict:
+           progress: bool = True, task=None) -> dict:
     """Re-simulate episodes (all, or the listed indices) from their actions.
+
+    task: None for the file's own task (a task of the suite: a file never names a folder of
+    code), or the task (name, folder, TaskSpec) the caller chose, e.g. from ``--task FOLDER``;
+    the file's task name must then match it.
 
     Returns {"task", "episodes": [{"episode", "length", "first_divergent_step" (None if none),
     "max_abs_error", "max_abs_error_qpos", "max_abs_error_qvel"}], "max_abs_error",
     "diverged" (number of episodes with any difference)}. Episodes of equal length run as one
     batch of worlds.
     """
-    ds = DemoDataset(path, task="auto", force=force)
+    ds = DemoDataset(path, task=task or "auto", force=force)
     with ds:
         spec = ds.spec
         idx = list(range(len(ds))) if episodes is None else [_index(ds, i) for i in episodes]
@@ -94,15 +98,16 @@ def replay(path, check: bool = True, force: bool = False, episodes=None, num_env
 
 
 def render_episode(path, episode: int, video=None, mode: str = "state", width: int = 320, height: int = 240,
-                   force: bool = False, camera=None) -> np.ndarray:
+                   force: bool = False, camera=None, task=None) -> np.ndarray:
     """Frames [T+1, H, W, 3] of one episode; also written to `video` (mp4) when given.
 
     mode 'state' steps through the stored qpos/qvel (the rest of the state from the initial
     one) with mj_forward; mode 'actions' re-simulates from the initial state and the actions.
+    task: as for :func:`replay`.
     """
     if mode not in ("state", "actions"):
         raise ValueError(f"unknown replay mode {mode!r}: choose state or actions")
-    with DemoDataset(path, task="auto", force=force) as ds:
+    with DemoDataset(path, task=task or "auto", force=force) as ds:
         spec = ds.spec
         ep = ds.episode(episode)
     env = RecordingEnv(spec, num_envs=1, seed=0)

@@ -78,7 +78,20 @@ def _act(policy, env, obs, deterministic: bool, pass_det: bool) -> torch.Tensor:
         out = out[0]
     if not isinstance(out, torch.Tensor):
         out = torch.as_tensor(np.asarray(out))
+    if tuple(out.shape) != (env.num_envs, env.act_dim):
+        raise ValueError(f"the policy returned actions of shape {list(out.shape)}; task {env.spec.name!r} needs "
+                         f"[{env.num_envs}, {env.act_dim}] (one action of size {env.act_dim} per world)")
     return out.detach().to(env.device, torch.float32)
+
+
+def check_policy_fits(policy, spec) -> None:
+    """Refuse, before any episode runs, a policy whose declared observation/action sizes
+    (``obs_dim``/``act_dim``, as policy files have) differ from the task's."""
+    if getattr(policy, "uses_state", False):
+        return
+    from robreward.rl.export import check_policy_task
+
+    check_policy_task(policy, spec)
 
 
 def _episode_quota(episodes: int, num_envs: int) -> np.ndarray:
@@ -113,6 +126,7 @@ def run_episodes(task, policy, *, episodes: int = 100, seed: int = 0, num_envs: 
     spec = get_task(task)
     if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes < 1:
         raise ValueError(f"episodes must be an integer >= 1, got {episodes!r}")
+    check_policy_fits(policy, spec)
     n = int(num_envs) if num_envs is not None else min(int(episodes), DEFAULT_MAX_ENVS)
     if n < 1:
         raise ValueError(f"num_envs must be >= 1, got {num_envs!r}")
