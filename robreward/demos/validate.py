@@ -120,6 +120,7 @@ def _check_dataset(ds: h5py.Dataset, full: str, path, file_size: int) -> int:
 
 def _int_attr(attrs: dict, key: str, low: int, high: int, where: str) -> int:
     value = attrs.get(key)
+    value = value.item() if isinstance(value, np.generic) else value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
         raise DemoFileError(f"{where}: attribute {key}={value!r} must be an integer in [{low}, {high}]: "
                             "the file is corrupted or crafted")

@@ -20,3 +20,52 @@ def random_policy():
         return lambda obs: torch.rand(obs.shape[0], act_dim, generator=gen) * 2 - 1
 
     return make
+
+
+@pytest.fixture
+def watch_reads():
+    """watch_reads(*paths) -> context manager collecting inotify open/read events on `paths`
+    (Linux): proof that a command never opened the file a hostile dataset points at."""
+    import contextlib
+    import ctypes
+    import os
+    import struct
+
+    in_access, in_open = 0x1, 0x20
+
+    @contextlib.contextmanager
+    def watch(*paths):
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = libc.inotify_init1(os.O_NONBLOCK)
+        assert fd >= 0, f"inotify_init1 failed: errno {ctypes.get_errno()}"
+        for path in paths:
+            assert libc.inotify_add_watch(fd, os.fsencode(str(path)), in_access | in_open) >= 0, path
+        events = []
+        try:
+            yield events
+        finally:
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                data = b""
+            while data:
+                _, mask, _, length = struct.unpack_from("iIII", data)
+                events.append(mask)
+                data = data[16 + length:]
+            os.close(fd)
+
+    return watch
+
+
+@pytest.fixture
+def cli(capsys):
+    """cli(*argv) -> (exit code, stdout, stderr) of `robreward ARGV` run in this process."""
+    from robreward.cli.main import main
+
+    def run(*argv):
+        capsys.readouterr()
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
