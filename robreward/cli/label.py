@@ -1,6 +1,7 @@
 """`robreward label RUN_DIR [--port 8765] [--host 127.0.0.1]`: the labeling web app for a run's
-human-teacher queries (RUN_DIR/labels.sqlite, RUN_DIR/clips/*.mp4). Prints the URL, serves until
-Ctrl-C; every label is saved as it is given."""
+human-teacher queries (RUN_DIR/labels.sqlite, RUN_DIR/clips/*.mp4). Prints the URL (with the run's
+token: open that one), serves until Ctrl-C; every label is saved as it is given. A directory that is
+not a human-teacher preference run is refused before anything is written in it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 from pathlib import Path
 
 from robreward.cli.main import CliError
-from robreward.feedback.preferences.app import DEFAULT_HOST, DEFAULT_PORT  # FastAPI is imported only by serve()
+from robreward.web.server import DEFAULT_HOST, DEFAULT_PORT  # FastAPI is imported only by serve()
 
 
 def run(args) -> int:

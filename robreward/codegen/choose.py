@@ -10,12 +10,15 @@ the loop, waiting for that file, puts it into the next prompt ("a person who wat
 preferred A over B"), as ICPL (Yu et al. 2024) does with its human in the loop. A run killed
 while it waits resumes at the same question (``--resume``); videos already rendered are kept.
 
-    GET  /                       the page (HTML + JS, no build step)
-    GET  /api/pending            {"iteration": int | null, "candidates": [{"id", "video", "fitness"}]}
-    POST /api/choice             {"iteration": int, "best": ID, "worst": ID} -> {"ok": true}
-                                 400: a malformed body, best == worst, an id not in the iteration;
-                                 409: not the iteration that waits (a stale page)
-    GET  /videos/NAME.mp4        a video of the waiting iteration (plain file names only)
+It is the ``/choose/`` page of robreward's one web app (:mod:`robreward.web`: the token, Host,
+Origin, JSON and size checks come from there); ``choose.html`` beside this file is the page.
+
+    GET  /choose/?token=T               the page (HTML + JS, no build step); the token goes into a cookie
+    GET  /choose/api/pending            {"iteration": int | null, "candidates": [{"id", "video", "fitness"}]}
+    POST /choose/api/choice             {"iteration": int, "best": ID, "worst": ID} -> {"ok": true}
+                                        400: a malformed body, best == worst, an id not in the iteration;
+                                        409: not the iteration that waits (a stale page, or answered)
+    GET  /choose/videos/NAME.mp4        a video of the waiting iteration (plain file names only)
 """
 
 # no `from __future__ import annotations`: FastAPI reads the handlers' annotations (see app.py)
@@ -25,10 +28,11 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from robreward.feedback.preferences.app import CLIP_NAME  # plain NAME.mp4 file names, as the labeling app's
 from robreward.fileio import atomic_write_json
+from robreward.web.app import CLIP_NAME, NO_STORE, Page, create_web_app, file_response, json_body, read_page
 
 PENDING_FILE, CHOICE_FILE, VIDEOS_DIR = "choose.json", "choice.json", "videos"
+KIND = "choose"  # the page's prefix in the web app
 DEFAULT_PORT = 8766
 
 
@@ -63,15 +67,17 @@ def read_choice(iter_dir: Path) -> Optional[dict]:
 
 def check_choice(body, pending: dict) -> dict:
     """The choice in a POST body, checked against the pending question (ValueError / LookupError)."""
-    if not isinstance(body, dict) or not {"iteration", "best", "worst"} <= set(body):
+    if not isinstance(body, dict) or not {"iteration", "best", "worst"} <= set(body) \
+            or isinstance(body["iteration"], bool) or not isinstance(body["iteration"], int) \
+            or not isinstance(body["best"], str) or not isinstance(body["worst"], str):
         raise ValueError('the body must be {"iteration": int, "best": "cand_id", "worst": "cand_id"}')
     if body["iteration"] != pending["iteration"]:
-        raise LookupError(f"iteration {body['iteration']!r} does not wait for a choice (iteration "
+        raise LookupError(f"iteration {str(body['iteration'])[:20]} does not wait for a choice (iteration "
                           f"{pending['iteration']} does): reload the page")
     ids = [c["id"] for c in pending["candidates"]]
     for key in ("best", "worst"):
         if body[key] not in ids:
-            raise ValueError(f"{key} {body[key]!r} is not a candidate of iteration {pending['iteration']}: "
+            raise ValueError(f"{key} {body[key][:80]!r} is not a candidate of iteration {pending['iteration']}: "
                              f"choose one of {', '.join(ids)}")
     if body["best"] == body["worst"]:
         raise ValueError(f"best and worst are the same candidate ({body['best']}): pick two different ones")
@@ -79,15 +85,14 @@ def check_choice(body, pending: dict) -> dict:
             "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
-def create_choice_app(root: Path):
-    """The chooser for a generate run directory: it serves whichever iter_XX/ has a question and no answer."""
-    from fastapi import FastAPI, HTTPException, Request
-    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+def choose_page(root: Path) -> Page:
+    """The chooser of a generate run directory: it serves whichever iter_XX/ has a question and no answer."""
+    from fastapi import APIRouter, HTTPException, Request
+    from fastapi.responses import JSONResponse
 
     root = Path(root)
-    app = FastAPI(title="robreward candidate chooser", docs_url=None, redoc_url=None, openapi_url=None)
+    router = APIRouter()
     lock = threading.Lock()
-    no_store = {"Cache-Control": "no-store"}
 
     def waiting() -> Optional[tuple]:
         for pending in sorted(root.glob(f"iter_*/{PENDING_FILE}")):
@@ -95,26 +100,19 @@ def create_choice_app(root: Path):
                 return pending.parent, json.loads(pending.read_text())
         return None
 
-    @app.get("/", response_class=HTMLResponse)
-    def page():
-        return HTMLResponse(PAGE, headers=no_store)
-
-    @app.get("/api/pending")
+    @router.get("/api/pending")
     def pending():
         found = waiting()
         if found is None:
-            return JSONResponse({"iteration": None, "candidates": []}, headers=no_store)
+            return JSONResponse({"iteration": None, "candidates": []}, headers=NO_STORE)
         _, question = found
-        cands = [{"id": c["id"], "fitness": c.get("fitness"), "video": f"/videos/{c['id']}.mp4"}
+        cands = [{"id": c["id"], "fitness": c.get("fitness"), "video": f"/{KIND}/videos/{c['id']}.mp4"}
                  for c in question["candidates"]]
-        return JSONResponse({"iteration": question["iteration"], "candidates": cands}, headers=no_store)
+        return JSONResponse({"iteration": question["iteration"], "candidates": cands}, headers=NO_STORE)
 
-    @app.post("/api/choice")
+    @router.post("/api/choice")
     async def choice(request: Request):
-        try:
-            body = await request.json()
-        except ValueError:
-            raise HTTPException(400, "the body must be JSON") from None
+        body = await json_body(request)
         with lock:  # one answer per question, even from two open pages
             found = waiting()
             if found is None:
@@ -127,19 +125,22 @@ def create_choice_app(root: Path):
             except ValueError as err:
                 raise HTTPException(400, str(err)) from None
             atomic_write_json(iter_dir / CHOICE_FILE, answer, indent=2)
-        return JSONResponse({"ok": True}, headers=no_store)
+        return JSONResponse({"ok": True}, headers=NO_STORE)
 
-    @app.api_route("/videos/{name:path}", methods=["GET", "HEAD"])
+    @router.api_route("/videos/{name:path}", methods=["GET", "HEAD"])
     def video(name: str):
         found = waiting()
         if not CLIP_NAME.match(name) or found is None:
-            raise HTTPException(404, f"no video {name!r} waits for a choice")
-        path = found[0] / VIDEOS_DIR / name
-        if not path.is_file():
-            raise HTTPException(404, f"no video {name!r}")
-        return FileResponse(path, media_type="video/mp4")
+            raise HTTPException(404, f"no video {name[:100]!r} waits for a choice")
+        return file_response(found[0] / VIDEOS_DIR, name, "video")
 
-    return app
+    return Page(kind=KIND, html=read_page(__file__, "choose.html"), router=router)
+
+
+def create_choice_app(root: Path):
+    """The web app serving the chooser of a generate run directory (token kept in ROOT/web_token)."""
+    Path(root).mkdir(parents=True, exist_ok=True)
+    return create_web_app([choose_page(root)], token_dir=root)
 
 
 class HumanChooser:
@@ -147,11 +148,11 @@ class HumanChooser:
 
     def __init__(self, root: Path, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, serve: bool = True,
                  timeout: Optional[float] = None, poll: float = 0.5, announce: Callable[[str], None] = print):
-        from robreward.feedback.preferences.app import BackgroundServer
+        from robreward.web.server import BackgroundServer
 
         self.root, self.timeout, self.poll, self.announce = Path(root), timeout, poll, announce
-        self.server = BackgroundServer(None, host, port, app=create_choice_app(self.root)) if serve else None
-        self.url = self.server.url if self.server else None
+        self.server = BackgroundServer(create_choice_app(self.root), host, port) if serve else None
+        self.url = self.server.url if self.server else None  # the page with the run's token (ROOT/web_token)
 
     def choose(self, iter_dir: Path, iteration: int, task, candidates: list[dict], seed: int = 0) -> dict:
         """The person's {"best", "worst"} among candidates [{"id", "fitness", "policy"}] of one iteration."""
@@ -176,75 +177,5 @@ class HumanChooser:
             self.server = None
 
 
-PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>robreward: pick the best and the worst candidate</title>
-<style>
- body { font-family: system-ui, sans-serif; margin: 1.5rem; }
- #grid { display: flex; flex-wrap: wrap; gap: 1rem; }
- .cand { border: 2px solid #ccc; padding: .5rem; border-radius: 6px; }
- .cand.best { border-color: #2a2; } .cand.worst { border-color: #c22; }
- video { width: 320px; display: block; }
- button { margin: .3rem .3rem 0 0; }
-</style>
-</head>
-<body>
-<h1>Which policy does the task best, and which worst?</h1>
-<p id="status">loading...</p>
-<div id="grid"></div>
-<p><button id="submit" disabled>Submit choice</button> <span id="error"></span></p>
-<script>
-let question = null, best = null, worst = null;
-const $ = (id) => document.getElementById(id);
-function mark() {
-  for (const el of document.querySelectorAll('.cand')) {
-    el.classList.toggle('best', el.dataset.id === best);
-    el.classList.toggle('worst', el.dataset.id === worst);
-  }
-  $('submit').disabled = !(best && worst && best !== worst);
-  $('status').textContent = `iteration ${question.iteration}: best ${best || '?'}, worst ${worst || '?'}`;
-}
-async function load() {
-  const r = await fetch('/api/pending');
-  const q = await r.json();
-  if (q.iteration === null) {
-    question = null; $('grid').innerHTML = ''; $('submit').disabled = true;
-    $('status').textContent = 'Nothing to choose yet: this page refreshes while the candidates train.';
-    setTimeout(load, 2000); return;
-  }
-  if (question && question.iteration === q.iteration) return;
-  question = q; best = worst = null; $('grid').innerHTML = '';
-  for (const c of q.candidates) {
-    const div = document.createElement('div');
-    div.className = 'cand'; div.dataset.id = c.id;
-    const fit = c.fitness === null || c.fitness === undefined ? '' : ` (fitness ${Number(c.fitness).toFixed(3)})`;
-    div.innerHTML = `<b>${c.id}</b>${fit}<video src="${c.video}" controls autoplay loop muted></video>`;
-    for (const kind of ['best', 'worst']) {
-      const b = document.createElement('button');
-      b.textContent = kind; b.name = `${kind}-${c.id}`;
-      b.onclick = () => { if (kind === 'best') best = c.id; else worst = c.id; mark(); };
-      div.appendChild(b);
-    }
-    $('grid').appendChild(div);
-  }
-  mark();
-}
-$('submit').onclick = async () => {
-  $('error').textContent = '';
-  const r = await fetch('/api/choice', {method: 'POST', headers: {'Content-Type': 'application/json'},
-                                        body: JSON.stringify({iteration: question.iteration, best, worst})});
-  if (!r.ok) { $('error').textContent = (await r.json()).detail; return; }
-  $('status').textContent = `saved: iteration ${question.iteration}, best ${best}, worst ${worst}`;
-  question = null; $('grid').innerHTML = ''; $('submit').disabled = true;
-  setTimeout(load, 2000);
-};
-load();
-</script>
-</body>
-</html>
-"""
-
-__all__ = ["CHOICE_FILE", "DEFAULT_PORT", "HumanChooser", "PENDING_FILE", "ask", "check_choice", "create_choice_app",
-           "read_choice", "render_candidate_videos"]
+__all__ = ["CHOICE_FILE", "DEFAULT_PORT", "HumanChooser", "PENDING_FILE", "ask", "check_choice", "choose_page",
+           "create_choice_app", "read_choice", "render_candidate_videos"]

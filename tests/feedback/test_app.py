@@ -1,21 +1,21 @@
 """The labeling web app over real HTTP: a uvicorn server on a free port (in a thread, or the
-`robreward label` command in a subprocess), spoken to with urllib / http.client."""
+`robreward label` command in a subprocess), spoken to with http.client (tests/web/client.py: the
+run's token in a header, as the page's cookie carries it)."""
 
 import contextlib
-import http.client
 import json
 import os
 import re
 import subprocess
 import sys
 import threading
-import urllib.error
-import urllib.request
 
 import pytest
 
-from robreward.feedback.preferences.app import BackgroundServer, ServeError, bind_socket
+from robreward.feedback.preferences.app import ServeError, background_server, bind_socket
 from robreward.feedback.preferences.store import LabelStore
+
+from tests.web.client import Site
 
 CLIP_BYTES = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4  # served byte for byte; not decoded here
 
@@ -35,77 +35,54 @@ def make_run(tmp_path, num_queries=3):
 
 @contextlib.contextmanager
 def running_app(run_dir):
-    """The app on 127.0.0.1:<free port>, served by uvicorn in a thread; yields its base URL."""
-    with BackgroundServer(run_dir, "127.0.0.1", 0) as server:
-        yield server.url.rstrip("/")
-
-
-def get_json(url):
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return response.status, json.loads(response.read())
-
-
-def post_json(url, body, raw=None):
-    data = raw if raw is not None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
-
-
-def raw_get(base, path, headers=None):
-    """GET with the path sent exactly as given (urllib would normalize '..')."""
-    host, port = base.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=10)
-    conn.request("GET", path, headers=headers or {})
-    response = conn.getresponse()
-    result = response.status, dict(response.getheaders()), response.read()
-    conn.close()
-    return result
+    """The app on 127.0.0.1:<free port>, served by uvicorn in a thread; yields the page's Site."""
+    with background_server(run_dir, "127.0.0.1", 0) as server:
+        yield Site.from_url(server.url)
 
 
 def test_page_is_one_static_html_page_with_videos_buttons_keys_and_counter(tmp_path):
     run, _, _ = make_run(tmp_path)
-    with running_app(run) as base:
-        status, headers, body = raw_get(base, "/")
-    page = body.decode()
+    with running_app(run) as site:
+        assert site.prefix == "/label"
+        page = site.get("/", token=None, prefix=False)
+        assert page.status == 307 and page.headers["location"] == "/label/"  # the root leads to the page
+        response = site.get("/")
+    status, headers, page = response.status, response.headers, response.body.decode()
     assert status == 200 and headers["content-type"].startswith("text/html")
     assert page.count("<video") == 2 and page.count("autoplay loop muted") == 2
     for button in ("left-btn", "right-btn", "equal-btn", "skip-btn", "counter"):
         assert f'id="{button}"' in page
     for key in ("ArrowLeft", "ArrowRight", '"1"', '"2"', "e:", "s:"):
         assert key in page
-    assert "labeled" in page and "/api/next" in page and "/api/label" in page
+    assert "labeled" in page and '"api/next"' in page and '"api/label"' in page  # relative to /label/
 
 
 def test_next_serves_the_oldest_pending_pair_and_the_progress(tmp_path):
     run, store, ids = make_run(tmp_path)
-    with running_app(run) as base:
-        status, body = get_json(base + "/api/next")
+    with running_app(run) as site:
+        status, body = site.get_json("/api/next")
         assert status == 200
-        assert body == {"query": {"id": ids[0], "round": 0, "left": "/clips/q0_l.mp4", "right": "/clips/q0_r.mp4"},
-                        "labeled": 0, "total": 3}
+        assert body == {"query": {"id": ids[0], "round": 0, "left": "/label/clips/q0_l.mp4",
+                                  "right": "/label/clips/q0_r.mp4"}, "labeled": 0, "total": 3}
         store.label(ids[0], 0.5)  # the loop or another tab may answer too: the app reads the file each time
-        assert get_json(base + "/api/next")[1]["query"]["id"] == ids[1]
+        assert site.get_json("/api/next")[1]["query"]["id"] == ids[1]
 
 
 def test_each_label_is_in_sqlite_when_the_post_returns(tmp_path):
     run, _, ids = make_run(tmp_path)
-    with running_app(run) as base:
+    with running_app(run) as site:
         for count, (query_id, value) in enumerate(zip(ids, [1, None, 0]), start=1):
-            status, body = post_json(base + "/api/label", {"query_id": query_id, "value": value})
+            status, body = site.post_json("/api/label", {"query_id": query_id, "value": value})
             assert (status, body) == (200, {"ok": True, "labeled": count, "total": 3})
             # a fresh connection (the loop's) sees it at once: it was committed before the answer
             assert LabelStore(run / "labels.sqlite").labels(0)[query_id] == (None if value is None else value)
-        assert get_json(base + "/api/next")[1] == {"query": None, "labeled": 3, "total": 3}
+        assert site.get_json("/api/next")[1] == {"query": None, "labeled": 3, "total": 3}
 
 
 def test_a_label_for_an_unknown_query_is_a_404_with_a_message(tmp_path):
     run, _, ids = make_run(tmp_path)
-    with running_app(run) as base:
-        status, body = post_json(base + "/api/label", {"query_id": 999, "value": 1})
+    with running_app(run) as site:
+        status, body = site.post_json("/api/label", {"query_id": 999, "value": 1})
     assert status == 404
     assert body["detail"].startswith(f"unknown query id 999: the store {run / 'labels.sqlite'} holds ids {ids[0]}..")
 
@@ -119,8 +96,8 @@ def test_a_label_for_an_unknown_query_is_a_404_with_a_message(tmp_path):
 ])
 def test_a_malformed_label_is_a_400_that_says_what_is_expected(tmp_path, body, raw, message):
     run, store, _ = make_run(tmp_path)
-    with running_app(run) as base:
-        status, answer = post_json(base + "/api/label", body, raw=raw)
+    with running_app(run) as site:
+        status, answer = site.post_json("/api/label", body, raw=raw)
     assert status == 400
     assert re.search(message, answer["detail"])
     assert store.progress() == (0, 3)
@@ -128,12 +105,13 @@ def test_a_malformed_label_is_a_400_that_says_what_is_expected(tmp_path, body, r
 
 def test_clips_are_served_as_mp4_with_ranges(tmp_path):
     run, _, _ = make_run(tmp_path)
-    with running_app(run) as base:
-        status, headers, body = raw_get(base, "/clips/q1_r.mp4")
-        assert (status, headers["content-type"], body) == (200, "video/mp4", CLIP_BYTES + b"r")
-        status, headers, body = raw_get(base, "/clips/q1_r.mp4", {"Range": "bytes=4-11"})
-        assert (status, body) == (206, b"ftypmp42")  # browsers seek in looping videos with ranges
-        assert raw_get(base, "/clips/q9_l.mp4")[0] == 404
+    with running_app(run) as site:
+        response = site.get("/clips/q1_r.mp4")
+        assert (response.status, response.headers["content-type"], response.body) == (
+            200, "video/mp4", CLIP_BYTES + b"r")
+        response = site.get("/clips/q1_r.mp4", headers={"Range": "bytes=4-11"})
+        assert (response.status, response.body) == (206, b"ftypmp42")  # browsers seek in looping videos
+        assert site.get("/clips/q9_l.mp4").status == 404
 
 
 @pytest.mark.parametrize("path", [
@@ -148,10 +126,10 @@ def test_clip_paths_cannot_leave_the_clips_folder(tmp_path, path):
     (run / "clips" / "sub" / "q0_l.mp4").write_bytes(b"SECRET")
     (run / "clips" / ".hidden.mp4").write_bytes(b"SECRET")
     os.symlink(tmp_path / "secret.mp4", run / "clips" / "link.mp4")
-    with running_app(run) as base:
-        status, _, body = raw_get(base, path)
-    assert status in (400, 404), (status, body)
-    assert b"SECRET" not in body and b"SQLite" not in body
+    with running_app(run) as site:
+        response = site.get(path)
+    assert response.status in (400, 404), response
+    assert b"SECRET" not in response.body and b"SQLite" not in response.body
 
 
 def test_binding_an_occupied_port_says_to_pass_another_one():
@@ -182,17 +160,20 @@ def read_url(process, timeout=60):
     reader.start()
     reader.join(timeout)
     assert lines and "http://" in lines[0], f"no URL printed: {lines} {process.poll()}"
-    return lines[0].split("at ", 1)[1].split()[0].rstrip("/")
+    return lines[0].split("at ", 1)[1].split()[0]
 
 
 def test_label_command_prints_the_url_serves_and_refuses_an_occupied_port(tmp_path):
     run, _, ids = make_run(tmp_path)
     server = start_cli(run, "--port", 0)
     try:
-        base = read_url(server)
-        assert base.startswith("http://127.0.0.1:")
-        assert get_json(base + "/api/next")[1]["query"]["id"] == ids[0]
-        port = base.rsplit(":", 1)[1]
+        url = read_url(server)
+        assert url.startswith("http://127.0.0.1:") and "/label/?token=" in url
+        site = Site.from_url(url)
+        assert site.token == (run / "web_token").read_text().strip()  # kept in the run: a restart keeps it
+        assert site.get_json("/api/next")[1]["query"]["id"] == ids[0]
+        assert site.get("/api/next", token=None).status == 403  # the address holds the token; without it, no
+        port = str(site.port)
         second = subprocess.run([sys.executable, "-c", "import sys; from robreward.cli.main import main; "
                                  "sys.exit(main(sys.argv[1:]))", "label", str(run), "--port", port],
                                 capture_output=True, text=True, timeout=60)

@@ -13,7 +13,8 @@ full MuJoCo states the rollout recorded, the queries go into the run's label sto
 Nothing a person did is lost: each label is committed to SQLite when it is given, and the
 round's queries (the segment pairs themselves) are written to ``RUN_DIR/pending_round.npz``
 before they are shown. A run killed while waiting resumes the same round with the same pairs:
-the labels already given count, only the missing ones are asked for.
+the labels already given count, only the missing ones are asked for. Once every answer is in, the
+round is closed in the store: the app refuses to change a label the loop has used (409).
 """
 
 from __future__ import annotations
@@ -73,10 +74,10 @@ class HumanTeacher:
         self.timeout, self.poll, self.progress, self.announce = timeout, poll, progress, announce
         self.server = None
         if serve:
-            from robreward.feedback.preferences.app import BackgroundServer
+            from robreward.feedback.preferences.app import background_server
 
-            self.server = BackgroundServer(self.run_dir, host, port)
-            self.url = self.server.url
+            self.server = background_server(self.run_dir, host, port)
+            self.url = self.server.url  # the page with the run's token (RUN_DIR/web_token)
         else:
             self.url = None
         self.store = LabelStore(self.run_dir / STORE_NAME)
@@ -103,7 +104,10 @@ class HumanTeacher:
             save_pending(self.run_dir, round_index, pairs)
             paths = render_pair_clips(env, rollout, pairs, self.store.clips_dir, prefix=f"r{round_index:03d}")
             ids = self.store.add_queries(round_index, pairs_meta(pairs), paths)
-        answers = self._wait(round_index, ids)
+        self._wait(round_index, ids)
+        # the round is used from here on: closing it returns its final labels and refuses any later change, so
+        # the labels the loop trains on (labels.npz) are the store's
+        answers = self.store.close_round(round_index)
         return [answers[i] for i in ids]
 
     def _wait(self, round_index: int, ids: list[int]) -> dict[int, Label]:

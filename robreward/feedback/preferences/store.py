@@ -32,7 +32,8 @@ Label = Optional[float]
 LABEL_VALUES = (0.0, 1.0, 0.5, None)
 STORE_NAME = "labels.sqlite"
 CLIPS_DIR = "clips"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: closed_rounds (a round the loop has used takes no new label)
+MAX_ID = 2 ** 63 - 1  # SQLite's INTEGER
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS queries (
@@ -48,11 +49,19 @@ CREATE TABLE IF NOT EXISTS queries (
 );
 CREATE INDEX IF NOT EXISTS queries_status ON queries (status, id);
 CREATE INDEX IF NOT EXISTS queries_round ON queries (round, id);
+CREATE TABLE IF NOT EXISTS closed_rounds (
+    round       INTEGER PRIMARY KEY,
+    closed_at   REAL NOT NULL
+);
 """
 
 
 class UnknownQueryError(LookupError):
     """A label (or a wait) for a query id that the store does not hold."""
+
+
+class RoundClosedError(RuntimeError):
+    """A label for a query of a round the training loop has already used (``close_round``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,8 +92,9 @@ def check_label(value: Any) -> Label:
     """A label value as stored (float or None); anything else is a ValueError saying what is allowed."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or float(value) not in (0.0, 1.0, 0.5):
+    # (ints are compared as ints: float(10 ** 400) would overflow)
+    if isinstance(value, bool) or not (isinstance(value, int) and value in (0, 1) or isinstance(value, float)
+                                       and math.isfinite(value) and value in (0.0, 1.0, 0.5)):
         raise ValueError("label must be 0 (left preferred), 1 (right preferred), 0.5 (equal) or None / null "
                          f"(skip), got {value!r}")
     return float(value)
@@ -149,6 +159,9 @@ class LabelStore:
             left, right = (self._clip_name(c, f"clip_paths[{i}]") for c in clips)
             rows.append((round, left, right, meta_json, now))
         with self._write() as conn:
+            if conn.execute("SELECT 1 FROM closed_rounds WHERE round = ?", (round,)).fetchone():
+                raise RoundClosedError(f"round {round} is closed (the loop has used its labels): add queries to a "
+                                       "new round")
             ids = [conn.execute("INSERT INTO queries (round, left_clip, right_clip, meta, created_at) "
                                 "VALUES (?, ?, ?, ?, ?)", row).lastrowid for row in rows]
         return [int(i) for i in ids]
@@ -182,6 +195,29 @@ class LabelStore:
                           "ORDER BY id", (int(round),))
         return {int(r["id"]): (None if r["status"] == "skipped" else float(r["value"])) for r in rows}
 
+    def close_round(self, round: int) -> dict[int, Label]:
+        """Close a round whose queries are all answered and return its labels ({query_id: label}, by id).
+
+        One transaction: the labels returned are the round's final ones, since ``label`` refuses
+        every later answer for it (RoundClosedError), so what the loop trains on (labels.npz) and
+        the store can never disagree. Closing a closed round again returns the same labels.
+        """
+        if isinstance(round, bool) or not isinstance(round, int) or not 0 <= round <= MAX_ID:
+            raise ValueError(f"round must be an integer >= 0, got {round!r}")
+        with self._write() as conn:
+            pending = conn.execute("SELECT COUNT(*) FROM queries WHERE round = ? AND status = 'pending'",
+                                   (round,)).fetchone()[0]
+            if pending:
+                raise ValueError(f"round {round} still has {pending} unanswered queries: wait for their labels "
+                                 "(wait_for_labels) before closing it")
+            conn.execute("INSERT OR IGNORE INTO closed_rounds (round, closed_at) VALUES (?, ?)", (round, time.time()))
+            rows = conn.execute("SELECT id, status, value FROM queries WHERE round = ? ORDER BY id", (round,)).fetchall()
+        return {int(r["id"]): (None if r["status"] == "skipped" else float(r["value"])) for r in rows}
+
+    def closed_rounds(self) -> list[int]:
+        """The rounds the loop has used (``close_round``), ascending."""
+        return [int(r["round"]) for r in self._read("SELECT round FROM closed_rounds ORDER BY round")]
+
     def queries(self, round: int) -> list[Query]:
         """Every query of one round (answered or not), by id: the order ``add_queries`` returned."""
         return [self._query(r) for r in self._read("SELECT * FROM queries WHERE round = ? ORDER BY id", (int(round),))]
@@ -199,22 +235,28 @@ class LabelStore:
         return self._query(rows[0]) if rows else None
 
     def label(self, query_id: int, value: Label) -> Query:
-        """Record an answer (one committed transaction); answering again replaces the answer.
+        """Record an answer (one committed transaction); answering again replaces the answer
+        until the loop has used the round (then RoundClosedError).
 
         value: 0 (left preferred), 1 (right preferred), 0.5 (equal) or None (skip).
         """
         value = check_label(value)
         status = "skipped" if value is None else "labeled"
+        query_id = _query_id(query_id)
         with self._write() as conn:
-            cur = conn.execute("UPDATE queries SET status = ?, value = ?, answered_at = ? WHERE id = ?",
-                               (status, value, time.time(), _query_id(query_id)))
-            if cur.rowcount == 0:
+            row = conn.execute("SELECT round FROM queries WHERE id = ?", (_storable(query_id),)).fetchone()
+            if row is None:
                 raise UnknownQueryError(self._unknown_message([query_id]))
-            row = conn.execute("SELECT * FROM queries WHERE id = ?", (int(query_id),)).fetchone()
+            if conn.execute("SELECT 1 FROM closed_rounds WHERE round = ?", (row["round"],)).fetchone():
+                raise RoundClosedError(f"query {query_id} belongs to round {row['round']}, which the training loop "
+                                       "has already used: its labels can no longer change")
+            conn.execute("UPDATE queries SET status = ?, value = ?, answered_at = ? WHERE id = ?",
+                         (status, value, time.time(), query_id))
+            row = conn.execute("SELECT * FROM queries WHERE id = ?", (query_id,)).fetchone()
         return self._query(row)
 
     def get(self, query_id: int) -> Query:
-        rows = self._read("SELECT * FROM queries WHERE id = ?", (_query_id(query_id),))
+        rows = self._read("SELECT * FROM queries WHERE id = ?", (_storable(_query_id(query_id)),))
         if not rows:
             raise UnknownQueryError(self._unknown_message([query_id]))
         return self._query(rows[0])
@@ -272,7 +314,7 @@ class LabelStore:
 
     def _require_known(self, ids: list[int]) -> None:
         known = set()
-        for chunk in _chunks(sorted(set(ids)), 500):
+        for chunk in _chunks(sorted({_storable(i) for i in ids}), 500):
             marks = ",".join("?" * len(chunk))
             known |= {int(r["id"]) for r in self._read(f"SELECT id FROM queries WHERE id IN ({marks})", tuple(chunk))}
         unknown = sorted(set(ids) - known)
@@ -280,7 +322,7 @@ class LabelStore:
             raise UnknownQueryError(self._unknown_message(unknown))
 
     def _unknown_message(self, ids: Sequence) -> str:
-        shown = ", ".join(str(i) for i in list(ids)[:8]) + (", ..." if len(ids) > 8 else "")
+        shown = ", ".join(str(i)[:40] for i in list(ids)[:8]) + (", ..." if len(ids) > 8 else "")
         total = self._read("SELECT COUNT(*) AS n, MIN(id) AS lo, MAX(id) AS hi FROM queries")[0]
         held = f"ids {total['lo']}..{total['hi']}" if total["n"] else "no queries yet"
         return f"unknown query id {shown}: the store {self.path} holds {held}"
@@ -318,8 +360,13 @@ class _Transaction:
 
 def _query_id(query_id: Any) -> int:
     if isinstance(query_id, bool) or not isinstance(query_id, int):
-        raise ValueError(f"query id must be an integer, got {query_id!r}")
+        raise ValueError(f"query id must be an integer, got {str(query_id)[:80]!r}")
     return int(query_id)
+
+
+def _storable(query_id: int) -> int:
+    """The id as SQLite can take it: an id out of its range matches no row (-1) instead of overflowing."""
+    return query_id if 0 <= query_id <= MAX_ID else -1
 
 
 def _chunks(items: list, size: int):
@@ -327,5 +374,5 @@ def _chunks(items: list, size: int):
         yield items[i:i + size]
 
 
-__all__ = ["CLIPS_DIR", "LABEL_VALUES", "STORE_NAME", "Label", "LabelStore", "Query", "UnknownQueryError",
-           "check_label"]
+__all__ = ["CLIPS_DIR", "LABEL_VALUES", "STORE_NAME", "Label", "LabelStore", "Query", "RoundClosedError",
+           "UnknownQueryError", "check_label"]
