@@ -1,22 +1,27 @@
 """Reward programs: a file (or string) defining ``compute_reward(state, action) -> (total, terms)``,
-written by a user or an LLM, checked before it ever runs in the training process.
+written by a user or an LLM. Its Python never runs in the training process: it is compiled to a
+graph of pure tensor ops in a locked-down sandbox child, and only that graph runs here.
 
     check_reward_program(path_or_source, spec) -> CheckResult          never raises for a bad program
     load_reward_program(path_or_source, spec)  -> RewardProgram        raises RewardProgramError
 
-The checks, in order (a later stage runs only if the earlier ones passed):
+The stages, in order (a later stage runs only if the earlier ones passed):
 
-1. ``static``: an AST allow-list (robreward/rewards/sandbox.py); every problem is reported.
-2. ``dry-run``: the program runs in a separate Python process with a wall-clock timeout and a
-   memory limit, on TaskStates recorded from a seeded rollout of the task (16 worlds x 32 steps
-   of uniform random actions); each output must have shape [N], a float dtype, finite values
-   and terms that sum to the total (``check_reward_output``), and the state must be unchanged.
-3. ``runtime``: in training, ``RewardProgram.__call__`` reads every state tensor's autograd
-   version counter before and after the call and raises if one changed (in-place writes bump
-   it, including through views and ``.detach()``; ``.data``/``.numpy()``/storage access, which
-   would bypass it, are rejected statically). That costs a few attribute reads per call,
-   where cloning the state per call would copy every field. Non-finite totals are replaced by
-   0 and counted in ``nan_count`` rather than crashing the run.
+1. ``static``: an AST allow-list (robreward/rewards/checker.py); every problem is reported. The
+   friendly layer: it explains most mistakes in words an LLM can act on.
+2. ``compile``: the sandbox child (robreward/rewards/sandbox.py: rlimits, seccomp, no network,
+   no files, no processes, a minimal environment) traces ``compute_reward`` at a symbolic N into
+   ATen ops and answers plain JSON; here every op is checked against the allow-list of pure
+   tensor ops and the graph is run on meta tensors at N=16 and N=4096 (outputs float [N];
+   memory and work per call bounded) (robreward/rewards/graph.py). Python branches on tensor
+   values cannot be traced: they are rejected with a message that says to use torch.where.
+3. ``dry-run``: the graph runs here on TaskStates recorded from a seeded rollout of the task
+   (16 worlds x 32 steps of uniform random actions); each output must have shape [N], a float
+   dtype, finite values and terms that sum to the total (``check_reward_output``).
+
+In training a graph cannot hang, keep state between calls, allocate without bound or reach a
+file: it is straight-line tensor code over its inputs. Non-finite rewards and terms that stop
+summing to the total are caught by the trainer's per-step check, as for every reward.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import atexit
 import dataclasses
 import json
 import os
-import pickle
+import hashlib
 import queue
 import re
 import shutil
@@ -33,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections import deque
 from pathlib import Path
 from typing import Mapping
@@ -40,18 +46,21 @@ from typing import Mapping
 import torch
 
 from robreward.envs.spec import TaskSpec, TaskState
-from robreward.rewards import sandbox
+from robreward.rewards import checker, sandbox
 from robreward.rewards.base import check_reward_output
+from robreward.rewards.graph import GraphError, RewardGraph
 
 DRY_RUN_WORLDS = 16
 DRY_RUN_STEPS = 32
+LARGE_WORLDS = 4096  # check-reward reports the cost per call at this N
+ACTION_INPUT = "__action__"  # the graph's last input: compute_reward's action argument
 STARTUP_TIMEOUT_S = 120.0  # importing torch in the child on a busy machine; not the program's time
 
 
 @dataclasses.dataclass(frozen=True)
 class Reason:
-    """One reason a program was rejected: the stage that found it (parse, static, dry-run,
-    runtime), the message, and the program line (0 when not tied to one)."""
+    """One reason a program was rejected: the stage that found it (parse, static, compile,
+    dry-run, runtime), the message, and the program line (0 when not tied to one)."""
 
     stage: str
     message: str
@@ -73,6 +82,9 @@ class CheckResult:
     """Dry run: per term (and "total"): mean, std, min, max over all recorded states."""
     num_states: int = 0
     dry_run_s: float = 0.0
+    """Seconds the sandbox took to trace the program."""
+    graph: Mapping = dataclasses.field(default_factory=dict)
+    """The compiled graph: ops, op_counts, terms, dry_run_call_us, and bytes/flops per call at `worlds`."""
 
     @property
     def messages(self) -> list[str]:
@@ -86,17 +98,24 @@ class CheckResult:
         return {"name": self.name, "task": self.task, "ok": self.ok,
                 "reasons": [dataclasses.asdict(r) for r in self.reasons],
                 "stats": {k: dict(v) for k, v in self.stats.items()}, "num_states": self.num_states,
-                "dry_run_s": round(self.dry_run_s, 3)}
+                "dry_run_s": round(self.dry_run_s, 3), "graph": dict(self.graph)}
 
     def format(self) -> str:
         if not self.ok:
             lines = [f"REJECTED {self.name} for task {self.task}: {len(self.reasons)} reason(s)"]
             lines += [f"  - {r}".replace("\n", "\n    ") for r in self.reasons]
             return "\n".join(lines)
-        lines = [f"OK {self.name} for task {self.task}: dry run on {self.num_states} recorded states "
-                 f"in {self.dry_run_s:.2f}s", f"  {'term':<24} {'mean':>10} {'std':>10} {'min':>10} {'max':>10}"]
+        lines = [f"OK {self.name} for task {self.task}: compiled in {self.dry_run_s:.2f}s, dry run on "
+                 f"{self.num_states} recorded states", f"  {'term':<24} {'mean':>10} {'std':>10} {'min':>10} {'max':>10}"]
         for k, s in self.stats.items():
             lines.append(f"  {k:<24} {s['mean']:>10.4g} {s['std']:>10.4g} {s['min']:>10.4g} {s['max']:>10.4g}")
+        g = self.graph
+        if g:
+            ops = ", ".join(f"{k} {v}" for k, v in list(g["op_counts"].items())[:8])
+            lines.append(f"  graph: {g['ops']} tensor ops ({ops}{', ...' if len(g['op_counts']) > 8 else ''})")
+            lines.append(f"  cost per call: {g['dry_run_call_us']:.0f} us at {DRY_RUN_WORLDS} worlds here; at "
+                         f"{g['worlds']} worlds {g['bytes_per_call'] / 2**20:.1f} MB and {g['flops_per_call']:.3g} "
+                         "operations")
         return "\n".join(lines)
 
 
@@ -166,10 +185,11 @@ def record_states(spec: TaskSpec, num_envs: int = DRY_RUN_WORLDS, steps: int = D
     return _RECORDED[key]
 
 
-# -- the dry run: a sandbox server process (sandbox._serve) forks one child per program ------------
+# -- compiling: a sandbox server process (sandbox._serve) forks one locked-down child per program ----
 class _SandboxServer:
-    """`python -I sandbox.py`: started once, imports torch once, forks a child per dry run (so a
-    dry run costs milliseconds, not an interpreter start). Restarted if it dies or hangs."""
+    """`python -I sandbox.py`: started once, imports torch and warms up the tracer once, forks a
+    child per program (so compiling costs a trace, not an interpreter start). Restarted if it dies
+    or hangs. It gets a minimal environment: no API keys, no proxies, one thread."""
 
     def __init__(self):
         env = {"PATH": os.defpath, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
@@ -196,7 +216,7 @@ class _SandboxServer:
             return None
 
     def request(self, payload: dict, timeout: float):
-        data = pickle.dumps(payload)
+        data = json.dumps(payload).encode()
         try:
             self.proc.stdin.write(b"%d\n" % len(data) + data)
             self.proc.stdin.flush()
@@ -229,10 +249,28 @@ def _stop_server() -> None:
         _SERVER = None
 
 
-def run_dry_run(source: str, filename: str, states, timeout_s: float, memory_mb: int):
-    """Run the program in a sandboxed child process on `states`: (reasons, outputs, seconds)."""
+def _inputs(states) -> tuple[list[str], dict, dict]:
+    """The graph's inputs for recorded states (dicts of arrays [N, ...]): the state fields, then the
+    action argument; their shapes without N and their dtypes."""
+    fields = list(states[0])
+    names = fields + [ACTION_INPUT]
+    first = states[0]
+    shapes = {k: tuple(first[k].shape[1:]) for k in fields} | {ACTION_INPUT: tuple(first["action"].shape[1:])}
+    dtypes = {k: getattr(torch, str(first[k].dtype)) for k in fields} | {ACTION_INPUT: getattr(torch, str(first["action"].dtype))}
+    return names, shapes, dtypes
+
+
+def compile_program(source: str, filename: str, states, timeout_s: float, memory_mb: int):
+    """Trace the program in a sandboxed child and check its graph here: (reasons, RewardGraph or
+    None, seconds). Never raises for a bad program; the same program and inputs compile once."""
+    names, shapes, dtypes = _inputs(states)
+    key = (hashlib.sha256(source.encode("utf-8", "replace")).hexdigest(), tuple(names),
+           tuple(shapes.items()), tuple(str(d) for d in dtypes.values()), int(memory_mb))
+    if key in _COMPILED:
+        return [], _COMPILED[key], 0.0
     global _SERVER
-    payload = {"source": source, "filename": filename, "states": states, "timeout_s": float(timeout_s),
+    payload = {"source": source, "filename": filename, "names": names, "shapes": [list(shapes[n]) for n in names],
+               "dtypes": [str(dtypes[n]).removeprefix("torch.") for n in names], "timeout_s": float(timeout_s),
                "memory_mb": int(memory_mb)}
     with _SERVER_LOCK:
         if _SERVER is None or _SERVER.proc.poll() is not None:
@@ -240,9 +278,61 @@ def run_dry_run(source: str, filename: str, states, timeout_s: float, memory_mb:
         line = _SERVER.request(payload, timeout_s + 30)  # the server enforces timeout_s itself
         if line is None:  # the server hung or died: never reuse it
             _stop_server()
-            return [f"timed out after {timeout_s:g}s (the sandbox did not answer)"], [], float(timeout_s)
-    result = json.loads(line)
-    return list(result["reasons"]), list(result["outputs"]), float(result.get("seconds", 0.0))
+            return [f"timed out after {timeout_s:g}s (the sandbox did not answer)"], None, float(timeout_s)
+    try:
+        answer = json.loads(line)
+        seconds = float(answer.get("seconds", 0.0))
+        if answer.get("reasons"):
+            return [str(r) for r in answer["reasons"]], None, seconds
+        graph = RewardGraph(answer["graph"], memory_mb=memory_mb)
+        if graph.inputs != names:
+            raise GraphError("the graph's inputs are not the state fields it was asked for")
+        for n in (DRY_RUN_WORLDS, LARGE_WORLDS):  # shapes, memory and work at the dry run's N and a large one
+            graph.at(shapes, dtypes, n)
+    except (GraphError, ValueError, KeyError, TypeError, RecursionError) as err:
+        return [f"the compiled reward was rejected: {err}"], None, 0.0
+    graph.shapes, graph.dtypes = shapes, dtypes
+    _COMPILED[key] = graph
+    return [], graph, seconds
+
+
+_COMPILED: dict = {}
+
+
+def _describe(value) -> dict:
+    if not isinstance(value, torch.Tensor):
+        return {"kind": type(value).__name__}
+    return {"kind": "tensor", "dtype": str(value.dtype).removeprefix("torch."), "shape": list(value.shape),
+            "values": value.detach().cpu().double().flatten().tolist()}
+
+
+def run_dry_run(source: str, filename: str, states, timeout_s: float, memory_mb: int):
+    """Compile the program (sandboxed) and run its graph on `states` (dicts of arrays [N, ...]):
+    (reasons, outputs described as plain data, seconds)."""
+    reasons, graph, seconds = compile_program(source, filename, states, timeout_s, memory_mb)
+    if reasons:
+        return reasons, [], seconds
+    reasons, outputs, _ = _run_graph(graph, states)
+    return reasons, outputs, seconds
+
+
+def _run_graph(graph: RewardGraph, states):
+    """(reasons, outputs described as plain data, seconds per call of the graph alone)."""
+    n = len(next(iter(states[0].values())))
+    calls = 0.0
+    try:
+        graph.at(graph.shapes, graph.dtypes, n)
+        forward = graph.bind("cpu")
+        outputs = []
+        for s in states:
+            tensors = [torch.from_numpy(s[k]) for k in graph.inputs[:-1]] + [torch.from_numpy(s["action"])]
+            start = time.perf_counter()
+            total, terms = forward(*tensors)
+            calls += time.perf_counter() - start
+            outputs.append({"total": _describe(total), "terms": {k: _describe(v) for k, v in terms.items()}})
+    except (GraphError, RuntimeError, ValueError, TypeError, IndexError) as err:
+        return [f"the compiled reward failed on the recorded states: {type(err).__name__}: {err}"], [], 0.0
+    return [], outputs, calls / max(1, len(states))
 
 
 def _as_tensor(d: dict):
@@ -309,98 +399,104 @@ def _check_outputs(outputs: list, n: int) -> tuple[list[str], dict]:
 
 
 # -- checking ----------------------------------------------------------------------------------
-def _check(name, filename, source, spec: TaskSpec, dry_run: bool, timeout_s, memory_mb) -> CheckResult:
+def _check(name, filename, source, spec: TaskSpec, dry_run: bool, timeout_s, memory_mb, compile: bool = False):
+    """(CheckResult, RewardGraph or None): every stage, never raising for a bad program.
+    dry_run=False: static checks only, or (compile=True) static checks and the compiled graph."""
     fields = [f.name for f in spec.state_fields]
-    problems = sandbox.static_check(source, fields, filename)
-    stage = "parse" if problems and problems[0][1].startswith(("syntax error", "the program")) else "static"
+    problems = checker.static_check(source, fields, filename)
+    stage = "parse" if problems and problems[0][1].startswith(("syntax error", "the program could not")) else "static"
     reasons = tuple(Reason(stage, msg, line) for line, msg in problems)
-    if reasons or not dry_run:
-        return CheckResult(name, spec.name, not reasons, reasons)
+    if reasons or not (dry_run or compile):
+        return CheckResult(name, spec.name, not reasons, reasons), None
     states = record_states(spec)
-    errors, outputs, seconds = run_dry_run(source, filename, states, timeout_s, memory_mb)
+    errors, graph, seconds = compile_program(source, filename, states, timeout_s, memory_mb)
+    if errors:
+        return CheckResult(name, spec.name, False, tuple(Reason("compile", e) for e in errors), dry_run_s=seconds), None
+    if not dry_run:
+        return CheckResult(name, spec.name, True, (), dry_run_s=seconds), graph
+    errors, outputs, per_call = _run_graph(graph, states)
     stats = {}
     if not errors:
         errors, stats = _check_outputs(outputs, DRY_RUN_WORLDS)
     reasons = tuple(Reason("dry-run", e) for e in errors)
-    return CheckResult(name, spec.name, not reasons, reasons, stats if not reasons else {}, len(outputs), seconds)
+    if reasons:
+        return CheckResult(name, spec.name, False, reasons, {}, len(outputs), seconds), None
+    large = graph.at(graph.shapes, graph.dtypes, LARGE_WORLDS)
+    summary = {"ops": len(graph.kinds), "op_counts": dict(graph.op_counts().most_common()), "terms": graph.term_names,
+               "dry_run_call_us": round(per_call * 1e6, 1), "worlds": LARGE_WORLDS,
+               "bytes_per_call": large.bytes, "flops_per_call": large.flops}
+    return CheckResult(name, spec.name, True, (), stats, len(outputs), seconds, summary), graph
 
 
 def check_reward_program(path_or_source, spec, *, dry_run: bool = True, timeout_s: float = 10,
                          memory_mb: int = 2048, name: str | None = None) -> CheckResult:
     """Run every check on a program (file path or source text); never raises for a bad program."""
     name, filename, source = _read(path_or_source, name)
-    return _check(name, filename, source, _spec(spec), dry_run, timeout_s, memory_mb)
+    return _check(name, filename, source, _spec(spec), dry_run, timeout_s, memory_mb)[0]
 
 
-def load_reward_program(path_or_source, spec, *, dry_run: bool = True, timeout_s: float = 10,
-                        memory_mb: int = 2048, name: str | None = None) -> "RewardProgram":
+def load_reward_program(path_or_source, spec, *, timeout_s: float = 10, memory_mb: int = 2048,
+                        name: str | None = None, dry_run: bool = True) -> "RewardProgram":
     """A Reward object for a program that passed the checks; RewardProgramError lists every
-    reason otherwise. `memory_mb` is what the program may allocate in the dry run beyond the
-    sandbox's own baseline (a fresh interpreter with torch imported)."""
+    reason otherwise. `memory_mb` bounds what the program may allocate: while it is traced (beyond
+    the sandbox's own baseline) and per call of its graph at the training N. The program always
+    compiles in the sandbox (a graph is needed to run at all); dry_run=False skips only the run of
+    the graph on recorded states."""
     name, filename, source = _read(path_or_source, name)
     spec = _spec(spec)
-    result = _check(name, filename, source, spec, dry_run, timeout_s, memory_mb)
+    result, graph = _check(name, filename, source, spec, dry_run, timeout_s, memory_mb, compile=True)
     if not result.ok:
         raise RewardProgramError(result.reasons, result, name)
-    return RewardProgram(name, source, filename, spec, result)
+    return RewardProgram(name, source, filename, spec, graph, result)
 
 
-# -- running in the training process -----------------------------------------------------------
+# -- running in the training process: the graph only ------------------------------------------------
 class RewardProgram:
-    """A checked reward program as a Reward: ``(state, action) -> (total[N] float32, terms)``.
+    """A checked reward program as a Reward: ``(state, action) -> (total[N], terms)``, computed by
+    its compiled graph (``robreward.rewards.graph``); the program's Python never runs here.
 
-    Guards per call: the state must come back unmodified (version counters, see the module
-    docstring); the output must be a pair (tensor [N], dict of tensors [N]); non-finite totals
-    become 0 (in those worlds the terms too) and are counted in ``nan_count``."""
+    At the first call with a new number of worlds N (or device) the graph is checked at N on meta
+    tensors: outputs float [N], memory and work within the limits. Non-finite values and terms
+    that do not sum to the total are the trainer's per-step check (every reward kind has it)."""
 
-    def __init__(self, name: str, source: str, filename: str, spec: TaskSpec, check: CheckResult | None = None):
+    def __init__(self, name: str, source: str, filename: str, spec: TaskSpec, graph: RewardGraph,
+                 check: CheckResult | None = None):
         self.name = name
         self.source = source
         self.filename = filename
         self.spec = spec
+        self.graph = graph
         self.check = check
-        self._fn = sandbox.load_function(source, filename)
-        self._nan = None  # a tensor on the env's device: no host sync per step
+        self._fields = graph.inputs[:-1]
+        self._ready: dict = {}  # (device, N) -> forward
 
-    @property
-    def nan_count(self) -> int:
-        """How many (world, step) totals were non-finite and replaced by 0."""
-        return 0 if self._nan is None else int(self._nan)
-
-    def _fail(self, message: str):
-        raise RewardProgramError([Reason("runtime", message)], None, self.name)
+    def _prepare(self, action: torch.Tensor):
+        key = (action.device, action.shape[0])
+        try:
+            self.graph.at(self.graph.shapes, self.graph.dtypes, action.shape[0])
+        except GraphError as err:
+            raise RewardProgramError([Reason("runtime", str(err))], None, self.name) from None
+        self._ready[key] = self.graph.bind(action.device)
+        return self._ready[key]
 
     def __call__(self, state: TaskState, action: torch.Tensor):
-        tensors = list(state.items()) + [("action", action)]
-        before = [t._version for _, t in tensors]
-        try:
-            ret = self._fn(state, action)
-        except Exception as err:  # noqa: BLE001 - a program's bug is reported as such
-            self._fail("compute_reward raised an exception:\n" + sandbox.program_traceback(err, self.filename, self.source))
-        changed = sorted({k for (k, t), v in zip(tensors, before) if t._version != v})
-        if changed:
-            self._fail(f"compute_reward modified the state in place (field(s) {', '.join(changed)})")
-        n = action.shape[0]
-        if not (isinstance(ret, (tuple, list)) and len(ret) == 2):
-            self._fail(f"compute_reward must return a pair (total, terms), got {type(ret).__name__}")
-        total, terms = ret
-        if not isinstance(total, torch.Tensor) or tuple(total.shape) != (n,) or not total.is_floating_point():
-            self._fail(f"total must be a float tensor of shape [{n}], got "
-                       f"{(total.dtype, list(total.shape)) if isinstance(total, torch.Tensor) else type(total).__name__}")
-        if not isinstance(terms, Mapping) or any(
-                not isinstance(v, torch.Tensor) or tuple(v.shape) != (n,) for v in terms.values()):
-            self._fail(f"terms must be a dict of tensors of shape [{n}]")
-        total = total.to(torch.float32)
-        finite = torch.isfinite(total)
-        count = (~finite).sum()
-        self._nan = count if self._nan is None else self._nan + count
-        total = torch.where(finite, total, 0.0)
-        terms = {k: torch.where(finite, v.to(torch.float32), 0.0) for k, v in terms.items()}
-        return total, terms
+        forward = self._ready.get((action.device, action.shape[0])) or self._prepare(action)
+        return forward(*[state[k] for k in self._fields], action)
+
+    def __reduce__(self):  # plain data: the graph is checked again where it is unpickled
+        return (_rebuild, (self.name, self.source, self.filename, self.spec.name, self.graph.data,
+                           self.graph.memory_mb, self.graph.shapes, {k: str(v) for k, v in self.graph.dtypes.items()}))
 
     def __repr__(self) -> str:
-        return f"RewardProgram({self.name!r}, task={self.spec.name!r})"
+        return f"RewardProgram({self.name!r}, task={self.spec.name!r}, ops={len(self.graph.kinds)})"
+
+
+def _rebuild(name, source, filename, task, data, memory_mb, shapes, dtypes):
+    graph = RewardGraph(data, memory_mb=memory_mb)
+    graph.shapes = {k: tuple(v) for k, v in shapes.items()}
+    graph.dtypes = {k: getattr(torch, v.removeprefix("torch.")) for k, v in dtypes.items()}
+    return RewardProgram(name, source, filename, _spec(task), graph)
 
 
 __all__ = ["CheckResult", "Reason", "RewardProgram", "RewardProgramError", "check_reward_program",
-           "load_reward_program", "record_states", "run_dry_run"]
+           "compile_program", "load_reward_program", "record_states", "run_dry_run"]

@@ -1,18 +1,24 @@
-"""Checking and running untrusted reward code (an LLM's or a user's `compute_reward`).
+"""The reward sandbox: the only place an untrusted reward program (an LLM's or a user's
+``compute_reward``) ever runs as Python.
 
-Used by ``robreward.rewards.program``:
+``robreward.rewards.program`` starts this file by path (``python -I sandbox.py``), once per process:
+a server that imports only the standard library and torch (never robreward, never the user's
+environment: it gets a minimal one without API keys), warms up torch's tracer, and then forks one
+child per program. The child
 
-* ``static_check(source, field_names)``: an AST allow-list; returns EVERY problem found as
-  ``(line, message)`` pairs. Nothing of the program runs before it passes.
-* the dry-run server (``_serve``, this file run by path as ``python -I sandbox.py``, so it imports
-  only the standard library and torch, never robreward): started once per process, it forks one
-  child per program; the child sets RLIMIT_AS (memory), RLIMIT_FSIZE=0 (no file writes) and a
-  CPU-time backstop, runs the program on the recorded states and answers plain JSON (never
-  pickle, so nothing it returns can run code in the parent); the server SIGKILLs it at the
-  wall-clock timeout.
-* ``compile_program`` / ``load_function``: the code object and the restricted globals (a small
-  builtins dict, an ``__import__`` that returns only torch/math/typing) it runs in, in the dry
-  run and in training alike.
+1. locks itself down: rlimits (address space, CPU time, no file writes, no core dumps), then a
+   seccomp filter (x86_64 and aarch64) that refuses sockets, new processes, exec, opening any
+   file, ptrace, memfd, io_uring, bpf and raising its own limits (``lock_down``);
+2. runs the program's module with restricted builtins (``__import__`` returns only torch, math,
+   typing, or a torch module torch's own C++ side already imported);
+3. traces ``compute_reward`` at a symbolic number of worlds N into a graph of ATen tensor ops
+   (``make_fx``, functionalized: no in-place ops; module state, Python loops and branches on
+   plain Python values are unrolled into the trace, so the graph is a pure function of the state);
+4. answers the graph as plain JSON (``graph_to_data``: op names, constants, shapes; never a
+   pickle), or the reasons it could not.
+
+The server SIGKILLs a child at the wall-clock timeout. The parent (``robreward.rewards.graph``)
+checks every op of the answer against its allow-list and runs only that graph.
 """
 
 from __future__ import annotations
@@ -26,321 +32,11 @@ SAFE_BUILTINS = (
     "abs all any bool dict divmod enumerate filter float int isinstance len list map max min pow range "
     "reversed round set slice sorted str sum tuple zip ValueError RuntimeError"
 ).split()
-FORBIDDEN_NAMES = dict.fromkeys(["getattr", "setattr", "delattr", "hasattr"], "dynamic attribute access")
-FORBIDDEN_NAMES.update(dict.fromkeys(["globals", "locals", "vars", "dir", "type", "object", "super", "id",
-                                      "memoryview", "classmethod", "staticmethod", "property"], "introspection"))
-FORBIDDEN_NAMES.update(dict.fromkeys(["exec", "eval", "compile"], "running generated code"))
-FORBIDDEN_NAMES.update(dict.fromkeys(["open", "input", "print", "help", "breakpoint", "exit", "quit"], "I/O"))
-_TORCH = (
-    "abs absolute acos arccos acosh asin arcsin asinh atan arctan atan2 arctan2 atanh add sub subtract mul "
-    "multiply div divide true_divide floor_divide remainder fmod neg negative pow square sqrt rsqrt exp exp2 "
-    "expm1 log log2 log10 log1p logaddexp sigmoid tanh sin cos tan sinh cosh sinc relu sign sgn heaviside clamp "
-    "clip clamp_min clamp_max maximum minimum fmax fmin max min amax amin aminmax argmax argmin sum mean nansum "
-    "nanmean prod cumsum cumprod cummax cummin std var std_mean var_mean median norm dist cdist dot inner outer "
-    "cross matmul mm bmm einsum tensordot where isfinite isnan isinf isclose allclose nan_to_num logical_and "
-    "logical_or logical_not logical_xor gt ge lt le eq ne greater greater_equal less less_equal any all stack "
-    "cat concat concatenate hstack vstack column_stack zeros zeros_like ones ones_like full full_like tensor "
-    "as_tensor arange linspace eye diag diagonal diag_embed trace tril triu reshape flatten squeeze unsqueeze "
-    "transpose permute t movedim narrow select gather index_select masked_select masked_fill repeat_interleave "
-    "tile broadcast_to broadcast_tensors chunk split unbind flip roll sort argsort topk kthvalue softmax "
-    "log_softmax logsumexp erf erfc floor ceil round trunc frac lerp hypot reciprocal deg2rad rad2deg "
-    "cosine_similarity pairwise_distance count_nonzero numel is_tensor is_floating_point det inverse "
-    "atleast_1d atleast_2d searchsorted bucketize xlogy float32 float64 float double float16 half bfloat16 "
-    "int8 int16 int32 int64 long int bool uint8 pi e inf nan finfo iinfo Size Tensor no_grad device dtype"
-).split()
-_LINALG = "norm vector_norm matrix_norm cross vecdot det inv solve".split()
-_FUNCTIONAL = (
-    "relu relu6 elu selu celu gelu silu mish softplus softsign sigmoid hardtanh hardsigmoid tanh tanhshrink "
-    "leaky_relu logsigmoid softmax log_softmax normalize cosine_similarity pairwise_distance mse_loss l1_loss "
-    "smooth_l1_loss huber_loss one_hot pad"
-).split()
-_TYPING = "Any Dict List Mapping Optional Sequence Tuple Union".split()
-ALLOWED_ATTRS = (
-    {f"torch.{n}" for n in _TORCH} | {f"torch.linalg.{n}" for n in _LINALG}
-    | {f"torch.nn.functional.{n}" for n in _FUNCTIONAL} | {f"typing.{n}" for n in _TYPING}
-    | {f"math.{n}" for n in dir(math) if not n.startswith("_")}
-)
 MODULES = {"torch", "torch.linalg", "torch.nn", "torch.nn.functional", "math", "typing"}
-# a few names that deserve their own reason (they are not on the allow-list anyway)
-_WHY = {
-    "save": "file I/O", "load": "file I/O", "from_file": "file I/O", "hub": "downloads code", "ops": "raw operators",
-    "utils": "file and process utilities", "cuda": "device control", "manual_seed": "RNG seeding",
-    "seed": "RNG seeding", "initial_seed": "RNG seeding", "set_rng_state": "RNG seeding", "random": "RNG state",
-    "rand": "random numbers (a reward must be deterministic)", "randn": "random numbers (a reward must be deterministic)",
-    "randint": "random numbers (a reward must be deterministic)", "normal": "random numbers (a reward must be deterministic)",
-    "multinomial": "random numbers (a reward must be deterministic)", "bernoulli": "random numbers (a reward must be deterministic)",
-    "compile": "compilation", "jit": "compilation", "classes": "raw operators", "library": "raw operators",
-    "set_default_dtype": "global torch settings", "set_num_threads": "global torch settings",
-}
-DENIED_ATTRS = {
-    "data": "bypasses the read-only check", "storage": "raw memory access", "untyped_storage": "raw memory access",
-    "numpy": "raw memory access", "data_ptr": "raw memory access", "register_hook": "autograd hooks",
-    "grad": "autograd internals", "grad_fn": "autograd internals", "backward": "autograd", "retain_grad": "autograd",
-    "format": "string formatting can reach attributes", "format_map": "string formatting can reach attributes",
-    "mro": "type introspection", "save": "file I/O", "load": "file I/O", "from_file": "file I/O",
-    "tofile": "file I/O", "system": "processes", "popen": "processes", "pin_memory": "device memory",
-}
-_FRAME_PREFIXES = ("gi_", "f_", "co_", "tb_", "cr_", "ag_", "func_")
-VIEW_METHODS = set(
-    "view view_as reshape reshape_as squeeze unsqueeze flatten unflatten transpose permute t T mT H mH expand "
-    "expand_as narrow select unbind split tensor_split chunk detach contiguous to type float double half cpu cuda "
-    "as_strided unfold movedim moveaxis swapaxes swapdims diagonal real imag values items get broadcast_to "
-    "atleast_1d atleast_2d".split()
-)
-_OK_STMTS = (ast.FunctionDef, ast.Return, ast.Assign, ast.AugAssign, ast.AnnAssign, ast.For, ast.If, ast.Expr,
-             ast.Pass, ast.Break, ast.Continue, ast.Assert, ast.Raise, ast.With, ast.Import, ast.ImportFrom)
-_WHY_STMT = {
-    "While": "while loops are not allowed (reward code is vectorized; use tensor ops or `for i in range(n)`)",
-    "ClassDef": "class definitions are not allowed", "Global": "`global` is not allowed",
-    "Nonlocal": "`nonlocal` is not allowed", "Try": "try/except is not allowed (errors must surface)",
-    "TryStar": "try/except is not allowed (errors must surface)", "Delete": "`del` is not allowed",
-    "AsyncFunctionDef": "async functions are not allowed", "AsyncFor": "async code is not allowed",
-    "AsyncWith": "async code is not allowed", "Match": "match statements are not allowed",
-    "Yield": "generators (`yield`) are not allowed", "YieldFrom": "generators (`yield`) are not allowed",
-    "Await": "async code is not allowed",
-}
 MAX_SOURCE_BYTES = 200_000
-
-
-def _dotted(node):
-    """`a.b.c` -> (root Name node, ["b", "c"]), or (None, attrs) if not rooted at a Name."""
-    attrs = []
-    while isinstance(node, ast.Attribute):
-        attrs.append(node.attr)
-        node = node.value
-    return (node if isinstance(node, ast.Name) else None), attrs[::-1], node
-
-
-class _Checker(ast.NodeVisitor):
-    def __init__(self, field_names):
-        self.fields = set(field_names)
-        self.problems: list[tuple[int, str]] = []
-        self.modules: dict[str, str] = {}  # alias -> dotted module
-        self.bound: set[str] = set()
-        self.tainted: set[str] = set()  # names that may alias a state/action tensor
-
-    def bad(self, node, msg):
-        self.problems.append((getattr(node, "lineno", 0), msg))
-
-    # -- names bound anywhere, and which of them may alias state tensors (flow-insensitive) --
-    def collect(self, tree):
-        assigns = []
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.FunctionDef, ast.Lambda)):
-                if isinstance(node, ast.FunctionDef):
-                    self.bound.add(node.name)
-                a = node.args
-                for arg in a.posonlyargs + a.args + a.kwonlyargs + [x for x in (a.vararg, a.kwarg) if x]:
-                    self.bound.add(arg.arg)
-                    self.tainted.add(arg.arg)  # any parameter may be handed a state tensor
-            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-                self.bound.add(node.id)
-            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.NamedExpr)) and node.value is not None:
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                assigns += [(t, node.value) for t in targets]
-            elif isinstance(node, (ast.For, ast.comprehension)):
-                assigns.append((node.target, node.iter))
-        changed = True
-        while changed:
-            changed = False
-            for target, value in assigns:
-                if self.aliases(value):
-                    for n in ast.walk(target):
-                        if isinstance(n, ast.Name) and n.id not in self.tainted:
-                            self.tainted.add(n.id)
-                            changed = True
-
-    def aliases(self, e) -> bool:
-        """Could expression `e` evaluate to (a container of) a view of a state/action tensor?"""
-        if isinstance(e, ast.Name):
-            return e.id in self.tainted
-        if isinstance(e, (ast.Attribute, ast.Subscript, ast.Starred)):
-            return self.aliases(e.value)
-        if isinstance(e, ast.NamedExpr):
-            return self.aliases(e.value)
-        if isinstance(e, ast.Call):
-            f = e.func
-            if isinstance(f, ast.Attribute) and f.attr in VIEW_METHODS:
-                return self.aliases(f.value) or any(self.aliases(a) for a in e.args)
-            return False
-        if isinstance(e, (ast.Tuple, ast.List, ast.Set)):
-            return any(self.aliases(x) for x in e.elts)
-        if isinstance(e, ast.Dict):
-            return any(self.aliases(x) for x in e.values if x is not None)
-        if isinstance(e, ast.IfExp):
-            return self.aliases(e.body) or self.aliases(e.orelse)
-        if isinstance(e, ast.BoolOp):
-            return any(self.aliases(x) for x in e.values)
-        return False
-
-    def root_tainted(self, target) -> bool:
-        while isinstance(target, (ast.Subscript, ast.Attribute, ast.Starred)):
-            target = target.value
-        return isinstance(target, ast.Name) and (target.id in self.tainted or target.id in ("state", "action"))
-
-    # -- top level -------------------------------------------------------------------------
-    def check_module(self, tree):
-        defs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "compute_reward"]
-        if not defs:
-            self.bad(tree, "no top-level `def compute_reward(state, action):` found")
-        elif len(defs) > 1:
-            self.bad(defs[1], f"compute_reward is defined {len(defs)} times (lines "
-                              f"{', '.join(str(d.lineno) for d in defs)}); define it exactly once")
-        for d in defs[:1]:
-            a = d.args
-            names = [x.arg for x in a.posonlyargs + a.args]
-            if names != ["state", "action"] or a.vararg or a.kwarg or a.kwonlyargs or a.defaults:
-                self.bad(d, "compute_reward must have exactly the signature `compute_reward(state, action)`")
-        for node in tree.body:
-            if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.Assign, ast.AnnAssign)):
-                continue
-            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
-                continue
-            if type(node).__name__ not in _WHY_STMT:
-                self.bad(node, "top-level code other than imports, constants and function definitions is not allowed")
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and any(
-                    isinstance(n, ast.Name) and n.id == "compute_reward"
-                    for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) for n in ast.walk(t)):
-                self.bad(node, "compute_reward may not be reassigned")
-        self.collect(tree)
-        self.visit(tree)
-
-    # -- statements --------------------------------------------------------------------------
-    def generic_visit(self, node):
-        name = type(node).__name__
-        if name in _WHY_STMT:
-            self.bad(node, _WHY_STMT[name])
-            return
-        if isinstance(node, ast.stmt) and not isinstance(node, _OK_STMTS):
-            self.bad(node, f"`{name}` statements are not allowed")
-            return
-        super().generic_visit(node)
-
-    def visit_Import(self, node):
-        for alias in node.names:
-            if alias.name not in MODULES:
-                self.bad(node, f"import of {alias.name!r} is not allowed: only torch, math "
-                               "(and torch.nn.functional, torch.linalg, typing) may be imported")
-            elif alias.asname:
-                self.modules[alias.asname] = alias.name
-            else:
-                self.modules[alias.name.split(".")[0]] = alias.name.split(".")[0]
-
-    def visit_ImportFrom(self, node):
-        mod = node.module or ""
-        if node.level or (mod not in MODULES and mod != "__future__"):
-            self.bad(node, f"import from {mod or '.'!r} is not allowed: only torch, math "
-                           "(and torch.nn.functional, torch.linalg, typing) may be imported")
-            return
-        for alias in node.names:
-            full = f"{mod}.{alias.name}"
-            if mod == "__future__" and alias.name == "annotations":
-                continue
-            if alias.name == "*":
-                self.bad(node, f"`from {mod} import *` is not allowed; import the names you use")
-            elif full in MODULES:
-                self.modules[alias.asname or alias.name] = full
-            elif full not in ALLOWED_ATTRS:
-                self.bad(node, f"`from {mod} import {alias.name}` is not allowed"
-                               + (f" ({_WHY[alias.name]})" if alias.name in _WHY else ""))
-
-    def visit_FunctionDef(self, node):
-        if node.decorator_list:
-            self.bad(node, f"decorators are not allowed (on {node.name}); remove e.g. @torch.jit.script")
-        self.generic_visit(node)
-
-    def visit_With(self, node):
-        for item in node.items:
-            root, attrs, _ = _dotted(item.context_expr.func) if isinstance(item.context_expr, ast.Call) else (None, [], None)
-            if (root is None or self.modules.get(root.id) != "torch" or attrs != ["no_grad"]
-                    or item.optional_vars is not None):
-                self.bad(node, "`with` is only allowed as `with torch.no_grad():`")
-        self.generic_visit(node)
-
-    def visit_Assign(self, node):
-        for t in node.targets:
-            self.check_target(t, node)
-        self.generic_visit(node)
-
-    def visit_AugAssign(self, node):
-        t = node.target
-        if isinstance(t, ast.Name) and t.id in self.tainted:
-            self.bad(node, f"in-place `{t.id} {_op(node.op)}= ...` may modify a state tensor that `{t.id}` "
-                           f"refers to; write `{t.id} = {t.id} {_op(node.op)} ...` instead")
-        self.check_target(t, node)
-        self.generic_visit(node)
-
-    def check_target(self, t, node):
-        for n in ast.walk(t):
-            if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store):
-                self.bad(node, f"assigning to an attribute (`.{n.attr} = ...`) is not allowed; the state is read-only")
-            elif (isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Store) and self.root_tainted(n)
-                  and not (isinstance(node, ast.Assign) and isinstance(n.slice, ast.Constant)
-                           and isinstance(n.slice.value, str))):  # d["name"] = v: a dict, never a tensor
-                self.bad(node, "assigning into a tensor that may be (a view of) a state field is not allowed; "
-                               "the state is read-only: build a new tensor (torch.where, torch.cat, clone())")
-
-    # -- expressions -------------------------------------------------------------------------
-    def visit_Name(self, node):
-        n = node.id
-        if n.startswith("__"):
-            self.bad(node, f"dunder name {n!r} is not allowed")
-        elif n in FORBIDDEN_NAMES and n not in self.bound:
-            self.bad(node, f"{n}() is not allowed ({FORBIDDEN_NAMES[n]})")
-        elif isinstance(node.ctx, ast.Load):
-            if n in self.modules:
-                self.bad(node, f"the module {n!r} may only be used as `{n}.NAME` (not passed around or renamed)")
-            elif n not in self.bound and n not in SAFE_BUILTINS:
-                self.bad(node, f"name {n!r} is not defined or not allowed")
-
-    def visit_Attribute(self, node):
-        root, attrs, base = _dotted(node)
-        if root is not None and root.id in self.modules and root.id not in self.bound - set(self.modules):
-            full = ".".join([self.modules[root.id]] + attrs)
-            if full in MODULES:
-                self.bad(node, f"the module {full!r} may only be used as `{full}.NAME`")
-            elif full not in ALLOWED_ATTRS:
-                why = next((_WHY[a] for a in attrs if a in _WHY), None)
-                self.bad(node, f"`{full}` is not allowed" + (f" ({why})" if why else
-                               " (not on the allow-list of torch/math functions)"))
-            for a in attrs:
-                if a.startswith("_"):
-                    self.bad(node, f"private or dunder attribute `.{a}` is not allowed")
-            return  # the whole chain is judged; do not revisit its inner Attribute nodes
-        for i, a in enumerate(attrs):
-            if a.startswith("_"):
-                self.bad(node, f"private or dunder attribute `.{a}` is not allowed")
-            elif a.endswith("_"):
-                self.bad(node, f"in-place method `.{a}()` is not allowed (use the out-of-place `.{a[:-1]}()`)")
-            elif a in DENIED_ATTRS:
-                self.bad(node, f"attribute `.{a}` is not allowed ({DENIED_ATTRS[a]})")
-            elif a.startswith(_FRAME_PREFIXES):
-                self.bad(node, f"attribute `.{a}` is not allowed (frame/code object access)")
-            elif i == 0 and root is not None and root.id == "state" and a not in self.fields and a != "num_envs":
-                self.bad(node, f"state has no field {a!r}; valid fields: {', '.join(sorted(self.fields))}")
-        self.visit(base)
-
-    def visit_Subscript(self, node):
-        if (isinstance(node.value, ast.Name) and node.value.id == "state" and isinstance(node.slice, ast.Constant)
-                and isinstance(node.slice.value, str) and node.slice.value not in self.fields):
-            self.bad(node, f"state has no field {node.slice.value!r}; valid fields: {', '.join(sorted(self.fields))}")
-        self.generic_visit(node)
-
-    def visit_Call(self, node):
-        for kw in node.keywords:
-            if kw.arg is None:
-                self.bad(node, "`**kwargs` unpacking in calls is not allowed; pass keywords explicitly")
-            elif kw.arg == "out":
-                self.bad(node, "`out=` is not allowed (it writes into an existing tensor); use the return value")
-            elif kw.arg == "inplace":
-                self.bad(node, "`inplace=` is not allowed (it may write into a state tensor); drop it")
-        self.generic_visit(node)
-
-
-def _op(op) -> str:
-    return {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.MatMult: "@",
-            ast.FloorDiv: "//", ast.Mod: "%"}.get(type(op), "op")
+GRAPH_FORMAT = "robreward.reward-graph/1"
+MAX_GRAPH_NODES = 5000
+MAX_CONSTANT_ELEMENTS = 100_000  # all tensor constants of one program together
 
 
 def parse(source: str, filename: str = "<reward>"):
@@ -374,20 +70,16 @@ class _StripAnnotations(ast.NodeTransformer):
         return ast.copy_location(ast.Assign(targets=[node.target], value=self.visit(node.value)), node)
 
 
-def static_check(source: str, field_names, filename: str = "<reward>"):
-    """Every problem as a sorted list of (line, message); empty when the program may run."""
-    tree, err = parse(source, filename)
-    if err:
-        return [err]
-    checker = _Checker(field_names)
-    checker.check_module(tree)
-    return sorted(set(checker.problems))
-
 
 def _restricted_import(name, globals=None, locals=None, fromlist=(), level=0):
-    if level or (name not in MODULES and name != "__future__"):
-        raise ImportError(f"import of {name!r} is not allowed in a reward program")
-    return __import__(name, globals, locals, fromlist, level)
+    """The program's ``__import__``: torch, math, typing (the static checks allow no more). torch's
+    C++ side imports through the current frame's builtins too (``torch.tensor`` imports
+    ``torch.storage``): a torch module that is already loaded is returned, nothing new is loaded."""
+    if level:
+        raise ImportError("relative imports are not allowed in a reward program")
+    if name in MODULES or name == "__future__" or (name.startswith("torch.") and name in sys.modules):
+        return __import__(name, globals, locals, fromlist, level)
+    raise ImportError(f"import of {name!r} is not allowed in a reward program")
 
 
 def compile_program(source: str, filename: str):
@@ -424,31 +116,6 @@ class DryRunState(dict):
     num_envs = property(lambda self: next(iter(self.values())).shape[0])
 
 
-MEMORY_MARKERS = ("can't allocate memory", "cannot allocate memory", "not enough memory", "bad_alloc",
-                  "out of memory")
-
-
-def describe_output(ret, n: int, torch) -> dict:
-    """compute_reward's return value as plain JSON-able data (values only for small tensors)."""
-    def tensor(v):
-        if not isinstance(v, torch.Tensor):
-            return {"kind": type(v).__name__}
-        d = {"kind": "tensor", "dtype": str(v.dtype).replace("torch.", ""), "shape": list(v.shape)}
-        if v.numel() <= 4 * n and not v.is_complex():
-            d["values"] = v.detach().cpu().double().flatten().tolist()
-        return d
-
-    if not isinstance(ret, (tuple, list)) or len(ret) != 2:
-        got = f"a {type(ret).__name__} of length {len(ret)}" if isinstance(ret, (tuple, list)) else type(ret).__name__
-        return {"error": f"compute_reward must return a pair (total, terms), got {got}"}
-    total, terms = ret
-    if not isinstance(terms, dict):
-        return {"total": tensor(total), "terms_kind": type(terms).__name__}
-    if len(terms) > 64 or not all(isinstance(k, str) for k in terms):
-        return {"error": "terms must be a dict of at most 64 entries with str names"}
-    return {"total": tensor(total), "terms": {k: tensor(v) for k, v in terms.items()}}
-
-
 def program_traceback(err, filename: str, source: str) -> str:
     """The last lines of a traceback, only the frames inside the program, with their source."""
     import traceback
@@ -461,46 +128,234 @@ def program_traceback(err, filename: str, source: str) -> str:
     out.append(f"  {type(err).__name__}: {msg[-1] if msg else ''}"[:500])
     return "\n".join(out)
 
+MEMORY_MARKERS = ("can't allocate memory", "cannot allocate memory", "not enough memory", "bad_alloc",
+                  "out of memory")
+DATA_DEPENDENT = ("data-dependent", "data dependent", "GuardOnDataDependent", "DataDependentOutput",
+                  "_local_scalar_dense", "dynamic output shape", "DynamicOutputShape")
+DATA_DEPENDENT_HELP = (
+    "compute_reward depends on tensor values in Python (an `if`, `and`/`or`, `while`, bool(), float(), "
+    ".item() on a tensor) or makes a tensor whose size depends on values (boolean-mask indexing such as "
+    "x[mask], nonzero, masked_select); a reward is compiled to tensor ops and cannot do that: use "
+    "torch.where(condition, a, b), multiply by mask.float(), or torch.clamp instead")
 
-def _run_program(payload: dict, torch) -> dict:
-    """In the forked child: set the limits, run the program on every recorded state."""
+
+# -- the lock-down: rlimits, then seccomp ------------------------------------------------------------
+# syscalls a reward child never needs: networking, new processes, exec, opening or changing files,
+# other processes' memory, raising its own limits, kernel interfaces. errno EPERM; clone only for threads.
+_DENY = {
+    "x86_64": (0xC000003E, dict(
+        clone=56, clone3=435, socket=41, connect=42, accept=43, sendto=44, recvfrom=45, sendmsg=46, recvmsg=47,
+        shutdown=48, bind=49, listen=50, socketpair=53, setsockopt=54, accept4=288, fork=57, vfork=58,
+        execve=59, execveat=322, kill=62, open=2, creat=85, openat=257, openat2=437, link=86, unlink=87,
+        symlink=88, chmod=90, fchmod=91, chown=92, fchown=93, lchown=94, mkdir=83, rmdir=84, rename=82,
+        truncate=76, ftruncate=77, mknod=133, mkdirat=258, mknodat=259, fchownat=260, unlinkat=263,
+        renameat=264, linkat=265, symlinkat=266, fchmodat=268, renameat2=316, ptrace=101, setrlimit=160,
+        prlimit64=302, chroot=161, mount=165, umount2=166, process_vm_readv=310, process_vm_writev=311,
+        bpf=321, userfaultfd=323, memfd_create=319, perf_event_open=298, unshare=272, setns=308,
+        io_uring_setup=425, io_uring_enter=426, io_uring_register=427, pidfd_open=434, pidfd_getfd=438,
+        pidfd_send_signal=424, name_to_handle_at=303, open_by_handle_at=304, keyctl=250, add_key=248,
+        request_key=249, init_module=175, finit_module=313, delete_module=176, reboot=169, personality=135,
+        fanotify_init=300)),
+    "aarch64": (0xC00000B7, dict(
+        clone=220, clone3=435, socket=198, socketpair=199, bind=200, listen=201, accept=202, connect=203,
+        sendto=206, recvfrom=207, setsockopt=208, shutdown=210, sendmsg=211, recvmsg=212, accept4=242,
+        execve=221, execveat=281, kill=129, openat=56, openat2=437, mknodat=33, mkdirat=34, unlinkat=35,
+        symlinkat=36, linkat=37, renameat=38, renameat2=276, truncate=45, ftruncate=46, fchmod=52,
+        fchmodat=53, fchownat=54, fchown=55, ptrace=117, setrlimit=164, prlimit64=261, chroot=51, mount=40,
+        umount2=39, process_vm_readv=270, process_vm_writev=271, bpf=280, userfaultfd=282, memfd_create=279,
+        perf_event_open=241, unshare=97, setns=268, io_uring_setup=425, io_uring_enter=426,
+        io_uring_register=427, pidfd_open=434, pidfd_getfd=438, pidfd_send_signal=424, name_to_handle_at=264,
+        open_by_handle_at=265, keyctl=219, add_key=217, request_key=218, init_module=105, finit_module=273,
+        delete_module=106, reboot=142, personality=92, fanotify_init=262)),
+}
+
+
+def seccomp_program(machine: str):
+    """The BPF filter as (code, jt, jf, k) tuples, or None on an architecture without a table."""
+    if machine not in _DENY:
+        return None
+    arch, nrs = _DENY[machine]
+    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+    allow, kill = 0x7FFF0000, 0x80000000
+    eperm, enosys = 0x00050000 | 1, 0x00050000 | 38
+    prog = [(ld, 0, 0, 4), (jeq, 1, 0, arch), (ret, 0, 0, kill), (ld, 0, 0, 0)]
+    if machine == "x86_64":  # the x32 ABI's numbers alias the table above: refuse them all
+        prog += [(jge, 0, 1, 0x40000000), (ret, 0, 0, eperm)]
+    # clone: threads only (CLONE_THREAD in its flags, the first argument); clone3: ENOSYS so libc
+    # falls back to clone
+    prog += [(jeq, 0, 4, nrs["clone"]), (ld, 0, 0, 16), (jset, 0, 1, 0x00010000), (ret, 0, 0, allow),
+             (ret, 0, 0, eperm), (jeq, 0, 1, nrs["clone3"]), (ret, 0, 0, enosys)]
+    for name, nr in nrs.items():
+        if name not in ("clone", "clone3"):
+            prog += [(jeq, 0, 1, nr), (ret, 0, 0, eperm)]
+    return prog + [(ret, 0, 0, allow)]
+
+
+def lock_down(memory_limit: int, cpu_s: int) -> bool:
+    """Limits for this process, then the seccomp filter; True when the filter is in place."""
+    import ctypes
+    import platform
     import resource
 
-    with open("/proc/self/status") as f:  # the limit is relative to what the server already mapped
-        vm_kb = next((int(line.split()[1]) for line in f if line.startswith("VmSize:")), 0)
-    steps = [{k: torch.from_numpy(v) for k, v in s.items()} for s in payload["states"]]
-    limit = vm_kb * 1024 + payload["memory_mb"] * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    cpu = int(payload["timeout_s"]) + 2
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-    result = {"reasons": [], "outputs": []}
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
+    prog = seccomp_program(platform.machine())
+    if prog is None:
+        return False
+
+    class Filter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Filter))]
+
+    filters = (Filter * len(prog))(*[Filter(*ins) for ins in prog])
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
+    if libc.prctl(38, 1, None, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+        return False
+    fprog = Program(len(prog), filters)
+    return libc.prctl(22, 2, ctypes.cast(ctypes.pointer(fprog), ctypes.c_void_p), 0, 0) == 0  # PR_SET_SECCOMP
+
+
+# -- tracing --------------------------------------------------------------------------------------
+def example_worlds(field_dims) -> int:
+    """A number of worlds for the example inputs that equals no field's size: torch's tracer gives
+    equal sizes one symbol, and N must stay a symbol of its own."""
+    return next(n for n in (17, 19, 23, 29, 31, 37, 41, 43, 47) if n not in set(field_dims))
+
+
+def trace_program(fn, names: list, examples: list, torch):
+    """compute_reward(state, action) as a GraphModule of ATen ops at a symbolic number of worlds.
+    ``names``/``examples``: the state fields and their example tensors; the last is the action."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    def reward(*tensors):
+        state = DryRunState(zip(names[:-1], tensors[:-1]))
+        return fn(state, tensors[-1])
+
+    return make_fx(torch.func.functionalize(reward, remove="mutations"), tracing_mode="symbolic")(*examples)
+
+
+def graph_to_data(gm, names: list, torch) -> dict:
+    """A traced graph as plain JSON-able data: inputs, nodes (op name, args), tensor constants, and
+    the output (total, terms). Raises ValueError for what the format cannot hold."""
+    import operator
+
+    ref: dict = {}
+    nodes, constants, count = [], {}, 0
+
+    def enc(a):
+        if isinstance(a, torch.fx.Node):
+            return {"ref": ref[a]}
+        if a is None or isinstance(a, (bool, int, str)):
+            return a
+        if isinstance(a, float):
+            return a if math.isfinite(a) else {"float": repr(a)}
+        if isinstance(a, (list, tuple)):
+            return [enc(x) for x in a]
+        if isinstance(a, torch.dtype):
+            return {"dtype": str(a).removeprefix("torch.")}
+        if isinstance(a, torch.device):
+            return {"device": "input"}
+        if isinstance(a, torch.layout):
+            return {"layout": str(a).removeprefix("torch.")}
+        if isinstance(a, torch.memory_format):
+            return {"memory_format": str(a).removeprefix("torch.")}
+        raise ValueError(f"the reward graph holds a value of type {type(a).__name__}, which is not a tensor op argument")
+
+    operators = {f: f"operator.{n}" for n, f in vars(operator).items() if callable(f) and not n.startswith("_")}
+    inputs = iter(names)
+    for node in gm.graph.nodes:
+        if node.op == "placeholder":
+            ref[node] = f"in:{next(inputs)}"
+        elif node.op == "get_attr":
+            t = getattr(gm, node.target)
+            count += t.numel()
+            if count > MAX_CONSTANT_ELEMENTS or t.is_complex() or t.layout != torch.strided:
+                raise ValueError(f"the program's tensor constants hold more than {MAX_CONSTANT_ELEMENTS} values "
+                                 "or are not plain dense real tensors")
+            name = f"c{len(constants)}"
+            constants[name] = {"dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape),
+                               "values": [enc(v) for v in t.detach().cpu().flatten().tolist()]}
+            ref[node] = f"const:{name}"
+        elif node.op == "call_function":
+            target = node.target
+            if target is torch.ops.aten.copy_.default and node.args[0].op == "placeholder":
+                raise ValueError(f"compute_reward modified the state in place (field(s) {ref[node.args[0]][3:]}); "
+                                 "the state is read-only: compute new tensors instead")
+            if isinstance(target, torch._ops.OpOverload):
+                op = target.name().replace("::", ".")
+                op = op if "." in op.split(".", 1)[1] else op + ".default"
+            elif target in operators:
+                op = operators[target]
+            else:
+                op = f"{getattr(target, '__module__', '?')}.{getattr(target, '__name__', repr(target))}"
+            ref[node] = f"v{len(nodes)}"
+            nodes.append({"op": op, "args": enc(list(node.args)), "kwargs": {k: enc(v) for k, v in node.kwargs.items()}})
+            if len(nodes) > MAX_GRAPH_NODES:
+                raise ValueError(f"the traced reward has more than {MAX_GRAPH_NODES} tensor ops (a Python loop over "
+                                 "worlds or steps?); vectorize it over the first dimension")
+        elif node.op == "output":
+            out = node.args[0]
+            if not isinstance(out, (tuple, list)) or len(out) != 2:
+                got = (f"a {type(out).__name__} of length {len(out)}" if isinstance(out, (tuple, list))
+                       else "a single tensor" if isinstance(out, torch.fx.Node) else type(out).__name__)
+                raise ValueError(f"compute_reward must return a pair (total, terms), got {got}")
+            total, terms = out
+            if not isinstance(total, torch.fx.Node):
+                raise ValueError(f"total must be a torch.Tensor of shape [N], got {type(total).__name__}")
+            if not isinstance(terms, dict):
+                raise ValueError(f"terms must be a dict of name -> tensor [N], got {type(terms).__name__}")
+            if len(terms) > 64 or not all(isinstance(k, str) and len(k) <= 100 for k in terms):
+                raise ValueError("terms must be a dict of at most 64 entries with str names (at most 100 characters)")
+            bad = [k for k, v in terms.items() if not isinstance(v, torch.fx.Node)]
+            if bad:
+                raise ValueError(f"term {bad[0]!r} must be a tensor of shape [N], got {type(terms[bad[0]]).__name__}")
+            output = {"total": enc(total), "terms": {k: enc(v) for k, v in terms.items()}}
+    return {"format": GRAPH_FORMAT, "inputs": list(names), "nodes": nodes, "constants": constants, "output": output}
+
+
+def _run_request(payload: dict, torch) -> dict:
+    """In the forked child: lock down, load the program, trace it, describe the graph."""
+    with open("/proc/self/status") as f:  # the limit is relative to what the server already mapped
+        vm_kb = next((int(line.split()[1]) for line in f if line.startswith("VmSize:")), 0)
+    names = list(payload["names"])
+    n = example_worlds([d for shape in payload["shapes"] for d in shape])
+    examples = [torch.zeros((n, *shape), dtype=getattr(torch, dtype))
+                for shape, dtype in zip(payload["shapes"], payload["dtypes"])]
     filename, source = payload["filename"], payload["source"]
+    locked = lock_down(vm_kb * 1024 + payload["memory_mb"] * 2**20, int(payload["timeout_s"]) + 2)
+    if payload.get("require_seccomp") and not locked:
+        return {"reasons": ["the sandbox could not install its seccomp filter on this machine; refusing to run "
+                            "the program"]}
     try:
         fn = load_function(source, filename)
-        for fields in steps:
-            before = {k: v._version for k, v in fields.items()}
-            ret = fn(DryRunState(fields), fields["action"])
-            changed = sorted(k for k, v in fields.items() if v._version != before[k])
-            if changed:
-                result["reasons"].append(
-                    f"compute_reward modified the state in place (field(s) {', '.join(changed)}); "
-                    "the state is read-only: compute new tensors instead")
-                break
-            result["outputs"].append(describe_output(ret, fields["action"].shape[0], torch))
+        gm = trace_program(fn, names, examples, torch)
+        return {"graph": graph_to_data(gm, names, torch), "seccomp": locked}
     except MemoryError:
-        result["reasons"].append(f"exceeded memory limit ({payload['memory_mb']} MB)")
+        return {"reasons": [f"exceeded memory limit ({payload['memory_mb']} MB)"]}
     except BaseException as err:  # noqa: BLE001 - everything the program does wrong is a reason
-        if any(m in str(err).lower() for m in MEMORY_MARKERS):
-            result["reasons"].append(f"exceeded memory limit ({payload['memory_mb']} MB): {str(err).splitlines()[0][:200]}")
-        else:
-            result["reasons"].append("compute_reward raised an exception:\n" + program_traceback(err, filename, source))
-    return result
+        text = f"{type(err).__name__}: {err}"
+        if any(m in text for m in DATA_DEPENDENT):
+            return {"reasons": [DATA_DEPENDENT_HELP + ":\n" + program_traceback(err, filename, source)]}
+        if any(m in text.lower() for m in MEMORY_MARKERS):
+            return {"reasons": [f"exceeded memory limit ({payload['memory_mb']} MB): {str(err).splitlines()[0][:200]}"]}
+        if isinstance(err, ValueError) and not any(f.filename == filename for f in _frames(err)):
+            return {"reasons": [str(err)]}  # graph_to_data's own message
+        return {"reasons": ["compute_reward raised an exception:\n" + program_traceback(err, filename, source)]}
+
+
+def _frames(err):
+    import traceback
+
+    return traceback.extract_tb(err.__traceback__)
 
 
 def _fork_and_run(payload: dict, torch) -> dict:
-    """Run one program in a forked child; kill it at the wall-clock timeout."""
+    """Run one request in a forked child; kill it at the wall-clock timeout."""
     import json
     import select
     import signal
@@ -514,7 +369,7 @@ def _fork_and_run(payload: dict, torch) -> dict:
         try:
             os.close(r)
             os.close(0)  # the request pipe: nothing for the program to read
-            data = json.dumps(_run_program(payload, torch)).encode()
+            data = json.dumps(_run_request(payload, torch)).encode()
             while data:
                 data = data[os.write(w, data):]
         except BaseException:  # noqa: BLE001
@@ -545,22 +400,48 @@ def _fork_and_run(payload: dict, torch) -> dict:
         try:
             return {**json.loads(buf), "seconds": seconds}
         except ValueError:
-            reason = f"the dry run process died ({f'signal {sig}' if sig else f'exit code {os.WEXITSTATUS(status)}'})"
-    return {"reasons": [reason], "outputs": [], "seconds": seconds}
+            reason = f"the sandbox process died ({f'signal {sig}' if sig else f'exit code {os.WEXITSTATUS(status)}'})"
+    return {"reasons": [reason], "seconds": seconds}
+
+
+WARM_UP = '''
+import math
+import torch
+import torch.nn.functional as F
+
+def compute_reward(state, action):
+    x = torch.linalg.norm(state.a[:, :2], dim=-1) + torch.norm(state.a, dim=1) + state.a.sum(-1).abs()
+    y = torch.where(x > 0.5, torch.exp(-x), torch.tanh(x)) * torch.clamp(x, min=0.0, max=1.0)
+    c = torch.tensor([1.0, 2.0, 3.0]) * torch.ones(3, dtype=torch.float32)
+    z = torch.zeros(state.num_envs) + (state.a * c).mean(-1) + F.relu(x) + torch.sigmoid(x) ** 2
+    z = z + torch.cat([state.a, action], -1).max(-1).values + torch.stack([x, y], 0).min(0).values
+    m = torch.zeros_like(x)
+    m[x > 1.0] = 1.0
+    terms = {"x": x * math.pi, "y": y.float(), "z": torch.nan_to_num(z) + m}
+    return terms["x"] + terms["y"] + terms["z"], terms
+'''
+
+
+def _warm_up(torch) -> None:
+    """Trace one program in the server, so the children find torch's tracer (sympy, decompositions)
+    already imported: a child may not open files, so nothing may be imported lazily there."""
+    fn = load_function(WARM_UP, "<warm-up>")
+    gm = trace_program(fn, ["a", "action"], [torch.zeros(17, 3), torch.zeros(17, 2)], torch)
+    graph_to_data(gm, ["a", "action"], torch)
 
 
 def _serve() -> None:
-    """The sandbox server, started once per training/checking process: imports torch once, then
-    for each request (a length line + pickle from the trusted parent on stdin) forks a child that
-    runs the program under the limits, and answers one JSON line on a private copy of stdout."""
+    """The sandbox server, started once per process: imports torch once, warms up the tracer,
+    then for each request (a length line + JSON from the trusted parent on stdin) forks a child
+    and answers one JSON line on a private copy of stdout."""
     import json
-    import pickle
 
     out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # anything printed by accident goes to stderr, never into the answers
     import torch
 
     torch.set_num_threads(1)
+    _warm_up(torch)
     out.write("ready\n")
     out.flush()
     stdin = sys.stdin.buffer
@@ -568,7 +449,7 @@ def _serve() -> None:
         header = stdin.readline()
         if not header:
             return  # the parent went away
-        payload = pickle.loads(stdin.read(int(header)))
+        payload = json.loads(stdin.read(int(header)))
         out.write(json.dumps(_fork_and_run(payload, torch)) + "\n")
         out.flush()
 

@@ -1,4 +1,4 @@
-"""Reward programs: static allow-list, sandboxed dry run (real subprocesses), training-time guards."""
+"""Reward programs: static allow-list, compiled in the sandbox (real subprocesses), the graph in training."""
 
 from __future__ import annotations
 
@@ -147,7 +147,7 @@ def test_every_reason_is_reported():
     assert len(info.value.reasons) == len(result.reasons) >= 5
 
 
-# -- dry run in a real subprocess ------------------------------------------------------------------
+# -- compiled in a real sandbox process, then the dry run of the graph ------------------------------------------------------------------
 DRY_RUN_HOSTILE = [
     ("wrong-shape", "import torch\ndef compute_reward(state, action):\n    r = state.qpos.sum()\n    return r, {'r': r}\n",
      "total must have shape [N]=[16], got []"),
@@ -156,7 +156,7 @@ DRY_RUN_HOSTILE = [
     ("returns-nan", body("r = state.x_velocity * float('nan')\nreturn r, {'r': r}"), "non-finite values"),
     ("terms-not-summing", body("r = state.x_velocity\nreturn r + 1.0, {'r': r}"), "terms do not sum to the total"),
     ("int-total", body("r = (state.x_velocity > 0).long()\nreturn r, {'r': r}"), "must be a float tensor"),
-    ("not-a-pair", body("return state.x_velocity"), "must return a pair (total, terms)"),
+    ("not-a-pair", body("return state.x_velocity"), "must return a pair (total, terms), got a single tensor"),
     ("exception", body("v = state.qpos[:, 99]"), "IndexError"),
     ("runtime-mutation", body("q = max([state.qpos])\nq += 1"), "modified the state in place (field(s) qpos)"),
     ("memory-bomb", body("big = torch.zeros(10**11)"), "exceeded memory limit"),
@@ -169,7 +169,7 @@ DRY_RUN_HOSTILE = [
 def test_hostile_programs_rejected_by_dry_run(program, reason):
     result = check_reward_program(program, TASK, timeout_s=10, memory_mb=256)
     assert not result.ok
-    assert result.stages == ["dry-run"] * len(result.reasons)
+    assert set(result.stages) <= {"compile", "dry-run"} and result.stages
     assert any(reason in r.message for r in result.reasons), result.format()
 
 
@@ -213,7 +213,6 @@ def test_make_with_reward_file_matches_direct_computation(tmp_path):
         expected = state.x_velocity - 0.1 * (state.action ** 2).sum(-1)
         torch.testing.assert_close(reward, expected)
         torch.testing.assert_close(info["reward_terms"]["speed"], state.x_velocity)
-    assert env.reward_fn.nan_count == 0
 
 
 def test_make_with_bad_reward_file_raises_clearly(tmp_path):
@@ -230,29 +229,27 @@ def _state(n=4):
                       "x_position": torch.randn(n), "x_velocity": torch.randn(n)})
 
 
-def test_runtime_detects_in_place_modification():
-    reward = load_reward_program(body("q = max([state.qpos])\nq += 1"), TASK, dry_run=False)
-    state = _state()
+def test_in_place_modification_of_the_state_is_rejected_when_compiled():
     with pytest.raises(RewardProgramError, match=r"modified the state in place \(field\(s\) qpos\)"):
-        reward(state, state.action)
+        load_reward_program(body("q = max([state.qpos])\nq += 1"), TASK)
 
 
-def test_runtime_replaces_nan_and_counts():
+def test_the_graph_returns_raw_values_and_leaves_the_state_alone():
+    """Non-finite values are the trainer's per-step check (every reward kind has it): the graph
+    returns what the program computes; the state tensors come back unchanged."""
     program = body("x = state.x_velocity\nr = torch.where(x > 0, x * float('nan'), x)\nreturn r, {'r': r}")
     reward = load_reward_program(program, TASK, dry_run=False)
     state = TaskState({**_state(), "x_velocity": torch.tensor([1.0, -1.0, 2.0, -2.0])})
+    before = {k: v.clone() for k, v in state.items()}
     total, terms = reward(state, state.action)
-    assert torch.equal(total, torch.tensor([0.0, -1.0, 0.0, -2.0]))
-    assert torch.equal(terms["r"], total)
-    reward(state, state.action)
-    assert reward.nan_count == 4
+    assert torch.isnan(total[[0, 2]]).all() and torch.equal(total[[1, 3]], torch.tensor([-1.0, -2.0]))
+    assert set(terms) == {"r"}
+    assert all(torch.equal(before[k], v) for k, v in state.items())
 
 
-def test_runtime_exception_is_a_clear_error():
-    reward = load_reward_program(body("v = state.qpos[:, 99]"), TASK, dry_run=False)
-    state = _state()
-    with pytest.raises(RewardProgramError, match="IndexError"):
-        reward(state, state.action)
+def test_an_exception_while_tracing_is_a_clear_rejection():
+    with pytest.raises(RewardProgramError, match=r"(?s)\[compile\] compute_reward raised an exception:\n.*line 5.*IndexError"):
+        load_reward_program(body("v = state.qpos[:, 99]"), TASK, dry_run=False)
 
 
 # -- CLI -------------------------------------------------------------------------------------------
