@@ -116,6 +116,8 @@ def _defines_compute_reward(code: str) -> bool:
 
 # -- checking the chosen code ----------------------------------------------------------------------
 def _syntax_error(code: str, err: SyntaxError, closed: bool) -> ExtractResult:
+    if "null bytes" in str(err.msg):
+        return _fail("syntax", "the code contains null bytes (\\x00): send plain Python source text")
     lines = code.rstrip().splitlines()
     at_end = err.lineno is None or err.lineno >= len(lines) - 1 or "was never closed" in str(err.msg) \
         or "unexpected EOF" in str(err.msg)

@@ -1,8 +1,12 @@
 """A local fake LLM server (OpenAI Chat Completions and Anthropic Messages) for the codegen tests.
 
 It runs stdlib ``http.server`` in a thread on 127.0.0.1 (port 0), counts and keeps every
-request, and answers from a script: queued ``Reply`` overrides first (errors, delays), then a
-generated success whose texts are ``text_fn(request_index, choice_index, body)``.
+request, and answers from a script: queued ``Reply`` overrides first (errors, delays, raw bytes),
+then a generated success whose texts are ``text_fn(request_index, choice_index, body)``.
+
+A hostile server echoes the key: wherever ``ECHO_KEY`` appears in a reply (an error body, a
+response text), the server puts the API key that the request carried (Authorization: Bearer,
+or x-api-key), and ``ECHO_AUTHORIZATION`` becomes the whole Authorization header value.
 """
 
 from __future__ import annotations
@@ -16,15 +20,21 @@ from typing import Callable
 
 import pytest
 
+ECHO_KEY = "<<the API key of this request>>"
+ECHO_AUTHORIZATION = "<<the Authorization header of this request>>"
+
+
 @dataclass
 class Reply:
     """A scripted answer: HTTP status, JSON body (None: a generated success), extra headers,
-    and a delay before answering (to make the client time out)."""
+    a delay before answering (to make the client time out), and ``raw`` bytes sent as the body
+    instead of any JSON (invalid UTF-8, not JSON at all)."""
 
     status: int = 200
     body: dict | None = None
     headers: dict = field(default_factory=dict)
     delay: float = 0.0
+    raw: bytes | None = None
 
 
 class FakeLLMServer:
@@ -78,7 +88,7 @@ class FakeLLMServer:
     def _answer(self, index: int, body: dict) -> Reply:
         with self._lock:
             scripted = self.script.pop(0) if self.script else None
-        if scripted is not None and (scripted.status != 200 or scripted.body is not None):
+        if scripted is not None and (scripted.status != 200 or scripted.body is not None or scripted.raw is not None):
             return scripted
         reply = scripted or Reply()
         reply.body = self._success(index, body)
@@ -103,12 +113,17 @@ class FakeLLMServer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 (http.server's naming)
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                authorization = self.headers.get("Authorization", "")
+                key = self.headers.get("x-api-key") or authorization.removeprefix("Bearer ")
                 with server._lock:
                     index = len(server.requests)
-                    server.requests.append({"path": self.path, "body": body})
+                    server.requests.append({"path": self.path, "body": body, "key": key})
                 reply = server._answer(index, body)
                 time.sleep(reply.delay)
-                payload = json.dumps(reply.body).encode()
+                payload = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
+                # a hostile server: the key it was sent, echoed back (JSON-escaped, as a server would)
+                payload = payload.replace(ECHO_KEY.encode(), json.dumps(key)[1:-1].encode())
+                payload = payload.replace(ECHO_AUTHORIZATION.encode(), json.dumps(authorization)[1:-1].encode())
                 try:
                     self.send_response(reply.status)
                     self.send_header("Content-Type", "application/json")

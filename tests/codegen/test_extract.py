@@ -149,3 +149,47 @@ def test_preflight_extract_stage():
 def test_preflight_static_only():
     result = preflight(GOOD, TASK, dry_run=False)
     assert result.ok and result.stage == "static" and result.term_stats == {}
+
+
+# -- hostile responses: a rejection with its reason, never an exception ---------------------------------
+DEEP_PARENS = GOOD.replace("    speed =", "    deep = " + "(" * 1200 + "1" + ")" * 1200 + "\n    speed =")
+DEEP_MINUS = GOOD.replace("    speed =", "    deep = " + "-" * 1200 + "1\n    speed =")
+DEEP_DEFAULT = GOOD.replace("def compute_reward(state, action):",
+                            "def compute_reward(state, action, extra=" + "-" * 1200 + "1):")
+
+
+@pytest.mark.parametrize("response, kind, error", [
+    (fenced(DEEP_PARENS), "syntax", "too many nested parentheses"),
+    (fenced("-" * 90_000 + "1\n" + GOOD), "syntax", "nested too deeply"),  # the parser runs out of memory
+    (fenced(GOOD.replace("SPEED_TEMP = 2.0", "SPEED_TEMP = 2.0\x00")), "syntax", "null bytes"),
+    (fenced(DEEP_DEFAULT), "signature", "cannot be read (the code is nested too deeply"),
+    (fenced(GOOD) + "# padding\n" * 20_000, "too_long", "characters long, over the 100,000"),
+    ("Here:\n" + GOOD + "x = " + "-" * 90_000 + "1\nDone.", "ok", None),  # unfenced: the parseable part
+], ids=["1200 parens", "100k minus", "NUL byte", "deep default", "huge", "unfenced deep tail"])
+def test_hostile_responses_are_rejected_not_raised(response, kind, error):
+    result = extract_program(response)
+    assert result.kind == kind, result
+    assert error is None or error in result.error
+
+
+def test_the_same_deep_program_twice_is_compared_without_recursing():
+    result = extract_program(fenced(DEEP_MINUS) + fenced(DEEP_MINUS))
+    assert result.ok and result.code == DEEP_MINUS
+
+
+def test_preflight_turns_a_checker_that_raises_into_a_rejection(monkeypatch):
+    import robreward.rewards.program as program
+
+    def broken_checker(*args, **kwargs):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(program, "check_reward_program", broken_checker)
+    result = preflight(DEEP_MINUS, TASK)
+    assert not result.ok and result.stage == "check" and result.code == DEEP_MINUS
+    assert "RecursionError" in result.reasons[0] and "nested too deeply" in result.reasons[0]
+
+
+def test_preflight_of_a_deeply_nested_program_is_a_rejection():
+    """Through the real checks (whichever layer catches it: the checker, or preflight)."""
+    result = preflight(DEEP_MINUS, TASK, timeout_s=5)
+    assert not result.ok and result.stage in ("static", "dry_run", "check") and result.reasons

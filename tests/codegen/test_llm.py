@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 
 import pytest
 
@@ -18,6 +19,7 @@ from robreward.codegen.llm import (
     price_per_million,
     request_key,
 )
+from tests.codegen.conftest import ECHO_AUTHORIZATION, ECHO_KEY, Reply
 
 MESSAGES = [{"role": "system", "content": "You write reward functions."},
             {"role": "user", "content": "Write compute_reward for cheetah-run."}]
@@ -295,3 +297,95 @@ def test_a_key_pasted_into_a_prompt_is_scrubbed_from_cache_and_transcript(openai
     for path in written:
         text = path.read_text(encoding="utf-8")
         assert FAKE_KEY not in text and "my key is [REDACTED]" in text
+
+
+# --- secrets: a server that echoes the key ------------------------------------------------------
+# the key as a self-hosted server's token may look: nothing key-shaped, only its value gives it away
+PLAIN_KEY = "local-token-7f3a9c2e5b1d4f60a8"
+ECHOING_401 = f"Incorrect API key provided: {ECHO_KEY}. You sent Authorization: {ECHO_AUTHORIZATION}"
+
+
+def everything_said(error: BaseException) -> str:
+    """An exception as any traceback would show it: its message and every chained exception."""
+    return "".join(traceback.format_exception(error))
+
+
+@pytest.mark.parametrize("key", [FAKE_KEY, PLAIN_KEY])
+def test_a_401_that_echoes_the_key_never_shows_it(openai_server, sleep, monkeypatch, key):
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    openai_server.script = [openai_server.error(401, ECHOING_401)]
+    with pytest.raises(LLMRequestError, match=r"HTTP 401: Incorrect API key provided: \[REDACTED\]") as raised:
+        call(openai_client(openai_server, sleep))
+    assert openai_server.requests[0]["key"] == key  # the server was sent the key, and echoed it
+    assert key not in everything_said(raised.value) and "[REDACTED]" in str(raised.value)
+
+
+def test_anthropic_401_that_echoes_the_key_never_shows_it(anthropic_server, sleep, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", PLAIN_KEY)
+    anthropic_server.script = [anthropic_server.error(401, f"invalid x-api-key {ECHO_KEY}")]
+    with pytest.raises(LLMRequestError, match=r"invalid x-api-key \[REDACTED\]") as raised:
+        make_client("anthropic:claude-sonnet-4-6", base_url=anthropic_server.base_url,
+                    retry=RetryPolicy(sleep=sleep)).complete(MESSAGES, n=1, temperature=1.0, max_tokens=64)
+    assert anthropic_server.requests[0]["key"] == PLAIN_KEY and PLAIN_KEY not in everything_said(raised.value)
+
+
+def test_retried_errors_that_echo_the_key_are_logged_and_raised_redacted(openai_server, sleep, monkeypatch, caplog):
+    monkeypatch.setenv("OPENAI_API_KEY", PLAIN_KEY)
+    openai_server.script = [openai_server.error(503, f"overloaded for {ECHO_KEY}") for _ in range(3)]
+    client = openai_client(openai_server, sleep, retry=RetryPolicy(max_attempts=3, sleep=sleep))
+    with caplog.at_level(logging.DEBUG), pytest.raises(LLMRequestError, match="gave up after 3") as raised:
+        call(client)
+    assert caplog.text.count("overloaded for [REDACTED]") == 2  # the two retries' warnings
+    assert PLAIN_KEY not in caplog.text and PLAIN_KEY not in everything_said(raised.value)
+
+
+def test_response_texts_that_echo_the_key_are_redacted_before_anything_sees_them(openai_server, sleep, monkeypatch,
+                                                                                  tmp_path):
+    import base64
+    import urllib.parse
+
+    monkeypatch.setenv("OPENAI_API_KEY", PLAIN_KEY)
+    variants = [PLAIN_KEY, urllib.parse.quote(PLAIN_KEY + "/x", safe="").removesuffix("%2Fx"),
+                base64.b64encode(f"Bearer {PLAIN_KEY}".encode()).decode(), "sk-proj-" + "A1b2C3d4" * 4]
+    openai_server.text_fn = lambda request, choice, body: (f"# {ECHO_KEY}\nkey = '{ECHO_KEY}' "
+                                                           + " ".join(variants) + f" {ECHO_AUTHORIZATION}")
+    client = openai_client(openai_server, sleep, cache_dir=tmp_path / "cache", transcript_dir=tmp_path / "transcript")
+    for completion in (call(client, n=2), call(client, n=2)):  # a fresh answer, then the cache's
+        assert completion.texts[0].startswith("# [REDACTED]\nkey = '[REDACTED]' ")
+        assert all(variant not in text for text in completion.texts for variant in variants)
+        assert completion.texts[0].endswith("Bearer [REDACTED]")
+    for path in tmp_path.rglob("*.json"):
+        assert PLAIN_KEY not in path.read_text(encoding="utf-8"), path
+
+
+def test_an_explicit_key_is_redacted_like_the_environments(openai_server, sleep):
+    explicit = "explicit-key-0a9b8c7d6e5f4a3b"
+    openai_server.text_fn = lambda request, choice, body: f"the key was {ECHO_KEY}"
+    completion = call(openai_client(openai_server, sleep, api_key=explicit))
+    assert openai_server.requests[0]["key"] == explicit and completion.texts == ["the key was [REDACTED]"]
+
+
+def test_a_key_too_short_to_be_one_leaves_the_text_alone(openai_server, sleep, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "x")  # a local server's dummy: redacting it would cut every "x"
+    openai_server.text_fn = lambda request, choice, body: "x = 1"
+    assert call(openai_client(openai_server, sleep)).texts == ["x = 1"]
+
+
+# --- hostile responses: an error, never a crash ------------------------------------------------------
+@pytest.mark.parametrize("raw", [b'{"choices": [{"message": {"content": "\xff\xfe"}}]}', b"not json at all",
+                                 b'{"choices": 7, "usage": "many"}', b"[" * 100_000])
+def test_a_malformed_response_is_a_request_error(openai_server, sleep, raw):
+    openai_server.script = [Reply(raw=raw)]  # invalid UTF-8, not JSON, wrong types, JSON nested 100k deep
+    with pytest.raises(LLMRequestError, match="LLM request failed: [A-Za-z]+Error"):
+        call(openai_client(openai_server, sleep))
+    assert openai_server.count == 1  # not retried: the same server would send the same
+
+
+def test_lone_surrogates_and_huge_texts_come_back_writable_and_capped(openai_server, sleep, tmp_path):
+    from robreward.codegen.secrets import MAX_TEXT_CHARS
+
+    openai_server.text_fn = lambda request, choice, body: ["bad \ud800 half", "y" * (MAX_TEXT_CHARS + 10)][choice]
+    completion = call(openai_client(openai_server, sleep, transcript_dir=tmp_path / "t"), n=2)
+    assert completion.texts[0] == "bad \ufffd half" and len(completion.texts[1]) == MAX_TEXT_CHARS
+    completion.texts[0].encode("utf-8")  # a lone surrogate would raise here, and in every file write
+    assert len(list((tmp_path / "t").glob("call-*.json"))) == 1
