@@ -3,6 +3,7 @@
     robreward train --task push --reward hand --envs 64 --steps 2000000 --seed 0 --out runs/push-hand
     robreward train --task push --reward my_reward.py ...
     robreward train --resume runs/push-hand
+    robreward train --resume runs/my-task-run --task path/to/my_task    (a run on a task folder)
     robreward train --task cheetah-run --algo sb3 ...
 """
 
@@ -61,7 +62,9 @@ def run(args) -> int:
         if not os.access(run_dir, os.R_OK | os.X_OK) or not (run_dir / "config.yaml").is_file():
             raise CliError(f"--resume {args.resume!r}: not a readable run directory (config.yaml missing or unreadable)")
         overrides = {} if args.no_progress is False else {"progress": False}
-        summary = resume(run_dir, steps=args.steps, **overrides)
+        # a run's config.yaml may name a task folder (code): resume refuses it unless --task names it here
+        task = _task_spec(args.task) if args.task else None
+        summary = resume(run_dir, steps=args.steps, task=task, **overrides)
     else:
         if not args.task:
             raise CliError("--task is required (or --resume RUN_DIR); see `robreward tasks` for the list")
@@ -84,7 +87,8 @@ def run(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train a policy (PPO) on a task with a reward; writes a run directory")
-    p.add_argument("--task", help="task name (see `robreward tasks`) or task folder")
+    p.add_argument("--task", help="task name (see `robreward tasks`) or task folder; with --resume, the task folder "
+                                  "of a run on one (a run's config.yaml never picks a folder of code by itself)")
     p.add_argument("--reward", default="hand", help="hand | sparse | FILE.py | pref:RUN (default hand)")
     p.add_argument("--envs", type=int, default=None, help="parallel worlds (default 64; 1 for --algo sb3, as rl-zoo3)")
     p.add_argument("--steps", type=int, default=None, help="env steps summed over all worlds (default 1000000)")

@@ -6,6 +6,14 @@
 reward, info["reward_terms"], info["success"] and info["fitness"] describe the transition
 just taken, computed on the post-step state before any reset; ended worlds are then reset,
 ``obs`` holds their first observation and ``info["final_obs"]`` their last one.
+
+Every step checks the reward of every world with one fused reduction (`reward_excess`): a total
+that is NaN or inf, or terms that do not sum to it (within REWARD_SUM_TOLERANCE * (1 + |total|)),
+make that world's reward invalid. Like a world whose physics broke, it gets reward 0 (and terms
+0) and ends as terminated, flagged in ``info["nan_reset"]``; ``info["reward_invalid"]`` [N] marks
+the reward's part and ``env.reward_invalid_count`` counts such world-steps (the trainer reports
+and limits them). A reward that returns something other than float tensors [N] on the env's
+device (a meta or sparse tensor, a wrong shape) raises ValueError naming the reward, at any step.
 """
 
 from __future__ import annotations
@@ -15,11 +23,15 @@ import math
 import numpy as np
 import torch
 
+from collections.abc import Mapping
+
 from robreward.envs.registry import get_task
 from robreward.envs.spec import TaskContext, TaskSpec, TaskState, check_fields
 from robreward.rewards.base import HandReward, resolve_reward
 
 BACKENDS = ("cpu", "warp")
+REWARD_SUM_TOLERANCE = 1e-4
+"""Terms sum to the total when |sum - total| <= this * (1 + |total|) (as rewards.base.check_reward_output)."""
 
 
 def _parse_device(device) -> torch.device:
@@ -63,6 +75,45 @@ def _as(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return x if x.dtype == dtype else x.to(dtype)
 
 
+def reward_excess(total, terms, num_envs: int, device: torch.device, reward_fn=None) -> torch.Tensor:
+    """excess [N] = |sum(terms) - total| - REWARD_SUM_TOLERANCE * (1 + |total|), from one stack and a
+    few element-wise ops (no per-term sync). A world's reward is valid iff excess <= 0: a NaN or inf
+    anywhere in its total or terms makes its excess NaN (inf - inf included), which fails ``<= 0``.
+    Raises ValueError (naming reward_fn) unless total and terms are float tensors [num_envs] on
+    ``device`` (dense); the stack itself checks that they agree."""
+    try:
+        stacked = torch.stack([total, *terms.values()])
+        usable = (stacked.shape == (1 + len(terms), num_envs) and stacked.is_floating_point()
+                  and stacked.device == device and stacked.layout == torch.strided)
+    except Exception as err:  # noqa: BLE001 - whatever the reward returned, the error names it
+        raise reward_protocol_error(total, terms, num_envs, device, reward_fn, err) from None
+    if not usable:
+        raise reward_protocol_error(total, terms, num_envs, device, reward_fn, None)
+    total = stacked[0]
+    summed = stacked[1:].sum(0) if len(terms) else total
+    return (summed - total).abs_().sub_(total.abs().add_(1.0).mul_(REWARD_SUM_TOLERANCE))
+
+
+def reward_protocol_error(total, terms, num_envs: int, device, reward_fn, cause) -> ValueError:
+    """The first way (total, terms) breaks the Reward protocol, as an error that says how to fix it."""
+    where = f"reward {getattr(reward_fn, 'name', type(reward_fn).__name__)!r}"
+    if not isinstance(terms, Mapping):
+        return ValueError(f"{where}: terms must be a dict of name -> tensor [N], got {type(terms).__name__}")
+    for label, value in [("total", total), *((f"term {name!r}", v) for name, v in terms.items())]:
+        if not isinstance(value, torch.Tensor):
+            return ValueError(f"{where}: {label} must be a torch.Tensor, got {type(value).__name__}")
+        if value.layout != torch.strided:
+            return ValueError(f"{where}: {label} is a {value.layout} tensor: return dense tensors (.to_dense())")
+        if value.device != device:
+            return ValueError(f"{where}: {label} is on device {value.device}, the env's tensors are on {device}: "
+                              "compute the reward from the state's tensors (or move it with .to(state.qpos.device))")
+        if tuple(value.shape) != (num_envs,):
+            return ValueError(f"{where}: {label} must have shape [N]=[{num_envs}], got {list(value.shape)}")
+        if not value.is_floating_point():
+            return ValueError(f"{where}: {label} must be a float tensor, got {value.dtype}; cast with .float()")
+    return ValueError(f"{where}: its total and terms cannot be checked together ({cause}); return float tensors [N]")
+
+
 class BatchedEnv:
     """N worlds of one task. See the module docstring for the step contract."""
 
@@ -97,6 +148,7 @@ class BatchedEnv:
         self.action_high = torch.tensor(self.spec.action_high, dtype=torch.float32, device=self.device)
         self.dt = float(self.model.opt.timestep) * self.spec.frame_skip
         self.reward_fn = resolve_reward(reward, self.spec)
+        self.reward_invalid_count = 0  # world-steps whose reward was invalid (module docstring)
         # the hand reward is computed once per step when it is also the training reward
         hand = isinstance(self.reward_fn, HandReward) and self.reward_fn.spec is self.spec
         self.hand_reward = self.reward_fn if hand else HandReward(self.spec)
@@ -207,25 +259,34 @@ class BatchedEnv:
         self.episode_step += 1
 
         reward, terms = self.reward_fn(state, action)
+        excess = reward_excess(reward, terms, self.num_envs, self.device, self.reward_fn)
         hand_total, hand_terms = (reward, terms) if self.reward_fn is self.hand_reward else self.hand_reward(state, action)
         success = _as(self.spec.success(state), torch.bool)
         fitness = _as(self.spec.fitness(state), torch.float32)
         terminated = _as(self.spec.terminated(state), torch.bool)
         obs = self.spec.observe(state)
 
-        # NaN guard: nothing non-finite reaches the learner. Any NaN/inf in a row makes its sum
-        # non-finite, and so the sum of all rows: on the CPU the per-row mask is built only then
-        # (or when the simulator flagged a world); on a GPU the mask is built without a sync.
-        if self.device.type == "cpu" and not broken.any() and math.isfinite(float(obs.sum() + reward.sum())):
+        # NaN guard: nothing non-finite and no invalid reward reaches the learner. Any NaN/inf in
+        # the observations makes their sum non-finite, and 0 * that sum NaN; an invalid reward
+        # makes the largest excess positive or NaN: on the CPU the per-row masks are built only
+        # then (or when the simulator flagged a world); on a GPU they are built without a sync.
+        if (self.device.type == "cpu" and not broken.any()
+                and float(obs.sum() * 0.0 + excess.amax()) <= 0.0):
             broken_t = torch.zeros(self.num_envs, dtype=torch.bool)
+            invalid = torch.zeros(self.num_envs, dtype=torch.bool)
         else:
-            broken_t = torch.as_tensor(broken, device=self.device) | ~torch.isfinite(obs.sum(-1) + reward)
+            invalid = ~(excess <= 0.0)
+            broken_t = torch.as_tensor(broken, device=self.device) | ~torch.isfinite(obs.sum(-1)) | invalid
         if broken_t.any():
+            self.reward_invalid_count += int(invalid.sum())
             keep = ~broken_t
             reward = torch.where(keep, reward, torch.zeros_like(reward))
             terms = {k: torch.where(keep, v, torch.zeros_like(v)) for k, v in terms.items()}
-            hand_total = torch.where(keep, hand_total, torch.zeros_like(hand_total))
-            hand_terms = {k: torch.where(keep, v, torch.zeros_like(v)) for k, v in hand_terms.items()}
+            if self.reward_fn is self.hand_reward:
+                hand_total, hand_terms = reward, terms
+            else:
+                hand_total = torch.where(keep, hand_total, torch.zeros_like(hand_total))
+                hand_terms = {k: torch.where(keep, v, torch.zeros_like(v)) for k, v in hand_terms.items()}
             obs = torch.where(keep[:, None], torch.nan_to_num(obs, 0.0, 0.0, 0.0), torch.zeros_like(obs))
             success &= keep
             fitness = torch.where(keep, fitness, torch.zeros_like(fitness))
@@ -240,6 +301,7 @@ class BatchedEnv:
             "success": success,
             "fitness": fitness,
             "nan_reset": broken_t,
+            "reward_invalid": invalid,
             "final_obs": obs,
             "final_state": state,
             "episode_step": self.episode_step.clone(),

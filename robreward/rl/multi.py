@@ -25,10 +25,13 @@ another order than a single one), not bit for bit.
 
 Each candidate gets the run directory of runner.py (config.yaml, progress.csv with CSV_FIELDS,
 tb/ with the same tags incl. reward_terms/*, checkpoints/latest.pt at the end, policy.onnx,
-MODEL_CARD.md, eval.json), so compare, reflection and `load_policy` read it unchanged. A
-candidate whose reward raises, breaks the Reward protocol or returns non-finite values is
-isolated: its worlds get zero reward from then on, its policy stops updating, its run dir gets
-failed.json, and the others train on.
+MODEL_CARD.md, eval.json), so compare, reflection and `load_policy` read it unchanged. Every
+step checks each candidate's reward on its own terms (`CandidateRewards`): a world whose total is
+NaN/inf or whose terms do not sum to it gets reward 0 and is counted, as in a separate run. A
+candidate whose reward raises, returns something other than float tensors [M] on the env's device,
+or is invalid on more world-steps than a separate run may have (validity.invalid_reward_limit of
+its budget) is isolated: its worlds get zero reward from then on, its policy stops updating, its
+run dir gets failed.json with the reason, and the others train on.
 
 Checkpoints and resume: every ``latest_every`` updates each live candidate's
 checkpoints/latest.pt is written in runner.py's format (its own network, Adam state, learning
@@ -50,14 +53,15 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from robreward.envs.batched import BatchedEnv
-from robreward.rewards.base import check_reward_output, resolve_reward
+from robreward.envs.batched import BatchedEnv, reward_excess
+from robreward.rewards.base import resolve_reward
 from robreward.rl.config import PPOConfig, TrainConfig
 from robreward.rl.export import POLICY_FILE, DeterministicPolicy, export_onnx, write_model_card
 from robreward.rl.batched_ppo import BatchedActorCritic, BatchedPPO
 from robreward.rl.ppo import ActorCritic, RewardNormalizer
 from robreward.fileio import atomic_write_json
 from robreward.rl.storage import bootstrap_truncated, compute_gae
+from robreward.rl.validity import invalid_reward_limit
 
 Tensor = torch.Tensor
 
@@ -97,23 +101,35 @@ class CandidateRewards:
     """The env's reward over K*M worlds: candidate k's Reward on its world slice only.
 
     Returns (total [K*M], {"total": total}); each candidate's own terms are kept in
-    ``self.terms[k]`` ({name: [M]}). A candidate whose reward raises, breaks the Reward
-    protocol (checked on its first call) or returns non-finite values gets ``failed[k]`` (the
-    error text) and zero reward from then on."""
+    ``self.terms[k]`` ({name: [M]}). Every call checks each candidate's output on its own terms
+    (batched.reward_excess: float tensors [M] on the env's device, a finite total that its terms
+    sum to) with one fused reduction over all K*M worlds: an invalid world gets reward 0 and its
+    terms 0, and ``invalid[k]`` counts candidate k's invalid world-steps. A candidate fails
+    (``failed[k]``: the reason; zero reward from then on, never called again) when its reward
+    raises, returns unusable tensors, or its count passes ``max_invalid``.
+
+    max_invalid: the invalid world-steps each candidate may have. train_many gives each
+    candidate what a separate run of its budget may have (validity.invalid_reward_limit), so a
+    reward fails or passes alike whether its candidate trains batched, alone or on Ray; the
+    default 0 fails a candidate at its first invalid world-step."""
 
     name = "candidates"
 
-    def __init__(self, rewards: Sequence, names: Sequence[str], worlds_per_candidate: int):
+    def __init__(self, rewards: Sequence, names: Sequence[str], worlds_per_candidate: int, max_invalid: int = 0,
+                 budget: int | None = None):
         self.rewards, self.names = list(rewards), list(names)
+        self._named = [_Named(name) for name in self.names]
         self.per = int(worlds_per_candidate)
+        self.max_invalid, self.budget = int(max_invalid), budget
         self.failed: list[str | None] = [None] * len(self.rewards)
         self.terms: list[dict[str, Tensor]] = [{} for _ in self.rewards]
-        self._checked = [False] * len(self.rewards)
+        self.invalid = [0] * len(self.rewards)
         self.seconds = 0.0
 
     def __call__(self, state, action: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         start = time.perf_counter()
         total = torch.zeros(action.shape[0], device=action.device)
+        excess = torch.zeros(action.shape[0], device=action.device)  # <= 0: valid (failed candidates: 0)
         for k, reward in enumerate(self.rewards):
             self.terms[k] = {}
             if self.failed[k] is not None:
@@ -121,22 +137,44 @@ class CandidateRewards:
             rows = slice(k * self.per, (k + 1) * self.per)
             try:
                 value, terms = reward(state.index(rows), action[rows])
-                if not self._checked[k]:  # the Reward protocol, once, where the reward enters (as runner.py)
-                    check_reward_output(value, terms, self.per, f"reward {self.names[k]!r}")
-                    self._checked[k] = True
+                excess[rows] = reward_excess(value, terms, self.per, action.device, self._named[k])
             except Exception as err:  # noqa: BLE001 - one candidate's bug must not stop the others
                 self.failed[k] = f"{type(err).__name__}: {err}"
                 continue
             total[rows] = value
             self.terms[k] = {name: v.to(torch.float32) for name, v in terms.items()}
-        finite = torch.isfinite(total.view(len(self.rewards), self.per)).all(1)
-        if not bool(finite.all()):  # one check for all candidates; the ones with NaN or inf fail
-            for k in torch.nonzero(~finite).flatten().tolist():
-                self.failed[k] = f"ValueError: reward {self.names[k]!r} returned non-finite values (NaN or inf)"
-                self.terms[k] = {}
-                total[k * self.per:(k + 1) * self.per] = 0.0
+        if not float(excess.amax()) <= 0.0:  # one check for all candidates (NaN: invalid too)
+            self._zero_invalid(total, ~(excess <= 0.0))
         self.seconds += time.perf_counter() - start
         return total, {"total": total}
+
+    def _zero_invalid(self, total: Tensor, invalid: Tensor) -> None:
+        """Reward 0 and terms 0 where invalid [K*M]; count per candidate; fail those over max_invalid."""
+        counts = invalid.view(len(self.rewards), self.per).sum(1).tolist()
+        for k in (k for k, count in enumerate(counts) if count):
+            rows = slice(k * self.per, (k + 1) * self.per)
+            self.invalid[k] += int(counts[k])
+            if self.invalid[k] > self.max_invalid:
+                what = ("returned non-finite values (NaN or inf)" if not bool(torch.isfinite(total[rows]).all())
+                        else "returned terms that do not sum to the total")
+                of_budget = f" ({self.budget:,} world-steps)" if self.budget else ""
+                self.failed[k] = (f"InvalidRewardError: reward {self.names[k]!r} {what} in {self.invalid[k]:,} "
+                                  f"world-step(s), over its limit of {self.max_invalid:,} for its budget{of_budget}; "
+                                  "those steps got reward 0. Guard its divisions, logs and square roots, and make "
+                                  "the total the sum of the terms")
+                self.terms[k] = {}
+                total[rows] = 0.0
+                continue
+            bad = invalid[rows]
+            total[rows] = torch.where(bad, 0.0, total[rows])
+            self.terms[k] = {name: torch.where(bad, 0.0, v) for name, v in self.terms[k].items()}
+
+
+class _Named:
+    """What reward_excess's error message reads from a reward: its name."""
+
+    def __init__(self, name: str):
+        self.name = name
 
 
 # -- the training loop ------------------------------------------------------------------------------
@@ -166,8 +204,9 @@ def _reward_name(reward) -> str:
     return str(getattr(reward, "name", type(reward).__name__))
 
 
-def _write_failed(run_dir: Path, error: str, step: int) -> None:
-    atomic_write_json(run_dir / "failed.json", {"error": error, "step": step, "trainer": "batched"})
+def _write_failed(run_dir: Path, error: str, step: int, reward_invalid: int = 0) -> None:
+    atomic_write_json(run_dir / "failed.json", {"error": error, "step": step, "trainer": "batched",
+                                                "reward_invalid": reward_invalid})
 
 
 def _load_rewards(rewards, spec) -> tuple[list, list[str | None]]:
@@ -247,7 +286,8 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out
 
     env = MultiCandidateEnv(task, num, per, seed=seed, backend=backend, device=device)
     loaded, load_errors = _load_rewards(rewards, env.spec)
-    reward_fn = CandidateRewards([r if r is not None else _never for r in loaded], names, per)
+    reward_fn = CandidateRewards([r if r is not None else _never for r in loaded], names, per,
+                                 max_invalid=invalid_reward_limit(steps_per_candidate), budget=steps_per_candidate)
     reward_fn.failed = list(load_errors)
     env.reward_fn = reward_fn  # env.hand_reward stays the task's hand reward, computed once for all worlds
     device = env.device
@@ -268,6 +308,7 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out
                 generators[k].set_state(ckpt["rng"]["torch"])
             if reward_scaler is not None and ckpt.get("reward_scaler") is not None:
                 reward_scaler.load_state_dict(ckpt["reward_scaler"], group=k)
+            reward_fn.invalid[k] = int(ckpt.get("reward_invalid", 0))
 
     logs = []
     for k, (config, run_dir) in enumerate(zip(configs, run_dirs)):
@@ -290,6 +331,7 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out
                "action_std": torch.zeros(*shape, env.act_dim, device=device),
                **{key: torch.zeros(shape, device=device) for key in ("log_probs", "values", "rewards", "dones")}}
     stats: list[dict] = [{} for _ in range(num)]
+    invalid_seen = list(reward_fn.invalid)
     obs, _ = env.reset(seed=seed + 7919 * update)  # as runner.py: a resumed run restarts every episode
     try:
         while global_step < steps_per_candidate and any(f is None for f in reward_fn.failed):
@@ -348,15 +390,17 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out
                     continue
                 stats[k] = {key: v for key, v in means[k].items()
                             if not (hand_only[k] and key.startswith("hand_terms/"))}
+                invalid_now, invalid_seen[k] = reward_fn.invalid[k] - invalid_seen[k], reward_fn.invalid[k]
                 runner._log(log["writer"], log["csv"], log["bar"], global_step, update,
                             elapsed_before + time.perf_counter() - start, transitions / iter_s, collect_s, stats[k],
-                            results[k], _StdShim(net.log_std[k]))
+                            results[k], _StdShim(net.log_std[k]), invalid=(invalid_now, transitions))
             if update % latest_every == 0:  # 4. checkpoints: a killed run resumes here (resume=True)
                 for k, (config, log) in enumerate(zip(configs, logs)):
                     if failed_at[k] is None:
                         runner.atomic_torch_save(
                             _checkpoint_state(k, config, env, net, learner, global_step,
-                                              elapsed_before + time.perf_counter() - start, reward_scaler),
+                                              elapsed_before + time.perf_counter() - start, reward_scaler,
+                                              reward_fn.invalid[k]),
                             run_dirs[k] / "checkpoints" / runner.LATEST)
                         log["csv_file"].flush()
                         log["writer"].flush()
@@ -381,11 +425,12 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out
         if reward_fn.failed[k] is None:
             try:
                 record["eval"] = _finish(k, config, run_dir, env, net, learner, global_step, seconds, stats[k],
-                                         reward_scaler)
+                                         reward_scaler, reward_fn.invalid[k])
             except Exception as err:  # noqa: BLE001 - an export/eval failure is this candidate's alone
                 record["failed"] = f"{type(err).__name__}: {err}"
         if record["failed"] is not None:
-            _write_failed(run_dir, record["failed"], failed_at[k] if failed_at[k] is not None else global_step)
+            _write_failed(run_dir, record["failed"], failed_at[k] if failed_at[k] is not None else global_step,
+                          reward_fn.invalid[k])
         results_out.append(record)
         if on_done is not None:
             on_done(k, str(run_dir))
@@ -425,19 +470,20 @@ def _load_checkpoints(run_dirs: Sequence[Path], models: Sequence[ActorCritic]) -
 
 
 def _checkpoint_state(k: int, config: TrainConfig, env, net: BatchedActorCritic, learner: BatchedPPO, steps: int,
-                      seconds: float, reward_scaler: RewardNormalizer | None) -> dict:
+                      seconds: float, reward_scaler: RewardNormalizer | None, reward_invalid: int) -> dict:
     """Candidate k's checkpoint in runner.py's format (its torch RNG state: its own generator's)."""
-    import random
+    from robreward.rl import runner
 
     model = net.unstack(k)
     generator = learner.generators[k]
+    rng = runner.rng_state()
+    if generator.device.type == "cpu":
+        rng["torch"] = generator.get_state()
     return {
         "model": model.state_dict(), "optimizer": learner.torch_adam_state(k, model),
         "learning_rate": float(learner.learning_rate[k]), "global_step": steps, "update": steps // (
             config.ppo.num_steps * config.num_envs), "elapsed_s": seconds,
-        "rng": {"python": random.getstate(), "numpy": np.random.get_state(),
-                "torch": generator.get_state() if generator.device.type == "cpu" else torch.get_rng_state()},
-        "config": config.to_dict(), "task": env.spec.name, "task_version": env.spec.version,
+        "rng": rng, "reward_invalid": int(reward_invalid), "config": config.to_dict(), "task": env.spec.name, "task_version": env.spec.version,
         "obs_dim": env.obs_dim, "act_dim": env.act_dim, "action_low": env.action_low.cpu(),
         "action_high": env.action_high.cpu(), "trainer": "batched",
         "reward_scaler": reward_scaler.state_dict(k) if reward_scaler is not None else None,
@@ -445,17 +491,19 @@ def _checkpoint_state(k: int, config: TrainConfig, env, net: BatchedActorCritic,
 
 
 def _finish(k: int, config: TrainConfig, run_dir: Path, env, net: BatchedActorCritic, learner: BatchedPPO,
-            steps: int, seconds: float, stats: dict, reward_scaler: RewardNormalizer | None) -> dict | None:
+            steps: int, seconds: float, stats: dict, reward_scaler: RewardNormalizer | None,
+            reward_invalid: int) -> dict | None:
     """Candidate k's checkpoint (runner.py's format), policy.onnx, MODEL_CARD.md and eval.json."""
     from robreward.rl import runner
 
     model = net.unstack(k)
-    runner.atomic_torch_save(_checkpoint_state(k, config, env, net, learner, steps, seconds, reward_scaler),
-                             run_dir / "checkpoints" / runner.LATEST)
+    runner.atomic_torch_save(_checkpoint_state(k, config, env, net, learner, steps, seconds, reward_scaler,
+                                               reward_invalid), run_dir / "checkpoints" / runner.LATEST)
     deterministic = DeterministicPolicy(model.normalizer, model.actor, env.action_low.cpu(), env.action_high.cpu())
     export_onnx(deterministic, env.obs_dim, run_dir / POLICY_FILE)
     card_extra = {"training time (s)": round(seconds, 1), "final train return": stats.get("return", float("nan")),
                   "final train success": stats.get("success", float("nan")),
+                  **runner.invalid_reward_card(reward_invalid, steps),
                   "trainer": f"batched: {net.num} candidates x {config.num_envs} worlds in one env (robreward.rl.multi)"}
     write_model_card(run_dir, config.to_dict(), env.spec, steps, None, card_extra)
     return runner.finish_with_eval(config, run_dir, env.spec, steps, card_extra)

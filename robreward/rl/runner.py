@@ -7,6 +7,17 @@ counter and the torch/numpy/python RNG states from checkpoints/latest.pt and tra
 the saved config. The envs' episode state is not saved: every world starts a fresh episode
 on resume (reset with seed + update, so resets differ from the first run's), which costs at
 most one partial episode per world and leaves the learned state untouched.
+
+Checkpoints are plain data: tensors, dicts, lists and numbers (the RNG states too), read with
+``torch.load(weights_only=True)``, so a checkpoint from someone else cannot run code. Those
+written before that (numpy arrays in the RNG state) still load, through an allow-list of exactly
+numpy's array reconstruction and dtype. A run's config.yaml names a task; resume refuses one that
+names a task folder (code) unless the caller passes that folder explicitly (``task=``, ``--task``).
+
+The reward is checked on every step (robreward.envs.batched); the world-steps where it was
+invalid are reported per update (progress.csv ``reward_invalid``, ``reward_invalid_share``; TensorBoard
+``train/reward_invalid*``; the model card), and a run over ``validity.invalid_reward_limit`` of its
+budget fails with InvalidRewardError and failed.json.
 """
 
 from __future__ import annotations
@@ -24,27 +35,24 @@ import torch
 import yaml
 
 import robreward
+from robreward.fileio import atomic_write_json
+from robreward.rl.checkpoint import atomic_torch_save, load_checkpoint, restore_rng, rng_state
 from robreward.rl.config import TrainConfig
 from robreward.rl.export import DeterministicPolicy, POLICY_FILE, export_onnx, load_policy, write_model_card
 from robreward.rl.ppo import PPO, ActorCritic, RewardNormalizer
 from robreward.rl.storage import RolloutStorage, bootstrap_truncated
-from robreward.rewards.base import check_reward_output
+from robreward.rl.validity import InvalidRewardError, invalid_reward_limit, invalid_reward_message
 
 CONFIG_FILE = "config.yaml"
 PROGRESS_FILE = "progress.csv"
 LATEST = "latest.pt"
 CSV_FIELDS = ("step", "update", "time_s", "steps_per_s", "episodes", "return_mean", "hand_return_mean",
               "success_rate", "fitness_mean", "episode_length", "learning_rate", "kl", "policy_loss",
-              "value_loss", "entropy", "noise_std", "clip_fraction")
+              "value_loss", "entropy", "noise_std", "clip_fraction", "reward_invalid", "reward_invalid_share")
+FAILED_FILE = "failed.json"
 
 
 # -- run directory helpers ------------------------------------------------------------------
-def atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def write_config(run_dir: Path, config: TrainConfig) -> None:
     tmp = run_dir / (CONFIG_FILE + ".tmp")
     tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
@@ -65,17 +73,6 @@ def load_run_config(run_dir: str | os.PathLike) -> TrainConfig:
     if not isinstance(data, dict):
         raise ValueError(f"run config {str(path)!r} is not a YAML mapping; is {str(run_dir)!r} a robreward run directory?")
     return TrainConfig.from_dict(data)
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {str(path)!r}: the run was killed before its first checkpoint; "
-                                "start it again without --resume")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:
-        raise ValueError(f"cannot read checkpoint {str(path)!r} ({type(err).__name__}: {err})") from err
 
 
 def policy_from_checkpoint(path: str | os.PathLike) -> DeterministicPolicy:
@@ -215,6 +212,7 @@ def train(config: TrainConfig, resume_from: str | os.PathLike | None = None, rew
     run_dir = Path(config.out)
     ckpt_dir = run_dir / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / FAILED_FILE).unlink(missing_ok=True)  # a new attempt; it writes its own record if it fails
     torch.set_num_threads(max(1, config.torch_threads))
     seed_everything(config.seed)
     cfg = config.ppo
@@ -234,6 +232,7 @@ def train(config: TrainConfig, resume_from: str | os.PathLike | None = None, rew
     ppo = PPO(policy, cfg)
     reward_scaler = RewardNormalizer(config.num_envs, cfg.gamma, device=device) if cfg.normalize_rewards else None
     global_step, update, elapsed_before = 0, 0, 0.0
+    invalid_total, invalid_limit = 0, invalid_reward_limit(config.steps)  # world-steps with an invalid reward
 
     if resume_from is not None:
         ckpt = load_checkpoint(resume_from)
@@ -241,9 +240,8 @@ def train(config: TrainConfig, resume_from: str | os.PathLike | None = None, rew
         ppo.optimizer.load_state_dict(ckpt["optimizer"])
         ppo._set_lr(ckpt["learning_rate"])
         global_step, update, elapsed_before = ckpt["global_step"], ckpt["update"], ckpt.get("elapsed_s", 0.0)
-        random.setstate(ckpt["rng"]["python"])
-        np.random.set_state(ckpt["rng"]["numpy"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
+        invalid_total = int(ckpt.get("reward_invalid", 0))
+        restore_rng(ckpt["rng"])
         if reward_scaler is not None and "reward_scaler" in ckpt:
             reward_scaler.load_state_dict(ckpt["reward_scaler"])
     write_config(run_dir, config)
@@ -259,7 +257,7 @@ def train(config: TrainConfig, resume_from: str | os.PathLike | None = None, rew
             "model": policy.state_dict(), "optimizer": ppo.optimizer.state_dict(),
             "learning_rate": ppo.learning_rate, "global_step": global_step, "update": update,
             "elapsed_s": elapsed_before + time.perf_counter() - start,
-            "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
+            "rng": rng_state(), "reward_invalid": invalid_total,
             "reward_scaler": reward_scaler.state_dict() if reward_scaler is not None else None,
             "config": config.to_dict(), "task": env.spec.name, "task_version": env.spec.version,
             "obs_dim": env.obs_dim, "act_dim": env.act_dim,
@@ -272,7 +270,7 @@ def train(config: TrainConfig, resume_from: str | os.PathLike | None = None, rew
     obs, _ = env.reset(seed=config.seed + 7919 * update)
     start = time.perf_counter()
     stats: dict[str, float] = {}
-    first_step = True
+    invalid_seen = env.reward_invalid_count
     try:
         while global_step < config.steps:
             t0 = time.perf_counter()
@@ -281,10 +279,7 @@ def train(config: TrainConfig, resume_from: str | os.PathLike | None = None, rew
                 for _ in range(cfg.num_steps):
                     obs_norm = policy.normalize(obs, update=True)
                     action, log_prob, value, mean, std = policy.act(obs_norm)
-                    obs, reward, terminated, truncated, info = env.step(action)
-                    if first_step:  # the Reward protocol, checked once where the reward enters
-                        check_reward_output(reward, info["reward_terms"], config.num_envs, f"reward {config.reward!r}")
-                        first_step = False
+                    obs, reward, terminated, truncated, info = env.step(action)  # checks the reward
                     done = terminated | truncated
                     tracker.step(reward, info, done)
                     if reward_scaler is not None:
@@ -304,8 +299,13 @@ def train(config: TrainConfig, resume_from: str | os.PathLike | None = None, rew
             # 3. logging and checkpoints
             iter_s = time.perf_counter() - t0
             stats = tracker.collect()
+            invalid_now, invalid_seen = env.reward_invalid_count - invalid_seen, env.reward_invalid_count
+            invalid_total += invalid_now
             _log(writer, csv_writer, bar, global_step, update, elapsed_before + time.perf_counter() - start,
-                 cfg.num_steps * config.num_envs / iter_s, collect_s, stats, result, policy)
+                 cfg.num_steps * config.num_envs / iter_s, collect_s, stats, result, policy,
+                 invalid=(invalid_now, cfg.num_steps * config.num_envs))
+            if invalid_total > invalid_limit:
+                _fail_invalid_reward(run_dir, config, invalid_total, global_step)
             if update % config.latest_every == 0 or update % config.checkpoint_every == 0:
                 checkpoint(periodic=update % config.checkpoint_every == 0)
                 csv_file.flush()
@@ -323,13 +323,29 @@ def train(config: TrainConfig, resume_from: str | os.PathLike | None = None, rew
                                         env.action_low.cpu(), env.action_high.cpu())
     export_onnx(deterministic, env.obs_dim, run_dir / POLICY_FILE)
     card_extra = {"training time (s)": round(seconds, 1), "final train return": stats.get("return", float("nan")),
-                  "final train success": stats.get("success", float("nan"))}
+                  "final train success": stats.get("success", float("nan")),
+                  **invalid_reward_card(invalid_total, global_step)}
     if bc_stats is not None:
         card_extra["BC warm start"] = (f"{config.init_from_demos}: {bc_stats['samples']} samples, "
                                        f"{bc_stats['epochs']} epochs, MSE {bc_stats['loss_first']:.3g} -> {bc_stats['loss_last']:.3g}")
     write_model_card(run_dir, config.to_dict(), env.spec, global_step, None, card_extra)
     eval_result = finish_with_eval(config, run_dir, env.spec, global_step, card_extra)
     return {"run_dir": str(run_dir), "steps": global_step, "seconds": seconds, "stats": stats, "eval": eval_result}
+
+
+def _fail_invalid_reward(run_dir: Path, config: TrainConfig, count: int, step: int) -> None:
+    """Record (failed.json) and raise InvalidRewardError: the run's reward was invalid too often."""
+    message = invalid_reward_message(config.reward, count, step, config.steps)
+    atomic_write_json(run_dir / FAILED_FILE, {"error": f"InvalidRewardError: {message}", "step": step,
+                                              "trainer": "single", "reward_invalid": count,
+                                              "reward_invalid_limit": invalid_reward_limit(config.steps)})
+    raise InvalidRewardError(message)
+
+
+def invalid_reward_card(count: int, steps: int) -> dict:
+    """The model card's line on invalid rewards (world-steps whose reward was replaced by 0)."""
+    share = count / steps if steps else 0.0
+    return {"invalid reward (world-steps set to 0)": f"{count:,} of {steps:,} ({100 * share:.3g}%)"}
 
 
 def finish_with_eval(config: TrainConfig, run_dir: Path, spec, steps: int, card_extra: dict) -> dict | None:
@@ -346,10 +362,24 @@ def finish_with_eval(config: TrainConfig, run_dir: Path, spec, steps: int, card_
     return result
 
 
-def resume(run_dir: str | os.PathLike, steps: int | None = None, **overrides) -> dict:
-    """Continue a killed run from checkpoints/latest.pt with its saved config (optionally more steps)."""
+def resume(run_dir: str | os.PathLike, steps: int | None = None, task: str | None = None, **overrides) -> dict:
+    """Continue a killed run from checkpoints/latest.pt with its saved config (optionally more steps).
+
+    A config.yaml that names a task folder (code) is refused unless ``task`` passes that folder
+    explicitly: a run directory from someone else never picks code to run."""
+    from robreward.envs.registry import get_task
+
     config = load_run_config(run_dir)
+    if task is None:
+        try:
+            get_task(config.task, allow_folder=False)
+        except ValueError as err:
+            raise ValueError(f"cannot resume {str(run_dir)!r}: its config.yaml names the task {config.task[:200]!r}, "
+                             "which is not a task of the suite but a folder of code; if you trust that folder, "
+                             "pass it explicitly: robreward train --resume RUN --task FOLDER") from err
     changes = {"out": str(run_dir), **overrides}
+    if task is not None:
+        changes["task"] = str(task)
     if steps is not None:
         changes["steps"] = steps
     data = config.to_dict()
@@ -357,7 +387,10 @@ def resume(run_dir: str | os.PathLike, steps: int | None = None, **overrides) ->
     config = TrainConfig.from_dict(data)
     checkpoint = Path(run_dir) / "checkpoints" / LATEST
     if config.algo == "sb3":
-        return train(config, resume_from=checkpoint.with_name("latest_sb3.zip"))
+        from robreward.rl.sb3 import LATEST_SB3, load_sb3_checkpoint
+
+        load_sb3_checkpoint(checkpoint.with_name(LATEST_SB3))  # a clear error before the env is built
+        return train(config, resume_from=checkpoint.with_name(LATEST_SB3))
     load_checkpoint(checkpoint)  # a clear error before the env is built
     return train(config, resume_from=checkpoint)
 
@@ -408,8 +441,12 @@ def _progress_bar(config: TrainConfig, initial: int):
                 desc=f"{config.task} [{config.reward}]", dynamic_ncols=True, mininterval=1.0)
 
 
-def _log(writer, csv_writer, bar, step, update, elapsed, steps_per_s, collect_s, stats, result, policy) -> dict:
+def _log(writer, csv_writer, bar, step, update, elapsed, steps_per_s, collect_s, stats, result, policy,
+         invalid: tuple[int, int] = (0, 1)) -> dict:
+    """One progress.csv row and the TensorBoard scalars of an update; invalid: (world-steps whose
+    reward was invalid in this update, world-steps of the update)."""
     noise_std = float(policy.log_std.detach().exp().mean())
+    invalid_share = invalid[0] / max(invalid[1], 1)
     row = {
         "step": step, "update": update, "time_s": round(elapsed, 3), "steps_per_s": round(steps_per_s, 1),
         "episodes": stats.get("episodes", 0), "return_mean": stats.get("return", ""),
@@ -417,12 +454,13 @@ def _log(writer, csv_writer, bar, step, update, elapsed, steps_per_s, collect_s,
         "fitness_mean": stats.get("fitness_mean", ""), "episode_length": stats.get("length", ""),
         "learning_rate": result.learning_rate, "kl": result.kl, "policy_loss": result.policy_loss,
         "value_loss": result.value_loss, "entropy": result.entropy, "noise_std": noise_std,
-        "clip_fraction": result.clip_fraction,
+        "clip_fraction": result.clip_fraction, "reward_invalid": invalid[0], "reward_invalid_share": invalid_share,
     }
     csv_writer.writerow(row)
     scalars = {"perf/steps_per_s": steps_per_s, "perf/collect_s": collect_s, "loss/policy": result.policy_loss,
                "loss/value": result.value_loss, "loss/entropy": result.entropy, "train/kl": result.kl,
-               "train/learning_rate": result.learning_rate, "train/noise_std": noise_std}
+               "train/learning_rate": result.learning_rate, "train/noise_std": noise_std,
+               "train/reward_invalid": invalid[0], "train/reward_invalid_share": invalid_share}
     if stats:
         scalars.update({"episode/return": stats["return"], "episode/hand_return": stats["hand_return"],
                         "episode/success": stats["success"], "episode/length": stats["length"],

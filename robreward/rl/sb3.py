@@ -1,11 +1,17 @@
 """`--algo sb3`: the same run through Stable-Baselines3 PPO over SB3VecEnv + VecNormalize,
 with rl-zoo3's tuned HalfCheetah-v3 PPO hyperparameters, exported to the same policy.onnx
-format (VecNormalize's observation statistics baked in) so eval and compare work on it."""
+format (VecNormalize's observation statistics baked in) so eval and compare work on it.
+
+Checkpoints (checkpoints/latest_sb3.pt) are plain data, like runner.py's: the SB3 policy's and
+optimizer's state dicts, the step and update counters and VecNormalize's statistics as tensors and
+numbers, read with torch.load(weights_only=True). Resume rebuilds the model as a new run does and
+loads them. SB3's own ``.zip`` (cloudpickled entries) and VecNormalize's ``.pkl`` (a pickle) can
+run code when loaded, so robreward neither writes nor loads them: a run directory holding only
+those (written by an older robreward) is refused on resume with that reason."""
 
 from __future__ import annotations
 
 import csv
-import os
 import time
 from pathlib import Path
 
@@ -23,8 +29,11 @@ RL_ZOO_HALFCHEETAH = dict(
     n_epochs=20, gae_lambda=0.92, max_grad_norm=0.8, vf_coef=0.58096,
 )
 RL_ZOO_NUM_ENVS = 1
-LATEST_ZIP = "latest_sb3.zip"
-LATEST_NORM = "latest_vecnormalize.pkl"
+LATEST_SB3 = "latest_sb3.pt"
+PICKLED_FILES = ("latest_sb3.zip", "latest_vecnormalize.pkl")
+"""What older robreward versions wrote for --algo sb3: pickles, refused on resume."""
+_VECNORM_ARRAYS = ("obs_rms.mean", "obs_rms.var", "ret_rms.mean", "ret_rms.var", "returns")
+_VECNORM_NUMBERS = ("obs_rms.count", "ret_rms.count", "clip_obs", "clip_reward", "gamma", "epsilon")
 
 
 def rl_zoo_policy_kwargs() -> dict:
@@ -104,14 +113,51 @@ def _callback(config: TrainConfig, run_dir: Path, venv_norm, start_step: int):
     return ProgressCallback()
 
 
+def _get(obj, dotted: str):
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 def save_sb3_checkpoint(model, venv_norm, ckpt_dir: Path) -> None:
+    """checkpoints/latest_sb3.pt, atomically: plain tensors and numbers only (module docstring)."""
+    from robreward.rl.checkpoint import atomic_torch_save
+
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    tmp = ckpt_dir / ("tmp_" + LATEST_ZIP)
-    model.save(str(tmp))
-    os.replace(tmp, ckpt_dir / LATEST_ZIP)
-    tmp_norm = ckpt_dir / (LATEST_NORM + ".tmp")
-    venv_norm.save(str(tmp_norm))
-    os.replace(tmp_norm, ckpt_dir / LATEST_NORM)
+    vecnormalize = {key: torch.as_tensor(np.array(_get(venv_norm, key), dtype=np.float64)) for key in _VECNORM_ARRAYS}
+    vecnormalize.update({key: float(_get(venv_norm, key)) for key in _VECNORM_NUMBERS})
+    atomic_torch_save({"format": "robreward-sb3/1", "policy": model.policy.state_dict(),
+                       "optimizer": model.policy.optimizer.state_dict(), "num_timesteps": int(model.num_timesteps),
+                       "n_updates": int(model._n_updates), "vecnormalize": vecnormalize}, ckpt_dir / LATEST_SB3)
+
+
+def load_sb3_checkpoint(path: Path) -> dict:
+    """A latest_sb3.pt as plain data; refuses the pickles older versions wrote (module docstring)."""
+    from robreward.rl.checkpoint import load_plain
+
+    path = Path(path)
+    if not path.is_file():
+        old = [name for name in PICKLED_FILES if (path.parent / name).is_file()]
+        if old:
+            raise ValueError(f"{str(path.parent)!r} holds an SB3 checkpoint in the old pickled format ({', '.join(old)}), "
+                             "which can run code when loaded: robreward no longer loads it; start the run again "
+                             "without --resume")
+        raise FileNotFoundError(f"no SB3 checkpoint at {str(path)!r}: start the run again without --resume")
+    ckpt = load_plain(path)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != "robreward-sb3/1":
+        raise ValueError(f"{str(path)!r} is not a robreward SB3 checkpoint: pass a run directory trained with --algo sb3")
+    return ckpt
+
+
+def restore_sb3(model, venv_norm, ckpt: dict) -> None:
+    """Load a latest_sb3.pt (load_sb3_checkpoint) into a freshly built PPO model and its VecNormalize."""
+    model.policy.load_state_dict(ckpt["policy"])
+    model.policy.optimizer.load_state_dict(ckpt["optimizer"])
+    model.num_timesteps, model._n_updates = int(ckpt["num_timesteps"]), int(ckpt["n_updates"])
+    for key, value in ckpt["vecnormalize"].items():
+        owner, _, name = key.rpartition(".")
+        target = _get(venv_norm, owner) if owner else venv_norm
+        setattr(target, name, value.numpy().copy() if isinstance(value, torch.Tensor) else float(value))
 
 
 class _SuccessInfo:
@@ -158,18 +204,13 @@ def train_sb3(config: TrainConfig, resume_from=None) -> dict:
     venv.seed(config.seed)
     hp = dict(RL_ZOO_HALFCHEETAH)
     start_step = 0
-    if resume_from is not None:
-        resume_from = Path(resume_from)
-        norm_path = resume_from.with_name(LATEST_NORM)
-        if not resume_from.is_file() or not norm_path.is_file():
-            raise FileNotFoundError(f"no SB3 checkpoint at {str(resume_from)!r}: start the run again without --resume")
-        venv_norm = VecNormalize.load(str(norm_path), venv)
-        model = PPO.load(str(resume_from), env=venv_norm, device=config.device)
+    ckpt = load_sb3_checkpoint(resume_from) if resume_from is not None else None
+    venv_norm = VecNormalize(venv, norm_obs=True, norm_reward=True, gamma=hp["gamma"])
+    model = PPO("MlpPolicy", venv_norm, policy_kwargs=rl_zoo_policy_kwargs(), seed=config.seed,
+                device=config.device, tensorboard_log=str(run_dir / "tb"), verbose=0, **hp)
+    if ckpt is not None:
+        restore_sb3(model, venv_norm, ckpt)
         start_step = model.num_timesteps
-    else:
-        venv_norm = VecNormalize(venv, norm_obs=True, norm_reward=True, gamma=hp["gamma"])
-        model = PPO("MlpPolicy", venv_norm, policy_kwargs=rl_zoo_policy_kwargs(), seed=config.seed,
-                    device=config.device, tensorboard_log=str(run_dir / "tb"), verbose=0, **hp)
     write_config(run_dir, config)
     start = time.perf_counter()
     model.learn(total_timesteps=max(config.steps - start_step, 1), callback=_callback(config, run_dir, venv_norm, start_step),

@@ -33,7 +33,7 @@ def test_run_directory_layout(reach_run):
     assert success[-1] > success[0]
     card = (out / "MODEL_CARD.md").read_text()
     assert "`reach` version 0" in card and "success_rate" in card and "reward: `hand`" in card
-    ckpt = torch.load(out / "checkpoints" / "latest.pt", weights_only=False)
+    ckpt = torch.load(out / "checkpoints" / "latest.pt", weights_only=True)
     assert ckpt["global_step"] == summary["steps"]
 
 

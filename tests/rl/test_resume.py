@@ -30,13 +30,13 @@ def test_resume_after_kill_continues_from_the_checkpoint(tmp_path):
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         proc.stderr.close()
-    killed_at = torch.load(latest, weights_only=False)
+    killed_at = torch.load(latest, weights_only=True)
     assert 0 < killed_at["global_step"] < TOTAL_STEPS, "the run finished before it could be killed"
     assert not (out / "policy.onnx").exists()
 
     assert main(["train", "--resume", str(out), "--no-progress"]) == 0
 
-    final = torch.load(latest, weights_only=False)
+    final = torch.load(latest, weights_only=True)
     assert final["global_step"] == TOTAL_STEPS
     assert final["update"] == TOTAL_STEPS // 2048
     assert final["config"]["seed"] == 3 and final["config"]["task"] == "reach"
