@@ -140,7 +140,8 @@ def check_onnx_policy(model, path: str = "policy.onnx") -> tuple[str, int, int]:
     if bad_domains or len(model.functions):
         raise ValueError(f"{where} uses operator domains {bad_domains or [f.domain for f in model.functions]}{refuse}")
     graph = model.graph
-    ops = sorted({n.op_type for n in graph.node if n.domain not in ("", "ai.onnx") or n.op_type not in ALLOWED_OPS})
+    ops = sorted({f"{n.domain}.{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type
+                  for n in graph.node if n.domain not in ("", "ai.onnx") or n.op_type not in ALLOWED_OPS})
     if ops:
         raise ValueError(f"{where} uses ops {', '.join(ops)}, outside what robreward exports "
                          f"({', '.join(sorted(ALLOWED_OPS))}){refuse}")
@@ -194,12 +195,16 @@ def _check_bounded(value_info, name: str, batch: str, where: str, op: str) -> No
         raise ValueError(f"{where}: the {op} output {name!r} has shape {shape}; every tensor of a policy has a "
                          "known shape of rank <= 2 with only the batch axis dynamic")
     symbolic = [i for i, (v, _) in enumerate(dims) if v is None]
+    if symbolic not in ([], [0]):
+        shape = "[" + ", ".join(p or str(v) for v, p in dims) + "]"
+        raise ValueError(f"{where}: the {op} output {name!r} has shape {shape}; in a policy only the first axis "
+                         "is the batch: refusing to run it")
     elements = math.prod(v for v, _ in dims if v is not None)
     limit = MAX_ROW_ELEMENTS if symbolic else MAX_CONSTANT_ELEMENTS
-    if symbolic not in ([], [0]) or elements > limit:
+    if elements > limit:
         raise ValueError(f"{where}: the {op} output {name!r} would hold {elements:,} numbers"
-                         f"{' per observation' if symbolic else ''} (at most {limit:,}) or puts the batch axis "
-                         "elsewhere than first: refusing to run it")
+                         f"{' per observation' if symbolic else ''} (a policy's tensors hold at most {limit:,}): "
+                         "refusing to run it")
 
 
 def check_policy_task(policy, spec, where: str | None = None) -> None:

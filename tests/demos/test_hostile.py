@@ -228,3 +228,13 @@ def test_a_folder_task_is_chosen_on_the_command_line(reach_file, task_folder, tm
     assert code == 0 and "2 episodes replayed, 0 diverged" in out, err
     code, _, err = cli("demos", "replay", reach_file, "--quiet", "--task", folder)  # names must match
     assert code == 2 and "is for task 'reach', not 'my-reach'" in err
+
+
+def test_recording_never_appends_to_a_hostile_file(reach_file, secrets, tmp_path, watch_reads):
+    path = _hostile("external-link", reach_file, tmp_path, secrets)
+    before = path.read_bytes()
+    with watch_reads(*secrets) as reads:
+        with pytest.raises(DemoFileError, match="is an external link to"):
+            record("reach", "expert", 1, path, seed=0, num_envs=1, progress=False)
+    assert reads == [] and path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]

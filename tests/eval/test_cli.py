@@ -64,7 +64,8 @@ def test_eval_run_dir_end_to_end(tmp_path, task_dir, capsys):
     run = tmp_path / "runs" / "tiny-hand"
     write_policy(run / "policy.onnx")
     (run / "config.yaml").write_text(yaml.safe_dump({"task": str(task_dir), "reward": "hand", "seed": 3}))
-    assert main(["eval", str(run), "--episodes", "3", "--video", str(tmp_path / "v.mp4")]) == 0
+    # a folder named by config.yaml is loaded only when the command line names it too
+    assert main(["eval", str(run), "--episodes", "3", "--task", str(task_dir), "--video", str(tmp_path / "v.mp4")]) == 0
     out = capsys.readouterr().out
     assert "return_mean" in out and "wrote" in out
     ev = json.loads((run / "eval.json").read_text())
@@ -73,7 +74,7 @@ def test_eval_run_dir_end_to_end(tmp_path, task_dir, capsys):
     assert ev["train_reward_return_mean"] == pytest.approx(ev["return_mean"])
     assert (tmp_path / "v.mp4").stat().st_size > 0
     # same command, same numbers (deterministic by default)
-    assert main(["eval", str(run), "--episodes", "3"]) == 0
+    assert main(["eval", str(run), "--episodes", "3", "--task", str(task_dir)]) == 0
     again = json.loads((run / "eval.json").read_text())
     assert {k: again[k] for k in EVAL_FIELDS} == {k: ev[k] for k in EVAL_FIELDS}
 
@@ -112,6 +113,48 @@ def test_eval_seed_group(tmp_path, task_dir):
         write_policy(group / f"seed_{seed}" / "policy.onnx")
         (group / f"seed_{seed}" / "config.yaml").write_text(
             yaml.safe_dump({"task": str(task_dir), "reward": "sparse", "seed": seed}))
-    assert main(["eval", str(group), "--episodes", "2"]) == 0
+    assert main(["eval", str(group), "--episodes", "2", "--task", str(task_dir)]) == 0
     ev = json.loads((group / "eval.json").read_text())
     assert ev["seeds"] == [0, 1] and len(ev["per_seed"]) == 2 and ev["reward"] == "sparse"
+
+
+MARKER_TASK_PY = """import dataclasses
+from pathlib import Path
+from sims.cheetah_run import TASK as _BASE
+Path({marker!r}).write_text("task.py ran")
+TASK = dataclasses.replace(_BASE, episode_length=20)
+"""
+
+
+def test_eval_never_loads_a_task_folder_named_by_config_yaml(tmp_path, capsys):
+    folder, marker = tmp_path / "their_task", tmp_path / "task-py-ran"
+    folder.mkdir()
+    (folder / "task.py").write_text(MARKER_TASK_PY.format(marker=str(marker)))
+    run = tmp_path / "runs" / "theirs"
+    write_policy(run / "policy.onnx")
+    (run / "config.yaml").write_text(yaml.safe_dump({"task": str(folder), "reward": "hand", "seed": 0}))
+    for target in (run, run / "policy.onnx"):
+        assert main(["eval", str(target), "--episodes", "1"]) == 2
+        err = capsys.readouterr().err
+        assert "config.yaml" in err and "never selects a task folder" in err and "--task FOLDER" in err, err
+        assert "Traceback" not in err
+    assert not marker.exists() and not (run / "eval.json").exists()
+    # the user names the folder: it is trusted, loaded and evaluated
+    assert main(["eval", str(run), "--episodes", "1", "--task", str(folder)]) == 0
+    assert marker.exists() and (run / "eval.json").is_file()
+
+
+def test_eval_a_policy_of_another_task_says_what_does_not_match(tmp_path, capsys):
+    from pathlib import Path
+
+    shipped = Path(__file__).parents[2] / "policies" / "reach"
+    run = tmp_path / "reach-run"
+    run.mkdir()
+    for name in ("policy.onnx", "config.yaml"):
+        (run / name).write_bytes((shipped / name).read_bytes())
+    assert main(["eval", str(run), "--task", "push", "--episodes", "1"]) == 2
+    err = capsys.readouterr().err
+    assert ("does not fit task 'push': the policy maps observations [B, 13] -> actions [B, 4], task 'push' "
+            "needs observations [B, 19] -> actions [B, 4]; it was trained on task 'reach'") in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (run / "eval.json").exists()

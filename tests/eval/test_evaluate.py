@@ -140,3 +140,21 @@ def test_evaluate_seeds_and_json_roundtrip(short, tmp_path):
         write_eval_json(tmp_path / "bad", {"task": "x"})
     with pytest.raises(FileNotFoundError, match="no eval.json"):
         read_eval_json(tmp_path / "missing")
+
+
+def test_evaluate_refuses_a_policy_of_other_sizes_before_running():
+    """Every caller of evaluate (train's final eval, the preference loop, choose) gets the check."""
+    from pathlib import Path
+
+    from robreward.eval.evaluate import evaluate
+    from robreward.rl.export import load_policy
+
+    policy = load_policy(Path(__file__).parents[2] / "policies" / "reach")
+    with pytest.raises(ValueError, match=r"does not fit task 'push': the policy maps observations \[B, 13\]"):
+        evaluate("push", policy, episodes=1)
+
+    def wrong_width(obs):
+        return torch.zeros(obs.shape[0], 3)
+
+    with pytest.raises(ValueError, match=r"the policy returned actions of shape \[2, 3\]; task 'reach' needs \[2, 4\]"):
+        evaluate("reach", wrong_width, episodes=2)
