@@ -6,6 +6,10 @@
     robreward demos replay demos/push-expert.h5 --check
     robreward demos replay demos/push-expert.h5 --episode 3 --video ep3.mp4
     robreward demos export demos/push-expert.h5 --format minari
+    robreward demos replay my-task.h5 --task path/to/my_task   # a task defined by a folder
+
+A dataset names its task; only a task of the suite is loaded from that name. A task folder is
+loaded only when the command line names it (--task FOLDER), and the file's task name must match.
 """
 
 from __future__ import annotations

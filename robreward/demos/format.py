@@ -21,6 +21,11 @@ Layout (ARCHITECTURE.md "Demo dataset")::
 for one MuJoCo version. Across MuJoCo versions the binary format differs, so there only the
 model sizes are compared, a warning is given, and replay reports what diverges.
 
+Reading never trusts the file (robreward/demos/validate.py): before any data is read, links,
+external storage, virtual datasets and shapes the episode lengths or the file size do not allow
+are refused; every episode read is checked for NaN/inf; the file's `task` attribute selects a
+task of the suite only, never a folder of code.
+
 Writes never touch the original until they are complete: a new file is written beside the
 target and renamed over it; an append copies the file, appends to the copy, then renames.
 """
