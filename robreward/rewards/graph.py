@@ -33,7 +33,8 @@ from collections import Counter
 
 import torch
 
-from robreward.rewards.sandbox import GRAPH_FORMAT, MAX_CONSTANT_ELEMENTS, MAX_GRAPH_NODES
+from robreward.rewards.sandbox import (DATA_DEPENDENT, DATA_DEPENDENT_HELP, GRAPH_FORMAT, MAX_CONSTANT_ELEMENTS,
+                                       MAX_GRAPH_NODES)
 
 MAX_FLOPS = 1e10  # per call at the training N: about a second of CPU; a reward needs a millionth of that
 _INT64_MAX = 2**63 - 1
@@ -284,6 +285,8 @@ class RewardGraph:
             try:
                 out = op(*a, **kw)
             except Exception as err:  # noqa: BLE001 - an op that cannot run at N rejects the program
+                if "nonzero" in str(err) or any(m in str(err) for m in DATA_DEPENDENT):
+                    raise GraphError(DATA_DEPENDENT_HELP) from None
                 raise GraphError(f"the reward's op {i} ({kind}) fails at N={num_envs} worlds: "
                                  f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}") from None
             values[f"v{i}"] = out

@@ -44,12 +44,14 @@ def parse(source: str, filename: str = "<reward>"):
     if len(source.encode("utf-8", "replace")) > MAX_SOURCE_BYTES:
         return None, (0, f"the program is too large (over {MAX_SOURCE_BYTES // 1000} kB)")
     try:
-        tree = ast.parse(source, filename)
+        return _StripAnnotations().visit(ast.parse(source, filename)), None
     except SyntaxError as err:
         return None, (err.lineno or 0, f"syntax error: {err.msg} (a truncated or broken file?)")
-    except (ValueError, RecursionError, MemoryError) as err:
+    except (RecursionError, MemoryError) as err:
+        return None, (0, f"the program could not be parsed: it is nested too deeply or too large "
+                         f"({type(err).__name__}); write flatter expressions")
+    except ValueError as err:
         return None, (0, f"the program could not be parsed: {type(err).__name__}: {err}")
-    return _StripAnnotations().visit(tree), None
 
 
 class _StripAnnotations(ast.NodeTransformer):
@@ -341,6 +343,9 @@ def _run_request(payload: dict, torch) -> dict:
         text = f"{type(err).__name__}: {err}"
         if any(m in text for m in DATA_DEPENDENT):
             return {"reasons": [DATA_DEPENDENT_HELP + ":\n" + program_traceback(err, filename, source)]}
+        if type(err).__name__ == "UnsupportedOperatorException":
+            return {"reasons": [f"compute_reward uses the tensor op {str(err)[:80]}, which is not on the allow-list of "
+                                "pure tensor ops and cannot be compiled:\n" + program_traceback(err, filename, source)]}
         if any(m in text.lower() for m in MEMORY_MARKERS):
             return {"reasons": [f"exceeded memory limit ({payload['memory_mb']} MB): {str(err).splitlines()[0][:200]}"]}
         if isinstance(err, ValueError) and not any(f.filename == filename for f in _frames(err)):
