@@ -181,10 +181,11 @@ class DemoDataset:
             if int(self.attrs.get("format_version", 0)) > FORMAT_VERSION:
                 raise DemoFileError(f"{self.path} has format version {self.attrs['format_version']}; this "
                                     f"robreward reads up to {FORMAT_VERSION}: upgrade robreward")
+            # before any data is read, or any name resolved (that could follow an external link):
+            # nothing outside this file, no size the file cannot hold
+            check_storage(self._f, self.path, self.path.stat().st_size)
             if "episodes" not in self._f:
                 raise DemoFileError(f"{self.path} has no 'episodes' group: the file is incomplete")
-            # before any data is read: nothing outside this file, no size the file cannot hold
-            check_storage(self._f, self.path, self.path.stat().st_size)
             check_layout(self._f, self.attrs, self.path)
             self.names = sorted(self._f["episodes"].keys())
             self.spec = None

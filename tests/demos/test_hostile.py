@@ -238,3 +238,15 @@ def test_recording_never_appends_to_a_hostile_file(reach_file, secrets, tmp_path
             record("reach", "expert", 1, path, seed=0, num_envs=1, progress=False)
     assert reads == [] and path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def test_the_episodes_group_itself_linked_from_another_file(reach_file, tmp_path, watch_reads, cli):
+    other = tmp_path / "elsewhere.h5"
+    shutil.copyfile(reach_file, other)
+    path = _copy(reach_file, tmp_path, "linked-episodes")
+    with h5py.File(path, "a") as f:
+        del f["episodes"]
+        f["episodes"] = h5py.ExternalLink(str(other), "/episodes")
+    with watch_reads(other) as reads:
+        code, _, err = cli("demos", "info", path)
+    assert code == 2 and "/episodes is an external link to" in err and reads == []
