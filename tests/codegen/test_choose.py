@@ -7,17 +7,16 @@ import json
 import re
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
 from robreward.codegen.choose import CHOICE_FILE, PENDING_FILE, ask, check_choice, create_choice_app
 from robreward.codegen.loop import GenerateConfig, generate
-from robreward.feedback.preferences.app import BackgroundServer
+from robreward.web.server import BackgroundServer
 
 from tests.codegen.test_loop import EXP, NEGDIST, TANH, Script, config
 from tests.feedback.test_app_browser import CHROMIUM, require_browser
+from tests.web.client import Site
 
 PREFERRED = "by a person who watched a video of each candidate's policy"
 
@@ -41,7 +40,7 @@ def chooser_url(lines, thread, timeout=60.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and thread.is_alive():
         for line in list(lines):
-            found = re.match(r"the candidate chooser is at (http://\S+?/):", line)
+            found = re.match(r"the candidate chooser is at (http://\S+?): ", line)
             if found:
                 return found.group(1)
         time.sleep(0.05)
@@ -87,44 +86,41 @@ def test_a_person_picks_in_chromium_and_the_next_prompt_says_so(openai_server, t
                for text in sampling[1:])
 
 
-def http(url: str, body=None) -> tuple[int, object]:
-    """(status, parsed JSON or raw bytes) of a GET, or of a POST of ``body`` (str: sent as is, else as JSON)."""
+def http(site: Site, path: str, body=None) -> tuple[int, object]:
+    """(status, parsed JSON or raw bytes) of a GET of the page's ``path``, or of a POST of ``body`` (str: sent
+    as is, else as JSON), with the page's token."""
     data = None if body is None else (body if isinstance(body, str) else json.dumps(body)).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            status, raw, kind = answer.status, answer.read(), answer.headers.get("content-type", "")
-    except urllib.error.HTTPError as err:
-        status, raw, kind = err.code, err.read(), err.headers.get("content-type", "")
-    return status, json.loads(raw) if "json" in kind else raw
+    answer = site.request("GET" if body is None else "POST", path, data, headers={"Content-Type": "application/json"})
+    return answer.status, answer.json() if "json" in answer.headers.get("content-type", "") else answer.body
 
 
 def test_the_chooser_refuses_bad_choices_over_http(tmp_path):
     iter_dir = tmp_path / "iter_03"
     (iter_dir / "videos").mkdir(parents=True)
     (iter_dir / "videos" / "cand_00.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
-    with BackgroundServer(None, port=0, app=create_choice_app(tmp_path)) as server:
-        url = server.url.rstrip("/")
-        assert http(url + "/api/pending") == (200, {"iteration": None, "candidates": []})
-        assert http(url + "/api/choice", {"iteration": 3, "best": "a", "worst": "b"})[0] == 409
+    with BackgroundServer(create_choice_app(tmp_path), port=0) as server:
+        site = Site.from_url(server.url)
+        assert site.prefix == "/choose"
+        assert http(site, "/api/pending") == (200, {"iteration": None, "candidates": []})
+        assert http(site, "/api/choice", {"iteration": 3, "best": "a", "worst": "b"})[0] == 409
         ask(iter_dir, 3, [{"id": "cand_00", "fitness": 0.5}, {"id": "cand_01", "fitness": 0.1}])
-        status, pending = http(url + "/api/pending")
+        status, pending = http(site, "/api/pending")
         assert pending["iteration"] == 3 and [c["video"] for c in pending["candidates"]] == [
-            "/videos/cand_00.mp4", "/videos/cand_01.mp4"]
-        assert http(url + "/videos/cand_00.mp4") == (200, b"\x00\x00\x00\x18ftypmp42")
-        assert http(url + "/videos/..%2Fchoose.json")[0] == 404
-        assert http(url + "/videos/cand_01.mp4")[0] == 404  # not rendered
+            "/choose/videos/cand_00.mp4", "/choose/videos/cand_01.mp4"]
+        assert http(site, "/videos/cand_00.mp4") == (200, b"\x00\x00\x00\x18ftypmp42")
+        assert http(site, "/videos/..%2Fchoose.json")[0] == 404
+        assert http(site, "/videos/cand_01.mp4")[0] == 404  # not rendered
         bad = [("not json", 400, "must be JSON"),
                ({"iteration": 3, "best": "cand_00"}, 400, "the body must be"),
                ({"iteration": 3, "best": "cand_00", "worst": "cand_00"}, 400, "the same candidate"),
                ({"iteration": 3, "best": "cand_07", "worst": "cand_00"}, 400, "not a candidate of iteration 3"),
                ({"iteration": 2, "best": "cand_00", "worst": "cand_01"}, 409, "reload the page")]
         for body, expected, message in bad:
-            status, answer = http(url + "/api/choice", body)
+            status, answer = http(site, "/api/choice", body)
             assert status == expected and message in answer["detail"], (status, answer)
         assert not (iter_dir / CHOICE_FILE).exists()
-        assert http(url + "/api/choice", {"iteration": 3, "best": "cand_01", "worst": "cand_00"}) == (200, {"ok": True})
-        assert http(url + "/api/pending")[1]["iteration"] is None  # answered: nothing waits
+        assert http(site, "/api/choice", {"iteration": 3, "best": "cand_01", "worst": "cand_00"}) == (200, {"ok": True})
+        assert http(site, "/api/pending")[1]["iteration"] is None  # answered: nothing waits
     assert json.loads((iter_dir / CHOICE_FILE).read_text())["best"] == "cand_01"
     with pytest.raises(ValueError, match="the body must be"):
         check_choice([], {"iteration": 0, "candidates": []})
@@ -159,17 +155,17 @@ def test_a_text_task_without_fitness_is_selected_by_the_persons_picks(openai_ser
     cfg = config(openai_server, out, iterations=2, preferences="human", port=0, text="hold the gripper still",
                  final_seeds=1, final_steps=2048)
     thread, lines, outcome = run_in_thread(cfg)
-    url = chooser_url(lines, thread)
+    site = Site.from_url(chooser_url(lines, thread))
     picks = {0: ("cand_01", "cand_00"), 1: ("best-so-far", "cand_00")}
     shown = {}
     while thread.is_alive() and len(shown) < 2:
-        _, pending = http(url + "api/pending")
+        _, pending = http(site, "/api/pending")
         it = pending["iteration"]
         if it is not None and it not in shown:
             shown[it] = sorted(c["id"] for c in pending["candidates"])
             assert all(c["fitness"] is None for c in pending["candidates"])
             best, worst = picks[it]
-            assert http(url + "api/choice", {"iteration": it, "best": best, "worst": worst}) == (200, {"ok": True})
+            assert http(site, "/api/choice", {"iteration": it, "best": best, "worst": worst}) == (200, {"ok": True})
         time.sleep(0.1)
     thread.join(240)
     assert "result" in outcome, outcome

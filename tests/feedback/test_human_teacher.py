@@ -10,16 +10,18 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from robreward.feedback.preferences import EnsembleConfig
+from robreward.feedback.preferences.app import background_server
 from robreward.feedback.preferences.loop import PrefsConfig, train_preferences
 from robreward.feedback.preferences.store import LabelStore
 from robreward.rl.config import PPOConfig
+
+from tests.web.client import Site
 
 # what the "person" answers, query after query: left, right, equal, skip, ...
 ANSWERS = (0, 1, 0.5, None)
@@ -31,46 +33,50 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def get_json(url):
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.loads(response.read())
+def person(run_dir, port) -> Site:
+    """The labeling page as the person who opened the printed address sees it (the run's token: the
+    address carries the one the run keeps in RUN_DIR/web_token)."""
+    return Site("127.0.0.1", port, "/label", (Path(run_dir) / "web_token").read_text().strip())
 
 
-def post_label(base, query_id, value):
-    body = json.dumps({"query_id": query_id, "value": value}).encode()
-    request = urllib.request.Request(base + "/api/label", body, {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
+def next_query(run_dir, port):
+    """The oldest pending query, or None (also while the app does not listen yet)."""
+    try:
+        status, body = person(run_dir, port).get_json("/api/next")
+    except OSError:  # no token yet, or not listening yet
+        return None
+    assert status == 200, body
+    return body["query"]
 
 
-def wait_for_query(base, timeout=240.0, process=None):
+def post_label(run_dir, port, query_id, value):
+    status, body = person(run_dir, port).post_json("/api/label", {"query_id": query_id, "value": value})
+    assert status == 200, body
+    return body
+
+
+def wait_for_query(run_dir, port, timeout=240.0, process=None):
     """The next pending query once the loop has stored one (the app answers before that too)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise AssertionError(f"the training process exited ({process.returncode}) before asking")
-        try:
-            query = get_json(base + "/api/next")["query"]
-        except OSError:  # not listening yet
-            query = None
+        query = next_query(run_dir, port)
         if query is not None:
             return query
         time.sleep(0.2)
     raise AssertionError("no query appeared in time")
 
 
-def label_all(base, stop, given):
+def label_all(run_dir, port, stop, given):
     """A person at the browser: answers every query as it appears, until `stop` is set."""
     while not stop.is_set():
-        try:
-            query = get_json(base + "/api/next")["query"]
-        except OSError:
-            query = None
+        query = next_query(run_dir, port)
         if query is None:
             time.sleep(0.1)
             continue
         value = ANSWERS[len(given) % len(ANSWERS)]
-        post_label(base, query["id"], value)
+        post_label(run_dir, port, query["id"], value)
         given.append((query["id"], value))
 
 
@@ -92,13 +98,13 @@ def test_the_loop_trains_on_the_labels_a_person_gives_in_the_app(tmp_path):
     port = free_port()
     out = tmp_path / "run"
     stop, given = threading.Event(), []
-    person = threading.Thread(target=label_all, args=(f"http://127.0.0.1:{port}", stop, given), daemon=True)
-    person.start()
+    labeler = threading.Thread(target=label_all, args=(out, port, stop, given), daemon=True)
+    labeler.start()
     try:
         summary = train_preferences(tiny(out, port))
     finally:
         stop.set()
-        person.join(10)
+        labeler.join(10)
     assert summary["rounds"] == 2 and summary["queries"] == 8
     # the loop got exactly what was clicked, in query order; skips are kept as skips
     labels, rounds = stored_labels(out)
@@ -112,7 +118,17 @@ def test_the_loop_trains_on_the_labels_a_person_gives_in_the_app(tmp_path):
         for clip in (query.left_clip, query.right_clip):
             data = (out / "clips" / clip).read_bytes()
             assert len(data) > 1000 and data[4:8] == b"ftyp", clip
+    assert store.closed_rounds() == [0, 1]
     store.close()
+    # the loop has used both rounds: the app refuses to change their labels, so labels.sqlite and
+    # labels.npz keep agreeing
+    with background_server(out, "127.0.0.1", 0) as server:
+        site = Site.from_url(server.url)
+        first_id, first_value = given[0]
+        status, body = site.post_json("/api/label", {"query_id": first_id, "value": 1 - first_value})
+    assert status == 409 and "the training loop has already used" in body["detail"], body
+    assert LabelStore(out / "labels.sqlite").get(first_id).value == first_value
+    assert stored_labels(out)[0] == [value for _, value in given]
     metrics = json.loads((out / "metrics.json").read_text())["rounds"]
     assert metrics[-1]["heldout_accuracy"] is None  # no person labels 500 held-out pairs
     assert metrics[-1]["heldout_accuracy_true"] is not None and metrics[-1]["skipped"] == 1
@@ -132,27 +148,27 @@ def test_killed_while_waiting_the_resumed_run_keeps_the_labels_given(tmp_path):
            "--eval-episodes", "0", "--no-progress", "--out", str(out), "--port", str(port)]
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
     try:
-        first = wait_for_query(base, process=process)
-        post_label(base, first["id"], 1)
-        second = get_json(base + "/api/next")["query"]
-        post_label(base, second["id"], 0)
+        first = wait_for_query(out, port, process=process)
+        post_label(out, port, first["id"], 1)
+        second = next_query(out, port)
+        post_label(out, port, second["id"], 0)
     finally:
         os.killpg(process.pid, signal.SIGKILL)  # killed mid-round: no state.json for round 0 yet
         output = process.communicate(timeout=30)[0]
-    assert "wait for your labels at http://127.0.0.1:" in output, output
+    token = (out / "web_token").read_text().strip()
+    assert f"wait for your labels at http://127.0.0.1:{port}/label/?token={token} " in output, output
     assert json.loads((out / "state.json").read_text())["rounds_done"] == 0
 
     # resumed (on another port): the same 4 queries, the 2 answered ones are not asked again
     port2 = free_port()
     stop, given = threading.Event(), []
-    person = threading.Thread(target=label_all, args=(f"http://127.0.0.1:{port2}", stop, given), daemon=True)
-    person.start()
+    labeler = threading.Thread(target=label_all, args=(out, port2, stop, given), daemon=True)
+    labeler.start()
     resumed = subprocess.run([sys.executable, "-m", "robreward.cli.main", "prefs", "train", "--resume", str(out),
                               "--port", str(port2), "--no-progress"], capture_output=True, text=True, timeout=600)
     stop.set()
-    person.join(10)
+    labeler.join(10)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert [qid for qid, _ in given] == [second["id"] + 1, second["id"] + 2]
     labels, _ = stored_labels(out)
