@@ -104,7 +104,6 @@ MAX_CONSTANT_ELEMENTS = 2**24  # a tensor without the batch axis (weights, const
 
 def _read_onnx(path: str):
     import onnx
-    from google.protobuf.message import DecodeError
 
     size = os.path.getsize(path)
     if size > MAX_POLICY_BYTES:
@@ -112,7 +111,7 @@ def _read_onnx(path: str):
                          f"{MAX_POLICY_BYTES // 2**20} MiB: refusing to load it")
     try:
         return onnx.load(path, load_external_data=False)  # never follow external-data paths
-    except (DecodeError, OSError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 - protobuf's DecodeError and others: not a model
         raise ValueError(f"could not load policy file {path!r}: not an ONNX model ({err})") from None
 
 
@@ -121,7 +120,8 @@ def _dims(value_info) -> list:
     kind = value_info.type.WhichOneof("value")
     if kind != "tensor_type" or not value_info.type.tensor_type.HasField("shape"):
         return None
-    return [(d.dim_value if d.HasField("dim_value") else None, d.dim_param) for d in value_info.type.tensor_type.shape.dim]
+    shape = value_info.type.tensor_type.shape
+    return [(d.dim_value if d.HasField("dim_value") else None, d.dim_param) for d in shape.dim]
 
 
 def check_onnx_policy(model, path: str = "policy.onnx") -> tuple[str, int, int]:
@@ -145,7 +145,8 @@ def check_onnx_policy(model, path: str = "policy.onnx") -> tuple[str, int, int]:
     if ops:
         raise ValueError(f"{where} uses ops {', '.join(ops)}, outside what robreward exports "
                          f"({', '.join(sorted(ALLOWED_OPS))}){refuse}")
-    tensors = list(graph.initializer) + [a.t for n in graph.node for a in n.attribute if a.type == onnx.AttributeProto.TENSOR]
+    tensors = list(graph.initializer) + [a.t for n in graph.node for a in n.attribute
+                                         if a.type == onnx.AttributeProto.TENSOR]
     external = [t.name for t in tensors if t.data_location == TensorProto.EXTERNAL or len(t.external_data)]
     if external or len(graph.sparse_initializer):
         raise ValueError(f"{where} keeps weights outside the file ({', '.join(external) or 'sparse initializers'}): "
