@@ -227,7 +227,8 @@ def crash_reason(err: BaseException, during: str = "the reward-program checks") 
         hint = "the program is too large or too deeply nested to analyse"
     else:
         hint = "the checks could not process it"
-    return (f"{during} failed on this program ({type(err).__name__}: {str(err)[:200]}): {hint}; write it with "
+    what = f"{type(err).__name__}: {str(err)[:200]}" if str(err) else type(err).__name__
+    return (f"{during} failed on this program ({what}): {hint}; write it with "
             "flat expressions, helper variables and plain tensor operations")
 
 

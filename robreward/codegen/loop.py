@@ -98,6 +98,14 @@ def generate(config: GenerateConfig, *, resume: bool = False, log: Callable[[str
     except TimeoutError as err:  # --choice-timeout: nobody picked; the question stays for --resume
         run.stop(f"waiting for a choice: {err}")
         raise
+    except Exception as err:  # a full disk, a training that raised, ...: the state says so, and resume works
+        try:
+            run.stop(f"error: {type(err).__name__}: {str(err)[:300]}")
+        except Exception as also:  # noqa: BLE001  (e.g. the disk is still full: the first error is the one to tell)
+            logger.warning("could not save the stopped state: %s", also)
+        err.add_note(f"the run is saved: after fixing the cause, continue it with `robreward generate --resume "
+                     f"{config.out}`")
+        raise
     finally:
         run.close()
     return run.finish()

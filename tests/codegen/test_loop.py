@@ -206,6 +206,76 @@ def test_hostile_programs_are_rejected_with_their_reason_and_the_iteration_redon
     assert "rejected" in (out / "report.md").read_text()
 
 
+# -- one candidate never takes down the others or the run ------------------------------------------------------------
+ZERO = """    total = state.ee_pos[:, 0] * 0.0
+    return total, {"zero": total}"""
+DEEP_MINUS = program("    deep = " + "-" * 1200 + "1\n" + ZERO)  # RecursionError in an AST walk
+DEEP_PARENS = program("    deep = " + "(" * 1200 + "1" + ")" * 1200 + "\n" + ZERO)  # the parser refuses it
+HUGE = program(ZERO + "\n" + "    # padding\n" * 20_000)
+BOOM = program("    boom = 1  # the checker raises on this one\n" + ZERO)
+
+
+def test_a_program_that_breaks_the_checks_is_rejected_and_the_run_goes_on(openai_server, tmp_path, trainings,
+                                                                          monkeypatch):
+    """Deep nesting, a huge response, and checks that raise (the loop's own guard, whatever the
+    layers below it do): each is its candidate's rejection with the reason; the good one trains."""
+    import robreward.codegen.loop as loop
+
+    real_preflight, real_extract = loop.preflight, loop.extract_program
+
+    def preflight(code, *args, **kwargs):
+        if "boom = 1" in (getattr(code, "code", None) or ""):
+            raise ZeroDivisionError("a bug in a check")
+        return real_preflight(code, *args, **kwargs)
+
+    def extract_program(text):
+        if "\u2603" in text:
+            raise MemoryError
+        return real_extract(text)
+
+    monkeypatch.setattr(loop, "preflight", preflight)
+    monkeypatch.setattr(loop, "extract_program", extract_program)
+    openai_server.text_fn = Script([[DEEP_MINUS, EXP, DEEP_PARENS, HUGE, BOOM, "\u2603" + EXP]])
+    out = tmp_path / "gen"
+    result = generate(config(openai_server, out, samples=6, repair_rounds=0, max_redo=0))
+    cands = result["state"]["iterations"][0]["candidates"]
+    assert [c["status"] for c in cands] == ["rejected", "trained", "rejected", "rejected", "rejected", "rejected"]
+    assert len(trainings) == 1 and result["best"]["id"] == "iter_00/cand_01"
+    checks = [json.loads((out / c["id"] / "check.json").read_text()) for c in cands]
+    assert all(check["done"] and bool(check["reasons"]) == (check["status"] == "rejected") for check in checks)
+    assert "nested" in checks[2]["reasons"][0] and "too_long" not in checks[3]["reasons"][0]
+    assert "over the 100,000 accepted" in checks[3]["reasons"][0]
+    assert checks[4]["stage"] == "check" and "ZeroDivisionError: a bug in a check" in checks[4]["reasons"][0]
+    assert checks[5]["stage"] == "check" and "extracting the program failed" in checks[5]["reasons"][0]
+    assert "MemoryError" in cands[5]["reason"] and "rejected" in (out / "report.md").read_text()
+
+
+def test_resume_checks_a_pending_hostile_candidate_instead_of_crashing(openai_server, tmp_path, trainings,
+                                                                         monkeypatch):
+    """The run went down while checking a 1200-deep program (samples_a0.json holds it): --resume
+    checks it again from the file, rejects it, and trains the other."""
+    import robreward.codegen.loop as loop
+
+    real_preflight = loop.preflight
+
+    def machine_goes_down(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    openai_server.text_fn = Script([[DEEP_MINUS, EXP]])
+    out = tmp_path / "gen"
+    monkeypatch.setattr(loop, "preflight", machine_goes_down)
+    with pytest.raises(KeyboardInterrupt):
+        generate(config(openai_server, out, repair_rounds=0))
+    state = json.loads((out / "state.json").read_text())
+    assert [c["status"] for c in state["iterations"][0]["candidates"]] == ["pending"]
+    assert DEEP_MINUS in json.loads((out / "iter_00" / "samples_a0.json").read_text())["texts"]
+
+    monkeypatch.setattr(loop, "preflight", real_preflight)
+    result = generate(load_config(out), resume=True)
+    assert [c["status"] for c in result["state"]["iterations"][0]["candidates"]] == ["rejected", "trained"]
+    assert result["state"]["status"] == "done" and openai_server.count == 1 and len(trainings) == 1
+
+
 # -- resume and the spend cap -----------------------------------------------------------------------------------------
 def test_budget_cap_stops_cleanly_and_resume_redoes_nothing(openai_server, tmp_path, trainings):
     openai_server.text_fn = Script([[EXP, TANH], [NEGDIST, EXP]])
