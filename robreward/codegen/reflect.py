@@ -7,8 +7,14 @@ compact text for the next prompt.
 ``stats`` holds one value per training iteration (I of them, the same for every series):
 
     {"terms": {name: [I] mean of the term per step},     required
-     "fitness": [I], "success": [I] (rate), "episode_length": [I], "nan_count": [I],   optional
+     "fitness": [I], "success": [I] (rate), "episode_length": [I],                     optional
+     "reward_invalid": [I], "reward_invalid_share": [I],                               optional
      "total": [I]}                                      optional; default: the sum of the terms
+
+``reward_invalid`` is the trainer's progress.csv column of that name: per iteration, the
+world-steps whose reward was invalid (NaN or inf, or terms not summing to the total) and so was
+replaced by 0, that world's episode ended; ``reward_invalid_share`` the same as a share of the
+iteration's world-steps. A training fails once they pass robreward.rl.validity's limit.
 
 Per term: mean/std (population)/min/max over training (finite values only), its share of the
 total |reward| (sum over iterations of |term mean|, divided by the same summed over all terms),
@@ -32,7 +38,7 @@ NEGATIVE_CORRELATION = -0.5
 """A term whose correlation with fitness is at or below this works against the task."""
 SNAPSHOTS = 10
 """Values shown per series in the text (evenly spaced over training, as Eureka shows them)."""
-_SERIES = ("fitness", "success", "episode_length", "nan_count", "total")
+_SERIES = ("fitness", "success", "episode_length", "reward_invalid", "reward_invalid_share", "total")
 
 
 def _array(name: str, values, length: int | None = None) -> np.ndarray:
@@ -110,7 +116,8 @@ def _direction(s: dict) -> str:
 
 def term_statistics(stats: Mapping) -> dict:
     """The reflection's numbers: {"iterations", "terms": {name: {...}}, "total", "fitness",
-    "success", "episode_length", "nan_count", "hints"} (None where a number is undefined)."""
+    "success", "episode_length", "reward_invalid" (world-steps, summed), "reward_invalid_share"
+    (mean share), "hints"} (None where a number is undefined; the last two only when given)."""
     terms, series, n = _inputs(stats)
     magnitude = {k: float(np.abs(v[np.isfinite(v)]).sum()) for k, v in terms.items()}
     whole = sum(magnitude.values())
@@ -128,8 +135,10 @@ def term_statistics(stats: Mapping) -> dict:
     for key in ("fitness", "success", "episode_length"):
         if key in series:
             result[key] = _summary(series[key])
-    if "nan_count" in series:
-        result["nan_count"] = int(np.nansum(series["nan_count"]))
+    if "reward_invalid" in series:
+        result["reward_invalid"] = int(np.nansum(series["reward_invalid"]))
+    if "reward_invalid_share" in series:
+        result["reward_invalid_share"] = _num(float(np.nanmean(series["reward_invalid_share"])))
     result["hints"] = _hints(result)
     for section in [result["total"], *out_terms.values()] + [result[k] for k in ("fitness", "success", "episode_length")
                                                             if k in result]:
@@ -162,8 +171,12 @@ def _hints(result: dict) -> list[str]:
     if success is not None and success["max"] is not None and success["max"] < 0.05:
         hints.append("The success rate stayed near zero: rewrite the reward function "
                      "rather than retuning it.")
-    if result.get("nan_count"):
-        hints.append(f"{result['nan_count']} non-finite total reward(s) were replaced by 0 during training.")
+    if result.get("reward_invalid"):
+        share = result.get("reward_invalid_share")
+        share_text = f" ({100 * share:.2g}% of the steps)" if share is not None else ""
+        hints.append(f"The reward was invalid (NaN or inf, or terms that do not sum to the total) in "
+                     f"{result['reward_invalid']} world-step(s){share_text}: those steps got reward 0 and ended their "
+                     "episode. Guard divisions, logs and square roots, and return the total as the sum of the terms.")
     return hints
 
 
@@ -206,8 +219,11 @@ def reflection_text(stats: Mapping) -> str:
     for key, label in labels.items():
         if key in numbers:
             lines.append(_series_line(label, numbers[key], series[key]))
-    if "nan_count" in numbers:
-        lines.append(f"non-finite totals: {numbers['nan_count']}")
+    if "reward_invalid" in numbers:
+        share = numbers.get("reward_invalid_share")
+        lines.append(f"invalid reward (NaN/inf, or terms not summing to the total; replaced by 0): "
+                     f"{numbers['reward_invalid']} world-step(s)"
+                     + (f", {100 * share:.2g}% of the steps" if share is not None else ""))
     if numbers["hints"]:
         lines.append("Hints:")
         lines += [f"- {h}" for h in numbers["hints"]]

@@ -6,6 +6,8 @@ import shutil
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
+
 from robreward.fileio import atomic_write_json
 
 
@@ -94,7 +96,12 @@ def _finished(out: Path) -> bool:
 
 
 def _write_failed(out: Path, err: BaseException) -> None:
+    """failed.json with the error, unless the trainer already wrote its own (fuller) record of it."""
+    from robreward.rl.validity import InvalidRewardError
+
     out.mkdir(parents=True, exist_ok=True)
+    if isinstance(err, InvalidRewardError) and (out / "failed.json").is_file():
+        return
     atomic_write_json(out / "failed.json", {"error": f"{type(err).__name__}: {err}"})
 
 
@@ -167,17 +174,19 @@ def training_stats(run_dir, *, success: bool = True) -> dict:
     """The per-update series reflection_text reads, from a run's TensorBoard events: per-term
     episode sums (``reward_terms/*``) divided by the episode length (per-step means), the total,
     fitness, episode length and (``success=True``) the success rate. Falls back to progress.csv
-    (the total only) when there are no events. Empty dict if no episode ever finished."""
+    (the total only) when there are no events. The invalid-reward counts (progress.csv's
+    ``reward_invalid`` and ``reward_invalid_share``) come from progress.csv either way. Empty dict
+    if no episode ever finished."""
+    from robreward.eval.plots import read_progress
+
     run_dir = Path(run_dir)
+    progress = read_progress(run_dir / "progress.csv")
     scalars = _tb_scalars(run_dir / "tb")
     terms = {tag.split("/", 1)[1]: v for tag, v in scalars.items() if tag.startswith("reward_terms/")}
     if terms and "episode/length" in scalars:
         series = {"terms": terms, "length": scalars["episode/length"], "total": scalars.get("episode/return", {}),
                   "fitness": scalars.get("episode/fitness_mean", {}), "success": scalars.get("episode/success", {})}
     else:
-        from robreward.eval.plots import read_progress
-
-        progress = read_progress(run_dir / "progress.csv")
         if "return_mean" not in progress:
             return {}
         by_step = lambda column: {s: v for s, v in zip(progress["step"], progress[column]) if v == v}  # noqa: E731
@@ -195,7 +204,24 @@ def training_stats(run_dir, *, success: bool = True) -> dict:
         stats["total"] = per_step(series["total"])
     keys = ("fitness", "success") if success else ("fitness",)
     stats.update({key: [series[key][s] for s in steps] for key in keys if set(steps) <= set(series[key])})
+    stats.update(_invalid_reward_series(progress, steps))
     return stats
+
+
+def _invalid_reward_series(progress: dict, steps: list[float]) -> dict:
+    """progress.csv's per-update invalid-reward counts on the iterations of `steps`: each update's
+    count goes to the first of `steps` at or after it (the last one takes the rest), so iterations
+    without a finished episode lose none; the share is over the world-steps gathered the same way."""
+    if "reward_invalid" not in progress or "step" not in progress or not steps:
+        return {}
+    rows = np.asarray(progress["step"], dtype=np.float64)
+    counts = np.nan_to_num(np.asarray(progress["reward_invalid"], dtype=np.float64))
+    world_steps = np.diff(rows, prepend=0.0)
+    bucket = np.minimum(np.searchsorted(np.asarray(steps), rows, side="left"), len(steps) - 1)
+    invalid = np.bincount(bucket, weights=counts, minlength=len(steps))
+    done = np.bincount(bucket, weights=world_steps, minlength=len(steps))
+    share = np.divide(invalid, done, out=np.zeros_like(invalid), where=done > 0)
+    return {"reward_invalid": [int(v) for v in invalid], "reward_invalid_share": [float(v) for v in share]}
 
 
 def _tb_scalars(tb_dir: Path) -> dict[str, dict[float, float]]:

@@ -24,7 +24,8 @@ def stats():
         "fitness": FITNESS,
         "success": torch.tensor([0.0, 0.0, 0.1, 0.3, 0.5, 0.6]),
         "episode_length": [100, 120, 150, 200, 250, 300],
-        "nan_count": [0, 0, 3, 0, 0, 1],
+        "reward_invalid": [0, 0, 3, 0, 0, 1],
+        "reward_invalid_share": [0.0, 0.0, 0.003, 0.0, 0.0, 0.001],
     }
 
 
@@ -46,7 +47,8 @@ def test_numbers_match_hand_computed_values():
     assert progress["direction"] == "rising" and alive["direction"] == "flat" and effort["direction"] == "falling"
     assert numbers["total"]["mean"] == pytest.approx(3.5 + 2.0 - 5.0)
     assert numbers["success"]["max"] == pytest.approx(0.6) and numbers["episode_length"]["mean"] == 1120 / 6
-    assert numbers["nan_count"] == 4
+    assert numbers["reward_invalid"] == 4
+    assert numbers["reward_invalid_share"] == pytest.approx(0.004 / 6, abs=1e-15)
     json.dumps(numbers)  # JSON-able as is
 
 
@@ -62,7 +64,8 @@ def test_hints():
     assert "'effort' works against the task: it is negatively correlated with fitness (r = -1.00)" in hints
     assert "'progress'" not in hints
     assert "dominates" not in hints
-    assert "4 non-finite total reward(s)" in hints
+    assert ("The reward was invalid (NaN or inf, or terms that do not sum to the total) in 4 world-step(s) "
+            "(0.067% of the steps): those steps got reward 0") in hints
 
 
 def test_dominating_term_nan_term_and_zero_success():
@@ -93,6 +96,8 @@ def test_reflection_text():
     assert any(line.startswith("success rate: ") for line in lines)
     assert any(line.startswith("episode length: ") for line in lines)
     assert "Hints:" in lines and "- 'alive' is constant" in text
+    assert ("invalid reward (NaN/inf, or terms not summing to the total; replaced by 0): 4 world-step(s), "
+            "0.067% of the steps") in lines
     assert reflection_text(stats()) == text
 
 

@@ -127,6 +127,75 @@ def test_a_non_finite_reward_in_one_world_resets_that_world_only():
     assert info["nan_reset"].tolist() == [False, False, True, False]
     assert terminated.tolist() == [False, False, True, False]
     assert torch.isfinite(reward).all() and float(reward[2]) == 0.0
+    assert info["reward_invalid"].tolist() == [False, False, True, False] and env.reward_invalid_count == 1
+
+
+class EditedReward:
+    """cheetah-run's x velocity as one term; `edit(step, total, terms)` breaks it on chosen steps."""
+
+    name = "edited"
+
+    def __init__(self, edit):
+        self.edit, self.calls = edit, 0
+
+    def __call__(self, state, action):
+        self.calls += 1
+        total = state.x_velocity.clone()
+        terms = {"speed": state.x_velocity.clone(), "zero": torch.zeros_like(total)}
+        return self.edit(self.calls, total, terms)
+
+
+def test_terms_that_stop_summing_to_the_total_are_invalid_counted_and_zeroed():
+    def edit(call, total, terms):
+        if call >= 2:  # from the second step on, world 1's total disagrees with its terms
+            total[1] += 0.5
+            terms["zero"][3] = float("inf")  # and world 3 has an inf term (its total is finite)
+        return total, terms
+
+    env = robreward.make("cheetah-run", num_envs=4, seed=0, reward=EditedReward(edit))
+    env.reset()
+    *_, info = env.step(torch.full((4, 6), 0.3))
+    assert not info["reward_invalid"].any() and env.reward_invalid_count == 0
+    for step in (1, 2):
+        obs, reward, terminated, truncated, info = env.step(torch.full((4, 6), 0.3))
+        assert info["reward_invalid"].tolist() == [False, True, False, True]
+        assert info["nan_reset"].tolist() == [False, True, False, True]
+        assert terminated.tolist() == [False, True, False, True]
+        assert reward[1] == 0.0 and reward[3] == 0.0 and reward[0] != 0.0
+        assert all(float(v[1]) == 0.0 and float(v[3]) == 0.0 for v in info["reward_terms"].values())
+        assert env.reward_invalid_count == 2 * step
+
+
+def test_a_total_within_the_tolerance_is_valid_and_an_inf_total_is_not():
+    def edit(call, total, terms):
+        total = total + 0.9e-4 * (1.0 + total.abs())  # inside 1e-4 * (1 + |total|)
+        total[2] = float("-inf")
+        return total, terms
+
+    env = robreward.make("cheetah-run", num_envs=3, seed=0, reward=EditedReward(edit))
+    env.reset()
+    *_, info = env.step(torch.zeros(3, 6))
+    assert info["reward_invalid"].tolist() == [False, False, True]
+
+
+@pytest.mark.parametrize("broken, message", [
+    (lambda total, terms: (total.to("meta"), {k: v.to("meta") for k, v in terms.items()}),
+     r"reward 'edited': total is on device meta, the env's tensors are on cpu"),
+    (lambda total, terms: (total.to_sparse(), terms), r"reward 'edited': total is a torch.sparse_coo tensor: return dense"),
+    (lambda total, terms: (total[:, None], {k: v[:, None] for k, v in terms.items()}),
+     r"reward 'edited': total must have shape \[N\]=\[2\], got \[2, 1\]"),
+    (lambda total, terms: (total.long(), {k: v.long() for k, v in terms.items()}),
+     r"reward 'edited': total must be a float tensor, got torch.int64"),
+    (lambda total, terms: (total, [total]), r"reward 'edited': terms must be a dict of name -> tensor \[N\], got list"),
+])
+def test_a_reward_that_changes_its_output_after_the_first_step_is_a_clear_error(broken, message):
+    env = robreward.make("cheetah-run", num_envs=2, seed=0,
+                         reward=EditedReward(lambda call, total, terms: broken(total, terms) if call == 3 else (total, terms)))
+    env.reset()
+    env.step(torch.zeros(2, 6))
+    env.step(torch.zeros(2, 6))
+    with pytest.raises(ValueError, match=message):
+        env.step(torch.zeros(2, 6))
 
 
 def test_huge_finite_actions_are_clipped_not_refused():

@@ -212,6 +212,107 @@ def test_a_candidate_with_non_finite_rewards_is_isolated_with_the_reason():
     assert len(calls) == 2 and torch.equal(total[4:8], torch.zeros(4)) and torch.isfinite(total).all()
 
 
+class NanFrom:
+    """A plain Python Reward: minus the distance to the goal; NaN in worlds `worlds` from call `start`
+    to call `stop` (a program that divides by a distance that reaches zero)."""
+
+    def __init__(self, start: int, stop: int = 10**9, worlds=slice(None)):
+        self.start, self.stop, self.worlds, self.calls = start, stop, worlds, 0
+        self.name = f"nan-from-call-{start}"
+
+    def __call__(self, state, action):
+        self.calls += 1
+        d = -torch.linalg.norm(state.ee_to_goal, dim=-1)
+        if self.start <= self.calls <= self.stop:
+            d = d.clone()
+            d[self.worlds] = float("nan")
+        return d, {"d": d}
+
+
+def test_a_candidate_whose_reward_turns_nan_fails_alone_and_the_others_train_on(separate_runs, tmp_path):
+    """K=3: NaN everywhere from step 40 (32 invalid world-steps by step 41, over the limit of 20
+    for a 2048-step budget: it fails in update 2), NaN in one world for 3 steps (counted, under the
+    limit: it trains to the end), and hand, whose log is a separate run's."""
+    dirs = [tmp_path / "nan", tmp_path / "rare", tmp_path / "hand"]
+    summary = train_many("reach", [NanFrom(40), NanFrom(40, 42, slice(0, 1)), "hand"], SMALL["steps"], 0, dirs,
+                         num_envs_per_candidate=SMALL["worlds"], eval_episodes=0, ppo=CMP_PPO)
+    nan, rare, hand = summary["candidates"]
+    assert nan["failed"].startswith("InvalidRewardError: reward 'nan-from-call-40' returned non-finite values "
+                                    "(NaN or inf) in 32 world-step(s), over its limit of 20 for its budget (2,048")
+    failed = json.loads((dirs[0] / "failed.json").read_text())
+    assert failed["error"] == nan["failed"] and failed["reward_invalid"] == 32 and failed["step"] == 512
+    assert [int(r["reward_invalid"]) for r in progress(dirs[0])] == [0]  # update 1 logged, then isolated
+    assert rare["failed"] is None and hand["failed"] is None
+    assert [int(r["reward_invalid"]) for r in progress(dirs[1])] == [0, 3, 0, 0]
+    assert "- invalid reward (world-steps set to 0): 3 of 2,048" in (dirs[1] / "MODEL_CARD.md").read_text()
+    assert runner.load_checkpoint(dirs[1] / "checkpoints" / "latest.pt")["reward_invalid"] == 3
+    assert [int(r["reward_invalid"]) for r in progress(dirs[2])] == [0, 0, 0, 0]
+    assert_same_progress(dirs[2], separate_runs / "hand")
+
+
+def test_the_share_rule_zeroes_invalid_worlds_until_a_candidate_passes_its_limit():
+    """max_invalid=2: candidate b's NaN world (1 of 4) is zeroed and counted on calls 2 and 3; on
+    call 4 its count (3) passes the limit and b fails; a terms-not-summing candidate c likewise."""
+    from robreward.envs.spec import TaskState
+
+    def dist(state, action):
+        d = -torch.linalg.norm(state.ee_to_goal, dim=-1)
+        return d, {"dist": d}
+
+    c_calls = []
+
+    def off_by_one_in_world_2_from_call_2(state, action):
+        c_calls.append(1)
+        d = -torch.linalg.norm(state.ee_to_goal, dim=-1)
+        total = d.clone()
+        total[2] += 1.0 if len(c_calls) >= 2 else 0.0
+        return total, {"dist": d}
+
+    state = TaskState({"ee_to_goal": torch.arange(48, dtype=torch.float32).view(16, 3)})
+    want = -torch.linalg.norm(state.ee_to_goal, dim=-1)
+    rewards = CandidateRewards([dist, NanFrom(2, worlds=slice(1, 2)), off_by_one_in_world_2_from_call_2, dist],
+                               ["a", "b", "c", "d"], 4, max_invalid=2)
+    for call in range(1, 5):
+        total, _ = rewards(state, torch.zeros(16, 4))
+        assert torch.equal(total[:4], want[:4]) and torch.equal(total[12:], want[12:])
+        if call < 4:
+            assert rewards.failed == [None] * 4 and rewards.invalid == [0, call - 1, call - 1, 0]
+            assert float(total[5]) == (0.0 if call >= 2 else float(want[5]))
+            assert float(total[10]) == (0.0 if call >= 2 else float(want[10]))
+            assert float(rewards.terms[2]["dist"][2]) == (0.0 if call >= 2 else float(want[10]))
+            assert torch.equal(total[[4, 6, 7, 8, 9, 11]], want[[4, 6, 7, 8, 9, 11]])
+    assert rewards.invalid == [0, 3, 3, 0] and rewards.failed[0] is None and rewards.failed[3] is None
+    assert "reward 'b' returned non-finite values (NaN or inf) in 3 world-step(s), over its limit of 2" in rewards.failed[1]
+    assert "reward 'c' returned terms that do not sum to the total in 3 world-step(s)" in rewards.failed[2]
+    assert torch.equal(total[4:12], torch.zeros(8)) and rewards.terms[1] == {} and rewards.terms[2] == {}
+
+
+@pytest.mark.parametrize("broken, reason", [
+    (lambda d: d.to("meta"), "total is on device meta, the env's tensors are on cpu"),
+    (lambda d: d.to_sparse(), "total is a torch.sparse_coo tensor: return dense tensors"),
+])
+def test_a_reward_that_returns_unusable_tensors_later_fails_alone_with_the_reason(broken, reason):
+    from robreward.envs.spec import TaskState
+
+    calls = []
+
+    def dist(state, action):
+        d = -torch.linalg.norm(state.ee_to_goal, dim=-1)
+        return d, {"dist": d}
+
+    def turns_bad(state, action):  # passes the first call
+        calls.append(1)
+        d = -torch.linalg.norm(state.ee_to_goal, dim=-1)
+        return (broken(d), {"dist": d}) if len(calls) > 1 else (d, {"dist": d})
+
+    state = TaskState({"ee_to_goal": torch.arange(24, dtype=torch.float32).view(8, 3)})
+    rewards = CandidateRewards([turns_bad, dist], ["bad", "good"], 4)
+    rewards(state, torch.zeros(8, 4))
+    total, _ = rewards(state, torch.zeros(8, 4))
+    assert rewards.failed[1] is None and rewards.failed[0].startswith(f"ValueError: reward 'bad': {reason}")
+    assert torch.equal(total[:4], torch.zeros(4)) and torch.equal(total[4:], -torch.linalg.norm(state.ee_to_goal, dim=-1)[4:])
+
+
 # -- (4) run dirs are the runner's ------------------------------------------------------------------------------------
 def test_run_dirs_are_complete(reach_pair):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
