@@ -325,7 +325,7 @@ def _run_graph(graph: RewardGraph, states):
         forward = graph.bind("cpu")
         outputs = []
         for s in states:
-            tensors = [torch.from_numpy(s[k]) for k in graph.inputs[:-1]] + [torch.from_numpy(s["action"])]
+            tensors = [torch.from_numpy(s["action" if k == ACTION_INPUT else k]) for k in graph.used_inputs]
             start = time.perf_counter()
             total, terms = forward(*tensors)
             calls += time.perf_counter() - start
@@ -467,7 +467,9 @@ class RewardProgram:
         self.spec = spec
         self.graph = graph
         self.check = check
-        self._fields = graph.inputs[:-1]
+        used = graph.used_inputs
+        self._fields = [k for k in used if k != ACTION_INPUT]
+        self._takes_action = ACTION_INPUT in used
         self._ready: dict = {}  # (device, N) -> forward
 
     def _prepare(self, action: torch.Tensor):
@@ -481,7 +483,9 @@ class RewardProgram:
 
     def __call__(self, state: TaskState, action: torch.Tensor):
         forward = self._ready.get((action.device, action.shape[0])) or self._prepare(action)
-        return forward(*[state[k] for k in self._fields], action)
+        if self._takes_action:
+            return forward(*[state[k] for k in self._fields], action)
+        return forward(*[state[k] for k in self._fields])
 
     def __reduce__(self):  # plain data: the graph is checked again where it is unpickled
         return (_rebuild, (self.name, self.source, self.filename, self.spec.name, self.graph.data,

@@ -167,7 +167,7 @@ def test_a_program_that_skips_the_static_checks_still_reaches_no_process_or_file
     assert not marker.exists()
     if not reasons:  # it traced: the attempts are baked in as the constant they returned
         state = TaskState({k: torch.from_numpy(v) for k, v in _states()[0].items()})
-        total, _ = graph.bind("cpu")(*[state[k] for k in graph.inputs[:-1]], state["action"])
+        total, _ = graph.bind("cpu")(*[state["action" if k == "__action__" else k] for k in graph.used_inputs])
         assert torch.equal(total, torch.zeros_like(total))
 
 
@@ -266,14 +266,14 @@ def test_term_names_and_strings_are_data_never_code():
     evil = "r'}; import os; os.system('touch /tmp/pwned'); {'"
     graph = RewardGraph(_graph([{"op": "aten.mul.Tensor", "args": [{"ref": "in:x_velocity"}, 2.0], "kwargs": {}}],
                                output={"total": {"ref": "v0"}, "terms": {evil: {"ref": "v0"}}}))
-    total, terms = graph.bind("cpu")(torch.ones(3), torch.zeros(3, 6))
+    total, terms = graph.bind("cpu")(torch.ones(3))
     assert list(terms) == [evil] and torch.equal(total, torch.full((3,), 2.0))
 
 
 def test_an_output_that_is_an_input_is_copied():
     graph = RewardGraph(_graph([], output={"total": {"ref": "in:x_velocity"}, "terms": {"v": {"ref": "in:x_velocity"}}}))
     x = torch.ones(3)
-    total, terms = graph.bind("cpu")(x, torch.zeros(3, 6))
+    total, terms = graph.bind("cpu")(x)
     total.add_(1.0)
     assert torch.equal(x, torch.ones(3)) and torch.equal(terms["v"], torch.ones(3))
 
@@ -325,3 +325,16 @@ def test_a_compiled_program_is_picklable_as_plain_data():
 def test_rejections_raise_one_error_with_every_reason():
     with pytest.raises(RewardProgramError, match="rejected"):
         load_reward_program(program("r = torch.randn(3)\nreturn r, {'r': r}"), TASK)
+
+
+def test_ops_with_several_results_compile_and_match():
+    source = program("""
+        top = state.qpos.max(-1).values + torch.min(state.qvel, dim=-1)[0]
+        std, mean = torch.std_mean(state.qpos, dim=-1)
+        r = top + std - mean.abs() + torch.linalg.norm(state.qvel[:, 3:], dim=-1)
+        return r, {"r": r}
+    """)
+    reward = load_reward_program(source, TASK)
+    eager = sandbox.load_function(source, "<multi>")
+    state = TaskState({k: torch.from_numpy(v) for k, v in _states()[3].items()})
+    torch.testing.assert_close(reward(state, state.action)[0], eager(state, state.action)[0])
