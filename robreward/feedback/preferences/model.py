@@ -456,7 +456,7 @@ class PreferenceReward:
             if spec is None:
                 from robreward.envs.registry import get_task
 
-                spec = get_task(feats["task"])
+                spec = get_task(feats["task"], allow_folder=False)  # a file names a task, never a folder
             elif spec.name != feats["task"]:
                 raise ValueError(f"model {str(path)!r} was trained on task {feats['task']!r}, got spec {spec.name!r}")
             featurizer = Featurizer(spec, FeatureSpec(tuple(feats["fields"]), bool(feats["action"])))
