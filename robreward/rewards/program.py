@@ -271,7 +271,7 @@ def compile_program(source: str, filename: str, states, timeout_s: float, memory
     global _SERVER
     payload = {"source": source, "filename": filename, "names": names, "shapes": [list(shapes[n]) for n in names],
                "dtypes": [str(dtypes[n]).removeprefix("torch.") for n in names], "timeout_s": float(timeout_s),
-               "memory_mb": int(memory_mb)}
+               "memory_mb": int(memory_mb), "require_seccomp": sys.platform.startswith("linux")}
     with _SERVER_LOCK:
         if _SERVER is None or _SERVER.proc.poll() is not None:
             _SERVER = _SandboxServer()

@@ -331,8 +331,8 @@ def _run_request(payload: dict, torch) -> dict:
     filename, source = payload["filename"], payload["source"]
     locked = lock_down(vm_kb * 1024 + payload["memory_mb"] * 2**20, int(payload["timeout_s"]) + 2)
     if payload.get("require_seccomp") and not locked:
-        return {"reasons": ["the sandbox could not install its seccomp filter on this machine; refusing to run "
-                            "the program"]}
+        return {"reasons": ["the sandbox could not install its seccomp filter on this machine (a Linux kernel "
+                            "with seccomp on x86_64 or aarch64 is needed); the program was not run"]}
     try:
         fn = load_function(source, filename)
         gm = trace_program(fn, names, examples, torch)
