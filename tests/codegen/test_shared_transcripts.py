@@ -1,0 +1,26 @@
+"""The recorded generate run of a capable LLM on push (../shared/transcripts/push-k4-2it) still
+replays as written: its four iteration-0 programs pass every check (static, compiled in the
+sandbox, dry run of the graph) and train through the compiled graph."""
+
+import json
+from pathlib import Path
+
+from robreward.cli.main import main as cli_main
+
+TRANSCRIPT = Path(__file__).resolve().parents[2].parent / "shared" / "transcripts" / "push-k4-2it" / "transcript"
+
+
+def test_the_recorded_push_run_replays_and_every_program_compiles(tmp_path, capsys):
+    assert TRANSCRIPT.is_dir(), f"the shared transcript is missing: {TRANSCRIPT}"
+    out = tmp_path / "gen"
+    code = cli_main(["generate", "--task", "push", "--llm", f"replay:{TRANSCRIPT}", "--samples", "4",
+                     "--iterations", "1", "--steps", "1024", "--envs", "8", "--final-seeds", "0",
+                     "--eval-episodes", "2", "--out", str(out)])
+    stdout = capsys.readouterr().out
+    assert code == 0, stdout
+    for k in range(4):
+        assert f"iter_00/cand_0{k}: passed" in stdout
+        check = json.loads((out / "iter_00" / f"cand_0{k}" / "check.json").read_text())
+        attempt = check["attempts"][-1]
+        assert check["ok"] and attempt["ok"] and len(attempt["term_stats"]) >= 4, check
+    assert (out / "best" / "reward.py").is_file()
