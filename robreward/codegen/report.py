@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from robreward.codegen.secrets import redact
 from robreward.fileio import atomic_write_text
 
 
@@ -59,7 +60,7 @@ def write_report(run) -> Path:
                   "```python", code, "```", "", "Reflection on its training:", "", "```", best["reflection"], "```"]
     lines += ["", "## Final comparison", ""] + _final_section(run) + [""]
     path = run.out / "report.md"
-    atomic_write_text(path, "\n".join(lines))
+    atomic_write_text(path, redact("\n".join(lines)))  # the file people share: scrubbed once more
     return path
 
 def _final_section(run) -> list[str]:
