@@ -192,6 +192,37 @@ def test_label_command_reports_a_missing_run_directory(tmp_path):
     assert "run directory" in result.stderr and "does not exist" in result.stderr
 
 
+@pytest.mark.parametrize("files, message", [
+    ({"config.yaml": "task: reach\n", "progress.csv": "step\n0\n"},
+     "is not a preference run with a human teacher (it has no labels.sqlite and no config.json with a teacher)"),
+    ({"config.json": json.dumps({"task": "reach", "teacher": "oracle"})},
+     "is a preference run with the simulated teacher 'oracle': it asks nobody for labels"),
+    ({"config.json": "{not json"}, "config.json is not a readable preference-run config"),
+])
+def test_label_command_refuses_a_run_that_is_not_a_human_teacher_run_and_writes_nothing(tmp_path, files, message):
+    run = tmp_path / "ppo"
+    run.mkdir()
+    for name, text in files.items():
+        (run / name).write_text(text)
+    result = subprocess.run([sys.executable, "-c", "import sys; from robreward.cli.main import main; "
+                             "sys.exit(main(sys.argv[1:]))", "label", str(run), "--port", "0"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert message in result.stderr and "pass the --out folder of `robreward prefs train --teacher human`" in \
+        result.stderr
+    assert sorted(p.name for p in run.iterdir()) == sorted(files)  # no labels.sqlite, no web_token, no clips/
+
+
+def test_a_human_teacher_run_is_served_before_its_first_query(tmp_path):
+    """`robreward label` may start before `prefs train --no-app` stored anything: its config says human."""
+    run = tmp_path / "prefs"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"task": "reach", "teacher": "human"}))
+    with running_app(run) as site:
+        assert site.get_json("/api/next") == (200, {"query": None, "labeled": 0, "total": 0})
+    assert (run / "labels.sqlite").is_file()
+
+
 # -- the clips the app serves ----------------------------------------------------------------------
 def reach_rollout(steps=8):
     import robreward

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from robreward.feedback.preferences.store import LabelStore, UnknownQueryError
+from robreward.feedback.preferences.store import LabelStore, RoundClosedError, UnknownQueryError
 
 
 def make_run(tmp_path, num_clips=6):
@@ -161,3 +161,55 @@ def test_add_queries_checks_its_input(tmp_path):
 def test_store_path_must_be_a_file(tmp_path):
     with pytest.raises(ValueError, match="is a directory: pass .*labels.sqlite"):
         LabelStore(tmp_path)
+
+
+def test_a_closed_round_keeps_the_labels_the_loop_used(tmp_path):
+    store = make_run(tmp_path)
+    ids0, ids1 = add(store, 0, 2), add(store, 1, 1)
+    store.label(ids0[0], 1)
+    with pytest.raises(ValueError, match="round 0 still has 1 unanswered queries: wait for their labels"):
+        store.close_round(0)
+    store.label(ids0[1], None)
+    store.label(ids0[0], 0.5)  # an open round: the answer may change
+    assert store.close_round(0) == {ids0[0]: 0.5, ids0[1]: None}
+    assert store.closed_rounds() == [0]
+    with pytest.raises(RoundClosedError, match=f"query {ids0[0]} belongs to round 0, which the training loop has "
+                                               "already used: its labels can no longer change"):
+        store.label(ids0[0], 0)
+    with pytest.raises(RoundClosedError, match="round 0 is closed"):
+        add(store, 0, 1)
+    # another connection (the app's) sees the closed round too; round 1 stays open
+    other = LabelStore(tmp_path / "labels.sqlite")
+    with pytest.raises(RoundClosedError):
+        other.label(ids0[1], 1)
+    other.label(ids1[0], 0)
+    assert store.close_round(0) == {ids0[0]: 0.5, ids0[1]: None}  # idempotent: a resumed loop closes it again
+    assert store.labels(0) == {ids0[0]: 0.5, ids0[1]: None}
+
+
+def test_out_of_range_ids_and_huge_values_are_clear_errors_not_overflows(tmp_path):
+    store = make_run(tmp_path)
+    add(store, 0, 1)
+    for query_id in (-1, 2 ** 63, 10 ** 100):
+        with pytest.raises(UnknownQueryError, match="unknown query id"):
+            store.label(query_id, 1)
+        with pytest.raises(UnknownQueryError, match="unknown query id"):
+            store.get(query_id)
+    with pytest.raises(UnknownQueryError, match="unknown query id"):
+        store.wait_for_labels([2 ** 64], timeout=0)
+    for value in (10 ** 400, float("nan"), float("inf"), 2):
+        with pytest.raises(ValueError, match=r"label must be 0 \(left preferred\)"):
+            store.label(1, value)
+
+
+def test_a_store_of_schema_1_gets_the_closed_rounds_table(tmp_path):
+    (tmp_path / "clips").mkdir()
+    with sqlite3.connect(tmp_path / "labels.sqlite") as conn:  # what robreward wrote before closed rounds
+        conn.execute("CREATE TABLE queries (id INTEGER PRIMARY KEY AUTOINCREMENT, round INTEGER NOT NULL, "
+                     "left_clip TEXT NOT NULL, right_clip TEXT NOT NULL, meta TEXT NOT NULL, created_at REAL NOT NULL, "
+                     "status TEXT NOT NULL DEFAULT 'pending', value REAL, answered_at REAL)")
+        conn.execute("INSERT INTO queries (round, left_clip, right_clip, meta, created_at, status, value) "
+                     "VALUES (0, 'a.mp4', 'b.mp4', '{}', 0, 'labeled', 1.0)")
+        conn.execute("PRAGMA user_version = 1")
+    store = LabelStore(tmp_path / "labels.sqlite")
+    assert store.closed_rounds() == [] and store.close_round(0) == {1: 1.0}
