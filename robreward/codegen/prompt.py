@@ -164,12 +164,18 @@ def build_prompt(spec: TaskSpec, task_text: str | None = None, feedback: str | N
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(parts)}]
 
 
+REPAIR_ANSWER_CHARS = 20_000
+"""A rejected answer longer than this is not sent back in the repair request."""
+
+
 def repair_prompt(messages: Sequence[dict], code: str | None, error: str) -> list[dict]:
     """The messages of one repair round: the conversation so far, the candidate as the
     assistant's answer (the extracted program, or the raw response when extraction failed),
     then the checker's error. The input list is not modified."""
     if code is None or not code.strip():
         answer = "(the response contained no usable program)"
+    elif len(code) > REPAIR_ANSWER_CHARS:  # a huge response is not paid for twice
+        answer = f"(a response of {len(code):,} characters, too long to repeat here)"
     elif "```" in code:
         answer = code.strip("\n")
     else:

@@ -250,6 +250,16 @@ def test_a_program_that_breaks_the_checks_is_rejected_and_the_run_goes_on(openai
     assert "MemoryError" in cands[5]["reason"] and "rejected" in (out / "report.md").read_text()
 
 
+def test_a_huge_response_is_not_sent_back_in_its_repair_request(openai_server, tmp_path, trainings):
+    openai_server.text_fn = Script([[HUGE]], repair=lambda error: EXP)
+    result = generate(config(openai_server, tmp_path / "gen", samples=1, repair_rounds=1))
+    assert [c["status"] for c in result["state"]["iterations"][0]["candidates"]] == ["trained"]
+    repair = openai_server.requests[1]["body"]["messages"]
+    assert repair[-2] == {"role": "assistant", "content": f"(a response of {len(HUGE):,} characters, too long to "
+                                                          "repeat here)"}
+    assert "over the 100,000 accepted" in repair[-1]["content"]
+
+
 def test_resume_checks_a_pending_hostile_candidate_instead_of_crashing(openai_server, tmp_path, trainings,
                                                                          monkeypatch):
     """The run went down while checking a 1200-deep program (samples_a0.json holds it): --resume
