@@ -113,8 +113,9 @@ class Guard:
     def _check_headers(self, scope) -> tuple:
         """(refusal (status, message) or None, Set-Cookie value or None)."""
         headers, repeated = _headers(scope)
-        if repeated & {"host", "origin", "content-type", "content-length", TOKEN_HEADER}:
-            return (400, f"the header {sorted(repeated)[0]} is given twice: send it once"), None
+        twice = sorted(repeated & {"host", "origin", "content-type", "content-length", TOKEN_HEADER})
+        if twice:
+            return (400, f"the header {twice[0]} is given more than once: send it once"), None
         port = (scope.get("server") or ("", 0))[1]
         refusal = self._check_host(headers.get("host", ""), scope, port)
         if refusal:

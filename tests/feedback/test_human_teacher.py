@@ -18,7 +18,7 @@ import pytest
 from robreward.feedback.preferences import EnsembleConfig
 from robreward.feedback.preferences.app import background_server
 from robreward.feedback.preferences.loop import PrefsConfig, train_preferences
-from robreward.feedback.preferences.store import LabelStore
+from robreward.feedback.preferences.store import LabelStore, RoundClosedError
 from robreward.rl.config import PPOConfig
 
 from tests.web.client import Site
@@ -194,3 +194,28 @@ def test_human_teacher_errors_say_what_to_do(tmp_path, capsys):
     assert code == 2
     assert f"port {busy} is in use: pass --port" in capsys.readouterr().err
     assert not (tmp_path / "b" / "state.json").exists()  # nothing written: the same command works on a free port
+
+
+def test_a_round_is_closed_once_the_teacher_hands_its_labels_to_the_loop(tmp_path):
+    """label_round returns the labels it closed; earlier rounds left open by an older run are closed too."""
+    from types import SimpleNamespace
+
+    from robreward.feedback.preferences.human import HumanTeacher
+
+    run = tmp_path / "run"
+    (run / "clips").mkdir(parents=True)
+    for name in ("a.mp4", "b.mp4"):
+        (run / "clips" / name).write_bytes(b"clip")
+    store = LabelStore(run / "labels.sqlite")
+    old = store.add_queries(0, [{}], [("a.mp4", "b.mp4")])
+    ids = store.add_queries(1, [{}, {}], [("a.mp4", "b.mp4")] * 2)
+    for query_id, value in zip(old + ids, (1, 0, None)):
+        store.label(query_id, value)
+    teacher = HumanTeacher(run, serve=False, progress=False, announce=lambda _: None)
+    try:
+        labels = teacher.label_round(1, SimpleNamespace(size=2), None, None)  # answered already: nothing rendered
+    finally:
+        teacher.close()
+    assert labels == [0.0, None] and store.closed_rounds() == [0, 1]
+    with pytest.raises(RoundClosedError):
+        store.label(ids[0], 1)

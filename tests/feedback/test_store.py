@@ -212,4 +212,5 @@ def test_a_store_of_schema_1_gets_the_closed_rounds_table(tmp_path):
                      "VALUES (0, 'a.mp4', 'b.mp4', '{}', 0, 'labeled', 1.0)")
         conn.execute("PRAGMA user_version = 1")
     store = LabelStore(tmp_path / "labels.sqlite")
-    assert store.closed_rounds() == [] and store.close_round(0) == {1: 1.0}
+    assert store.closed_rounds() == [] and store.open_rounds() == [0]
+    assert store.close_round(0) == {1: 1.0} and store.open_rounds() == []

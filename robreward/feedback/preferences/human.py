@@ -91,6 +91,11 @@ class HumanTeacher:
 
         The pairs' clips are rendered from ``rollout`` (recorded with sim states) in ``env`` unless
         this round's queries are already in the store (a resumed round)."""
+        # the loop asks rounds in order: every earlier round is in labels.npz already (a run from before
+        # rounds were closed, resumed, has them open)
+        for earlier in self.store.open_rounds():
+            if earlier < round_index:
+                self.store.close_round(earlier)
         queries = self.store.queries(round_index)
         if queries and len(queries) != pairs.size:
             raise ValueError(f"the label store {self.store.path} holds {len(queries)} queries for round "

@@ -218,6 +218,11 @@ class LabelStore:
         """The rounds the loop has used (``close_round``), ascending."""
         return [int(r["round"]) for r in self._read("SELECT round FROM closed_rounds ORDER BY round")]
 
+    def open_rounds(self) -> list[int]:
+        """The rounds with queries that are not closed yet, ascending."""
+        return [int(r["round"]) for r in self._read(
+            "SELECT DISTINCT round FROM queries WHERE round NOT IN (SELECT round FROM closed_rounds) ORDER BY round")]
+
     def queries(self, round: int) -> list[Query]:
         """Every query of one round (answered or not), by id: the order ``add_queries`` returned."""
         return [self._query(r) for r in self._read("SELECT * FROM queries WHERE round = ? ORDER BY id", (int(round),))]
