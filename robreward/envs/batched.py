@@ -7,9 +7,9 @@ reward, info["reward_terms"], info["success"] and info["fitness"] describe the t
 just taken, computed on the post-step state before any reset; ended worlds are then reset,
 ``obs`` holds their first observation and ``info["final_obs"]`` their last one.
 
-Every step checks the reward of every world with one fused reduction (`reward_excess`): a total
-that is NaN or inf, or terms that do not sum to it (within REWARD_SUM_TOLERANCE * (1 + |total|)),
-make that world's reward invalid. Like a world whose physics broke, it gets reward 0 (and terms
+Every step checks the reward of every world with one fused reduction (`reward_mismatch`, then
+`invalid_rewards` only when the cheap test fails): a total that is NaN or inf, or terms that do
+not sum to it (within REWARD_SUM_TOLERANCE * (1 + |total|)), make that world's reward invalid. Like a world whose physics broke, it gets reward 0 (and terms
 0) and ends as terminated, flagged in ``info["nan_reset"]``; ``info["reward_invalid"]`` [N] marks
 the reward's part and ``env.reward_invalid_count`` counts such world-steps (the trainer reports
 and limits them). A reward that returns something other than float tensors [N] on the env's
@@ -75,12 +75,15 @@ def _as(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return x if x.dtype == dtype else x.to(dtype)
 
 
-def reward_excess(total, terms, num_envs: int, device: torch.device, reward_fn=None) -> torch.Tensor:
-    """excess [N] = |sum(terms) - total| - REWARD_SUM_TOLERANCE * (1 + |total|), from one stack and a
-    few element-wise ops (no per-term sync). A world's reward is valid iff excess <= 0: a NaN or inf
-    anywhere in its total or terms makes its excess NaN (inf - inf included), which fails ``<= 0``.
-    Raises ValueError (naming reward_fn) unless total and terms are float tensors [num_envs] on
-    ``device`` (dense); the stack itself checks that they agree."""
+_SIGNS: dict = {}  # (number of terms, dtype, device) -> [-1, 1, ..., 1]
+
+
+def reward_mismatch(total, terms, num_envs: int, device: torch.device, reward_fn=None) -> torch.Tensor:
+    """mismatch [N] = sum(terms) - total, as one matrix-vector product over the stacked outputs (no
+    per-term op or sync). A NaN or inf in a world's total or terms makes its mismatch NaN or inf
+    (inf - inf is NaN), so ``mismatch.abs().amax() <= REWARD_SUM_TOLERANCE`` proves every world
+    valid with one number; `invalid_rewards` gives the per-world verdict. Raises ValueError
+    (naming reward_fn) unless total and terms are dense float tensors [num_envs] on ``device``."""
     try:
         stacked = torch.stack([total, *terms.values()])
         usable = (stacked.shape == (1 + len(terms), num_envs) and stacked.is_floating_point()
@@ -89,9 +92,18 @@ def reward_excess(total, terms, num_envs: int, device: torch.device, reward_fn=N
         raise reward_protocol_error(total, terms, num_envs, device, reward_fn, err) from None
     if not usable:
         raise reward_protocol_error(total, terms, num_envs, device, reward_fn, None)
-    total = stacked[0]
-    summed = stacked[1:].sum(0) if len(terms) else total
-    return (summed - total).abs_().sub_(total.abs().add_(1.0).mul_(REWARD_SUM_TOLERANCE))
+    key = (len(terms), stacked.dtype, stacked.device)
+    signs = _SIGNS.get(key)
+    if signs is None:
+        signs = _SIGNS[key] = torch.tensor([-1.0] + [1.0] * len(terms), dtype=stacked.dtype, device=stacked.device)
+    return signs @ stacked if terms else stacked[0] - stacked[0]  # no terms: only finiteness is checked
+
+
+def invalid_rewards(mismatch: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+    """bool [N]: the worlds whose reward is invalid: |mismatch| > REWARD_SUM_TOLERANCE * (1 + |total|),
+    NaN (anything non-finite), or an infinite total (its tolerance would be infinite too)."""
+    bound = total.abs().to(mismatch.dtype).add_(1.0).mul_(REWARD_SUM_TOLERANCE)
+    return ~((mismatch.abs() <= bound) & torch.isfinite(bound))
 
 
 def reward_protocol_error(total, terms, num_envs: int, device, reward_fn, cause) -> ValueError:
@@ -259,7 +271,7 @@ class BatchedEnv:
         self.episode_step += 1
 
         reward, terms = self.reward_fn(state, action)
-        excess = reward_excess(reward, terms, self.num_envs, self.device, self.reward_fn)
+        mismatch = reward_mismatch(reward, terms, self.num_envs, self.device, self.reward_fn)
         hand_total, hand_terms = (reward, terms) if self.reward_fn is self.hand_reward else self.hand_reward(state, action)
         success = _as(self.spec.success(state), torch.bool)
         fitness = _as(self.spec.fitness(state), torch.float32)
@@ -267,15 +279,16 @@ class BatchedEnv:
         obs = self.spec.observe(state)
 
         # NaN guard: nothing non-finite and no invalid reward reaches the learner. Any NaN/inf in
-        # the observations makes their sum non-finite, and 0 * that sum NaN; an invalid reward
-        # makes the largest excess positive or NaN: on the CPU the per-row masks are built only
-        # then (or when the simulator flagged a world); on a GPU they are built without a sync.
+        # the observations makes their sum non-finite, and 0 * that sum NaN; every reward is valid
+        # when no |mismatch| exceeds the smallest tolerance (NaN does not): on the CPU the per-row
+        # masks are built only otherwise (or when the simulator flagged a world); on a GPU they are
+        # built without a sync.
         if (self.device.type == "cpu" and not broken.any()
-                and float(obs.sum() * 0.0 + excess.amax()) <= 0.0):
+                and float(obs.sum() * 0.0 + mismatch.abs().amax()) <= REWARD_SUM_TOLERANCE):
             broken_t = torch.zeros(self.num_envs, dtype=torch.bool)
             invalid = torch.zeros(self.num_envs, dtype=torch.bool)
         else:
-            invalid = ~(excess <= 0.0)
+            invalid = invalid_rewards(mismatch, reward)
             broken_t = torch.as_tensor(broken, device=self.device) | ~torch.isfinite(obs.sum(-1)) | invalid
         if broken_t.any():
             self.reward_invalid_count += int(invalid.sum())

@@ -53,7 +53,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from robreward.envs.batched import BatchedEnv, reward_excess
+from robreward.envs.batched import REWARD_SUM_TOLERANCE, BatchedEnv, invalid_rewards, reward_mismatch
 from robreward.rewards.base import resolve_reward
 from robreward.rl.config import PPOConfig, TrainConfig
 from robreward.rl.export import POLICY_FILE, DeterministicPolicy, export_onnx, write_model_card
@@ -102,7 +102,7 @@ class CandidateRewards:
 
     Returns (total [K*M], {"total": total}); each candidate's own terms are kept in
     ``self.terms[k]`` ({name: [M]}). Every call checks each candidate's output on its own terms
-    (batched.reward_excess: float tensors [M] on the env's device, a finite total that its terms
+    (batched.reward_mismatch: float tensors [M] on the env's device, a finite total that its terms
     sum to) with one fused reduction over all K*M worlds: an invalid world gets reward 0 and its
     terms 0, and ``invalid[k]`` counts candidate k's invalid world-steps. A candidate fails
     (``failed[k]``: the reason; zero reward from then on, never called again) when its reward
@@ -129,7 +129,7 @@ class CandidateRewards:
     def __call__(self, state, action: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         start = time.perf_counter()
         total = torch.zeros(action.shape[0], device=action.device)
-        excess = torch.zeros(action.shape[0], device=action.device)  # <= 0: valid (failed candidates: 0)
+        mismatch = torch.zeros(action.shape[0], device=action.device)  # sum(terms) - total (failed candidates: 0)
         for k, reward in enumerate(self.rewards):
             self.terms[k] = {}
             if self.failed[k] is not None:
@@ -137,14 +137,16 @@ class CandidateRewards:
             rows = slice(k * self.per, (k + 1) * self.per)
             try:
                 value, terms = reward(state.index(rows), action[rows])
-                excess[rows] = reward_excess(value, terms, self.per, action.device, self._named[k])
+                mismatch[rows] = reward_mismatch(value, terms, self.per, action.device, self._named[k])
             except Exception as err:  # noqa: BLE001 - one candidate's bug must not stop the others
                 self.failed[k] = f"{type(err).__name__}: {err}"
                 continue
             total[rows] = value
             self.terms[k] = {name: v.to(torch.float32) for name, v in terms.items()}
-        if not float(excess.amax()) <= 0.0:  # one check for all candidates (NaN: invalid too)
-            self._zero_invalid(total, ~(excess <= 0.0))
+        if not float(mismatch.abs().amax()) <= REWARD_SUM_TOLERANCE:  # one check for all candidates (NaN fails it)
+            invalid = invalid_rewards(mismatch, total)
+            if bool(invalid.any()):
+                self._zero_invalid(total, invalid)
         self.seconds += time.perf_counter() - start
         return total, {"total": total}
 
@@ -171,7 +173,7 @@ class CandidateRewards:
 
 
 class _Named:
-    """What reward_excess's error message reads from a reward: its name."""
+    """What reward_mismatch's error message reads from a reward: its name."""
 
     def __init__(self, name: str):
         self.name = name
