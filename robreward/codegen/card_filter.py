@@ -166,12 +166,6 @@ def _resimulate(spec: TaskSpec, eps: list[dict], length: int) -> tuple[list[dict
 
 
 # -- the test ----------------------------------------------------------------------------------------------
-def _checker_static_check():
-    from robreward.rewards.checker import static_check  # where the static checks are moving (issue 19)
-
-    return static_check
-
-
 def _scores(outputs: list, n: int) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]]:
     """(protocol reasons, per-world returns [n], per-term returns) from sandbox outputs."""
     from robreward.rewards.program import _as_tensor, _check_outputs
@@ -212,7 +206,7 @@ def trajectory_preference_test(code: str, demos, spec: TaskSpec | str | None = N
     """Score one reward program (source, already pre-flighted) on a demo dataset (path or
     DemoStates). Raises ValueError for unusable input (no successes or no failures); a program
     that fails on the demo states gives a failed record with ``error`` and ``feedback``."""
-    from robreward.rewards import sandbox
+    from robreward.rewards import checker
     from robreward.rewards.program import run_dry_run
 
     if not 0.0 < threshold <= 1.0:
@@ -227,9 +221,8 @@ def trajectory_preference_test(code: str, demos, spec: TaskSpec | str | None = N
     record = dict(threshold=float(threshold), pairs=n_s * n_f, successes=n_s, failures=n_f,
                   replay_error=data.replay_error, dataset=data.path)
     fields = sorted(data.groups[0][1][0]) if data.groups and data.groups[0][1] else []
-    static_check = getattr(sandbox, "static_check", None) or _checker_static_check()
     try:
-        problems = static_check(code, fields, "<candidate>")
+        problems = checker.static_check(code, fields, "<candidate>")
     except Exception as err:  # noqa: BLE001  (a program that breaks the checker is rejected, never run)
         from robreward.codegen.extract import crash_reason
 

@@ -277,7 +277,8 @@ def preflight(code: str | ExtractResult | None, spec: TaskSpec | str, *, dry_run
         return PreflightResult(False, "check", (crash_reason(err),), code=source)
     reasons = tuple(f"line {r.line}: {r.message}" if r.line else r.message for r in result.reasons)
     if not result.ok:
-        stage = "dry_run" if any(r.stage == "dry-run" for r in result.reasons) else "static"
+        # "compile": the program ran in the sandbox to be traced into a graph, and failed there
+        stage = "dry_run" if any(r.stage in ("compile", "dry-run") for r in result.reasons) else "static"
         return PreflightResult(False, stage, reasons, code=source)
     return PreflightResult(True, "dry_run" if dry_run else "static", (), result.stats, code=source)
 
