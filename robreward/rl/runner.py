@@ -305,7 +305,7 @@ def train(config: TrainConfig, resume_from: str | os.PathLike | None = None, rew
                  cfg.num_steps * config.num_envs / iter_s, collect_s, stats, result, policy,
                  invalid=(invalid_now, cfg.num_steps * config.num_envs))
             if invalid_total > invalid_limit:
-                _fail_invalid_reward(run_dir, config, invalid_total, global_step)
+                fail_invalid_reward(run_dir, config, invalid_total, global_step)
             if update % config.latest_every == 0 or update % config.checkpoint_every == 0:
                 checkpoint(periodic=update % config.checkpoint_every == 0)
                 csv_file.flush()
@@ -333,11 +333,11 @@ def train(config: TrainConfig, resume_from: str | os.PathLike | None = None, rew
     return {"run_dir": str(run_dir), "steps": global_step, "seconds": seconds, "stats": stats, "eval": eval_result}
 
 
-def _fail_invalid_reward(run_dir: Path, config: TrainConfig, count: int, step: int) -> None:
+def fail_invalid_reward(run_dir: Path, config: TrainConfig, count: int, step: int, trainer: str = "single") -> None:
     """Record (failed.json) and raise InvalidRewardError: the run's reward was invalid too often."""
     message = invalid_reward_message(config.reward, count, step, config.steps)
     atomic_write_json(run_dir / FAILED_FILE, {"error": f"InvalidRewardError: {message}", "step": step,
-                                              "trainer": "single", "reward_invalid": count,
+                                              "trainer": trainer, "reward_invalid": count,
                                               "reward_invalid_limit": invalid_reward_limit(config.steps)})
     raise InvalidRewardError(message)
 

@@ -22,6 +22,7 @@ from torch import nn
 import robreward
 from robreward.rl.config import TrainConfig
 from robreward.rl.export import POLICY_FILE, DeterministicPolicy, export_onnx, write_model_card
+from robreward.rl.validity import invalid_reward_limit
 
 # rl-zoo3 hyperparams/ppo.yml, HalfCheetah-v3 (normalize: true, n_envs: 1, n_timesteps: 1e6)
 RL_ZOO_HALFCHEETAH = dict(
@@ -64,9 +65,11 @@ def sb3_deterministic_policy(model, vec_normalize, action_low, action_high) -> D
     return DeterministicPolicy(normalizer, actor, action_low, action_high)
 
 
-def _callback(config: TrainConfig, run_dir: Path, venv_norm, start_step: int):
+def _callback(config: TrainConfig, run_dir: Path, venv_norm, start_step: int, env):
     from stable_baselines3.common.callbacks import BaseCallback
     from tqdm import tqdm
+
+    from robreward.rl.runner import fail_invalid_reward
 
     class ProgressCallback(BaseCallback):
         """progress.csv rows, a tqdm bar and atomic checkpoints at each rollout end."""
@@ -78,7 +81,9 @@ def _callback(config: TrainConfig, run_dir: Path, venv_norm, start_step: int):
             self.csv_file = open(path, "a" if start_step and path.is_file() else "w", newline="")
             self.writer = csv.writer(self.csv_file)
             if self.csv_file.tell() == 0:
-                self.writer.writerow(["step", "time_s", "steps_per_s", "return_mean", "success_rate", "episode_length"])
+                self.writer.writerow(["step", "time_s", "steps_per_s", "return_mean", "success_rate", "episode_length",
+                                      "reward_invalid"])
+            self.invalid_seen = env.reward_invalid_count
             self.t0 = time.perf_counter()
             self.last_t, self.last_step, self.rollouts = self.t0, self.num_timesteps, 0
             self.success = []
@@ -97,7 +102,13 @@ def _callback(config: TrainConfig, run_dir: Path, venv_norm, start_step: int):
             ret = float(np.mean([e["r"] for e in episodes])) if episodes else float("nan")
             length = float(np.mean([e["l"] for e in episodes])) if episodes else float("nan")
             succ = float(np.mean(self.success[-100:])) if self.success else float("nan")
-            self.writer.writerow([self.num_timesteps, round(now - self.t0, 3), round(sps, 1), ret, succ, length])
+            invalid_now, self.invalid_seen = env.reward_invalid_count - self.invalid_seen, env.reward_invalid_count
+            self.writer.writerow([self.num_timesteps, round(now - self.t0, 3), round(sps, 1), ret, succ, length,
+                                  invalid_now])
+            self.logger.record("train/reward_invalid", invalid_now)
+            if env.reward_invalid_count > invalid_reward_limit(config.steps):  # as runner.train (this session's steps)
+                self.csv_file.flush()
+                fail_invalid_reward(run_dir, config, env.reward_invalid_count, self.num_timesteps, trainer="sb3")
             self.logger.record("episode/success", succ)
             self.bar.update(self.num_timesteps - self.bar.n)
             self.bar.set_postfix(sps=f"{sps:,.0f}", ret=f"{ret:.3g}", succ=f"{succ:.2f}", refresh=False)
@@ -181,11 +192,12 @@ def train_sb3(config: TrainConfig, resume_from=None) -> dict:
     from stable_baselines3.common.vec_env import VecEnvWrapper, VecMonitor, VecNormalize
 
     from robreward.envs.sb3_adapter import SB3VecEnv
-    from robreward.rl.runner import _check_reward_spec, finish_with_eval, seed_everything, write_config
+    from robreward.rl.runner import _check_reward_spec, finish_with_eval, invalid_reward_card, seed_everything, write_config
 
     _check_reward_spec(config.reward)
     run_dir = Path(config.out)
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (run_dir / "failed.json").unlink(missing_ok=True)  # a new attempt; it writes its own record if it fails
     torch.set_num_threads(max(1, config.torch_threads))
     seed_everything(config.seed)
     env = robreward.make(config.task, config.num_envs, backend=config.backend, device=config.device,
@@ -213,7 +225,8 @@ def train_sb3(config: TrainConfig, resume_from=None) -> dict:
         start_step = model.num_timesteps
     write_config(run_dir, config)
     start = time.perf_counter()
-    model.learn(total_timesteps=max(config.steps - start_step, 1), callback=_callback(config, run_dir, venv_norm, start_step),
+    model.learn(total_timesteps=max(config.steps - start_step, 1),
+                callback=_callback(config, run_dir, venv_norm, start_step, env),
                 reset_num_timesteps=resume_from is None, tb_log_name="sb3")
     seconds = time.perf_counter() - start
     save_sb3_checkpoint(model, venv_norm, run_dir / "checkpoints")
@@ -222,6 +235,7 @@ def train_sb3(config: TrainConfig, resume_from=None) -> dict:
     episodes = list(model.ep_info_buffer)
     stats = {"return": float(np.mean([e["r"] for e in episodes])) if episodes else float("nan")}
     extra = {"training time (s)": round(seconds, 1), "final train return": stats["return"],
+             **invalid_reward_card(env.reward_invalid_count, int(model.num_timesteps) - start_step),
              "hyperparameters": "rl-zoo3 HalfCheetah-v3 PPO: " + ", ".join(f"{k}={v}" for k, v in hp.items())}
     write_model_card(run_dir, config.to_dict(), env.spec, model.num_timesteps, None, extra)
     venv_norm.close()

@@ -55,3 +55,29 @@ def test_sb3_resume_refuses_the_old_pickled_checkpoints(tmp_path):
     with pytest.raises(ValueError, match=r"old pickled format \(latest_sb3.zip, latest_vecnormalize.pkl\).*"
                                          r"without --resume"):
         resume(out)
+
+
+def test_an_sb3_run_whose_reward_turns_nan_fails_with_a_record(tmp_path, monkeypatch):
+    """The env zeroes and counts invalid rewards whatever trains on it; SB3's run fails like runner's."""
+    import json
+
+    import robreward.envs.batched as batched
+    from robreward.rl.validity import InvalidRewardError
+
+    class NanFromCall10:
+        name = "nan-from-call-10"
+        calls = 0
+
+        def __call__(self, state, action):
+            self.calls += 1
+            d = -torch.linalg.norm(state.ee_to_goal, dim=-1)
+            return (d * float("nan") if self.calls >= 10 else d), {"d": d}
+
+    monkeypatch.setattr(batched, "resolve_reward", lambda reward, spec: NanFromCall10())
+    out = tmp_path / "sb3-nan"
+    with pytest.raises(InvalidRewardError, match=r"in 503 world-steps of the 512 trained so far"):
+        train(TrainConfig(task="reach", algo="sb3", num_envs=1, steps=2048, seed=0, out=str(out), eval_episodes=0,
+                          progress=False))
+    failed = json.loads((out / "failed.json").read_text())
+    assert (failed["trainer"], failed["reward_invalid"], failed["step"]) == ("sb3", 503, 512)
+    assert (out / "progress.csv").read_text().splitlines()[1].endswith(",503")
