@@ -103,10 +103,12 @@ class CandidateRewards:
     Returns (total [K*M], {"total": total}); each candidate's own terms are kept in
     ``self.terms[k]`` ({name: [M]}). Every call checks each candidate's output on its own terms
     (batched.reward_mismatch: float tensors [M] on the env's device, a finite total that its terms
-    sum to) with one fused reduction over all K*M worlds: an invalid world gets reward 0 and its
-    terms 0, and ``invalid[k]`` counts candidate k's invalid world-steps. A candidate fails
-    (``failed[k]``: the reason; zero reward from then on, never called again) when its reward
-    raises, returns unusable tensors, or its count passes ``max_invalid``.
+    sum to) with one fused reduction over all K*M worlds, and ``invalid[k]`` counts candidate k's
+    invalid world-steps. An invalid world's terms become 0 and its total NaN: the env's guard then
+    treats it as a separate run's env treats an invalid reward (reward 0, the episode ends as
+    terminated, flagged in info["nan_reset"]), so the candidate's worlds keep stepping like that
+    run's. A candidate fails (``failed[k]``: the reason; reward 0 from then on, never called
+    again) when its reward raises, returns unusable tensors, or its count passes ``max_invalid``.
 
     max_invalid: the invalid world-steps each candidate may have. train_many gives each
     candidate what a separate run of its budget may have (validity.invalid_reward_limit), so a
@@ -151,7 +153,8 @@ class CandidateRewards:
         return total, {"total": total}
 
     def _zero_invalid(self, total: Tensor, invalid: Tensor) -> None:
-        """Reward 0 and terms 0 where invalid [K*M]; count per candidate; fail those over max_invalid."""
+        """Where invalid [K*M]: count per candidate, fail those over max_invalid (reward 0), else
+        terms 0 and a NaN total for the env's guard (class docstring)."""
         counts = invalid.view(len(self.rewards), self.per).sum(1).tolist()
         for k in (k for k, count in enumerate(counts) if count):
             rows = slice(k * self.per, (k + 1) * self.per)
@@ -168,7 +171,7 @@ class CandidateRewards:
                 total[rows] = 0.0
                 continue
             bad = invalid[rows]
-            total[rows] = torch.where(bad, 0.0, total[rows])
+            total[rows] = torch.where(bad, float("nan"), total[rows])
             self.terms[k] = {name: torch.where(bad, 0.0, v) for name, v in self.terms[k].items()}
 
 

@@ -12,7 +12,8 @@ import robreward.rl.runner as runner
 from robreward.codegen import training
 from robreward.envs.batched import BatchedEnv
 from robreward.rewards.base import HandReward, SparseReward
-from robreward.rl import TrainConfig, load_policy, train
+from robreward.rl import TrainConfig, load_policy
+from robreward.rl.runner import train
 from robreward.rl.config import PPOConfig
 from robreward.rl.multi import BatchedActorCritic, CandidateRewards, MultiCandidateEnv, train_many
 from robreward.rl.ppo import ActorCritic
@@ -24,7 +25,7 @@ SMALL = dict(steps=2048, worlds=16)  # 4 updates of 16 worlds x 32 steps
 CMP_PPO = PPOConfig(num_epochs=5)
 COMPARED = ("step", "update", "episodes", "return_mean", "hand_return_mean", "success_rate", "fitness_mean",
             "episode_length", "learning_rate", "kl", "policy_loss", "value_loss", "entropy", "noise_std",
-            "clip_fraction")
+            "clip_fraction", "reward_invalid")
 REWARD_FILE = '''
 import torch
 
@@ -232,7 +233,11 @@ class NanFrom:
 def test_a_candidate_whose_reward_turns_nan_fails_alone_and_the_others_train_on(separate_runs, tmp_path):
     """K=3: NaN everywhere from step 40 (32 invalid world-steps by step 41, over the limit of 20
     for a 2048-step budget: it fails in update 2), NaN in one world for 3 steps (counted, under the
-    limit: it trains to the end), and hand, whose log is a separate run's."""
+    limit: it trains to the end), and hand; the last two log exactly what separate runs log."""
+    rare_alone = tmp_path / "rare-alone"
+    train(TrainConfig(task="reach", reward="nan-from-call-40", num_envs=SMALL["worlds"], steps=SMALL["steps"], seed=0,
+                      out=str(rare_alone), eval_episodes=0, progress=False, ppo=CMP_PPO),
+          reward=NanFrom(40, 42, slice(0, 1)))
     dirs = [tmp_path / "nan", tmp_path / "rare", tmp_path / "hand"]
     summary = train_many("reach", [NanFrom(40), NanFrom(40, 42, slice(0, 1)), "hand"], SMALL["steps"], 0, dirs,
                          num_envs_per_candidate=SMALL["worlds"], eval_episodes=0, ppo=CMP_PPO)
@@ -244,6 +249,7 @@ def test_a_candidate_whose_reward_turns_nan_fails_alone_and_the_others_train_on(
     assert [int(r["reward_invalid"]) for r in progress(dirs[0])] == [0]  # update 1 logged, then isolated
     assert rare["failed"] is None and hand["failed"] is None
     assert [int(r["reward_invalid"]) for r in progress(dirs[1])] == [0, 3, 0, 0]
+    assert_same_progress(dirs[1], rare_alone)  # the invalid steps ended the same episodes as in the separate run
     assert "- invalid reward (world-steps set to 0): 3 of 2,048" in (dirs[1] / "MODEL_CARD.md").read_text()
     assert runner.load_checkpoint(dirs[1] / "checkpoints" / "latest.pt")["reward_invalid"] == 3
     assert [int(r["reward_invalid"]) for r in progress(dirs[2])] == [0, 0, 0, 0]
@@ -251,7 +257,8 @@ def test_a_candidate_whose_reward_turns_nan_fails_alone_and_the_others_train_on(
 
 
 def test_the_share_rule_zeroes_invalid_worlds_until_a_candidate_passes_its_limit():
-    """max_invalid=2: candidate b's NaN world (1 of 4) is zeroed and counted on calls 2 and 3; on
+    """max_invalid=2: candidate b's NaN world (1 of 4) is counted on calls 2 and 3, its terms zeroed
+    and its total left NaN for the env's guard (reward 0, episode ended, as in a separate run); on
     call 4 its count (3) passes the limit and b fails; a terms-not-summing candidate c likewise."""
     from robreward.envs.spec import TaskState
 
@@ -277,8 +284,8 @@ def test_the_share_rule_zeroes_invalid_worlds_until_a_candidate_passes_its_limit
         assert torch.equal(total[:4], want[:4]) and torch.equal(total[12:], want[12:])
         if call < 4:
             assert rewards.failed == [None] * 4 and rewards.invalid == [0, call - 1, call - 1, 0]
-            assert float(total[5]) == (0.0 if call >= 2 else float(want[5]))
-            assert float(total[10]) == (0.0 if call >= 2 else float(want[10]))
+            assert torch.isnan(total[5]) if call >= 2 else total[5] == want[5]
+            assert torch.isnan(total[10]) if call >= 2 else total[10] == want[10]
             assert float(rewards.terms[2]["dist"][2]) == (0.0 if call >= 2 else float(want[10]))
             assert torch.equal(total[[4, 6, 7, 8, 9, 11]], want[[4, 6, 7, 8, 9, 11]])
     assert rewards.invalid == [0, 3, 3, 0] and rewards.failed[0] is None and rewards.failed[3] is None
