@@ -19,10 +19,17 @@ iteration's world-steps. A training fails once they pass robreward.rl.validity's
 Per term: mean/std (population)/min/max over training (finite values only), its share of the
 total |reward| (sum over iterations of |term mean|, divided by the same summed over all terms),
 the Pearson correlation with fitness, the trend (mean of the last third minus the mean of the
-first third of the iterations) and how many iterations were NaN or inf. Hints follow the
-reflection tips of Eureka: a constant term has no effect, a term with over DOMINATES of the
-|reward| dominates, a term anti-correlated with fitness (r <= NEGATIVE_CORRELATION) works against
-the task, a success rate that stays near zero calls for a rewrite.
+first third of the iterations) and how many iterations were NaN or inf.
+
+Hints are given only where the numbers support them (Eureka's reflection tips, made stricter):
+a constant term has no effect; a term with over DOMINATES of the |reward| dominates; a term that
+is NaN or inf needs guards; a success rate that stays near zero calls for a rewrite; and a term
+works against the task only when the policy learned to earn MORE of it while the task score did
+not improve: correlation with fitness at or below NEGATIVE_CORRELATION, the term rising and
+fitness flat or falling (reward hacking). A negative correlation alone is not evidence: a term
+written to fade as the task is solved (an approach reward that pays less once the object is at
+the goal) falls while fitness rises, by design; the recorded push run's `reach_push_pos` is one,
+and calling it harmful led the LLM to weaken the approach terms of three of its four next programs.
 """
 
 from __future__ import annotations
@@ -35,7 +42,8 @@ import numpy as np
 DOMINATES = 0.9
 """A term with more than this share of the total |reward| dominates the others."""
 NEGATIVE_CORRELATION = -0.5
-"""A term whose correlation with fitness is at or below this works against the task."""
+"""A term whose correlation with fitness is at or below this, and that rose while fitness did not,
+works against the task (see the module docstring: falling with rising fitness is a fading term)."""
 SNAPSHOTS = 10
 """Values shown per series in the text (evenly spaced over training, as Eureka shows them)."""
 _SERIES = ("fitness", "success", "episode_length", "reward_invalid", "reward_invalid_share", "total")
@@ -160,10 +168,12 @@ def _hints(result: dict) -> list[str]:
         if s["share"] is not None and s["share"] > DOMINATES and len(result["terms"]) > 1:
             hints.append(f"'{name}' dominates the reward ({100 * s['share']:.0f}% of |reward|): scale it down "
                          "or the other terms up.")
-        if s["corr_fitness"] is not None and s["corr_fitness"] <= NEGATIVE_CORRELATION:
-            hints.append(f"'{name}' works against the task: it is negatively correlated with fitness "
-                         f"(r = {s['corr_fitness']:+.2f}): it pays less as the task is solved better; lower its weight or "
-                         "rewrite it.")
+        if _works_against(s, result.get("fitness")):
+            fitness = result["fitness"]
+            hints.append(f"'{name}' works against the task: it rose over training ({_g(s['first'])} -> "
+                         f"{_g(s['last'])}) while the task score did not improve ({_g(fitness['first'])} -> "
+                         f"{_g(fitness['last'])}; r = {s['corr_fitness']:+.2f}): the policy earns it at the task's "
+                         "expense; lower its weight or rewrite it so it pays only for progress on the task.")
         if s["nan_count"] and s["mean"] is not None:
             hints.append(f"'{name}' was NaN or inf in {s['nan_count']} iteration(s): guard its divisions, logs "
                          "and square roots.")
@@ -178,6 +188,12 @@ def _hints(result: dict) -> list[str]:
                      f"{result['reward_invalid']} world-step(s){share_text}: those steps got reward 0 and ended their "
                      "episode. Guard divisions, logs and square roots, and return the total as the sum of the terms.")
     return hints
+
+
+def _works_against(s: dict, fitness: dict | None) -> bool:
+    """Reward hacking's signature: anti-correlated with fitness, the term rising, fitness not."""
+    return (fitness is not None and s["corr_fitness"] is not None and s["corr_fitness"] <= NEGATIVE_CORRELATION
+            and s["direction"] == "rising" and fitness["direction"] in ("flat", "falling"))
 
 
 def _g(x) -> str:
