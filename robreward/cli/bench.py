@@ -7,7 +7,7 @@ import json
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("bench", help="measure simulation throughput (env-steps/s, JSON)")
+    parser = subparsers.add_parser("bench")
     sub = parser.add_subparsers(dest="bench_what", metavar="WHAT", required=True)
     sim = sub.add_parser("sim", help="env-steps/s of a task's batched env on the CPU backend")
     sim.add_argument("--task", required=True, help="task name or task folder")

@@ -19,8 +19,7 @@ def run(args) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("check-reward", help="check a reward program (static checks + sandboxed dry run)",
-                       description=__doc__)
+    p = sub.add_parser("check-reward", description=__doc__)
     p.add_argument("--task", required=True, help="task name or task folder the reward is for")
     p.add_argument("file", help="a .py file defining compute_reward(state, action) -> (total, terms)")
     p.add_argument("--timeout", type=float, default=10.0, help="dry-run wall-clock limit in seconds (default 10)")

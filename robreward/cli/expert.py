@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 
-import torch
-from tqdm import tqdm
-
-import robreward
-from robreward.envs.registry import get_task
-
 
 def run_expert(task, episodes: int, seed: int = 0, video: str | None = None, num_envs: int | None = None) -> dict:
     """Run the scripted expert for exactly `episodes` episodes (one per world); return success stats."""
+    import torch
+    from tqdm import tqdm
+
+    import robreward
+    from robreward.envs.registry import get_task
+
     spec = get_task(task)
     if spec.expert is None:
         raise ValueError(f"task {spec.name!r} has no scripted expert; tasks with one: "
@@ -51,7 +51,7 @@ def run(args) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("expert", help="run a task's scripted expert; report success; optionally write a video")
+    p = sub.add_parser("expert")
     p.add_argument("--task", required=True)
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)

@@ -75,8 +75,7 @@ def run(args) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("generate", help="LLM-written reward programs: sample, check, train, reflect, keep the best",
-                       description=__doc__.split("\n\n")[0])
+    p = sub.add_parser("generate", description=__doc__.split("\n\n")[0])
     p.add_argument("--task", help="task name (see `robreward tasks`) or task folder; with --text: the scene")
     p.add_argument("--text", help="the task as free text over the scene of --task (needs --fitness, or --preferences "
                                         "human/vlm: you or a VLM pick the best candidate from videos)")

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from robreward.cli.main import CliError
-from robreward.web.server import DEFAULT_HOST, DEFAULT_PORT  # FastAPI is imported only by serve()
+from robreward.web.server import DEFAULT_HOST, DEFAULT_PORT  # light: FastAPI is imported only by serve()
 
 
 def run(args) -> int:
@@ -30,7 +30,7 @@ def run(args) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("label", help="label a run's preference queries in the browser (the human teacher)")
+    p = sub.add_parser("label")
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory holding labels.sqlite and clips/")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT}; "
                    "0 picks a free one)")

@@ -154,7 +154,7 @@ def _eval(args) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("prefs", help="learn a reward from preferences (PEBBLE-style) and train a policy on it")
+    p = sub.add_parser("prefs")
     verbs = p.add_subparsers(dest="prefs_verb", metavar="{train,eval}")
     t = verbs.add_parser("train", help="run (or resume) the preference loop into a run directory")
     t.add_argument("--task", help="task name (see `robreward tasks`) or task folder")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from robreward.envs.registry import get_task, task_names
-
-
 def _table() -> str:
+    from robreward.envs.registry import get_task, task_names
+
     rows = [("task", "obs", "act", "episode", "frame skip", "expert", "gymnasium twin")]
     for name in task_names():
         spec = get_task(name)
@@ -25,12 +24,14 @@ def run(args) -> int:
         raise ValueError(f"unknown tasks action {args.action!r}: use `robreward tasks` or `robreward tasks show NAME`")
     if not args.name:
         raise ValueError("tasks show needs a task name, e.g. `robreward tasks show push`")
+    from robreward.envs.registry import get_task
+
     print(get_task(args.name).describe())
     return 0
 
 
 def register(sub) -> None:
-    p = sub.add_parser("tasks", help="list the tasks, or show one task's description and state fields")
+    p = sub.add_parser("tasks")
     p.add_argument("action", nargs="?", choices=["show"], help="show one task")
     p.add_argument("name", nargs="?", help="task name or task folder")
     p.set_defaults(func=run)

@@ -86,7 +86,7 @@ def run(args) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train a policy (PPO) on a task with a reward; writes a run directory")
+    p = sub.add_parser("train")
     p.add_argument("--task", help="task name (see `robreward tasks`) or task folder; with --resume, the task folder "
                                   "of a run on one (a run's config.yaml never picks a folder of code by itself)")
     p.add_argument("--reward", default="hand", help="hand | sparse | FILE.py | pref:RUN (default hand)")

@@ -1,8 +1,27 @@
-"""Batched MuJoCo environments (torch tensors, same-step auto-reset) and their adapters."""
+"""Batched MuJoCo environments (torch tensors, same-step auto-reset) and their adapters.
 
-from robreward.envs.batched import BatchedEnv, make
-from robreward.envs.registry import UnknownTaskError, get_task, task_names
-from robreward.envs.spec import ResetSample, RewardTerm, StateField, TaskSpec, TaskState
+The names below load on first use (PEP 562), so `robreward.envs.registry` (task names, Gymnasium
+registration) is importable without torch or MuJoCo."""
+
+_LAZY = {
+    "BatchedEnv": "robreward.envs.batched", "make": "robreward.envs.batched",
+    "UnknownTaskError": "robreward.envs.registry", "get_task": "robreward.envs.registry",
+    "task_names": "robreward.envs.registry",
+    "ResetSample": "robreward.envs.spec", "RewardTerm": "robreward.envs.spec", "StateField": "robreward.envs.spec",
+    "TaskSpec": "robreward.envs.spec", "TaskState": "robreward.envs.spec",
+}
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'robreward.envs' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = ["BatchedEnv", "ResetSample", "RewardTerm", "StateField", "TaskSpec", "TaskState",
            "UnknownTaskError", "get_task", "make", "task_names"]

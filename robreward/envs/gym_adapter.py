@@ -10,6 +10,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from robreward.envs.batched import BatchedEnv
+from robreward.envs.registry import register_gymnasium_envs  # noqa: F401  (its home before; kept importable)
 
 
 def _spaces(env: BatchedEnv):
@@ -112,20 +113,3 @@ class GymVectorEnv(VectorEnv):
 
     def close_extras(self, **kwargs):
         self.env.close()
-
-
-def register_gymnasium_envs() -> None:
-    """Register every suite task as ``robreward/<task>-v<version>`` (done on ``import robreward``)."""
-    from robreward.envs.registry import task_names
-
-    for name in task_names():
-        env_id = f"robreward/{name}-v0"
-        if env_id in gymnasium.registry:
-            continue
-        gymnasium.register(
-            id=env_id,
-            entry_point="robreward.envs.gym_adapter:GymEnv",
-            vector_entry_point="robreward.envs.gym_adapter:GymVectorEnv",
-            kwargs={"task": name},
-            disable_env_checker=False,
-        )

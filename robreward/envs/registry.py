@@ -10,8 +10,10 @@ import os
 import pkgutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from robreward.envs.spec import TaskSpec
+if TYPE_CHECKING:  # the spec module imports torch and MuJoCo: task names and registration do not need them
+    from robreward.envs.spec import TaskSpec
 
 
 class UnknownTaskError(ValueError):
@@ -54,6 +56,8 @@ def _load_from_folder(folder: Path) -> TaskSpec:
 
 
 def _task_of(module, where: str) -> TaskSpec:
+    from robreward.envs.spec import TaskSpec
+
     task = getattr(module, "TASK", None)
     if task is None and hasattr(module, "make_task"):
         task = module.make_task()
@@ -74,6 +78,8 @@ def get_task(task: str | os.PathLike | TaskSpec, *, allow_folder: bool = True) -
     allow_folder=False: `task` came from a file (a demo's attribute, a run's config.yaml, a
     checkpoint) and may only name a task of the suite. A task folder holds code, so only the
     command line (``--task FOLDER``) may name one; a data file never picks code to run."""
+    from robreward.envs.spec import TaskSpec
+
     if isinstance(task, TaskSpec):
         return task
     text = str(task)
@@ -95,3 +101,21 @@ def get_task(task: str | os.PathLike | TaskSpec, *, allow_folder: bool = True) -
         f"unknown task {text!r}.{hint} Available tasks: {', '.join(task_names())}; "
         "or pass a folder containing task.py"
     )
+
+
+def register_gymnasium_envs() -> None:
+    """Register every suite task with Gymnasium as ``robreward/<task>-v0`` (done on ``import robreward``;
+    the adapters load only when an env is made, so this costs no torch or MuJoCo import)."""
+    import gymnasium
+
+    for name in task_names():
+        env_id = f"robreward/{name}-v0"
+        if env_id in gymnasium.registry:
+            continue
+        gymnasium.register(
+            id=env_id,
+            entry_point="robreward.envs.gym_adapter:GymEnv",
+            vector_entry_point="robreward.envs.gym_adapter:GymVectorEnv",
+            kwargs={"task": name},
+            disable_env_checker=False,
+        )
