@@ -37,6 +37,8 @@ MAX_SOURCE_BYTES = 200_000
 GRAPH_FORMAT = "robreward.reward-graph/1"
 MAX_GRAPH_NODES = 5000
 MAX_CONSTANT_ELEMENTS = 100_000  # all tensor constants of one program together
+MAX_ANSWER_BYTES = 32 * 2**20  # a child's whole answer (a graph at the limits above is a few MB)
+_MAX_FD = 1 << 16
 
 
 def parse(source: str, filename: str = "<reward>"):
@@ -372,8 +374,11 @@ def _fork_and_run(payload: dict, torch) -> dict:
     if pid == 0:  # the child: never returns
         code = 0
         try:
-            os.close(r)
-            os.close(0)  # the request pipe: nothing for the program to read
+            # only its own answer pipe stays open: not the request pipe, not the server's answer
+            # channel (a forged line there would become another program's answer), not stderr (an
+            # endless line there would fill the parent's memory)
+            os.closerange(0, w)
+            os.closerange(w + 1, _MAX_FD)
             data = json.dumps(_run_request(payload, torch)).encode()
             while data:
                 data = data[os.write(w, data):]
@@ -381,7 +386,7 @@ def _fork_and_run(payload: dict, torch) -> dict:
             code = 3
         os._exit(code)
     os.close(w)
-    buf, timed_out, deadline = b"", False, start + payload["timeout_s"]
+    buf, timed_out, oversized, deadline = b"", False, False, start + payload["timeout_s"]
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
@@ -393,18 +398,24 @@ def _fork_and_run(payload: dict, torch) -> dict:
             if not chunk:
                 break
             buf += chunk
+            if len(buf) > MAX_ANSWER_BYTES:
+                os.kill(pid, signal.SIGKILL)
+                oversized = True
+                break
     os.close(r)
     _, status = os.waitpid(pid, 0)
     seconds = time.monotonic() - start
     sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
-    if timed_out or sig == signal.SIGXCPU:
+    if oversized:
+        reason = f"the compiled reward is larger than {MAX_ANSWER_BYTES // 2**20} MB: write a smaller program"
+    elif timed_out or sig == signal.SIGXCPU:
         reason = f"timed out after {payload['timeout_s']:g}s (an endless or far too slow computation?)"
     elif sig == signal.SIGKILL:
         reason = f"exceeded memory limit ({payload['memory_mb']} MB): the process was killed"
     else:
         try:
             return {**json.loads(buf), "seconds": seconds}
-        except ValueError:
+        except (ValueError, TypeError, RecursionError):
             reason = f"the sandbox process died ({f'signal {sig}' if sig else f'exit code {os.WEXITSTATUS(status)}'})"
     return {"reasons": [reason], "seconds": seconds}
 

@@ -146,13 +146,13 @@ def compute_reward(state, action):
             try:
                 cls(["sh", "-c", "touch {marker}"]).wait()
                 found = found + 1.0
-            except Exception:
+            except:  # noqa: E722 - the program has no Exception name
                 pass
         if cls.__name__ == "FileIO":
             try:
                 cls("{marker}", "w").write(b"x")
                 found = found + 10.0
-            except Exception:
+            except:  # noqa: E722 - the program has no Exception name
                 pass
     r = state.x_velocity * 0.0 + found
     return r, {{"r": r}}
@@ -338,3 +338,42 @@ def test_ops_with_several_results_compile_and_match():
     eager = sandbox.load_function(source, "<multi>")
     state = TaskState({k: torch.from_numpy(v) for k, v in _states()[3].items()})
     torch.testing.assert_close(reward(state, state.action)[0], eager(state, state.action)[0])
+
+
+FORGE = """
+import torch
+
+def compute_reward(state, action):
+    wrote = 0.0
+    for cls in ().__class__.__base__.__subclasses__():
+        if cls.__name__ == "_wrap_close":
+            g = cls.__init__.__globals__
+            line = b'{{"graph": {{"forged": 1}}}}\\n'
+            for fd in range(0, 64):
+                try:
+                    g["write"](fd, line)
+                    wrote = wrote + 1.0
+                except:  # noqa: E722
+                    pass
+            try:
+                g["write"](2, b"x" * 10000000)
+            except:  # noqa: E722 - the program has no Exception name
+                pass
+    r = state.x_velocity * 0.0 + wrote
+    return r, {{"r": r}}
+"""
+
+
+def test_a_program_cannot_forge_the_answer_of_the_next_one():
+    """Every descriptor but the child's own answer pipe is closed: a write to the server's answer
+    channel (which would desynchronise it, so the NEXT program got a forged graph) or an endless
+    stderr line fails; the only write that works is into its own answer, which it cannot forge
+    without losing its own."""
+    reasons, graph, _ = compile_program(FORGE.format(), "<forge>", _states(), 10, 512)
+    if not reasons:
+        state = TaskState({k: torch.from_numpy(v) for k, v in _states()[0].items()})
+        total, _ = graph.bind("cpu")(*[state["action" if k == "__action__" else k] for k in graph.used_inputs])
+        assert float(total.max()) <= 1.0  # at most its own pipe took the line
+    good = program("r = state.x_velocity * 3.0\nreturn r, {'r': r}")
+    reasons, graph, _ = compile_program(good, "<next>", _states(), 10, 512)
+    assert not reasons and graph.op_counts() == {"mul": 1}
