@@ -27,6 +27,7 @@ that passed cannot hang, allocate without bound, keep state between calls, or to
 from __future__ import annotations
 
 import dataclasses
+import keyword
 import math
 import operator
 from collections import Counter
@@ -135,7 +136,7 @@ class RewardGraph:
             op, kind = _resolve_op(node["op"])
             args, kwargs = node.get("args", []), node.get("kwargs", {})
             if not isinstance(args, list) or not isinstance(kwargs, dict) or not all(
-                    isinstance(k, str) and k.isidentifier() for k in kwargs):
+                    isinstance(k, str) and k.isidentifier() and not keyword.iskeyword(k) for k in kwargs):
                 raise GraphError(f"node {i} ({node['op']}) has malformed arguments")
             self._check_value(args, known, 0)
             self._check_value(list(kwargs.values()), known, 0)
@@ -219,6 +220,8 @@ class RewardGraph:
             return f"{key}_{v}"
         if isinstance(value, list):
             return "[" + ", ".join(self._literal(v, names, env) for v in value) + "]"
+        if isinstance(value, float) and not math.isfinite(value):  # a bare NaN/Infinity in the JSON
+            return "NAN" if math.isnan(value) else "INF" if value > 0 else "(-INF)"
         return repr(value)  # None, bool, int, float, str: checked above
 
     def source(self, env: dict) -> str:

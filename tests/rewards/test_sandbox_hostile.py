@@ -243,6 +243,7 @@ def test_ops_off_the_allow_list_are_refused(op):
     {"op": "aten.add.Tensor", "args": [{"ref": "in:qpos"}, 1.0], "kwargs": {}},         # not an input
     {"op": "aten.add.Tensor", "args": [{"ref": "in:x_velocity"}, {"code": "1"}], "kwargs": {}},
     {"op": "aten.add.Tensor", "args": [{"ref": "in:x_velocity"}, 1.0], "kwargs": {"a=1); import os; (b": 1}},
+    {"op": "aten.add.Tensor", "args": [{"ref": "in:x_velocity"}, 1.0], "kwargs": {"lambda": 1}},
     {"op": "aten.add.Tensor", "args": [{"ref": "in:x_velocity"}, {"dtype": "object"}], "kwargs": {}},
     {"op": "aten.add.Tensor", "args": [{"ref": "in:x_velocity"}, [[[[[[[[[[1]]]]]]]]]]], "kwargs": {}},
     {"op": "aten.add.Tensor", "args": [{"ref": "in:x_velocity"}, "x" * 1000], "kwargs": {}},
@@ -377,3 +378,10 @@ def test_a_program_cannot_forge_the_answer_of_the_next_one():
     good = program("r = state.x_velocity * 3.0\nreturn r, {'r': r}")
     reasons, graph, _ = compile_program(good, "<next>", _states(), 10, 512)
     assert not reasons and graph.op_counts() == {"mul": 1}
+
+
+def test_a_bare_nan_in_the_answer_is_a_value_not_a_name():
+    graph = RewardGraph(json.loads(json.dumps(_graph(
+        [{"op": "aten.mul.Tensor", "args": [{"ref": "in:x_velocity"}, float("nan")], "kwargs": {}}]))))
+    total, _ = graph.bind("cpu")(torch.ones(2))
+    assert torch.isnan(total).all()
