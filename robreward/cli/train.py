@@ -16,28 +16,17 @@ from robreward.cli.main import CliError
 
 ALGOS = ("ppo", "sb3")
 BACKENDS = ("cpu", "warp")
-REWARD_WORDS = ("hand", "sparse")
 
 
 def _reward_spec(text: str) -> str:
-    """hand | sparse | FILE.py | pref:RUN (paths made absolute, so a resumed run finds them)."""
-    if text in REWARD_WORDS:
-        return text
-    if text.endswith(".py"):
-        path = Path(text)
-        if not path.is_file():
-            raise CliError(f"reward file {text!r} not found: pass an existing .py file defining "
-                           "compute_reward(state, action), or one of: hand, sparse")
-        return str(path.resolve())
-    kind, _, arg = text.partition(":")
-    if kind == "pref":
-        path = Path(arg)
-        if not arg or not path.exists():
-            raise CliError(f"--reward {text!r}: {arg!r} does not exist; pass pref:RUN_DIR (the --out of "
-                           "`robreward prefs train`) or pref:MODEL.pt")
-        return f"pref:{path.resolve()}"
-    raise CliError(f"unknown reward {text!r}: use one of hand, sparse, a reward file FILE.py, "
-                   "or pref:RUN (a reward learned by `robreward prefs train`)")
+    """The --reward spec as the run's config stores it (robreward.rewards.spec; paths made absolute, so a
+    resumed run finds them)."""
+    from robreward.rewards.spec import normalize_reward_spec
+
+    try:
+        return normalize_reward_spec(text)
+    except (ValueError, OSError) as err:
+        raise CliError(f"--reward: {err}") from None
 
 
 def _task_spec(text: str) -> str:

@@ -23,5 +23,9 @@ def __getattr__(name):
     return value
 
 
+from robreward.envs import recording as _recording  # noqa: E402  (light: no torch)
+
+_recording.register()  # the dry run of reward programs simulates through robreward.envs
+
 __all__ = ["BatchedEnv", "ResetSample", "RewardTerm", "StateField", "TaskSpec", "TaskState",
            "UnknownTaskError", "get_task", "make", "task_names"]

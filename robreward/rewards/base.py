@@ -79,24 +79,48 @@ def check_reward_output(total, terms, num_envs: int, where: str = "reward") -> N
             raise ValueError(f"{where}: terms do not sum to the total (max difference {worst:.3g})")
 
 
+class SumReward:
+    """The sum of several rewards (a ``hand+KIND:ARG`` spec): the totals add, and so do the term dicts
+    (a term name two parts share is prefixed with its part's name)."""
+
+    def __init__(self, parts: list, name: str):
+        self.parts = parts
+        self.name = name
+
+    def __call__(self, state: TaskState, action: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        total, terms = None, {}
+        for part in self.parts:
+            part_total, part_terms = part(state, action)
+            total = part_total if total is None else total + part_total
+            for key, value in part_terms.items():
+                terms[f"{getattr(part, 'name', 'part')}.{key}" if key in terms else key] = value
+        return total, terms
+
+
 def resolve_reward(reward, spec: TaskSpec) -> Reward:
-    """`hand`, `sparse`, a Reward object, a path to a reward program file, or `pref:RUN` (the reward
-    learned by a preference run: its last round's model; or `pref:MODEL.pt`)."""
-    if reward is None or reward == "hand":
+    """A Reward from a reward spec (`hand`, `sparse`, `FILE.py`, `KIND:ARG` of a registered source such as
+    `pref:RUN`, or a sum `A+B`; see robreward.rewards.spec), or a Reward object itself."""
+    from robreward.rewards.spec import RewardSpec, parse_reward_spec, reward_source, valid_forms
+
+    if reward is None:
         return HandReward(spec)
-    if reward == "sparse":
+    if not isinstance(reward, (str, RewardSpec)):
+        if callable(reward):
+            return reward
+        raise ValueError(f"unknown reward {reward!r}: use one of {valid_forms()}, or a Reward object "
+                         "(state, action) -> (total, terms)")
+    parsed = parse_reward_spec(reward) if isinstance(reward, str) else reward
+    if parsed.kind == "sum":
+        return SumReward([resolve_reward(part, spec) for part in parsed.parts], name=str(parsed))
+    if parsed.kind == "hand":
+        return HandReward(spec)
+    if parsed.kind == "sparse":
         return SparseReward(spec)
-    if isinstance(reward, str) and reward.endswith(".py"):
+    if parsed.kind == "file":
         from robreward.rewards.program import load_reward_program
 
-        return load_reward_program(reward, spec)
-    if isinstance(reward, str) and reward.startswith("pref:"):
-        from robreward.feedback.preferences.model import load_preference_reward
-
-        return load_preference_reward(reward[len("pref:"):], spec)
-    if callable(reward):
-        return reward
-    raise ValueError(
-        f"unknown reward {reward!r}: use 'hand', 'sparse', a reward file path ending in .py, 'pref:RUN' "
-        "(a `robreward prefs train` run directory), or a Reward object (state, action) -> (total, terms)"
-    )
+        return load_reward_program(parsed.arg, spec)
+    source = reward_source(parsed.kind)
+    if source is None:  # parse_reward_spec knew the kind: its provider went away since
+        raise ValueError(f"reward source {parsed.kind!r} is not available: use one of {valid_forms()}")
+    return source.load(parsed.arg, spec)

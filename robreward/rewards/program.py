@@ -167,21 +167,13 @@ _RECORDED: dict = {}
 
 def record_states(spec: TaskSpec, num_envs: int = DRY_RUN_WORLDS, steps: int = DRY_RUN_STEPS, seed: int = 0):
     """Post-step TaskStates of a seeded rollout with uniform random actions, as numpy arrays
-    (one dict per step); cached per task and arguments."""
+    (one dict per step); cached per task and arguments. The rollout is made by the recorder robreward.envs
+    registers (robreward/envs/recording.py): rewards never import envs."""
     key = (spec.name, spec.version, id(spec), num_envs, steps, seed)
     if key not in _RECORDED:
-        from robreward.envs.batched import BatchedEnv
+        from robreward.rewards.spec import state_recorder
 
-        env = BatchedEnv(spec, num_envs, seed=seed)
-        env.reset(seed=seed)
-        gen = torch.Generator().manual_seed(seed)
-        states = []
-        for _ in range(steps):
-            u = torch.rand(num_envs, env.act_dim, generator=gen)
-            _, _, _, _, info = env.step(env.action_low.cpu() + (env.action_high - env.action_low).cpu() * u)
-            states.append({k: v.detach().cpu().numpy().copy() for k, v in info["final_state"].items()})
-        env.close()
-        _RECORDED[key] = states
+        _RECORDED[key] = state_recorder()(spec, num_envs, steps, seed)
     return _RECORDED[key]
 
 

@@ -12,7 +12,36 @@ and its metrics (held-out preference accuracy, EPIC distance to the hand reward)
 The whole loop (PEBBLE-style, one PPO policy on a reward that improves between rounds):
 
     summary = train_preferences(PrefsConfig(task="reach", queries=200, steps=150_000, out="runs/pref-reach"))
+
+``pref:RUN`` of ``--reward`` (the reward a preference run learned) is a reward source this package
+provides: it registers it here, on import, and declares it as the entry point
+``robreward.reward_sources: pref`` (pyproject.toml), through which robreward.rewards finds it without
+importing robreward.feedback (see robreward/rewards/spec.py).
 """
+
+from pathlib import Path
+
+from robreward.rewards.spec import RewardSource, register_reward_source
+
+
+def _load_preference_reward(arg: str, spec):
+    from robreward.feedback.preferences.model import load_preference_reward
+
+    return load_preference_reward(arg, spec)
+
+
+def _normalize_run(arg: str) -> str:
+    path = Path(arg)
+    if not path.exists():
+        raise FileNotFoundError(f"pref:{arg}: {arg!r} does not exist; pass pref:RUN_DIR (the --out of "
+                                "`robreward prefs train`) or pref:MODEL.pt")
+    return str(path.resolve())
+
+
+PREFERENCE_REWARD = RewardSource(
+    kind="pref", form="pref:RUN", help="the reward learned by `robreward prefs train --out RUN`, or pref:MODEL.pt",
+    load=_load_preference_reward, normalize=_normalize_run)
+register_reward_source(PREFERENCE_REWARD)
 
 from robreward.feedback.preferences.evaluation import evaluate_preferences
 from robreward.feedback.preferences.loop import (
@@ -64,7 +93,7 @@ from robreward.feedback.preferences.teachers import (
 )
 
 __all__ = [
-    "EQUAL", "QUERY_METHODS", "SCHEDULES", "SKIP", "Coverage", "EnsembleConfig", "FeatureSpec", "Featurizer",
+    "PREFERENCE_REWARD", "EQUAL", "QUERY_METHODS", "SCHEDULES", "SKIP", "Coverage", "EnsembleConfig", "FeatureSpec", "Featurizer",
     "FitReport", "Label", "PreferenceReward", "PrefsConfig", "Rollout", "SegmentBatch", "SegmentPairs", "SimTeacher",
     "TransitionReward", "accuracy_from_returns", "bpref_reference_return", "canonical_rewards", "cat_pairs",
     "choose_queries", "collect_rollout", "cut_segments", "epic_distance", "labels_to_targets", "make_teacher",
