@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -44,7 +42,7 @@ from robreward.codegen.reflect import reflection_text
 from robreward.codegen.report import write_report
 from robreward.codegen.text_task import check_fitness_expression, write_text_task
 from robreward.codegen.training import checkpoint_step, train_candidates, training_stats
-from robreward.fileio import atomic_write_json, atomic_write_text
+from robreward.fileio import atomic_copy, atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -491,8 +489,7 @@ class _Run:
         atomic_write_text(best / "reward.py", (self.out / self.state["best"]["id"] / "reward.py").read_text())
         atomic_write_text(best / "reflection.txt", self.state["best"]["reflection"])
         if policy is not None and policy.is_file():
-            shutil.copyfile(policy, best / "policy.onnx.tmp")
-            os.replace(best / "policy.onnx.tmp", best / "policy.onnx")
+            atomic_copy(policy, best / "policy.onnx")
 
     # -- 7. final
     def final(self) -> None:

@@ -32,12 +32,10 @@ target and renamed over it; an append copies the file, appends to the copy, then
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import datetime as _dt
 import hashlib
 import json
-import os
 import platform
 import shutil
 import warnings
@@ -48,6 +46,7 @@ import mujoco
 import numpy as np
 
 from robreward.demos.validate import DemoFileError, check_finite, check_layout, check_storage
+from robreward.fileio import atomic_path
 
 __all__ = ["DemoDataset", "DemoFileError", "DemoWriter", "EpisodeIndexError", "MujocoVersionWarning"]
 
@@ -266,10 +265,6 @@ class DemoDataset:
         return info
 
 
-def _tmp_beside(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
 class DemoWriter:
     """Write episodes atomically: ``with DemoWriter(path, meta) as w: w.add_episode(...)``.
 
@@ -282,7 +277,7 @@ class DemoWriter:
     def __init__(self, path, meta: dict, append: bool = True, force: bool = False, record_info: dict | None = None):
         self.path = Path(path)
         self.meta = meta
-        self.tmp = _tmp_beside(self.path)
+        self.tmp = None  # the temp file beside path (robreward.fileio.atomic_path), from __enter__ on
         self.record_info = record_info or {}
         self.append = append and self.path.exists()  # append=False: a new file replaces any old one
         if self.append:
@@ -303,7 +298,16 @@ class DemoWriter:
             raise DemoFileError(f"cannot append to {self.path}: " + "; ".join(problems) + " (pass --force to append anyway)")
 
     def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._atomic = atomic_path(self.path)
+        self.tmp = self._atomic.__enter__()
+        try:
+            self._open()
+        except BaseException as err:
+            self._atomic.__exit__(type(err), err, err.__traceback__)
+            raise
+        return self
+
+    def _open(self) -> None:
         if self.append:
             shutil.copyfile(self.path, self.tmp)
             self._f = h5py.File(self.tmp, "a")
@@ -325,7 +329,6 @@ class DemoWriter:
             f.attrs["source"] = "mixed (see history)"
         if "seed" in self.record_info:
             f.attrs["seeds"] = np.append(np.asarray(f.attrs["seeds"], np.int64), int(self.record_info["seed"]))
-        return self
 
     def add_episode(self, initial_state, actions, qpos, qvel, obs, rewards, reward_terms: dict, success,
                     model_fields: dict | None = None, frames=None, attrs: dict | None = None) -> int:
@@ -366,10 +369,8 @@ class DemoWriter:
     def __exit__(self, exc_type, exc, tb):
         try:
             self._f.close()
-        finally:
-            if exc_type is None:
-                os.replace(self.tmp, self.path)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(self.tmp)
+        except BaseException as err:
+            self._atomic.__exit__(type(err), err, err.__traceback__)
+            raise
+        self._atomic.__exit__(exc_type, exc, tb)  # replaces path, or removes the temp file after an error
         return False

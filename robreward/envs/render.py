@@ -77,11 +77,11 @@ def write_video(path, frames, fps: float = 30.0) -> Path:
     """Write uint8 frames [T, H, W, 3] as an H.264 mp4 (atomically: tmp file, then rename)."""
     import imageio.v2 as imageio
 
+    from robreward.fileio import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    with imageio.get_writer(tmp, fps=fps, codec="libx264", quality=7, macro_block_size=8) as writer:
+    with atomic_path(path) as tmp, imageio.get_writer(tmp, fps=fps, codec="libx264", quality=7,
+                                                      macro_block_size=8) as writer:
         for frame in frames:
             writer.append_data(np.asarray(frame, dtype=np.uint8))
-    os.replace(tmp, path)
     return path

@@ -32,18 +32,14 @@ eval.json (ARCHITECTURE.md "eval.json"; every number is a float, ``None`` where 
 from __future__ import annotations
 
 import inspect
-import json
 import math
-import os
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
 
-EVAL_FIELDS = ("task", "task_version", "reward", "episodes", "seeds", "return_mean", "return_std",
-               "train_reward_return_mean", "success_rate", "fitness_mean", "episode_length_mean", "terms")
-"""The fields ARCHITECTURE.md requires in every eval.json."""
+from robreward.rundir import EVAL_FIELDS, read_eval, write_eval  # noqa: F401  (EVAL_FIELDS: re-exported)
 
 PER_SEED_FIELDS = ("return_mean", "return_std", "train_reward_return_mean", "success_rate", "fitness_mean",
                    "episode_length_mean", "terms")
@@ -303,47 +299,11 @@ def evaluate_seeds(task, policies, **kwargs) -> dict:
     return aggregate_seeds(per_seed, base)
 
 
-def _jsonable(obj):
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return _float(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 def write_eval_json(run_dir_or_path, result: Mapping) -> Path:
-    """Write eval.json atomically (tmp file + os.replace) into a run dir, or to a .json path."""
-    target = Path(run_dir_or_path)
-    if target.suffix != ".json":
-        target = target / "eval.json"
-    missing = [f for f in EVAL_FIELDS if f not in result]
-    if missing:
-        raise ValueError(f"eval result lacks the eval.json fields {missing}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as fh:
-        json.dump(_jsonable(result), fh, indent=2, allow_nan=False)
-        fh.write("\n")
-    os.replace(tmp, target)
-    return target
+    """Write eval.json atomically into a run dir, or to a .json path (robreward.rundir.write_eval)."""
+    return write_eval(run_dir_or_path, dict(result))
 
 
 def read_eval_json(run_dir_or_path) -> dict:
     """Read a run's eval.json (a run dir or the file itself), with a clear error."""
-    path = Path(run_dir_or_path)
-    if path.is_dir():
-        path = path / "eval.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"no eval.json at {str(path)!r}; run `robreward eval {path.parent}` first")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{str(path)!r} is not valid JSON: {err}") from err
+    return read_eval(run_dir_or_path)

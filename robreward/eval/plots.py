@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+
+from robreward.fileio import atomic_path
 
 PANELS = (("return_mean", "return (hand reward)"), ("success_rate", "success rate"))
 
@@ -93,9 +94,7 @@ def plot_learning_curves(runs: Sequence[tuple[str, Sequence[Mapping[str, np.ndar
         fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, format="png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
     return path

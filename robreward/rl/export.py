@@ -4,10 +4,8 @@ MODEL_CARD.md, and `load_policy(path)` for a policy file or a run directory."""
 
 from __future__ import annotations
 
-import datetime
 import math
 import os
-import platform
 import warnings
 from pathlib import Path
 
@@ -15,9 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from robreward.fileio import atomic_path
+from robreward.rundir import CARD_FILE, POLICY_FILE  # noqa: F401  (re-exported: the file names of the contract)
+from robreward.rundir import CHECKPOINT_DIR, CONFIG_FILE, LATEST, RunDir, read_config
+
 ONNX_OPSET = 17  # supported by onnxruntime >= 1.14
-POLICY_FILE = "policy.onnx"
-CARD_FILE = "MODEL_CARD.md"
 
 
 class DeterministicPolicy(nn.Module):
@@ -229,27 +229,20 @@ def check_policy_task(policy, spec, where: str | None = None) -> None:
 def export_onnx(module: nn.Module, obs_dim: int, path: str | os.PathLike) -> Path:
     """Export a raw-obs -> action module to ONNX with a dynamic batch axis (written atomically)."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     module = module.to("cpu").eval()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), atomic_path(path) as tmp:
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(
             module, (torch.zeros(1, obs_dim),), str(tmp), input_names=["obs"], output_names=["action"],
             dynamic_axes={"obs": {0: "batch"}, "action": {0: "batch"}}, opset_version=ONNX_OPSET, dynamo=False,
         )
-    os.replace(tmp, path)
     return path
 
 
 def _trained_task(folder: Path) -> str | None:
     """The task name in a run's config.yaml, as a label for messages only (never loaded)."""
-    path = folder / "config.yaml"
     try:
-        if not path.is_file() or path.stat().st_size > 1_000_000:
-            return None
-        import yaml
-
-        task = (yaml.safe_load(path.read_text()) or {}).get("task")
+        task = read_config(folder, migrate=False).get("task") if (folder / CONFIG_FILE).is_file() else None
     except Exception:  # noqa: BLE001 - a label: an unreadable config only loses it
         return None
     return task[:200] if isinstance(task, str) else None
@@ -257,29 +250,45 @@ def _trained_task(folder: Path) -> str | None:
 
 def load_policy(path: str | os.PathLike, task=None):
     """A callable obs [B, obs_dim] -> deterministic clipped actions [B, act_dim] from a policy.onnx file
-    or a run directory (its policy.onnx; a run without one falls back to checkpoints/latest.pt).
+    or a run directory: a training run's policy.onnx (one without it falls back to
+    checkpoints/latest.pt), a ``prefs train`` run's final policy (ppo/), a ``generate`` run's
+    best policy (best/policy.onnx; robreward.rundir.find_policy_run). A seed group is several
+    policies: pass one seed_N/ (``robreward eval`` evaluates them all).
 
     task: a TaskSpec (or suite task name) to check the policy's observation and action sizes
     against before it runs (ValueError naming both sizes and the task it was trained on)."""
-    path = Path(path)
-    if path.is_dir():
-        if (path / POLICY_FILE).is_file():
-            policy = OnnxPolicy(path / POLICY_FILE, task=_trained_task(path))
-        elif (path / "checkpoints" / "latest.pt").is_file():
-            from robreward.rl.runner import policy_from_checkpoint
+    from robreward.rundir import GENERATE_BEST_DIR, PolicyRun, find_policy_run
 
-            policy = TorchPolicy(policy_from_checkpoint(path / "checkpoints" / "latest.pt"))
-            policy.task, policy.path = _trained_task(path), str(path)
-        else:
-            raise FileNotFoundError(
-                f"run directory {str(path)!r} has neither {POLICY_FILE} nor checkpoints/latest.pt: "
-                "train it first (robreward train --out DIR) or pass a policy.onnx file")
-    elif not path.exists():
-        raise FileNotFoundError(f"no policy at {str(path)!r}: pass a policy.onnx file or a run directory")
-    elif path.suffix != ".onnx":
+    path = Path(path)
+    if path.is_file() and path.suffix != ".onnx":
         raise ValueError(f"policy file {str(path)!r} is not an .onnx file: pass policy.onnx or a run directory")
+    if not path.exists():
+        raise FileNotFoundError(f"no policy at {str(path)!r}: pass a policy.onnx file or a run directory")
+    try:
+        found = find_policy_run(path)
+    except FileNotFoundError:
+        if not path.is_dir() or (path / "config.json").is_file():
+            raise
+        found = PolicyRun("train", path, path)  # an empty folder: say what a run directory holds
+    where = found.policy_path
+    if found.kind == "generate" and where.is_dir() and (path / GENERATE_BEST_DIR / POLICY_FILE).is_file():
+        where = path / GENERATE_BEST_DIR / POLICY_FILE  # the median final seed's policy
+    if where.is_file():
+        policy = OnnxPolicy(where, task=_trained_task(where.parent) or found.task)
+    elif (where / POLICY_FILE).is_file():
+        policy = OnnxPolicy(where / POLICY_FILE, task=_trained_task(where))
+    elif found.seeds:
+        raise ValueError(f"{str(where)!r} is a seed group ({len(found.seeds)} policies): pass one of its seed_N/ "
+                         "run directories, or evaluate them all with `robreward eval`")
+    elif (where / CHECKPOINT_DIR / LATEST).is_file():
+        from robreward.rl.runner import policy_from_checkpoint
+
+        policy = TorchPolicy(policy_from_checkpoint(where / CHECKPOINT_DIR / LATEST))
+        policy.task, policy.path = _trained_task(where), str(where)
     else:
-        policy = OnnxPolicy(path, task=_trained_task(path.parent))
+        raise FileNotFoundError(
+            f"run directory {str(where)!r} has neither {POLICY_FILE} nor {CHECKPOINT_DIR}/{LATEST}: "
+            "train it first (robreward train --out DIR) or pass a policy.onnx file")
     if task is not None:
         from robreward.envs.registry import get_task
 
@@ -287,44 +296,8 @@ def load_policy(path: str | os.PathLike, task=None):
     return policy
 
 
-def _fmt(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
 def write_model_card(run_dir: str | os.PathLike, config: dict, spec, steps: int, eval_result: dict | None = None,
                      extra: dict | None = None) -> Path:
-    """MODEL_CARD.md beside policy.onnx: task and version, reward source, steps, seeds, eval numbers."""
-    run_dir = Path(run_dir)
-    algo = config.get("algo", "ppo")
-    lines = [
-        f"# {spec.name} policy ({config.get('reward', 'hand')} reward)", "",
-        f"- task: `{spec.name}` version {spec.version}",
-        f"- reward: `{config.get('reward', 'hand')}`",
-        f"- algorithm: {'robreward PPO (rsl_rl style)' if algo == 'ppo' else 'Stable-Baselines3 PPO (rl-zoo3 hyperparameters)'}",
-        f"- env steps: {steps:,} over {config.get('num_envs')} worlds",
-        f"- seed: {config.get('seed')}",
-        f"- backend / device: {config.get('backend')} / {config.get('device')}",
-        f"- written: {datetime.datetime.now().isoformat(timespec='seconds')} on {platform.node() or 'unknown'}"
-        f" (python {platform.python_version()}, torch {torch.__version__})",
-        "", "## Policy file", "",
-        f"`{POLICY_FILE}`: input `obs` float32 [B, {spec.obs_dim}] (raw observations; normalization baked in), "
-        f"output `action` float32 [B, {spec.act_dim}], deterministic, clipped to "
-        f"[{min(spec.action_low):g}, {max(spec.action_high):g}]. Load with onnxruntime or "
-        "`robreward.rl.load_policy(path)`. The resolved training config is `config.yaml`.",
-    ]
-    if extra:
-        lines += ["", "## Training", ""] + [f"- {key}: {_fmt(value)}" for key, value in extra.items()]
-    lines += ["", "## Evaluation", ""]
-    if eval_result:
-        keys = ("episodes", "seeds", "return_mean", "return_std", "train_reward_return_mean", "success_rate",
-                "fitness_mean", "episode_length_mean")
-        lines += ["| metric | value |", "|---|---|"]
-        lines += [f"| {k} | {_fmt(eval_result[k])} |" for k in keys if k in eval_result]
-        lines += ["", "Returns are under the task's hand reward (eval.json has every field)."]
-    else:
-        lines.append("Not evaluated yet: `robreward eval RUN_DIR` writes eval.json.")
-    path = run_dir / CARD_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, path)
-    return path
+    """MODEL_CARD.md beside policy.onnx: task and version, reward source, steps, seeds, eval numbers
+    (robreward.rundir.render_model_card; written atomically)."""
+    return RunDir(run_dir).write_model_card(config, spec, steps, eval_result, extra)

@@ -132,7 +132,7 @@ def _get(obj, dotted: str):
 
 def save_sb3_checkpoint(model, venv_norm, ckpt_dir: Path) -> None:
     """checkpoints/latest_sb3.pt, atomically: plain tensors and numbers only (module docstring)."""
-    from robreward.rl.checkpoint import atomic_torch_save
+    from robreward.rundir import atomic_torch_save
 
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     vecnormalize = {key: torch.as_tensor(np.array(_get(venv_norm, key), dtype=np.float64)) for key in _VECNORM_ARRAYS}
@@ -144,7 +144,7 @@ def save_sb3_checkpoint(model, venv_norm, ckpt_dir: Path) -> None:
 
 def load_sb3_checkpoint(path: Path) -> dict:
     """A latest_sb3.pt as plain data; refuses the pickles older versions wrote (module docstring)."""
-    from robreward.rl.checkpoint import load_plain
+    from robreward.rundir import load_plain
 
     path = Path(path)
     if not path.is_file():

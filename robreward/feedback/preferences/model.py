@@ -417,7 +417,7 @@ class PreferenceReward:
         return self
 
     def save(self, path) -> Path:
-        """Write weights, statistics, config and feature spec atomically (tmp file + os.replace)."""
+        """Write weights, statistics, config and feature spec atomically (robreward.fileio)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         config = dataclasses.asdict(self.config)
