@@ -14,8 +14,10 @@ from pathlib import Path
 
 from robreward.cli.main import CliError
 
-SELECTIONS = ("uniform", "disagreement", "entropy")
-SCHEDULES = ("constant", "linear")
+# PrefsConfig field -> its flag where the flag is not --FIELD-NAME
+FLAGS = {"num_envs": "--envs", "feature_action": "--no-action", "ensemble.seed": "--seed"}
+# flag dest -> PrefsConfig field, for the flags whose dest is not the field's name
+FIELDS = {"envs": "num_envs"}
 
 
 def _task(text: str) -> str:
@@ -30,11 +32,43 @@ def _task(text: str) -> str:
     return text if text in task_names() else str(Path(text).resolve())
 
 
+def _new_config(args):
+    """The PrefsConfig of a new run: --config FILE.yaml, then the flags given; the dataclass has every
+    default and check (a bad value is reported with its flag)."""
+    from robreward.cli.options import build_config, given_values, merge, read_config_file
+    from robreward.feedback.preferences.loop import STATE_FILE, PrefsConfig
+    from robreward.rl.config import PPOConfig
+
+    values = read_config_file(args.config) if args.config else {}
+    given = {FIELDS.get(name, name): getattr(args, name) for name in
+             ("task", "teacher", "queries", "select", "schedule", "pairing", "segment", "per_round", "steps", "envs",
+              "pretrain_steps", "feedback_fraction", "final_policy", "seed", "eval_episodes", "device", "out")}
+    values = merge(values, {k: v for k, v in given.items() if v is not None})
+    if args.features:
+        values["features"] = tuple(f.strip() for f in args.features.split(",") if f.strip())
+    if args.no_action:
+        values["feature_action"] = False
+    if args.no_progress:
+        values["progress"] = False
+    if "seed" in values:  # the reward ensemble's seed follows --seed (benchmarks/prefs.py keeps it at 0)
+        values["ensemble"] = {**values.get("ensemble", {}), "seed": values["seed"]}
+    ppo = given_values(args, PPOConfig, prefix="ppo.")
+    if ppo:
+        values["ppo"] = merge(values.get("ppo", {}), ppo)
+    values.update(_app_settings(args))
+    missing = [flag for flag, name in (("--task", "task"), ("--teacher", "teacher"), ("--queries", "queries"),
+                                       ("--out", "out")) if values.get(name) is None]
+    if missing:
+        raise CliError(f"{', '.join(missing)} required (or --resume RUN_DIR)")
+    values["task"] = _task(values["task"])
+    if (Path(values["out"]) / STATE_FILE).exists():
+        raise CliError(f"--out {values['out']!r} already holds a preference run: continue it with "
+                       f"`robreward prefs train --resume {values['out']}` or choose a new --out")
+    return build_config(PrefsConfig, values, FLAGS, lambda data: PrefsConfig(**data))
+
+
 def _train(args) -> int:
-    from robreward.feedback.preferences.loop import (FINAL_POLICIES, STATE_FILE, PrefsConfig, check_teacher,
-                                                     load_prefs_config, train_preferences)
-    from robreward.feedback.preferences.model import EnsembleConfig
-    from robreward.feedback.preferences.segments import query_schedule
+    from robreward.feedback.preferences.loop import PrefsConfig, STATE_FILE, load_prefs_config, train_preferences
 
     if args.resume:
         run_dir = Path(args.resume)
@@ -49,41 +83,7 @@ def _train(args) -> int:
             raise CliError(str(err)) from None
         summary = _run(train_preferences, config, resume=True)
     else:
-        missing = [flag for flag, value in (("--task", args.task), ("--teacher", args.teacher),
-                                            ("--queries", args.queries), ("--out", args.out)) if value is None]
-        if missing:
-            raise CliError(f"{', '.join(missing)} required (or --resume RUN_DIR)")
-        if args.select not in SELECTIONS:
-            raise CliError(f"unknown --select {args.select!r}: choose one of {', '.join(SELECTIONS)}")
-        if args.schedule not in SCHEDULES:
-            raise CliError(f"unknown --schedule {args.schedule!r}: choose one of {', '.join(SCHEDULES)}")
-        if args.final_policy not in FINAL_POLICIES:
-            raise CliError(f"unknown --final-policy {args.final_policy!r}: choose one of {', '.join(FINAL_POLICIES)}")
-        task = _task(args.task)
-        try:
-            check_teacher(args.teacher)
-        except ValueError as err:
-            raise CliError(f"--teacher: {err}") from None
-        try:
-            query_schedule(args.queries, args.per_round, args.schedule)
-        except ValueError as err:
-            raise CliError(f"--queries/--per-round: {err}") from None
-        if (Path(args.out) / STATE_FILE).exists():
-            raise CliError(f"--out {args.out!r} already holds a preference run: continue it with "
-                           f"`robreward prefs train --resume {args.out}` or choose a new --out")
-        try:
-            config = PrefsConfig(
-                task=task, teacher=args.teacher, queries=args.queries, per_round=args.per_round,
-                schedule=args.schedule, select=args.select, segment=args.segment, steps=args.steps,
-                **({"pairing": args.pairing} if args.pairing else {}),
-                num_envs=args.envs, pretrain_steps=args.pretrain_steps, seed=args.seed, out=args.out,
-                eval_episodes=args.eval_episodes, device=args.device, progress=not args.no_progress,
-                features=tuple(f.strip() for f in args.features.split(",") if f.strip()) if args.features else (),
-                feature_action=not args.no_action, final_policy=args.final_policy,
-                feedback_fraction=args.feedback_fraction,
-                ensemble=EnsembleConfig(seed=args.seed), **_app_settings(args))
-        except ValueError as err:
-            raise CliError(str(err)) from None
+        config = _new_config(args)
         summary = _run(train_preferences, config)
     print(f"{summary['rounds']} feedback rounds, {summary['queries']} queries ({summary['labels_answered']} answered), "
           f"{summary['steps']:,} PPO steps in {summary['seconds']:.0f} s -> {summary['run_dir']}")
@@ -154,6 +154,9 @@ def _eval(args) -> int:
 
 
 def register(sub) -> None:
+    from robreward.cli.options import add_config_flags
+    from robreward.rl.config import PPOConfig
+
     p = sub.add_parser("prefs")
     verbs = p.add_subparsers(dest="prefs_verb", metavar="{train,eval}")
     t = verbs.add_parser("train", help="run (or resume) the preference loop into a run directory")
@@ -161,30 +164,31 @@ def register(sub) -> None:
     t.add_argument("--teacher", help="oracle | stochastic:BETA | mistake:EPS | skip:EPS | equal:EPS | myopic:GAMMA, "
                                      "comma-separated; or human (you label clips in the browser)")
     t.add_argument("--queries", type=int, help="query budget (pairs shown to the teacher)")
-    t.add_argument("--select", default="disagreement", help="uniform | disagreement (default) | entropy")
-    t.add_argument("--schedule", default="constant", help="constant (default) | linear")
+    t.add_argument("--select", help="uniform | disagreement (default) | entropy")
+    t.add_argument("--schedule", help="constant (default) | linear")
     t.add_argument("--pairing", default=None,
                    help="which segments a query compares: any | episode (two of one episode: same object, goal and "
                         "start) | mixed (half each, the default)")
-    t.add_argument("--segment", type=int, default=25, help="segment length in steps (default 25)")
-    t.add_argument("--per-round", type=int, default=50, help="queries per feedback round (default 50)")
-    t.add_argument("--steps", type=int, default=1_000_000, help="PPO env steps summed over worlds (default 1000000)")
-    t.add_argument("--envs", type=int, default=32, help="parallel worlds (default 32)")
-    t.add_argument("--pretrain-steps", type=int, default=0,
+    t.add_argument("--segment", type=int, help="segment length in steps (default 25)")
+    t.add_argument("--per-round", type=int, help="queries per feedback round (default 50)")
+    t.add_argument("--steps", type=int, help="PPO env steps summed over worlds (default 1000000)")
+    t.add_argument("--envs", type=int, help="parallel worlds (default 32)")
+    t.add_argument("--pretrain-steps", type=int,
                    help="PPO steps of unsupervised state-entropy pre-training before the first queries (default 0)")
     t.add_argument("--features", default=None, help="TaskState fields the reward reads, comma-separated, |x| for "
                                                      "the norm of field x, or obs-norms (the observation's fields, "
                                                      "vectors as their norms); default: the task's observation; "
                                                      "plus the action")
     t.add_argument("--no-action", action="store_true", help="the reward reads no action (state-only reward)")
-    t.add_argument("--feedback-fraction", type=float, default=0.75,
+    t.add_argument("--feedback-fraction", type=float,
                    help="the feedback rounds are spread over this fraction of the PPO steps (default 0.75)")
-    t.add_argument("--final-policy", default="continue",
+    t.add_argument("--final-policy",
                    help="after the last feedback round: continue (default, PEBBLE) trains the same policy on to "
                         "--steps; restart trains a fresh policy from scratch on the final reward for the steps left")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--eval-episodes", type=int, default=100, help="episodes of the final evaluation (0: skip)")
-    t.add_argument("--device", default="cpu", help="torch device: cpu or cuda[:N]")
+    t.add_argument("--seed", type=int, help="seeds PPO, the envs, the queries, the teacher and the reward ensemble "
+                                            "(default 0)")
+    t.add_argument("--eval-episodes", type=int, help="episodes of the final evaluation (0: skip)")
+    t.add_argument("--device", help="torch device: cpu or cuda[:N]")
     t.add_argument("--out", help="run directory")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run at its last finished round")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -194,6 +198,10 @@ def register(sub) -> None:
                    help="teacher human: do not serve the app from this process (run `robreward label RUN_DIR`)")
     t.add_argument("--label-timeout", type=float, default=None,
                    help="teacher human: stop after this many seconds without a round's labels (default: wait)")
+    t.add_argument("--config", metavar="FILE.yaml", help="PrefsConfig fields from a YAML file (a run's config.json "
+                                                        "works too); flags given override them")
+    add_config_flags(t, PPOConfig, prefix="ppo.",
+                     group=t.add_argument_group("PPO hyperparameters (--ppo.FIELD; robreward/rl/config.py PPOConfig)"))
     t.set_defaults(func=_train)
     e = verbs.add_parser("eval", help="preference accuracy, EPIC distance, policy vs the hand baseline")
     e.add_argument("run", metavar="RUN_DIR", help="a `robreward prefs train` run directory")

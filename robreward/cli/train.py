@@ -5,17 +5,18 @@
     robreward train --resume runs/push-hand
     robreward train --resume runs/my-task-run --task path/to/my_task    (a run on a task folder)
     robreward train --task cheetah-run --algo sb3 ...
+    robreward train --task push --ppo.learning-rate 3e-4 --ppo.actor-hidden 256,256
+    robreward train --config runs/push-hand/config.yaml --seed 1 --out runs/push-hand-s1
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 from robreward.cli.main import CliError
 
-ALGOS = ("ppo", "sb3")
-BACKENDS = ("cpu", "warp")
 
 
 def _reward_spec(text: str) -> str:
@@ -36,37 +37,66 @@ def _task_spec(text: str) -> str:
     return text if text in task_names() else str(Path(text).resolve())
 
 
+# TrainConfig field -> its flag where the flag is not --FIELD-NAME (the derived name works too)
+FLAGS = {"num_envs": "--envs", "torch_threads": "--threads", "ppo.num_steps": "--rollout-steps"}
+# where the command line means more than the field's docstring says
+HELP = {"task": "task name (see `robreward tasks`) or task folder; with --resume, the task folder of a run on one "
+                "(a run's config.yaml never picks a folder of code by itself)",
+        "out": "run directory (default runs/TASK-REWARD-sSEED)",
+        "ppo.num_steps": "PPO steps per world per rollout (default 32)"}
+# what `--resume` may change: the rest is the run's config.yaml
+RESUME_FIELDS = ("steps", "progress", "task")
+
+
+def config_from_args(args):
+    """The TrainConfig of a new run: --config FILE.yaml, then the flags given over it; the dataclass has
+    every default and check (a bad value is reported with its flag)."""
+    from robreward.cli.options import build_config, given_values, merge, read_config_file
+    from robreward.configs import strict_from_dict
+    from robreward.rl.config import TrainConfig
+
+    values = given_values(args, TrainConfig)
+    if args.config:
+        values = merge(read_config_file(args.config), values)
+    if not values.get("task"):
+        raise CliError("--task is required (or --resume RUN_DIR); see `robreward tasks` for the list")
+    values["task"] = _task_spec(values["task"])
+    if "reward" in values:
+        values["reward"] = _reward_spec(values["reward"])
+    config = build_config(TrainConfig, values, FLAGS, lambda data: strict_from_dict(TrainConfig, data))
+    if "out" not in values:
+        config = dataclasses.replace(config, out=f"runs/{Path(config.task).name}-{Path(config.reward).stem}"
+                                                 f"-s{config.seed}")
+    return config
+
+
 def run(args) -> int:
-    from robreward.rl.config import PPOConfig, TrainConfig
+    from robreward.cli.options import flag_for, given_values
+    from robreward.rl.config import TrainConfig
+    from robreward import rundir
     from robreward.rl.runner import resume, train
 
-    if args.algo not in ALGOS:
-        raise CliError(f"unknown --algo {args.algo!r}: choose one of {', '.join(ALGOS)}")
-    if args.backend is not None and args.backend not in BACKENDS:
-        raise CliError(f"unknown --backend {args.backend!r}: choose one of {', '.join(BACKENDS)}")
+    values = given_values(args, TrainConfig)
     if args.resume:
+        extra = sorted(set(values) - set(RESUME_FIELDS)) + (["config"] if args.config else [])
+        if extra:
+            flags = ", ".join(flag_for(name, FLAGS) for name in extra)
+            raise CliError(f"--resume continues the run as configured in {args.resume}/config.yaml; drop {flags} "
+                           "(only --steps, --no-progress and --task may be given with --resume)")
         run_dir = Path(args.resume)
         if not run_dir.is_dir():
             raise CliError(f"--resume {args.resume!r}: no such run directory (pass the --out DIR of an earlier run)")
         if not os.access(run_dir, os.R_OK | os.X_OK) or not (run_dir / "config.yaml").is_file():
             raise CliError(f"--resume {args.resume!r}: not a readable run directory (config.yaml missing or unreadable)")
-        overrides = {} if args.no_progress is False else {"progress": False}
+        if values.get("steps") is not None and values["steps"] < 1:
+            raise CliError(f"--steps must be >= 1, got {values['steps']}")
+        overrides = {"progress": False} if values.get("progress") is False else {}
         # a run's config.yaml may name a task folder (code): resume refuses it unless --task names it here
-        task = _task_spec(args.task) if args.task else None
-        summary = resume(run_dir, steps=args.steps, task=task, **overrides)
+        task = _task_spec(values["task"]) if values.get("task") else None
+        summary = resume(run_dir, steps=values.get("steps"), task=task, **overrides)
     else:
-        if not args.task:
-            raise CliError("--task is required (or --resume RUN_DIR); see `robreward tasks` for the list")
-        out = args.out or f"runs/{Path(args.task).name}-{Path(args.reward).stem}-s{args.seed}"
-        num_envs = args.envs if args.envs is not None else (1 if args.algo == "sb3" else 64)
-        ppo = PPOConfig(num_steps=args.rollout_steps) if args.rollout_steps else PPOConfig()
-        config = TrainConfig(
-            task=_task_spec(args.task), reward=_reward_spec(args.reward), num_envs=num_envs,
-            steps=args.steps or 1_000_000, seed=args.seed, out=out, algo=args.algo, backend=args.backend or "cpu",
-            device=args.device, torch_threads=args.threads, eval_episodes=args.eval_episodes,
-            progress=not args.no_progress, ppo=ppo, init_from_demos=args.init_from_demos,
-        )
-        summary = train(config)
+        config = config_from_args(args)
+        summary = rundir.start_new_run(config.out, lambda: train(config), overwrite=args.overwrite)
     print(f"trained {summary['steps']:,} steps in {summary['seconds']:.0f} s -> {summary['run_dir']}")
     if summary.get("eval"):
         ev = summary["eval"]
@@ -75,22 +105,17 @@ def run(args) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train")
-    p.add_argument("--task", help="task name (see `robreward tasks`) or task folder; with --resume, the task folder "
-                                  "of a run on one (a run's config.yaml never picks a folder of code by itself)")
-    p.add_argument("--reward", default="hand", help="hand | sparse | FILE.py | pref:RUN (default hand)")
-    p.add_argument("--envs", type=int, default=None, help="parallel worlds (default 64; 1 for --algo sb3, as rl-zoo3)")
-    p.add_argument("--steps", type=int, default=None, help="env steps summed over all worlds (default 1000000)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="run directory (default runs/TASK-REWARD-sSEED)")
+    from robreward.cli.options import add_config_flags
+    from robreward.rl.config import TrainConfig
+
+    p = sub.add_parser("train", description=__doc__.split("\n\n")[0],
+                       epilog="Every TrainConfig field is a flag (robreward/rl/config.py); PPO hyperparameters are "
+                              "--ppo.FIELD, e.g. --ppo.learning-rate 3e-4. --config FILE.yaml gives fields from a "
+                              "file (a run's config.yaml works); flags given override it.")
+    p.add_argument("--config", metavar="FILE.yaml", help="config fields from a YAML file (flags given override them)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its latest checkpoint")
-    p.add_argument("--algo", default="ppo", help="ppo (robreward, default) | sb3 (Stable-Baselines3, rl-zoo3 hyperparameters)")
-    p.add_argument("--backend", default=None, help="cpu (default) | warp")
-    p.add_argument("--device", default="cpu", help="torch device: cpu or cuda[:N]")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the simulator uses the others)")
-    p.add_argument("--rollout-steps", type=int, default=None, help="PPO steps per world per rollout (default 32)")
-    p.add_argument("--eval-episodes", type=int, default=100, help="episodes of the final evaluation (0: skip)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--init-from-demos", metavar="FILE.h5", default=None,
-                   help="behaviour-clone the actor from a demo dataset before PPO (BC warm start)")
+    p.add_argument("--overwrite", action="store_true", help="start over in an --out that holds a run: removes only "
+                        "robreward's own files of it (a used --out is refused otherwise)")
+    add_config_flags(p, TrainConfig, FLAGS, help_overrides=HELP, nested_titles={
+        "ppo": "PPO hyperparameters (--ppo.FIELD; robreward/rl/config.py PPOConfig)"})
     p.set_defaults(func=run)

@@ -16,6 +16,10 @@ if TYPE_CHECKING:  # the spec module imports torch and MuJoCo: task names and re
     from robreward.envs.spec import TaskSpec
 
 
+BACKENDS = ("cpu", "warp")
+"""The simulation backends robreward.make takes (declared here, light, so configs check them without torch)."""
+
+
 class UnknownTaskError(ValueError):
     """A task name that is neither in the suite nor a task folder."""
 

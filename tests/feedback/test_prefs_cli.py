@@ -68,13 +68,13 @@ TASK = dataclasses.replace(REACH, name="reach-no-fitness", fitness=None)
 @pytest.mark.parametrize("args, message", [
     (["--teacher", "wizard"], "unknown teacher 'wizard'"),
     (["--teacher", "human,oracle"], "'human' cannot be combined with simulated teachers"),
-    (["--teacher", "human", "--port", "70000"], "port must be an integer in 0..65535, got 70000"),
+    (["--teacher", "human", "--port", "70000"], "--port must be an integer in 0..65535, got 70000"),
     (["--queries", "5"], "query budget 5 is smaller than one round of 10 queries"),
     (["--select", "best"], "unknown --select 'best': choose one of uniform, disagreement, entropy"),
     (["--task", "rech"], "unknown task 'rech'. Did you mean 'reach'"),
-    (["--pairing", "same"], "unknown pairing 'same': choose one of any, episode, mixed"),
+    (["--pairing", "same"], "unknown --pairing 'same': choose one of any, episode, mixed"),
     (["--final-policy", "reset"], "unknown --final-policy 'reset': choose one of continue, restart"),
-    (["--feedback-fraction", "1.5"], r"feedback_fraction must be in \(0, 1\], got 1.5"),
+    (["--feedback-fraction", "1.5"], r"--feedback-fraction must be in \(0, 1\], got 1.5"),
 ])
 def test_train_input_errors(args, message, tmp_path, capsys):
     argv = list(TINY)
