@@ -62,6 +62,7 @@ import math
 import pickle
 import platform
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -254,14 +255,33 @@ def _jsonable(obj):
     return obj
 
 
+def train_reward_invalid(run_dir) -> int | None:
+    """The world-steps whose training reward was invalid over the whole run (the latest checkpoint's
+    cumulative "reward_invalid"); None without a checkpoint that records it."""
+    path = Path(run_dir) / CHECKPOINT_DIR / LATEST
+    if not path.is_file():
+        return None
+    try:
+        count = load_checkpoint(path).get("reward_invalid")
+    except (OSError, ValueError):
+        return None
+    return None if count is None else int(count)
+
+
 def write_eval(run_dir_or_path, result: dict) -> Path:
-    """eval.json into a run directory (or to a .json path); refuses a result without EVAL_FIELDS."""
+    """eval.json into a run directory (or to a .json path); refuses a result without EVAL_FIELDS.
+    Into a training run's directory it adds ``train_reward_invalid`` (train_reward_invalid) when
+    the result lacks it."""
     target = Path(run_dir_or_path)
     if target.suffix != ".json":
         target = target / EVAL_FILE
     missing = [f for f in EVAL_FIELDS if f not in result]
     if missing:
         raise ValueError(f"eval result lacks the eval.json fields {missing}")
+    if "train_reward_invalid" not in result and "per_seed" not in result:
+        invalid = train_reward_invalid(target.parent)
+        if invalid is not None:
+            result = {**result, "train_reward_invalid": invalid}
     return atomic_write_json(target, _jsonable(result), indent=2, allow_nan=False)
 
 
@@ -541,6 +561,27 @@ def prepare(out, *, resume: bool = False, overwrite: bool = False) -> tuple["Run
     return run, removed
 
 
+def start_new_run(out, start, *, overwrite: bool = False, log=print):
+    """What `train --out DIR [--overwrite]` does around ``start()`` (the training): refuse a used
+    DIR (check_out), remove robreward's own files with ``overwrite`` (saying which), then start.
+    If ``start`` fails and DIR did not exist before, the folders it left without a file in them
+    are removed: a rejected reward leaves no run directory behind."""
+    out = Path(out)
+    check_out(out, overwrite=overwrite)
+    existed = out.exists()
+    if overwrite and existed:
+        _, removed = prepare(out, overwrite=True)
+        if removed:
+            log(f"--overwrite: removed {len(removed)} file(s) of the earlier run in {out}: "
+                + ", ".join(str(p.relative_to(out)) for p in removed[:8]) + (" ..." if len(removed) > 8 else ""))
+    try:
+        return start()
+    except BaseException:
+        if not existed and out.is_dir() and not any(p.is_file() for p in out.rglob("*")):
+            shutil.rmtree(out)
+        raise
+
+
 # -- which policy a run directory holds -----------------------------------------------------------
 PREFS_PPO_DIR = "ppo"  # a `prefs train` run: its PPO run directory (the final policy)
 GENERATE_FINAL_DIR = "final"  # a `generate` run: the best reward retrained over seeds (a seed group)
@@ -630,5 +671,7 @@ __all__ = ["CARD_FILE", "CHECKPOINT_DIR", "CONFIG_FILE", "CSV_FIELDS", "EVAL_FIE
            "LATEST", "LATEST_SB3", "POLICY_FILE", "PROGRESS_COLUMNS", "PROGRESS_FILE", "SCHEMA_VERSION", "TB_DIR",
            "PolicyRun", "ProgressLog", "RunDir", "RunExistsError", "atomic_torch_save", "check_out",
            "find_policy_run", "load_checkpoint", "load_plain", "migrate_config", "prepare", "read_config",
-           "read_eval", "read_failed", "read_progress", "render_model_card", "seed_dirs", "update_card_eval",
+           "read_eval", "read_failed", "read_progress", "render_model_card", "seed_dirs", "start_new_run",
+           "train_reward_invalid",
+           "update_card_eval",
            "write_config", "write_eval", "write_failed"]

@@ -1,9 +1,15 @@
 """`robreward eval RUN_OR_POLICY --episodes 100 --video push.mp4 [--task T --seed S]`.
 
-RUN_OR_POLICY: a run directory (config.yaml + policy.onnx), a seed group (seed_0/, seed_1/, ...
-run dirs: every seed is evaluated and the aggregate written), or a bare policy file (needs
---task unless a config.yaml lies beside it). Writes eval.json into the run dir, or next to
-the policy file (eval.local.json where that eval.json is a shipped baseline, never overwritten).
+RUN_OR_POLICY: any run directory robreward writes (robreward.rundir.find_policy_run): a training
+run (config.yaml + policy.onnx), a seed group (seed_0/, seed_1/, ...: every seed is evaluated and
+the aggregate written), a `prefs train` run (its final policy, ppo/), a `generate` run (its final
+seeds, final/, or before the final stage its best policy, best/policy.onnx), or a policy file.
+eval.json goes into the run directory of the evaluated policy and its MODEL_CARD.md's evaluation
+section is replaced (the training numbers stay). A policy file outside a run directory (a shipped
+baseline under policies/, a downloaded file) needs --out: eval never writes into such a folder.
+
+--stochastic is refused: the policy file is the deterministic policy (the Gaussian's mean), and
+a number measured from sampled actions would describe a different policy than the one shipped.
 """
 
 from __future__ import annotations
@@ -25,19 +31,6 @@ def _load_policy_fn():
     return load_policy
 
 
-def _config(folder: Path) -> dict:
-    path = folder / "config.yaml"
-    if not path.is_file():
-        return {}
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise CliError(f"{str(path)!r} is not valid YAML: {err}") from err
-    return data if isinstance(data, dict) else {}
-
-
 def _train_reward(reward, spec):
     """The training reward to also measure, or None (with a note) when it cannot be rebuilt here."""
     if reward in (None, "", "unknown"):
@@ -53,42 +46,28 @@ def _train_reward(reward, spec):
     return reward
 
 
-def _seed_dirs(folder: Path):
-    from robreward.eval.compare import _seed_dirs
-
-    return _seed_dirs(folder)
-
-
 def resolve_target(target: str, task: str | None):
-    """-> (kind, path, config, out_path) with kind in {"run", "group", "file"}; clear errors."""
-    path = Path(target)
-    if not path.exists():
-        raise FileNotFoundError(f"{target!r} does not exist: pass a run directory (config.yaml + policy.onnx) "
-                                "or a policy file (policy.onnx with --task)")
-    if path.is_dir():
-        subs = _seed_dirs(path)
-        if subs:
-            config = _config(subs[0][1])
-            kind = "group"
-        else:
-            config = _config(path)
-            kind = "run"
-            if not config and not task:
-                raise CliError(f"{target!r} has no config.yaml: not a run directory; pass --task T to evaluate "
-                               "the policy in it, or point at a run directory")
-        if not (task or config.get("task")):
-            raise CliError(f"config.yaml in {target!r} names no task; pass --task T")
-        return kind, path, config, path / "eval.json"
-    config = _config(path.parent)
-    if not task and not config.get("task"):
-        raise CliError(f"policy file {target!r} needs --task (no run config.yaml beside it), "
-                       f"e.g. `robreward eval {target} --task push`")
-    out = path.parent / "eval.json"
+    """-> (PolicyRun, eval.json path, or None where --out is needed); clear errors."""
     from robreward.eval.baseline import is_baseline_file
+    from robreward.rundir import CONFIG_FILE, EVAL_FILE, find_policy_run
 
-    if is_baseline_file(out):
-        out = path.parent / "eval.local.json"
-    return "file", path, config, out
+    try:
+        found = find_policy_run(target)
+    except FileNotFoundError as err:
+        raise CliError(str(err)) from None
+    if found.kind == "file" and not task and not found.task:
+        raise CliError(f"policy file {target!r} needs --task (no run config.yaml beside it), "
+                       f"e.g. `robreward eval {target} --task push --out runs/eval.json`")
+    if found.kind != "file" and not (task or found.task):
+        raise CliError(f"{target!r} names no task (no config.yaml with a task): pass --task T")
+    where = found.policy_path
+    if where.is_file():  # a policy file: its folder's eval.json only when that folder is a run directory
+        folder = where.parent
+        run_dir = found.kind == "generate" or (folder / CONFIG_FILE).is_file()
+        if not run_dir or is_baseline_file(folder / EVAL_FILE):
+            return found, None  # --out is needed (checked once the policy has loaded)
+        return found, folder / EVAL_FILE
+    return found, where / EVAL_FILE
 
 
 def _task(cli_task, config: dict, path: Path):
@@ -104,30 +83,55 @@ def _task(cli_task, config: dict, path: Path):
         raise CliError(f"config.yaml of {str(path)!r}: {err}") from None
 
 
+def _evaluated_by(args, result: dict) -> str:
+    return (f"Evaluated by `robreward eval` ({result['episodes']} episodes per seed, evaluation seed {args.seed}); "
+            "these numbers replace the ones measured at the end of training.")
+
+
 def run(args) -> int:
+    from robreward import rundir
     from robreward.eval.evaluate import evaluate, evaluate_seeds, write_eval_json
 
     if args.episodes < 1:
         raise CliError(f"--episodes must be >= 1, got {args.episodes}")
-    kind, path, config, out = resolve_target(args.target, args.task)
-    spec = _task(args.task, config, path)
-    trained = config.get("task")
+    if args.stochastic:
+        raise CliError("--stochastic is not offered: the policy robreward ships (policy.onnx) is deterministic, the "
+                       "mean of the trained Gaussian, and eval measures that policy; sampled actions are how "
+                       "training explores, not the policy you deploy. Drop --stochastic")
+    found, out = resolve_target(args.target, args.task)
+    where = found.policy_path
+    spec = _task(args.task, {"task": found.task}, where)
+    trained = found.task
     if args.task and trained and str(trained) not in (spec.name, args.task):
         print(f"note: evaluating on --task {spec.name!r}, the run was trained on {str(trained)[:200]!r}")
-    reward_name = str(args.reward or config.get("reward") or ("hand" if kind != "file" else "unknown"))
-    common = dict(episodes=args.episodes, seed=args.seed, num_envs=args.num_envs,
-                  deterministic=not args.stochastic, reward_name=reward_name,
-                  train_reward=_train_reward(reward_name, spec), video=args.video, device=args.device)
+    if found.kind in ("prefs", "generate"):
+        print(f"note: {found.path} is a {found.kind} run: evaluating its final policy {where}")
+    reward_name = str(args.reward or found.config.get("reward") or ("hand" if found.kind != "file" else "unknown"))
+    common = dict(episodes=args.episodes, seed=args.seed, num_envs=args.num_envs, deterministic=True,
+                  reward_name=reward_name, train_reward=_train_reward(reward_name, spec), video=args.video,
+                  device=args.device)
     load_policy = _load_policy_fn()
-    if kind == "group":
+    if found.seeds:
         policies = []
-        for seed, sub in _seed_dirs(path):
-            policies.append((int(_config(sub).get("seed", seed)), load_policy(str(sub), task=spec)))
+        for seed, sub in found.seeds:
+            seed = rundir.read_config(sub).get("seed", seed) if (sub / rundir.CONFIG_FILE).is_file() else seed
+            policies.append((int(seed), load_policy(str(sub), task=spec)))
         result = evaluate_seeds(spec, policies, **common)
     else:
-        policy = load_policy(str(path), task=spec)
-        result = evaluate(spec, policy, policy_seed=config.get("seed"), **common)
+        policy = load_policy(str(where), task=spec)
+        if out is None and args.out is None:
+            shipped = (where.parent / rundir.CONFIG_FILE).is_file()
+            raise CliError(f"{args.target!r} is not in a run directory robreward writes"
+                           f"{' (a shipped baseline)' if shipped else ''}: eval writes nothing beside it; say where "
+                           f"eval.json goes with --out, e.g. --out runs/{where.parent.name or 'policy'}-eval.json")
+        result = evaluate(spec, policy, policy_seed=found.config.get("seed"), **common)
+        invalid = rundir.train_reward_invalid(where) if where.is_dir() else None
+        if invalid is not None:
+            result["train_reward_invalid"] = invalid
     target = write_eval_json(args.out or out, result)
+    card = None
+    if args.out is None and target.parent == (where if where.is_dir() else where.parent):
+        card = rundir.update_card_eval(target.parent, result, _evaluated_by(args, result))
     print(f"{spec.name} v{spec.version}  reward={reward_name}  episodes={result['episodes']}  seeds={result['seeds']}")
     for key in SUMMARY_KEYS:
         val = result.get(key)
@@ -136,7 +140,7 @@ def run(args) -> int:
         print(f"  term {name:<21} {'-' if val is None else f'{val:.4g}'}")
     if args.video:
         print(f"video: {args.video}")
-    print(f"wrote {target}")
+    print(f"wrote {target}" + (f" and the evaluation section of {card}" if card else ""))
     return 0
 
 
@@ -150,7 +154,8 @@ def register(sub) -> None:
     p.add_argument("--num-envs", type=int, default=None, help="worlds in the batched env (default min(episodes, 64))")
     p.add_argument("--video", default=None, help="mp4 path: world 0's first episode, 320x240")
     p.add_argument("--reward", default=None, help="label of the training reward (default: the run's config.yaml)")
-    p.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic policy")
+    p.add_argument("--stochastic", action="store_true", help="refused with the reason: the shipped policy is deterministic")
     p.add_argument("--device", default="cpu", help="env device (default cpu)")
-    p.add_argument("--out", default=None, help="eval.json path (default: in the run dir / beside the policy)")
+    p.add_argument("--out", default=None, help="eval.json path (default: the run directory's eval.json; "
+                                               "required for a policy file outside a run directory)")
     p.set_defaults(func=run)

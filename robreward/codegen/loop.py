@@ -517,7 +517,7 @@ class _Run:
         if not (self.out / "compare.json").is_file() and ok and not config.by_preference:
             from robreward.eval.compare import compare
 
-            compare([self.out / "final"], out=self.out)
+            compare([self.out / "final"], out=self.out, overwrite=True)  # its own, maybe half-written
 
     def finish(self) -> dict:
         self.state["status"] = "done"

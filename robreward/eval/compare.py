@@ -16,20 +16,19 @@ seeds (stats.py); the hand side's seeds come from the hand run or the baseline's
 from __future__ import annotations
 
 import dataclasses
-import json
-import re
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
+from robreward import rundir
 from robreward.eval.baseline import Baseline, load_baseline
 from robreward.eval.hns import HNS, hns, mean_hns
 from robreward.eval.plots import plot_learning_curves, read_progress
 from robreward.eval.stats import better_than_hand, format_p
 from robreward.fileio import atomic_write_json, atomic_write_text
 
-SEED_DIR = re.compile(r"^seed[_-]?(\d+)$")
+SEED_DIR = rundir.SEED_DIR
 
 
 @dataclasses.dataclass
@@ -53,38 +52,18 @@ class Run:
         return float(np.mean(vals)) if vals else None
 
 
-def _read_yaml(path: Path) -> dict:
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ValueError(f"{str(path)!r} is not valid YAML: {err}") from err
-    return data if isinstance(data, dict) else {}
-
-
 def _read_json(path: Path) -> Optional[dict]:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{str(path)!r} is not valid JSON: {err}") from err
+    return rundir.read_eval(path) if path.is_file() else None
 
 
 def _seed_dirs(path: Path) -> list[tuple[int, Path]]:
-    found = []
-    for child in path.iterdir():
-        m = SEED_DIR.match(child.name)
-        if m and child.is_dir():
-            found.append((int(m.group(1)), child))
-    return sorted(found)
+    return rundir.seed_dirs(path)
 
 
 def _load_single(path: Path) -> tuple[dict, Optional[dict], dict]:
-    config = _read_yaml(path / "config.yaml") if (path / "config.yaml").is_file() else {}
-    ev = _read_json(path / "eval.json")
-    progress = read_progress(path / "progress.csv")
+    config = rundir.read_config(path) if (path / rundir.CONFIG_FILE).is_file() else {}
+    ev = _read_json(path / rundir.EVAL_FILE)
+    progress = read_progress(path / rundir.PROGRESS_FILE)
     if not config and ev is None and not progress:
         raise ValueError(f"{str(path)!r} is not a run directory: no config.yaml, eval.json or progress.csv "
                          "(nor seed_0/, seed_1/, ... sub-runs)")
@@ -92,13 +71,26 @@ def _load_single(path: Path) -> tuple[dict, Optional[dict], dict]:
 
 
 def load_run(path) -> Run:
-    """Read a run dir or a seed group dir; clear errors for a missing or empty one."""
+    """Read a run dir or a seed group dir, or a prefs / generate run's final policy run
+    (rundir.find_policy_run); clear errors for a missing or empty one."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"run directory {str(path)!r} does not exist")
     if not path.is_dir():
         raise ValueError(f"{str(path)!r} is not a directory: compare takes run directories")
     label = path.name or str(path)
+    if not (path / rundir.CONFIG_FILE).is_file() and not rundir.seed_dirs(path):
+        try:
+            found = rundir.find_policy_run(path)
+        except FileNotFoundError:
+            found = None
+        if found is not None and found.kind in ("prefs", "generate"):
+            if found.policy_path.is_file():
+                raise ValueError(f"{str(path)!r} is a generate run without its final seeds (final/seed_N/): compare "
+                                 "reads training runs; let the run finish its final stage, or resume it")
+            run = load_run(found.policy_path)
+            run.label, run.path = label, path
+            return run
     subs = _seed_dirs(path)
     if subs:
         seeds, evals, progress, task, reward = [], [], [], None, None
@@ -236,17 +228,25 @@ def markdown_table(rows: Sequence[dict], refs: dict) -> str:
     return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
 
 
-def compare(run_dirs: Sequence, out=None, baseline_root=None) -> dict:
+COMPARE_FILES = ("compare.md", "compare.json", "curves.png")
+
+
+def compare(run_dirs: Sequence, out=None, baseline_root=None, overwrite: bool = False) -> dict:
     """Read the runs, write <out>/compare.md, <out>/compare.json and <out>/curves.png.
 
-    out defaults to the first run's parent / "compare". Returns {table, markdown, json, png, rows}.
+    out defaults to the first run's parent / "compare". An existing comparison there is refused
+    unless ``overwrite`` (FileExistsError). Returns {table, markdown, json, png, rows, out}.
     """
     if not run_dirs:
         raise ValueError("compare needs at least one run directory")
+    out = Path(out) if out is not None else Path(run_dirs[0]).resolve().parent / "compare"
+    existing = [name for name in COMPARE_FILES if (out / name).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{str(out)!r} already holds a comparison ({', '.join(existing)}): pass --overwrite to "
+                              "replace it, or --out DIR for a new one")
     runs = [load_run(p) for p in run_dirs]
     rows, refs = build_rows(runs, baseline_root)
     table = markdown_table(rows, refs)
-    out = Path(out) if out is not None else Path(run_dirs[0]).resolve().parent / "compare"
     out.mkdir(parents=True, exist_ok=True)
     md = atomic_write_text(out / "compare.md", "# Comparison\n\n" + table + "\n![learning curves](curves.png)\n")
     payload = {"rows": [{k: v for k, v in r.items() if k != "cells"} for r in rows],
@@ -255,4 +255,4 @@ def compare(run_dirs: Sequence, out=None, baseline_root=None) -> dict:
     tasks = sorted({str(r.task) for r in runs})
     png = plot_learning_curves([(r.label, r.progress) for r in runs], out / "curves.png",
                                title=", ".join(tasks))
-    return {"table": table, "markdown": md, "json": js, "png": png, "rows": rows}
+    return {"table": table, "markdown": md, "json": js, "png": png, "rows": rows, "out": out}

@@ -10,7 +10,11 @@ import numpy as np
 
 from robreward.fileio import atomic_path
 
-PANELS = (("return_mean", "return (hand reward)"), ("success_rate", "success rate"))
+PANELS = (("hand_return_mean", "episode return under the hand reward"),
+          ("return_mean", "episode return under each run's training reward"),
+          ("success_rate", "success rate"))
+"""(progress.csv column, y-axis label) per panel: the hand reward's return is comparable across runs;
+the training reward's return is in each run's own units (robreward.rundir.PROGRESS_COLUMNS)."""
 
 
 def read_progress(path) -> dict[str, np.ndarray]:
@@ -57,14 +61,27 @@ def mean_curve(curves: Sequence[Mapping[str, np.ndarray]], column: str):
 
 def plot_learning_curves(runs: Sequence[tuple[str, Sequence[Mapping[str, np.ndarray]]]], path,
                          title: str | None = None) -> Path:
-    """runs: (label, [progress dict per seed]). Two panels (hand-reward return, success rate),
-    steps on x, one line per run: the mean over seeds, shaded +-1 std when several seeds."""
+    """runs: (label, [progress dict per seed]) -> a PNG of the PANELS (draw_learning_curves)."""
+    import matplotlib.pyplot as plt
+
+    fig = draw_learning_curves(runs, title)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
+
+
+def draw_learning_curves(runs: Sequence[tuple[str, Sequence[Mapping[str, np.ndarray]]]], title: str | None = None):
+    """The figure: one panel per PANELS entry (hand-reward return, training-reward return, success
+    rate), steps on x, one line per run: the mean over seeds, shaded +-1 std when several seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import EngFormatter
 
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(11, 4), dpi=100)
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(5 * len(PANELS), 4), dpi=100)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for k, (label, curves) in enumerate(runs):
         color = colors[k % len(colors)]
@@ -77,8 +94,6 @@ def plot_learning_curves(runs: Sequence[tuple[str, Sequence[Mapping[str, np.ndar
             ax.plot(x, m, color=color, label=f"{label} ({n} seed{'s' if n != 1 else ''})", lw=1.8)
             if n > 1:
                 ax.fill_between(x, m - s, m + s, color=color, alpha=0.2, lw=0)
-    from matplotlib.ticker import EngFormatter
-
     for ax, (col, name) in zip(axes, PANELS):
         ax.set_xlabel("env steps")
         ax.xaxis.set_major_formatter(EngFormatter())
@@ -93,8 +108,4 @@ def plot_learning_curves(runs: Sequence[tuple[str, Sequence[Mapping[str, np.ndar
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return fig

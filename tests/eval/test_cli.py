@@ -25,7 +25,7 @@ def task_dir(tmp_path):
 
 def write_policy(path):
     """A small fixed ONNX policy: tanh(linear(obs)) with a seeded init."""
-    export = pytest.importorskip("robreward.rl.export")
+    import robreward.rl.export as export
     torch.manual_seed(0)
     module = torch.nn.Sequential(torch.nn.Linear(17, 6), torch.nn.Tanh())
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,17 +79,23 @@ def test_eval_run_dir_end_to_end(tmp_path, task_dir, capsys):
     assert {k: again[k] for k in EVAL_FIELDS} == {k: ev[k] for k in EVAL_FIELDS}
 
 
-def test_eval_bare_policy_keeps_baseline_file(tmp_path, task_dir, capsys):
+def test_eval_bare_policy_writes_only_where_out_says(tmp_path, task_dir, capsys):
     folder = tmp_path / "policies" / "tiny"
     policy = write_policy(folder / "policy.onnx")
-    assert main(["eval", str(policy), "--task", str(task_dir), "--episodes", "2"]) == 0
-    ev = json.loads((folder / "eval.json").read_text())
+    # a policy file outside a run directory: eval writes nothing beside it without --out
+    assert main(["eval", str(policy), "--task", str(task_dir), "--episodes", "2"]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.iterdir()) == ["policy.onnx"]
+    assert main(["eval", str(policy), "--task", str(task_dir), "--episodes", "2", "--out", str(tmp_path / "e.json")]) == 0
+    ev = json.loads((tmp_path / "e.json").read_text())
     assert ev["episodes"] == 2 and ev["reward"] == "unknown" and ev["train_reward_return_mean"] is None
-    # a shipped baseline eval.json is never overwritten
+    # a shipped baseline's folder (config.yaml + a baseline eval.json) is never written to either
+    (folder / "config.yaml").write_text(yaml.safe_dump({"task": str(task_dir), "reward": "hand", "seed": 0}))
     (folder / "eval.json").write_text(json.dumps({"fitness_mean": 1.0, "sparse": {"fitness_mean": 0.0}}))
-    assert main(["eval", str(policy), "--task", str(task_dir), "--episodes", "2"]) == 0
+    assert main(["eval", str(policy), "--task", str(task_dir), "--episodes", "2"]) == 2
+    assert "shipped baseline" in capsys.readouterr().err
     assert json.loads((folder / "eval.json").read_text())["sparse"] == {"fitness_mean": 0.0}
-    assert (folder / "eval.local.json").is_file()
+    assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "eval.json", "policy.onnx"]
 
 
 def test_compare_cli(tmp_path, capsys):
