@@ -73,9 +73,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         if verb in wanted:
             importlib.import_module(f"robreward.cli.{module_name}").register(sub)
             sub.choices[verb].description = sub.choices[verb].description or help_text
+            # the line `robreward --help` shows comes from this table, whatever the module passed
+            sub._choices_actions[:] = [a for a in sub._choices_actions if a.dest != verb]
+            sub._choices_actions.append(argparse._SubParsersAction._ChoicesPseudoAction(verb, (), help_text))
         else:
             sub.add_parser(verb, help=help_text, description=help_text)
-        sub._choices_actions[-1].help = help_text  # the line `robreward --help` shows
     return parser
 
 
@@ -92,9 +94,10 @@ def main(argv=None) -> int:
             parser.print_help()
             return 1
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         verb = getattr(args, "verb", None)
-        print(f"robreward {verb}: interrupted" if verb else "robreward: interrupted", file=sys.stderr)
+        said = getattr(err, "message", None) or "interrupted"  # a verb's subclass says what was saved and how to resume
+        print(f"robreward {verb}: {said}" if verb else f"robreward: {said}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # the reader went away (`robreward tasks | head`): stop quietly, as Unix tools do

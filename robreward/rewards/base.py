@@ -88,12 +88,14 @@ class SumReward:
         self.name = name
 
     def __call__(self, state: TaskState, action: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        total, terms = None, {}
+        total: Tensor | None = None
+        terms: dict[str, Tensor] = {}
         for part in self.parts:
             part_total, part_terms = part(state, action)
             total = part_total if total is None else total + part_total
             for key, value in part_terms.items():
                 terms[f"{getattr(part, 'name', 'part')}.{key}" if key in terms else key] = value
+        assert total is not None, "a sum of rewards has at least one part"
         return total, terms
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 import math
 
-from robreward.rewards.sandbox import MAX_SOURCE_BYTES, MODULES, SAFE_BUILTINS, parse
+from robreward.rewards.sandbox import MODULES, SAFE_BUILTINS, parse
 
 FORBIDDEN_NAMES = dict.fromkeys(["getattr", "setattr", "delattr", "hasattr"], "dynamic attribute access")
 FORBIDDEN_NAMES.update(dict.fromkeys(["globals", "locals", "vars", "dir", "type", "object", "super", "id",

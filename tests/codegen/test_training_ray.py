@@ -9,6 +9,8 @@ from robreward.codegen import training
 
 ray = pytest.importorskip("ray")  # in the test extra; a user without it gets a clear error (below)
 
+pytestmark = pytest.mark.ray  # a local Ray instance: make test-all
+
 GOOD = '''
 import torch
 

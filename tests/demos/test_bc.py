@@ -8,8 +8,8 @@ import robreward
 from robreward.demos.bc import bc_pretrain
 from robreward.demos.record import record
 
-ppo = pytest.importorskip("robreward.rl.ppo")
-from robreward.rl.config import PPOConfig  # noqa: E402
+import robreward.rl.ppo as ppo
+from robreward.rl.config import PPOConfig
 
 
 def success_rate(policy, episodes=32, seed=123):

@@ -20,6 +20,8 @@ from robreward.feedback.preferences.clips import pairs_meta, render_pair_clips
 from robreward.feedback.preferences.segments import collect_rollout, cut_segments, sample_pairs
 from robreward.feedback.preferences.store import LabelStore
 
+pytestmark = pytest.mark.browser  # chromium: `make browser` installs it; make test-all
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 WIDTH, HEIGHT, FRAMES = 96, 72, 10
 

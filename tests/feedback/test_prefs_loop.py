@@ -3,7 +3,6 @@ resumes at round granularity, and its config checks say what is wrong."""
 
 import dataclasses
 import json
-import time
 
 import numpy as np
 import pytest
@@ -34,11 +33,11 @@ REACH = dict(task="reach", teacher="oracle", queries=300, per_round=30, segment=
 @pytest.fixture(scope="module")
 def reach_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("prefs") / "reach-oracle"
-    start = time.perf_counter()
     summary = train_preferences(PrefsConfig(out=str(out), **REACH))
-    return out, summary, time.perf_counter() - start
+    return out, summary, None
 
 
+@pytest.mark.slow  # a learning run: make test-all
 def test_oracle_learns_reach(reach_run):
     out, summary, seconds = reach_run
     assert summary["queries"] == REACH["queries"] and summary["steps"] >= REACH["steps"]
@@ -47,6 +46,7 @@ def test_oracle_learns_reach(reach_run):
     assert result["success_rate"] >= 0.8, result  # hand-reward success of the deterministic policy
 
 
+@pytest.mark.slow  # a learning run: make test-all
 def test_run_directory_layout(reach_run):
     out, summary, _ = reach_run
     rounds = len(loop_module.query_schedule(REACH["queries"], REACH["per_round"]))
@@ -250,6 +250,7 @@ def test_loop_rejects_small_budgets_and_bad_teachers(tmp_path):
     assert not (tmp_path / "a").exists()  # nothing written before the inputs are checked
 
 
+@pytest.mark.slow  # a learning run: make test-all
 def test_the_learned_reward_trains_a_policy_as_pref_run(reach_run, tmp_path, capsys):
     from robreward.cli.main import main
     from robreward.feedback.preferences.model import load_preference_reward

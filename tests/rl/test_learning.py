@@ -3,17 +3,19 @@
 import csv
 import json
 
+import pytest
 import torch
 import yaml
 
 from robreward.rl.config import TrainConfig
 from tests.rl.conftest import REACH_STEPS
 
+pytestmark = pytest.mark.slow  # a learning test: make test-all
+
 
 def test_ppo_learns_reach(reach_run):
     out, summary = reach_run
     assert summary["steps"] >= REACH_STEPS
-    assert summary["seconds"] < 90
     result = json.loads((out / "eval.json").read_text())
     assert result["task"] == "reach" and result["episodes"] == 100
     assert result["success_rate"] >= 0.9, result  # deterministic policy, 100 episodes
