@@ -86,11 +86,11 @@ def cpu_seconds(total: float, update: Timer) -> dict:
 
 
 def run_batched(files, args, root: Path) -> dict:
-    from robreward.rl.batched_ppo import BatchedPPO
     from robreward.rl.multi import train_many
+    from robreward.rl.ppo import PPO
 
-    update, original = Timer(), BatchedPPO.update
-    BatchedPPO.update = update.wrap(original)
+    update, original = Timer(), PPO.update
+    PPO.update = update.wrap(original)
     try:
         start, cpu = time.perf_counter(), time.process_time()
         summary = train_many(args.task, files, args.steps, args.seed, [root / f"b{i:02d}" for i in range(len(files))],
@@ -98,7 +98,7 @@ def run_batched(files, args, root: Path) -> dict:
                              backend=args.backend, device=args.device)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     finally:
-        BatchedPPO.update = original
+        PPO.update = original
     t = summary["timing"]
     networks = t.get("policy", 0.0) + t.get("update", 0.0)
     breakdown = {"physics": t.get("physics", 0.0), "rewards": t.get("rewards", 0.0), "networks": networks}
@@ -115,10 +115,10 @@ def run_sequential(files, args, root: Path) -> dict:
     from robreward.rewards.program import RewardProgram
     from robreward.rl import runner
     from robreward.rl.config import TrainConfig
-    from robreward.rl.ppo import PPO, ActorCritic
+    from robreward.rl.ppo import PPO, BatchedActorCritic
 
     step, reward, act, update = Timer(), Timer(), Timer(), Timer()
-    originals = [(BatchedEnv, "step"), (RewardProgram, "__call__"), (ActorCritic, "act"), (PPO, "update")]
+    originals = [(BatchedEnv, "step"), (RewardProgram, "__call__"), (BatchedActorCritic, "act"), (PPO, "update")]
     saved = [getattr(cls, name) for cls, name in originals]
     for (cls, name), timer in zip(originals, (step, reward, act, update)):
         setattr(cls, name, timer.wrap(getattr(cls, name)))

@@ -132,9 +132,12 @@ class BatchedEnv:
     render_mode = "rgb_array"  # env.render() returns uint8 RGB frames
 
     def __init__(self, task, num_envs: int = 1, backend: str = "cpu", device="cpu", seed: int = 0,
-                 reward=None, nthread: int | None = None):
+                 reward=None, nthread: int | None = None, groups: int = 1):
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1 or num_envs % groups:
+            raise ValueError(f"groups must be an integer >= 1 that divides num_envs ({num_envs}), got {groups!r}")
+        self.groups = int(groups)
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
         self.spec: TaskSpec = get_task(task)
@@ -159,13 +162,10 @@ class BatchedEnv:
         self.action_low = torch.tensor(self.spec.action_low, dtype=torch.float32, device=self.device)
         self.action_high = torch.tensor(self.spec.action_high, dtype=torch.float32, device=self.device)
         self.dt = float(self.model.opt.timestep) * self.spec.frame_skip
-        self.reward_fn = resolve_reward(reward, self.spec)
         self.reward_invalid_count = 0  # world-steps whose reward was invalid (module docstring)
-        # the hand reward is computed once per step when it is also the training reward
-        hand = isinstance(self.reward_fn, HandReward) and self.reward_fn.spec is self.spec
-        self.hand_reward = self.reward_fn if hand else HandReward(self.spec)
+        self.set_reward(resolve_reward(reward, self.spec))
         self.episode_step = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
-        self._rng = np.random.default_rng(seed)
+        self._rngs = [np.random.default_rng(seed) for _ in range(self.groups)]
         self._seed = seed
         self._raw = None
         self.state: TaskState | None = None
@@ -205,9 +205,35 @@ class BatchedEnv:
             raise ValueError(f"action has NaN or inf values (worlds {bad}); check the policy output")
         return torch.clamp(action, self.action_low, self.action_high)
 
+    def set_reward(self, reward) -> None:
+        """Train on ``reward`` from the next step on (a Reward: ``reward(state, action) -> (total [N],
+        terms {name: [N]})``, as resolve_reward returns). ``info["hand_reward"]`` stays the task's hand
+        reward, computed once per step when it is also the training reward."""
+        self.reward_fn = reward
+        hand = isinstance(reward, HandReward) and reward.spec is self.spec
+        self.hand_reward = reward if hand else getattr(self, "hand_reward", None) or HandReward(self.spec)
+
+    @property
+    def worlds_per_group(self) -> int:
+        """M: the worlds of each of the ``groups`` equal consecutive groups (group k: worlds k*M .. (k+1)*M-1)."""
+        return self.num_envs // self.groups
+
     def _reset_worlds(self, ids: np.ndarray) -> None:
-        sample = self.spec.sample_reset(self._rng, len(ids), self.ctx)
-        self.sim.reset(ids, sample.qpos, sample.qvel, sample.mocap_pos, sample.model_fields)
+        """Fresh initial states for worlds ``ids``. Each group of worlds draws from its own reset RNG,
+        seeded and consumed as a separate env of M worlds would (one RNG for all groups would
+        interleave their draws), so group k starts and restarts where that env does."""
+        if self.groups == 1:
+            sample = self.spec.sample_reset(self._rngs[0], len(ids), self.ctx)
+            self.sim.reset(ids, sample.qpos, sample.qvel, sample.mocap_pos, sample.model_fields)
+        else:
+            ids = np.sort(np.asarray(ids, dtype=np.int64))
+            owners = ids // self.worlds_per_group
+            samples = [self.spec.sample_reset(self._rngs[k], int((owners == k).sum()), self.ctx)
+                       for k in np.unique(owners)]
+            cat = lambda parts: np.concatenate(parts, axis=0)  # noqa: E731
+            mocap = None if samples[0].mocap_pos is None else cat([s.mocap_pos for s in samples])
+            fields = {name: cat([s.model_fields[name] for s in samples]) for name in samples[0].model_fields}
+            self.sim.reset(ids, cat([s.qpos for s in samples]), cat([s.qvel for s in samples]), mocap, fields)
         self.episode_step[torch.as_tensor(ids, device=self.device)] = 0
 
     def _refresh(self, ids: np.ndarray, zero_cfrc: bool, action=None) -> None:
@@ -241,7 +267,7 @@ class BatchedEnv:
 
     def _reset(self, seed: int | None = None):
         if seed is not None:
-            self._rng = np.random.default_rng(seed)
+            self._rngs = [np.random.default_rng(seed) for _ in range(self.groups)]
             self._seed = seed
         ids = np.arange(self.num_envs)
         self.state = None

@@ -1,49 +1,63 @@
-"""Actor-critic networks, empirical observation normalization, and the PPO update
-(clipped surrogate, optionally clipped value loss, adaptive-KL learning rate; rsl_rl style)."""
+"""Actor-critic networks, observation and reward normalisation, and THE PPO update (clipped
+surrogate, optionally clipped value loss, adaptive-KL learning rate; rsl_rl style) over a leading
+candidate axis: K policies (K reward candidates, or K=1 for a single run) as one stacked network.
+
+Every candidate keeps its own observation statistics, log std, mini-batches, advantage
+normalisation, gradient-norm clip and adaptive-KL learning rate; the losses are summed over
+candidates, so gradients never mix. `ActorCritic` is one candidate as a plain network (export,
+inference, BC warm start, checkpoints); `BatchedActorCritic` stacks K of them and unstacks them.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from torch import nn
 
 from robreward.rl.config import PPOConfig
-from robreward.rl.storage import RolloutStorage
+from robreward.rl.storage import Batch, RolloutStorage
 
 Tensor = torch.Tensor
 _ACTIVATIONS = {"elu": nn.ELU, "tanh": nn.Tanh, "relu": nn.ReLU}
+_FUNCTIONAL = {"elu": nn.functional.elu, "tanh": torch.tanh, "relu": torch.relu}
 
 
 class EmpiricalNormalization(nn.Module):
     """Running mean/variance of observations (parallel-variance merge of batch statistics).
 
-    forward(x [B, D]) -> (x - mean) / (std + eps); `update(x)` folds a batch into the stats.
-    The statistics are buffers, so they travel with state_dict() and into the ONNX export.
+    forward(x [*lead, B, D]) -> (x - mean) / (std + eps), clipped; `update(x)` folds a batch into
+    the stats. lead: the candidate axes (``batch_shape``, e.g. (K,)): each candidate keeps its own
+    statistics [*lead, D]. The statistics are buffers, so they travel with state_dict() and (with
+    no lead axes) into the ONNX export.
     """
 
-    def __init__(self, dim: int, eps: float = 1e-2, clip: float = 10.0):
+    def __init__(self, dim: int, eps: float = 1e-2, clip: float = 10.0, batch_shape: tuple[int, ...] = ()):
         super().__init__()
         self.eps, self.clip = eps, clip
-        self.register_buffer("mean", torch.zeros(dim))
-        self.register_buffer("var", torch.ones(dim))
-        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("mean", torch.zeros(*batch_shape, dim))
+        self.register_buffer("var", torch.ones(*batch_shape, dim))
+        self.register_buffer("count", torch.zeros(batch_shape, dtype=torch.float64))
 
     @torch.no_grad()
     def update(self, x: Tensor) -> None:
-        batch = x.shape[0]
-        batch_mean = x.mean(0)
-        batch_var = x.var(0, unbiased=False)
+        batch = x.shape[-2]
+        batch_mean = x.mean(-2)
+        batch_var = x.var(-2, unbiased=False)
         total = self.count + batch
-        ratio = float(batch / total)
+        ratio = (batch / total).to(x.dtype).unsqueeze(-1)
         delta = batch_mean - self.mean
         self.mean += ratio * delta
         self.var += ratio * (batch_var - self.var + delta * delta * (1.0 - ratio))
         self.count.copy_(total)
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.clamp((x - self.mean) / (torch.sqrt(self.var) + self.eps), -self.clip, self.clip)
+        mean, std = self.mean, torch.sqrt(self.var)
+        if mean.dim() > 1:  # [*lead, D] -> [*lead, 1, D] against x [*lead, B, D] (the exported policy has none)
+            mean, std = mean.unsqueeze(-2), std.unsqueeze(-2)
+        return torch.clamp((x - mean) / (std + self.eps), -self.clip, self.clip)
 
 
 class RewardNormalizer:
@@ -169,67 +183,224 @@ class UpdateStats:
     clip_fraction: float
 
 
+# -- K networks as one -------------------------------------------------------------------------------
+class BatchedActorCritic(nn.Module):
+    """K ActorCritic networks stacked: weights [K, in, out], biases [K, 1, out], log_std [K, A],
+    observation statistics [K, obs_dim]. Inputs and outputs are [K, B, ...]."""
+
+    def __init__(self, models: Sequence[ActorCritic], cfg: PPOConfig):
+        super().__init__()
+        self.cfg, self.num = cfg, len(models)
+        self.obs_dim, self.act_dim = models[0].obs_dim, models[0].act_dim
+        self.activation = _FUNCTIONAL[cfg.activation]
+        stack = lambda tensors: nn.Parameter(torch.stack([t.detach().clone() for t in tensors]))  # noqa: E731
+        for part in ("actor", "critic"):
+            layers = [[m for m in getattr(model, part) if isinstance(m, nn.Linear)] for model in models]
+            setattr(self, f"{part}_w", nn.ParameterList(
+                [stack([ls[i].weight.T for ls in layers]) for i in range(len(layers[0]))]))
+            setattr(self, f"{part}_b", nn.ParameterList(
+                [stack([ls[i].bias[None] for ls in layers]) for i in range(len(layers[0]))]))
+        self.log_std = stack([m.log_std for m in models])
+        self.normalizer: nn.Module = nn.Identity()
+        if cfg.normalize_obs:
+            first = models[0].normalizer
+            self.normalizer = EmpiricalNormalization(self.obs_dim, first.eps, first.clip, batch_shape=(self.num,))
+            for key in ("mean", "var", "count"):
+                getattr(self.normalizer, key).copy_(torch.stack([getattr(m.normalizer, key) for m in models]))
+
+    def normalize(self, obs: Tensor, update: bool = False) -> Tensor:
+        """obs [K, M, D] -> normalized obs (folding obs into each candidate's statistics first if update)."""
+        if update and isinstance(self.normalizer, EmpiricalNormalization):
+            self.normalizer.update(obs)
+        return self.normalizer(obs)
+
+    def _mlp(self, part: str, x: Tensor) -> Tensor:
+        weights, biases = getattr(self, f"{part}_w"), getattr(self, f"{part}_b")
+        for i, (w, b) in enumerate(zip(weights, biases)):
+            x = torch.baddbmm(b, x, w)
+            if i < len(weights) - 1:
+                x = self.activation(x)
+        return x
+
+    def actor(self, obs_norm: Tensor) -> Tensor:
+        return self._mlp("actor", obs_norm)
+
+    def value(self, obs_norm: Tensor) -> Tensor:
+        return self._mlp("critic", obs_norm).squeeze(-1)
+
+    def act(self, obs_norm: Tensor, generators: Sequence[torch.Generator]):
+        """Sample actions for normalized obs [K, M, D]: (action, log_prob, value, mean, std); candidate
+        k's noise comes from generators[k] (the stream its separate run's randn_like would use)."""
+        mean = self.actor(obs_norm)
+        log_std = self.log_std[:, None, :]
+        std = log_std.exp().expand_as(mean)
+        noise = torch.stack([torch.randn(mean.shape[1:], generator=g, device=mean.device) for g in generators])
+        action = mean + std * noise
+        return action, gaussian_log_prob(action, mean, log_std), self.value(obs_norm), mean, std
+
+    def unstack(self, k: int) -> ActorCritic:
+        """Candidate k as a plain ActorCritic on the CPU (for export and checkpoints)."""
+        model = ActorCritic(self.obs_dim, self.act_dim, self.cfg)
+        with torch.no_grad():
+            for part in ("actor", "critic"):
+                linears = [m for m in getattr(model, part) if isinstance(m, nn.Linear)]
+                for lin, w, b in zip(linears, getattr(self, f"{part}_w"), getattr(self, f"{part}_b")):
+                    lin.weight.copy_(w[k].T)
+                    lin.bias.copy_(b[k, 0])
+            model.log_std.copy_(self.log_std[k])
+            if isinstance(self.normalizer, EmpiricalNormalization):
+                for key in ("mean", "var", "count"):
+                    getattr(model.normalizer, key).copy_(getattr(self.normalizer, key)[k])
+        return model.cpu()
+
+    @torch.no_grad()
+    def load_candidate(self, k: int, model: ActorCritic) -> None:
+        """The inverse of unstack: candidate k's weights and statistics from a plain ActorCritic."""
+        for part in ("actor", "critic"):
+            linears = [m for m in getattr(model, part) if isinstance(m, nn.Linear)]
+            for lin, w, b in zip(linears, getattr(self, f"{part}_w"), getattr(self, f"{part}_b")):
+                w[k].copy_(lin.weight.T)
+                b[k, 0].copy_(lin.bias)
+        self.log_std[k].copy_(model.log_std)
+        if isinstance(self.normalizer, EmpiricalNormalization):
+            for key in ("mean", "var", "count"):
+                getattr(self.normalizer, key)[k].copy_(getattr(model.normalizer, key))
+
+
+# -- PPO ------------------------------------------------------------------------------------------------
 class PPO:
-    """The PPO learner: owns the actor-critic and its optimizer; `update(storage)` runs the epochs."""
+    """PPO over a BatchedActorCritic of K candidates (K=1: a single run). Adam is written out so that
+    the learning rate can be a [K] tensor: torch.optim.Adam is invariant to gradient scale, so
+    scaling gradients cannot give candidates different learning rates. ``active[k]`` False freezes
+    candidate k (a failed reward) while the others train on."""
 
-    def __init__(self, policy: ActorCritic, cfg: PPOConfig):
-        self.policy, self.cfg = policy, cfg
-        self.learning_rate = cfg.learning_rate
-        self.optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate, foreach=True)
+    def __init__(self, net: BatchedActorCritic, cfg: PPOConfig, generators: Sequence[torch.Generator],
+                 betas=(0.9, 0.999), eps=1e-8):
+        self.net, self.cfg, self.generators = net, cfg, list(generators)
+        self.params = list(net.parameters())
+        self.learning_rate = torch.full((net.num,), cfg.learning_rate)
+        self.active = torch.ones(net.num, dtype=torch.bool)
+        self.betas, self.eps, self.adam_step = betas, eps, 0
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
 
-    def _set_lr(self, lr: float) -> None:
-        self.learning_rate = lr
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-
-    def update(self, storage: RolloutStorage) -> UpdateStats:
-        cfg, policy = self.cfg, self.policy
-        sums = dict(policy=0.0, value=0.0, entropy=0.0, kl=0.0, clip=0.0)
-        count = 0
-        for batch in storage.minibatches(cfg.num_minibatches, cfg.num_epochs):
-            mean = policy.actor(batch.obs)
-            log_std = policy.log_std
-            std = log_std.exp().expand_as(mean)
-            log_prob = gaussian_log_prob(batch.actions, mean, log_std)
-            entropy = (log_std + 0.5 * math.log(2.0 * math.pi * math.e)).sum()
-            values = policy.value(batch.obs)
-
-            # adaptive learning rate from the KL between the rollout policy and the current one
-            with torch.no_grad():
-                kl = gaussian_kl(batch.action_mean, batch.action_std, mean, std).mean()
-            kl_value = float(kl)
-            if cfg.schedule == "adaptive" and cfg.desired_kl > 0:
-                if kl_value > 2.0 * cfg.desired_kl:
-                    self._set_lr(max(cfg.min_lr, self.learning_rate / 1.5))
-                elif 0.0 < kl_value < 0.5 * cfg.desired_kl:
-                    self._set_lr(min(cfg.max_lr, self.learning_rate * 1.5))
-
-            advantages = batch.advantages
-            if cfg.normalize_advantages:
-                advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-            ratio = torch.exp(log_prob - batch.log_probs)
-            surrogate = torch.max(-advantages * ratio,
-                                  -advantages * torch.clamp(ratio, 1.0 - cfg.clip_ratio, 1.0 + cfg.clip_ratio))
-            policy_loss = surrogate.mean()
-            if cfg.clip_value_loss:
-                clipped = batch.values + (values - batch.values).clamp(-cfg.clip_ratio, cfg.clip_ratio)
-                value_loss = torch.max((values - batch.returns) ** 2, (clipped - batch.returns) ** 2).mean()
-            else:
-                value_loss = ((values - batch.returns) ** 2).mean()
-            loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy
-
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
-            self.optimizer.step()
-
-            with torch.no_grad():
-                clip_frac = ((ratio - 1.0).abs() > cfg.clip_ratio).float().mean()
-            sums["policy"] += policy_loss.item()
-            sums["value"] += value_loss.item()
-            sums["entropy"] += entropy.item()
-            sums["kl"] += kl_value
-            sums["clip"] += float(clip_frac)
+    def update(self, storage: RolloutStorage) -> list[UpdateStats]:
+        """num_epochs passes over the rollout in num_minibatches per candidate; each candidate's mean stats."""
+        cfg, num = self.cfg, self.net.num
+        sums, count = torch.zeros(5, num), 0
+        for batch in storage.minibatches(cfg.num_minibatches, cfg.num_epochs, self.generators):
+            loss, stats = self.loss(batch)
+            for p in self.params:
+                p.grad = None
+            (loss * self.active.to(loss.device, loss.dtype)).sum().backward()
+            self._clip_and_step()
+            sums += stats.cpu()
             count += 1
-        return UpdateStats(sums["policy"] / count, sums["value"] / count, sums["entropy"] / count,
-                           sums["kl"] / count, self.learning_rate, sums["clip"] / count)
+        means = (sums / count).tolist()
+        return [UpdateStats(means[0][k], means[1][k], means[2][k], means[3][k], float(self.learning_rate[k]),
+                            means[4][k]) for k in range(num)]
+
+    def loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """The PPO loss of one mini-batch ([K, B, ...]): (loss [K], stats [5, K]: policy loss, value
+        loss, entropy, KL, clip fraction). Adapts the learning rate from the KL first (rsl_rl)."""
+        cfg, net = self.cfg, self.net
+        mean = net.actor(batch.obs)
+        log_std = net.log_std[:, None, :]
+        std = log_std.exp().expand_as(mean)
+        log_prob = gaussian_log_prob(batch.actions, mean, log_std)
+        entropy = (net.log_std + 0.5 * math.log(2.0 * math.pi * math.e)).sum(-1)
+        values = net.value(batch.obs)
+        with torch.no_grad():  # adaptive learning rate from the KL between the rollout policy and the current one
+            kl = gaussian_kl(batch.action_mean, batch.action_std, mean, std).mean(1)
+        self._adaptive_lr(kl.cpu())
+        advantages = batch.advantages
+        if cfg.normalize_advantages:
+            advantages = (advantages - advantages.mean(1, keepdim=True)) / (advantages.std(1, keepdim=True) + 1e-8)
+        ratio = torch.exp(log_prob - batch.log_probs)
+        surrogate = torch.max(-advantages * ratio,
+                              -advantages * torch.clamp(ratio, 1.0 - cfg.clip_ratio, 1.0 + cfg.clip_ratio))
+        policy_loss = surrogate.mean(1)
+        returns, old_values = batch.returns, batch.values
+        if cfg.clip_value_loss:
+            clipped = old_values + (values - old_values).clamp(-cfg.clip_ratio, cfg.clip_ratio)
+            value_loss = torch.max((values - returns) ** 2, (clipped - returns) ** 2).mean(1)
+        else:
+            value_loss = ((values - returns) ** 2).mean(1)
+        loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy  # [K]
+        with torch.no_grad():
+            clip_frac = ((ratio - 1.0).abs() > cfg.clip_ratio).float().mean(1)
+            stats = torch.stack([policy_loss, value_loss, entropy, kl, clip_frac])
+        return loss, stats
+
+    def _adaptive_lr(self, kl: Tensor) -> None:
+        cfg = self.cfg
+        if cfg.schedule != "adaptive" or cfg.desired_kl <= 0:
+            return
+        lr = self.learning_rate
+        down = (lr / 1.5).clamp(min=cfg.min_lr)
+        up = (lr * 1.5).clamp(max=cfg.max_lr)
+        self.learning_rate = torch.where(kl > 2.0 * cfg.desired_kl, down,
+                                         torch.where((kl > 0) & (kl < 0.5 * cfg.desired_kl), up, lr))
+
+    @torch.no_grad()
+    def _clip_and_step(self) -> None:
+        """clip_grad_norm_ and an Adam step, per candidate (foreach ops over all parameters)."""
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        shapes = [(-1,) + (1,) * (p.dim() - 1) for p in self.params]
+        sq = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0)  # [K]
+        coef = (self.cfg.max_grad_norm / (sq.sqrt() + 1e-6)).clamp(max=1.0)
+        b1, b2 = self.betas
+        self.adam_step += 1
+        bc1, bc2 = 1.0 - b1 ** self.adam_step, 1.0 - b2 ** self.adam_step
+        step_size = (self.learning_rate * self.active.to(self.learning_rate.dtype)).to(coef.device) / bc1  # failed: frozen
+        grads = torch._foreach_mul(grads, [coef.view(s) for s in shapes])
+        torch._foreach_lerp_(self.exp_avg, grads, 1.0 - b1)
+        torch._foreach_mul_(self.exp_avg_sq, b2)
+        torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, value=1.0 - b2)
+        denom = torch._foreach_sqrt(self.exp_avg_sq)
+        torch._foreach_div_(denom, math.sqrt(bc2))
+        torch._foreach_add_(denom, self.eps)
+        steps = torch._foreach_div(self.exp_avg, denom)
+        torch._foreach_mul_(steps, [step_size.view(s) for s in shapes])
+        torch._foreach_sub_(self.params, steps)
+
+    def _moments(self, model: ActorCritic):
+        """(param of `model`, its Adam moments (exp_avg, exp_avg_sq) [K, ...] here, how a [K, ...]
+        tensor's row k becomes that param's shape and back): the map between the two formats."""
+        by_name = dict(zip([n for n, _ in self.net.named_parameters()], zip(self.exp_avg, self.exp_avg_sq)))
+        weight = (lambda t, k: t[k].T.contiguous(), lambda x: x.T)
+        bias = (lambda t, k: t[k, 0].clone(), lambda x: x[None])
+        for part in ("actor", "critic"):
+            for i, lin in enumerate(m for m in getattr(model, part) if isinstance(m, nn.Linear)):
+                yield lin.weight, by_name[f"{part}_w.{i}"], weight
+                yield lin.bias, by_name[f"{part}_b.{i}"], bias
+        yield model.log_std, by_name["log_std"], (lambda t, k: t[k].clone(), lambda x: x)
+
+    def torch_adam_state(self, k: int, model: ActorCritic) -> dict:
+        """Candidate k's optimizer state as torch.optim.Adam's state_dict over `model` (runner.py's
+        checkpoint format), so the sequential runner can continue from it."""
+        optimizer = torch.optim.Adam(model.parameters(), lr=float(self.learning_rate[k]), foreach=True)
+        for param, (m, v), (row, _) in self._moments(model):
+            optimizer.state[param] = {"step": torch.tensor(float(self.adam_step)), "exp_avg": row(m, k).cpu(),
+                                      "exp_avg_sq": row(v, k).cpu()}
+        return optimizer.state_dict()
+
+    @torch.no_grad()
+    def load_torch_adam_state(self, k: int, model: ActorCritic, state: dict) -> int:
+        """The inverse of torch_adam_state: candidate k's moments from torch.optim.Adam's state_dict
+        over `model` (a checkpoint of either runner); returns its Adam step count."""
+        optimizer = torch.optim.Adam(model.parameters(), foreach=True)
+        optimizer.load_state_dict(state)
+        steps = 0
+        for param, (m, v), (_, back) in self._moments(model):
+            saved = optimizer.state.get(param)
+            if not saved:  # never updated (a run checkpointed before its first update)
+                continue
+            m[k].copy_(back(saved["exp_avg"]).to(m.device))
+            v[k].copy_(back(saved["exp_avg_sq"]).to(v.device))
+            steps = int(float(saved["step"]))
+        return steps
+
+
+__all__ = ["PPO", "ActorCritic", "BatchedActorCritic", "EmpiricalNormalization", "RewardNormalizer", "UpdateStats",
+           "gaussian_kl", "gaussian_log_prob", "mlp"]

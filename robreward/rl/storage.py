@@ -16,16 +16,17 @@ Tensor = torch.Tensor
 
 
 class Batch(NamedTuple):
-    """One PPO mini-batch, flattened over (step, world): every tensor has leading dim B."""
+    """One PPO mini-batch per candidate: every tensor has leading dims [K, B] (K candidates, B
+    transitions of each, drawn over its (step, world) pairs)."""
 
-    obs: Tensor  # [B, obs_dim] normalized observations the policy saw
-    actions: Tensor  # [B, act_dim] sampled (unclipped) actions
-    log_probs: Tensor  # [B] log-prob of the actions under the rollout policy
-    values: Tensor  # [B] V(obs) at rollout time
-    advantages: Tensor  # [B] GAE advantages
-    returns: Tensor  # [B] advantages + values (value targets)
-    action_mean: Tensor  # [B, act_dim] rollout policy mean (for the KL of the adaptive lr)
-    action_std: Tensor  # [B, act_dim] rollout policy std
+    obs: Tensor  # [K, B, obs_dim] normalized observations the policy saw
+    actions: Tensor  # [K, B, act_dim] sampled (unclipped) actions
+    log_probs: Tensor  # [K, B] log-prob of the actions under the rollout policy
+    values: Tensor  # [K, B] V(obs) at rollout time
+    advantages: Tensor  # [K, B] GAE advantages
+    returns: Tensor  # [K, B] advantages + values (value targets)
+    action_mean: Tensor  # [K, B, act_dim] rollout policy mean (for the KL of the adaptive lr)
+    action_std: Tensor  # [K, B, act_dim] rollout policy std
 
 
 def bootstrap_truncated(rewards: Tensor, truncated: Tensor, final_values: Tensor, gamma: float) -> Tensor:
@@ -55,11 +56,15 @@ def compute_gae(rewards: Tensor, values: Tensor, dones: Tensor, last_values: Ten
 
 
 class RolloutStorage:
-    """Preallocated [num_steps, num_envs, ...] buffers on `device`; filled step by step."""
+    """Preallocated [num_steps, K, M, ...] buffers on `device` (K = groups candidates of M worlds
+    each, num_envs = K * M), filled step by step with [num_envs, ...] or [K, M, ...] tensors."""
 
-    def __init__(self, num_steps: int, num_envs: int, obs_dim: int, act_dim: int, device: torch.device):
-        self.num_steps, self.num_envs = num_steps, num_envs
-        shape = (num_steps, num_envs)
+    def __init__(self, num_steps: int, num_envs: int, obs_dim: int, act_dim: int, device: torch.device,
+                 groups: int = 1):
+        if groups < 1 or num_envs % groups:
+            raise ValueError(f"{num_envs} worlds do not split into {groups} equal groups")
+        self.num_steps, self.num_envs, self.groups = num_steps, num_envs, groups
+        shape = (num_steps, groups, num_envs // groups)
         self.obs = torch.zeros(*shape, obs_dim, device=device)
         self.actions = torch.zeros(*shape, act_dim, device=device)
         self.action_mean = torch.zeros(*shape, act_dim, device=device)
@@ -76,34 +81,42 @@ class RolloutStorage:
         if self.step >= self.num_steps:
             raise RuntimeError("rollout storage is full: call clear() after the update")
         t = self.step
-        self.obs[t] = obs
-        self.actions[t] = actions
-        self.log_probs[t] = log_probs
-        self.values[t] = values
-        self.rewards[t] = rewards
-        self.dones[t] = dones
-        self.action_mean[t] = action_mean
-        self.action_std[t] = action_std
+        for buffer, value in ((self.obs, obs), (self.actions, actions), (self.log_probs, log_probs),
+                              (self.values, values), (self.rewards, rewards), (self.dones, dones),
+                              (self.action_mean, action_mean), (self.action_std, action_std)):
+            buffer[t] = value.view(buffer.shape[1:])
         self.step += 1
 
     def clear(self) -> None:
         self.step = 0
 
     def compute_returns(self, last_values: Tensor, gamma: float, lam: float) -> None:
-        self.advantages, self.returns = compute_gae(self.rewards, self.values, self.dones, last_values, gamma, lam)
+        """GAE over the rollout; last_values: [num_envs] or [K, M] = V(obs after the last step)."""
+        advantages, returns = compute_gae(self.rewards.flatten(1), self.values.flatten(1), self.dones.flatten(1),
+                                          last_values.reshape(-1), gamma, lam)
+        self.advantages, self.returns = advantages.view_as(self.rewards), returns.view_as(self.rewards)
 
-    def minibatches(self, num_minibatches: int, num_epochs: int, generator: torch.Generator | None = None
-                    ) -> Iterator[Batch]:
-        """num_epochs passes, each a fresh random split of all T*N transitions into num_minibatches."""
-        total = self.num_steps * self.num_envs
+    def minibatches(self, num_minibatches: int, num_epochs: int, generators=None) -> Iterator[Batch]:
+        """num_epochs passes, each a fresh random split of every candidate's T*M transitions into
+        num_minibatches; candidate k's permutations come from generators[k] (default: torch's global RNG)."""
+        num, total = self.groups, self.num_steps * (self.num_envs // self.groups)
         size = total // num_minibatches
-        flat = Batch(
-            self.obs.flatten(0, 1), self.actions.flatten(0, 1), self.log_probs.flatten(),
-            self.values.flatten(), self.advantages.flatten(), self.returns.flatten(),
-            self.action_mean.flatten(0, 1), self.action_std.flatten(0, 1),
-        )
+        device = self.obs.device
+        # [T, K, M, ...] -> [K, T*M, ...] in (step, world) order, every field side by side in one
+        # [K, T*M, F] tensor: a mini-batch is then one gather, not one per field
+        fields = [self.obs, self.actions, self.log_probs, self.values, self.advantages, self.returns,
+                  self.action_mean, self.action_std]
+        flat = [x.transpose(0, 1).reshape(num, total, -1) for x in fields]
+        packed = torch.cat(flat, dim=2)
+        widths = [x.shape[2] for x in flat]
+        scalar = [x.dim() == 3 for x in fields]
+        rows = torch.arange(num, device=device)[:, None]
         for _ in range(num_epochs):
-            order = torch.randperm(total, device=self.obs.device, generator=generator)
+            if generators is None:
+                orders = torch.stack([torch.randperm(total, device=device) for _ in range(num)])
+            else:
+                orders = torch.stack([torch.randperm(total, generator=g, device=g.device) for g in generators])
+            orders = orders.to(device)
             for i in range(num_minibatches):
-                idx = order[i * size:(i + 1) * size]
-                yield Batch(*(x[idx] for x in flat))
+                parts = packed[rows, orders[:, i * size:(i + 1) * size]].split(widths, dim=2)
+                yield Batch(*(part.squeeze(-1) if flat else part for part, flat in zip(parts, scalar)))

@@ -164,16 +164,17 @@ def test_final_policy_restart_trains_a_fresh_policy_for_the_steps_left(tmp_path,
     last_round = round_steps(config, 3)[-1]
     assert round_steps(config, 3) == [0, 512, 1024]  # 2048 x 0.75 / 3 per round, in updates of 8 x 16
     rewards = []
-    real_train = runner.train
+    real_train = loop_module._OnePolicy.train  # the one policy's trainer, kept between rounds
 
-    def crash_in_the_fresh_policy(train_config, resume_from=None, reward=None):
-        rewards.append((train_config.out, train_config.steps, reward))
-        if train_config.steps == config.steps - last_round and resume_from is None:
-            real_train(dataclasses.replace(train_config, steps=384), reward=reward)  # 3 updates, then killed
+    def crash_in_the_fresh_policy(policy, until, reward, label):
+        rewards.append((str(policy.ppo_dir), policy.steps, reward))
+        fresh = policy.trainer is None and not (policy.ppo_dir / "checkpoints" / runner.LATEST).is_file()
+        if policy.steps == config.steps - last_round and fresh:
+            real_train(policy, 384, reward, label)  # 3 updates, then killed
             raise Crash("killed while training the fresh policy")
-        return real_train(train_config, resume_from=resume_from, reward=reward)
+        return real_train(policy, until, reward, label)
 
-    monkeypatch.setattr(runner, "train", crash_in_the_fresh_policy)
+    monkeypatch.setattr(loop_module._OnePolicy, "train", crash_in_the_fresh_policy)
     with pytest.raises(Crash):
         train_preferences(config)
     run = tmp_path / "run"

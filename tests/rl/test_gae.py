@@ -74,8 +74,8 @@ def test_storage_minibatches_cover_every_transition_once_per_epoch():
                     torch.zeros(3, 1), torch.ones(3, 1))
     storage.compute_returns(torch.zeros(3), 0.99, 0.95)
     batches = list(storage.minibatches(num_minibatches=2, num_epochs=2))
-    assert len(batches) == 4 and batches[0].obs.shape == (6, 2)
-    seen = torch.cat([b.obs[:, 0] for b in batches[:2]]).sort().values
+    assert len(batches) == 4 and batches[0].obs.shape == (1, 6, 2)  # [K=1 candidate, B, obs_dim]
+    seen = torch.cat([b.obs[0, :, 0] for b in batches[:2]]).sort().values
     assert seen.tolist() == sorted(float(i + 10 * t) for t in range(4) for i in range(3))
 
 

@@ -15,8 +15,9 @@ from robreward.rewards.base import HandReward, SparseReward
 from robreward.rl import TrainConfig, load_policy
 from robreward.rl.runner import train
 from robreward.rl.config import PPOConfig
-from robreward.rl.multi import BatchedActorCritic, CandidateRewards, MultiCandidateEnv, train_many
-from robreward.rl.ppo import ActorCritic
+from robreward.rl.candidates import CandidateRewards
+from robreward.rl.multi import train_many
+from robreward.rl.ppo import ActorCritic, BatchedActorCritic
 from tests.rl.conftest import REACH_STEPS
 
 SMALL = dict(steps=2048, worlds=16)  # 4 updates of 16 worlds x 32 steps
@@ -96,9 +97,9 @@ def test_each_world_slice_steps_exactly_like_a_separate_env():
     """Same seed, same actions: candidate k's slice of the K*M-world env gives bit-identical
     observations, rewards, terms, ends and auto-resets (episodes are 50 steps) as a separate M-world env."""
     per, seed = 4, 3
-    combined = MultiCandidateEnv("reach", 2, per, seed=seed)
+    combined = BatchedEnv("reach", 2 * per, seed=seed, groups=2)
     spec = combined.spec
-    combined.reward_fn = CandidateRewards([HandReward(spec), SparseReward(spec)], ["hand", "sparse"], per)
+    combined.set_reward(CandidateRewards([HandReward(spec), SparseReward(spec)], ["hand", "sparse"], per))
     separate = [BatchedEnv("reach", per, seed=seed, reward=r) for r in ("hand", "sparse")]
     obs, _ = combined.reset(seed=seed)
     firsts = [env.reset(seed=seed)[0] for env in separate]

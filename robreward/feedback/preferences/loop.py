@@ -188,34 +188,80 @@ class LabeledPairs:
 
 
 # -- the stages ------------------------------------------------------------------------------
-def _train_ppo(config: PrefsConfig, run_dir: Path, until: int, reward, label: str) -> int:
-    """Train (or resume) the one PPO policy up to ``until`` steps on ``reward``; its step after."""
-    from robreward.rl.config import TrainConfig
-    from robreward.rl.runner import LATEST, load_checkpoint, train
+class _OnePolicy:
+    """The one PPO policy of the run, in ppo/: one robreward.rl.trainer.Trainer kept between rounds, the
+    round's reward set on it before it trains on (a resumed run continues from ppo/'s checkpoint). Its
+    progress bar spans the whole run; ``finish`` exports policy.onnx and the model card."""
 
-    ppo_dir = run_dir / PPO_DIR
-    checkpoint = ppo_dir / "checkpoints" / LATEST
-    done = int(load_checkpoint(checkpoint)["global_step"]) if checkpoint.is_file() else 0
-    if done >= until:
-        return done
-    if not checkpoint.is_file() and ppo_dir.exists():
-        shutil.rmtree(ppo_dir)  # killed before its first checkpoint: stale logs would mix with the new ones
-    train_config = TrainConfig(task=config.task, reward=label, num_envs=config.num_envs, steps=until,
-                               seed=config.seed, out=str(ppo_dir), device=config.device,
-                               torch_threads=config.torch_threads, eval_episodes=0, progress=config.progress,
-                               ppo=config.ppo)
-    summary = train(train_config, resume_from=checkpoint if checkpoint.is_file() else None, reward=reward)
-    return int(summary["steps"])
+    def __init__(self, config: PrefsConfig, run_dir: Path, folder: str = PPO_DIR, steps: int | None = None):
+        self.config, self.ppo_dir, self.steps = config, run_dir / folder, config.steps if steps is None else steps
+        self.trainer = None
+
+    def train(self, until: int, reward, label: str) -> int:
+        """Train up to ``until`` steps on ``reward`` (checkpointed); the policy's step after."""
+        from robreward.rl.checkpoint import load_checkpoint
+        from robreward.rl.config import TrainConfig
+        from robreward.rl.trainer import LATEST, Trainer
+
+        if self.trainer is None:
+            checkpoint = self.ppo_dir / "checkpoints" / LATEST
+            done = int(load_checkpoint(checkpoint)["global_step"]) if checkpoint.is_file() else 0
+            if done >= until:
+                return done
+            if not checkpoint.is_file() and self.ppo_dir.exists():
+                shutil.rmtree(self.ppo_dir)  # killed before its first checkpoint: stale logs would mix with the new ones
+            config = self.config
+            train_config = TrainConfig(task=config.task, reward=label, num_envs=config.num_envs, steps=self.steps,
+                                       seed=config.seed, out=str(self.ppo_dir), device=config.device,
+                                       torch_threads=config.torch_threads, eval_episodes=0,
+                                       progress=config.progress, ppo=config.ppo)
+            self.trainer = Trainer([train_config], [reward], isolate_failures=False,
+                                   resume_from=[checkpoint] if checkpoint.is_file() else None)
+        elif self.trainer.global_step < until:  # a new phase: fresh episodes, as a run resumed here has
+            self.trainer.restart_episodes()
+        self.trainer.set_reward(reward, label=label)
+        self.trainer.learn(until)
+        self.trainer.save()
+        return self.trainer.global_step
+
+    def finish(self, reward, label: str) -> int:
+        """Train to the end of its budget, then export policy.onnx and the model card; its step."""
+        step = self.train(self.steps, reward, label)
+        if self.trainer is not None:
+            self.trainer.finish()
+            self.trainer = None
+        return step
+
+    def close(self) -> None:
+        if self.trainer is not None:
+            self.trainer.close()
+            self.trainer = None
 
 
-def _restart_ppo(config: PrefsConfig, run_dir: Path, feedback_steps: int, reward, label: str) -> int:
+def _restart_ppo(config: PrefsConfig, run_dir: Path, policy: _OnePolicy, feedback_steps: int, reward,
+                 label: str) -> int:
     """final_policy restart: the feedback phase's policy (``feedback_steps`` PPO steps) moves to ppo-feedback/ and a
     fresh policy trains from scratch in ppo/ on ``reward`` for the steps left; the PPO steps of both. Resumable:
     the move is one rename, done once."""
     ppo_dir, kept = run_dir / PPO_DIR, run_dir / FEEDBACK_PPO_DIR
+    policy.close()
     if feedback_steps > 0 and not kept.exists():
         ppo_dir.rename(kept)
-    return feedback_steps + _train_ppo(config, run_dir, config.steps - feedback_steps, reward, label)
+    fresh = _OnePolicy(config, run_dir, steps=config.steps - feedback_steps)
+    try:
+        return feedback_steps + fresh.finish(reward, label)
+    finally:
+        fresh.close()
+
+
+def _round_line(k: int, rounds: int, metrics: dict) -> str:
+    """The one line a round prints: its step, the labels so far and the held-out accuracy."""
+    accuracy = metrics.get("heldout_accuracy")
+    if accuracy is None:
+        accuracy = metrics.get("heldout_accuracy_true")
+    shown = "n/a" if accuracy is None else f"{accuracy:.2f}"
+    return (f"round {k + 1}/{rounds}: step {metrics['ppo_step']:,}, labels {metrics['labels_answered']} "
+            f"({metrics['queries_used']} queries), held-out accuracy {shown}")
 
 
 def _sampling_policy(run_dir: Path, seed: int):
@@ -355,6 +401,7 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
     if teacher is None:  # a person labels in the web app, served from here unless serve_app is off
         human = HumanTeacher(run_dir, host=config.host, port=config.port, serve=config.serve_app,
                              timeout=timeout_seconds(config.label_timeout), progress=config.progress)
+    policy = _OnePolicy(config, run_dir)
     try:
         for k, num_queries in enumerate(schedule):
             if k < done:
@@ -362,9 +409,9 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
             rng = np.random.default_rng([config.seed, k])
             # 1. PPO up to this round: state-entropy pre-training before round 0, the learned reward after
             if k == 0:
-                ppo_step = _train_ppo(config, run_dir, at_step[0], pretrain, "state-entropy") if pretrain else 0
+                ppo_step = policy.train(at_step[0], pretrain, "state-entropy") if pretrain else 0
             else:
-                ppo_step = _train_ppo(config, run_dir, at_step[k], model, label)
+                ppo_step = policy.train(at_step[k], model, label)
             # 2. collect rollouts with the current policy (sampled), under the hand reward the teacher reads
             #    (with full MuJoCo states when a person labels: the clips are rendered from them)
             rollout, env = _collect(config, spec, run_dir, seed=config.seed * 7919 + k + 1,
@@ -413,20 +460,25 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
             state.update(rounds_done=k + 1, queries_used=labeled.size, labels_answered=labeled.answered,
                          ppo_step=ppo_step)
             atomic_write_json(run_dir / STATE_FILE, state, indent=2)
+            if config.progress:
+                from tqdm import tqdm
+
+                tqdm.write(_round_line(k, len(schedule), round_metrics))
+        # 9. train PPO on the final learned reward to the end of the budget: the same policy (continue), or a
+        #    fresh one from scratch for the steps left (restart)
+        if not model.num_fits:
+            raise ValueError(f"the teacher {config.teacher!r} skipped all {labeled.size} queries: no reward model "
+                             "was trained; use a teacher that answers (lower its skip threshold) or a larger budget")
+        feedback_steps = int(metrics["rounds"][-1]["ppo_step"])
+        if config.final_policy == "restart":
+            state["ppo_step"] = _restart_ppo(config, run_dir, policy, feedback_steps, model, label)
+        else:
+            state["ppo_step"] = policy.finish(model, label)
     finally:
+        policy.close()
         if human is not None:
             human.close()
 
-    # 9. train PPO on the final learned reward to the end of the budget: the same policy (continue), or a
-    #    fresh one from scratch for the steps left (restart)
-    if not model.num_fits:
-        raise ValueError(f"the teacher {config.teacher!r} skipped all {labeled.size} queries: no reward model was "
-                         "trained; use a teacher that answers (lower its skip threshold) or a larger budget")
-    feedback_steps = int(metrics["rounds"][-1]["ppo_step"])
-    if config.final_policy == "restart":
-        state["ppo_step"] = _restart_ppo(config, run_dir, feedback_steps, model, label)
-    else:
-        state["ppo_step"] = _train_ppo(config, run_dir, config.steps, model, label)
     # 10. evaluate the deterministic policy under the HAND reward (eval.json), the learned one beside it
     eval_result = _final_eval(config, spec, run_dir, model, label, state["ppo_step"], feedback_steps)
     state["finished"] = True
