@@ -101,6 +101,9 @@ class Trainer:
         self.logs = self._open_run_dirs(resumed=resume_from is not None)
         self._invalid_seen = self._invalid_counts()
         self.restart_episodes()  # a resumed run restarts every episode
+        # torch.optim's first optimizer imports torch._dynamo (about 1 s); the checkpoints hold Adam's
+        # state in torch.optim's format, so the first save would pay it inside the training clock
+        torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
         self._start = time.perf_counter()
 
     # -- setup ------------------------------------------------------------------------------------
