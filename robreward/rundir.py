@@ -561,13 +561,17 @@ def prepare(out, *, resume: bool = False, overwrite: bool = False) -> tuple["Run
     return run, removed
 
 
-def start_new_run(out, start, *, overwrite: bool = False, log=print):
+def start_new_run(out, start, *, overwrite: bool = False, check=None, log=print):
     """What `train --out DIR [--overwrite]` does around ``start()`` (the training): refuse a used
-    DIR (check_out), remove robreward's own files with ``overwrite`` (saying which), then start.
+    DIR (check_out), run ``check()`` (the caller's check of the run's inputs: the reward above
+    all; it raises to reject them), remove robreward's own files with ``overwrite`` (saying
+    which), then start. So ``--overwrite`` with a rejected reward leaves the earlier run as it was.
     If ``start`` fails and DIR did not exist before, the folders it left without a file in them
     are removed: a rejected reward leaves no run directory behind."""
     out = Path(out)
     check_out(out, overwrite=overwrite)
+    if check is not None:
+        check()  # before anything in DIR is removed
     existed = out.exists()
     if overwrite and existed:
         _, removed = prepare(out, overwrite=True)

@@ -37,6 +37,16 @@ def _task_spec(text: str) -> str:
     return text if text in task_names() else str(Path(text).resolve())
 
 
+def check_reward(config) -> None:
+    """Resolve the run's reward on its task (a reward file is checked, compiled and dry-run; the
+    compiled graph is cached, so training does not compile it again). Raises when it is rejected;
+    called before --overwrite removes anything of the earlier run."""
+    from robreward.envs.registry import get_task
+    from robreward.rewards.base import resolve_reward
+
+    resolve_reward(config.reward, get_task(config.task))
+
+
 # TrainConfig field -> its flag where the flag is not --FIELD-NAME (the derived name works too)
 FLAGS = {"num_envs": "--envs", "torch_threads": "--threads", "ppo.num_steps": "--rollout-steps"}
 # where the command line means more than the field's docstring says
@@ -96,7 +106,8 @@ def run(args) -> int:
         summary = resume(run_dir, steps=values.get("steps"), task=task, **overrides)
     else:
         config = config_from_args(args)
-        summary = rundir.start_new_run(config.out, lambda: train(config), overwrite=args.overwrite)
+        summary = rundir.start_new_run(config.out, lambda: train(config), overwrite=args.overwrite,
+                                       check=lambda: check_reward(config))
     print(f"trained {summary['steps']:,} steps in {summary['seconds']:.0f} s -> {summary['run_dir']}")
     if summary.get("eval"):
         ev = summary["eval"]

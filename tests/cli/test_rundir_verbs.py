@@ -62,6 +62,22 @@ def test_a_rejected_reward_creates_no_run_directory(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+def test_overwrite_with_a_rejected_reward_keeps_the_earlier_run(trained, tmp_path, capsys):
+    run = tmp_path / "run"
+    for path in trained.rglob("*"):
+        if path.is_file():
+            (run / path.relative_to(trained)).parent.mkdir(parents=True, exist_ok=True)
+            (run / path.relative_to(trained)).write_bytes(path.read_bytes())
+    bad = tmp_path / "bad.py"
+    bad.write_text("import os\n\ndef compute_reward(state, action):\n    return os.getcwd(), {}\n")
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert {"config.yaml", "progress.csv", "policy.onnx"} <= {p.name for p in before}
+    code, out, err = run_cli(capsys, "train", *TINY, "--reward", bad, "--out", run, "--overwrite")
+    assert code == 2, err
+    assert "removed" not in out  # --overwrite removed nothing: the reward was rejected first
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # the earlier run, unchanged
+
+
 def test_eval_refuses_stochastic_with_a_reason(trained, capsys):
     before = (trained / "eval.json").read_text()
     code, _, err = run_cli(capsys, "eval", trained, "--episodes", "2", "--stochastic")
