@@ -98,7 +98,8 @@ def register(sub) -> None:
     r.add_argument("--task", required=True)
     r.add_argument("--source", default="expert", help="'expert' (the task's scripted expert), or a policy file / run dir")
     r.add_argument("--episodes", type=int, default=20)
-    r.add_argument("--out", required=True, help="HDF5 file; an existing one is appended to (numbering continues)")
+    r.add_argument("--out", required=True, help="HDF5 file; an existing one is appended to (numbering continues; a --seed already in it "
+                                             "is refused)")
     r.add_argument("--noise", type=float, default=0.0, help="Gaussian action noise, std = NOISE * half the action range")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--num-envs", type=int, default=16, help="worlds recorded in parallel")

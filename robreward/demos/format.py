@@ -296,6 +296,13 @@ class DemoWriter:
                     if old.get(k) != self.meta[k]]
         if problems and not force:
             raise DemoFileError(f"cannot append to {self.path}: " + "; ".join(problems) + " (pass --force to append anyway)")
+        seeds = sorted({int(s) for s in np.ravel(old.get("seeds", []))})
+        seed = self.record_info.get("seed")
+        if seed is not None and int(seed) in seeds:  # the same seed records the same episodes again
+            raise DemoFileError(
+                f"cannot append to {self.path}: it already holds episodes recorded with seed {int(seed)} (seeds in "
+                f"the file: {', '.join(map(str, seeds))}), and the same seed would record the same episodes again; "
+                f"pass a seed not in the file (e.g. --seed {max(seeds) + 1}), or --overwrite to replace the file")
 
     def __enter__(self):
         self._atomic = atomic_path(self.path)

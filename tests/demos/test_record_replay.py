@@ -87,3 +87,24 @@ def test_frames_are_stored(tmp_path):
         ep = ds.episode(0)
         assert ep["frames"].shape == (51, 24, 32, 3) and ep["frames"].dtype == np.uint8
         assert ds.summary()["frames"] is True
+
+
+def test_recording_a_seed_already_in_the_file_is_refused(tmp_path, cli):
+    """Issue 24: the same seed into an existing file would append the same episodes again."""
+    out = tmp_path / "reach.h5"
+    args = ("demos", "record", "--task", "reach", "--episodes", "2", "--num-envs", "2", "--quiet", "--out", out)
+    assert cli(*args, "--seed", "0")[0] == 0
+    assert cli(*args, "--seed", "1")[0] == 0
+    before = out.read_bytes()
+    code, _, err = cli(*args, "--seed", "1")
+    assert code == 2
+    assert "already holds episodes recorded with seed 1" in err and "seeds in the file: 0, 1" in err
+    assert "--seed 2" in err and "--overwrite" in err
+    assert out.read_bytes() == before  # the file is not modified
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reach.h5"]  # no temporary file left
+    with DemoDataset(out) as ds:
+        assert len(ds) == 4 and ds.summary()["seeds"] == [0, 1]
+    assert cli(*args, "--seed", "2")[0] == 0  # the seed it suggests is accepted
+    assert cli(*args, "--seed", "1", "--overwrite")[0] == 0  # --overwrite starts a new file
+    with DemoDataset(out) as ds:
+        assert len(ds) == 2 and ds.summary()["seeds"] == [1]
