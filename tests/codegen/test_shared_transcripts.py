@@ -24,3 +24,22 @@ def test_the_recorded_push_run_replays_and_every_program_compiles(tmp_path, caps
         attempt = check["attempts"][-1]
         assert check["ok"] and attempt["ok"] and len(attempt["term_stats"]) >= 4, check
     assert (out / "best" / "reward.py").is_file()
+
+
+def test_eval_and_compare_accept_a_real_generate_run(tmp_path, capsys):
+    """issue 20: every verb that takes a run accepts a generate run directory (its best policy,
+    or its final seeds when it retrained): a tiny real run of the shipped reach transcript."""
+    shipped = Path(__file__).resolve().parents[2] / "examples" / "transcripts" / "reach"
+    out = tmp_path / "gen"
+    assert cli_main(["generate", "--task", "reach", "--llm", f"replay:{shipped}", "--samples", "3",
+                     "--iterations", "1", "--steps", "2048", "--envs", "8", "--eval-episodes", "2",
+                     "--final-seeds", "1", "--final-steps", "2048", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert cli_main(["eval", str(out), "--episodes", "2"]) == 0
+    capsys.readouterr()
+    written = max(out.rglob("eval.json"), key=lambda p: p.stat().st_mtime)
+    result = json.loads(written.read_text())
+    assert result["task"] == "reach" and result["episodes"] == 2 and "success_rate" in result
+    code = cli_main(["compare", str(out), "--out", str(tmp_path / "cmp")])
+    assert code == 0, capsys.readouterr()
+    assert (tmp_path / "cmp" / "compare.md").is_file()
