@@ -1,18 +1,14 @@
 """What a training writes while it runs, per run directory: progress.csv (one row per update,
-columns CSV_FIELDS), TensorBoard scalars (tb/) and the progress bar; and the per-update episode
-statistics they report (EpisodeTracker)."""
+columns rundir.CSV_FIELDS, written through robreward.rundir.ProgressLog), TensorBoard scalars (tb/)
+and the progress bar; and the per-update episode statistics they report (EpisodeTracker)."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import torch
 
-PROGRESS_FILE = "progress.csv"
-CSV_FIELDS = ("step", "update", "time_s", "steps_per_s", "episodes", "return_mean", "hand_return_mean",
-              "success_rate", "fitness_mean", "episode_length", "learning_rate", "kl", "policy_loss",
-              "value_loss", "entropy", "noise_std", "clip_fraction", "reward_invalid", "reward_invalid_share")
+from robreward.rundir import CSV_FIELDS, PROGRESS_FILE, RunDir
 
 
 class EpisodeTracker:
@@ -117,8 +113,9 @@ class RunLog:
     starts there."""
 
     def __init__(self, run_dir: Path, total_steps: int, desc: str, progress: bool, resume_step: int | None = None):
-        self.writer = _summary_writer(run_dir, purge_step=resume_step)
-        self.csv_file, self.csv = _open_progress(run_dir, keep_until=resume_step)
+        run = RunDir(run_dir)
+        self.writer = _summary_writer(run.tb_dir, purge_step=resume_step)
+        self.progress = run.open_progress(keep_until=resume_step)
         from tqdm import tqdm
 
         self.bar = tqdm(total=total_steps, initial=resume_step or 0, unit="step", unit_scale=True,
@@ -126,16 +123,16 @@ class RunLog:
 
     def log(self, step, update, elapsed, steps_per_s, collect_s, stats, result, noise_std: float,
             invalid: tuple[int, int] = (0, 1)) -> dict:
-        return _log(self.writer, self.csv, self.bar, step, update, elapsed, steps_per_s, collect_s, stats, result,
+        return _log(self.writer, self.progress, self.bar, step, update, elapsed, steps_per_s, collect_s, stats, result,
                     noise_std, invalid)
 
     def flush(self) -> None:
-        self.csv_file.flush()
+        self.progress.flush()
         self.writer.flush()
 
     def close(self) -> None:
         self.bar.close()
-        self.csv_file.close()
+        self.progress.close()
         self.writer.close()
 
 
@@ -150,28 +147,15 @@ class _NullWriter:
         pass
 
 
-def _summary_writer(run_dir: Path, purge_step=None):
+def _summary_writer(tb_dir: Path, purge_step=None):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # tensorboard is optional: the CSV still has every number
         return _NullWriter()
-    return SummaryWriter(str(run_dir / "tb"), purge_step=purge_step)
+    return SummaryWriter(str(tb_dir), purge_step=purge_step)
 
 
-def _open_progress(run_dir: Path, keep_until: int | None):
-    path = run_dir / PROGRESS_FILE
-    rows = []
-    if keep_until is not None and path.is_file():  # drop rows logged after the checkpoint we resume from
-        with open(path, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(float(r.get("step") or 0)) <= keep_until]
-    f = open(path, "w", newline="")
-    writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return f, writer
-
-
-def _log(writer, csv_writer, bar, step, update, elapsed, steps_per_s, collect_s, stats, result, noise_std: float,
+def _log(writer, progress, bar, step, update, elapsed, steps_per_s, collect_s, stats, result, noise_std: float,
          invalid: tuple[int, int] = (0, 1)) -> dict:
     """One progress.csv row and the TensorBoard scalars of an update; invalid: (world-steps whose
     reward was invalid in this update, world-steps of the update)."""
@@ -185,7 +169,7 @@ def _log(writer, csv_writer, bar, step, update, elapsed, steps_per_s, collect_s,
         "value_loss": result.value_loss, "entropy": result.entropy, "noise_std": noise_std,
         "clip_fraction": result.clip_fraction, "reward_invalid": invalid[0], "reward_invalid_share": invalid_share,
     }
-    csv_writer.writerow(row)
+    progress.append(row)
     scalars = {"perf/steps_per_s": steps_per_s, "perf/collect_s": collect_s, "loss/policy": result.policy_loss,
                "loss/value": result.value_loss, "loss/entropy": result.entropy, "train/kl": result.kl,
                "train/learning_rate": result.learning_rate, "train/noise_std": noise_std,

@@ -25,15 +25,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import yaml
 
 from robreward.rl.checkpoint import atomic_torch_save, load_checkpoint, restore_rng, rng_state  # noqa: F401
 from robreward.rl.config import TrainConfig
 from robreward.rl.export import DeterministicPolicy
 from robreward.rl.logger import CSV_FIELDS, PROGRESS_FILE, EpisodeTracker  # noqa: F401
 from robreward.rl.ppo import ActorCritic
-from robreward.rl.trainer import (CONFIG_FILE, FAILED_FILE, LATEST, Trainer, fail_invalid_reward,  # noqa: F401
-                                  finish_with_eval, invalid_reward_card, seed_everything, write_config)
+from robreward.rl.trainer import (Trainer, fail_invalid_reward, finish_with_eval,  # noqa: F401
+                                  invalid_reward_card, seed_everything)
+from robreward.rundir import CONFIG_FILE, FAILED_FILE, LATEST, read_config  # noqa: F401
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -52,12 +52,9 @@ def load_run_config(run_dir: str | os.PathLike) -> TrainConfig:
         raise FileNotFoundError(f"run directory {str(run_dir)!r} does not exist: pass the --out DIR of an earlier run")
     path = run_dir / CONFIG_FILE
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise ValueError(f"cannot read the run config {str(path)!r} ({type(err).__name__}: {err}); "
-                         f"is {str(run_dir)!r} a robreward run directory?") from err
-    if not isinstance(data, dict):
-        raise ValueError(f"run config {str(path)!r} is not a YAML mapping; is {str(run_dir)!r} a robreward run directory?")
+        data = read_config(path)  # migrated to the current schema (robreward.rundir)
+    except FileNotFoundError as err:
+        raise ValueError(f"cannot read the run config {str(path)!r} ({err})") from None
     return TrainConfig.from_dict(data)
 
 

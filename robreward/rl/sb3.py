@@ -192,12 +192,14 @@ def train_sb3(config: TrainConfig, resume_from=None) -> dict:
     from stable_baselines3.common.vec_env import VecEnvWrapper, VecMonitor, VecNormalize
 
     from robreward.envs.sb3_adapter import SB3VecEnv
-    from robreward.rl.runner import _check_reward_spec, finish_with_eval, invalid_reward_card, seed_everything, write_config
+    from robreward.rl.runner import _check_reward_spec, finish_with_eval, invalid_reward_card, seed_everything
+    from robreward.rundir import RunDir
 
     _check_reward_spec(config.reward)
     run_dir = Path(config.out)
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (run_dir / "failed.json").unlink(missing_ok=True)  # a new attempt; it writes its own record if it fails
+    run = RunDir(run_dir)
+    run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    run.clear_failed()  # a new attempt; it writes its own record if it fails
     torch.set_num_threads(max(1, config.torch_threads))
     seed_everything(config.seed)
     env = robreward.make(config.task, config.num_envs, backend=config.backend, device=config.device,
@@ -223,7 +225,7 @@ def train_sb3(config: TrainConfig, resume_from=None) -> dict:
     if ckpt is not None:
         restore_sb3(model, venv_norm, ckpt)
         start_step = model.num_timesteps
-    write_config(run_dir, config)
+    run.write_config(config.to_dict())
     start = time.perf_counter()
     model.learn(total_timesteps=max(config.steps - start_step, 1),
                 callback=_callback(config, run_dir, venv_norm, start_step, env),

@@ -37,23 +37,19 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import yaml
 
 import robreward
-from robreward.fileio import atomic_write_json
 from robreward.rl.candidates import CandidateRewards, load_rewards
-from robreward.rl.checkpoint import atomic_torch_save, load_checkpoint, restore_rng, rng_state
+from robreward.rl.checkpoint import load_checkpoint, restore_rng, rng_state
 from robreward.rl.config import TrainConfig
-from robreward.rl.export import POLICY_FILE, DeterministicPolicy, export_onnx, load_policy, write_model_card
+from robreward.rl.export import POLICY_FILE, DeterministicPolicy, export_onnx, load_policy
 from robreward.rl.logger import EpisodeTracker, RunLog
 from robreward.rl.ppo import PPO, ActorCritic, BatchedActorCritic, RewardNormalizer
 from robreward.rl.rollout import Timers, collect_rollout
 from robreward.rl.storage import RolloutStorage
 from robreward.rl.validity import InvalidRewardError, invalid_reward_limit, invalid_reward_message
+from robreward.rundir import LATEST, RunDir
 
-CONFIG_FILE = "config.yaml"
-LATEST = "latest.pt"
-FAILED_FILE = "failed.json"
 SHARED = ("task", "num_envs", "seed", "backend", "device", "ppo")  # what K candidates of one Trainer share
 
 
@@ -76,6 +72,7 @@ class Trainer:
         self.num, self.per, self.cfg = len(self.configs), first.num_envs, first.ppo
         self.isolate = self.num > 1 if isolate_failures is None else bool(isolate_failures)
         self.run_dirs = [Path(c.out) for c in self.configs]
+        self.runs = [RunDir(path) for path in self.run_dirs]  # their files, through robreward.rundir
         self.rollout_threads = int(rollout_threads or first.torch_threads)
         self.update_threads = int(update_threads or first.torch_threads)
         self.periodic = periodic_checkpoints
@@ -160,11 +157,11 @@ class Trainer:
 
     def _open_run_dirs(self, resumed: bool) -> list[RunLog]:
         logs = []
-        for config, run_dir in zip(self.configs, self.run_dirs):
-            (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-            (run_dir / FAILED_FILE).unlink(missing_ok=True)  # a new attempt; it writes its own record if it fails
-            write_config(run_dir, config)
-            logs.append(RunLog(run_dir, config.steps, f"{config.task} [{config.reward}]", config.progress,
+        for config, run in zip(self.configs, self.runs):
+            run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            run.clear_failed()  # a new attempt; it writes its own record if it fails
+            run.write_config(config.to_dict())
+            logs.append(RunLog(run.path, config.steps, f"{config.task} [{config.reward}]", config.progress,
                                resume_step=self.global_step if resumed else None))
         return logs
 
@@ -178,7 +175,7 @@ class Trainer:
             self.rewards.rewards[k] = reward
         if label is not None and label != self.configs[k].reward:
             self.configs[k] = dataclasses.replace(self.configs[k], reward=label)
-            write_config(self.run_dirs[k], self.configs[k])
+            self.runs[k].write_config(self.configs[k].to_dict())
 
     def restart_episodes(self) -> None:
         """Every world starts a fresh episode (reset with seed + 7919 * update), as a resumed run's do: a
@@ -274,12 +271,9 @@ class Trainer:
 
     def save(self, periodic: bool = False) -> None:
         """checkpoints/latest.pt of every live candidate (and step_*.pt when periodic); flushes the logs."""
-        for k, run_dir in enumerate(self.run_dirs):
+        for k, run in enumerate(self.runs):
             if self.failed_at[k] is None:
-                state = self.checkpoint_state(k)
-                atomic_torch_save(state, run_dir / "checkpoints" / LATEST)
-                if periodic:
-                    atomic_torch_save(state, run_dir / "checkpoints" / f"step_{self.global_step:012d}.pt")
+                run.save_checkpoint(self.checkpoint_state(k), periodic=periodic)
                 self.logs[k].flush()
 
     def load(self, paths: Sequence) -> None:
@@ -323,7 +317,7 @@ class Trainer:
         self.seconds = seconds = self.elapsed()
         for k in range(self.num):
             if self.failed_at[k] is None:
-                atomic_torch_save(self.checkpoint_state(k), self.run_dirs[k] / "checkpoints" / LATEST)
+                self.runs[k].save_checkpoint(self.checkpoint_state(k))
         self.close()
         records = []
         for k, (config, run_dir) in enumerate(zip(self.configs, self.run_dirs)):
@@ -338,8 +332,8 @@ class Trainer:
                     record["failed"] = f"{type(err).__name__}: {err}"
             if record["failed"] is not None:
                 at = self.failed_at[k] if self.failed_at[k] is not None else self.global_step
-                atomic_write_json(run_dir / FAILED_FILE, {"error": record["failed"], "step": at, "trainer": "batched",
-                                                          "reward_invalid": self._invalid_counts()[k]})
+                self.runs[k].write_failed({"error": record["failed"], "step": at, "trainer": "batched",
+                                           "reward_invalid": self._invalid_counts()[k]})
             records.append(record)
             if on_done is not None:
                 on_done(k, str(run_dir))
@@ -360,7 +354,7 @@ class Trainer:
         if self.isolate:
             card_extra["trainer"] = (f"batched: {self.num} candidates x {self.per} worlds in one env "
                                      "(robreward.rl.trainer)")
-        write_model_card(run_dir, config.to_dict(), env.spec, self.global_step, None, card_extra)
+        self.runs[k].write_model_card(config.to_dict(), env.spec, self.global_step, None, card_extra)
         return finish_with_eval(config, run_dir, env.spec, self.global_step, card_extra)
 
     def __enter__(self) -> "Trainer":
@@ -406,19 +400,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-# -- run directory writes -----------------------------------------------------------------------------
-def write_config(run_dir: Path, config: TrainConfig) -> None:
-    tmp = run_dir / (CONFIG_FILE + ".tmp")
-    tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    tmp.replace(run_dir / CONFIG_FILE)
-
-
+# -- run directory writes (through robreward.rundir) -----------------------------------------------------
 def fail_invalid_reward(run_dir: Path, config: TrainConfig, count: int, step: int, trainer: str = "single") -> None:
     """Record (failed.json) and raise InvalidRewardError: the run's reward was invalid too often."""
     message = invalid_reward_message(config.reward, count, step, config.steps)
-    atomic_write_json(run_dir / FAILED_FILE, {"error": f"InvalidRewardError: {message}", "step": step,
-                                              "trainer": trainer, "reward_invalid": count,
-                                              "reward_invalid_limit": invalid_reward_limit(config.steps)})
+    RunDir(run_dir).write_failed({"error": f"InvalidRewardError: {message}", "step": step, "trainer": trainer,
+                                  "reward_invalid": count, "reward_invalid_limit": invalid_reward_limit(config.steps)})
     raise InvalidRewardError(message)
 
 
@@ -433,13 +420,13 @@ def finish_with_eval(config: TrainConfig, run_dir: Path, spec, steps: int, card_
     if config.eval_episodes <= 0 or importlib.util.find_spec("robreward.eval") is None:
         return None
     from robreward.eval import evaluate
-    from robreward.eval.evaluate import write_eval_json
 
     result = evaluate(config.task, load_policy(run_dir / POLICY_FILE), episodes=config.eval_episodes,
                       seed=config.seed, reward_name=config.reward)
-    write_eval_json(run_dir, result)
-    write_model_card(run_dir, config.to_dict(), spec, steps, result, card_extra)
+    run = RunDir(run_dir)
+    run.write_eval(result)
+    run.write_model_card(config.to_dict(), spec, steps, result, card_extra)
     return result
 
 
-__all__ = ["Trainer", "fail_invalid_reward", "finish_with_eval", "invalid_reward_card", "write_config"]
+__all__ = ["LATEST", "Trainer", "fail_invalid_reward", "finish_with_eval", "invalid_reward_card"]

@@ -7,6 +7,7 @@ import pytest
 import torch
 import yaml
 
+from robreward import rundir
 from robreward.rl.config import TrainConfig
 from tests.rl.conftest import REACH_STEPS
 
@@ -27,7 +28,7 @@ def test_run_directory_layout(reach_run):
     for name in ("config.yaml", "progress.csv", "policy.onnx", "MODEL_CARD.md", "eval.json", "checkpoints/latest.pt"):
         assert (out / name).is_file(), name
     assert any((out / "tb").iterdir())
-    config = TrainConfig.from_dict(yaml.safe_load((out / "config.yaml").read_text()))
+    config = TrainConfig.from_dict(rundir.read_config(out))
     assert config.task == "reach" and config.steps == REACH_STEPS and config.ppo.learning_rate == 1e-3
     rows = list(csv.DictReader(open(out / "progress.csv")))
     assert [int(r["step"]) for r in rows] == [2048 * (i + 1) for i in range(len(rows))]
