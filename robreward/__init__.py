@@ -15,19 +15,13 @@ os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 
 __version__ = "0.1.0"
 
+from robreward._lazy import lazy_attributes  # noqa: E402
+
 _LAZY = {"BatchedEnv": "robreward.envs.batched", "make": "robreward.envs.batched",
          "get_task": "robreward.envs.registry", "task_names": "robreward.envs.registry"}
 
 
-def __getattr__(name):  # PEP 562: the heavy modules load when first used
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'robreward' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 def _register_gymnasium() -> None:

@@ -3,6 +3,8 @@
 The names below load on first use (PEP 562), so `robreward.envs.registry` (task names, Gymnasium
 registration) is importable without torch or MuJoCo."""
 
+from robreward._lazy import lazy_attributes  # noqa: E402
+
 _LAZY = {
     "BatchedEnv": "robreward.envs.batched", "make": "robreward.envs.batched",
     "UnknownTaskError": "robreward.envs.registry", "get_task": "robreward.envs.registry",
@@ -12,15 +14,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'robreward.envs' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 from robreward.envs import recording as _recording  # noqa: E402  (light: no torch)

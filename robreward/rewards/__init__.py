@@ -3,6 +3,8 @@ reward-spec parser with its registry of reward sources (robreward.rewards.spec).
 
 The names below load on first use (PEP 562): robreward.rewards.spec is importable without torch."""
 
+from robreward._lazy import lazy_attributes  # noqa: E402
+
 _LAZY = {
     "HandReward": "robreward.rewards.base", "Reward": "robreward.rewards.base",
     "SparseReward": "robreward.rewards.base", "SumReward": "robreward.rewards.base",
@@ -13,15 +15,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'robreward.rewards' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 __all__ = sorted(_LAZY)
