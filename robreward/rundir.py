@@ -48,7 +48,9 @@ Episode columns repeat the previous means when no episode ended during an update
 Config versions: ``schema_version`` 1 is the current one. A config.yaml without the field
 (version 0, written before it) is migrated by :func:`migrate_config`: those runs trained
 without reward normalization (``ppo.normalize_rewards: false``), which version 1 states
-explicitly. Add a version by writing ``_vN_to_vN+1`` and registering it in MIGRATIONS.
+explicitly. Add a version by writing ``_vN_to_vN+1`` and registering it in MIGRATIONS. A checkpoint's
+"config" (a TrainConfig.to_dict() without the field) goes through migrate_config too. A ``prefs
+train`` run's config.json goes through :func:`migrate_prefs_config` (runs from before ``pairing``).
 
 This module imports only the standard library, yaml, torch and robreward.fileio: rl/, eval/,
 codegen/ and feedback/ import it, never the other way round.
@@ -143,6 +145,17 @@ def migrate_config(data: dict, where: str = "config") -> dict:
     while version < SCHEMA_VERSION:
         data = MIGRATIONS[version](data)
         version += 1
+    return data
+
+
+def migrate_prefs_config(data: dict, where: str = "prefs config") -> dict:
+    """A ``prefs train`` run's config.json -> the current PrefsConfig's fields. Runs saved before
+    ``pairing`` existed compared any two segments: they keep ``pairing: any`` (new runs default to
+    "mixed")."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} is not a JSON object; is it a `robreward prefs train` run's config.json?")
+    data = dict(data)
+    data.setdefault("pairing", "any")
     return data
 
 
@@ -674,7 +687,7 @@ def find_policy_run(path) -> PolicyRun:
 __all__ = ["CARD_FILE", "CHECKPOINT_DIR", "CONFIG_FILE", "CSV_FIELDS", "EVAL_FIELDS", "EVAL_FILE", "FAILED_FILE",
            "LATEST", "LATEST_SB3", "POLICY_FILE", "PROGRESS_COLUMNS", "PROGRESS_FILE", "SCHEMA_VERSION", "TB_DIR",
            "PolicyRun", "ProgressLog", "RunDir", "RunExistsError", "atomic_torch_save", "check_out",
-           "find_policy_run", "load_checkpoint", "load_plain", "migrate_config", "prepare", "read_config",
+           "find_policy_run", "load_checkpoint", "load_plain", "migrate_config", "migrate_prefs_config", "prepare", "read_config",
            "read_eval", "read_failed", "read_progress", "render_model_card", "seed_dirs", "start_new_run",
            "train_reward_invalid",
            "update_card_eval",

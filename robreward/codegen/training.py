@@ -127,8 +127,9 @@ def train_one(config) -> str:
 def _ray_train(config_dict: dict) -> str:
     """The body of a Ray task (module level: Ray pickles it by reference)."""
     from robreward.rl.config import TrainConfig
+    from robreward.rundir import migrate_config
 
-    return train_one(TrainConfig.from_dict(config_dict))
+    return train_one(TrainConfig.from_dict(migrate_config(config_dict)))
 
 
 def connect_ray(address: str):
@@ -146,6 +147,8 @@ def connect_ray(address: str):
 
 def _train_on_ray(address: str, task, files, steps: int, seeds: list[int], out_dirs: list[Path], num_envs: int,
                   eval_episodes: int, on_done) -> None:
+    from robreward.rundir import SCHEMA_VERSION
+
     ray = connect_ray(address)
     gpus = ray.cluster_resources().get("GPU", 0) > 0
     remote = ray.remote(_ray_train).options(num_cpus=1, num_gpus=1 if gpus else 0)
@@ -157,7 +160,7 @@ def _train_on_ray(address: str, task, files, steps: int, seeds: list[int], out_d
                 on_done(index, str(out))
         else:
             config = _config(task, file, steps, seeds[index], out, num_envs, eval_episodes, device)
-            pending[remote.remote(config.to_dict())] = index
+            pending[remote.remote({"schema_version": SCHEMA_VERSION, **config.to_dict()})] = index
     while pending:  # report each run as it finishes, in whatever order
         ready, _ = ray.wait(list(pending), num_returns=1)
         index = pending.pop(ready[0])

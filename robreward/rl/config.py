@@ -169,8 +169,5 @@ class TrainConfig:
         migrated first (robreward.rundir.migrate_config), e.g. runs from before reward normalization."""
         data = dict(data)
         ppo = dict(data.pop("ppo", None) or {})
-        # TRANSITION (issue 20): stored configs still reach here unmigrated (rl/runner.py, checkpoints, the
-        # policies/ baselines); once every reader calls robreward.rundir.migrate_config first, this line goes.
-        ppo.setdefault("normalize_rewards", False)
         config = strict_from_dict(cls, data, "config")
         return dataclasses.replace(config, ppo=ppo)  # __post_init__ builds and checks PPOConfig from the dict

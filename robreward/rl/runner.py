@@ -33,7 +33,7 @@ from robreward.rl.logger import CSV_FIELDS, PROGRESS_FILE, EpisodeTracker  # noq
 from robreward.rl.ppo import ActorCritic
 from robreward.rl.trainer import (Trainer, fail_invalid_reward, finish_with_eval,  # noqa: F401
                                   invalid_reward_card, seed_everything)
-from robreward.rundir import CONFIG_FILE, FAILED_FILE, LATEST, read_config  # noqa: F401
+from robreward.rundir import CONFIG_FILE, FAILED_FILE, LATEST, migrate_config, read_config  # noqa: F401
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -61,7 +61,7 @@ def load_run_config(run_dir: str | os.PathLike) -> TrainConfig:
 def policy_from_checkpoint(path: str | os.PathLike) -> DeterministicPolicy:
     """The deterministic policy (normalization, actor, action clip) stored in a checkpoint."""
     ckpt = load_checkpoint(path)
-    config = TrainConfig.from_dict(ckpt["config"])
+    config = TrainConfig.from_dict(migrate_config(ckpt["config"], f"the config of checkpoint {str(path)!r}"))
     model = ActorCritic(ckpt["obs_dim"], ckpt["act_dim"], config.ppo)
     model.load_state_dict(ckpt["model"])
     return DeterministicPolicy(model.normalizer, model.actor, ckpt["action_low"], ckpt["action_high"])

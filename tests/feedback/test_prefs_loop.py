@@ -16,6 +16,7 @@ from robreward.feedback.preferences.loop import (
     PrefsConfig,
     StateEntropyReward,
     check_teacher,
+    load_prefs_config,
     round_steps,
     train_preferences,
 )
@@ -231,10 +232,11 @@ def test_config_errors(overrides, message):
         PrefsConfig(**overrides)
 
 
-def test_a_config_saved_before_pairing_existed_resumes_with_any_pairs():
+def test_a_config_saved_before_pairing_existed_resumes_with_any_pairs(tmp_path):
     saved = PrefsConfig(task="push").to_dict()
     del saved["pairing"]
-    assert PrefsConfig.from_dict(saved).pairing == "any"  # what such runs did
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert load_prefs_config(tmp_path).pairing == "any"  # what such runs did (migrated through robreward.rundir)
     assert PrefsConfig().pairing == "mixed"  # new runs: half the queries inside one episode
 
 

@@ -6,6 +6,7 @@ import yaml
 
 from robreward.rl import TrainConfig
 from robreward.rl.config import PPOConfig
+from robreward.rundir import migrate_config, read_config
 
 
 def test_config_round_trips_through_yaml():
@@ -17,8 +18,8 @@ def test_config_round_trips_through_yaml():
 def test_a_config_saved_before_reward_scaling_existed_trains_without_it():
     assert PPOConfig().normalize_rewards  # the default for new runs
     data = TrainConfig(task="reach").to_dict()
-    del data["ppo"]["normalize_rewards"]
-    assert TrainConfig.from_dict(data).ppo.normalize_rewards is False
+    del data["ppo"]["normalize_rewards"]  # a config.yaml of schema version 0 (no schema_version)
+    assert TrainConfig.from_dict(migrate_config(data)).ppo.normalize_rewards is False
 
 
 def test_make_baselines_trains_with_the_config_the_shipped_baselines_record():
@@ -27,6 +28,6 @@ def test_make_baselines_trains_with_the_config_the_shipped_baselines_record():
     root = Path(__file__).parents[2]
     script = load_script("scripts/baselines.py", "baselines_script")
     for task in script.BUDGETS:
-        saved = TrainConfig.from_dict(yaml.safe_load((root / "policies" / task / "config.yaml").read_text()))
+        saved = TrainConfig.from_dict(read_config(root / "policies" / task))
         assert saved.ppo == script.BASELINE_PPO, task
         assert saved.steps == script.BUDGETS[task], task

@@ -144,9 +144,6 @@ class PrefsConfig:
     def from_dict(cls, data: dict) -> "PrefsConfig":
         """The config of a ``to_dict()`` (a run's config.json): unknown fields refused, no defaults added here
         (the dataclass states them); a config of an older robreward is migrated first (robreward/rundir.py)."""
-        # TRANSITION (issue 20): runs saved before pairing existed compared any two segments; this line goes
-        # once load_prefs_config migrates through robreward.rundir (as TrainConfig.from_dict's does).
-        data = {"pairing": "any", **data} if "pairing" not in data else data
         return strict_from_dict(cls, data, "prefs config")
 
 

@@ -92,6 +92,7 @@ from robreward.feedback.preferences.segments import (
 )
 from robreward.feedback.preferences.teachers import make_teacher
 from robreward.fileio import atomic_write_bytes, atomic_write_json
+from robreward.rundir import migrate_config, migrate_prefs_config
 
 CONFIG_FILE = "config.json"
 STATE_FILE = "state.json"
@@ -131,7 +132,8 @@ def load_prefs_config(run_dir) -> PrefsConfig:
     if not run_dir.is_dir():
         raise FileNotFoundError(f"preference run directory {str(run_dir)!r} does not exist: pass the --out DIR "
                                 "of an earlier `robreward prefs train`")
-    return PrefsConfig.from_dict(_read_json(run_dir / CONFIG_FILE, "its config"))
+    path = run_dir / CONFIG_FILE
+    return PrefsConfig.from_dict(migrate_prefs_config(_read_json(path, "its config"), f"prefs config {str(path)!r}"))
 
 
 def _model_path(run_dir: Path, round_index: int) -> Path:
@@ -274,7 +276,7 @@ def _sampling_policy(run_dir: Path, seed: int):
     if not checkpoint.is_file():
         return None
     ckpt = load_checkpoint(checkpoint)
-    model = ActorCritic(ckpt["obs_dim"], ckpt["act_dim"], TrainConfig.from_dict(ckpt["config"]).ppo)
+    model = ActorCritic(ckpt["obs_dim"], ckpt["act_dim"], TrainConfig.from_dict(migrate_config(ckpt["config"])).ppo)
     model.load_state_dict(ckpt["model"])
     model.eval()
     gen = torch.Generator().manual_seed(int(seed))
