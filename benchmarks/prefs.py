@@ -148,6 +148,7 @@ def retrain_cell(row: dict) -> dict:
     run directory, CELL/retrain); the extra PPO steps are reported, never hidden."""
     from robreward.feedback.preferences.loop import load_prefs_config
     from robreward.rl.config import TrainConfig
+    from robreward.eval.evaluate import evaluate
     from robreward.rl.runner import LATEST, train
 
     cell = Path(row["run_dir"])
@@ -157,7 +158,7 @@ def retrain_cell(row: dict) -> dict:
         checkpoint = out / "checkpoints" / LATEST
         train(TrainConfig(task=row["task"], reward=f"pref:{cell}", num_envs=loop.num_envs, steps=loop.steps,
                           seed=loop.seed, out=str(out), eval_episodes=loop.eval_episodes, progress=False,
-                          ppo=loop.ppo), resume_from=checkpoint if checkpoint.is_file() else None)
+                          ppo=loop.ppo), resume_from=checkpoint if checkpoint.is_file() else None, evaluate=evaluate)
     result = json.loads((out / "eval.json").read_text())
     key = row["metric"]
     return {"run_dir": str(out), "steps": row["steps"], "policy": result[key],

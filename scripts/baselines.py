@@ -44,6 +44,7 @@ PER_SEED = ("return_mean", "return_std", "train_reward_return_mean", "success_ra
 
 
 def train_one(task: str, reward: str, seed: int, steps: int, root: Path, episodes: int) -> dict:
+    from robreward.eval.evaluate import evaluate
     from robreward.rl.runner import train
 
     out = root / task / reward / f"seed_{seed}"
@@ -53,7 +54,7 @@ def train_one(task: str, reward: str, seed: int, steps: int, root: Path, episode
     config = TrainConfig(task=task, reward=reward, steps=steps, seed=seed, out=str(out),
                          eval_episodes=episodes, progress=False, ppo=BASELINE_PPO)
     start = time.time()
-    train(config, resume_from=resume)
+    train(config, resume_from=resume, evaluate=evaluate)
     print(f"  {task} {reward} seed {seed}: {time.time() - start:.0f}s", flush=True)
     return json.loads((out / "eval.json").read_text())
 

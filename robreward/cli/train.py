@@ -84,6 +84,7 @@ def run(args) -> int:
     from robreward.cli.options import flag_for, given_values
     from robreward.rl.config import TrainConfig
     from robreward import rundir
+    from robreward.eval.evaluate import evaluate  # the final evaluation: eval.json and the model card's numbers
     from robreward.rl.runner import resume, train
 
     values = given_values(args, TrainConfig)
@@ -103,10 +104,10 @@ def run(args) -> int:
         overrides = {"progress": False} if values.get("progress") is False else {}
         # a run's config.yaml may name a task folder (code): resume refuses it unless --task names it here
         task = _task_spec(values["task"]) if values.get("task") else None
-        summary = resume(run_dir, steps=values.get("steps"), task=task, **overrides)
+        summary = resume(run_dir, steps=values.get("steps"), task=task, evaluate=evaluate, **overrides)
     else:
         config = config_from_args(args)
-        summary = rundir.start_new_run(config.out, lambda: train(config), overwrite=args.overwrite,
+        summary = rundir.start_new_run(config.out, lambda: train(config, evaluate=evaluate), overwrite=args.overwrite,
                                        check=lambda: check_reward(config))
     print(f"trained {summary['steps']:,} steps in {summary['seconds']:.0f} s -> {summary['run_dir']}")
     if summary.get("eval"):

@@ -44,6 +44,7 @@ def train_candidates(task: str, files: Sequence, steps: int, seed: int | Sequenc
         _train_on_ray(ray, task, files, steps, seeds, out_dirs, num_envs, eval_episodes, on_done)
         return [str(out) for out in out_dirs]
     if batched and len(set(seeds)) == 1:
+        from robreward.eval.evaluate import evaluate
         from robreward.rl.multi import train_many
 
         groups: dict[int, list[int]] = {}  # checkpoint step (0: fresh) -> runs
@@ -61,7 +62,7 @@ def train_candidates(task: str, files: Sequence, steps: int, seed: int | Sequenc
             try:
                 train_many(task, [str(Path(files[i]).resolve()) for i in members], steps, seeds[0],
                            [out_dirs[i] for i in members], num_envs_per_candidate=num_envs,
-                           eval_episodes=eval_episodes, resume=at > 0)
+                           eval_episodes=eval_episodes, resume=at > 0, evaluate=evaluate)
             except Exception as err:  # noqa: BLE001 - a failure of the shared trainer is every open candidate's record
                 for i in members:
                     if not _finished(out_dirs[i]):
@@ -113,14 +114,15 @@ def _config(task, file, steps: int, seed: int, out: Path, num_envs: int, eval_ep
 
 
 def train_one(config) -> str:
-    """One sequential PPO run (resumed from its checkpoint if it has one); its run dir."""
+    """One sequential PPO run (resumed from its checkpoint if it has one), evaluated into eval.json; its run dir."""
+    from robreward.eval.evaluate import evaluate
     from robreward.rl.runner import LATEST, train
 
     out = Path(config.out)
     checkpoint = out / "checkpoints" / LATEST
     if not checkpoint.is_file() and out.exists():
         shutil.rmtree(out)  # killed before its first checkpoint: stale logs would mix with the new ones
-    train(config, resume_from=checkpoint if checkpoint.is_file() else None)
+    train(config, resume_from=checkpoint if checkpoint.is_file() else None, evaluate=evaluate)
     return str(out)
 
 

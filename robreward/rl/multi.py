@@ -67,7 +67,7 @@ def update_threads(num_candidates: int) -> int:
 def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out_dirs: Sequence, *,
                num_envs_per_candidate: int = 32, ppo: PPOConfig | None = None, eval_episodes: int = 100,
                backend: str = "cpu", device="cpu", torch_threads: int | None = None, resume: bool = False,
-               latest_every: int = 5, on_done: Callable[[int, str], None] | None = None) -> dict:
+               latest_every: int = 5, on_done: Callable[[int, str], None] | None = None, evaluate=None) -> dict:
     """Train one PPO policy per reward (a spec: hand, sparse, a reward file, or a Reward object)
     in one process on one K x M-world env; each into its own run dir (see the module docstring).
     ``resume``: continue every run dir from its checkpoints/latest.pt (all at one step) up to
@@ -78,7 +78,8 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out
 
     Returns {"candidates": [{"run_dir", "steps", "failed" (error or None), "stats", "eval"}],
     "seconds", "timing" (seconds per stage: physics, rewards, policy, update, overhead, finish)}.
-    on_done(k, run_dir) is called after candidate k's run dir is complete (or failed)."""
+    on_done(k, run_dir) is called after candidate k's run dir is complete (or failed). evaluate: each
+    candidate's final evaluation into eval.json (pass robreward.eval.evaluate; rl never imports eval)."""
     if len(rewards) != len(out_dirs) or not rewards:
         raise ValueError(f"need one run directory per reward: got {len(rewards)} reward(s) and "
                          f"{len(out_dirs)} run dir(s)")
@@ -94,7 +95,7 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out
                            latest_every=latest_every) for r, out in zip(rewards, run_dirs)]
     resume_from = [d / "checkpoints" / LATEST for d in run_dirs] if resume else None
     trainer = Trainer(configs, list(rewards), resume_from=resume_from, isolate_failures=True, rollout_threads=1,
-                      update_threads=threads, periodic_checkpoints=False)
+                      update_threads=threads, periodic_checkpoints=False, evaluate=evaluate)
     try:
         trainer.learn()
     except BaseException:

@@ -74,23 +74,24 @@ def _check_reward_spec(reward: str) -> None:
 
 
 # -- training ---------------------------------------------------------------------------------
-def train(config: TrainConfig, resume_from: str | os.PathLike | None = None, reward=None) -> dict:
+def train(config: TrainConfig, resume_from: str | os.PathLike | None = None, reward=None, evaluate=None) -> dict:
     """Train one policy; returns a summary (run_dir, steps, seconds, final stats, eval result).
 
     reward: a Reward object to train on instead of the one ``config.reward`` names; config.reward
     is then only its label (e.g. ``pref:RUN``). To change the reward during training, keep a
-    Trainer and call its set_reward (the preference loop does).
+    Trainer and call its set_reward (the preference loop does). evaluate: the final evaluation into
+    eval.json and the model card (pass robreward.eval.evaluate; rl never imports eval), None for none.
     """
     if config.algo == "sb3":
         if reward is not None:
             raise ValueError("a Reward object (reward=...) trains with algo='ppo' only")
         from robreward.rl.sb3 import train_sb3
 
-        return train_sb3(config, resume_from=resume_from)
+        return train_sb3(config, resume_from=resume_from, evaluate=evaluate)
     if reward is None:
         _check_reward_spec(config.reward)
     trainer = Trainer([config], None if reward is None else [reward], isolate_failures=False,
-                      resume_from=None if resume_from is None else [resume_from])
+                      resume_from=None if resume_from is None else [resume_from], evaluate=evaluate)
     try:
         stats = trainer.learn()[0]
     except KeyboardInterrupt:
@@ -115,7 +116,8 @@ def interrupted_message(config: TrainConfig, trainer: Trainer) -> str:
             f"Continue with: robreward train --resume {config.out}")
 
 
-def resume(run_dir: str | os.PathLike, steps: int | None = None, task: str | None = None, **overrides) -> dict:
+def resume(run_dir: str | os.PathLike, steps: int | None = None, task: str | None = None, evaluate=None,
+           **overrides) -> dict:
     """Continue a killed run from checkpoints/latest.pt with its saved config (optionally more steps).
 
     A config.yaml that names a task folder (code) is refused unless ``task`` passes that folder
@@ -143,6 +145,6 @@ def resume(run_dir: str | os.PathLike, steps: int | None = None, task: str | Non
         from robreward.rl.sb3 import LATEST_SB3, load_sb3_checkpoint
 
         load_sb3_checkpoint(checkpoint.with_name(LATEST_SB3))  # a clear error before the env is built
-        return train(config, resume_from=checkpoint.with_name(LATEST_SB3))
+        return train(config, resume_from=checkpoint.with_name(LATEST_SB3), evaluate=evaluate)
     load_checkpoint(checkpoint)  # a clear error before the env is built
-    return train(config, resume_from=checkpoint)
+    return train(config, resume_from=checkpoint, evaluate=evaluate)

@@ -186,7 +186,7 @@ class _SuccessInfo:
         return infos
 
 
-def train_sb3(config: TrainConfig, resume_from=None) -> dict:
+def train_sb3(config: TrainConfig, resume_from=None, evaluate=None) -> dict:
     """Train with SB3 PPO (rl-zoo3 HalfCheetah hyperparameters); writes the same run directory layout."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import VecEnvWrapper, VecMonitor, VecNormalize
@@ -241,6 +241,6 @@ def train_sb3(config: TrainConfig, resume_from=None) -> dict:
              "hyperparameters": "rl-zoo3 HalfCheetah-v3 PPO: " + ", ".join(f"{k}={v}" for k, v in hp.items())}
     write_model_card(run_dir, config.to_dict(), env.spec, model.num_timesteps, None, extra)
     venv_norm.close()
-    eval_result = finish_with_eval(config, run_dir, env.spec, model.num_timesteps, extra)
+    eval_result = finish_with_eval(config, run_dir, env.spec, model.num_timesteps, extra, evaluate)
     return {"run_dir": str(run_dir), "steps": int(model.num_timesteps), "seconds": seconds, "stats": stats,
             "eval": eval_result}

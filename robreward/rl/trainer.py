@@ -7,6 +7,10 @@ worlds (K reward candidates; a single run is K=1), each writing the run director
     trainer.save()             # checkpoints/latest.pt of every live candidate
     results = trainer.finish() # checkpoint, policy.onnx, MODEL_CARD.md, eval.json (or failed.json)
 
+The final evaluation (eval.json and the model card's numbers) is ``evaluate``, a function with
+robreward.eval.evaluate's signature passed by the caller: rl sits below eval and never imports it
+(the CLI, generate and the scripts pass ``robreward.eval.evaluate``). Without it no eval.json is written.
+
 What candidate k sees is what a separate K=1 run of its config sees (seeding, resets, rewards, the
 PPO update): the env's world groups give it its own reset RNG, its reward is evaluated on its group
 only (candidates.CandidateRewards), its network is initialised after ``torch.manual_seed(seed)``
@@ -28,7 +32,6 @@ checkpoints. A resumed run restarts every episode (reset with seed + 7919 * upda
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import math
 import random
 import time
@@ -60,13 +63,15 @@ class Trainer:
     rewards: a Reward object or spec per candidate (default: each config's reward; then config.reward
     is only its label). resume_from: each candidate's checkpoint to continue from (all at one step).
     rollout_threads/update_threads: torch's threads while collecting and during the PPO update
-    (default: config.torch_threads). periodic_checkpoints: also keep step_*.pt every checkpoint_every."""
+    (default: config.torch_threads). periodic_checkpoints: also keep step_*.pt every checkpoint_every.
+    evaluate: the final evaluation (robreward.eval.evaluate's signature; finish_with_eval), None for none."""
 
     def __init__(self, configs: Sequence[TrainConfig], rewards: Sequence | None = None, *,
                  resume_from: Sequence | None = None, isolate_failures: bool | None = None,
                  rollout_threads: int | None = None, update_threads: int | None = None,
-                 periodic_checkpoints: bool = True):
+                 periodic_checkpoints: bool = True, evaluate=None):
         self.configs = list(configs)
+        self.evaluate = evaluate
         _check_shared(self.configs)
         first = self.configs[0]
         self.num, self.per, self.cfg = len(self.configs), first.num_envs, first.ppo
@@ -355,7 +360,7 @@ class Trainer:
             card_extra["trainer"] = (f"batched: {self.num} candidates x {self.per} worlds in one env "
                                      "(robreward.rl.trainer)")
         self.runs[k].write_model_card(config.to_dict(), env.spec, self.global_step, None, card_extra)
-        return finish_with_eval(config, run_dir, env.spec, self.global_step, card_extra)
+        return finish_with_eval(config, run_dir, env.spec, self.global_step, card_extra, self.evaluate)
 
     def __enter__(self) -> "Trainer":
         return self
@@ -415,12 +420,12 @@ def invalid_reward_card(count: int, steps: int) -> dict:
     return {"invalid reward (world-steps set to 0)": f"{count:,} of {steps:,} ({100 * share:.3g}%)"}
 
 
-def finish_with_eval(config: TrainConfig, run_dir: Path, spec, steps: int, card_extra: dict) -> dict | None:
-    """Evaluate policy.onnx with robreward.eval (when that module exists) into eval.json."""
-    if config.eval_episodes <= 0 or importlib.util.find_spec("robreward.eval") is None:
+def finish_with_eval(config: TrainConfig, run_dir: Path, spec, steps: int, card_extra: dict,
+                     evaluate=None) -> dict | None:
+    """Evaluate policy.onnx with ``evaluate`` (robreward.eval.evaluate, passed from above rl) into eval.json
+    and the model card; None without it or with eval_episodes 0."""
+    if config.eval_episodes <= 0 or evaluate is None:
         return None
-    from robreward.eval import evaluate
-
     result = evaluate(config.task, load_policy(run_dir / POLICY_FILE), episodes=config.eval_episodes,
                       seed=config.seed, reward_name=config.reward)
     run = RunDir(run_dir)

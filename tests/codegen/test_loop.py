@@ -84,9 +84,9 @@ def trainings(monkeypatch):
     monkeypatch.setattr(training, "BATCHED", False)
     calls, real_train = [], runner.train
 
-    def spy(config, resume_from=None):
+    def spy(config, resume_from=None, **kwargs):
         calls.append((config.out, resume_from))
-        return real_train(config, resume_from=resume_from)
+        return real_train(config, resume_from=resume_from, **kwargs)
 
     monkeypatch.setattr(runner, "train", spy)
     return calls
@@ -312,11 +312,11 @@ def test_resume_after_a_crash_redoes_nothing(openai_server, tmp_path, monkeypatc
     out = tmp_path / "gen"
     calls, real_train = [], runner.train
 
-    def crash_on_second(config, resume_from=None):
+    def crash_on_second(config, resume_from=None, **kwargs):
         calls.append(config.out)
         if len(calls) == 2:
             raise KeyboardInterrupt  # the machine went down before candidate 2 trained
-        return real_train(config, resume_from=resume_from)
+        return real_train(config, resume_from=resume_from, **kwargs)
 
     monkeypatch.setattr(training, "BATCHED", False)  # one runner.train call per candidate
     monkeypatch.setattr(runner, "train", crash_on_second)

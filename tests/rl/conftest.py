@@ -1,5 +1,6 @@
 import pytest
 
+from robreward.eval.evaluate import evaluate
 from robreward.rl import TrainConfig, train
 
 REACH_STEPS = 49_152  # 24 updates of 64 worlds x 32 steps
@@ -11,5 +12,5 @@ def reach_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "reach-hand"
     config = TrainConfig(task="reach", reward="hand", num_envs=64, steps=REACH_STEPS, seed=0, out=str(out),
                          eval_episodes=100, progress=False)
-    summary = train(config)
+    summary = train(config, evaluate=evaluate)
     return out, summary

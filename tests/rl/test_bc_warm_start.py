@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from robreward.demos.record import record
+from robreward.eval.evaluate import evaluate
 from robreward.rl.config import PPOConfig, TrainConfig
 from robreward.rl.runner import train
 
@@ -13,7 +14,7 @@ def _train(tmp_path, name, steps, demos=None):
     config = TrainConfig(task="reach", reward="hand", num_envs=32, steps=steps, seed=0, out=str(tmp_path / name),
                          eval_episodes=32, progress=False, init_from_demos=demos,
                          ppo=PPOConfig(num_steps=16))
-    return train(config)["eval"]
+    return train(config, evaluate=evaluate)["eval"]
 
 
 def test_bc_warm_start_beats_random_init_on_the_same_budget(tmp_path):

@@ -11,6 +11,7 @@ import torch
 import robreward.rl.runner as runner
 from robreward.codegen import training
 from robreward.envs.batched import BatchedEnv
+from robreward.eval.evaluate import evaluate
 from robreward.rewards.base import HandReward, SparseReward
 from robreward.rl import TrainConfig, load_policy
 from robreward.rl.runner import train
@@ -88,7 +89,7 @@ def reach_pair(tmp_path_factory):
     reward_file.write_text(REWARD_FILE)
     dirs = [root / "file", root / "sparse"]
     summary = train_many("reach", [reward_file, "sparse"], REACH_STEPS, 0, dirs, num_envs_per_candidate=64,
-                         eval_episodes=100)
+                         eval_episodes=100, evaluate=evaluate)
     return dirs, summary
 
 
@@ -171,7 +172,7 @@ def test_hand_candidate_learns_reach_beside_sparse(reach_pair):
 def test_a_raising_candidate_is_isolated_and_the_other_trains_unchanged(separate_runs, tmp_path):
     dirs = [tmp_path / "broken", tmp_path / "hand"]
     summary = train_many("reach", [RaisesAtCall(5), "hand"], SMALL["steps"], 0, dirs,
-                         num_envs_per_candidate=SMALL["worlds"], eval_episodes=8, ppo=CMP_PPO)
+                         num_envs_per_candidate=SMALL["worlds"], eval_episodes=8, ppo=CMP_PPO, evaluate=evaluate)
     broken, hand = summary["candidates"]
     assert "ZeroDivisionError: division by zero" in broken["failed"] and hand["failed"] is None
     failed = json.loads((dirs[0] / "failed.json").read_text())
@@ -431,7 +432,7 @@ def test_a_killed_batched_run_resumes_batched_from_its_checkpoint(tmp_path, monk
     monkeypatch.setattr(CandidateRewards, "__call__", killed_at_update_4)
     with pytest.raises(KeyboardInterrupt):
         train_many("reach", [str(f) for f in files], 2048, 0, dirs, num_envs_per_candidate=16, eval_episodes=4,
-                   latest_every=2)
+                   latest_every=2, evaluate=evaluate)
     monkeypatch.setattr(CandidateRewards, "__call__", real)
     before = [progress(d) for d in dirs]
     assert [len(rows) for rows in before] == [3, 3]  # updates 1-3 logged; the checkpoint is update 2's
