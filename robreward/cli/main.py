@@ -26,6 +26,7 @@ VERBS = {
     "expert": ("expert", "run a task's scripted expert; report success; optionally write a video"),
     "generate": ("generate", "LLM-written reward programs: sample, check, train, reflect, keep the best"),
     "label": ("label", "label a run's preference queries in the browser (the human teacher)"),
+    "progress": ("progress", "progress reward models from demos: fit, eval, adapt, show (progress:RUN shaping)"),
     "prefs": ("prefs", "learn a reward from preferences (PEBBLE-style) and train a policy on it"),
     "tasks": ("tasks", "list the tasks, or show one task's description and state fields"),
     "train": ("train", "train a policy (PPO) on a task with a reward; writes a run directory"),

@@ -83,6 +83,9 @@ class GenerateConfig:
     """Sampling temperature (Eureka: 1.0)."""
     ray: str | None = None
     """Run candidate trainings and final seeds as Ray tasks: a cluster address, or "local" (training.py)."""
+    batched: bool = True
+    """Train the fresh candidates of an iteration at once in one K x num_envs-world env (robreward.rl.multi);
+    False: one PPO run after another (the same numbers up to float rounding, slower)."""
     response_tokens: int = 2048
     """max_tokens of each LLM response."""
     repair_rounds: int = 2

@@ -360,7 +360,7 @@ class _Run:
                          + (f" (successive halving, rung {rung + 1} of {len(budgets)})" if len(budgets) > 1 else ""))
             train_candidates(self.train_task, [self._cand_dir(c) / "reward.py" for c in todo], budget, config.seed,
                              [self._cand_dir(c) / "run" for c in todo], num_envs=config.num_envs,
-                             eval_episodes=config.eval_episodes, ray=config.ray,
+                             eval_episodes=config.eval_episodes, ray=config.ray, batched=config.batched,
                              on_done=(lambda index, run_dir, todo=todo: self._trained(todo[index], run_dir)) if last
                              else None)
             if not last:
@@ -509,7 +509,8 @@ class _Run:
 
             train_candidates(self.train_task, [self.out / "best" / "reward.py"] * len(seeds), steps, seeds,
                              [self.out / "final" / f"seed_{seed}" for seed in seeds], num_envs=config.num_envs,
-                             eval_episodes=config.final_eval_episodes, on_done=done, ray=config.ray)
+                             eval_episodes=config.final_eval_episodes, on_done=done, ray=config.ray,
+                             batched=config.batched)
         # without a fitness (selection by preference) the seeds are ordered by number
         ok = sorted((r["fitness"] or 0.0, int(s)) for s, r in final["results"].items() if r["ok"])
         if ok:  # the shipped policy is the median seed's, as policies/ does

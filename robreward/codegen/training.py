@@ -11,17 +11,13 @@ import numpy as np
 from robreward.fileio import atomic_write_json
 
 
-BATCHED = True
-"""train_candidates trains >= 2 fresh candidates at once (robreward.rl.multi.train_many) unless False."""
-
-
 def train_candidates(task: str, files: Sequence, steps: int, seed: int | Sequence[int], out_dirs: Sequence, *,
                      num_envs: int = 32, eval_episodes: int = 50, on_done: Callable[[int, str], None] | None = None,
-                     batched: bool | None = None, ray: str | None = None) -> list[str]:
+                     batched: bool = True, ray: str | None = None) -> list[str]:
     """Train one PPO policy per reward file into its run dir. A run with eval.json (or failed.json)
     is done and skipped. seed: one for all runs, or one per run (the final seeds of one reward).
 
-    With ``batched`` (default: the module's BATCHED) and one seed, unfinished runs train at once in
+    With ``batched`` (the default) and one seed, unfinished runs train at once in
     one K x num_envs-world env (robreward.rl.multi.train_many; same run-dir layout, same
     per-candidate numbers up to float rounding): the fresh ones together, and the ones whose
     checkpoint stopped short of ``steps`` together by checkpoint step (a killed batched run, or the
@@ -34,7 +30,6 @@ def train_candidates(task: str, files: Sequence, steps: int, seed: int | Sequenc
     ``failed.json`` in its run dir instead of stopping the others."""
     from robreward.rl.runner import LATEST
 
-    batched = BATCHED if batched is None else batched
     out_dirs = [Path(out) for out in out_dirs]
     seeds = [int(seed)] * len(out_dirs) if isinstance(seed, int) else [int(s) for s in seed]
     if len(seeds) != len(out_dirs) or len(files) != len(out_dirs):

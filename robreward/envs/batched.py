@@ -5,7 +5,9 @@
 
 reward, info["reward_terms"], info["success"] and info["fitness"] describe the transition
 just taken, computed on the post-step state before any reset; ended worlds are then reset,
-``obs`` holds their first observation and ``info["final_obs"]`` their last one.
+``obs`` holds their first observation and ``info["final_obs"]`` their last one. A reward with an
+``on_reset(world_ids, state)`` method (or a sum with such parts) is told after every reset which worlds
+start an episode (`BatchedEnv._notify_reset`): potential-based shaping keeps Φ of each world's previous state.
 
 Every step checks the reward of every world with one fused reduction (`reward_mismatch`, then
 `invalid_rewards` only when the cheap test fails): a total that is NaN or inf, or terms that do
@@ -25,11 +27,10 @@ import torch
 
 from collections.abc import Mapping
 
-from robreward.envs.registry import get_task
+from robreward.envs.registry import BACKENDS, get_task
 from robreward.envs.spec import TaskContext, TaskSpec, TaskState, check_fields
 from robreward.rewards.base import HandReward, resolve_reward
 
-BACKENDS = ("cpu", "warp")
 REWARD_SUM_TOLERANCE = 1e-4
 """Terms sum to the total when |sum - total| <= this * (1 + |total|) (as rewards.base.check_reward_output)."""
 
@@ -212,6 +213,17 @@ class BatchedEnv:
         self.reward_fn = reward
         hand = isinstance(reward, HandReward) and reward.spec is self.spec
         self.hand_reward = reward if hand else getattr(self, "hand_reward", None) or HandReward(self.spec)
+        self._reset_hooks = reset_hooks(reward)
+        if getattr(self, "state", None) is not None:  # the new reward starts from every world's current state
+            self._notify_reset(np.arange(self.num_envs))
+
+    def _notify_reset(self, ids: np.ndarray) -> None:
+        """Tell the reward (and each part of a sum) which worlds start an episode here: ``on_reset(world_ids [n]
+        long tensor, state)`` with ``self.state`` the TaskState of all N worlds, the reset ones at their first
+        state. A reward that keeps per-world history (potential-based shaping needs Φ of the previous state)
+        defines it; the others do not."""
+        for hook in self._reset_hooks:
+            hook(torch.as_tensor(ids, dtype=torch.long, device=self.device), self.state)
 
     @property
     def worlds_per_group(self) -> int:
@@ -274,6 +286,7 @@ class BatchedEnv:
         self._reset_worlds(ids)
         self._refresh(ids, zero_cfrc=True)
         check_fields(self.spec, {k: v for k, v in self.state.items()})
+        self._notify_reset(ids)
         return self._obs, {"state": self.state}
 
     def step(self, action):
@@ -350,6 +363,7 @@ class BatchedEnv:
             ids = torch.nonzero(done).flatten().cpu().numpy()
             self._reset_worlds(ids)
             self._refresh(ids, zero_cfrc=True, action=action)
+            self._notify_reset(ids)
             obs = self._obs
         return obs, reward, terminated, truncated, info
 
@@ -379,6 +393,7 @@ class BatchedEnv:
         self.sim.set_state(states, ids)
         self.episode_step[torch.as_tensor(ids, device=self.device)] = 0
         self._refresh(ids, zero_cfrc=False)
+        self._notify_reset(ids)
 
     @property
     def obs(self) -> torch.Tensor:
@@ -422,6 +437,14 @@ class BatchedEnv:
 
     def __repr__(self) -> str:
         return f"BatchedEnv({self.spec.name!r}, num_envs={self.num_envs}, backend={self.backend!r}, device={str(self.device)!r})"
+
+
+def reset_hooks(reward) -> list:
+    """The ``on_reset`` methods of a reward and of the parts of a sum (rewards.base.SumReward.parts), in order."""
+    hooks = [reward.on_reset] if callable(getattr(reward, "on_reset", None)) else []
+    for part in getattr(reward, "parts", None) or ():
+        hooks += reset_hooks(part)
+    return hooks
 
 
 def make(task, num_envs: int = 1, backend: str = "cpu", device="cpu", seed: int = 0, reward=None, **kwargs) -> BatchedEnv:

@@ -12,6 +12,7 @@ import torch
 
 from robreward.envs.batched import REWARD_SUM_TOLERANCE, invalid_rewards, reward_mismatch
 from robreward.rewards.base import resolve_reward
+from robreward.rewards.spec import parse_reward_spec
 
 Tensor = torch.Tensor
 
@@ -102,10 +103,27 @@ class _Named:
 
 
 def reward_name(reward) -> str:
+    """A reward's label in its run's config: a spec (a reward file's path made absolute), or a Reward object's name."""
     if isinstance(reward, (str, os.PathLike)):
         text = str(reward)
-        return str(Path(text).resolve()) if text.endswith(".py") else text
+        try:
+            parsed = parse_reward_spec(text)
+        except ValueError:  # not a spec: loading it fails the candidate with the parser's reason
+            return text
+        return str(Path(parsed.arg).resolve()) if parsed.kind == "file" else text
     return str(getattr(reward, "name", type(reward).__name__))
+
+
+def check_reward_files(reward) -> None:
+    """A reward spec (robreward.rewards.spec) parses and the reward files it names exist: a clear error before
+    the env is built (ValueError naming the valid forms; FileNotFoundError). A Reward object passes."""
+    if not isinstance(reward, (str, os.PathLike)):
+        return
+    parsed = parse_reward_spec(str(reward))
+    for part in parsed.parts or (parsed,):
+        if part.kind == "file" and not Path(part.arg).is_file():
+            raise FileNotFoundError(f"reward file {part.arg!r} not found: pass an existing .py file defining "
+                                    "compute_reward(state, action), or 'hand' / 'sparse'")
 
 
 def load_rewards(rewards, spec) -> tuple[list, list[str | None]]:
@@ -114,8 +132,7 @@ def load_rewards(rewards, spec) -> tuple[list, list[str | None]]:
     loaded, errors = [], []
     for reward in rewards:
         try:
-            if isinstance(reward, (str, os.PathLike)) and str(reward).endswith(".py") and not Path(reward).is_file():
-                raise FileNotFoundError(f"reward file {str(reward)!r} not found")
+            check_reward_files(reward)
             loaded.append(resolve_reward(str(reward) if isinstance(reward, os.PathLike) else reward, spec))
             errors.append(None)
         except Exception as err:  # noqa: BLE001 - recorded as the candidate's failure
@@ -124,9 +141,4 @@ def load_rewards(rewards, spec) -> tuple[list, list[str | None]]:
     return loaded, errors
 
 
-def _never(state, action):
-    raise RuntimeError("this candidate's reward failed to load")
-
-
-
-__all__ = ["CandidateRewards", "load_rewards", "reward_name"]
+__all__ = ["CandidateRewards", "check_reward_files", "load_rewards", "reward_name"]

@@ -51,11 +51,9 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-import torch
-
-from robreward.rl.candidates import CandidateRewards, reward_name  # noqa: F401  (CandidateRewards re-exported)
+from robreward.rl.candidates import CandidateRewards, reward_name
 from robreward.rl.config import PPOConfig, TrainConfig
-from robreward.rl.ppo import BatchedActorCritic  # noqa: F401  (re-exported)
+from robreward.rl.ppo import BatchedActorCritic
 from robreward.rl.trainer import LATEST, Trainer
 
 

@@ -25,15 +25,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-
-from robreward.rl.checkpoint import atomic_torch_save, load_checkpoint, restore_rng, rng_state  # noqa: F401
+from robreward.rl.candidates import check_reward_files
+from robreward.rl.checkpoint import load_checkpoint
 from robreward.rl.config import TrainConfig
 from robreward.rl.export import DeterministicPolicy
-from robreward.rl.logger import CSV_FIELDS, PROGRESS_FILE, EpisodeTracker  # noqa: F401
+from robreward.rl.logger import CSV_FIELDS, EpisodeTracker
 from robreward.rl.ppo import ActorCritic
-from robreward.rl.trainer import (Trainer, fail_invalid_reward, finish_with_eval,  # noqa: F401
-                                  invalid_reward_card, seed_everything)
-from robreward.rundir import CONFIG_FILE, FAILED_FILE, LATEST, migrate_config, read_config  # noqa: F401
+from robreward.rl.trainer import Trainer
+from robreward.rundir import CONFIG_FILE, LATEST, migrate_config, read_config
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -68,9 +67,8 @@ def policy_from_checkpoint(path: str | os.PathLike) -> DeterministicPolicy:
 
 
 def _check_reward_spec(reward: str) -> None:
-    if isinstance(reward, str) and reward.endswith(".py") and not Path(reward).is_file():
-        raise FileNotFoundError(f"reward file {reward!r} not found: pass an existing .py file defining "
-                                "compute_reward(state, action), or 'hand' / 'sparse'")
+    """The run's reward spec parses and its reward files exist, before the env is built."""
+    check_reward_files(reward)
 
 
 # -- training ---------------------------------------------------------------------------------
@@ -148,3 +146,8 @@ def resume(run_dir: str | os.PathLike, steps: int | None = None, task: str | Non
         return train(config, resume_from=checkpoint.with_name(LATEST_SB3), evaluate=evaluate)
     load_checkpoint(checkpoint)  # a clear error before the env is built
     return train(config, resume_from=checkpoint, evaluate=evaluate)
+
+
+# CSV_FIELDS, EpisodeTracker, LATEST and load_checkpoint: re-exported for the callers that read a run through here
+__all__ = ["CSV_FIELDS", "LATEST", "EpisodeTracker", "TrainingInterrupted", "interrupted_message", "load_checkpoint",
+           "load_run_config", "policy_from_checkpoint", "resume", "train"]

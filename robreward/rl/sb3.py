@@ -69,7 +69,7 @@ def _callback(config: TrainConfig, run_dir: Path, venv_norm, start_step: int, en
     from stable_baselines3.common.callbacks import BaseCallback
     from tqdm import tqdm
 
-    from robreward.rl.runner import fail_invalid_reward
+    from robreward.rl.trainer import fail_invalid_reward
 
     class ProgressCallback(BaseCallback):
         """progress.csv rows, a tqdm bar and atomic checkpoints at each rollout end."""
@@ -192,10 +192,11 @@ def train_sb3(config: TrainConfig, resume_from=None, evaluate=None) -> dict:
     from stable_baselines3.common.vec_env import VecEnvWrapper, VecMonitor, VecNormalize
 
     from robreward.envs.sb3_adapter import SB3VecEnv
-    from robreward.rl.runner import _check_reward_spec, finish_with_eval, invalid_reward_card, seed_everything
+    from robreward.rl.candidates import check_reward_files
+    from robreward.rl.trainer import finish_with_eval, invalid_reward_card, seed_everything
     from robreward.rundir import RunDir
 
-    _check_reward_spec(config.reward)
+    check_reward_files(config.reward)
     run_dir = Path(config.out)
     run = RunDir(run_dir)
     run.checkpoint_dir.mkdir(parents=True, exist_ok=True)

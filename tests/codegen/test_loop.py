@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-import robreward.codegen.training as training
 import robreward.rl.runner as runner
 from robreward.codegen.extract import extract_program
 from robreward.codegen.llm import BudgetExceeded
@@ -80,8 +79,8 @@ def config(server, out, **overrides) -> GenerateConfig:
 @pytest.fixture
 def trainings(monkeypatch):
     """Every PPO training the loop starts: (run dir, resume_from). One runner.train call per
-    candidate: the sequential path (the batched one is tested in tests/rl/test_multi.py)."""
-    monkeypatch.setattr(training, "BATCHED", False)
+    candidate with the sequential path (config(..., batched=False); the batched one is tested in
+    tests/rl/test_multi.py)."""
     calls, real_train = [], runner.train
 
     def spy(config, resume_from=None, **kwargs):
@@ -189,7 +188,7 @@ def test_hostile_programs_are_rejected_with_their_reason_and_the_iteration_redon
     Path(SENTINEL).unlink(missing_ok=True)
     openai_server.text_fn = Script([[IMPORT_OS, ENDLESS], [EXP, NEGDIST]], repair=lambda error: DUNDER)
     out = tmp_path / "gen"
-    result = generate(config(openai_server, out, repair_rounds=1, max_redo=1, dry_run_timeout_s=2.0))
+    result = generate(config(openai_server, out, repair_rounds=1, max_redo=1, dry_run_timeout_s=2.0, batched=False))
     os_check = json.loads((out / "iter_00" / "cand_00" / "check.json").read_text())
     loop_check = json.loads((out / "iter_00" / "cand_01" / "check.json").read_text())
     assert os_check["status"] == loop_check["status"] == "rejected"
@@ -237,7 +236,7 @@ def test_a_program_that_breaks_the_checks_is_rejected_and_the_run_goes_on(openai
     monkeypatch.setattr(loop, "extract_program", extract_program)
     openai_server.text_fn = Script([[DEEP_MINUS, EXP, DEEP_PARENS, HUGE, BOOM, "\u2603" + EXP]])
     out = tmp_path / "gen"
-    result = generate(config(openai_server, out, samples=6, repair_rounds=0, max_redo=0))
+    result = generate(config(openai_server, out, samples=6, repair_rounds=0, max_redo=0, batched=False))
     cands = result["state"]["iterations"][0]["candidates"]
     assert [c["status"] for c in cands] == ["rejected", "trained", "rejected", "rejected", "rejected", "rejected"]
     assert len(trainings) == 1 and result["best"]["id"] == "iter_00/cand_01"
@@ -252,7 +251,7 @@ def test_a_program_that_breaks_the_checks_is_rejected_and_the_run_goes_on(openai
 
 def test_a_huge_response_is_not_sent_back_in_its_repair_request(openai_server, tmp_path, trainings):
     openai_server.text_fn = Script([[HUGE]], repair=lambda error: EXP)
-    result = generate(config(openai_server, tmp_path / "gen", samples=1, repair_rounds=1))
+    result = generate(config(openai_server, tmp_path / "gen", samples=1, repair_rounds=1, batched=False))
     assert [c["status"] for c in result["state"]["iterations"][0]["candidates"]] == ["trained"]
     repair = openai_server.requests[1]["body"]["messages"]
     assert repair[-2] == {"role": "assistant", "content": f"(a response of {len(HUGE):,} characters, too long to "
@@ -275,7 +274,7 @@ def test_resume_checks_a_pending_hostile_candidate_instead_of_crashing(openai_se
     out = tmp_path / "gen"
     monkeypatch.setattr(loop, "preflight", machine_goes_down)
     with pytest.raises(KeyboardInterrupt):
-        generate(config(openai_server, out, repair_rounds=0))
+        generate(config(openai_server, out, repair_rounds=0, batched=False))
     state = json.loads((out / "state.json").read_text())
     assert [c["status"] for c in state["iterations"][0]["candidates"]] == ["pending"]
     assert DEEP_MINUS in json.loads((out / "iter_00" / "samples_a0.json").read_text())["texts"]
@@ -292,7 +291,7 @@ def test_budget_cap_stops_cleanly_and_resume_redoes_nothing(openai_server, tmp_p
     out = tmp_path / "gen"
     per_request = openai_server.PROMPT_TOKENS + 2 * openai_server.COMPLETION_TOKENS
     with pytest.raises(BudgetExceeded, match=r"token cap reached.*--resume .*--max-cost USD.*--max-tokens"):
-        generate(config(openai_server, out, iterations=2, max_tokens=per_request))
+        generate(config(openai_server, out, iterations=2, max_tokens=per_request, batched=False))
     state = json.loads((out / "state.json").read_text())
     assert state["status"] == "stopped" and "spend cap" in state["stop_reason"]
     assert state["iterations"][0]["done"] and openai_server.count == 1 and len(trainings) == 2
@@ -318,9 +317,8 @@ def test_resume_after_a_crash_redoes_nothing(openai_server, tmp_path, monkeypatc
             raise KeyboardInterrupt  # the machine went down before candidate 2 trained
         return real_train(config, resume_from=resume_from, **kwargs)
 
-    monkeypatch.setattr(training, "BATCHED", False)  # one runner.train call per candidate
     monkeypatch.setattr(runner, "train", crash_on_second)
-    cfg = config(openai_server, out, final_seeds=1, final_steps=2048)
+    cfg = config(openai_server, out, final_seeds=1, final_steps=2048, batched=False)  # one runner.train call each
     with pytest.raises(KeyboardInterrupt):
         generate(cfg)
     assert json.loads((out / "state.json").read_text())["stop_reason"] == "interrupted"
@@ -414,7 +412,7 @@ def test_card_filter_keeps_a_reward_that_ignores_the_task_from_training(openai_s
     openai_server.text_fn = Script([[away, example]])
     out = tmp_path / "gen"
     result = generate(config(openai_server, out, task="push", demos=str(ROOT / "demos" / "push-noisy.h5"),
-                             repair_rounds=0, steps=2048))
+                             repair_rounds=0, steps=2048, batched=False))
     statuses = [c["status"] for c in result["state"]["iterations"][0]["candidates"]]
     assert statuses == ["filtered", "trained"]
     card = json.loads((out / "iter_00" / "cand_00" / "check.json").read_text())["attempts"][0]["card"]

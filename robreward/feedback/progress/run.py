@@ -1,0 +1,104 @@
+"""A progress run directory (`robreward progress fit --out RUN`):
+
+    RUN/model.pt        the network's weights: plain tensors only (loads with torch.load(weights_only=True))
+    RUN/progress.json   schema_version, task (a suite task NAME) and task_version, inputs, input_spec
+                        (what the model reads and its size), the resolved ProgressConfig, metrics
+                        (held-out and train), the episode split, and for an adapted model its parent run
+
+A run names its task; loading never runs code the run names: the task must be a task of the suite
+(``get_task(name, allow_folder=False)``), unless the caller passes the TaskSpec itself (a task folder
+the user named on the command line).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+
+from robreward.envs.spec import TaskSpec
+from robreward.feedback.progress.model import ProgressConfig, ProgressNet
+
+SCHEMA_VERSION = 1
+MODEL_FILE = "model.pt"
+META_FILE = "progress.json"
+
+
+def input_spec(spec: TaskSpec, inputs: str) -> dict:
+    return {"inputs": inputs, "kind": "observation", "dim": spec.obs_dim,
+            "meaning": f"the task's observation spec.observe(TaskState) ({spec.obs_dim} floats), as the policy sees it"}
+
+
+def save_progress_run(out, net: ProgressNet, config: ProgressConfig, spec: TaskSpec, report: dict,
+                      extra: dict | None = None) -> Path:
+    """Write model.pt and progress.json into ``out`` (atomically, each)."""
+    from robreward.fileio import atomic_path, atomic_write_text
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    weights = {"state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+               "obs_dim": spec.obs_dim, "hidden": config.hidden}
+    with atomic_path(out / MODEL_FILE) as tmp:
+        torch.save(weights, tmp)
+    meta = {"schema_version": SCHEMA_VERSION, "task": spec.name, "task_version": int(spec.version),
+            "inputs": config.inputs, "input_spec": input_spec(spec, config.inputs),
+            "config": dataclasses.asdict(config), "metrics": report, **(extra or {})}
+    atomic_write_text(out / META_FILE, json.dumps(meta, indent=2, default=str) + "\n")
+    return out
+
+
+def read_meta(run) -> dict:
+    run = Path(run)
+    meta_path = run / META_FILE
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{str(run)!r} is not a progress run (no {META_FILE}): pass the --out DIR of "
+                                "`robreward progress fit`")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{meta_path} is not valid JSON ({err}): refit the model") from None
+    if not isinstance(meta, dict) or int(meta.get("schema_version", 0)) > SCHEMA_VERSION:
+        raise ValueError(f"{meta_path}: unknown progress run format (schema_version {meta.get('schema_version')!r}); "
+                         "upgrade robreward or refit the model")
+    return meta
+
+
+def load_progress_run(run, spec: TaskSpec | None = None) -> tuple[ProgressNet, dict, TaskSpec]:
+    """(net in eval mode, progress.json, the task). ``spec``: the task the caller chose (e.g. --task FOLDER);
+    the run's task name must match it. Without it the run's task must be a task of the suite."""
+    from robreward.envs.registry import get_task
+
+    run = Path(run)
+    meta = read_meta(run)
+    task = meta.get("task")
+    if spec is None:
+        spec = get_task(str(task), allow_folder=False)
+    elif spec.name != task:
+        raise ValueError(f"progress run {str(run)!r} was fitted on task {task!r}, not {spec.name!r}: fit one on "
+                         f"{spec.name} (robreward progress fit --task {spec.name} ...)")
+    if int(meta.get("task_version", -1)) != int(spec.version):
+        raise ValueError(f"progress run {str(run)!r} was fitted on {task} v{meta.get('task_version')}, the task here "
+                         f"is v{spec.version}: refit it")
+    if meta.get("inputs") != "state":
+        raise ValueError(f"progress run {str(run)!r} reads {meta.get('inputs')!r} inputs; this robreward loads state "
+                         "inputs only")
+    weights = torch.load(run / MODEL_FILE, map_location="cpu", weights_only=True)
+    if int(weights.get("obs_dim", -1)) != spec.obs_dim:
+        raise ValueError(f"progress run {str(run)!r} reads observations of size {weights.get('obs_dim')}, task "
+                         f"{spec.name} has {spec.obs_dim}: refit it")
+    net = ProgressNet(spec.obs_dim, int(weights["hidden"]))
+    net.load_state_dict(weights["state_dict"])
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net, meta, spec
+
+
+def config_of(meta: dict) -> ProgressConfig:
+    fields = {f.name for f in dataclasses.fields(ProgressConfig)}
+    values = {k: v for k, v in meta.get("config", {}).items() if k in fields}
+    for key in ("demos", "negatives"):
+        values[key] = tuple(values.get(key, ()))
+    return ProgressConfig(**values)

@@ -1,0 +1,104 @@
+"""`robreward progress fit | eval | adapt | show` through the installed command, and its bad inputs (exit 2,
+one line, no traceback); a fitted run trains a policy through `train --reward sparse+progress:RUN`."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+COMMAND = Path(sys.executable).with_name("robreward")
+DEMOS = ROOT / "demos"
+
+
+def robreward(*args, cwd, timeout=300):
+    return subprocess.run([str(COMMAND), *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                          env={**__import__("os").environ, "MUJOCO_GL": "egl"})
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    where = tmp_path_factory.mktemp("progress-cli")
+    result = robreward("progress", "fit", "--task", "reach", "--demos", DEMOS / "reach-expert.h5", "--negatives",
+                       DEMOS / "reach-noisy.h5", "--epochs", "60", "--out", "prog-reach", cwd=where)
+    assert result.returncode == 0, result.stderr
+    return where, json.loads(result.stdout)
+
+
+def test_fit_writes_a_run_with_held_out_metrics(run):
+    where, out = run
+    assert out["task"] == "reach" and out["held_out"]["successes"] >= 1
+    assert out["held_out"]["value_order_correlation"] > 0.8
+    meta = json.loads((where / "prog-reach" / "progress.json").read_text())
+    assert meta["task"] == "reach" and meta["input_spec"]["kind"] == "observation"
+    assert meta["metrics"]["split"]["held_out"]
+
+
+def test_eval_reports_metrics_and_writes_a_plot(run):
+    where, _ = run
+    result = robreward("progress", "eval", "prog-reach", "--demos", DEMOS / "reach-noisy.h5", "--plot", "curves.png",
+                       cwd=where)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["successes"] == 20 and report["value_order_correlation"] > 0.8
+    assert (where / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_adapt_fine_tunes_on_one_demo(run):
+    where, _ = run
+    result = robreward("progress", "adapt", "prog-reach", "--demos", DEMOS / "reach-noisy.h5", "--episode", "0",
+                       "--epochs", "20", "--out", "prog-adapted", cwd=where)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["episodes"] == 1
+    meta = json.loads((where / "prog-adapted" / "progress.json").read_text())
+    assert meta["adapted_from"].endswith("prog-reach") and "adaptation" in meta["metrics"]
+
+
+def test_show_writes_a_video_with_the_curve(run):
+    where, _ = run
+    result = robreward("progress", "show", "prog-reach", "--episode", "3", "--video", "ep3.mp4", "--size", "64",
+                       cwd=where)
+    assert result.returncode == 0, result.stderr
+    assert (where / "ep3.mp4").stat().st_size > 1000
+
+
+def test_train_accepts_a_progress_shaping_sum(run):
+    where, _ = run
+    result = robreward("train", "--task", "reach", "--reward", "sparse+progress:prog-reach", "--steps", "1024",
+                       "--envs", "8", "--out", "shaped", cwd=where)
+    assert result.returncode == 0, result.stderr
+    assert "progress:" in (where / "shaped" / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["fit", "--task", "push", "--demos", DEMOS / "lift-expert.h5", "--out", "x"], "holds demos of task 'lift'"),
+    (["fit", "--task", "reach", "--demos", DEMOS / "reach-expert.h5", "--inputs", "image", "--out", "x"],
+     "use --inputs state"),
+    (["fit", "--task", "reach", "--demos", "missing.h5", "--out", "x"], "not found"),
+    (["eval", "nowhere"], "not a progress run"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, argv, message):
+    result = robreward("progress", *argv, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_dataset_without_successes_or_too_few_episodes_is_refused(run, tmp_path):
+    import h5py
+
+    where, _ = run
+    few = tmp_path / "few.h5"
+    few.write_bytes((DEMOS / "reach-expert.h5").read_bytes())
+    with h5py.File(few, "a") as f:  # keep one episode: nothing left to hold out
+        for name in sorted(f["episodes"])[1:]:
+            del f["episodes"][name]
+    result = robreward("progress", "fit", "--task", "reach", "--demos", few, "--out", "x", cwd=tmp_path)
+    assert result.returncode == 2 and "at least 2 are needed" in result.stderr, result.stderr
+    with h5py.File(few, "a") as f:
+        f["episodes"][sorted(f["episodes"])[0]].attrs["success"] = False
+        f["episodes"][sorted(f["episodes"])[0]]["success"][...] = False
+    result = robreward("progress", "fit", "--task", "reach", "--demos", few, "--out", "x", cwd=tmp_path)
+    assert result.returncode == 2 and "no successful episode" in result.stderr, result.stderr

@@ -1,0 +1,225 @@
+"""Progress models from demos: the model learns a monotone progress on recorded demos (held out, fixed seed);
+potential-based shaping leaves the optimal policy of a tiny MDP unchanged where a bonus does not; on a real
+env the shaped reward's terms sum to the total and Φ restarts at every episode start; runs load safely."""
+
+import json
+import warnings
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import robreward
+from robreward.envs.spec import TaskState
+from robreward.feedback.progress import (
+    Episode,
+    ProgressConfig,
+    ProgressShaping,
+    auroc,
+    fit_progress,
+    load_episodes,
+    load_progress_run,
+    save_progress_run,
+    spearman,
+    split_episodes,
+)
+from robreward.envs.registry import get_task
+
+DEMOS = "demos/{}-{}.h5"
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the shipped demos were recorded with another MuJoCo patch version
+        yield
+
+
+@pytest.fixture(scope="module")
+def push_run(tmp_path_factory):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        config = ProgressConfig(task="push", demos=(DEMOS.format("push", "expert"),),
+                                negatives=(DEMOS.format("push", "noisy"),), epochs=150, seed=0)
+        spec = get_task("push")
+        net, report = fit_progress(config, spec)
+        out = save_progress_run(tmp_path_factory.mktemp("prog") / "prog-push", net, config, spec, report)
+    return out, report
+
+
+def test_the_model_learns_a_monotone_progress_on_held_out_push_demos(push_run):
+    _, report = push_run
+    held = report["held_out"]
+    assert held["successes"] >= 5
+    # Spearman of Φ against time up to the first success, on episodes never trained on: a constant or
+    # random model scores about 0
+    assert held["value_order_correlation"] >= 0.85, held
+    # successes end higher than the held-out failure
+    assert held["final_progress_auroc"] is not None and held["final_progress_auroc"] >= 0.75
+    ends = [row["phi_final"] for row in held["episodes"] if row["success"]]
+    starts = [row["phi_start"] for row in held["episodes"] if row["success"]]
+    assert np.mean(ends) - np.mean(starts) > 0.5
+
+
+def test_the_metrics_match_hand_computed_values():
+    assert spearman(np.arange(5), np.array([0.0, 0.1, 0.3, 0.2, 0.9])) == pytest.approx(0.9)
+    assert spearman(np.arange(4), np.ones(4)) == 0.0
+    assert auroc(np.array([0.9, 0.8]), np.array([0.1, 0.85])) == pytest.approx(0.75)
+    assert auroc(np.array([0.5]), np.array([0.5])) == 0.5
+    assert auroc(np.array([0.5]), np.array([])) is None
+
+
+def _episode(success, n=5):
+    return Episode(np.zeros((n, 3), np.float32), success, 2 if success else -1, "f.h5", 0)
+
+
+def test_targets_rise_to_one_at_the_first_success_and_stay_low_on_failures():
+    np.testing.assert_allclose(_episode(True).targets(0.5), [0, 0.5, 1, 1, 1])
+    np.testing.assert_allclose(_episode(False).targets(0.5), [0, 0.125, 0.25, 0.375, 0.5])
+
+
+def test_split_refuses_datasets_without_successes_or_too_few_to_hold_out():
+    with pytest.raises(ValueError, match="no successful episode"):
+        split_episodes([_episode(False)] * 4, 0.25, 0)
+    with pytest.raises(ValueError, match="at least 2 are needed so one can be held out"):
+        split_episodes([_episode(True), _episode(False)], 0.25, 0)
+    train, held = split_episodes([_episode(True)] * 8 + [_episode(False)] * 2, 0.25, 0)
+    assert sum(e.success for e in held) == 2 and sum(not e.success for e in held) == 1
+    assert len(train) == 7
+
+
+def test_demos_of_another_task_are_refused():
+    with pytest.raises(ValueError, match="holds demos of task 'lift', not 'push'"):
+        load_episodes([DEMOS.format("lift", "expert")], get_task("push"))
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_episodes(["nowhere.h5"], get_task("push"))
+
+
+def test_image_inputs_are_refused_with_what_to_use():
+    with pytest.raises(ValueError, match="use --inputs state"):
+        fit_progress(ProgressConfig(task="reach", demos=(DEMOS.format("reach", "expert"),), inputs="image"))
+    with pytest.raises(ValueError, match="--inputs must be one of"):
+        ProgressConfig(task="reach", demos=(), inputs="pixels")
+
+
+# -- the run directory -------------------------------------------------------------------------------------
+def test_a_run_loads_weights_only_and_never_a_task_folder_named_by_the_file(push_run, tmp_path):
+    run, _ = push_run
+    weights = torch.load(run / "model.pt", weights_only=True)
+    assert set(weights) == {"state_dict", "obs_dim", "hidden"}
+    net, meta, spec = load_progress_run(run)
+    assert spec.name == "push" and meta["input_spec"]["dim"] == spec.obs_dim and meta["inputs"] == "state"
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "model.pt").write_bytes((run / "model.pt").read_bytes())
+    (bad / "progress.json").write_text(json.dumps({**meta, "task": str(tmp_path)}))
+    with pytest.raises(ValueError, match="never selects a task folder"):
+        load_progress_run(bad)
+    with pytest.raises(ValueError, match="fitted on task 'push', not 'lift'"):
+        load_progress_run(run, get_task("lift"))
+
+
+# -- shaping on a tiny MDP ---------------------------------------------------------------------------------
+class _TableNet(nn.Module):
+    """Φ(one-hot state) = table[state]."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = nn.Parameter(torch.tensor(table, dtype=torch.float32), requires_grad=False)
+
+    def phi(self, obs):
+        return obs @ self.table
+
+
+def _chain_mdp():
+    """States 0..5; actions left, right, stay; entering 5 ends the episode with reward 1."""
+    n, goal = 6, 5
+    nxt = torch.tensor([[max(s - 1, 0), min(s + 1, goal), s] for s in range(n)])
+    reward = (nxt == goal).float()
+    done = nxt == goal
+    return n, nxt, reward, done
+
+
+def _optimal_policy(reward, nxt, done, gamma, iters=500):
+    value = torch.zeros(reward.shape[0])
+    for _ in range(iters):
+        q = reward + gamma * (~done).float() * value[nxt]
+        value = q.max(1).values
+    return q.argmax(1)[:-1]  # the terminal state's action does not matter
+
+
+def _shaped(table, nxt, done, gamma):
+    """The shaping term of every (s, a) as ProgressShaping computes it, one world per transition."""
+    n, k = nxt.shape
+    eye = torch.eye(n)
+    spec = SimpleNamespace(observe=lambda s: s.obs, terminated=lambda s: s.done)
+    shaping = ProgressShaping(_TableNet(table), spec, gamma=gamma)
+    start = TaskState({"obs": eye.repeat_interleave(k, 0), "done": torch.zeros(n * k, dtype=torch.bool)})
+    shaping.on_reset(torch.arange(n * k), start)
+    after = TaskState({"obs": eye[nxt.reshape(-1)], "done": done.reshape(-1)})
+    total, terms = shaping(after, torch.zeros(n * k, 1))
+    torch.testing.assert_close(terms["progress_shaping"], total)
+    return total.view(n, k)
+
+
+def test_potential_shaping_keeps_the_optimal_policy_and_a_progress_bonus_does_not():
+    n, nxt, reward, done = _chain_mdp()
+    gamma = 0.9
+    table = [0.0, 0.1, 0.2, 1.0, 0.3, 0.9]  # a misleading Φ: highest at state 3, short of the goal
+    base = _optimal_policy(reward, nxt, done, gamma)
+    assert base.tolist() == [1] * (n - 1)  # always right
+    shaped = reward + _shaped(table, nxt, done, gamma)
+    assert _optimal_policy(shaped, nxt, done, gamma).tolist() == base.tolist()
+    # Φ(goal) = 0.9 was ignored: entering the terminal state counts Φ = 0
+    assert shaped[4, 1] == pytest.approx(1.0 + gamma * 0.0 - 0.3)
+    bonus = reward + torch.tensor(table)[nxt]  # progress paid as a reward: loitering at state 3 pays more
+    assert _optimal_policy(bonus, nxt, done, gamma).tolist() != base.tolist()
+    assert _optimal_policy(bonus, nxt, done, gamma)[3] == 2  # stays at the high-progress state
+
+
+def test_shaping_before_any_reset_says_how_to_use_it():
+    spec = SimpleNamespace(observe=lambda s: s.obs, terminated=lambda s: s.done)
+    shaping = ProgressShaping(_TableNet([0.0, 1.0]), spec, gamma=0.9)
+    state = TaskState({"obs": torch.eye(2), "done": torch.zeros(2, dtype=torch.bool)})
+    with pytest.raises(RuntimeError, match="BatchedEnv"):
+        shaping(state, torch.zeros(2, 1))
+
+
+# -- the reward in a real env ------------------------------------------------------------------------------
+def test_the_shaped_reward_sums_its_terms_and_restarts_phi_at_episode_starts(push_run):
+    run, _ = push_run
+    env = robreward.make("push", 4, seed=0, reward=f"sparse+progress:{run}")
+    shaping = env.reward_fn.parts[1]
+    assert isinstance(shaping, ProgressShaping) and shaping.gamma == pytest.approx(0.99)
+    env.reset(seed=1)
+    gen = torch.Generator().manual_seed(0)
+    prev_phi = shaping.potential(env.state)
+    ended = 0
+    for _ in range(env.spec.episode_length + 3):
+        action = torch.rand(4, env.act_dim, generator=gen) * 2 - 1
+        _, reward, terminated, truncated, info = env.step(action)
+        terms = info["reward_terms"]
+        assert set(terms) == {"fitness", "progress_shaping"}
+        torch.testing.assert_close(terms["fitness"] + terms["progress_shaping"], reward)
+        phi_final = shaping.potential(info["final_state"])
+        kept = torch.where(terminated, torch.zeros_like(phi_final), phi_final)  # a time-out keeps γΦ(s')
+        torch.testing.assert_close(terms["progress_shaping"], 0.99 * kept - prev_phi)
+        # after the step every world's previous Φ is that of its current state: the first state of a
+        # new episode where the world was reset
+        prev_phi = shaping.potential(env.state)
+        torch.testing.assert_close(shaping.prev_phi, prev_phi)
+        ended += int((terminated | truncated).sum())
+    assert ended == 4  # every world timed out once, and restarted
+    env.set_state(env.get_state()[:1], [2])  # a written world starts an episode too
+    torch.testing.assert_close(shaping.prev_phi, shaping.potential(env.state))
+
+
+def test_progress_specs_parse_and_bad_runs_are_refused(tmp_path):
+    from robreward.rewards.spec import normalize_reward_spec
+
+    with pytest.raises(FileNotFoundError, match="not a progress run"):
+        normalize_reward_spec(f"hand+progress:{tmp_path}")
+    with pytest.raises(ValueError, match="unknown option"):
+        robreward.make("push", 1, reward=f"progress:{tmp_path},lambda=2")
