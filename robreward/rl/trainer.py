@@ -51,7 +51,7 @@ from robreward.rl.ppo import PPO, ActorCritic, BatchedActorCritic, RewardNormali
 from robreward.rl.rollout import Timers, collect_rollout
 from robreward.rl.storage import RolloutStorage
 from robreward.rl.validity import InvalidRewardError, invalid_reward_limit, invalid_reward_message
-from robreward.rundir import LATEST, RunDir
+from robreward.rundir import LATEST, SCHEMA_VERSION, RunDir
 
 SHARED = ("task", "num_envs", "seed", "backend", "device", "ppo")  # what K candidates of one Trainer share
 
@@ -267,7 +267,7 @@ class Trainer:
                  "learning_rate": float(self.ppo.learning_rate[k]), "global_step": self.global_step,
                  "update": self.update, "elapsed_s": self.elapsed(), "rng": rng, "reward_invalid": self.invalid[k],
                  "reward_scaler": self.reward_scaler.state_dict(k) if self.reward_scaler is not None else None,
-                 "config": config.to_dict(), "task": env.spec.name, "task_version": env.spec.version,
+                 "config": {"schema_version": SCHEMA_VERSION, **config.to_dict()}, "task": env.spec.name, "task_version": env.spec.version,
                  "obs_dim": env.obs_dim, "act_dim": env.act_dim, "action_low": env.action_low.cpu(),
                  "action_high": env.action_high.cpu()}
         if self.isolate:

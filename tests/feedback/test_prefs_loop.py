@@ -1,7 +1,6 @@
 """The PEBBLE-style loop: learns reach from an oracle on a small budget, writes its run directory,
 resumes at round granularity, and its config checks say what is wrong."""
 
-import dataclasses
 import json
 
 import numpy as np
