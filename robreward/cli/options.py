@@ -116,8 +116,11 @@ def read_config_file(path: str, what: str = "--config") -> dict:
         raise ValueError(f"{what} {path!r} is not valid YAML: {err}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{what} {path!r} must hold a mapping of config fields (as a run's config.yaml does)")
-    data.pop("schema_version", None)  # a run's config.yaml: the current schema's fields follow
-    return data
+    if "schema_version" in data:  # a run's config.yaml: brought to the current schema by its migrations
+        from robreward.rundir import migrate_config
+
+        return migrate_config(data, f"{what} {path!r}")
+    return data  # a hand-written file: fields of the current schema (one without schema_version)
 
 
 def build_config(cls, values: dict, flags: dict | None = None, from_dict=None):
