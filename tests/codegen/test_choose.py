@@ -47,6 +47,7 @@ def chooser_url(lines, thread, timeout=60.0) -> str:
     pytest.fail(f"generate printed no chooser address: {lines}")
 
 
+@pytest.mark.browser  # drives chromium (make browser installs it): make test-all
 @pytest.mark.timeout(300)
 def test_a_person_picks_in_chromium_and_the_next_prompt_says_so(openai_server, tmp_path):
     require_browser()
@@ -126,6 +127,7 @@ def test_the_chooser_refuses_bad_choices_over_http(tmp_path):
         check_choice([], {"iteration": 0, "candidates": []})
 
 
+@pytest.mark.slow  # a long end-to-end run (generate, stopped and resumed): make test-all
 def test_a_run_that_waited_too_long_resumes_at_the_same_question(openai_server, tmp_path):
     openai_server.text_fn = Script([[EXP, NEGDIST], [TANH, EXP]])
     out = tmp_path / "gen"
@@ -146,6 +148,7 @@ def test_a_run_that_waited_too_long_resumes_at_the_same_question(openai_server, 
     assert any(PREFERRED in text and "candidate iter_00/cand_00" in text for text in later)
 
 
+@pytest.mark.slow  # a long end-to-end run (generate, 2 iterations and a final seed): make test-all
 @pytest.mark.timeout(300)
 def test_a_text_task_without_fitness_is_selected_by_the_persons_picks(openai_server, tmp_path):
     """--text without --fitness, --preferences human: each iteration (the last too) the person picks

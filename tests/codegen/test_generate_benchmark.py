@@ -16,6 +16,7 @@ def run_tiny(tmp_path, *flags: str) -> dict:
     return json.loads(out.read_text())
 
 
+@pytest.mark.slow  # the benchmark end to end (3 repeats of both paths): make test-all
 def test_repeats_alternate_and_the_median_pair_is_reported(tmp_path):
     result = run_tiny(tmp_path, "--repeats", "3")
     pairs = result["repeats"]
@@ -48,6 +49,7 @@ def test_repeats_must_be_positive(tmp_path, capsys):
     assert "--repeats must be >= 1, got 0" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # the benchmark end to end on Warp's CPU device: make test-all
 def test_the_warp_backend_runs_both_paths_on_warps_cpu_device(tmp_path):
     """The GPU target's run (--backend warp --device cuda) on Warp's CPU device, as CI can run it."""
     result = run_tiny(tmp_path, "--backend", "warp")

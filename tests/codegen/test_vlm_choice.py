@@ -70,6 +70,7 @@ def test_frames_of_a_video_go_out_as_jpeg_images(tmp_path):
     assert anthropic_content("plain text") == "plain text"
 
 
+@pytest.mark.slow  # a long end-to-end run (generate, 2 iterations, resumed): make test-all
 @pytest.mark.timeout(300)
 def test_a_vlm_selects_a_text_task_and_its_bad_answer_is_repaired(openai_server, tmp_path):
     judge = Judge(Script([[EXP, NEGDIST], [TANH, EXP]]),
@@ -101,6 +102,7 @@ def test_a_vlm_selects_a_text_task_and_its_bad_answer_is_repaired(openai_server,
     assert len(openai_server.requests) == requests  # resumed: nothing asked again
 
 
+@pytest.mark.slow  # a long end-to-end run (generate, 2 iterations): make test-all
 @pytest.mark.timeout(300)
 def test_a_vlm_without_a_usable_answer_leaves_the_iteration_without_a_preference(openai_server, tmp_path):
     judge = Judge(Script([[EXP, NEGDIST], [TANH, EXP]]), ["no idea", "still no idea"])

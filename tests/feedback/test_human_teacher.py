@@ -94,6 +94,7 @@ def stored_labels(run_dir):
         return [None if np.isnan(y) else float(y) for y in data["labels"]], data["round"].tolist()
 
 
+@pytest.mark.slow  # a long end-to-end run (prefs train labelled through the app): make test-all
 def test_the_loop_trains_on_the_labels_a_person_gives_in_the_app(tmp_path):
     port = free_port()
     out = tmp_path / "run"
@@ -140,6 +141,7 @@ def test_the_loop_trains_on_the_labels_a_person_gives_in_the_app(tmp_path):
         sock.listen(1)
 
 
+@pytest.mark.slow  # a long end-to-end run (prefs train killed and resumed in subprocesses): make test-all
 def test_killed_while_waiting_the_resumed_run_keeps_the_labels_given(tmp_path):
     out = tmp_path / "run"
     port = free_port()

@@ -38,6 +38,7 @@ def linear_pairs(n, weights, generator, unseen_scale=None):
     return SegmentPairs(batch(), batch())
 
 
+@pytest.mark.slow  # a learning test: make test-all
 def test_learns_a_linear_reward_to_95_percent_held_out():
     g = torch.Generator().manual_seed(0)
     w = torch.randn(FEATURES, generator=g)

@@ -55,6 +55,7 @@ def test_imitation_ratio_over_the_seeds_both_ran(bench):
     assert worse[0]["ratio"] is None and worse[0]["meets_target"] is True  # no ratio, but 1000 >= 1.5 x -50
 
 
+@pytest.mark.slow  # a preference run and a retraining end to end: make test-all
 def test_retrain_trains_a_fresh_policy_on_the_cells_learned_reward_once(bench, tmp_path, monkeypatch):
     from robreward.feedback.preferences.loop import PrefsConfig, train_preferences
     from robreward.feedback.preferences.model import EnsembleConfig

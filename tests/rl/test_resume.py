@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from robreward.cli.main import main
@@ -14,6 +15,7 @@ from robreward.cli.main import main
 TOTAL_STEPS = 81_920  # 40 updates; the first checkpoint lands after 10 (latest_every)
 
 
+@pytest.mark.slow  # a long end-to-end run (40 updates, killed and resumed in a subprocess): make test-all
 def test_resume_after_kill_continues_from_the_checkpoint(tmp_path):
     out = tmp_path / "reach-resume"
     cmd = [sys.executable, "-m", "robreward.cli.main", "train", "--task", "reach", "--steps", str(TOTAL_STEPS),

@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import load_script
 
 
+@pytest.mark.slow  # the benchmark end to end (whole training processes, before and after): make test-all
 def test_pairs_alternate_and_the_ratio_is_the_medians(tmp_path):
     bench = load_script("benchmarks/train_speed.py", "train_speed_bench")
     out = tmp_path / "train_speed.json"
