@@ -27,6 +27,7 @@ def run(tmp_path_factory):
     return where, json.loads(result.stdout)
 
 
+@pytest.mark.slow  # shares the module's fitted run (about 20 s)
 def test_fit_writes_a_run_with_held_out_metrics(run):
     where, out = run
     assert out["task"] == "reach" and out["held_out"]["successes"] >= 1
@@ -36,6 +37,7 @@ def test_fit_writes_a_run_with_held_out_metrics(run):
     assert meta["metrics"]["split"]["held_out"]
 
 
+@pytest.mark.slow  # shares the module's fitted run (about 20 s)
 def test_eval_reports_metrics_and_writes_a_plot(run):
     where, _ = run
     result = robreward("progress", "eval", "prog-reach", "--demos", DEMOS / "reach-noisy.h5", "--plot", "curves.png",
@@ -46,6 +48,7 @@ def test_eval_reports_metrics_and_writes_a_plot(run):
     assert (where / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow  # shares the module's fitted run (about 20 s)
 def test_adapt_fine_tunes_on_one_demo(run):
     where, _ = run
     result = robreward("progress", "adapt", "prog-reach", "--demos", DEMOS / "reach-noisy.h5", "--episode", "0",
@@ -57,6 +60,7 @@ def test_adapt_fine_tunes_on_one_demo(run):
     assert meta["adapted_from"].endswith("prog-reach") and "adaptation" in meta["metrics"]
 
 
+@pytest.mark.slow  # shares the module's fitted run (about 20 s)
 def test_show_writes_a_video_with_the_curve(run):
     where, _ = run
     result = robreward("progress", "show", "prog-reach", "--episode", "3", "--video", "ep3.mp4", "--size", "64",
@@ -65,6 +69,7 @@ def test_show_writes_a_video_with_the_curve(run):
     assert (where / "ep3.mp4").stat().st_size > 1000
 
 
+@pytest.mark.slow  # shares the module's fitted run (about 20 s)
 def test_train_accepts_a_progress_shaping_sum(run):
     where, _ = run
     result = robreward("train", "--task", "reach", "--reward", "sparse+progress:prog-reach", "--steps", "1024",
@@ -86,6 +91,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, argv, message):
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # shares the module's fitted run (about 20 s)
 def test_a_dataset_without_successes_or_too_few_episodes_is_refused(run, tmp_path):
     import h5py
 

@@ -5,11 +5,14 @@ sandbox, dry run of the graph) and train through the compiled graph."""
 import json
 from pathlib import Path
 
+import pytest
+
 from robreward.cli.main import main as cli_main
 
 TRANSCRIPT = Path(__file__).resolve().parents[2].parent / "shared" / "transcripts" / "push-k4-2it" / "transcript"
 
 
+@pytest.mark.slow  # a generate run (about 12 s): make test-all
 def test_the_recorded_push_run_replays_and_every_program_compiles(tmp_path, capsys):
     assert TRANSCRIPT.is_dir(), f"the shared transcript is missing: {TRANSCRIPT}"
     out = tmp_path / "gen"
@@ -26,6 +29,7 @@ def test_the_recorded_push_run_replays_and_every_program_compiles(tmp_path, caps
     assert (out / "best" / "reward.py").is_file()
 
 
+@pytest.mark.slow  # a generate run with a final seed (about 10 s): make test-all
 def test_eval_and_compare_accept_a_real_generate_run(tmp_path, capsys):
     """issue 20: every verb that takes a run accepts a generate run directory (its best policy,
     or its final seeds when it retrained): a tiny real run of the shipped reach transcript."""

@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
+
 from tests.conftest import load_script
 
 
+@pytest.mark.slow  # a benchmark smoke run (about 15 s); make test-all runs it
 def test_reward_exec_benchmark_smoke(tmp_path):
     bench = load_script("benchmarks/reward_exec.py", "reward_exec_bench")
     out = tmp_path / "reward_exec.json"
