@@ -11,7 +11,6 @@ those (written by an older robreward) is refused on resume with that reason."""
 
 from __future__ import annotations
 
-import csv
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import robreward
 from robreward.rl.config import TrainConfig
 from robreward.rl.export import POLICY_FILE, DeterministicPolicy, export_onnx, write_model_card
 from robreward.rl.validity import invalid_reward_limit
+from robreward.rundir import RunDir
 
 # rl-zoo3 hyperparams/ppo.yml, HalfCheetah-v3 (normalize: true, n_envs: 1, n_timesteps: 1e6)
 RL_ZOO_HALFCHEETAH = dict(
@@ -77,15 +77,13 @@ def _callback(config: TrainConfig, run_dir: Path, venv_norm, start_step: int, en
         def _on_training_start(self):
             self.bar = tqdm(total=config.steps, initial=start_step, unit="step", unit_scale=True,
                             disable=not config.progress, desc=f"{config.task} [{config.reward}] sb3", mininterval=1.0)
-            path = run_dir / "progress.csv"
-            self.csv_file = open(path, "a" if start_step and path.is_file() else "w", newline="")
-            self.writer = csv.writer(self.csv_file)
-            if self.csv_file.tell() == 0:
-                self.writer.writerow(["step", "time_s", "steps_per_s", "return_mean", "success_rate", "episode_length",
-                                      "reward_invalid"])
+            # progress.csv through the run-directory module: the same columns as a PPO run (SB3 fills
+            # the ones it knows); a resume keeps the rows up to the checkpoint's step
+            self.progress = RunDir(run_dir).open_progress(keep_until=start_step if start_step else None)
             self.invalid_seen = env.reward_invalid_count
             self.t0 = time.perf_counter()
             self.last_t, self.last_step, self.rollouts = self.t0, self.num_timesteps, 0
+            self.rollout_start = self.num_timesteps
             self.success = []
 
         def _on_step(self):
@@ -102,24 +100,28 @@ def _callback(config: TrainConfig, run_dir: Path, venv_norm, start_step: int, en
             ret = float(np.mean([e["r"] for e in episodes])) if episodes else float("nan")
             length = float(np.mean([e["l"] for e in episodes])) if episodes else float("nan")
             succ = float(np.mean(self.success[-100:])) if self.success else float("nan")
+            transitions = self.num_timesteps - self.rollout_start
+            self.rollout_start = self.num_timesteps
             invalid_now, self.invalid_seen = env.reward_invalid_count - self.invalid_seen, env.reward_invalid_count
-            self.writer.writerow([self.num_timesteps, round(now - self.t0, 3), round(sps, 1), ret, succ, length,
-                                  invalid_now])
+            self.progress.append({"step": self.num_timesteps, "update": self.rollouts + 1,
+                                  "time_s": round(now - self.t0, 3), "steps_per_s": round(sps, 1), "return_mean": ret,
+                                  "success_rate": succ, "episode_length": length, "reward_invalid": invalid_now,
+                                  "reward_invalid_share": invalid_now / max(transitions, 1)})
             self.logger.record("train/reward_invalid", invalid_now)
             if env.reward_invalid_count > invalid_reward_limit(config.steps):  # as runner.train (this session's steps)
-                self.csv_file.flush()
+                self.progress.flush()
                 fail_invalid_reward(run_dir, config, env.reward_invalid_count, self.num_timesteps, trainer="sb3")
             self.logger.record("episode/success", succ)
             self.bar.update(self.num_timesteps - self.bar.n)
             self.bar.set_postfix(sps=f"{sps:,.0f}", ret=f"{ret:.3g}", succ=f"{succ:.2f}", refresh=False)
             self.rollouts += 1
             if self.rollouts % config.latest_every == 0:
-                self.csv_file.flush()
+                self.progress.flush()
                 save_sb3_checkpoint(self.model, venv_norm, run_dir / "checkpoints")
 
         def _on_training_end(self):
             self.bar.close()
-            self.csv_file.close()
+            self.progress.close()
 
     return ProgressCallback()
 
@@ -194,7 +196,6 @@ def train_sb3(config: TrainConfig, resume_from=None, evaluate=None) -> dict:
     from robreward.envs.sb3_adapter import SB3VecEnv
     from robreward.rl.candidates import check_reward_files
     from robreward.rl.trainer import finish_with_eval, invalid_reward_card, seed_everything
-    from robreward.rundir import RunDir
 
     check_reward_files(config.reward)
     run_dir = Path(config.out)

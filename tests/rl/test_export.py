@@ -263,9 +263,7 @@ def test_weights_outside_the_file_are_never_read(tmp_path):
         os.close(fd)
 
 
-def test_a_policy_of_another_task_says_what_does_not_match(tmp_path, capsys):
-    from robreward.cli.main import main
-
+def test_a_policy_of_another_task_says_what_does_not_match():
     with pytest.raises(ValueError, match=r"policy '.*reach/policy.onnx' does not fit task 'push': the policy maps "
                                          r"observations \[B, 13\] -> actions \[B, 4\], task 'push' needs "
                                          r"observations \[B, 19\] -> actions \[B, 4\]; it was trained on task 'reach'"):
@@ -273,9 +271,3 @@ def test_a_policy_of_another_task_says_what_does_not_match(tmp_path, capsys):
     with pytest.raises(ValueError, match=r"maps observations \[B, 17\] -> actions \[B, 6\], task 'hopper-hop' needs "
                                          r"observations \[B, 11\] -> actions \[B, 3\]; it was trained on task 'cheetah-run'"):
         load_policy(POLICIES / "cheetah-run" / "policy.onnx", task="hopper-hop")
-    out = tmp_path / "push-from-reach.h5"
-    code = main(["demos", "record", "--task", "push", "--source", str(POLICIES / "reach"), "--episodes", "1",
-                 "--out", str(out), "--quiet"])
-    err = capsys.readouterr().err
-    assert code == 2 and "does not fit task 'push'" in err and "trained on task 'reach'" in err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and not out.exists()

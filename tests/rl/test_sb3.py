@@ -59,6 +59,7 @@ def test_sb3_resume_refuses_the_old_pickled_checkpoints(tmp_path):
 
 def test_an_sb3_run_whose_reward_turns_nan_fails_with_a_record(tmp_path, monkeypatch):
     """The env zeroes and counts invalid rewards whatever trains on it; SB3's run fails like runner's."""
+    import csv
     import json
 
     import robreward.envs.batched as batched
@@ -80,4 +81,5 @@ def test_an_sb3_run_whose_reward_turns_nan_fails_with_a_record(tmp_path, monkeyp
                           progress=False))
     failed = json.loads((out / "failed.json").read_text())
     assert (failed["trainer"], failed["reward_invalid"], failed["step"]) == ("sb3", 503, 512)
-    assert (out / "progress.csv").read_text().splitlines()[1].endswith(",503")
+    rows = list(csv.DictReader(open(out / "progress.csv")))
+    assert int(rows[0]["reward_invalid"]) == 503 and float(rows[0]["reward_invalid_share"]) == 503 / 512
