@@ -8,9 +8,10 @@ rollouts) are re-simulated from their initial full states and stored actions thr
 task's own BatchedEnv, so the candidate sees exactly the TaskStates training would give it
 (pre-step snapshots such as x_velocity, sensor readings from the step, the applied action); the
 re-simulated qpos/qvel are compared with the stored ones and the largest difference is reported
-(``replay_error``: 0 on the MuJoCo build the file was recorded with). The candidate then runs on
-those states in the reward sandbox (robreward.rewards.program.run_dry_run: a separate process
-with wall-clock and memory limits), after the static allow-list, never in this process.
+(``replay_error``: 0 on the MuJoCo build the file was recorded with). The candidate is then
+compiled in the reward sandbox after the static allow-list (robreward.rewards.program.run_dry_run:
+its Python runs only in the locked-down child), and its checked graph of tensor ops is what runs
+on those states here.
 
 Score: over every (successful, failed) pair of episodes, the fraction where the successful one
 has the higher return (sum of the candidate's total over the episode; a tie counts one half,
@@ -167,17 +168,17 @@ def _resimulate(spec: TaskSpec, eps: list[dict], length: int) -> tuple[list[dict
 
 # -- the test ----------------------------------------------------------------------------------------------
 def _scores(outputs: list, n: int) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]]:
-    """(protocol reasons, per-world returns [n], per-term returns) from sandbox outputs."""
-    from robreward.rewards.program import _as_tensor, _check_outputs
+    """(protocol reasons, per-world returns [n], per-term returns) from the graph's (total, terms) outputs."""
+    from robreward.rewards.program import _check_outputs
 
     reasons, _ = _check_outputs(outputs, n)
     if reasons:
         return reasons, np.zeros(n), {}
     returns, terms = np.zeros(n), {}
-    for out in outputs:
-        returns += _as_tensor(out["total"]).double().numpy()
-        for k, v in out["terms"].items():
-            terms[k] = terms.get(k, np.zeros(n)) + _as_tensor(v).double().numpy()
+    for total, out_terms in outputs:
+        returns += total.double().numpy()
+        for k, v in out_terms.items():
+            terms[k] = terms.get(k, np.zeros(n)) + v.double().numpy()
     return [], returns, terms
 
 

@@ -291,16 +291,9 @@ def compile_program(source: str, filename: str, states, timeout_s: float, memory
 _COMPILED: dict = {}
 
 
-def _describe(value) -> dict:
-    if not isinstance(value, torch.Tensor):
-        return {"kind": type(value).__name__}
-    return {"kind": "tensor", "dtype": str(value.dtype).removeprefix("torch."), "shape": list(value.shape),
-            "values": value.detach().cpu().double().flatten().tolist()}
-
-
 def run_dry_run(source: str, filename: str, states, timeout_s: float, memory_mb: int):
     """Compile the program (sandboxed) and run its graph on `states` (dicts of arrays [N, ...]):
-    (reasons, outputs described as plain data, seconds)."""
+    (reasons, outputs as (total, terms) tensor pairs, seconds)."""
     reasons, graph, seconds = compile_program(source, filename, states, timeout_s, memory_mb)
     if reasons:
         return reasons, [], seconds
@@ -309,7 +302,8 @@ def run_dry_run(source: str, filename: str, states, timeout_s: float, memory_mb:
 
 
 def _run_graph(graph: RewardGraph, states):
-    """(reasons, outputs described as plain data, seconds per call of the graph alone)."""
+    """(reasons, outputs as (total, terms) tensor pairs, seconds per call of the graph alone). The graph
+    runs here, so its outputs are checked as the tensors they are."""
     n = len(next(iter(states[0].values())))
     calls = 0.0
     try:
@@ -321,66 +315,26 @@ def _run_graph(graph: RewardGraph, states):
             start = time.perf_counter()
             total, terms = forward(*tensors)
             calls += time.perf_counter() - start
-            outputs.append({"total": _describe(total), "terms": {k: _describe(v) for k, v in terms.items()}})
+            outputs.append((total, terms))
     except (GraphError, RuntimeError, ValueError, TypeError, IndexError) as err:
         return [f"the compiled reward failed on the recorded states: {type(err).__name__}: {err}"], [], 0.0
     return [], outputs, calls / max(1, len(states))
 
 
-def _as_tensor(d: dict):
-    """Rebuild a tensor the child described (JSON: dtype, shape, values), or a stand-in."""
-    if d.get("kind") != "tensor":
-        return _Other(d.get("kind", "?"))
-    dtype = getattr(torch, d["dtype"], None)
-    if not isinstance(dtype, torch.dtype):
-        return _Other(f"tensor of dtype {d['dtype']}")
-    if "values" not in d:  # too large to send: only its shape and dtype matter
-        return _Shaped(d["shape"], dtype)
-    return torch.tensor(d["values"], dtype=torch.float64).reshape(d["shape"]).to(dtype)
-
-
-class _Other:
-    def __init__(self, kind):
-        self.kind = kind
-
-
-class _Shaped:
-    def __init__(self, shape, dtype):
-        self.shape, self.dtype = shape, dtype
-
-
 def _check_outputs(outputs: list, n: int) -> tuple[list[str], dict]:
-    """Protocol checks on every dry-run output: distinct reasons (first step each) and stats."""
+    """Protocol checks on every dry-run output (total, terms): distinct reasons (first step each) and stats."""
     reasons: dict[str, str] = {}
     totals, terms_seen = [], {}
-    for step, out in enumerate(outputs):
-        problem = out.get("error")
-        if problem is None:
-            total = _as_tensor(out["total"])
-            if "terms" not in out:
-                problem = f"terms must be a dict of name -> tensor [N], got {out.get('terms_kind')}"
-            elif isinstance(total, _Other):
-                problem = f"total must be a torch.Tensor of shape [N]={n}, got {total.kind}"
-            elif isinstance(total, _Shaped):
-                problem = f"total must have shape [N]=[{n}], got {list(total.shape)}"
-            else:
-                terms = {k: _as_tensor(v) for k, v in out["terms"].items()}
-                bad = [k for k, v in terms.items() if not isinstance(v, torch.Tensor)]
-                if bad:
-                    v = terms[bad[0]]
-                    got = list(v.shape) if isinstance(v, _Shaped) else v.kind
-                    problem = f"term {bad[0]!r} must be a tensor of shape [{n}], got {got}"
-                else:
-                    try:
-                        check_reward_output(total, terms, n, where="compute_reward")
-                        totals.append(total.double())
-                        for k, v in terms.items():
-                            terms_seen.setdefault(k, []).append(v.double())
-                    except ValueError as err:
-                        problem = str(err)
-        if problem is not None:
-            key = re.sub(r"[-+]?\d[\d.e+-]*", "#", problem)
-            reasons.setdefault(key, f"{problem} (recorded state {step})")
+    for step, (total, terms) in enumerate(outputs):
+        try:
+            check_reward_output(total, terms, n, where="compute_reward")
+        except ValueError as err:
+            key = re.sub(r"[-+]?\d[\d.e+-]*", "#", str(err))
+            reasons.setdefault(key, f"{err} (recorded state {step})")
+            continue
+        totals.append(total.double())
+        for k, v in terms.items():
+            terms_seen.setdefault(k, []).append(v.double())
     stats = {}
     if not reasons and totals:
         for k, vals in [("total", totals)] + list(terms_seen.items()):
