@@ -8,6 +8,8 @@ just taken, computed on the post-step state before any reset; ended worlds are t
 ``obs`` holds their first observation and ``info["final_obs"]`` their last one. A reward with an
 ``on_reset(world_ids, state)`` method (or a sum with such parts) is told after every reset which worlds
 start an episode (`BatchedEnv._notify_reset`): potential-based shaping keeps Φ of each world's previous state.
+A reward with a ``bind_env(env)`` method (or a sum with such parts) is given the env when it is set, so
+it can read what the TaskState lacks (a CLIP reward renders every world's post-step frame in step).
 
 Every step checks the reward of every world with one fused reduction (`reward_mismatch`, then
 `invalid_rewards` only when the cheap test fails): a total that is NaN or inf, or terms that do
@@ -166,7 +168,7 @@ class BatchedEnv:
         self.reward_invalid_count = 0  # world-steps whose reward was invalid (module docstring)
         self.set_reward(resolve_reward(reward, self.spec))
         self.episode_step = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
-        self._rngs = [np.random.default_rng(seed) for _ in range(self.groups)]
+        self._rngs = self._group_rngs(seed)
         self._seed = seed
         self._raw = None
         self.state: TaskState | None = None
@@ -214,6 +216,8 @@ class BatchedEnv:
         hand = isinstance(reward, HandReward) and reward.spec is self.spec
         self.hand_reward = reward if hand else getattr(self, "hand_reward", None) or HandReward(self.spec)
         self._reset_hooks = reset_hooks(reward)
+        for bind in reset_hooks(reward, "bind_env"):  # a reward that renders the worlds (clip:) needs the env
+            bind(self)
         if getattr(self, "state", None) is not None:  # the new reward starts from every world's current state
             self._notify_reset(np.arange(self.num_envs))
 
@@ -224,6 +228,16 @@ class BatchedEnv:
         defines it; the others do not."""
         for hook in self._reset_hooks:
             hook(torch.as_tensor(ids, dtype=torch.long, device=self.device), self.state)
+
+    def _group_rngs(self, seed) -> list:
+        """One reset RNG per world group: ``seed`` an int (every group seeded alike, as separate envs of
+        that seed) or one seed per group (group k as a separate env of seed[k]: K candidates x M seeds)."""
+        if isinstance(seed, (int, np.integer)):
+            return [np.random.default_rng(int(seed)) for _ in range(self.groups)]
+        seeds = [int(s) for s in seed]
+        if len(seeds) != self.groups:
+            raise ValueError(f"seed: give one int, or one seed per world group ({self.groups}), got {len(seeds)}")
+        return [np.random.default_rng(s) for s in seeds]
 
     @property
     def worlds_per_group(self) -> int:
@@ -279,7 +293,7 @@ class BatchedEnv:
 
     def _reset(self, seed: int | None = None):
         if seed is not None:
-            self._rngs = [np.random.default_rng(seed) for _ in range(self.groups)]
+            self._rngs = self._group_rngs(seed)
             self._seed = seed
         ids = np.arange(self.num_envs)
         self.state = None
@@ -439,11 +453,13 @@ class BatchedEnv:
         return f"BatchedEnv({self.spec.name!r}, num_envs={self.num_envs}, backend={self.backend!r}, device={str(self.device)!r})"
 
 
-def reset_hooks(reward) -> list:
-    """The ``on_reset`` methods of a reward and of the parts of a sum (rewards.base.SumReward.parts), in order."""
-    hooks = [reward.on_reset] if callable(getattr(reward, "on_reset", None)) else []
+def reset_hooks(reward, method: str = "on_reset") -> list:
+    """The ``on_reset`` methods (or ``method``: ``bind_env(env)``, called by set_reward with the env, for a reward
+    that reads more than the TaskState, e.g. renders the worlds) of a reward and of the parts of a sum
+    (rewards.base.SumReward.parts), in order."""
+    hooks = [getattr(reward, method)] if callable(getattr(reward, method, None)) else []
     for part in getattr(reward, "parts", None) or ():
-        hooks += reset_hooks(part)
+        hooks += reset_hooks(part, method)
     return hooks
 
 
