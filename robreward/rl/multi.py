@@ -62,12 +62,14 @@ def update_threads(num_candidates: int) -> int:
     return min(os.cpu_count() or 1, max(1, num_candidates // 8))
 
 
-def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out_dirs: Sequence, *,
+def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int | Sequence[int], out_dirs: Sequence, *,
                num_envs_per_candidate: int = 32, ppo: PPOConfig | None = None, eval_episodes: int = 100,
                backend: str = "cpu", device="cpu", torch_threads: int | None = None, resume: bool = False,
                latest_every: int = 5, on_done: Callable[[int, str], None] | None = None, evaluate=None) -> dict:
     """Train one PPO policy per reward (a spec: hand, sparse, a reward file, or a Reward object)
     in one process on one K x M-world env; each into its own run dir (see the module docstring).
+    ``seed``: one for every candidate, or one per candidate (candidate k then trains as a separate run of
+    seed[k]: a reward listed M times with M seeds is trained on M seeds at once).
     ``resume``: continue every run dir from its checkpoints/latest.pt (all at one step) up to
     ``steps_per_candidate``; checkpoints are written every ``latest_every`` updates. torch_threads:
     torch's intra-op threads of the PPO update (default: one per 8 candidates, up to the cores: the
@@ -87,10 +89,13 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int, out
     cfg = ppo or PPOConfig()
     run_dirs = [Path(out) for out in out_dirs]
     threads = int(torch_threads or update_threads(len(rewards)))
+    seeds = [int(seed)] * len(rewards) if isinstance(seed, int) else [int(s) for s in seed]
+    if len(seeds) != len(rewards):
+        raise ValueError(f"need one seed, or one seed per reward: got {len(seeds)} seed(s) for {len(rewards)} reward(s)")
     configs = [TrainConfig(task=str(task), reward=reward_name(r), num_envs=int(num_envs_per_candidate),
-                           steps=steps_per_candidate, seed=seed, out=str(out), backend=backend, device=str(device),
+                           steps=steps_per_candidate, seed=s, out=str(out), backend=backend, device=str(device),
                            torch_threads=threads, eval_episodes=eval_episodes, progress=False, ppo=cfg,
-                           latest_every=latest_every) for r, out in zip(rewards, run_dirs)]
+                           latest_every=latest_every) for r, s, out in zip(rewards, seeds, run_dirs)]
     resume_from = [d / "checkpoints" / LATEST for d in run_dirs] if resume else None
     trainer = Trainer(configs, list(rewards), resume_from=resume_from, isolate_failures=True, rollout_threads=1,
                       update_threads=threads, periodic_checkpoints=False, evaluate=evaluate)

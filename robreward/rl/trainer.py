@@ -53,13 +53,15 @@ from robreward.rl.storage import RolloutStorage
 from robreward.rl.validity import InvalidRewardError, invalid_reward_limit, invalid_reward_message
 from robreward.rundir import LATEST, SCHEMA_VERSION, RunDir
 
-SHARED = ("task", "num_envs", "seed", "backend", "device", "ppo")  # what K candidates of one Trainer share
+SHARED = ("task", "num_envs", "backend", "device", "ppo")  # what K candidates of one Trainer share
+# (each candidate may have its own seed: K rewards x M seeds as K*M candidates, one world group each)
 
 
 class Trainer:
     """K PPO policies trained at once, one run directory each (module docstring).
 
-    configs: one TrainConfig per candidate (same task, worlds, seed, backend, device and PPO config).
+    configs: one TrainConfig per candidate (same task, worlds, backend, device and PPO config; each its own
+    seed or one for all: a candidate with seed s starts as a separate run of seed s).
     rewards: a Reward object or spec per candidate (default: each config's reward; then config.reward
     is only its label). resume_from: each candidate's checkpoint to continue from (all at one step).
     rollout_threads/update_threads: torch's threads while collecting and during the PPO update
@@ -121,7 +123,7 @@ class Trainer:
                                  reward=specs[0])
             return env, None
         env = robreward.make(first.task, self.num * self.per, backend=first.backend, device=first.device,
-                             seed=first.seed, groups=self.num)
+                             seed=self._env_seed(), groups=self.num)
         loaded, errors = load_rewards(specs, env.spec)
         candidates = CandidateRewards([r if r is not None else _never for r in loaded],
                                       [c.reward for c in self.configs], self.per,
@@ -129,6 +131,11 @@ class Trainer:
         candidates.failed = list(errors)
         env.set_reward(candidates)  # env.hand_reward stays the task's hand reward, computed once for all worlds
         return env, candidates
+
+    def _env_seed(self, offset: int = 0):
+        """The env's reset seed: one int when the candidates share their seed, else one per world group."""
+        seeds = [c.seed + offset for c in self.configs]
+        return seeds[0] if len(set(seeds)) == 1 else seeds
 
     @property
     def failed(self) -> list[str | None]:
@@ -139,6 +146,8 @@ class Trainer:
         """K ActorCritics, each initialised as a separate run would (torch.manual_seed(seed) first), an
         optional BC warm start, and per-candidate generators continuing that run's global torch RNG."""
         first, env = self.configs[0], self.env
+        if len({c.seed for c in self.configs}) > 1:
+            return self._init_networks_per_seed(warm_start)
         seed_everything(first.seed)
         models = [ActorCritic(env.obs_dim, env.act_dim, self.cfg)]
         for _ in range(self.num - 1):
@@ -155,6 +164,26 @@ class Trainer:
         state = torch.get_rng_state() if self.device.type == "cpu" else torch.cuda.get_rng_state(self.device)
         self.generators = []
         for _ in range(self.num):
+            self.generators.append(torch.Generator(device=self.device))
+            self.generators[-1].set_state(state.clone())
+        self.net = BatchedActorCritic(models, self.cfg).to(self.device)
+        return bc_stats
+
+    def _init_networks_per_seed(self, warm_start: bool) -> dict | None:
+        """Candidates with their own seeds: each network (and BC warm start) made after seed_everything(its
+        seed), its generator continuing that stream, as a separate run of that seed would."""
+        first, env, models, self.generators, bc_stats = self.configs[0], self.env, [], [], None
+        for config in self.configs:
+            seed_everything(config.seed)
+            models.append(ActorCritic(env.obs_dim, env.act_dim, self.cfg))
+            if first.init_from_demos and warm_start:
+                from robreward.demos.bc import bc_pretrain
+
+                bc_stats = bc_pretrain(models[-1].actor, models[-1].normalizer, first.init_from_demos,
+                                       epochs=first.bc_epochs, lr=self.cfg.learning_rate, task=env.spec,
+                                       seed=config.seed)
+                models[-1].log_std.data.fill_(math.log(first.bc_noise_std))
+            state = torch.get_rng_state() if self.device.type == "cpu" else torch.cuda.get_rng_state(self.device)
             self.generators.append(torch.Generator(device=self.device))
             self.generators[-1].set_state(state.clone())
         self.net = BatchedActorCritic(models, self.cfg).to(self.device)
@@ -186,7 +215,7 @@ class Trainer:
         """Every world starts a fresh episode (reset with seed + 7919 * update), as a resumed run's do: a
         caller that changes the reward between phases and restarts them trains exactly as if it had
         been killed and resumed there (the preference loop does, so a resumed run repeats its numbers)."""
-        self.obs, _ = self.env.reset(seed=self.configs[0].seed + 7919 * self.update)
+        self.obs, _ = self.env.reset(seed=self._env_seed(7919 * self.update))
 
     def learn(self, steps: int | None = None) -> list[dict]:
         """Train until every live candidate has ``steps`` env steps (default: its config's budget);
