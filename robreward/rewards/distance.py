@@ -1,0 +1,577 @@
+"""Distances between reward functions on sampled transitions: EPIC, DARD and STARC.
+
+    coverage = collect_transitions(env, num_steps=256, seed=0)         # or Coverage.from_rollout(rollout)
+    reward_distances(spec, "hand", "pref:runs/p", coverage)             # {"epic": .., "dard": .., "starc": ..}
+
+Each distance canonicalises both rewards (removing what does not change which policies are
+better: potential shaping gamma Phi(s') - Phi(s), and a constant), then compares them in a way
+that ignores a positive scale. All three are 0 for rewards that differ only by those, 1 for a
+reward and its negation, and lie in [0, 1].
+
+*EPIC* (Gleave et al. 2021, "Quantifying Differences in Reward Functions"):
+
+    C(R)(s, a, s') = R(s, a, s') + E[gamma R(s', A, S') - R(s, A, S') - gamma R(S, A, S')]
+
+with S, S' ~ D_S and A ~ D_A independent; the Pearson distance sqrt((1 - rho) / 2) of C(R_a) and
+C(R_b) over transitions (s, a, s') ~ D.
+
+*DARD* (Wulfe et al. 2022, "Dynamics-Aware Comparison of Learned Reward Functions"): as EPIC
+but the expectations follow the dynamics, so the rewards are never queried on impossible
+transitions:
+
+    C(R)(s, a, s') = R(s, a, s') + E[gamma R(s', A, S'') - R(s, A, S') - gamma R(S', A, S'')]
+
+with A ~ D_A, S' ~ T(s, A), S'' ~ T(s', A); then the Pearson distance.
+
+*STARC* (Skalse et al. 2024, "STARC: A General Framework For Quantifying Differences Between
+Reward Functions", ICLR): canonicalise with c, normalise s(R) = c(R) / n(c(R)) (s(R) = 0 when
+n(c(R)) = 0), then d = m(s(R_a), s(R_b)) / 2 for a metric m; with n and m the L2 norm over the
+transition distribution D, d = sqrt((1 - cos) / 2) of the canonical rewards, in [0, 1]. The
+canonicalisation is the paper's Value-Adjusted Levelling (VAL):
+
+    c(R)(s, a, s') = E_{S' ~ T(s, a)}[R(s, a, S') + gamma V^pi_R(S')] - V^pi_R(s)
+
+(the advantage of a under pi), for a fixed policy pi. Why VAL: the paper's minimal
+canonicalisation (an L2 projection onto the complement of every shaping) needs the whole
+transition matrix and is only computable in small tabular MDPs; VAL needs only the value of one
+policy, which a sample of that policy's transitions estimates without a model, and the paper
+recommends it for settings where c_min is out of reach. The choices made here:
+
+- pi is the policy that generated the transitions (uniform random actions in
+  ``collect_transitions`` unless a policy is given): its value is what the sample can estimate.
+- V^pi_R is estimated by LSTD(0) (least-squares temporal difference, Bradtke & Barto 1996) on
+  the coverage's transitions with fixed features of the state: a constant, the standardised
+  state fields (every TaskState field but ``action``, flattened) and ``value_features`` random
+  Fourier features of them. LSTD is linear in the reward, so c(alpha R) = alpha c(R) and
+  c(-R) = -c(R) exactly, and a shaping whose Phi is a linear function of those features is
+  removed exactly (up to the ridge term, relative 1e-8); a Phi outside their span is removed
+  as far as the features fit it (a single Monte Carlo return per state would instead make
+  R + gamma G' - G = 0 identically, so a learned V is needed).
+- The simulators are deterministic, so E_{S' ~ T(s, a)} is the sampled s'.
+
+What is approximated for EPIC and DARD, and how:
+
+- D_S and D_A are the empirical marginals of the coverage's post-step states and actions; D is
+  its transitions. A transition is (s, a, s') = (post-step state of step t - 1, action of step
+  t, post-step state of step t) of one world; the first step of each episode has no recorded
+  pre-state and is left out. Terminal transitions are treated like any other (gamma
+  everywhere), as in EPIC.
+- EPIC's expectations are Monte Carlo means over ``num_samples`` draws of (S, A, S'), the same
+  draws for both rewards. A Reward-protocol reward r(state, action) reads only the post-step
+  state, R(s, a, s') = r(s', a): every EPIC expectation is then the constant E[r], so C(R) is r
+  minus a constant and EPIC is the Pearson distance of r over D, exactly.
+- DARD's T(s, A) is taken from the sample: the ``neighbours`` transitions whose start state is
+  nearest to s (Euclidean distance of the standardised state fields) give the pairs (A, S');
+  their actions stand for A ~ D_A (exact for a random-action coverage, the behaviour policy's
+  actions near s otherwise). The same pairs serve every term, so potential shaping cancels
+  exactly. For a Reward-protocol reward C(R)(s, a, s') = r(s', a) - mean_i r(S'_i, A_i).
+
+Confidence intervals (``reward_distances``) are percentile bootstraps over episodes of the
+transitions, with the canonical rewards held fixed: they cover which transitions were sampled,
+not the estimation error of the canonicalisation itself (the Monte Carlo means, the neighbours,
+the value fit); rerun on another seed's coverage to see that.
+
+This module is in the rewards layer: it imports no env, trainer or learner. ``Coverage``
+reads any object shaped like a rollout, ``collect_transitions`` any object shaped like a
+BatchedEnv.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, Optional, Union
+
+import numpy as np
+import torch
+
+from robreward.envs.spec import TaskState
+
+Tensor = torch.Tensor
+DEFAULT_GAMMA = 0.99
+DEFAULT_SAMPLES = 256
+DEFAULT_MAX_TRANSITIONS = 4096
+DEFAULT_NEIGHBOURS = 8
+DEFAULT_VALUE_FEATURES = 256
+DEFAULT_BOOTSTRAP = 1000
+RIDGE = 1e-8  # LSTD ridge, relative to the mean diagonal of its matrix
+_CHUNK_ROWS = 1 << 16  # reward evaluations per batch
+METRICS = ("epic", "dard", "starc")
+
+
+class TransitionReward:
+    """A reward over transitions, ``fn(state, action, next_state) -> [B]`` (e.g. a shaped reward)."""
+
+    def __init__(self, fn: Callable[[TaskState, Tensor, TaskState], Tensor], name: str = "transition"):
+        self.fn = fn
+        self.name = name
+
+    def __call__(self, state: TaskState, action: Tensor, next_state: TaskState) -> Tensor:
+        return _total(self.fn(state, action, next_state))
+
+
+RewardLike = Union[TransitionReward, Callable]
+
+
+@dataclasses.dataclass(frozen=True)
+class Coverage:
+    """Samples of states, actions and transitions (see the module docstring)."""
+
+    states: TaskState  # [M] post-step states: D_S, and the s and s' of transitions
+    actions: Tensor  # [M, act_dim] the action of each step: D_A
+    prev: Tensor  # [K] index into states of each transition's s
+    next: Tensor  # [K] index of s' (the action is actions[next])
+    episode: Optional[Tensor] = None  # [K] episode id of each transition (bootstrap groups); None: one per transition
+
+    def __post_init__(self):
+        k = self.prev.shape[0]
+        if self.next.shape[0] != k or (self.episode is not None and self.episode.shape[0] != k):
+            raise ValueError(f"Coverage: prev, next and episode must have one entry per transition, got "
+                             f"{self.prev.shape[0]}, {self.next.shape[0]}"
+                             + ("" if self.episode is None else f", {self.episode.shape[0]}"))
+
+    @classmethod
+    def from_rollout(cls, rollout) -> "Coverage":
+        """From a rollout: ``states`` (name -> [T, N, ...]), ``actions`` [T, N, A], ``dones`` [T, N]
+        (robreward.feedback.preferences.Rollout, or anything shaped like it)."""
+        actions = rollout.actions
+        t, n = int(actions.shape[0]), int(actions.shape[1])
+        states = TaskState({k: v.reshape(t * n, *v.shape[2:]) for k, v in rollout.states.items()})
+        dones = rollout.dones.to(actions.device)
+        flat = torch.arange(t * n, device=actions.device).reshape(t, n)
+        has_prev = torch.zeros(t, n, dtype=torch.bool, device=actions.device)
+        has_prev[1:] = ~dones[:-1]
+        # episode id: world n's count of finished episodes before step t, made unique per world
+        started = torch.cat([torch.zeros(1, n, dtype=torch.long, device=actions.device),
+                             dones[:-1].long().cumsum(0)])
+        episode = started * n + torch.arange(n, device=actions.device)
+        return cls(states, actions.reshape(t * n, -1), (flat - n)[has_prev], flat[has_prev], episode[has_prev])
+
+    @property
+    def num_transitions(self) -> int:
+        return int(self.next.shape[0])
+
+    @property
+    def groups(self) -> Tensor:
+        """[K] bootstrap group (episode) of each transition, as 0..G-1."""
+        if self.episode is None:
+            return torch.arange(self.num_transitions)
+        return torch.unique(self.episode.cpu(), return_inverse=True)[1]
+
+
+def collect_transitions(env, num_steps: int, *, policy: Optional[Callable] = None, seed: int = 0) -> Coverage:
+    """A coverage from ``num_steps`` steps of every world of a BatchedEnv (anything with reset(),
+    step(action) -> (obs, reward, terminated, truncated, info with info["final_state"]), num_envs,
+    act_dim, action_low/high, device). ``policy``: obs [N, obs_dim] -> action [N, act_dim]; None:
+    uniform random actions drawn with ``seed``."""
+    if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)) or num_steps < 2:
+        raise ValueError(f"num_steps must be an integer >= 2 (a transition needs two steps), got {num_steps!r}")
+    gen = torch.Generator().manual_seed(int(seed))
+    low, high = env.action_low.cpu(), env.action_high.cpu()
+    obs, _ = env.reset()
+    states: dict[str, list] = {}
+    actions, terminated, truncated = [], [], []
+    with torch.no_grad():
+        for _ in range(int(num_steps)):
+            if policy is None:
+                action = low + (high - low) * torch.rand(env.num_envs, env.act_dim, generator=gen)
+            else:
+                action = policy(obs)
+                action = action[0] if isinstance(action, tuple) else action
+                action = action if isinstance(action, Tensor) else torch.as_tensor(np.asarray(action))
+            obs, _, term, trunc, info = env.step(action.to(env.device, torch.float32))
+            for name, value in info["final_state"].items():
+                states.setdefault(name, []).append(value.cpu())
+            actions.append(info["final_state"]["action"].cpu())
+            terminated.append(term.cpu())
+            truncated.append(trunc.cpu())
+    rollout = _Steps({k: torch.stack(v) for k, v in states.items()}, torch.stack(actions),
+                     torch.stack(terminated) | torch.stack(truncated))
+    return Coverage.from_rollout(rollout)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Steps:
+    states: dict
+    actions: Tensor
+    dones: Tensor
+
+
+# -- evaluating rewards on the coverage ----------------------------------------------------------
+def _total(out) -> Tensor:
+    """The total of a Reward's (total, terms), or a plain tensor."""
+    total = out[0] if isinstance(out, tuple) else out
+    if not isinstance(total, Tensor) or total.ndim != 1:
+        raise ValueError(f"a reward must return a tensor [B] (or (total [B], terms)), got "
+                         f"{type(total).__name__} {list(getattr(total, 'shape', []))}")
+    return total
+
+
+def _evaluate(reward: RewardLike, coverage: Coverage, prev: Tensor, nxt: Tensor,
+              actions: Optional[Tensor] = None) -> Tensor:
+    """R(states[prev], action, states[nxt]) [B] float64 on the CPU, in chunks; the action defaults to
+    actions[nxt] (the transition's own). A Reward-protocol reward reads (states[nxt], action)."""
+    out = torch.empty(len(nxt), dtype=torch.float64)
+    with torch.no_grad():
+        for lo in range(0, len(nxt), _CHUNK_ROWS):
+            n_idx = nxt[lo:lo + _CHUNK_ROWS]
+            act = coverage.actions[n_idx] if actions is None else actions[lo:lo + _CHUNK_ROWS]
+            if isinstance(reward, TransitionReward):
+                value = reward(coverage.states.index(prev[lo:lo + _CHUNK_ROWS]), act, coverage.states.index(n_idx))
+            else:
+                value = _total(reward(coverage.states.index(n_idx), act))
+            out[lo:lo + len(n_idx)] = value.detach().double().cpu()
+    if not torch.isfinite(out).all():
+        raise ValueError(f"reward {getattr(reward, 'name', reward)!r} is not finite (NaN or inf) on the coverage")
+    return out
+
+
+def state_matrix(states: TaskState) -> Tensor:
+    """[M, D] float64: every TaskState field but ``action``, flattened."""
+    parts = [v.reshape(v.shape[0], -1).double().cpu() for k, v in states.items() if k != "action"]
+    if not parts:
+        raise ValueError("the coverage states have no field but 'action': nothing to compare states by")
+    return torch.cat(parts, 1)
+
+
+def _standardised(x: Tensor) -> Tensor:
+    """Columns with zero mean and unit variance; constant columns dropped."""
+    mean, std = x.mean(0), x.std(0, unbiased=False)
+    keep = std > 1e-8 * (1.0 + mean.abs())
+    return (x[:, keep] - mean[keep]) / std[keep]
+
+
+# -- EPIC -------------------------------------------------------------------------------------------
+def canonical_rewards(reward: RewardLike, coverage: Coverage, transitions: Tensor, *, gamma: float = DEFAULT_GAMMA,
+                      num_samples: int = DEFAULT_SAMPLES, rng: Optional[np.random.Generator] = None) -> Tensor:
+    """EPIC's C(R) on the given transitions (indices into coverage.prev/next) [K], float64.
+
+    A Reward-protocol reward (state, action) -> (total, terms) is canonicalised exactly
+    (r - E[r] over the coverage states and actions); a TransitionReward by Monte Carlo over
+    ``num_samples`` independent (S, A, S') draws with ``rng``."""
+    prev, nxt = coverage.prev[transitions], coverage.next[transitions]
+    if not isinstance(reward, TransitionReward):
+        on_d = _evaluate(reward, coverage, prev, nxt)
+        # every expectation of C(R) is the constant E[r(S', A)]; it only shifts C(R), so its
+        # sampling error never reaches the Pearson distance
+        gen = rng if rng is not None else np.random.default_rng(0)
+        m = coverage.actions.shape[0]
+        s_idx, a_idx = (torch.as_tensor(gen.integers(0, m, size=num_samples), device=coverage.actions.device)
+                        for _ in range(2))
+        return on_d - _evaluate(reward, coverage, s_idx, s_idx, coverage.actions[a_idx]).mean()
+    if rng is None:
+        raise ValueError("canonicalizing a TransitionReward samples states and actions: "
+                         "pass rng=np.random.default_rng(seed)")
+    m = coverage.actions.shape[0]
+    s_idx, a_idx, s2_idx = (torch.as_tensor(rng.integers(0, m, size=num_samples), device=coverage.actions.device)
+                            for _ in range(3))
+    sample_a = coverage.actions[a_idx]
+    direct = _evaluate(reward, coverage, prev, nxt)
+    from_next = _mean_over_samples(reward, coverage, nxt, sample_a, s2_idx)  # E[R(s', A, S')]
+    from_prev = _mean_over_samples(reward, coverage, prev, sample_a, s2_idx)  # E[R(s, A, S')]
+    constant = _evaluate(reward, coverage, s_idx, s2_idx, sample_a).mean()
+    return direct + gamma * from_next - from_prev - gamma * constant
+
+
+def _mean_over_samples(reward: TransitionReward, coverage: Coverage, first: Tensor, sample_a: Tensor,
+                       s2_idx: Tensor) -> Tensor:
+    """[K] mean_j R(state[first_k], A_j, state[S'_j])."""
+    k, m = len(first), len(s2_idx)
+    out = torch.empty(k, dtype=torch.float64)
+    per_chunk = max(1, _CHUNK_ROWS // m)
+    for lo in range(0, k, per_chunk):
+        rows = first[lo:lo + per_chunk]
+        b = len(rows)
+        values = _evaluate(reward, coverage, rows.repeat_interleave(m), s2_idx.repeat(b), sample_a.repeat(b, 1))
+        out[lo:lo + b] = values.reshape(b, m).mean(1)
+    return out
+
+
+def pearson_distance(x: Tensor, y: Tensor) -> float:
+    """sqrt((1 - rho) / 2) of two samples [K]; ValueError if either is constant."""
+    x, y = _pair(x, y, "pearson_distance")
+    xc, yc = x - x.mean(), y - y.mean()
+    _check_varies(x, y, xc, yc, "its EPIC/DARD distance is undefined (Pearson correlation of a constant)")
+    rho = float((xc @ yc) / (xc.norm() * yc.norm()))
+    return math.sqrt(max(0.0, (1.0 - min(1.0, max(-1.0, rho))) / 2.0))
+
+
+def _pair(x, y, what: str) -> tuple[Tensor, Tensor]:
+    x = torch.as_tensor(x, dtype=torch.float64).flatten()
+    y = torch.as_tensor(y, dtype=torch.float64).flatten()
+    if x.shape != y.shape or x.numel() < 2:
+        raise ValueError(f"{what} needs two samples of the same size >= 2, got {x.numel()} and {y.numel()}")
+    return x, y
+
+
+def _check_varies(x: Tensor, y: Tensor, xc: Tensor, yc: Tensor, why: str) -> None:
+    scale = max(float(x.abs().max()), float(y.abs().max()), 1e-12) * math.sqrt(x.numel())
+    for what, s in (("first", float(xc.norm())), ("second", float(yc.norm()))):
+        if s <= 1e-9 * scale:
+            raise ValueError(f"the {what} reward is constant on the coverage transitions: {why}; "
+                             "use a more varied rollout")
+
+
+def _choose(coverage: Coverage, max_transitions: int, rng: Optional[np.random.Generator]) -> Tensor:
+    k = coverage.num_transitions
+    if k < 2:
+        raise ValueError(f"the coverage has {k} transitions; a distance needs at least 2: collect a longer rollout")
+    if k <= max_transitions:
+        return torch.arange(k, device=coverage.next.device)
+    if rng is None:
+        raise ValueError(f"the coverage has {k} > max_transitions={max_transitions} transitions to sample from: "
+                         "pass rng=np.random.default_rng(seed)")
+    return torch.as_tensor(np.sort(rng.choice(k, size=max_transitions, replace=False)), device=coverage.next.device)
+
+
+def _check_args(gamma: float, num_samples: int = 1, max_transitions: int = 2) -> None:
+    if not (0.0 <= gamma <= 1.0):
+        raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+    if num_samples < 1 or max_transitions < 2:
+        raise ValueError(f"num_samples must be >= 1 and max_transitions >= 2, got {num_samples}, {max_transitions}")
+
+
+def epic_distance(reward_a: RewardLike, reward_b: RewardLike, coverage: Coverage, *, gamma: float = DEFAULT_GAMMA,
+                  num_samples: int = DEFAULT_SAMPLES, max_transitions: int = DEFAULT_MAX_TRANSITIONS,
+                  rng: Optional[np.random.Generator] = None) -> float:
+    """EPIC distance in [0, 1] between two rewards (Reward protocol or TransitionReward) over a
+    coverage; see the module docstring for what is sampled. ``rng`` draws the transitions (when
+    there are more than ``max_transitions``) and the Monte Carlo samples."""
+    _check_args(gamma, num_samples, max_transitions)
+    chosen = _choose(coverage, max_transitions, rng)
+    canon_a, canon_b = _epic_pair(reward_a, reward_b, coverage, chosen, gamma, num_samples, rng)
+    return pearson_distance(canon_a, canon_b)
+
+
+def _epic_pair(reward_a, reward_b, coverage, chosen, gamma, num_samples, rng) -> tuple[Tensor, Tensor]:
+    seed = int(rng.integers(2**31)) if rng is not None else None
+
+    def draws():  # the same sample draws for both rewards: their Monte Carlo errors partly cancel
+        return np.random.default_rng(seed) if seed is not None else None
+
+    return (canonical_rewards(reward_a, coverage, chosen, gamma=gamma, num_samples=num_samples, rng=draws()),
+            canonical_rewards(reward_b, coverage, chosen, gamma=gamma, num_samples=num_samples, rng=draws()))
+
+
+# -- DARD -------------------------------------------------------------------------------------------
+def nearest_transitions(coverage: Coverage, queries: Tensor, k: int) -> Tensor:
+    """[Q, k] indices of the transitions whose start state is nearest to states[queries]
+    (Euclidean distance of the standardised state fields): DARD's samples of T(s, A)."""
+    k_all = coverage.num_transitions
+    if k < 1:
+        raise ValueError(f"neighbours must be >= 1, got {k}")
+    k = min(k, k_all)
+    z = _standardised(state_matrix(coverage.states))
+    if z.shape[1] == 0:  # every state the same: every transition is a neighbour
+        return torch.arange(k).repeat(len(queries), 1)
+    starts, points = z[coverage.prev.cpu()], z[queries.cpu()]
+    out = torch.empty(len(queries), k, dtype=torch.long)
+    rows = max(1, (1 << 24) // max(1, k_all))
+    for lo in range(0, len(queries), rows):
+        dist = torch.cdist(points[lo:lo + rows], starts)
+        out[lo:lo + rows] = dist.topk(k, dim=1, largest=False).indices
+    return out
+
+
+def dard_canonical_rewards(reward: RewardLike, coverage: Coverage, transitions: Tensor, *,
+                           gamma: float = DEFAULT_GAMMA, neighbours: int = DEFAULT_NEIGHBOURS) -> Tensor:
+    """DARD's C(R) on the given transitions [K] float64, T(s, A) from nearest neighbours."""
+    prev, nxt = coverage.prev[transitions], coverage.next[transitions]
+    near_s = nearest_transitions(coverage, prev, neighbours).to(coverage.next.device)  # (A, S') ~ T(s, .)
+    if not isinstance(reward, TransitionReward):
+        r_all = _evaluate(reward, coverage, coverage.prev, coverage.next)  # r(s'_j, a_j) of every transition j
+        return _evaluate(reward, coverage, prev, nxt) - r_all[near_s.cpu()].mean(1)
+    near_s2 = nearest_transitions(coverage, nxt, neighbours).to(coverage.next.device)  # (A, S'') ~ T(s', .)
+    k = near_s.shape[1]
+    direct = _evaluate(reward, coverage, prev, nxt)
+    a2 = s2 = coverage.next[near_s2]  # [K, k] S'' and the action taken into it (actions[next])
+    from_next = _evaluate(reward, coverage, nxt.repeat_interleave(k), s2.flatten(),
+                          coverage.actions[a2.flatten()]).reshape(-1, k).mean(1)  # E R(s', A, S'')
+    s1 = coverage.next[near_s]
+    from_prev = _evaluate(reward, coverage, prev.repeat_interleave(k), s1.flatten()).reshape(-1, k).mean(1)
+    # E R(S', A, S''): S' from s's neighbours, (A, S'') from s''s neighbours, all k x k pairs
+    first = s1.unsqueeze(2).expand(-1, k, k).flatten()
+    second = s2.unsqueeze(1).expand(-1, k, k).flatten()
+    act = coverage.actions[a2.unsqueeze(1).expand(-1, k, k).flatten()]
+    cross = _evaluate(reward, coverage, first, second, act).reshape(-1, k * k).mean(1)
+    return direct + gamma * from_next - from_prev - gamma * cross
+
+
+def dard_distance(reward_a: RewardLike, reward_b: RewardLike, coverage: Coverage, *, gamma: float = DEFAULT_GAMMA,
+                  neighbours: int = DEFAULT_NEIGHBOURS, max_transitions: int = DEFAULT_MAX_TRANSITIONS,
+                  rng: Optional[np.random.Generator] = None) -> float:
+    """DARD distance in [0, 1]: the Pearson distance of DARD-canonicalised rewards (module docstring)."""
+    _check_args(gamma, 1, max_transitions)
+    chosen = _choose(coverage, max_transitions, rng)
+    return pearson_distance(dard_canonical_rewards(reward_a, coverage, chosen, gamma=gamma, neighbours=neighbours),
+                            dard_canonical_rewards(reward_b, coverage, chosen, gamma=gamma, neighbours=neighbours))
+
+
+# -- STARC ------------------------------------------------------------------------------------------
+FeatureFn = Callable[[TaskState], Tensor]
+
+
+def value_features(coverage: Coverage, num_random: int = DEFAULT_VALUE_FEATURES, seed: int = 0) -> Tensor:
+    """[M, F] float64 features of every coverage state for the value fit: a constant, the
+    standardised state fields and ``num_random`` random Fourier features of them (bandwidth
+    sqrt(dims), frequencies drawn with ``seed``)."""
+    z = _standardised(state_matrix(coverage.states))
+    parts = [torch.ones(z.shape[0], 1, dtype=torch.float64), z]
+    if num_random > 0 and z.shape[1] > 0:
+        gen = torch.Generator().manual_seed(int(seed))
+        w = torch.randn(z.shape[1], num_random, generator=gen, dtype=torch.float64) / math.sqrt(z.shape[1])
+        b = 2 * math.pi * torch.rand(num_random, generator=gen, dtype=torch.float64)
+        parts.append(math.sqrt(2.0 / num_random) * torch.cos(z @ w + b))
+    return torch.cat(parts, 1)
+
+
+def lstd_values(features: Tensor, prev: Tensor, nxt: Tensor, rewards: Tensor, gamma: float) -> Tensor:
+    """[M] LSTD(0) value of every state: features [M, F], transitions (prev, nxt) [K] with rewards [K].
+    Several rewards at once: rewards [K, R] gives values [M, R]."""
+    phi, phi2 = features[prev.cpu()], features[nxt.cpu()]
+    a = phi.T @ (phi - gamma * phi2) / len(prev)
+    b = phi.T @ rewards.reshape(len(prev), -1) / len(prev)
+    ridge = RIDGE * float(a.diagonal().abs().mean()) + 1e-300
+    w = torch.linalg.lstsq(a + ridge * torch.eye(a.shape[0], dtype=a.dtype), b).solution
+    values = features @ w
+    return values if rewards.ndim > 1 else values[:, 0]
+
+
+def val_canonical_rewards(reward: RewardLike, coverage: Coverage, *, gamma: float = DEFAULT_GAMMA,
+                          features: Optional[Union[Tensor, FeatureFn]] = None) -> Tensor:
+    """STARC's Value-Adjusted Levelling c(R)(s, a, s') = R(s, a, s') + gamma V(s') - V(s) on every
+    coverage transition [K] float64, V the LSTD value of R under the coverage's policy.
+    ``features``: [M, F] per coverage state, or fn(TaskState) -> [M, F]; default value_features."""
+    feats = _features(coverage, features)
+    r = _evaluate(reward, coverage, coverage.prev, coverage.next)
+    values = lstd_values(feats, coverage.prev, coverage.next, r, gamma)
+    return r + gamma * values[coverage.next.cpu()] - values[coverage.prev.cpu()]
+
+
+def _features(coverage: Coverage, features) -> Tensor:
+    if features is None:
+        return value_features(coverage)
+    feats = features(coverage.states) if callable(features) else features
+    feats = torch.as_tensor(feats).double().cpu()
+    m = coverage.actions.shape[0]
+    if feats.ndim != 2 or feats.shape[0] != m:
+        raise ValueError(f"value features must be [M, F] with M={m} coverage states, got {list(feats.shape)}")
+    return feats
+
+
+def starc_from_canonical(x: Tensor, y: Tensor) -> float:
+    """(1/2) || x / |x| - y / |y| ||, norms the L2 norm over the sample (STARC with n = m = L2); a
+    canonical reward of norm 0 (the reward was only shaping and a constant) normalises to 0."""
+    x, y = _pair(x, y, "starc_from_canonical")
+    return float(_starc(x.unsqueeze(0), y.unsqueeze(0))[0])
+
+
+def _starc(x: Tensor, y: Tensor, scale: Optional[float] = None) -> Tensor:
+    """Row-wise STARC of [B, K] canonical rewards (rows: bootstrap samples)."""
+    def unit(v):
+        norm = v.pow(2).mean(1, keepdim=True).sqrt()
+        tiny = 1e-9 * (scale if scale is not None else float(v.abs().max()) + 1e-300)
+        return torch.where(norm > tiny, v / norm.clamp_min(1e-300), torch.zeros_like(v))
+
+    return 0.5 * (unit(x) - unit(y)).pow(2).mean(1).sqrt()
+
+
+def starc_distance(reward_a: RewardLike, reward_b: RewardLike, coverage: Coverage, *, gamma: float = DEFAULT_GAMMA,
+                   features: Optional[Union[Tensor, FeatureFn]] = None, max_transitions: Optional[int] = None,
+                   rng: Optional[np.random.Generator] = None) -> float:
+    """STARC distance in [0, 1] with VAL canonicalisation and L2 normalisation and metric (module
+    docstring). V is fitted on every coverage transition; the distance is measured on all of them,
+    or on ``max_transitions`` drawn with ``rng``."""
+    _check_args(gamma)
+    canon_a = val_canonical_rewards(reward_a, coverage, gamma=gamma, features=features)
+    canon_b = val_canonical_rewards(reward_b, coverage, gamma=gamma, features=features)
+    chosen = _choose(coverage, max_transitions or coverage.num_transitions, rng).cpu()
+    return starc_from_canonical(canon_a[chosen], canon_b[chosen])
+
+
+# -- all three, with confidence intervals -------------------------------------------------------------
+def reward_distances(spec, reward_a, reward_b, transitions: Coverage, *, gamma: float = DEFAULT_GAMMA,
+                     seed: int = 0, max_transitions: int = DEFAULT_MAX_TRANSITIONS,
+                     num_samples: int = DEFAULT_SAMPLES, neighbours: int = DEFAULT_NEIGHBOURS,
+                     bootstrap: int = DEFAULT_BOOTSTRAP, confidence: float = 0.95) -> dict:
+    """EPIC, DARD and STARC between two rewards of task ``spec`` on sampled transitions.
+
+    reward_a, reward_b: reward specs (``hand``, ``sparse``, ``FILE.py``, ``pref:RUN``, ``A+B``, ...;
+    robreward.rewards.spec) or Reward objects / TransitionRewards. transitions: a Coverage
+    (``collect_transitions(env, steps)`` or ``Coverage.from_rollout``).
+
+    Returns {"epic": float | None, "dard": ..., "starc": ..., "epic_ci": [lo, hi] | None, "dard_ci",
+    "starc_ci", "transitions": K used, "episodes": bootstrap groups, "gamma", "confidence",
+    "notes": {metric: why it is None}}: a metric is None (with its note) where it is undefined, e.g.
+    EPIC/DARD of a reward constant on the transitions. ``bootstrap`` 0: no intervals."""
+    from robreward.rewards.base import resolve_reward
+
+    _check_args(gamma, num_samples, max_transitions)
+    if bootstrap < 0 or not (0.0 < confidence < 1.0):
+        raise ValueError(f"bootstrap must be >= 0 and confidence in (0, 1), got {bootstrap}, {confidence}")
+    rewards = [r if isinstance(r, TransitionReward) else resolve_reward(r, spec) for r in (reward_a, reward_b)]
+    rng = np.random.default_rng(seed)
+    chosen = _choose(transitions, max_transitions, rng)
+    canon: dict[str, tuple[Tensor, Tensor]] = {}
+    notes: dict[str, str] = {}
+    canon["epic"] = _epic_pair(rewards[0], rewards[1], transitions, chosen, gamma, num_samples, rng)
+    canon["dard"] = tuple(dard_canonical_rewards(r, transitions, chosen, gamma=gamma, neighbours=neighbours)
+                          for r in rewards)
+    val = [val_canonical_rewards(r, transitions, gamma=gamma) for r in rewards]
+    canon["starc"] = (val[0][chosen.cpu()], val[1][chosen.cpu()])
+    groups = transitions.groups[chosen.cpu()]
+    out: dict = {"transitions": len(chosen), "episodes": int(groups.max()) + 1, "gamma": gamma,
+                 "confidence": confidence}
+    for metric in METRICS:
+        x, y = canon[metric]
+        try:
+            out[metric] = starc_from_canonical(x, y) if metric == "starc" else pearson_distance(x, y)
+        except ValueError as err:
+            out[metric], notes[metric] = None, str(err)
+        out[f"{metric}_ci"] = (None if out[metric] is None or bootstrap == 0 else
+                               _bootstrap(metric, x, y, groups, bootstrap, confidence, rng))
+    out["notes"] = notes
+    return out
+
+
+def _bootstrap(metric: str, x: Tensor, y: Tensor, groups: Tensor, count: int, confidence: float,
+               rng: np.random.Generator) -> list[float]:
+    """Percentile interval of the metric over ``count`` resamples of the groups (episodes)."""
+    num_groups = int(groups.max()) + 1
+    members = [torch.nonzero(groups == g).flatten() for g in range(num_groups)]
+    values = []
+    for lo in range(0, count, 64):
+        rows_x, rows_y = [], []
+        for _ in range(min(64, count - lo)):
+            pick = rng.integers(0, num_groups, size=num_groups)
+            idx = torch.cat([members[g] for g in pick])
+            rows_x.append(x[idx])
+            rows_y.append(y[idx])
+        values.extend(_metric_rows(metric, rows_x, rows_y))
+    finite = np.array([v for v in values if math.isfinite(v)])
+    if len(finite) == 0:
+        return [float("nan"), float("nan")]
+    tail = 100 * (1 - confidence) / 2
+    return [float(np.percentile(finite, tail)), float(np.percentile(finite, 100 - tail))]
+
+
+def _metric_rows(metric: str, rows_x: list, rows_y: list) -> list[float]:
+    out = []
+    for x, y in zip(rows_x, rows_y):
+        if metric == "starc":
+            out.append(float(_starc(x.unsqueeze(0), y.unsqueeze(0))[0]))
+            continue
+        xc, yc = x - x.mean(), y - y.mean()
+        denom = float(xc.norm() * yc.norm())
+        if denom <= 0:
+            out.append(float("nan"))
+            continue
+        rho = float((xc @ yc) / denom)
+        out.append(math.sqrt(max(0.0, (1.0 - min(1.0, max(-1.0, rho))) / 2.0)))
+    return out
+
+
+__all__ = ["Coverage", "DEFAULT_GAMMA", "METRICS", "TransitionReward", "canonical_rewards", "collect_transitions",
+           "dard_canonical_rewards", "dard_distance", "epic_distance", "lstd_values", "nearest_transitions",
+           "pearson_distance", "reward_distances", "starc_distance", "starc_from_canonical", "state_matrix",
+           "val_canonical_rewards", "value_features"]
