@@ -1,16 +1,19 @@
-"""Compare runs: a markdown table (return, success, fitness, HNS, significance vs hand) and a
-PNG of learning curves.
+"""Compare runs: a markdown table (steps, return, success, fitness, HNS with its 95% interval,
+significance vs hand) and a PNG of learning curves.
 
-    compare(["runs/push-hand", "runs/push-llm", "runs/push-sparse"], out="runs/compare")
+    compare(["runs/push-mine", "runs/push-llm"], out="runs/compare")
 
-A run is a run directory (config.yaml, eval.json, progress.csv; ARCHITECTURE.md "Run
+A run is a run directory (config.yaml, eval.json, progress.csv; docs/architecture.md "Run
 directory") or a seed group: a directory holding ``seed_0/``, ``seed_1/``, ... run dirs.
 A single run dir whose eval.json has a "per_seed" list counts as several seeds.
 
-H and S (hand and sparse fitness) come from the given runs whose reward is "hand"/"sparse"
-(same task), else from the shipped baseline ``policies/<task>/eval.json`` (baseline.py).
-The p-value is the one-sided Welch test of "fitness better than the hand reward's" over
-seeds (stats.py); the hand side's seeds come from the hand run or the baseline's per_seed.
+H and S (hand and sparse fitness) are the SHIPPED baselines' (baseline.py): the newest version
+present for the task (``policies/v1/<task>/`` over ``policies/<task>/``, which is v0) or the
+``baseline_version`` asked for, and the table says which. A user's own hand and sparse runs are
+H and S only when asked (``baselines=(HAND_RUN, SPARSE_RUN)``, the CLI's ``--baselines``). A
+run passed that IS the reference (the shipped folder, or one of the --baselines runs) is shown
+but never scored against itself. The p-value is the one-sided Welch test of "fitness better
+than the hand reward's" over seeds (stats.py), the hand side's seeds being the reference's.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from robreward import rundir
-from robreward.eval.baseline import Baseline, load_baseline
-from robreward.eval.hns import HNS, hns, mean_hns
+from robreward.eval.baseline import Baseline, shipped_baselines, shipped_folders
+from robreward.eval.hns import HNS, hns, hns_interval
 from robreward.eval.plots import plot_learning_curves, read_progress
 from robreward.eval.stats import better_than_hand, format_p
 from robreward.fileio import atomic_write_json, atomic_write_text
@@ -43,6 +46,7 @@ class Run:
     evals: list  # per seed: eval dict (numeric fields) or None
     progress: list  # per seed: {column: array}
     eval_json: Optional[dict] = None  # the run's own eval.json (single run)
+    steps: Optional[int] = None  # env steps per seed (config.yaml "steps")
 
     def per_seed(self, key: str) -> list[float]:
         return [e[key] for e in self.evals if e and e.get(key) is not None]
@@ -93,63 +97,105 @@ def load_run(path) -> Run:
             return run
     subs = _seed_dirs(path)
     if subs:
-        seeds, evals, progress, task, reward = [], [], [], None, None
+        seeds, evals, progress, task, reward, steps = [], [], [], None, None, None
         for seed, sub in subs:
             config, ev, prog = _load_single(sub)
+            steps = steps or config.get("steps")
             seeds.append(int(config.get("seed", seed)))
             evals.append(ev)
             progress.append(prog)
             task = task or config.get("task") or (ev or {}).get("task")
             reward = reward or config.get("reward") or (ev or {}).get("reward")
-        return Run(label, path, task, str(reward or "?"), seeds, evals, progress)
+        return Run(label, path, task, str(reward or "?"), seeds, evals, progress, steps=_int(steps))
     config, ev, prog = _load_single(path)
     task = config.get("task") or (ev or {}).get("task")
     reward = str(config.get("reward") or (ev or {}).get("reward") or "?")
     if ev and ev.get("per_seed"):
         per = ev["per_seed"]
         return Run(label, path, task, reward, [int(r.get("seed", i)) for i, r in enumerate(per)], list(per),
-                   [prog] if prog else [], ev)
+                   [prog] if prog else [], ev, _int(config.get("steps") or ev.get("steps")))
     seed = config.get("seed", (ev or {}).get("seeds", [None])[0] if ev else None)
-    return Run(label, path, task, reward, [seed], [ev], [prog] if prog else [], ev)
+    return Run(label, path, task, reward, [seed], [ev], [prog] if prog else [], ev, _int(config.get("steps")))
+
+
+def _int(x) -> Optional[int]:
+    try:
+        return int(x) if x is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclasses.dataclass
 class Reference:
-    """H and S for one task, and where they came from."""
+    """H and S for one task, where they came from, and which passed paths are the reference itself."""
 
+    task: Optional[str]
     h: Optional[float]
     s: Optional[float]
     hand_seeds: list
-    h_source: str
-    s_source: str
-    hand_path: Optional[str] = None  # the hand run among the compared ones, if any
+    sparse_seeds: list
+    source: str  # "shipped baselines v0 of push (policies/push, 3 seeds)", "your runs ...", "none: ..."
+    kind: str = "none"  # "shipped", "runs" or "none"
+    version: Optional[str] = None  # the shipped baselines' version
+    steps: Optional[int] = None  # the baselines' env steps per seed, when known
+    self_paths: dict = dataclasses.field(default_factory=dict)  # resolved path -> "H" or "S"
+
+    @property
+    def h_source(self) -> str:  # kept for readers of compare.json before the versions
+        return self.source
+
+    @property
+    def s_source(self) -> str:
+        return self.source
+
+
+def _resolved(path) -> str:
+    return str(Path(path).resolve())
 
 
 def _reward_kind(reward: str) -> str:
     return str(reward).strip().lower()
 
 
-def find_reference(task: Optional[str], runs: Sequence[Run], baseline: Optional[Baseline]) -> Reference:
-    same = [r for r in runs if r.task == task]
-    hand = next((r for r in same if _reward_kind(r.reward) == "hand" and r.per_seed("fitness_mean")), None)
-    sparse = next((r for r in same if _reward_kind(r.reward) == "sparse" and r.per_seed("fitness_mean")), None)
-    if hand is not None:
-        h, seeds, h_src = hand.mean("fitness_mean"), hand.per_seed("fitness_mean"), f"run {hand.label}"
-    elif baseline is not None and baseline.hand_fitness is not None:
-        h, seeds, h_src = baseline.hand_fitness, baseline.hand_fitness_per_seed, f"baseline {baseline.path}"
-    else:
-        h, seeds, h_src = None, [], "none"
-    if sparse is not None:
-        s, s_src = sparse.mean("fitness_mean"), f"run {sparse.label}"
-    elif baseline is not None and baseline.sparse_fitness is not None:
-        s, s_src = baseline.sparse_fitness, f"baseline {baseline.path}"
-    else:
-        s, s_src = None, "none"
-    return Reference(h, s, seeds, h_src, s_src, str(hand.path) if hand is not None else None)
+def shipped_reference(task: Optional[str], base: Optional[Baseline], version: Optional[str]) -> Reference:
+    if base is None:
+        asked = f" {version}" if version else ""
+        return Reference(task, None, None, [], [], f"none: no shipped baselines{asked} of {task} (policies/); "
+                         "pass your own with --baselines HAND_RUN,SPARSE_RUN")
+    return Reference(task, base.hand_fitness, base.sparse_fitness, base.hand_fitness_per_seed,
+                     base.sparse_fitness_per_seed, base.describe(), "shipped", base.version,
+                     _int(base.hand.get("steps")), {_resolved(base.folder): "H"})
+
+
+def runs_reference(hand: Run, sparse: Run) -> Reference:
+    if hand.task != sparse.task:
+        raise ValueError(f"--baselines: the hand run {hand.label!r} is on task {hand.task!r} and the sparse run "
+                         f"{sparse.label!r} on {sparse.task!r}: pass two runs of one task")
+    for run, role in ((hand, "hand (H)"), (sparse, "sparse (S)")):
+        if not run.per_seed("fitness_mean"):
+            raise ValueError(f"--baselines: {run.label!r}, the {role} run, has no evaluated fitness "
+                             f"(no eval.json with fitness_mean): run `robreward eval {run.path}` first")
+    odd = [f"{r.label} was trained on reward {r.reward!r}" for r, kind in ((hand, "hand"), (sparse, "sparse"))
+           if _reward_kind(r.reward) != kind]
+    source = (f"your runs {hand.label} (H, {len(hand.seeds)} seed{'s' if len(hand.seeds) != 1 else ''}) and "
+              f"{sparse.label} (S, {len(sparse.seeds)} seed{'s' if len(sparse.seeds) != 1 else ''})"
+              + (f" (note: {'; '.join(odd)})" if odd else ""))
+    return Reference(hand.task, hand.mean("fitness_mean"), sparse.mean("fitness_mean"), hand.per_seed("fitness_mean"),
+                     sparse.per_seed("fitness_mean"), source, "runs", None, hand.steps,
+                     {_resolved(hand.path): "H", _resolved(sparse.path): "S"})
 
 
 def _fmt(x, digits=2) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
+
+
+def _steps(x: Optional[int]) -> str:
+    if x is None:
+        return "-"
+    for div, unit in ((1_000_000, "M"), (1_000, "k")):
+        if x >= div:
+            return f"{x / div:.3g}{unit}"
+    return str(x)
 
 
 def _return_cell(run: Run) -> str:
@@ -170,39 +216,106 @@ def baseline_runs(base: Baseline) -> list[Run]:
             continue
         per = data.get("per_seed") or [data]
         seeds = [int(r.get("seed", i)) for i, r in enumerate(per)]
-        rows.append(Run(f"shipped {kind} baseline", base.path.parent, base.task, kind, seeds, list(per), [], data))
+        rows.append(Run(f"shipped {kind} baseline {base.version}", base.folder, base.task, kind, seeds, list(per), [], data,
+                        _int(data.get("steps") or base.hand.get("steps"))))
     return rows
 
 
-def build_rows(runs: Sequence[Run], baseline_root=None) -> tuple[list[dict], dict]:
-    """One dict per run (numbers + formatted cells) and the references per task; the shipped
-    baselines of the runs' tasks (policies/<task>/) come first, so the table shows H and S."""
-    refs, shipped = {}, []
-    for task in dict.fromkeys(r.task for r in runs):
-        base = load_baseline(task, baseline_root) if task else None
-        refs[task] = find_reference(task, runs, base)
-        if base is not None:
-            shipped += baseline_runs(base)
+def _hns_cell(score: HNS, ci) -> str:
+    if not score.defined:
+        return score.format()
+    return score.format() + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+
+
+def build_rows(runs: Sequence[Run], baseline_root=None, baseline_version: Optional[str] = None,
+               baselines: Optional[tuple] = None) -> tuple[list[dict], dict]:
+    """One dict per row (numbers + formatted cells) and the reference per task.
+
+    Without `baselines` each task's reference is its shipped baselines (newest version, or
+    `baseline_version`), whose hand and sparse rows come first; with `baselines` = (hand Run,
+    sparse Run) those two are the reference of their task (every run must be on it)."""
+    refs, reference_rows = {}, []
+    if baselines is not None:
+        hand, sparse = baselines
+        ref = runs_reference(hand, sparse)
+        others = sorted({str(r.task) for r in runs if r.task != ref.task})
+        if others:
+            raise ValueError(f"--baselines are runs of task {ref.task!r}; the runs passed include task(s) "
+                             f"{', '.join(others)}: compare one task at a time with your own baselines")
+        refs[ref.task] = ref
+        reference_rows = [r for r in (hand, sparse) if _resolved(r.path) not in {_resolved(x.path) for x in runs}]
+    else:
+        for task in dict.fromkeys(r.task for r in runs):
+            base = shipped_baselines(task, baseline_version, baseline_root) if task else None
+            refs[task] = shipped_reference(task, base, baseline_version)
+            if base is not None:
+                reference_rows += baseline_runs(base)
+    shipped = set(shipped_folders(baseline_root))
     rows = []
-    for run in [*shipped, *runs]:
+    for run in [*reference_rows, *runs]:
         ref = refs[run.task]
         fitness = run.mean("fitness_mean")
+        path = _resolved(run.path)
+        if any(run is r for r in reference_rows):
+            role = "H" if _reward_kind(run.reward) == "hand" else "S"
+        else:
+            role = ref.self_paths.get(path)
         score: HNS = hns(fitness, ref.h, ref.s)
-        is_hand = ref.hand_path == str(run.path) or (run.reward == "hand" and any(run is b for b in shipped))
-        test = None if is_hand or not ref.hand_seeds else better_than_hand(run.per_seed("fitness_mean"), ref.hand_seeds)
+        ci = None
+        if role is None and score.defined and len(run.per_seed("fitness_mean")) >= 2:
+            ci = hns_interval(run.per_seed("fitness_mean"), ref.hand_seeds, ref.sparse_seeds)
+        test = None if role or not ref.hand_seeds else better_than_hand(run.per_seed("fitness_mean"),
+                                                                                ref.hand_seeds)
+        hns_cell = f"{score.format()} (= {role})" if role and score.defined else _hns_cell(score, ci)
         rows.append({
             "run": run.label, "path": str(run.path), "task": run.task, "reward": run.reward,
-            "seeds": len(run.seeds), "return_mean": run.mean("return_mean"),
+            "role": role, "shipped": Path(path) in shipped and role is None,
+            "seeds": len(run.seeds), "steps": run.steps, "return_mean": run.mean("return_mean"),
             "success_rate": run.mean("success_rate"), "fitness_mean": fitness,
-            "hns": score.to_dict(), "vs_hand": test,
-            "cells": [run.label, str(run.task or "-"), run.reward, str(len(run.seeds)), _return_cell(run),
-                      _fmt(run.mean("success_rate")), _fmt(fitness), score.format(),
-                      "-" if is_hand else ("no hand seeds" if not ref.hand_seeds else format_p(test))],
+            "hns": score.to_dict(), "hns_ci": list(ci) if ci else None, "vs_hand": test,
+            "cells": [run.label, str(run.task or "-"), run.reward, str(len(run.seeds)), _steps(run.steps),
+                      _return_cell(run), _fmt(run.mean("success_rate")), _fmt(fitness), hns_cell,
+                      "-" if role else ("no hand seeds" if not ref.hand_seeds else format_p(test))],
         })
     return rows, refs
 
 
-HEADER = ("run", "task", "reward", "seeds", "return (hand) mean ± std", "success", "fitness", "HNS", "vs hand")
+HEADER = ("run", "task", "reward", "seeds", "steps", "return (hand) mean ± std", "success", "fitness",
+          "HNS [95% CI]", "vs hand")
+
+
+def summary_line(rows: Sequence[dict], refs: dict) -> str:
+    """The one line to quote: every scored run's HNS (with its interval) and what it is against."""
+    kinds = {ref.kind for ref in refs.values()}
+    if kinds == {"runs"}:
+        against = "; ".join(ref.source for ref in refs.values())
+    else:
+        shipped = [ref for ref in refs.values() if ref.kind == "shipped"]
+        versions = sorted({ref.version for ref in shipped})
+        if len(versions) == 1:
+            against = f"shipped {versions[0]} baselines"
+        elif shipped:
+            against = "shipped baselines (" + ", ".join(f"{r.task} {r.version}" for r in shipped) + ")"
+        else:
+            against = "no baselines"
+        missing = [str(ref.task) for ref in refs.values() if ref.kind == "none"]
+        if missing:
+            against += f" (none shipped for {', '.join(missing)})"
+    parts = []
+    for row in rows:
+        if row["role"] is not None:
+            continue
+        value, ci = row["hns"]["value"], row["hns_ci"]
+        if value is None:
+            parts.append(f"{row['run']} n/a")
+        elif ci:
+            parts.append(f"{row['run']} {value:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]")
+        else:
+            parts.append(f"{row['run']} {value:.2f} ({row['seeds']} seed{'s' if row['seeds'] != 1 else ''}, "
+                         "no interval)")
+    if not parts:
+        return f"HNS against {against}: no run to score (every run passed is a baseline itself)"
+    return f"HNS of your runs against {against}: " + ", ".join(parts)
 
 
 def markdown_table(rows: Sequence[dict], refs: dict) -> str:
@@ -210,8 +323,11 @@ def markdown_table(rows: Sequence[dict], refs: dict) -> str:
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row["cells"]) + " |" for row in rows]
     notes = []
     for task, ref in refs.items():
-        notes.append(f"- {task}: H (hand fitness) = {_fmt(ref.h, 3)} from {ref.h_source}; "
-                     f"S (sparse fitness) = {_fmt(ref.s, 3)} from {ref.s_source}")
+        budget = f"; {_steps(ref.steps)} env steps per seed" if ref.steps else ""
+        notes.append(f"- {task}: H = {_fmt(ref.h, 3)}, S = {_fmt(ref.s, 3)}: {ref.source}{budget}")
+    for row in rows:
+        if row["role"] is None and row["path"] and row["shipped"]:
+            notes.append(f"- {row['run']}: a shipped baseline of another version, scored as any run")
     undefined: dict[str, list[str]] = {}  # one note per reason, naming its runs
     for row in rows:
         if row["hns"]["reason"]:
@@ -220,39 +336,52 @@ def markdown_table(rows: Sequence[dict], refs: dict) -> str:
     for row in rows:
         if row["vs_hand"] and row["vs_hand"].get("testable"):
             notes.append(f"- {row['run']}: {row['vs_hand']['summary']}")
-    avg = mean_hns(row["hns"]["value"] for row in rows if _reward_kind(row["reward"]) not in ("hand", "sparse"))
-    if avg is not None:
-        notes.append(f"- mean HNS of the non-baseline runs (each clipped to [0, 3], as Eureka): {_fmt(avg)}")
-    notes.append("- return: mean ± std over seeds (one seed: over episodes); HNS = (M - S)/|H - S| on fitness; "
-                 "vs hand: one-sided Welch t-test on per-seed fitness, * = significant at 0.05")
-    return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
+    notes.append("- HNS = (M - S)/|H - S| on fitness; (= H)/(= S): the reference itself, not scored; [95% CI]: "
+                 "bootstrap over the run's seeds and the baselines' seeds (>= 2 run seeds); return: mean ± std over "
+                 "seeds (one seed: over episodes); vs hand: one-sided Welch t-test on per-seed fitness, "
+                 "* = significant at 0.05")
+    return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n\n" + summary_line(rows, refs) + "\n"
 
 
 COMPARE_FILES = ("compare.md", "compare.json", "curves.png")
 
 
-def compare(run_dirs: Sequence, out=None, baseline_root=None, overwrite: bool = False) -> dict:
+def compare(run_dirs: Sequence, out=None, baseline_root=None, overwrite: bool = False,
+            baseline_version: Optional[str] = None, baselines: Optional[Sequence] = None) -> dict:
     """Read the runs, write <out>/compare.md, <out>/compare.json and <out>/curves.png.
 
-    out defaults to the first run's parent / "compare". An existing comparison there is refused
-    unless ``overwrite`` (FileExistsError). Returns {table, markdown, json, png, rows, out}.
+    H and S: the shipped baselines (newest version, or `baseline_version` "v0"/"v1"/...), or with
+    `baselines` = (HAND_RUN, SPARSE_RUN) those two run directories. out defaults to the first
+    run's parent / "compare". An existing comparison there is refused unless ``overwrite``
+    (FileExistsError). Returns {table, summary, markdown, json, png, rows, out}.
     """
     if not run_dirs:
         raise ValueError("compare needs at least one run directory")
+    if baselines is not None and baseline_version is not None:
+        raise ValueError("--baselines (your own H and S runs) and --baseline-version (which shipped baselines) "
+                         "exclude each other: pass one")
+    if baselines is not None and len(baselines) != 2:
+        raise ValueError(f"--baselines takes two runs, HAND_RUN,SPARSE_RUN; got {len(baselines)}")
     out = Path(out) if out is not None else Path(run_dirs[0]).resolve().parent / "compare"
     existing = [name for name in COMPARE_FILES if (out / name).exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{str(out)!r} already holds a comparison ({', '.join(existing)}): pass --overwrite to "
                               "replace it, or --out DIR for a new one")
     runs = [load_run(p) for p in run_dirs]
-    rows, refs = build_rows(runs, baseline_root)
+    refs_runs = tuple(load_run(p) for p in baselines) if baselines is not None else None
+    rows, refs = build_rows(runs, baseline_root, baseline_version, refs_runs)
     table = markdown_table(rows, refs)
+    summary = summary_line(rows, refs)
     out.mkdir(parents=True, exist_ok=True)
     md = atomic_write_text(out / "compare.md", "# Comparison\n\n" + table + "\n![learning curves](curves.png)\n")
-    payload = {"rows": [{k: v for k, v in r.items() if k != "cells"} for r in rows],
-               "references": {str(t): dataclasses.asdict(r) for t, r in refs.items()}}
+    payload = {"summary": summary,
+               "rows": [{k: v for k, v in r.items() if k != "cells"} for r in rows],
+               "references": {str(t): {**dataclasses.asdict(r), "self_paths": sorted(r.self_paths)}
+                              for t, r in refs.items()}}
     js = atomic_write_json(out / "compare.json", payload, indent=2)
     tasks = sorted({str(r.task) for r in runs})
-    png = plot_learning_curves([(r.label, r.progress) for r in runs], out / "curves.png",
-                               title=", ".join(tasks))
-    return {"table": table, "markdown": md, "json": js, "png": png, "rows": rows, "out": out}
+    passed = {_resolved(r.path) for r in runs}
+    extra = [r for r in (refs_runs or ()) if _resolved(r.path) not in passed]  # --baselines runs not passed
+    curves = [(r.label, r.progress) for r in [*extra, *runs]]
+    png = plot_learning_curves(curves, out / "curves.png", title=", ".join(tasks))
+    return {"table": table, "summary": summary, "markdown": md, "json": js, "png": png, "rows": rows, "out": out}

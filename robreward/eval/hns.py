@@ -71,3 +71,31 @@ def mean_hns(scores: Iterable, clip: Optional[tuple[float, float]] = EUREKA_CLIP
         if _finite(v):
             vals.append(clip_hns(v, *clip) if clip else float(v))
     return sum(vals) / len(vals) if vals else None
+
+
+def hns_interval(m_seeds, h_seeds, s_seeds, n_boot: int = 4000, level: float = 0.95, seed: int = 0,
+                 gap: float = UNDEFINED_GAP) -> Optional[tuple[float, float]]:
+    """Percentile bootstrap interval of the HNS over seeds: the run's per-seed fitness (M), the
+    hand baseline's (H) and the sparse baseline's (S) are each resampled with replacement and
+    (mean M - mean S) / |mean H - mean S| recomputed. None with fewer than 2 run seeds (an
+    interval from the baselines' seeds alone would look like the run's own spread), or when
+    more than 5% of the resamples have an undefined HNS (|H - S| too small)."""
+    import numpy as np
+
+    m = np.asarray([v for v in m_seeds if _finite(v)], dtype=np.float64)
+    h = np.asarray([v for v in h_seeds if _finite(v)], dtype=np.float64)
+    s = np.asarray([v for v in s_seeds if _finite(v)], dtype=np.float64)
+    if len(m) < 2 or not len(h) or not len(s):
+        return None
+    rng = np.random.default_rng(seed)
+    mb = m[rng.integers(0, len(m), (n_boot, len(m)))].mean(1)
+    hb = h[rng.integers(0, len(h), (n_boot, len(h)))].mean(1)
+    sb = s[rng.integers(0, len(s), (n_boot, len(s)))].mean(1)
+    spread = np.abs(hb - sb)
+    ok = (spread >= gap * np.abs(hb)) & (spread > 0)
+    if ok.mean() < 0.95:
+        return None
+    vals = (mb[ok] - sb[ok]) / spread[ok]
+    tail = (1.0 - level) / 2.0
+    lo, hi = np.quantile(vals, [tail, 1.0 - tail])
+    return float(lo), float(hi)

@@ -1,4 +1,4 @@
-"""compare(): table + PNG from synthetic run dirs; H/S from runs or the shipped baseline file."""
+"""compare(): table + PNG from synthetic run dirs; H/S from the shipped baseline file, or runs when asked."""
 
 import json
 
@@ -48,7 +48,7 @@ def test_compare_seed_groups(tmp_path):
     hand = make_group(tmp_path / "push-hand", "hand", [0.80, 0.82, 0.78])
     llm = make_group(tmp_path / "push-llm", "llm.py", [0.95, 0.97, 0.96])
     sparse = make_group(tmp_path / "push-sparse", "sparse", [0.20, 0.22, 0.18])
-    res = compare([hand, llm, sparse])
+    res = compare([hand, llm, sparse], baselines=(hand, sparse))
     out = tmp_path / "compare"
     assert res["markdown"] == out / "compare.md" and (out / "compare.json").is_file()
     table = (out / "compare.md").read_text()
@@ -56,14 +56,17 @@ def test_compare_seed_groups(tmp_path):
         assert name in table
     rows = {r["run"]: r for r in res["rows"]}
     # H = 0.80, S = 0.20 -> HNS(llm) = (0.96 - 0.2) / 0.6
-    assert rows["push-hand"]["hns"]["value"] == pytest.approx(1.0)
+    assert rows["push-hand"]["hns"]["value"] == pytest.approx(1.0) and rows["push-hand"]["role"] == "H"
     assert rows["push-sparse"]["hns"]["value"] == pytest.approx(0.0)
     assert rows["push-llm"]["hns"]["value"] == pytest.approx(0.76 / 0.6)
     assert rows["push-llm"]["vs_hand"]["significant"] is True
-    assert rows["push-sparse"]["vs_hand"]["significant"] is False
+    assert rows["push-sparse"]["vs_hand"] is None and rows["push-sparse"]["role"] == "S"
     assert rows["push-hand"]["vs_hand"] is None
     assert rows["push-llm"]["seeds"] == 3
     assert "1.27" in table and "p=" in table
+    # only push-llm is scored: the two baselines are the reference itself
+    assert res["summary"].startswith("HNS of your runs against your runs push-hand (H, 3 seeds)")
+    assert "push-llm 1.27 [" in res["summary"] and "push-hand" not in res["summary"].split(": ", 1)[1]
     check_png(res["png"])
 
 
@@ -90,13 +93,13 @@ def test_compare_single_runs_with_baseline_file(tmp_path):
     rows = {r["run"]: r for r in res["rows"]}
     assert rows["push-a"]["hns"]["value"] == pytest.approx((0.5 - 0.1) / 0.8)
     assert rows["push-a"]["vs_hand"]["testable"] is False  # one seed: not testable
-    assert "not testable" in res["table"] and "baseline" in res["table"]
+    assert "not testable" in res["table"] and "H = 0.900, S = 0.100: shipped baselines v0 of push" in res["table"]
     assert "30.0 ± 1.0" in res["table"]
     # the shipped H and S are rows of the table too
-    assert rows["shipped hand baseline"]["hns"]["value"] == pytest.approx(1.0)
-    assert rows["shipped hand baseline"]["seeds"] == 3 and rows["shipped hand baseline"]["vs_hand"] is None
-    assert rows["shipped sparse baseline"]["hns"]["value"] == pytest.approx(0.0)
-    assert list(rows)[:2] == ["shipped hand baseline", "shipped sparse baseline"]
+    assert rows["shipped hand baseline v0"]["hns"]["value"] == pytest.approx(1.0)
+    assert rows["shipped hand baseline v0"]["seeds"] == 3 and rows["shipped hand baseline v0"]["vs_hand"] is None
+    assert rows["shipped sparse baseline v0"]["hns"]["value"] == pytest.approx(0.0)
+    assert list(rows)[:2] == ["shipped hand baseline v0", "shipped sparse baseline v0"]
     check_png(res["png"])
 
 
@@ -104,7 +107,7 @@ def test_compare_undefined_hns_and_missing_pieces(tmp_path):
     hand = make_run(tmp_path / "hand", "hand", 0, 1.0, 1.0, 10.0)
     sparse = make_run(tmp_path / "sparse", "sparse", 0, 0.98, 1.0, 9.0)
     noeval = make_run(tmp_path / "noeval", "x.py", 0, 0.5, 0.5, 5.0, evaluated=False)
-    res = compare([hand, sparse, noeval], out=tmp_path / "o", baseline_root=tmp_path / "none")
+    res = compare([hand, sparse, noeval], out=tmp_path / "o", baseline_root=tmp_path / "none", baselines=(hand, sparse))
     rows = {r["run"]: r for r in res["rows"]}
     assert rows["sparse"]["hns"]["value"] is None and "5%" in rows["sparse"]["hns"]["reason"]
     assert "HNS undefined" in res["table"]
