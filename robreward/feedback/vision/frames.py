@@ -184,9 +184,10 @@ def render_states(spec, states, size=(96, 96), camera=None, model_fields: dict |
 
 
 def preprocess(frames, size=64, augment: bool = False, generator: torch.Generator | None = None,
-               shift: int = 4, brightness: float = 0.2) -> torch.Tensor:
+               shift: int = 4, brightness: float = 0.2, mean=IMAGE_MEAN, std=IMAGE_STD) -> torch.Tensor:
     """float32 [N, 3, h, w]: uint8 frames [N, H, W, 3] (numpy or tensor) resized with OpenCV (INTER_AREA) to
-    ``size`` ((w, h) or one int), scaled to [0, 1] and normalized per channel (IMAGE_MEAN, IMAGE_STD).
+    ``size`` ((w, h) or one int), scaled to [0, 1] and normalized per channel (``mean``, ``std``: by default
+    ImageNet's; an encoder from transformers passes its own, see encoders.ImageEncoder).
 
     ``augment``: a random shift of up to ``shift`` pixels (pad by replication, random crop back) and a
     random brightness factor in [1 - brightness, 1 + brightness] per frame, drawn from ``generator``
@@ -218,9 +219,9 @@ def preprocess(frames, size=64, augment: bool = False, generator: torch.Generato
         if brightness > 0:
             factor = 1.0 + brightness * (2 * torch.rand(n, generator=generator) - 1)
             x = (x * factor.to(device)[:, None, None, None]).clamp_(0.0, 1.0)
-    mean = torch.tensor(IMAGE_MEAN, device=device)[None, :, None, None]
-    std = torch.tensor(IMAGE_STD, device=device)[None, :, None, None]
-    return (x - mean) / std
+    mean_t = torch.tensor(tuple(mean), dtype=torch.float32, device=device)[None, :, None, None]
+    std_t = torch.tensor(tuple(std), dtype=torch.float32, device=device)[None, :, None, None]
+    return (x - mean_t) / std_t
 
 
 def frames_of_episodes(spec, episodes: Sequence[dict], size=(96, 96), camera=None) -> list[torch.Tensor]:
