@@ -1,0 +1,79 @@
+"""scripts/baselines.py (make baselines) end to end on reach with a tiny budget: the v1 folder it
+publishes (the layout robreward.eval.baseline reads), a killed cell resumed from its checkpoint,
+a rerun that redoes nothing, and v0 left alone."""
+
+import dataclasses
+import json
+
+import pytest
+
+from tests.conftest import load_script
+
+STEPS, ENVS = 512, 8
+
+
+@pytest.fixture(scope="module")
+def baselines():
+    return load_script("scripts/baselines.py", "baselines_script")
+
+
+def rows(path):
+    return path.read_text().strip().splitlines()[1:]
+
+
+def test_v1_on_reach_publishes_resumes_and_leaves_v0_alone(baselines, tmp_path, capsys):
+    from robreward.eval.baseline import shipped_baselines
+    from robreward.rl.runner import train
+
+    runs, dest = tmp_path / "runs", tmp_path / "policies"
+    v0 = dest / "reach" / "eval.json"  # a v0 baseline already shipped: must stay byte for byte
+    v0.parent.mkdir(parents=True)
+    v0.write_text('{"task": "reach", "fitness_mean": 0.5, "sparse": {"fitness_mean": 0.1}}')
+    before = v0.read_bytes()
+    args = ["--tasks", "reach", "--seeds", "0,1,2", "--steps", str(STEPS), "--envs", str(ENVS), "--episodes", "2",
+            "--runs", str(runs), "--dest", str(dest)]
+
+    # a killed cell: the hand run of seed 1 stopped at half its budget, before its evaluation
+    killed = baselines.cell_config("v1", "reach", "hand", 1, STEPS, runs, 2, ENVS)
+    train(dataclasses.replace(killed, steps=STEPS // 2, eval_episodes=0))
+    assert not (runs / "v1" / "reach" / "hand" / "seed_1" / "eval.json").exists()
+    half = rows(runs / "v1" / "reach" / "hand" / "seed_1" / "progress.csv")
+
+    assert baselines.main(args) == 0
+    out = dest / "v1" / "reach"
+    assert sorted(p.name for p in out.iterdir()) == ["MODEL_CARD.md", "config.yaml", "eval.json", "policy.onnx"]
+    data = json.loads((out / "eval.json").read_text())
+    assert data["task"] == "reach" and data["baselines_version"] == "v1" and data["steps"] == STEPS
+    assert [r["seed"] for r in data["per_seed"]] == [0, 1, 2] and data["sparse"]["seeds"] == [0, 1, 2]
+    assert data["H"] == data["fitness_mean"] and data["S"] == data["sparse"]["fitness_mean"]
+    assert data["engine"]["num_envs"] == ENVS and data["engine"]["ppo"]["num_epochs"] == 5  # manipulation family
+    assert data["policy_seed"] in (0, 1, 2)
+    card = (out / "MODEL_CARD.md").read_text()
+    assert f"{STEPS:,} env steps per seed" in card and "desired_kl 0.01" in card and "| sparse | 2 |" in card
+    # the killed cell continued from its checkpoint: its first rows are the ones written before the kill
+    resumed = rows(runs / "v1" / "reach" / "hand" / "seed_1" / "progress.csv")
+    assert resumed[:len(half)] == half and len(resumed) > len(half)
+    assert v0.read_bytes() == before
+
+    # robreward.eval.baseline reads what was published, as the newest version
+    found = shipped_baselines("reach", root=dest)
+    assert found.version == "v1" and found.hand_fitness == data["H"] and found.sparse_fitness == data["S"]
+
+    # a rerun redoes nothing and keeps the published folder
+    stamps = {p: p.stat().st_mtime_ns for p in [*runs.rglob("eval.json"), *out.iterdir()]}
+    capsys.readouterr()
+    assert baselines.main(args) == 0
+    assert "already published" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+    print(baselines.table("v1", dest))
+    assert "| reach | 512 |" in capsys.readouterr().out
+
+
+def test_bad_arguments_are_one_line_errors(baselines, tmp_path):
+    for argv, words in ((["--tasks", "reech"], "unknown task 'reech'"),
+                        (["--tasks", "hopper-hop"], "not a task of baselines v1"),
+                        (["--seeds", "a,b"], "--seeds must be comma-separated integers"),
+                        (["--steps", "0", "--tasks", "reach"], "--steps must be >= 1")):
+        with pytest.raises(SystemExit, match=words):
+            baselines.main([*argv, "--runs", str(tmp_path / "r"), "--dest", str(tmp_path / "p")])
