@@ -238,8 +238,9 @@ def _load(name: str, device: torch.device) -> VisionLanguageModel:
 
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
     where = "the Hugging Face cache (HF_HUB_OFFLINE=1 is set)" if offline else "the local cache or the hub"
+    hub = {"local_files_only": True} if offline else {}  # read now: huggingface_hub reads it only at import
     try:
-        config = AutoConfig.from_pretrained(name)
+        config = AutoConfig.from_pretrained(name, **hub)
     except (OSError, ValueError) as err:
         raise VisionModelError(f"model {name!r} could not be found in {where}: {_first_line(err)}; "
                                f"{GET_WEIGHTS}") from None
@@ -248,7 +249,7 @@ def _load(name: str, device: torch.device) -> VisionLanguageModel:
                                f"SigLIP) model with text and image towers; {GET_WEIGHTS}")
     try:
         # weights_only loading: safetensors, or torch.load(weights_only=True) inside transformers for .bin
-        model = AutoModel.from_pretrained(name, use_safetensors=None)
+        model = AutoModel.from_pretrained(name, **hub)
     except (OSError, ValueError, RuntimeError) as err:
         raise VisionModelError(f"model {name!r}: its weights could not be loaded ({_first_line(err)}); "
                                f"{GET_WEIGHTS}") from None
@@ -256,12 +257,13 @@ def _load(name: str, device: torch.device) -> VisionLanguageModel:
         raise VisionModelError(f"model {name!r} ({type(model).__name__}) has no image and text embeddings "
                                "(get_image_features/get_text_features): use a CLIPModel or SiglipModel")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name)
+        tokenizer = AutoTokenizer.from_pretrained(name, **hub)
     except (OSError, ValueError, TypeError) as err:
         raise VisionModelError(f"model {name!r} has no usable tokenizer ({_first_line(err)}): save the tokenizer "
                                f"with the model (processor.save_pretrained(folder)); {GET_WEIGHTS}") from None
     try:
-        processor_file = cached_file(name, "preprocessor_config.json", _raise_exceptions_for_missing_entries=False)
+        processor_file = cached_file(name, "preprocessor_config.json", _raise_exceptions_for_missing_entries=False,
+                                     **hub)
     except OSError:
         processor_file = None
     processor = json.loads(Path(processor_file).read_text()) if processor_file else None
