@@ -77,3 +77,23 @@ def test_bad_arguments_are_one_line_errors(baselines, tmp_path):
                         (["--steps", "0", "--tasks", "reach"], "--steps must be >= 1")):
         with pytest.raises(SystemExit, match=words):
             baselines.main([*argv, "--runs", str(tmp_path / "r"), "--dest", str(tmp_path / "p")])
+
+
+def test_ppo_defaults_scores_each_setting_against_the_best_on_each_task():
+    bench = load_script("benchmarks/ppo_defaults.py", "ppo_defaults_bench")
+
+    def cell(task, setting, seed, fitness):
+        return {"task": task, "setting": setting, "seed": seed, "fitness_mean": fitness, "success_rate": fitness}
+
+    rows = [cell("push", "a", 0, 0.8), cell("push", "a", 1, 0.6), cell("push", "b", 0, 0.35),
+            cell("lift", "a", 0, 0.5), cell("lift", "b", 0, 1.0),
+            cell("cheetah-run", "a", 0, 2.0), cell("cheetah-run", "b", 0, 4.0)]
+    out = bench.summarize(rows)
+    a, b = out["settings"]["a"], out["settings"]["b"]
+    assert a["tasks"]["push"]["fitness_mean"] == pytest.approx(0.7) and a["tasks"]["push"]["seeds"] == [0, 1]
+    assert a["family_score"]["manipulation"] == pytest.approx((1.0 + 0.5) / 2)
+    assert b["family_score"]["manipulation"] == pytest.approx((0.5 + 1.0) / 2)
+    assert a["family_score"]["locomotion"] == pytest.approx(0.5) and b["family_score"]["locomotion"] == 1.0
+    assert a["score"] == pytest.approx((1.0 + 0.5 + 0.5) / 3)
+    assert out["best_per_family"]["locomotion"] == "b"
+    assert bench.setting_name(64, 10, 0.02) == "w64_e10_kl0.02"
