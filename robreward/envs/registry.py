@@ -109,11 +109,14 @@ def get_task(task: str | os.PathLike | TaskSpec, *, allow_folder: bool = True) -
 
 def register_gymnasium_envs() -> None:
     """Register every suite task with Gymnasium as ``robreward/<task>-v0`` (done on ``import robreward``;
-    the adapters load only when an env is made, so this costs no torch or MuJoCo import)."""
+    the adapters load only when an env is made, so this costs no torch or MuJoCo import). A later task
+    version, named ``<task>-vN`` in the suite (hopper-hop-v1), is also ``robreward/<task>-vN``, beside v0."""
+    import re
+
     import gymnasium
 
-    for name in task_names():
-        env_id = f"robreward/{name}-v0"
+    for name, env_id in [(n, f"robreward/{n}-v0") for n in task_names()] + [
+            (n, f"robreward/{n}") for n in task_names() if re.search(r"-v\d+$", n)]:
         if env_id in gymnasium.registry:
             continue
         gymnasium.register(

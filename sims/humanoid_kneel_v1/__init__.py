@@ -1,0 +1,90 @@
+"""humanoid-kneel-v1: humanoid-kneel (v0) with a success test the sparse reward does not solve by
+itself: kneel upright and hold it.
+
+v0's success (both knees below 0.2 m, torso tilted less than ~45 degrees at 0.65-1.15 m, at any
+step) is crossed by a random policy in 66% of episodes as the body collapses (measured over 50
+episodes, docs/baselines.md), so its sparse reward is found at once and "sparse" PPO solved v0 as
+well as the hand reward did (policies/humanoid-kneel: success 1.00 for both). v1 asks for an
+upright kneel (the posture of kneeling in church, hips extended, not sitting back on the heels,
+not leaning forward): both knees below 0.15 m, torso at 0.88-1.15 m and tilted less than ~18
+degrees (torso up-axis . world z > 0.95), held for at least half of the episode's steps. A random
+policy meets that pose on 1 step in ~2,900 (50 episodes). The hand reward is v0's terms with
+v1's targets: an upright term that rewards the last 20 degrees (v0's 0.5 (1 + cos) barely
+distinguished 28 degrees from 0), the torso-height target at 0.95 m. Body, observation,
+termination (torso below 0.4 m) and reset are v0's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from robreward.envs.spec import RewardTerm
+from sims._locomotion import ctrl_cost
+from sims.humanoid_kneel import TASK as V0
+
+KNEE_MAX_HEIGHT = 0.15  # m, shin body origins (the knee joints)
+TORSO_HEIGHT_RANGE = (0.88, 1.15)  # m: kneeling upright is 0.93 (standing 1.40, sitting back on the heels < 0.85)
+UPRIGHT_MIN = 0.95  # torso z-axis . world z (cos of the tilt; 0.95 ~ 18 degrees)
+HOLD_SHARE = 0.5  # success: the pose held on at least this share of the episode's steps
+
+# hand reward shaping constants
+KNEE_SCALE = 0.15  # m
+TORSO_TARGET = 0.95  # m
+TORSO_SCALE = 0.1  # m
+UPRIGHT_SCALE = 0.1  # of 1 - cos(tilt): 0.1 is ~26 degrees
+
+
+def kneeling_upright(state):
+    knees = torch.maximum(state.left_knee_height, state.right_knee_height)
+    return (
+        (knees < KNEE_MAX_HEIGHT)
+        & (state.torso_upright > UPRIGHT_MIN)
+        & (state.torso_height > TORSO_HEIGHT_RANGE[0])
+        & (state.torso_height < TORSO_HEIGHT_RANGE[1])
+    )
+
+
+def _upright(state, action):
+    return torch.exp(-((1.0 - state.torso_upright) / UPRIGHT_SCALE) ** 2)  # [0, 1]
+
+
+def _knees_low(state, action):
+    left = torch.exp(-(state.left_knee_height / KNEE_SCALE) ** 2)
+    right = torch.exp(-(state.right_knee_height / KNEE_SCALE) ** 2)
+    return 0.5 * (left + right)  # [0, 1]
+
+
+def _torso_height(state, action):
+    return torch.exp(-((state.torso_height - TORSO_TARGET) / TORSO_SCALE) ** 2)  # [0, 1]
+
+
+TASK = dataclasses.replace(
+    V0,
+    name="humanoid-kneel-v1",
+    version=1,
+    description=(
+        "A 3D humanoid robot (torso, abdomen, pelvis, two legs with hips, knees and feet, two "
+        "arms with shoulders and elbows; 17 torque-driven joints, the torso moves freely) starts "
+        "standing upright on flat ground. The goal is to kneel upright and stay there: both knees "
+        "on the ground, hips extended so that the upper body stands straight above the knees "
+        "(not sitting back on the heels, not leaning forward), as a person kneels in church, for "
+        "most of the episode. Sitting, crouching on the feet, kneeling bent over or lying down do "
+        "not count. The episode ends if the robot falls over (torso below 0.4 m)."
+    ),
+    reward_terms=(
+        RewardTerm("upright", 1.0, _upright),
+        RewardTerm("knees_low", 1.0, _knees_low),
+        RewardTerm("torso_height", 1.0, _torso_height),
+        RewardTerm("ctrl", -0.1, ctrl_cost),
+    ),
+    success=kneeling_upright,
+    fitness=lambda s: kneeling_upright(s).to(torch.float32),
+    success_threshold=HOLD_SHARE,
+    notes=f"fitness: 1 on each step kneeling upright, else 0 (the episode mean is the share of steps kneeling "
+          f"upright); kneeling upright: both knees below {KNEE_MAX_HEIGHT} m, torso upright (> {UPRIGHT_MIN}) at "
+          f"{TORSO_HEIGHT_RANGE[0]}-{TORSO_HEIGHT_RANGE[1]} m; success: kneeling upright on at least "
+          f"{HOLD_SHARE:g} of the episode's steps. v0 (humanoid-kneel): knees below 0.2 m, upright > 0.7 at "
+          "0.65-1.15 m, at any step",
+)
