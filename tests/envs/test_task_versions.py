@@ -55,8 +55,7 @@ def test_hopper_v1_success_is_reaching_5_m():
 
 def test_hopper_v1_separates_a_hopping_policy_from_random():
     """v0's shipped hand policy hops past 5 m in every episode; random actions fall within a few
-    dozen steps, well short of it, so the v1 sparse reward is never seen by a random policy. Under
-    v0's test both pass the velocity threshold at times (random: 2 of 100 episodes, docs)."""
+    dozen steps, well short of it, so the v1 sparse reward is never seen by a random policy."""
     spec = get_task("hopper-hop-v1")
     hopping = evaluate("hopper-hop-v1", load_policy(POLICIES / "hopper-hop" / "policy.onnx"), episodes=4, seed=3)
     assert hopping["success_rate"] == 1.0 and hopping["fitness_mean"] > 0.2
