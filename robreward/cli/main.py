@@ -30,6 +30,7 @@ VERBS = {
     "prefs": ("prefs", "learn a reward from preferences (PEBBLE-style) and train a policy on it"),
     "tasks": ("tasks", "list the tasks, or show one task's description and state fields"),
     "train": ("train", "train a policy (PPO) on a task with a reward; writes a run directory"),
+    "vision": ("vision", "CLIP/SigLIP rewards: score frames against goal/baseline prompts, bench render + score"),
 }
 
 

@@ -71,6 +71,11 @@ def config_from_args(args):
     if not values.get("task"):
         raise CliError("--task is required (or --resume RUN_DIR); see `robreward tasks` for the list")
     values["task"] = _task_spec(values["task"])
+    from robreward.cli.vision import fold_train_flags
+
+    folded = fold_train_flags(values.get("reward"), args)  # --goal etc. go into the clip:/roboclip: spec
+    if folded != values.get("reward"):
+        values["reward"] = folded
     if "reward" in values:
         values["reward"] = _reward_spec(values["reward"])
     config = build_config(TrainConfig, values, FLAGS, lambda data: strict_from_dict(TrainConfig, data))
@@ -128,6 +133,9 @@ def register(sub) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its latest checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start over in an --out that holds a run: removes only "
                         "robreward's own files of it (a used --out is refused otherwise)")
+    from robreward.cli.vision import add_train_flags
+
+    add_train_flags(p)
     add_config_flags(p, TrainConfig, FLAGS, help_overrides=HELP, nested_titles={
         "ppo": "PPO hyperparameters (--ppo.FIELD; robreward/rl/config.py PPOConfig)"})
     p.set_defaults(func=run)

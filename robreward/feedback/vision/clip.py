@@ -235,6 +235,9 @@ def _check_folder(folder: Path) -> None:
 def _load(name: str, device: torch.device) -> VisionLanguageModel:
     from transformers import AutoConfig, AutoModel, AutoTokenizer
     from transformers.utils import cached_file
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar per load is noise in a training log
 
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
     where = "the Hugging Face cache (HF_HUB_OFFLINE=1 is set)" if offline else "the local cache or the hub"
