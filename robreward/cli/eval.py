@@ -22,6 +22,38 @@ SUMMARY_KEYS = ("return_mean", "return_std", "train_reward_return_mean", "succes
                 "episode_length_mean")
 
 
+def add_video_args(p, what: str = "world k's first episode") -> None:
+    """--video, --video-episodes, --size: shared by eval and expert."""
+    p.add_argument("--video", default=None, metavar="MP4",
+                   help="write a video: the first episodes of worlds 0..N-1 tiled into one grid, framed on the robot, "
+                        "with the step, reward and success drawn on each tile")
+    p.add_argument("--video-episodes", type=int, default=1, metavar="N",
+                   help=f"episodes in the video grid (tile k: {what}; default 1)")
+    p.add_argument("--size", default="480x360", metavar="WxH", help="size of each tile of the video (default 480x360)")
+
+
+def check_video_args(args, episodes: int, num_envs=None):
+    """(W, H) of a tile, after checking --video-episodes and --size; CliError saying what to change."""
+    from robreward.eval.video import parse_size
+
+    try:
+        size = parse_size(args.size)
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    n = args.video_episodes
+    if n < 1:
+        raise CliError(f"--video-episodes must be >= 1, got {n}")
+    if args.video is None and n != 1:
+        raise CliError("--video-episodes needs --video FILE.mp4 (where to write the grid)")
+    worlds = min(episodes, num_envs) if num_envs else episodes
+    if args.video is not None and n > worlds:
+        raise CliError(f"--video-episodes {n} needs {n} worlds running at once (the grid shows worlds 0..{n - 1}); "
+                       f"this run has {worlds}: pass --episodes >= {n}" + (f" and --num-envs >= {n}" if num_envs else ""))
+    if args.video is not None and not str(args.video).lower().endswith(".mp4"):
+        raise CliError(f"--video {args.video!r}: the video is an mp4 file; name it FILE.mp4")
+    return size
+
+
 def _load_policy_fn():
     try:
         from robreward.rl import load_policy
@@ -94,6 +126,7 @@ def run(args) -> int:
 
     if args.episodes < 1:
         raise CliError(f"--episodes must be >= 1, got {args.episodes}")
+    video_size = check_video_args(args, args.episodes, args.num_envs)
     if args.stochastic:
         raise CliError("--stochastic is not offered: the policy robreward ships (policy.onnx) is deterministic, the "
                        "mean of the trained Gaussian, and eval measures that policy; sampled actions are how "
@@ -109,7 +142,7 @@ def run(args) -> int:
     reward_name = str(args.reward or found.config.get("reward") or ("hand" if found.kind != "file" else "unknown"))
     common = dict(episodes=args.episodes, seed=args.seed, num_envs=args.num_envs, deterministic=True,
                   reward_name=reward_name, train_reward=_train_reward(reward_name, spec), video=args.video,
-                  device=args.device)
+                  video_episodes=args.video_episodes, video_size=video_size, device=args.device)
     load_policy = _load_policy_fn()
     if found.seeds:
         policies = []
@@ -152,7 +185,7 @@ def register(sub) -> None:
                                                 "run whose config.yaml names a task folder: a file never picks code)")
     p.add_argument("--seed", type=int, default=0, help="evaluation seed (initial states; default 0)")
     p.add_argument("--num-envs", type=int, default=None, help="worlds in the batched env (default min(episodes, 64))")
-    p.add_argument("--video", default=None, help="mp4 path: world 0's first episode, 320x240")
+    add_video_args(p, "world k's first episode; worlds run at once")
     p.add_argument("--reward", default=None, help="label of the training reward (default: the run's config.yaml)")
     p.add_argument("--stochastic", action="store_true", help="refused with the reason: the shipped policy is deterministic")
     p.add_argument("--device", default="cpu", help="env device (default cpu)")

@@ -1,11 +1,15 @@
-"""`robreward expert --task push --episodes 20 --video push.mp4`: run a task's scripted expert."""
+"""`robreward expert --task push --episodes 20 --video push.mp4 [--video-episodes 4 --size 480x360]`: run a
+task's scripted expert, one episode per world; the video tiles the first N worlds' episodes into one grid
+(robreward.eval.video)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 
-def run_expert(task, episodes: int, seed: int = 0, video: str | None = None, num_envs: int | None = None) -> dict:
+def run_expert(task, episodes: int, seed: int = 0, video: str | None = None, num_envs: int | None = None,
+               video_episodes: int = 1, size=None) -> dict:
     """Run the scripted expert for exactly `episodes` episodes (one per world); return success stats."""
     import torch
     from tqdm import tqdm
@@ -25,37 +29,47 @@ def run_expert(task, episodes: int, seed: int = 0, video: str | None = None, num
     success = torch.zeros(n, dtype=torch.bool)
     returns = torch.zeros(n)
     finished = torch.zeros(n, dtype=torch.bool)  # each world counts only its first episode
-    frames = []
-    for _ in tqdm(range(spec.episode_length), desc=f"expert {spec.name}", leave=False):
-        if video:
-            frames.append(env.render([0], 320, 240, renderer="egl")[0])
-        _, _, terminated, truncated, info = env.step(spec.expert(env.state))
-        running = ~finished
-        success |= info["success"].cpu() & running
-        returns += info["hand_reward"].cpu() * running
-        finished |= (terminated | truncated).cpu()
-        if finished.all():
-            break
+    stack = contextlib.ExitStack()
+    grid = None
     if video:
-        from robreward.envs.render import write_video
+        from robreward.eval.video import DEFAULT_SIZE, EpisodeGrid
 
-        write_video(video, frames, fps=1.0 / env.dt)
+        grid = stack.enter_context(EpisodeGrid(env, video, episodes=video_episodes, size=size or DEFAULT_SIZE,
+                                               reward_label="hand", title=f"{spec.name} expert"))
+    with stack:
+        for _ in tqdm(range(spec.episode_length), desc=f"expert {spec.name}", leave=False):
+            if grid is not None and not grid.finished:
+                grid.capture()
+            _, _, terminated, truncated, info = env.step(spec.expert(env.state))
+            done = terminated | truncated
+            if grid is not None and not grid.finished:
+                grid.record(info["hand_reward"], info["success"], done, info["fitness"])
+            running = ~finished
+            success |= info["success"].cpu() & running
+            returns += info["hand_reward"].cpu() * running
+            finished |= done.cpu()
+            if finished.all():
+                break
+    env.close()
     return {"task": spec.name, "episodes": n, "seed": seed, "success_rate": float(success.float().mean()),
             "return_mean": float(returns.mean()), "video": video}
 
 
 def run(args) -> int:
-    result = run_expert(args.task, args.episodes, args.seed, args.video)
+    from robreward.cli.eval import check_video_args
+
+    size = check_video_args(args, args.episodes)
+    result = run_expert(args.task, args.episodes, args.seed, args.video, video_episodes=args.video_episodes, size=size)
     print(json.dumps(result, indent=2))
     return 0
 
 
 def register(sub) -> None:
+    from robreward.cli.eval import add_video_args
+
     p = sub.add_parser("expert")
     p.add_argument("--task", required=True)
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--video", default=None, help="mp4 path for world 0")
+    add_video_args(p, "world k's episode")
     p.set_defaults(func=run)
-
-

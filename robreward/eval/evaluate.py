@@ -31,6 +31,7 @@ eval.json (ARCHITECTURE.md "eval.json"; every number is a float, ``None`` where 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 from pathlib import Path
@@ -45,7 +46,6 @@ PER_SEED_FIELDS = ("return_mean", "return_std", "train_reward_return_mean", "suc
                    "episode_length_mean", "terms")
 
 DEFAULT_MAX_ENVS = 64
-VIDEO_SIZE = (320, 240)
 
 
 def state_policy(fn: Callable) -> Callable:
@@ -113,9 +113,12 @@ def _resolve_train_reward(train_reward, reward_name):
 
 def run_episodes(task, policy, *, episodes: int = 100, seed: int = 0, num_envs: Optional[int] = None,
                  deterministic: bool = True, train_reward=None, video=None, video_episodes: int = 1,
-                 video_worlds: int = 1, backend: str = "cpu", device="cpu") -> dict:
+                 video_size=None, backend: str = "cpu", device="cpu") -> dict:
     """Run exactly `episodes` episodes; return per-episode numpy arrays (world order, then episode order):
-    hand_return, train_return (or None), success, fitness, length, terms {name: [E]}."""
+    hand_return, train_return (or None), success, fitness, length, terms {name: [E]}.
+
+    video: an mp4 path: the first episodes of worlds 0..video_episodes-1 tiled into one grid
+    (robreward.eval.video.EpisodeGrid), each tile video_size (default 480x360) with an overlay."""
     import robreward
     from robreward.envs.registry import get_task
 
@@ -141,19 +144,27 @@ def run_episodes(task, policy, *, episodes: int = 100, seed: int = 0, num_envs: 
     term_sums: dict[str, torch.Tensor] = {}
 
     pass_det = _accepts_deterministic(policy) and not getattr(policy, "uses_state", False)
-    frames: list[np.ndarray] = []
-    worlds = list(range(min(max(int(video_worlds), 1), n)))
     threshold = spec.success_threshold
     max_steps = int(quota.max()) * spec.episode_length + 1
+    stack = contextlib.ExitStack()
+    grid = None
+    if video:
+        from robreward.eval.video import DEFAULT_SIZE, EpisodeGrid
+
+        label = train_reward if isinstance(train_reward, str) else ("hand" if train_reward is None else "training")
+        grid = stack.enter_context(EpisodeGrid(env, video, episodes=video_episodes, size=video_size or DEFAULT_SIZE,
+                                               reward_label=Path(label).name if label.endswith(".py") else label))
     obs, _ = env.reset(seed=seed)
-    with torch.no_grad():
+    with stack, torch.no_grad():
         for _ in range(max_steps):
             if (done_count >= quota).all():
                 break
-            if video and done_count[0] < video_episodes:
-                frames.append(np.concatenate(list(env.render(worlds, *VIDEO_SIZE, renderer="egl")), axis=1))
+            if grid is not None and not grid.finished:
+                grid.capture()
             action = _act(policy, env, obs, deterministic, pass_det)
             obs, reward, terminated, truncated, info = env.step(action)
+            if grid is not None and not grid.finished:
+                grid.record(reward, info["success"], terminated | truncated, info["fitness"])
             hand_ret += info["hand_reward"].to(torch.float64)
             train_ret += reward.to(torch.float64)
             fit_sum += info["fitness"].to(torch.float64)
@@ -186,10 +197,6 @@ def run_episodes(task, policy, *, episodes: int = 100, seed: int = 0, num_envs: 
     env.close()
     flat = [r for world in records for r in world]
     assert len(flat) == episodes, (len(flat), episodes)
-    if video:
-        from robreward.envs.render import write_video
-
-        write_video(video, frames, fps=1.0 / env.dt)
     names = list(flat[0]["terms"])
     return {
         "hand_return": np.array([r["hand_return"] for r in flat]),
@@ -219,7 +226,7 @@ def summarize(episodes_data: Mapping) -> dict:
 
 def evaluate(task, policy, *, episodes: int = 100, seed: int = 0, num_envs: Optional[int] = None,
              deterministic: bool = True, reward_name: str = "hand", train_reward=None, video=None,
-             policy_seed: Optional[int] = None, video_episodes: int = 1, video_worlds: int = 1,
+             policy_seed: Optional[int] = None, video_episodes: int = 1, video_size=None,
              backend: str = "cpu", device="cpu") -> dict:
     """Evaluate `policy` for exactly `episodes` episodes; returns the eval.json dict.
 
@@ -229,12 +236,13 @@ def evaluate(task, policy, *, episodes: int = 100, seed: int = 0, num_envs: Opti
         a Reward object); by default "hand"/"sparse" when reward_name is one of those, else
         train_reward_return_mean is None.
     policy_seed: the policy's training seed for eval.json "seeds" (default: `seed`).
-    video: mp4 path: world 0 (worlds 0..video_worlds-1 side by side) for its first
-        `video_episodes` episodes, 320x240 per world.
+    video: mp4 path: the first episodes of worlds 0..video_episodes-1 tiled into one grid video,
+        video_size (W, H) or "WxH" per tile (default 480x360), framed on the robot, with an overlay of
+        the step, the training reward and success (robreward.eval.video).
     """
     tr = _resolve_train_reward(train_reward, reward_name)
     data = run_episodes(task, policy, episodes=episodes, seed=seed, num_envs=num_envs, deterministic=deterministic,
-                        train_reward=tr, video=video, video_episodes=video_episodes, video_worlds=video_worlds,
+                        train_reward=tr, video=video, video_episodes=video_episodes, video_size=video_size,
                         backend=backend, device=device)
     spec = data["spec"]
     result = {

@@ -130,7 +130,9 @@ def test_evaluate_seeds_and_json_roundtrip(short, tmp_path):
     single = evaluate(short, fixed_policy, episodes=2, seed=0)
     assert res["per_seed"][0]["fitness_mean"] == single["fitness_mean"]
     frames = imageio.mimread(tmp_path / "v.mp4")
-    assert len(frames) == LENGTH and frames[0].shape == (240, 320, 3)
+    fps = 1.0 / robreward.make(short, num_envs=1).dt
+    # a frame per step, the final numbers, held half a second; 480x360 tiles (robreward.eval.video)
+    assert len(frames) == LENGTH + 1 + int(fps // 2) and frames[0].shape == (360, 480, 3)
 
     path = write_eval_json(tmp_path / "run", res)
     assert path == tmp_path / "run" / "eval.json"
