@@ -40,13 +40,17 @@ recommends it for settings where c_min is out of reach. The choices made here:
 - pi is the policy that generated the transitions (uniform random actions in
   ``collect_transitions`` unless a policy is given): its value is what the sample can estimate.
 - V^pi_R is estimated by LSTD(0) (least-squares temporal difference, Bradtke & Barto 1996) on
-  the coverage's transitions with fixed features of the state: a constant, the standardised
-  state fields (every TaskState field but ``action``, flattened) and ``value_features`` random
-  Fourier features of them. LSTD is linear in the reward, so c(alpha R) = alpha c(R) and
-  c(-R) = -c(R) exactly, and a shaping whose Phi is a linear function of those features is
-  removed exactly (up to the ridge term, relative 1e-8); a Phi outside their span is removed
-  as far as the features fit it (a single Monte Carlo return per state would instead make
-  R + gamma G' - G = 0 identically, so a learned V is needed).
+  the coverage's transitions with fixed features of the state (``value_features``): a
+  constant and the whitened state fields (every TaskState field but ``action``, flattened),
+  unpenalised, plus 64 random Fourier features of them with a small ridge (1e-2). LSTD is linear in
+  the reward, so c(alpha R) = alpha c(R) and c(-R) = -c(R) exactly, and a shaping whose Phi is
+  linear in the state fields (or a constant) is removed exactly, up to float64 round-off (the
+  ridge does not touch those columns); a Phi outside their span is removed as far as the
+  features fit it (measured: STARC 0.03 between hand and hand + a norm-of-distance shaping on
+  reach). A single Monte Carlo return per state would make R + gamma G' - G = 0 identically,
+  so the value has to be fitted. A canonical reward below 1e-6 of the raw reward's RMS counts
+  as 0 (the reward was only shaping and a constant): s(R) = 0 and its distance to any
+  non-trivial reward is 1/2, as the paper defines.
 - The simulators are deterministic, so E_{S' ~ T(s, a)} is the sampled s'.
 
 What is approximated for EPIC and DARD, and how:
@@ -66,10 +70,13 @@ What is approximated for EPIC and DARD, and how:
   actions near s otherwise). The same pairs serve every term, so potential shaping cancels
   exactly. For a Reward-protocol reward C(R)(s, a, s') = r(s', a) - mean_i r(S'_i, A_i).
 
-Confidence intervals (``reward_distances``) are percentile bootstraps over episodes of the
-transitions, with the canonical rewards held fixed: they cover which transitions were sampled,
-not the estimation error of the canonicalisation itself (the Monte Carlo means, the neighbours,
-the value fit); rerun on another seed's coverage to see that.
+Confidence intervals (``reward_distances``) are percentile bootstraps over the episodes of the
+transitions. STARC refits its value function on every resample, so its interval includes the
+value fit's error, which dominates: with gamma = 0.99 and a few dozen random-action episodes
+LSTD's value is noisy, and STARC's interval is wide (reach, hand vs an unrelated reward, 16 x
+256 random steps: 0.57, interval [0.24, 0.80]; EPIC 0.70 [0.70, 0.71]). EPIC and DARD keep their
+canonical rewards fixed (EPIC's is exact for Reward-protocol rewards; DARD's neighbours are
+not resampled), so theirs covers which transitions were sampled.
 
 This module is in the rewards layer: it imports no env, trainer or learner. ``Coverage``
 reads any object shaped like a rollout, ``collect_transitions`` any object shaped like a
@@ -92,9 +99,10 @@ DEFAULT_GAMMA = 0.99
 DEFAULT_SAMPLES = 256
 DEFAULT_MAX_TRANSITIONS = 4096
 DEFAULT_NEIGHBOURS = 8
-DEFAULT_VALUE_FEATURES = 256
-DEFAULT_BOOTSTRAP = 1000
-RIDGE = 1e-8  # LSTD ridge, relative to the mean diagonal of its matrix
+DEFAULT_VALUE_FEATURES = 64
+DEFAULT_BOOTSTRAP = 100
+DEFAULT_RIDGE = 1e-2  # LSTD ridge on the random Fourier features (each of variance 1)
+TRIVIAL = 1e-6  # a VAL canonical reward below this x the raw reward's RMS is 0 (the reward was only shaping)
 _CHUNK_ROWS = 1 << 16  # reward evaluations per batch
 METRICS = ("epic", "dard", "starc")
 
@@ -411,52 +419,78 @@ def dard_distance(reward_a: RewardLike, reward_b: RewardLike, coverage: Coverage
 FeatureFn = Callable[[TaskState], Tensor]
 
 
-def value_features(coverage: Coverage, num_random: int = DEFAULT_VALUE_FEATURES, seed: int = 0) -> Tensor:
-    """[M, F] float64 features of every coverage state for the value fit: a constant, the
-    standardised state fields and ``num_random`` random Fourier features of them (bandwidth
-    sqrt(dims), frequencies drawn with ``seed``)."""
+
+@dataclasses.dataclass(frozen=True)
+class ValueFeatures:
+    """Features of every coverage state [M, F] for the value fit; the first ``free`` columns carry no
+    ridge penalty (a shaping whose Phi they span is removed exactly), the rest carry ``ridge``."""
+
+    matrix: Tensor
+    free: int
+    ridge: float = 0.0
+
+
+def value_features(coverage: Coverage, num_random: int = DEFAULT_VALUE_FEATURES, seed: int = 0,
+                   ridge: float = DEFAULT_RIDGE) -> ValueFeatures:
+    """The default value features: unpenalised, a constant and the whitened state fields (their
+    principal components, exact linear dependencies such as ee_to_goal = goal_pos - ee_pos dropped);
+    ridge-penalised, ``num_random`` random Fourier features of the standardised fields (bandwidth
+    sqrt(dims), frequencies drawn with ``seed``) for what is not linear in the state."""
     z = _standardised(state_matrix(coverage.states))
-    parts = [torch.ones(z.shape[0], 1, dtype=torch.float64), z]
-    if num_random > 0 and z.shape[1] > 0:
+    ones = torch.ones(z.shape[0], 1, dtype=torch.float64)
+    if z.shape[1] == 0:
+        return ValueFeatures(ones, 1)
+    u, sv, _ = torch.linalg.svd(z, full_matrices=False)
+    keep = sv > 1e-6 * float(sv[0])
+    linear = u[:, keep] * math.sqrt(z.shape[0])  # unit variance, uncorrelated
+    parts = [ones, linear]
+    if num_random > 0:
         gen = torch.Generator().manual_seed(int(seed))
         w = torch.randn(z.shape[1], num_random, generator=gen, dtype=torch.float64) / math.sqrt(z.shape[1])
         b = 2 * math.pi * torch.rand(num_random, generator=gen, dtype=torch.float64)
-        parts.append(math.sqrt(2.0 / num_random) * torch.cos(z @ w + b))
-    return torch.cat(parts, 1)
+        parts.append(math.sqrt(2.0) * torch.cos(z @ w + b))
+    return ValueFeatures(torch.cat(parts, 1), 1 + linear.shape[1], ridge)
 
 
-def lstd_values(features: Tensor, prev: Tensor, nxt: Tensor, rewards: Tensor, gamma: float) -> Tensor:
-    """[M] LSTD(0) value of every state: features [M, F], transitions (prev, nxt) [K] with rewards [K].
-    Several rewards at once: rewards [K, R] gives values [M, R]."""
-    phi, phi2 = features[prev.cpu()], features[nxt.cpu()]
+def lstd_values(features: Union[Tensor, ValueFeatures], prev: Tensor, nxt: Tensor, rewards: Tensor,
+                gamma: float) -> Tensor:
+    """[M] LSTD(0) value of every state: features [M, F] (or ValueFeatures, whose penalised columns
+    get the ridge), transitions (prev, nxt) [K] with rewards [K]. rewards [K, R] gives values [M, R]."""
+    feats = features if isinstance(features, ValueFeatures) else ValueFeatures(torch.as_tensor(features).double(),
+                                                                               features.shape[1])
+    matrix = feats.matrix
+    phi, phi2 = matrix[prev.cpu()], matrix[nxt.cpu()]
     a = phi.T @ (phi - gamma * phi2) / len(prev)
     b = phi.T @ rewards.reshape(len(prev), -1) / len(prev)
-    ridge = RIDGE * float(a.diagonal().abs().mean()) + 1e-300
-    w = torch.linalg.lstsq(a + ridge * torch.eye(a.shape[0], dtype=a.dtype), b).solution
-    values = features @ w
+    penalty = torch.zeros(a.shape[0], dtype=a.dtype)
+    penalty[feats.free:] = feats.ridge
+    w = torch.linalg.lstsq(a + torch.diag(penalty), b, driver="gelsd").solution
+    values = matrix @ w
     return values if rewards.ndim > 1 else values[:, 0]
 
 
 def val_canonical_rewards(reward: RewardLike, coverage: Coverage, *, gamma: float = DEFAULT_GAMMA,
-                          features: Optional[Union[Tensor, FeatureFn]] = None) -> Tensor:
+                          features: Optional[Union[Tensor, FeatureFn, ValueFeatures]] = None) -> Tensor:
     """STARC's Value-Adjusted Levelling c(R)(s, a, s') = R(s, a, s') + gamma V(s') - V(s) on every
     coverage transition [K] float64, V the LSTD value of R under the coverage's policy.
-    ``features``: [M, F] per coverage state, or fn(TaskState) -> [M, F]; default value_features."""
+    ``features``: [M, F] per coverage state (no ridge), fn(TaskState) -> [M, F], or ValueFeatures;
+    default value_features(coverage)."""
     feats = _features(coverage, features)
-    r = _evaluate(reward, coverage, coverage.prev, coverage.next)
-    values = lstd_values(feats, coverage.prev, coverage.next, r, gamma)
-    return r + gamma * values[coverage.next.cpu()] - values[coverage.prev.cpu()]
+    raw = _evaluate(reward, coverage, coverage.prev, coverage.next).unsqueeze(1)
+    return _val_from(feats, coverage, raw, gamma)[:, 0]
 
 
-def _features(coverage: Coverage, features) -> Tensor:
+def _features(coverage: Coverage, features) -> ValueFeatures:
     if features is None:
         return value_features(coverage)
+    if isinstance(features, ValueFeatures):
+        return features
     feats = features(coverage.states) if callable(features) else features
     feats = torch.as_tensor(feats).double().cpu()
     m = coverage.actions.shape[0]
     if feats.ndim != 2 or feats.shape[0] != m:
         raise ValueError(f"value features must be [M, F] with M={m} coverage states, got {list(feats.shape)}")
-    return feats
+    return ValueFeatures(feats, feats.shape[1])
 
 
 def starc_from_canonical(x: Tensor, y: Tensor) -> float:
@@ -501,9 +535,10 @@ def reward_distances(spec, reward_a, reward_b, transitions: Coverage, *, gamma: 
     (``collect_transitions(env, steps)`` or ``Coverage.from_rollout``).
 
     Returns {"epic": float | None, "dard": ..., "starc": ..., "epic_ci": [lo, hi] | None, "dard_ci",
-    "starc_ci", "transitions": K used, "episodes": bootstrap groups, "gamma", "confidence",
-    "notes": {metric: why it is None}}: a metric is None (with its note) where it is undefined, e.g.
-    EPIC/DARD of a reward constant on the transitions. ``bootstrap`` 0: no intervals."""
+    "starc_ci", "transitions": K measured on, "episodes": bootstrap groups, "gamma", "confidence",
+    "bootstrap", "notes": {metric: why it is None}}: a metric is None (with its note) where it is
+    undefined, e.g. EPIC/DARD of a reward constant on the transitions. The intervals resample
+    episodes ``bootstrap`` times (0: none); STARC refits its value function on every resample."""
     from robreward.rewards.base import resolve_reward
 
     _check_args(gamma, num_samples, max_transitions)
@@ -516,59 +551,103 @@ def reward_distances(spec, reward_a, reward_b, transitions: Coverage, *, gamma: 
     notes: dict[str, str] = {}
     canon["epic"] = _epic_pair(rewards[0], rewards[1], transitions, chosen, gamma, num_samples, rng)
     canon["dard"] = tuple(dard_canonical_rewards(r, transitions, chosen, gamma=gamma, neighbours=neighbours)
-                          for r in rewards)
-    val = [val_canonical_rewards(r, transitions, gamma=gamma) for r in rewards]
-    canon["starc"] = (val[0][chosen.cpu()], val[1][chosen.cpu()])
-    groups = transitions.groups[chosen.cpu()]
-    out: dict = {"transitions": len(chosen), "episodes": int(groups.max()) + 1, "gamma": gamma,
-                 "confidence": confidence}
+                          for r in rewards)  # type: ignore[assignment]
+    # STARC: both rewards' values in one LSTD solve, on every transition
+    feats = value_features(transitions)
+    raw = torch.stack([_evaluate(r, transitions, transitions.prev, transitions.next) for r in rewards], 1)
+    pick = chosen.cpu()
+    val = _val_from(feats, transitions, raw, gamma)[pick]
+    canon["starc"] = (val[:, 0], val[:, 1])
+    groups = transitions.groups
+    out: dict = {"transitions": len(chosen), "episodes": int(groups[pick].unique().numel()), "gamma": gamma,
+                 "confidence": confidence, "bootstrap": bootstrap}
     for metric in METRICS:
         x, y = canon[metric]
         try:
             out[metric] = starc_from_canonical(x, y) if metric == "starc" else pearson_distance(x, y)
         except ValueError as err:
             out[metric], notes[metric] = None, str(err)
-        out[f"{metric}_ci"] = (None if out[metric] is None or bootstrap == 0 else
-                               _bootstrap(metric, x, y, groups, bootstrap, confidence, rng))
+    intervals = _bootstrap(canon, feats, transitions, raw, pick, gamma, bootstrap, confidence, rng) if bootstrap else {}
+    for metric in METRICS:
+        out[f"{metric}_ci"] = intervals.get(metric) if out[metric] is not None else None
     out["notes"] = notes
     return out
 
 
-def _bootstrap(metric: str, x: Tensor, y: Tensor, groups: Tensor, count: int, confidence: float,
-               rng: np.random.Generator) -> list[float]:
-    """Percentile interval of the metric over ``count`` resamples of the groups (episodes)."""
+def _val_from(feats: ValueFeatures, coverage: Coverage, raw: Tensor, gamma: float,
+              weights: Optional[Tensor] = None) -> Tensor:
+    """[K, R] VAL canonical rewards of raw rewards [K, R] on every transition (LSTD weighted by ``weights``)."""
+    prev, nxt = coverage.prev.cpu(), coverage.next.cpu()
+    if weights is None:
+        values = lstd_values(feats, prev, nxt, raw, gamma)
+    else:
+        keep = weights > 0
+        w = weights[keep].double().unsqueeze(1)
+        phi, phi2 = feats.matrix[prev[keep]], feats.matrix[nxt[keep]]
+        a = (phi * w).T @ (phi - gamma * phi2) / float(w.sum())
+        b = (phi * w).T @ raw[keep] / float(w.sum())
+        penalty = torch.zeros(a.shape[0], dtype=a.dtype)
+        penalty[feats.free:] = feats.ridge
+        values = feats.matrix @ torch.linalg.lstsq(a + torch.diag(penalty), b, driver="gelsd").solution
+    return _snap_trivial(raw + gamma * values[nxt] - values[prev], raw)
+
+
+def _snap_trivial(canonical: Tensor, raw: Tensor) -> Tensor:
+    """Columns whose canonical reward is below TRIVIAL x the raw reward's RMS are set to 0: what is
+    left of a reward that was only shaping and a constant is the value fit's round-off."""
+    rms = lambda v: v.pow(2).mean(0).sqrt()  # noqa: E731
+    trivial = rms(canonical) <= TRIVIAL * rms(raw)
+    return torch.where(trivial, torch.zeros_like(canonical), canonical)
+
+
+def _bootstrap(canon: dict, feats: ValueFeatures, coverage: Coverage, raw: Tensor, pick: Tensor, gamma: float,
+               count: int, confidence: float, rng: np.random.Generator) -> dict[str, list[float]]:
+    """Percentile intervals over ``count`` resamples of the episodes: each resample weights every
+    transition by how often its episode was drawn; EPIC and DARD keep their canonical rewards,
+    STARC refits the value function with the weights."""
+    groups = coverage.groups
     num_groups = int(groups.max()) + 1
-    members = [torch.nonzero(groups == g).flatten() for g in range(num_groups)]
-    values = []
-    for lo in range(0, count, 64):
-        rows_x, rows_y = [], []
-        for _ in range(min(64, count - lo)):
-            pick = rng.integers(0, num_groups, size=num_groups)
-            idx = torch.cat([members[g] for g in pick])
-            rows_x.append(x[idx])
-            rows_y.append(y[idx])
-        values.extend(_metric_rows(metric, rows_x, rows_y))
-    finite = np.array([v for v in values if math.isfinite(v)])
-    if len(finite) == 0:
-        return [float("nan"), float("nan")]
+    values: dict[str, list[float]] = {m: [] for m in METRICS}
+    for _ in range(count):
+        counts = torch.as_tensor(np.bincount(rng.integers(0, num_groups, size=num_groups), minlength=num_groups),
+                                 dtype=torch.float64)
+        weights = counts[groups]
+        w = weights[pick]
+        if float(w.sum()) <= 0:
+            continue
+        for metric in ("epic", "dard"):
+            values[metric].append(_weighted_pearson_distance(*canon[metric], w))
+        val = _val_from(feats, coverage, raw, gamma, weights)[pick]
+        values["starc"].append(_weighted_starc(val[:, 0], val[:, 1], w))
     tail = 100 * (1 - confidence) / 2
-    return [float(np.percentile(finite, tail)), float(np.percentile(finite, 100 - tail))]
-
-
-def _metric_rows(metric: str, rows_x: list, rows_y: list) -> list[float]:
-    out = []
-    for x, y in zip(rows_x, rows_y):
-        if metric == "starc":
-            out.append(float(_starc(x.unsqueeze(0), y.unsqueeze(0))[0]))
-            continue
-        xc, yc = x - x.mean(), y - y.mean()
-        denom = float(xc.norm() * yc.norm())
-        if denom <= 0:
-            out.append(float("nan"))
-            continue
-        rho = float((xc @ yc) / denom)
-        out.append(math.sqrt(max(0.0, (1.0 - min(1.0, max(-1.0, rho))) / 2.0)))
+    out = {}
+    for metric, vals in values.items():
+        finite = np.array([v for v in vals if math.isfinite(v)])
+        if len(finite):
+            out[metric] = [float(np.percentile(finite, tail)), float(np.percentile(finite, 100 - tail))]
     return out
+
+
+def _weighted_pearson_distance(x: Tensor, y: Tensor, w: Tensor) -> float:
+    w = w / w.sum()
+    xc, yc = x - (w * x).sum(), y - (w * y).sum()
+    denom = math.sqrt(float((w * xc * xc).sum()) * float((w * yc * yc).sum()))
+    if denom <= 0:
+        return float("nan")
+    rho = float((w * xc * yc).sum()) / denom
+    return math.sqrt(max(0.0, (1.0 - min(1.0, max(-1.0, rho))) / 2.0))
+
+
+def _weighted_starc(x: Tensor, y: Tensor, w: Tensor) -> float:
+    w = w / w.sum()
+    scale = float(torch.cat([x.abs(), y.abs()]).max()) + 1e-300
+
+    def unit(v):
+        norm = math.sqrt(float((w * v * v).sum()))
+        return v / norm if norm > 1e-9 * scale else torch.zeros_like(v)
+
+    d = unit(x) - unit(y)
+    return 0.5 * math.sqrt(float((w * d * d).sum()))
 
 
 __all__ = ["Coverage", "DEFAULT_GAMMA", "METRICS", "TransitionReward", "canonical_rewards", "collect_transitions",
