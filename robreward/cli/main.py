@@ -22,6 +22,7 @@ VERBS = {
     "check-reward": ("check_reward", "check a reward program (static checks + sandboxed dry run)"),
     "compare": ("compare", "compare runs: markdown table with HNS and significance, learning curves PNG"),
     "demos": ("demos", "demonstration datasets: record, info, replay, export"),
+    "distance": ("distance", "EPIC, DARD and STARC distances between two rewards of a task (0: same, 1: opposite)"),
     "eval": ("eval", "evaluate a run or a policy file; write eval.json (and optionally a video)"),
     "expert": ("expert", "run a task's scripted expert; report success; optionally write a video"),
     "generate": ("generate", "LLM-written reward programs: sample, check, train, reflect, keep the best"),
