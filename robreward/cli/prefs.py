@@ -61,6 +61,9 @@ def _new_config(args):
     if missing:
         raise CliError(f"{', '.join(missing)} required (or --resume RUN_DIR)")
     values["task"] = _task(values["task"])
+    from robreward.cli.vision import fold_teacher_flags
+
+    values["teacher"] = fold_teacher_flags(values["teacher"], args.base_url, args.max_cost)  # vlm: teachers
     if (Path(values["out"]) / STATE_FILE).exists():
         raise CliError(f"--out {values['out']!r} already holds a preference run: continue it with "
                        f"`robreward prefs train --resume {values['out']}` or choose a new --out")
@@ -157,12 +160,18 @@ def register(sub) -> None:
     from robreward.cli.options import add_config_flags
     from robreward.rl.config import PPOConfig
 
+    from robreward.cli.vision import register_vlm_teachers
+
+    register_vlm_teachers()  # --teacher vlm:MODEL / anthropic:MODEL (docs/vision.md)
     p = sub.add_parser("prefs")
     verbs = p.add_subparsers(dest="prefs_verb", metavar="{train,eval}")
     t = verbs.add_parser("train", help="run (or resume) the preference loop into a run directory")
     t.add_argument("--task", help="task name (see `robreward tasks`) or task folder")
     t.add_argument("--teacher", help="oracle | stochastic:BETA | mistake:EPS | skip:EPS | equal:EPS | myopic:GAMMA, "
-                                     "comma-separated; or human (you label clips in the browser)")
+                                     "comma-separated; or human (you label clips in the browser); or vlm:MODEL / "
+                                     "anthropic:MODEL (a vision-language model labels rendered frames)")
+    t.add_argument("--base-url", help="teacher vlm:MODEL: an OpenAI-compatible server (vLLM, Ollama, ...)")
+    t.add_argument("--max-cost", type=float, help="teacher vlm:/anthropic:MODEL: spend cap in USD (resumable)")
     t.add_argument("--queries", type=int, help="query budget (pairs shown to the teacher)")
     t.add_argument("--select", help="uniform | disagreement (default) | entropy")
     t.add_argument("--schedule", help="constant (default) | linear")

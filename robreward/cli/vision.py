@@ -193,3 +193,63 @@ def register(sub) -> None:
     b.add_argument("--device", default="cpu", help="simulation device (cuda:0 with --backend warp)")
     b.set_defaults(func=bench)
     p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
+
+
+# -- the VLM preference teacher (RL-VLM-F): built here, where codegen's LLM client may be imported ------------
+LEDGER_FILE = "vlm_ledger.json"
+TEXT_ONLY_WORDS = ("image", "multimodal", "multi-modal", "vision", "image_url")
+
+
+def build_vlm_teacher(spec: str):
+    """The VLMTeacher of ``vlm:MODEL[,base_url=URL,max_cost=USD,...]`` or ``anthropic:MODEL[,...]``, its requests
+    through robreward.codegen.llm (retries, spend cap, key redaction, as `generate`)."""
+    from robreward.codegen.llm import Ledger, LLMRequestError, make_client
+    from robreward.feedback.vision.vlm_teacher import VLMTeacher, parse_teacher_spec
+
+    provider, model, options = parse_teacher_spec(spec)
+    max_cost = options.get("max_cost")
+    client = make_client(model if provider == "openai" else f"anthropic:{model}", options.get("base_url"),
+                         timeout=options.get("timeout", 120.0), ledger=Ledger(max_cost=max_cost))
+    where = options.get("base_url") or provider
+
+    def complete(messages: list[dict]) -> str:
+        try:
+            return client.complete(messages, n=1, temperature=0.0, max_tokens=512).texts[0]
+        except LLMRequestError as err:
+            text = str(err).lower()
+            if err.status in (400, 404, 415, 422) and any(word in text for word in TEXT_ONLY_WORDS):
+                raise ValueError(f"the model {model!r} at {where} does not take images ({err}): the VLM teacher sends "
+                                 "two frames per query; serve a vision-language model (e.g. gpt-4o, "
+                                 "Qwen2.5-VL in vLLM, llava in Ollama) or use a simulated teacher") from None
+            raise
+
+    def on_start(run_dir) -> None:  # the spend is counted across a resumed run's processes
+        client.ledger = Ledger.load(Path(run_dir) / LEDGER_FILE, max_cost=max_cost)
+
+    teacher = VLMTeacher(complete, model, goal=options.get("goal"), frames=options.get("frames", 1),
+                         size=options.get("size", 224), spent=lambda: client.ledger.cost_usd, spec=spec)
+    teacher.on_start = on_start
+    return teacher
+
+
+def register_vlm_teachers() -> None:
+    """Make `--teacher vlm:MODEL` and `--teacher anthropic:MODEL` resolve (preferences.teachers.make_teacher)."""
+    from robreward.feedback.preferences.teachers import VLM_KINDS, register_teacher_kind
+
+    for kind in VLM_KINDS:
+        register_teacher_kind(kind, build_vlm_teacher)
+
+
+def fold_teacher_flags(teacher: str | None, base_url: str | None, max_cost: float | None) -> str | None:
+    """--base-url / --max-cost written into a vlm:/anthropic: teacher spec (CliError for another teacher)."""
+    if base_url is None and max_cost is None:
+        return teacher
+    from robreward.feedback.preferences.teachers import VLM_KINDS
+
+    if not teacher or teacher.strip().partition(":")[0].strip().lower() not in VLM_KINDS:
+        raise CliError("--base-url and --max-cost configure a vision-language teacher: give --teacher vlm:MODEL "
+                       "(or anthropic:MODEL)")
+    if max_cost is not None and not max_cost > 0:
+        raise CliError(f"--max-cost must be > 0 (USD), got {max_cost}")
+    extra = ([f"base_url={base_url}"] if base_url else []) + ([f"max_cost={max_cost:g}"] if max_cost else [])
+    return ",".join([teacher.strip(), *extra])

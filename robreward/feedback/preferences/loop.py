@@ -400,6 +400,11 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
         model = PreferenceReward(featurizer=featurizer, config=config.ensemble, name="pref", device=config.device)
     pretrain = StateEntropyReward(spec, config.entropy_k) if config.pretrain_steps else None
     human = None
+    # a teacher that labels rendered frames (vlm:MODEL, robreward.feedback.vision.vlm_teacher) reads the rollout's
+    # MuJoCo states like the person's clips; it caches its labels in the run directory
+    frames_teacher = teacher if callable(getattr(teacher, "label_round", None)) else None
+    if frames_teacher is not None:
+        frames_teacher.start(run_dir)
     if teacher is None:  # a person labels in the web app, served from here unless serve_app is off
         human = HumanTeacher(run_dir, host=config.host, port=config.port, serve=config.serve_app,
                              timeout=timeout_seconds(config.label_timeout), progress=config.progress)
@@ -417,7 +422,7 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
             # 2. collect rollouts with the current policy (sampled), under the hand reward the teacher reads
             #    (with full MuJoCo states when a person labels: the clips are rendered from them)
             rollout, env = _collect(config, spec, run_dir, seed=config.seed * 7919 + k + 1,
-                                    record_sim_states=human is not None)
+                                    record_sim_states=human is not None or frames_teacher is not None)
             try:
                 state["collect_steps"] += rollout.num_steps * rollout.num_envs
                 query_worlds, heldout_worlds = split_heldout(rollout)
@@ -436,6 +441,8 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
                 #    the person: clips rendered, queries stored, wait until the web app has every answer
                 if human is not None:
                     labels = human.label_round(k, queries, query_worlds, env)
+                elif frames_teacher is not None:
+                    labels = frames_teacher.label_round(k, queries, query_worlds, env)
                 else:
                     reference = float(query_worlds.rewards.mean()) * config.segment
                     labels = teacher.label(queries, np.random.default_rng([config.seed, k, 1]),
@@ -451,8 +458,11 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
                              "queries_used": labeled.size, "labels_answered": labeled.answered,
                              "ties": sum(y == 0.5 for y in labels), "skipped": sum(y is None for y in labels),
                              "rollout_hand_reward_per_step": float(rollout.rewards.mean()), "fit": _fit_summary(report)}
+            if frames_teacher is not None:  # unsure/malformed answers, agreement with the oracle, cost
+                round_metrics.update(frames_teacher.round_stats)
             if model.num_fits:
-                round_metrics.update(reward_metrics(model, spec, heldout_worlds, teacher, config.heldout_pairs,
+                round_metrics.update(reward_metrics(model, spec, heldout_worlds,
+                                                    None if frames_teacher is not None else teacher, config.heldout_pairs,
                                                     config.segment, np.random.default_rng([config.seed, k, 2])))
             # 8. checkpoint the round: model, labels, metrics, then state.json (the round is done when it says so)
             model.save(_model_path(run_dir, k))

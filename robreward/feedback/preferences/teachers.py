@@ -211,6 +211,9 @@ def make_teacher(spec: Union[str, SimTeacher]) -> SimTeacher:
     """
     if isinstance(spec, SimTeacher):
         return spec
+    external = _external_teacher(spec)
+    if external is not None:
+        return external
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"teacher spec must be a non-empty string such as 'oracle' or 'mistake:0.1', got {spec!r}")
     fields: dict = {}
@@ -248,6 +251,33 @@ def make_teacher(spec: Union[str, SimTeacher]) -> SimTeacher:
         raise ValueError(f"teacher {spec!r}: 'oracle' means beta = inf and 'stochastic' sets a finite beta; "
                          "keep one of them")
     return SimTeacher(**fields)
+
+
+# -- teachers provided by other packages ---------------------------------------------------------------------
+_TEACHER_KINDS: dict = {}
+VLM_KINDS = ("vlm", "anthropic")
+"""The vision-language teachers (robreward/feedback/vision/vlm_teacher.py), registered by the CLI, which builds
+their LLM client (robreward.feedback may not import robreward.codegen)."""
+
+
+def register_teacher_kind(kind: str, factory) -> None:
+    """``make_teacher("KIND:ARG")`` returns ``factory("KIND:ARG")``: a teacher object that is not a SimTeacher
+    (e.g. robreward.cli.vision registers vlm: and anthropic:, whose teachers label rendered frames through
+    ``label_round(round, pairs, rollout, env)``)."""
+    _TEACHER_KINDS[kind] = factory
+
+
+def _external_teacher(spec):
+    if not isinstance(spec, str):
+        return None
+    kind = spec.strip().partition(":")[0].strip().lower()
+    if kind in _TEACHER_KINDS:
+        return _TEACHER_KINDS[kind](spec.strip())
+    if kind in VLM_KINDS:
+        raise ValueError(f"teacher {spec!r} (a vision-language model) is not available here: the robreward CLI "
+                         "provides it (`robreward prefs train --teacher vlm:MODEL`); from Python call "
+                         "robreward.cli.vision.register_vlm_teachers() first")
+    return None
 
 
 def _split_component(part: str) -> tuple[str, str, str]:
@@ -294,4 +324,5 @@ def _uniform(rng: Rng, n: int) -> np.ndarray:
     raise TypeError(f"rng must be a numpy Generator, a torch Generator or an int seed, got {type(rng).__name__}")
 
 
-__all__ = ["COMPONENTS", "EQUAL", "Label", "SKIP", "SimTeacher", "bpref_reference_return", "make_teacher"]
+__all__ = ["COMPONENTS", "EQUAL", "Label", "SKIP", "SimTeacher", "VLM_KINDS", "bpref_reference_return", "make_teacher",
+           "register_teacher_kind"]
