@@ -9,9 +9,9 @@ preference run) writes::
     checkpoints/latest_sb3.pt  --algo sb3's checkpoint
     tb/                     TensorBoard event files
     progress.csv            one row per PPO update (PROGRESS_COLUMNS)
-    policy.onnx             the deterministic policy (ARCHITECTURE.md "Policy file")
+    policy.onnx             the deterministic policy (docs/architecture.md "Policy file")
     MODEL_CARD.md           what the policy is, its training numbers and its evaluation section
-    eval.json               the evaluation (ARCHITECTURE.md "eval.json"; EVAL_FIELDS)
+    eval.json               the evaluation (docs/architecture.md "eval.json"; EVAL_FIELDS)
     failed.json             why the run failed (the trainer's record), absent when it did not
 
 Every file is written atomically through :mod:`robreward.fileio`. ``RunDir(path)`` gives the
@@ -111,7 +111,7 @@ CSV_FIELDS = tuple(PROGRESS_COLUMNS)
 
 EVAL_FIELDS = ("task", "task_version", "reward", "episodes", "seeds", "return_mean", "return_std",
                "train_reward_return_mean", "success_rate", "fitness_mean", "episode_length_mean", "terms")
-"""The fields ARCHITECTURE.md requires in every eval.json."""
+"""The fields docs/architecture.md requires in every eval.json."""
 
 
 # -- config versions ---------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The demo dataset: one HDF5 file per (task, model), many episodes, written atomically.
 
-Layout (ARCHITECTURE.md "Demo dataset")::
+Layout (docs/architecture.md "Demo dataset")::
 
     /                      attrs: format, format_version, task, task_version, model_hash,
                                   mujoco_version, platform, machine, source, seeds, created,

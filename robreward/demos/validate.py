@@ -1,4 +1,4 @@
-"""Checks a demo file passes before any of its data is read (ARCHITECTURE.md "Everything from
+"""Checks a demo file passes before any of its data is read (docs/architecture.md "Everything from
 outside is untrusted").
 
 A demo dataset comes from someone else as often as from this machine. HDF5 can make a dataset

@@ -111,7 +111,7 @@ class TrainConfig:
     seed: int = 0
     """Seeds torch, numpy and the env's reset distribution."""
     out: str = "runs/run"
-    """Run directory (ARCHITECTURE.md layout)."""
+    """Run directory (docs/architecture.md layout)."""
     algo: str = "ppo"
     """ppo (robreward's batched PPO) or sb3 (Stable-Baselines3 PPO, rl-zoo3 hyperparameters)."""
     backend: str = "cpu"

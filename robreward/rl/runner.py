@@ -1,5 +1,5 @@
 """`train(config)`: one PPO run (robreward.rl.trainer.Trainer with K=1), writing the run
-directory of ARCHITECTURE.md (config.yaml, checkpoints/, tb/, progress.csv, policy.onnx,
+directory of docs/architecture.md (config.yaml, checkpoints/, tb/, progress.csv, policy.onnx,
 MODEL_CARD.md, eval.json).
 
 Resume (`resume(run_dir)`) restores the model, optimizer, normalizer, learning rate, step

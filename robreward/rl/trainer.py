@@ -1,5 +1,5 @@
 """The one training engine: a persistent `Trainer` of K PPO policies in one BatchedEnv of K x M
-worlds (K reward candidates; a single run is K=1), each writing the run directory of ARCHITECTURE.md.
+worlds (K reward candidates; a single run is K=1), each writing the run directory of docs/architecture.md.
 
     trainer = Trainer([TrainConfig(task="reach", steps=200_000, out="runs/reach")])
     trainer.learn()            # to the budget (or learn(steps): to that many env steps per candidate)

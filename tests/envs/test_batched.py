@@ -1,4 +1,4 @@
-"""The BatchedEnv contract (ARCHITECTURE.md) on every task of the suite."""
+"""The BatchedEnv contract (docs/architecture.md) on every task of the suite."""
 
 import dataclasses
 

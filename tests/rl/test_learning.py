@@ -1,4 +1,4 @@
-"""PPO learns reach on a small budget, and the run directory has the ARCHITECTURE.md layout."""
+"""PPO learns reach on a small budget, and the run directory has the docs/architecture.md layout."""
 
 import csv
 import json
