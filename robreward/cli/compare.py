@@ -1,6 +1,6 @@
 """`robreward compare runs/a runs/b [--baseline-version v0 | --baselines HAND_RUN,SPARSE_RUN] [--out DIR]
 [--overwrite]`: markdown table (steps, return, success, fitness, HNS with its 95% interval, significance vs
-hand) and a learning-curve PNG; writes DIR/compare.md, compare.json, curves.png, refusing to replace an
+hand, EPIC and STARC to the hand reward) and a learning-curve PNG; writes DIR/compare.md, compare.json, curves.png, refusing to replace an
 earlier comparison there without --overwrite. A run is any run directory robreward writes: a training run,
 a seed group, a `prefs train` or a `generate` run.
 
@@ -8,6 +8,8 @@ H and S are the shipped baselines' (the newest version under policies/, or --bas
 hand and sparse runs only with --baselines. The last line printed is the one to quote."""
 
 from __future__ import annotations
+
+import argparse
 
 
 def _baselines(value):
@@ -29,7 +31,7 @@ def run(args) -> int:
 
     try:
         result = compare(args.runs, out=args.out, overwrite=args.overwrite, baseline_version=args.baseline_version,
-                         baselines=_baselines(args.baselines))
+                         baselines=_baselines(args.baselines), distances=args.distances)
     except FileExistsError as err:
         raise CliError(str(err)) from None
     print(result["table"].rstrip("\n").rsplit("\n", 1)[0])
@@ -47,6 +49,9 @@ def register(sub) -> None:
                         "(default: the newest shipped for the task)")
     p.add_argument("--baselines", default=None, metavar="HAND_RUN,SPARSE_RUN",
                    help="use your own runs as H and S instead of the shipped baselines")
+    p.add_argument("--distances", action=argparse.BooleanOptionalAction, default=True,
+                   help="EPIC and STARC from each run's reward to the hand reward, on transitions of the shipped hand "
+                        "policy and random actions (a few seconds per reward; default on)")
     p.add_argument("--out", default=None, help="output folder (default: <first run's parent>/compare)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing comparison in the output folder")
     p.set_defaults(func=run)

@@ -228,7 +228,7 @@ def _hns_cell(score: HNS, ci) -> str:
 
 
 def build_rows(runs: Sequence[Run], baseline_root=None, baseline_version: Optional[str] = None,
-               baselines: Optional[tuple] = None) -> tuple[list[dict], dict]:
+               baselines: Optional[tuple] = None, with_runs: bool = False):
     """One dict per row (numbers + formatted cells) and the reference per task.
 
     Without `baselines` each task's reference is its shipped baselines (newest version, or
@@ -251,8 +251,8 @@ def build_rows(runs: Sequence[Run], baseline_root=None, baseline_version: Option
             if base is not None:
                 reference_rows += baseline_runs(base)
     shipped = set(shipped_folders(baseline_root))
-    rows = []
-    for run in [*reference_rows, *runs]:
+    rows, row_runs = [], [*reference_rows, *runs]
+    for run in row_runs:
         ref = refs[run.task]
         fitness = run.mean("fitness_mean")
         path = _resolved(run.path)
@@ -277,11 +277,96 @@ def build_rows(runs: Sequence[Run], baseline_root=None, baseline_version: Option
                       _return_cell(run), _fmt(run.mean("success_rate")), _fmt(fitness), hns_cell,
                       "-" if role else ("no hand seeds" if not ref.hand_seeds else format_p(test))],
         })
-    return rows, refs
+    return (rows, refs, row_runs) if with_runs else (rows, refs)
+
+
+DISTANCE_WORLDS = 32
+DISTANCE_STEPS = 64  # per world: 2,048 transitions per task
+
+
+def _coverage(spec, policy_file: Optional[Path], seed: int = 0):
+    """Transitions to measure reward distances on: half the worlds act with the shipped hand policy
+    (where one is shipped), half with uniform random actions (all random without one); -> (Coverage, how)."""
+    import torch
+
+    import robreward
+    from robreward.rewards.distance import collect_transitions
+
+    env = robreward.make(spec, num_envs=DISTANCE_WORLDS, seed=seed)
+    policy, how = None, f"{DISTANCE_WORLDS * DISTANCE_STEPS:,} transitions of uniform random actions"
+    if policy_file is not None and policy_file.is_file():
+        from robreward.rl import load_policy
+
+        shipped = load_policy(str(policy_file), task=spec)
+        gen = torch.Generator().manual_seed(seed)
+        low, high = env.action_low.cpu(), env.action_high.cpu()
+        half = DISTANCE_WORLDS // 2
+
+        def policy(obs):
+            act = torch.as_tensor(np.asarray(shipped(obs)), dtype=torch.float32).clone()
+            act[half:] = low + (high - low) * torch.rand(DISTANCE_WORLDS - half, env.act_dim, generator=gen)
+            return act
+
+        how = (f"{DISTANCE_WORLDS * DISTANCE_STEPS:,} transitions, half of the worlds acting with the shipped hand "
+               f"policy ({policy_file}), half with uniform random actions")
+    try:
+        return collect_transitions(env, DISTANCE_STEPS, policy=policy, seed=seed), how
+    finally:
+        env.close()
+
+
+def add_distances(rows: list[dict], runs_by_row: list[Run], refs: dict) -> dict:
+    """EPIC and STARC from each row's reward to the hand reward (robreward.rewards.distance), measured
+    per task on one set of transitions; a reward that cannot be rebuilt here gets None and a note.
+    Returns {task: how the transitions were sampled, or why no distance was measured}."""
+    from robreward.envs.registry import get_task
+    from robreward.rewards.base import resolve_reward
+    from robreward.rewards.distance import reward_distances
+
+    per_task: dict = {}
+    cache: dict = {}
+    for row, run in zip(rows, runs_by_row):
+        task, reward = run.task, str(run.reward)
+        row["epic"] = row["starc"] = row["distance_note"] = None
+        if task not in per_task:
+            try:
+                spec = get_task(str(task), allow_folder=False)
+            except Exception as err:  # noqa: BLE001  (an unknown name, a task folder: no distances)
+                per_task[task] = (None, None, f"no distances: {task!r} is not a task of the suite "
+                                              f"({type(err).__name__})")
+            else:
+                ref = refs.get(task)
+                folder = next((Path(p) for p, role in ref.self_paths.items() if role == "H"), None) \
+                    if ref is not None and ref.kind == "shipped" else None
+                coverage, how = _coverage(spec, folder / "policy.onnx" if folder is not None else None)
+                per_task[task] = (spec, coverage, how)
+        spec, coverage, how = per_task[task]
+        if spec is None:
+            row["distance_note"] = how
+            continue
+        key = (task, reward)
+        if key not in cache:
+            if _reward_kind(reward) == "hand":
+                cache[key] = {"epic": 0.0, "starc": 0.0, "notes": {}}
+            else:
+                try:
+                    resolve_reward(reward, spec)
+                except Exception as err:  # noqa: BLE001  (a moved file, a learned reward not here, ...)
+                    cache[key] = {"epic": None, "starc": None, "notes": {
+                        "epic": f"reward {reward!r} cannot be rebuilt here ({type(err).__name__})"}}
+                else:
+                    cache[key] = reward_distances(spec, reward, "hand", coverage, bootstrap=0)
+        result = cache[key]
+        row["epic"], row["starc"] = result.get("epic"), result.get("starc")
+        if row["epic"] is None or row["starc"] is None:
+            row["distance_note"] = next(iter((result.get("notes") or {}).values()), "undefined")
+    return {task: how for task, (_spec, _cov, how) in per_task.items()}
 
 
 HEADER = ("run", "task", "reward", "seeds", "steps", "return (hand) mean ± std", "success", "fitness",
           "HNS [95% CI]", "vs hand")
+DISTANCE_HEADER = ("EPIC to hand", "STARC to hand")
+
 
 
 def summary_line(rows: Sequence[dict], refs: dict) -> str:
@@ -318,9 +403,14 @@ def summary_line(rows: Sequence[dict], refs: dict) -> str:
     return f"HNS of your runs against {against}: " + ", ".join(parts)
 
 
-def markdown_table(rows: Sequence[dict], refs: dict) -> str:
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "|".join("---" for _ in HEADER) + "|"]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row["cells"]) + " |" for row in rows]
+def markdown_table(rows: Sequence[dict], refs: dict, distances: Optional[dict] = None) -> str:
+    header = HEADER + (DISTANCE_HEADER if distances is not None else ())
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in rows:
+        cells = list(row["cells"])
+        if distances is not None:
+            cells += [_fmt(row.get("epic")), _fmt(row.get("starc"))]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     notes = []
     for task, ref in refs.items():
         budget = f"; {_steps(ref.steps)} env steps per seed" if ref.steps else ""
@@ -336,6 +426,15 @@ def markdown_table(rows: Sequence[dict], refs: dict) -> str:
     for row in rows:
         if row["vs_hand"] and row["vs_hand"].get("testable"):
             notes.append(f"- {row['run']}: {row['vs_hand']['summary']}")
+    if distances is not None:
+        for task, how in distances.items():
+            notes.append(f"- {task}: EPIC and STARC to the hand reward (0 = the same reward up to shaping and "
+                         f"scale; robreward distance) measured on {how}")
+        undefined_d: dict[str, list[str]] = {}
+        for row in rows:
+            if row.get("distance_note"):
+                undefined_d.setdefault(row["distance_note"], []).append(row["run"])
+        notes += [f"- {', '.join(names)}: distance undefined: {why}" for why, names in undefined_d.items()]
     notes.append("- HNS = (M - S)/|H - S| on fitness; (= H)/(= S): the reference itself, not scored; [95% CI]: "
                  "bootstrap over the run's seeds and the baselines' seeds (>= 2 run seeds); return: mean ± std over "
                  "seeds (one seed: over episodes); vs hand: one-sided Welch t-test on per-seed fitness, "
@@ -347,13 +446,15 @@ COMPARE_FILES = ("compare.md", "compare.json", "curves.png")
 
 
 def compare(run_dirs: Sequence, out=None, baseline_root=None, overwrite: bool = False,
-            baseline_version: Optional[str] = None, baselines: Optional[Sequence] = None) -> dict:
+            baseline_version: Optional[str] = None, baselines: Optional[Sequence] = None,
+            distances: bool = True) -> dict:
     """Read the runs, write <out>/compare.md, <out>/compare.json and <out>/curves.png.
 
     H and S: the shipped baselines (newest version, or `baseline_version` "v0"/"v1"/...), or with
     `baselines` = (HAND_RUN, SPARSE_RUN) those two run directories. out defaults to the first
     run's parent / "compare". An existing comparison there is refused unless ``overwrite``
-    (FileExistsError). Returns {table, summary, markdown, json, png, rows, out}.
+    (FileExistsError). distances: add EPIC and STARC from each row's reward to the hand reward
+    (a few seconds per reward on a CPU). Returns {table, summary, markdown, json, png, rows, out}.
     """
     if not run_dirs:
         raise ValueError("compare needs at least one run directory")
@@ -369,12 +470,13 @@ def compare(run_dirs: Sequence, out=None, baseline_root=None, overwrite: bool = 
                               "replace it, or --out DIR for a new one")
     runs = [load_run(p) for p in run_dirs]
     refs_runs = tuple(load_run(p) for p in baselines) if baselines is not None else None
-    rows, refs = build_rows(runs, baseline_root, baseline_version, refs_runs)
-    table = markdown_table(rows, refs)
+    rows, refs, row_runs = build_rows(runs, baseline_root, baseline_version, refs_runs, with_runs=True)
+    how = add_distances(rows, row_runs, refs) if distances else None
+    table = markdown_table(rows, refs, how)
     summary = summary_line(rows, refs)
     out.mkdir(parents=True, exist_ok=True)
     md = atomic_write_text(out / "compare.md", "# Comparison\n\n" + table + "\n![learning curves](curves.png)\n")
-    payload = {"summary": summary,
+    payload = {"summary": summary, "distances": how,
                "rows": [{k: v for k, v in r.items() if k != "cells"} for r in rows],
                "references": {str(t): {**dataclasses.asdict(r), "self_paths": sorted(r.self_paths)}
                               for t, r in refs.items()}}

@@ -48,7 +48,7 @@ def test_compare_seed_groups(tmp_path):
     hand = make_group(tmp_path / "push-hand", "hand", [0.80, 0.82, 0.78])
     llm = make_group(tmp_path / "push-llm", "llm.py", [0.95, 0.97, 0.96])
     sparse = make_group(tmp_path / "push-sparse", "sparse", [0.20, 0.22, 0.18])
-    res = compare([hand, llm, sparse], baselines=(hand, sparse))
+    res = compare([hand, llm, sparse], baselines=(hand, sparse), distances=False)
     out = tmp_path / "compare"
     assert res["markdown"] == out / "compare.md" and (out / "compare.json").is_file()
     table = (out / "compare.md").read_text()
@@ -89,7 +89,7 @@ def test_compare_single_runs_with_baseline_file(tmp_path):
 
     a = make_run(tmp_path / "runs" / "push-a", "a.py", 0, 0.5, 0.4, 30.0)
     c = make_run(tmp_path / "runs" / "push-c", "c.py", 0, 0.7, 0.6, 40.0, steps=(0, 500, 1500))
-    res = compare([a, c], out=tmp_path / "cmp", baseline_root=tmp_path / "policies")
+    res = compare([a, c], out=tmp_path / "cmp", baseline_root=tmp_path / "policies", distances=False)
     rows = {r["run"]: r for r in res["rows"]}
     assert rows["push-a"]["hns"]["value"] == pytest.approx((0.5 - 0.1) / 0.8)
     assert rows["push-a"]["vs_hand"]["testable"] is False  # one seed: not testable
@@ -107,7 +107,7 @@ def test_compare_undefined_hns_and_missing_pieces(tmp_path):
     hand = make_run(tmp_path / "hand", "hand", 0, 1.0, 1.0, 10.0)
     sparse = make_run(tmp_path / "sparse", "sparse", 0, 0.98, 1.0, 9.0)
     noeval = make_run(tmp_path / "noeval", "x.py", 0, 0.5, 0.5, 5.0, evaluated=False)
-    res = compare([hand, sparse, noeval], out=tmp_path / "o", baseline_root=tmp_path / "none", baselines=(hand, sparse))
+    res = compare([hand, sparse, noeval], out=tmp_path / "o", baseline_root=tmp_path / "none", baselines=(hand, sparse), distances=False)
     rows = {r["run"]: r for r in res["rows"]}
     assert rows["sparse"]["hns"]["value"] is None and "5%" in rows["sparse"]["hns"]["reason"]
     assert "HNS undefined" in res["table"]

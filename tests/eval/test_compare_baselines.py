@@ -79,7 +79,7 @@ def test_the_issues_case_is_scored_against_shipped_not_the_passed_hand_run(tmp_p
     hand = make_run(runs / "push-hand", "hand", [0.27])
     mine = make_run(runs / "push-mine", "mine.py", [0.60, 0.66, 0.63])
     sparse = make_run(runs / "push-sparse", "sparse", [0.01])
-    res = compare([hand, mine, sparse], baseline_root=policies)
+    res = compare([hand, mine, sparse], baseline_root=policies, distances=False)
     rows = {r["run"]: r for r in res["rows"]}
     spread = 0.62 - 0.03
     assert rows["push-hand"]["hns"]["value"] == pytest.approx((0.27 - 0.03) / spread)
@@ -101,7 +101,7 @@ def test_the_issues_case_is_scored_against_shipped_not_the_passed_hand_run(tmp_p
 
 def test_shipped_baseline_passed_is_not_scored_against_itself(tmp_path, policies):
     mine = make_run(tmp_path / "runs" / "push-mine", "mine.py", [0.5])
-    res = compare([policies / "push", mine], out=tmp_path / "cmp", baseline_root=policies)
+    res = compare([policies / "push", mine], out=tmp_path / "cmp", baseline_root=policies, distances=False)
     passed = [r for r in res["rows"] if r["path"] == str(policies / "push") and r["run"] == "push"]
     assert len(passed) == 1 and passed[0]["role"] == "H" and "(= H)" in passed[0]["cells"][8]
     assert passed[0]["vs_hand"] is None
@@ -109,13 +109,13 @@ def test_shipped_baseline_passed_is_not_scored_against_itself(tmp_path, policies
     assert "push " not in res["summary"].split(": ", 1)[1] + " "
     # against v1, the v0 folder is a run like any other
     write_baseline(policies / "v1" / "push", hand=[0.90, 0.92], sparse=[0.10, 0.12])
-    res = compare([policies / "push", mine], out=tmp_path / "cmp1", baseline_root=policies)
+    res = compare([policies / "push", mine], out=tmp_path / "cmp1", baseline_root=policies, distances=False)
     v0 = next(r for r in res["rows"] if r["run"] == "push")
     assert v0["role"] is None and v0["hns"]["value"] == pytest.approx((0.62 - 0.11) / 0.80)
     assert "against shipped v1 baselines: push " in res["summary"]
     assert "push: a shipped baseline of another version, scored as any run" in res["table"]
     # --baseline-version v0 goes back to v0
-    res = compare([mine], out=tmp_path / "cmp0", baseline_root=policies, baseline_version="v0")
+    res = compare([mine], out=tmp_path / "cmp0", baseline_root=policies, baseline_version="v0", distances=False)
     assert "against shipped v0 baselines: push-mine" in res["summary"]
 
 
@@ -124,7 +124,7 @@ def test_own_baselines_only_when_asked(tmp_path, policies):
     hand = make_run(runs / "push-hand", "hand", [0.80, 0.82])
     sparse = make_run(runs / "push-sparse", "sparse", [0.20, 0.22])
     mine = make_run(runs / "push-mine", "mine.py", [0.50, 0.52])
-    res = compare([mine], out=tmp_path / "c", baseline_root=policies, baselines=(hand, sparse))
+    res = compare([mine], out=tmp_path / "c", baseline_root=policies, baselines=(hand, sparse), distances=False)
     rows = {r["run"]: r for r in res["rows"]}
     assert list(rows) == ["push-hand", "push-sparse", "push-mine"]  # the reference runs shown first
     assert rows["push-mine"]["hns"]["value"] == pytest.approx((0.51 - 0.21) / 0.60)
@@ -132,14 +132,14 @@ def test_own_baselines_only_when_asked(tmp_path, policies):
                                      "push-sparse (S, 2 seeds): push-mine 0.50 [")
     lift = make_run(runs / "lift-x", "x.py", [0.4], task="lift")
     with pytest.raises(ValueError, match="--baselines are runs of task 'push'.*lift"):
-        compare([mine, lift], out=tmp_path / "c2", baselines=(hand, sparse))
+        compare([mine, lift], out=tmp_path / "c2", baselines=(hand, sparse), distances=False)
     with pytest.raises(ValueError, match="exclude each other"):
-        compare([mine], out=tmp_path / "c3", baselines=(hand, sparse), baseline_version="v0")
+        compare([mine], out=tmp_path / "c3", baselines=(hand, sparse), baseline_version="v0", distances=False)
 
 
 def test_no_shipped_baseline_says_how_to_get_one(tmp_path, policies):
     lift = make_run(tmp_path / "runs" / "lift-x", "x.py", [0.4], task="lift")
-    res = compare([lift], baseline_root=policies)
+    res = compare([lift], baseline_root=policies, distances=False)
     assert "none: no shipped baselines of lift" in res["table"] and "--baselines HAND_RUN,SPARSE_RUN" in res["table"]
     assert res["summary"] == "HNS of your runs against no baselines (none shipped for lift): lift-x n/a"
 
@@ -157,7 +157,7 @@ def test_compare_cli_baseline_flags(tmp_path, policies, monkeypatch, capsys):
     monkeypatch.setenv("ROBREWARD_POLICIES", str(policies))
     runs = tmp_path / "runs"
     mine = make_run(runs / "push-mine", "mine.py", [0.60, 0.66, 0.63])
-    assert main(["compare", str(mine)]) == 0
+    assert main(["compare", str(mine), "--no-distances"]) == 0
     out = capsys.readouterr().out.rstrip().splitlines()
     assert out[-1].startswith("HNS of your runs against shipped v0 baselines: push-mine 1.02 [")
     assert main(["compare", str(mine), "--baselines", "only-one", "--out", str(tmp_path / "o")]) == 2
@@ -167,7 +167,31 @@ def test_compare_cli_baseline_flags(tmp_path, policies, monkeypatch, capsys):
     assert "no shipped baselines v3 of task 'push'" in err and "Traceback" not in err
     hand = make_run(runs / "push-hand", "hand", [0.80, 0.82])
     sparse = make_run(runs / "push-sparse", "sparse", [0.20, 0.22])
-    assert main(["compare", str(mine), "--baselines", f"{hand},{sparse}", "--out", str(tmp_path / "o2")]) == 0
+    assert main(["compare", str(mine), "--baselines", f"{hand},{sparse}", "--out", str(tmp_path / "o2"), "--no-distances"]) == 0
     assert capsys.readouterr().out.rstrip().splitlines()[-1].startswith(
         "HNS of your runs against your runs push-hand (H, 2 seeds) and push-sparse (S, 2 seeds): push-mine 0.70 [")
     shutil.rmtree(tmp_path / "o2")
+
+
+def test_epic_and_starc_to_hand_columns(tmp_path):
+    """Each row's reward against the hand reward on transitions of the shipped hand policy (half the worlds)
+    and random actions: hand is at 0, sparse is not, a reward file that is gone gets a note, not a crash."""
+    from robreward.eval.baseline import policies_root
+
+    root = tmp_path / "policies"
+    folder = write_baseline(root / "reach", hand=[0.90, 0.91, 0.92], sparse=[0.80, 0.81, 0.82], task="reach")
+    shutil.copy(policies_root() / "reach" / "policy.onnx", folder / "policy.onnx")
+    runs = tmp_path / "runs"
+    mine = make_run(runs / "reach-sparse", "sparse", [0.85], task="reach")
+    gone = make_run(runs / "reach-gone", str(tmp_path / "gone.py"), [0.5], task="reach")
+    res = compare([mine, gone], out=tmp_path / "c", baseline_root=root)
+    rows = {r["run"]: r for r in res["rows"]}
+    assert rows["shipped hand baseline v0"]["epic"] == 0.0 and rows["shipped hand baseline v0"]["starc"] == 0.0
+    assert rows["reach-sparse"]["epic"] > 0.02 and 0.0 < rows["reach-sparse"]["starc"] <= 1.0  # measured 0.07, 0.013
+    assert rows["reach-sparse"]["epic"] == rows["shipped sparse baseline v0"]["epic"]  # one measurement per reward
+    assert rows["reach-gone"]["epic"] is None and "cannot be rebuilt here" in rows["reach-gone"]["distance_note"]
+    table = res["table"]
+    assert "| EPIC to hand | STARC to hand |" in table
+    assert "half of the worlds acting with the shipped hand policy" in table
+    assert "reach-gone: distance undefined: reward" in table
+    assert json.loads(res["json"].read_text())["rows"][2]["epic"] == rows["reach-sparse"]["epic"]
