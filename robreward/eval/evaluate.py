@@ -8,7 +8,7 @@
 attribute ``uses_state = True`` receives the env's live ``TaskState`` instead of the
 observation (scripted experts: ``TaskSpec.expert``); see :func:`state_policy`.
 
-eval.json (ARCHITECTURE.md "eval.json"; every number is a float, ``None`` where undefined)::
+eval.json (docs/architecture.md, "eval.json"; every number is a float, ``None`` where undefined)::
 
     task                      str    task name
     task_version              int    TaskSpec.version

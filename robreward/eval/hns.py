@@ -1,4 +1,4 @@
-"""Human-normalized score on the task's fitness (ARCHITECTURE.md "Human-normalized score").
+"""Human-normalized score on the task's fitness (docs/architecture.md, "Human-normalized score").
 
     HNS = (M - S) / |H - S|
 

@@ -195,3 +195,15 @@ def test_epic_and_starc_to_hand_columns(tmp_path):
     assert "half of the worlds acting with the shipped hand policy" in table
     assert "reach-gone: distance undefined: reward" in table
     assert json.loads(res["json"].read_text())["rows"][2]["epic"] == rows["reach-sparse"]["epic"]
+
+
+def test_eval_of_a_shipped_policy_writes_nothing_into_the_repository(capsys):
+    """Issue 24: `robreward eval policies/push/policy.onnx` wrote eval.local.json into the repository tree."""
+    from robreward.eval.baseline import policies_root
+
+    folder = policies_root() / "push"
+    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    assert main(["eval", str(folder / "policy.onnx"), "--episodes", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "eval writes nothing beside it" in err and "--out" in err
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
