@@ -1,7 +1,7 @@
 """`robreward progress`: progress reward models from demonstrations, used as potential-based shaping.
 
     robreward progress fit --task push --demos demos/push-expert.h5 --negatives demos/push-noisy.h5 \\
-                           --inputs state --out runs/prog-push
+                           --inputs state --out runs/prog-push          # or --inputs image | both
     robreward progress eval runs/prog-push --demos demos/push-noisy.h5     # metrics JSON + a PNG of Φ over time
     robreward progress adapt runs/prog-push --demos one-new-demo.h5 --out runs/prog-push-new
     robreward progress show runs/prog-push --episode 3 --video ep3.mp4      # the demo with its progress curve
@@ -22,7 +22,12 @@ def register(sub) -> None:
     fit.add_argument("--task", required=True, help="a task name (or a task folder)")
     fit.add_argument("--demos", required=True, nargs="+", help="demo datasets (HDF5) with successful episodes")
     fit.add_argument("--negatives", nargs="*", default=[], help="more datasets whose failed episodes are negatives")
-    fit.add_argument("--inputs", default="state", help="state (the task's observation); image|both: not built yet")
+    fit.add_argument("--inputs", default="state", choices=("state", "image", "both"),
+                     help="state (the task's observation), image (rendered frames) or both (default state)")
+    fit.add_argument("--image-size", type=int, default=64, help="image inputs: frame side in pixels (default 64)")
+    fit.add_argument("--encoder", default="", help="image inputs: a transformers vision model (folder or cached id); "
+                                                  "default: a small CNN trained from scratch")
+    fit.add_argument("--camera", default="", help="image inputs: a camera of the scene (default: the task's)")
     fit.add_argument("--holdout", type=float, default=0.25, help="share of episodes held out (default 0.25)")
     fit.add_argument("--epochs", type=int, default=None, help="training epochs (default 250)")
     fit.add_argument("--seed", type=int, default=0, help="seed of the split, weights and pairs")
@@ -70,17 +75,24 @@ def _fit(args) -> int:
     from robreward.envs.registry import get_task
     from robreward.feedback.progress import ProgressConfig, fit_progress, save_progress_run
 
-    if args.inputs in ("image", "both"):
-        raise CliError(f"--inputs {args.inputs}: image inputs are not built yet in this robreward; use --inputs state")
     spec = get_task(args.task)
     _check_out(args.out, args.overwrite)
     extra = {} if args.epochs is None else {"epochs": args.epochs}
+    if args.camera and args.inputs == "state":
+        raise CliError("--camera is for image inputs: add --inputs image or --inputs both")
+    if args.camera:
+        import mujoco
+
+        if mujoco.mj_name2id(spec.build_model(), mujoco.mjtObj.mjOBJ_CAMERA, args.camera) < 0:
+            raise CliError(f"--camera {args.camera!r} is not a camera of task {spec.name}'s scene")
     config = ProgressConfig(task=spec.name, demos=tuple(str(Path(d).resolve()) for d in args.demos),
                             negatives=tuple(str(Path(d).resolve()) for d in args.negatives), inputs=args.inputs,
-                            holdout=args.holdout, seed=args.seed, **extra)
-    net, report = fit_progress(config, spec)
+                            holdout=args.holdout, seed=args.seed, image_size=args.image_size, encoder=args.encoder,
+                            camera=args.camera, **extra)
+    # image inputs: the demos' frames are rendered once and cached in the run directory
+    net, report = fit_progress(config, spec, cache_dir=Path(args.out) if config.uses_image else None)
     save_progress_run(args.out, net, config, spec, report)
-    print_json({"out": args.out, "task": spec.name, **_headline(report)})
+    print_json({"out": args.out, "task": spec.name, "inputs": config.inputs, **_headline(report)})
     return 0
 
 
@@ -91,15 +103,28 @@ def _headline(report: dict) -> dict:
             "train": {k: train[k] for k in ("value_order_correlation", "final_progress_auroc")}}
 
 
-def _episodes_for(meta: dict, spec, demos):
+def _with_frames(episodes, spec, meta: dict, run):
+    """Image models score frames: render the episodes' (cached in the run directory)."""
+    from robreward.feedback.progress.model import attach_frames, check_renderer
+    from robreward.feedback.progress.run import config_of
+
+    config = config_of(meta)
+    if not config.uses_image:
+        return episodes
+    check_renderer(config)
+    return attach_frames(episodes, spec, config, cache_dir=Path(run))
+
+
+def _episodes_for(meta: dict, spec, demos, run):
     from robreward.feedback.progress import load_episodes
 
+    image = meta.get("inputs") in ("image", "both")
     if demos:
-        return load_episodes(demos, spec), "the given demos"
+        return _with_frames(load_episodes(demos, spec, states=image), spec, meta, run), "the given demos"
     held = {(src, int(i)) for src, i in meta["metrics"]["split"]["held_out"]}
     sources = sorted({src for src, _ in held})
-    episodes = [e for e in load_episodes(sources, spec) if (e.source, e.index) in held]
-    return episodes, "the run's held-out episodes"
+    episodes = [e for e in load_episodes(sources, spec, states=image) if (e.source, e.index) in held]
+    return _with_frames(episodes, spec, meta, run), "the run's held-out episodes"
 
 
 def _eval(args) -> int:
@@ -108,7 +133,7 @@ def _eval(args) -> int:
     from robreward.feedback.progress.model import progress_curves
 
     net, meta, spec = load_progress_run(args.run)
-    episodes, what = _episodes_for(meta, spec, args.demos)
+    episodes, what = _episodes_for(meta, spec, args.demos, args.run)
     metrics = episode_metrics(net, episodes)
     plot = Path(args.plot) if args.plot else Path(args.run) / "eval.png"
     _plot_curves(plot, episodes, progress_curves(net, episodes), f"{spec.name}: Φ on {what}")
@@ -146,14 +171,13 @@ def _adapt(args) -> int:
     _check_out(args.out, args.overwrite)
     spec = get_task(args.task) if args.task else None
     net, meta, spec = load_progress_run(args.run, spec)
-    episodes = load_episodes([args.demos], spec)
+    config = config_of(meta)
+    episodes = load_episodes([args.demos], spec, states=config.uses_image)
     if args.episode is not None:
         if not -len(episodes) <= args.episode < len(episodes):
             raise CliError(f"--episode {args.episode} out of range: {args.demos} has {len(episodes)} episodes")
         episodes = [episodes[args.episode]]
-    config = config_of(meta)
-    for p in net.parameters():
-        p.requires_grad_(True)
+    episodes = _with_frames(episodes, spec, meta, args.out)
     report = adapt_progress(net, episodes, config, epochs=args.epochs)
     adapted = {**meta["metrics"], "adaptation": report}
     save_progress_run(args.out, net, config, spec, adapted,
@@ -174,6 +198,9 @@ def _show(args) -> int:
     demos = args.demos or (meta.get("config", {}).get("demos") or [None])[0]
     if demos is None:
         raise CliError("the run names no demo dataset: pass --demos FILE.h5")
-    out = progress_video(net, spec, demos, args.episode, args.video, height=args.size)
+    from robreward.feedback.progress.run import config_of
+
+    out = progress_video(net, spec, demos, args.episode, args.video, height=args.size, config=config_of(meta),
+                         cache_dir=Path(args.run))
     print(f"wrote {out}")
     return 0

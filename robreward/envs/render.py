@@ -226,3 +226,20 @@ class TiledRenderer:
             self.close()
         except Exception:  # noqa: BLE001  (interpreter shutdown: nothing to do)
             pass
+
+
+_PROBED: list = []  # the probe's outcome in this process: [] not yet, [None] fine, [message] unavailable
+
+
+def probe_renderer() -> None:
+    """RendererUnavailable (saying what to set) if no offscreen OpenGL context can be made here; cheap after the
+    first call."""
+    if not _PROBED:
+        try:
+            ctx = gl_context(8, 8)
+            ctx.free()
+            _PROBED.append(None)
+        except RendererUnavailable as err:
+            _PROBED.append(str(err))
+    if _PROBED[0] is not None:
+        raise RendererUnavailable(_PROBED[0])

@@ -80,8 +80,12 @@ def test_train_accepts_a_progress_shaping_sum(run):
 
 @pytest.mark.parametrize("argv, message", [
     (["fit", "--task", "push", "--demos", DEMOS / "lift-expert.h5", "--out", "x"], "holds demos of task 'lift'"),
-    (["fit", "--task", "reach", "--demos", DEMOS / "reach-expert.h5", "--inputs", "image", "--out", "x"],
-     "use --inputs state"),
+    (["fit", "--task", "push", "--demos", DEMOS / "lift-expert.h5", "--inputs", "image", "--out", "x"],
+     "holds demos of task 'lift'"),  # checked before anything is rendered
+    (["fit", "--task", "reach", "--demos", DEMOS / "reach-expert.h5", "--inputs", "image", "--camera", "nope",
+      "--out", "x"], "'nope' is not a camera"),
+    (["fit", "--task", "reach", "--demos", DEMOS / "reach-expert.h5", "--inputs", "pixels", "--out", "x"],
+     "invalid choice: 'pixels'"),
     (["fit", "--task", "reach", "--demos", "missing.h5", "--out", "x"], "not found"),
     (["eval", "nowhere"], "not a progress run"),
 ])
@@ -101,10 +105,14 @@ def test_a_dataset_without_successes_or_too_few_episodes_is_refused(run, tmp_pat
     with h5py.File(few, "a") as f:  # keep one episode: nothing left to hold out
         for name in sorted(f["episodes"])[1:]:
             del f["episodes"][name]
-    result = robreward("progress", "fit", "--task", "reach", "--demos", few, "--out", "x", cwd=tmp_path)
-    assert result.returncode == 2 and "at least 2 are needed" in result.stderr, result.stderr
+    for inputs in ("state", "image"):
+        result = robreward("progress", "fit", "--task", "reach", "--demos", few, "--inputs", inputs, "--out", "x",
+                           cwd=tmp_path)
+        assert result.returncode == 2 and "at least 2 are needed" in result.stderr, result.stderr
     with h5py.File(few, "a") as f:
         f["episodes"][sorted(f["episodes"])[0]].attrs["success"] = False
         f["episodes"][sorted(f["episodes"])[0]]["success"][...] = False
-    result = robreward("progress", "fit", "--task", "reach", "--demos", few, "--out", "x", cwd=tmp_path)
-    assert result.returncode == 2 and "no successful episode" in result.stderr, result.stderr
+    for inputs in ("state", "image"):
+        result = robreward("progress", "fit", "--task", "reach", "--demos", few, "--inputs", inputs, "--out", "x",
+                           cwd=tmp_path)
+        assert result.returncode == 2 and "no successful episode" in result.stderr, result.stderr

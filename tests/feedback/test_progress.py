@@ -97,18 +97,18 @@ def test_demos_of_another_task_are_refused():
         load_episodes(["nowhere.h5"], get_task("push"))
 
 
-def test_image_inputs_are_refused_with_what_to_use():
-    with pytest.raises(ValueError, match="use --inputs state"):
-        fit_progress(ProgressConfig(task="reach", demos=(DEMOS.format("reach", "expert"),), inputs="image"))
+def test_bad_configs_say_what_is_allowed():
     with pytest.raises(ValueError, match="--inputs must be one of"):
         ProgressConfig(task="reach", demos=(), inputs="pixels")
+    with pytest.raises(ValueError, match="--image-size must be in 16..256"):
+        ProgressConfig(task="reach", demos=(), inputs="image", image_size=8)
 
 
 # -- the run directory -------------------------------------------------------------------------------------
 def test_a_run_loads_weights_only_and_never_a_task_folder_named_by_the_file(push_run, tmp_path):
     run, _ = push_run
     weights = torch.load(run / "model.pt", weights_only=True)
-    assert set(weights) == {"state_dict", "obs_dim", "hidden"}
+    assert set(weights) == {"state_dict", "obs_dim", "hidden", "inputs"} and weights["inputs"] == "state"
     net, meta, spec = load_progress_run(run)
     assert spec.name == "push" and meta["input_spec"]["dim"] == spec.obs_dim and meta["inputs"] == "state"
     bad = tmp_path / "bad"

@@ -7,7 +7,14 @@
 
 *Inputs.* "state": the task's observation ``spec.observe(TaskState)``, exactly what the policy sees
 and what a demo file stores per step (``obs`` [T+1, obs_dim]), so fitting needs no replay and the
-reward computes the same vector from the env's post-step state.
+reward computes the same vector from the env's post-step state. "image": frames of the task's camera
+(``image_size`` px square), rendered from the demos' stored states (robreward.feedback.vision.frames:
+every state written into a BatchedEnv and drawn in one tiled pass) and cached in the fit run directory;
+an image encoder turns them into features: a small CNN trained with the model (``encoder=""``), or a
+frozen transformers vision model (``encoder=PATH_OR_ID``: features computed once, a head fitted on them).
+Frames are augmented while training (random shift, brightness). "both": the state features and the
+image features concatenated. The reward renders all N worlds in one call per step and scores them in
+one forward pass.
 
 *Targets.* A successful episode's progress rises linearly from 0 at its first state to 1 at its first
 successful step and stays 1 after it (the task is solved; its later states are indistinguishable in
@@ -51,7 +58,7 @@ class ProgressConfig:
     negatives: tuple[str, ...] = ()
     """More datasets, e.g. noisy or failed episodes: their failures are the negatives (successes count too)."""
     inputs: str = "state"
-    """What the model reads: state (the task's observation); image and both are not built yet."""
+    """What the model reads: state (the task's observation), image (rendered frames) or both."""
     holdout: float = 0.25
     """The share of episodes (successes and failures separately, at least one success) never trained on."""
     epochs: int = 250
@@ -70,6 +77,16 @@ class ProgressConfig:
     """Std of the Gaussian noise added to normalized inputs while training (augmentation)."""
     seed: int = 0
     """Seeds the held-out split, the initial weights and the sampled pairs."""
+    image_size: int = 64
+    """Image inputs: the frames' side in pixels (rendered square, 32-256; the issue's range is 64-128)."""
+    camera: str = ""
+    """Image inputs: a camera of the task's scene ("" = the task's camera, else a tracking view)."""
+    encoder: str = ""
+    """Image inputs: "" = a small CNN trained from scratch; else a transformers vision model (folder or cached id)."""
+    embed_dim: int = 64
+    """Image inputs: the small CNN's feature size."""
+    batch: int = 256
+    """Image inputs: frames per training step (minibatches; state inputs train full-batch)."""
 
     def __post_init__(self):
         if self.inputs not in INPUTS:
@@ -82,6 +99,14 @@ class ProgressConfig:
             raise ValueError(f"failure_cap must be in [0, 1), got {self.failure_cap}")
         if self.seed < 0:
             raise ValueError(f"--seed must be >= 0, got {self.seed}")
+        if not 16 <= self.image_size <= 256:
+            raise ValueError(f"--image-size must be in 16..256 pixels, got {self.image_size}")
+        if self.embed_dim < 1 or self.batch < 8:
+            raise ValueError("embed_dim must be >= 1 and batch >= 8")
+
+    @property
+    def uses_image(self) -> bool:
+        return self.inputs in ("image", "both")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +120,12 @@ class Episode:
     """The obs row of the first successful step (-1 for a failed episode)."""
     source: str
     index: int
+    states: np.ndarray | None = None
+    """[T+1, nstate] full integration states (image inputs: what is rendered), else None."""
+    model_fields: dict | None = None
+    """The episode's randomized model fields (image inputs), if the task has any."""
+    frames: np.ndarray | None = None
+    """[T+1, S, S, 3] uint8 rendered frames (image inputs), else None."""
 
     def targets(self, failure_cap: float) -> np.ndarray:
         """Target progress per obs row [T+1] (module docstring)."""
@@ -104,8 +135,9 @@ class Episode:
         return (failure_cap * steps / max(len(self.obs) - 1, 1)).astype(np.float32)
 
 
-def load_episodes(paths: Sequence, spec: TaskSpec) -> list[Episode]:
-    """Every episode of the datasets; ValueError for a dataset of another task or model."""
+def load_episodes(paths: Sequence, spec: TaskSpec, states: bool = False) -> list[Episode]:
+    """Every episode of the datasets; ValueError for a dataset of another task or model. ``states``: also read
+    each episode's full states (for rendering its frames: attach_frames)."""
     from robreward.demos.format import DemoDataset
 
     episodes = []
@@ -122,13 +154,72 @@ def load_episodes(paths: Sequence, spec: TaskSpec) -> list[Episode]:
             if int(ds.attrs.get("obs_dim", spec.obs_dim)) != spec.obs_dim:
                 raise ValueError(f"{path}: observations of size {ds.attrs.get('obs_dim')}, task {spec.name} has "
                                  f"{spec.obs_dim}: re-record the demos with this version of the task")
+            fields = ("obs", "success") + (("initial_state", "qpos", "qvel", "model_fields") if states else ())
             for i in range(len(ds)):
-                ep = ds.episode(i, fields=("obs", "success"))
+                ep = ds.episode(i, fields=fields)
                 flags = np.asarray(ep["success"], dtype=bool)
                 success = bool(flags.any())
+                full = None
+                if states:
+                    from robreward.feedback.vision.frames import demo_states
+
+                    full = demo_states(ep, spec)
                 episodes.append(Episode(np.asarray(ep["obs"], np.float32), success,
-                                        int(np.argmax(flags)) + 1 if success else -1, str(path), i))
+                                        int(np.argmax(flags)) + 1 if success else -1, str(path), i,
+                                        states=full, model_fields=(ep.get("model_fields") or None) if states else None))
     return episodes
+
+
+def _file_digest(path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def attach_frames(episodes: list[Episode], spec: TaskSpec, config: "ProgressConfig", cache_dir=None) -> list[Episode]:
+    """The episodes with their frames (``config.image_size`` px, ``config.camera``), rendered from their
+    states; with ``cache_dir`` the frames of each dataset are cached there (frames-<digest>.npz, keyed by the
+    file's content, the task version, size and camera) and read back instead of rendered again."""
+    import dataclasses as dc
+
+    from robreward.feedback.vision.frames import render_states
+
+    camera = config.camera or None
+    out = list(episodes)
+    by_source: dict[str, list[int]] = {}
+    for k, e in enumerate(episodes):
+        by_source.setdefault(e.source, []).append(k)
+    for source, ks in by_source.items():
+        cache = None
+        if cache_dir is not None:
+            key = f"{_file_digest(source)}-{spec.name}-v{spec.version}-{config.image_size}-{config.camera or 'default'}"
+            cache = Path(cache_dir) / f"frames-{key}.npz"
+        cached = {}
+        if cache is not None and cache.is_file():
+            with np.load(cache, allow_pickle=False) as data:
+                cached = {name: data[name] for name in data.files}
+        fresh = {}
+        for k in ks:
+            e = episodes[k]
+            name = f"ep_{e.index:05d}"
+            frames = cached.get(name)
+            if frames is None or len(frames) != len(e.obs):
+                if e.states is None:
+                    raise ValueError("episodes without states cannot be rendered: load them with states=True")
+                frames = render_states(spec, e.states, config.image_size, camera, model_fields=e.model_fields).numpy()
+                fresh[name] = frames
+            out[k] = dc.replace(e, frames=frames)
+        if cache is not None and fresh:
+            from robreward.fileio import atomic_path
+
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(cache) as tmp, open(tmp, "wb") as f:
+                np.savez(f, **{**cached, **fresh})
+    return out
 
 
 def split_episodes(episodes: list[Episode], holdout: float, seed: int) -> tuple[list[Episode], list[Episode]]:
@@ -153,18 +244,61 @@ def split_episodes(episodes: list[Episode], holdout: float, seed: int) -> tuple[
 
 
 class ProgressNet(nn.Module):
-    """obs [N, D] -> embedding; Φ head (sigmoid, [0, 1]) and a pairwise Δ head (tanh, [-1, 1])."""
+    """inputs -> embedding; Φ head (sigmoid, [0, 1]) and a pairwise Δ head (tanh, [-1, 1]).
 
-    def __init__(self, obs_dim: int, hidden: int):
+    ``inputs``: "state" reads observations [N, obs_dim] (standardized with ``mean``/``std``); "image" reads
+    image features from ``image_encoder`` (a SmallCNN trained with the net, or a frozen transformers encoder
+    whose features are standardized with ``fmean``/``fstd``); "both" concatenates the two."""
+
+    def __init__(self, obs_dim: int, hidden: int, inputs: str = "state", image_encoder: nn.Module | None = None):
         super().__init__()
-        self.register_buffer("mean", torch.zeros(obs_dim))
-        self.register_buffer("std", torch.ones(obs_dim))
-        self.torso = nn.Sequential(nn.Linear(obs_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU())
+        if inputs not in INPUTS:
+            raise ValueError(f"inputs must be one of {', '.join(INPUTS)}, got {inputs!r}")
+        self.inputs = inputs
+        self.uses_state = inputs in ("state", "both")
+        self.uses_image = inputs in ("image", "both")
+        if self.uses_image and image_encoder is None:
+            raise ValueError(f"inputs={inputs!r} needs an image encoder")
+        state_dim = obs_dim if self.uses_state else 0
+        self.register_buffer("mean", torch.zeros(state_dim))
+        self.register_buffer("std", torch.ones(state_dim))
+        feat_dim = int(image_encoder.out_dim) if self.uses_image else 0
+        self.image_encoder = image_encoder if self.uses_image else None
+        self.register_buffer("fmean", torch.zeros(feat_dim))
+        self.register_buffer("fstd", torch.ones(feat_dim))
+        self.torso = nn.Sequential(nn.Linear(state_dim + feat_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden),
+                                   nn.SiLU())
         self.phi_head = nn.Linear(hidden, 1)
         self.delta_head = nn.Sequential(nn.Linear(3 * hidden, hidden), nn.SiLU(), nn.Linear(hidden, 1))
 
-    def embed(self, obs: torch.Tensor, noise: float = 0.0) -> torch.Tensor:
-        x = (obs - self.mean) / self.std
+    @property
+    def frozen_encoder(self) -> bool:
+        """A pretrained encoder: its features are fixed (computed once for training, not saved with the net)."""
+        return bool(self.uses_image and getattr(self.image_encoder, "pretrained", False))
+
+    def features(self, frames, augment: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Image features [N, F] of uint8 frames [N, H, W, 3] (numpy or tensor), in batches; gradients flow into
+        a trainable encoder."""
+        enc = self.image_encoder
+        device = self.fmean.device
+        if self.frozen_encoder:
+            with torch.no_grad():
+                return enc.encode_frames(frames, augment=augment, generator=generator).to(device)
+        parts = [enc(enc.prepare(frames[i:i + 512], augment=augment, generator=generator).to(device))
+                 for i in range(0, len(frames), 512)]
+        return torch.cat(parts) if parts else torch.zeros((0, enc.out_dim), device=device)
+
+    def embed(self, obs: torch.Tensor | None = None, feats: torch.Tensor | None = None, noise: float = 0.0) -> torch.Tensor:
+        parts = []
+        if self.uses_state:
+            if obs is None:
+                raise ValueError("this progress model reads observations: pass obs")
+            parts.append((obs - self.mean) / self.std)
+        if self.uses_image:
+            if feats is None:
+                raise ValueError("this progress model reads images: pass image features (net.features(frames))")
+            parts.append((feats - self.fmean) / self.fstd)
+        x = parts[0] if len(parts) == 1 else torch.cat(parts, -1)
         if noise > 0:
             x = x + noise * torch.randn_like(x)
         return self.torso(x)
@@ -175,31 +309,44 @@ class ProgressNet(nn.Module):
     def delta_of(self, emb_i: torch.Tensor, emb_j: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.delta_head(torch.cat([emb_i, emb_j, emb_j - emb_i], -1)).squeeze(-1))
 
-    def phi(self, obs: torch.Tensor) -> torch.Tensor:
-        """Progress [N] in [0, 1] of observations [N, obs_dim]."""
-        return torch.sigmoid(self.phi_logits(self.embed(obs)))
+    def phi(self, obs: torch.Tensor | None = None, frames=None) -> torch.Tensor:
+        """Progress [N] in [0, 1] of observations [N, obs_dim] and/or uint8 frames [N, H, W, 3] (per ``inputs``)."""
+        feats = self.features(frames) if self.uses_image and frames is not None else None
+        return torch.sigmoid(self.phi_logits(self.embed(obs, feats)))
 
-    def delta(self, obs_i: torch.Tensor, obs_j: torch.Tensor) -> torch.Tensor:
+    def delta(self, obs_i=None, obs_j=None, frames_i=None, frames_j=None) -> torch.Tensor:
         """Progress from o_i to o_j [N] in [-1, 1]."""
-        return self.delta_of(self.embed(obs_i), self.embed(obs_j))
+        fi = self.features(frames_i) if self.uses_image and frames_i is not None else None
+        fj = self.features(frames_j) if self.uses_image and frames_j is not None else None
+        return self.delta_of(self.embed(obs_i, fi), self.embed(obs_j, fj))
 
 
 class FrameBatch(NamedTuple):
-    """Every training frame stacked: obs [F, D], target [F], episode id [F], ramp mask [F] (on a success ramp)."""
+    """Every training frame stacked: obs [F, D], target [F], episode id [F], ramp mask [F] (on a success ramp);
+    image inputs: pixels uint8 [F, S, S, 3] (a trainable encoder) or feats [F, Fd] (a frozen one's features)."""
 
     obs: torch.Tensor
     target: torch.Tensor
     episode: torch.Tensor
     ramp: torch.Tensor
+    pixels: torch.Tensor | None = None
+    feats: torch.Tensor | None = None
 
 
-def stack_frames(episodes: list[Episode], failure_cap: float) -> FrameBatch:
+def stack_frames(episodes: list[Episode], failure_cap: float, net: ProgressNet | None = None) -> FrameBatch:
     obs = torch.from_numpy(np.concatenate([e.obs for e in episodes]))
     target = torch.from_numpy(np.concatenate([e.targets(failure_cap) for e in episodes]))
     episode = torch.cat([torch.full((len(e.obs),), k, dtype=torch.long) for k, e in enumerate(episodes)])
     ramp = torch.cat([torch.arange(len(e.obs)) <= e.first_success if e.success else torch.zeros(len(e.obs), dtype=torch.bool)
                       for e in episodes])
-    return FrameBatch(obs, target, episode, ramp)
+    pixels = feats = None
+    if net is not None and net.uses_image:
+        if any(e.frames is None for e in episodes):
+            raise ValueError("image inputs: the episodes have no frames (attach_frames renders them)")
+        pixels = torch.from_numpy(np.concatenate([e.frames for e in episodes]))
+        if net.frozen_encoder:
+            feats, pixels = net.features(pixels), None
+    return FrameBatch(obs, target, episode, ramp, pixels, feats)
 
 
 def _ordered_pairs(frames: FrameBatch, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -212,28 +359,53 @@ def _ordered_pairs(frames: FrameBatch, n: int, gen: torch.Generator) -> tuple[to
     return torch.minimum(i, j), torch.maximum(i, j)
 
 
+def _embed_rows(net: ProgressNet, frames: FrameBatch, rows: torch.Tensor, noise: float, gen: torch.Generator):
+    obs = frames.obs[rows] if net.uses_state else None
+    feats = None
+    if net.uses_image:
+        feats = frames.feats[rows] if frames.feats is not None else net.features(frames.pixels[rows], augment=True,
+                                                                               generator=gen)
+    return net.embed(obs, feats, noise=noise)
+
+
 def train_net(net: ProgressNet, frames: FrameBatch, config: ProgressConfig, epochs: int, lr: float,
               seed: int) -> list[float]:
     """Fit Φ (regression to the targets + ranking along success ramps) and Δ (pairs in both orders, same episode
-    and shuffled across episodes); returns the loss per epoch."""
+    and shuffled across episodes); returns the loss per epoch. State inputs train full-batch; image inputs take
+    ``config.batch`` frames a step (half of them ordered ramp pairs), each step one "epoch"."""
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=lr)
     losses = []
     n_frames = len(frames.obs)
     for _ in range(epochs):
         torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=gen)))  # the input noise, reproducible
-        emb = net.embed(frames.obs, noise=config.noise)
-        logits = net.phi_logits(emb)
-        loss = nn.functional.binary_cross_entropy_with_logits(logits, frames.target)
-        i, j = _ordered_pairs(frames, 1024, gen)
-        if len(i) and config.rank_weight > 0:  # time order along success ramps; the reversed order is wrong
-            loss = loss + config.rank_weight * nn.functional.softplus(-(logits[j] - logits[i]) * 4.0).mean()
-        if config.pair_weight > 0:  # Δ on same-episode pairs in random order and shuffled cross-episode pairs
+        if not net.uses_image:
+            emb = net.embed(frames.obs, noise=config.noise)
+            target = frames.target
+            i, j = _ordered_pairs(frames, 1024, gen)
             a = torch.randint(n_frames, (1024,), generator=gen)
             b = torch.randint(n_frames, (1024,), generator=gen)
             pa, pb = torch.cat([i, j, a]), torch.cat([j, i, b])
+        else:  # a minibatch: ordered ramp pairs (i, j) and random frames a, paired with a shuffled copy of a
+            i, j = _ordered_pairs(frames, max(config.batch // 4, 1), gen)
+            a = torch.randint(n_frames, (max(config.batch - 2 * len(i), 2),), generator=gen)
+            rows = torch.cat([i, j, a])
+            emb = _embed_rows(net, frames, rows, config.noise, gen)
+            target = frames.target[rows]
+            n_i, n_a = len(i), len(a)
+            li, lj = torch.arange(n_i), torch.arange(n_i, 2 * n_i)
+            la = torch.arange(2 * n_i, 2 * n_i + n_a)
+            lb = la[torch.randperm(n_a, generator=gen)]
+            i, j = li, lj  # positions in emb from here on
+            pa, pb = torch.cat([li, lj, la]), torch.cat([lj, li, lb])
+        logits = net.phi_logits(emb)
+        loss = nn.functional.binary_cross_entropy_with_logits(logits, target)
+        if len(i) and config.rank_weight > 0:  # time order along success ramps; the reversed order is wrong
+            loss = loss + config.rank_weight * nn.functional.softplus(-(logits[j] - logits[i]) * 4.0).mean()
+        if config.pair_weight > 0:  # Δ on same-episode pairs in random order and shuffled cross-episode pairs
             delta = net.delta_of(emb[pa], emb[pb])
-            loss = loss + config.pair_weight * ((delta - (frames.target[pb] - frames.target[pa])) ** 2).mean()
+            loss = loss + config.pair_weight * ((delta - (target[pb] - target[pa])) ** 2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -262,8 +434,13 @@ def auroc(positives: np.ndarray, negatives: np.ndarray) -> float | None:
 
 @torch.no_grad()
 def progress_curves(net: ProgressNet, episodes: list[Episode]) -> list[np.ndarray]:
-    """Φ per obs row of each episode."""
-    return [net.phi(torch.from_numpy(e.obs)).numpy() for e in episodes]
+    """Φ per obs row of each episode (image inputs: of its frames, attach_frames)."""
+    curves = []
+    for e in episodes:
+        if net.uses_image and e.frames is None:
+            raise ValueError("an image progress model scores frames: render the episodes first (attach_frames)")
+        curves.append(net.phi(torch.from_numpy(e.obs), e.frames if net.uses_image else None).cpu().numpy())
+    return curves
 
 
 def episode_metrics(net: ProgressNet, episodes: list[Episode]) -> dict:
@@ -286,25 +463,50 @@ def episode_metrics(net: ProgressNet, episodes: list[Episode]) -> dict:
 
 
 # -- fitting ------------------------------------------------------------------------------------------------
-def fit_progress(config: ProgressConfig, spec: TaskSpec | None = None):
-    """Load, split, train, measure: (ProgressNet, report {metrics on held-out and train episodes, split, losses})."""
+def make_net(config: ProgressConfig, spec: TaskSpec, encoder=None) -> ProgressNet:
+    """An untrained ProgressNet for ``config`` (its image encoder: ``encoder``, else a SmallCNN or the
+    transformers model ``config.encoder``)."""
+    if config.uses_image and encoder is None:
+        from robreward.feedback.vision.encoders import SmallCNN, load_image_encoder
+
+        encoder = load_image_encoder(config.encoder) if config.encoder else SmallCNN(config.embed_dim, config.image_size)
+    return ProgressNet(spec.obs_dim, config.hidden, config.inputs, encoder if config.uses_image else None)
+
+
+def check_renderer(config: ProgressConfig) -> None:
+    """RendererUnavailable (what to set) before anything long, when image inputs cannot be rendered here."""
+    if config.uses_image:
+        from robreward.envs.render import probe_renderer
+
+        probe_renderer()
+
+
+def fit_progress(config: ProgressConfig, spec: TaskSpec | None = None, cache_dir=None):
+    """Load, split, train, measure: (ProgressNet, report {metrics on held-out and train episodes, split, losses}).
+    Image inputs: frames rendered from the demos' states (cached in ``cache_dir``, e.g. the run directory)."""
     from robreward.envs.registry import get_task
 
     spec = get_task(config.task) if spec is None else spec
-    if config.inputs != "state":
-        raise ValueError(f"--inputs {config.inputs} is not built yet: use --inputs state (image inputs are issue 21's "
-                         "remaining part)")
+    check_renderer(config)
     # 1. the episodes of every dataset, checked against the task
-    episodes = load_episodes(list(config.demos) + list(config.negatives), spec)
+    episodes = load_episodes(list(config.demos) + list(config.negatives), spec, states=config.uses_image)
     # 2. held-out episodes, never trained on
     train, held = split_episodes(episodes, config.holdout, config.seed)
-    # 3. normalization from the training frames, then the network
-    frames = stack_frames(train, config.failure_cap)
+    if config.uses_image:  # frames of every episode (held-out ones are scored on theirs)
+        rendered = attach_frames(train + held, spec, config, cache_dir)
+        train, held = rendered[:len(train)], rendered[len(train):]
+    # 3. the network, normalization from the training frames
     torch.manual_seed(config.seed)
-    net = ProgressNet(spec.obs_dim, config.hidden)
-    net.mean.copy_(frames.obs.mean(0))
-    net.std.copy_(frames.obs.std(0).clamp_min(1e-3))
+    net = make_net(config, spec)
+    frames = stack_frames(train, config.failure_cap, net)
+    if net.uses_state:
+        net.mean.copy_(frames.obs.mean(0))
+        net.std.copy_(frames.obs.std(0).clamp_min(1e-3))
+    if frames.feats is not None:
+        net.fmean.copy_(frames.feats.mean(0))
+        net.fstd.copy_(frames.feats.std(0).clamp_min(1e-3))
     # 4. training
+    net.train()
     losses = train_net(net, frames, config, config.epochs, config.lr, config.seed)
     net.eval()
     # 5. metrics on the held-out episodes (and on the training ones, to see overfitting)
@@ -317,12 +519,15 @@ def fit_progress(config: ProgressConfig, spec: TaskSpec | None = None):
 def adapt_progress(net: ProgressNet, episodes: list[Episode], config: ProgressConfig, epochs: int = 100,
                    lr: float = 1e-3) -> dict:
     """One-shot adaptation (Robo-Dopamine): fine-tune a fitted net on the episodes of one new demo (its
-    normalization is kept); metrics on those episodes, before and after (they are the training data)."""
+    normalization is kept); metrics on those episodes, before and after (they are the training data).
+    Image inputs: the episodes carry their frames (attach_frames)."""
     if not any(e.success for e in episodes):
         raise ValueError("the adaptation demo holds no successful episode: pass one successful demonstration")
     before = episode_metrics(net, episodes)
+    for name, p in net.named_parameters():
+        p.requires_grad_(not (net.frozen_encoder and name.startswith("image_encoder.")))
     net.train()
-    losses = train_net(net, stack_frames(episodes, config.failure_cap), config, epochs, lr, config.seed + 1)
+    losses = train_net(net, stack_frames(episodes, config.failure_cap, net), config, epochs, lr, config.seed + 1)
     net.eval()
     return {"before": before, "after": episode_metrics(net, episodes), "loss_first": losses[0],
             "loss_last": losses[-1], "epochs": epochs, "lr": lr}

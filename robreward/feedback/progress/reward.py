@@ -20,6 +20,12 @@ episode starts: BatchedEnv calls ``on_reset(world_ids, state)`` after it resets 
 auto-reset of ended worlds, set_state, set_reward), and this reward stores Φ of those worlds' first
 states. Called before any reset it raises: it would not know Φ(s).
 
+*Image inputs.* A model that reads frames gets the env through ``bind_env(env)`` (BatchedEnv.set_reward
+calls it) and renders every world's post-step frame with one ``render_batch`` call per step (tiled EGL
+on the CPU backend, MuJoCo Warp's batch renderer on backend="warp"), then scores all N in one forward
+pass; ``on_reset`` renders only the worlds that start an episode. Without an OpenGL renderer the env
+refuses the reward when it is set (RendererUnavailable says what to set).
+
 γ is the trainer's discount: the PPO default 0.99 (robreward.rl.config.PPOConfig.gamma), or
 ``progress:RUN,gamma=G`` when training with another ``--ppo.gamma``.
 """
@@ -42,30 +48,75 @@ def _default_gamma() -> float:
 class ProgressShaping:
     """``(state, action) -> (γ Φ(s') − Φ(s) [N], {"progress_shaping": same})``; see the module docstring."""
 
-    def __init__(self, net, spec: TaskSpec, gamma: float | None = None, weight: float = 1.0, name: str = "progress"):
+    def __init__(self, net, spec: TaskSpec, gamma: float | None = None, weight: float = 1.0, name: str = "progress",
+                 image_size: int = 64, camera: str | None = None):
         self.net, self.spec, self.name = net, spec, name
         self.gamma = _default_gamma() if gamma is None else float(gamma)
         if not 0.0 < self.gamma <= 1.0:
             raise ValueError(f"progress shaping: gamma must be in (0, 1], got {self.gamma}")
         self.weight = float(weight)
         self.prev_phi: torch.Tensor | None = None  # Φ of each world's previous state [N]
+        self.uses_image = bool(getattr(net, "uses_image", False))
+        self.image_size = int(image_size)
+        self.camera = camera or None
+        self._env = None  # a weak reference to the env whose worlds are rendered (image inputs)
+        self.render_seconds = 0.0  # time spent rendering (image inputs), for benchmarks
+
+    def bind_env(self, env) -> None:
+        """The env whose worlds this reward renders (image inputs); checks a renderer is there."""
+        import weakref
+
+        if self.uses_image:
+            model_camera = isinstance(self.camera or env.spec.camera, (str, int))
+            if not (env.backend == "warp" and model_camera):
+                from robreward.envs.render import probe_renderer
+
+                probe_renderer()
+        self._env = weakref.ref(env)
+
+    def _frames(self, world_ids=None):
+        import time
+
+        from robreward.feedback.vision.frames import render_batch
+
+        env = self._env() if self._env is not None else None
+        if env is None:
+            raise RuntimeError("an image progress reward renders the env's worlds: use it in a robreward BatchedEnv "
+                               "(robreward.make(..., reward=...) or env.set_reward), which binds it to the env")
+        start = time.perf_counter()
+        frames = render_batch(env, world_ids, (self.image_size, self.image_size), self.camera)
+        self.render_seconds += time.perf_counter() - start
+        return frames
 
     @torch.no_grad()
-    def potential(self, state: TaskState) -> torch.Tensor:
-        """weight * Φ(observe(state)) [N], on the state's device."""
+    def potential(self, state: TaskState, world_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """weight * Φ [N] (or [n] of ``world_ids``) of ``state``'s observations, on the state's device. An image
+        model reads the frames of the bound env's worlds as they are now (the env's post-step state in a
+        step, the first states in on_reset), whatever ``state`` holds."""
         obs = self.spec.observe(state).to(torch.float32)
+        if world_ids is not None:
+            obs = obs[world_ids.to(obs.device)]
         if next(self.net.parameters()).device != obs.device:
             self.net.to(obs.device)
-        return self.weight * self.net.phi(obs)
+        if not self.uses_image:
+            return self.weight * self.net.phi(obs)
+        return self.weight * self.net.phi(obs, self._frames(world_ids)).to(obs.device)
 
     def on_reset(self, world_ids: torch.Tensor, state: TaskState) -> None:
         """Worlds ``world_ids`` [n] start an episode at ``state`` (all N worlds' TaskState): keep their Φ."""
-        phi = self.potential(state)
-        if self.prev_phi is None or self.prev_phi.shape != phi.shape or self.prev_phi.device != phi.device:
-            self.prev_phi = phi.clone()
-        else:
+        env = self._env() if self.uses_image and self._env is not None else None
+        fresh = self.prev_phi is None or env is None or self.prev_phi.shape[0] != env.num_envs
+        if fresh or not self.uses_image:
+            phi = self.potential(state)
+            if fresh or self.prev_phi.device != phi.device:
+                self.prev_phi = phi.clone()
+                return
             ids = world_ids.to(phi.device)
             self.prev_phi[ids] = phi[ids]
+            return
+        ids = world_ids.to(self.prev_phi.device)  # image inputs: render only the worlds that start
+        if len(ids):
+            self.prev_phi[ids] = self.potential(state, world_ids)
 
     def __call__(self, state: TaskState, action: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if self.prev_phi is None or self.prev_phi.shape[0] != action.shape[0]:
@@ -101,6 +152,8 @@ def load_progress_reward(arg: str, spec: TaskSpec) -> ProgressShaping:
     from robreward.feedback.progress.run import load_progress_run
 
     run, options = parse_arg(arg)
-    net, _, spec = load_progress_run(Path(run), spec)
+    net, meta, spec = load_progress_run(Path(run), spec)
+    config = meta.get("config") or {}
     return ProgressShaping(net, spec, gamma=options.get("gamma"), weight=options.get("weight", 1.0),
-                           name=f"progress:{arg}")
+                           name=f"progress:{arg}", image_size=int(config.get("image_size", 64)),
+                           camera=config.get("camera") or None)

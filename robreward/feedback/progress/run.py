@@ -19,16 +19,23 @@ from pathlib import Path
 import torch
 
 from robreward.envs.spec import TaskSpec
-from robreward.feedback.progress.model import ProgressConfig, ProgressNet
+from robreward.feedback.progress.model import INPUTS, ProgressConfig, ProgressNet, make_net
 
 SCHEMA_VERSION = 1
 MODEL_FILE = "model.pt"
 META_FILE = "progress.json"
 
 
-def input_spec(spec: TaskSpec, inputs: str) -> dict:
-    return {"inputs": inputs, "kind": "observation", "dim": spec.obs_dim,
-            "meaning": f"the task's observation spec.observe(TaskState) ({spec.obs_dim} floats), as the policy sees it"}
+def input_spec(spec: TaskSpec, inputs: str, config: ProgressConfig | None = None) -> dict:
+    state = {"kind": "observation", "dim": spec.obs_dim,
+             "meaning": f"the task's observation spec.observe(TaskState) ({spec.obs_dim} floats), as the policy sees it"}
+    if inputs == "state":
+        return {"inputs": inputs, **state}
+    cfg = config or ProgressConfig(task=spec.name, demos=())
+    image = {"kind": "image", "size": [cfg.image_size, cfg.image_size], "camera": cfg.camera or spec.camera,
+             "encoder": cfg.encoder or "SmallCNN (trained from scratch, saved in model.pt)",
+             "meaning": "uint8 RGB frames of every world rendered in one call per step (feedback.vision.frames)"}
+    return {"inputs": inputs, "image": image, **({"state": state} if inputs == "both" else {})}
 
 
 def save_progress_run(out, net: ProgressNet, config: ProgressConfig, spec: TaskSpec, report: dict,
@@ -38,12 +45,13 @@ def save_progress_run(out, net: ProgressNet, config: ProgressConfig, spec: TaskS
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    weights = {"state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
-               "obs_dim": spec.obs_dim, "hidden": config.hidden}
+    state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()
+             if not (net.frozen_encoder and k.startswith("image_encoder."))}  # a pretrained encoder loads from its source
+    weights = {"state_dict": state, "obs_dim": spec.obs_dim, "hidden": config.hidden, "inputs": config.inputs}
     with atomic_path(out / MODEL_FILE) as tmp:
         torch.save(weights, tmp)
     meta = {"schema_version": SCHEMA_VERSION, "task": spec.name, "task_version": int(spec.version),
-            "inputs": config.inputs, "input_spec": input_spec(spec, config.inputs),
+            "inputs": config.inputs, "input_spec": input_spec(spec, config.inputs, config),
             "config": dataclasses.asdict(config), "metrics": report, **(extra or {})}
     atomic_write_text(out / META_FILE, json.dumps(meta, indent=2, default=str) + "\n")
     return out
@@ -81,15 +89,22 @@ def load_progress_run(run, spec: TaskSpec | None = None) -> tuple[ProgressNet, d
     if int(meta.get("task_version", -1)) != int(spec.version):
         raise ValueError(f"progress run {str(run)!r} was fitted on {task} v{meta.get('task_version')}, the task here "
                          f"is v{spec.version}: refit it")
-    if meta.get("inputs") != "state":
-        raise ValueError(f"progress run {str(run)!r} reads {meta.get('inputs')!r} inputs; this robreward loads state "
-                         "inputs only")
+    if meta.get("inputs") not in INPUTS:
+        raise ValueError(f"progress run {str(run)!r} reads {meta.get('inputs')!r} inputs; this robreward knows "
+                         f"{', '.join(INPUTS)}: upgrade robreward or refit the model")
     weights = torch.load(run / MODEL_FILE, map_location="cpu", weights_only=True)
     if int(weights.get("obs_dim", -1)) != spec.obs_dim:
         raise ValueError(f"progress run {str(run)!r} reads observations of size {weights.get('obs_dim')}, task "
                          f"{spec.name} has {spec.obs_dim}: refit it")
-    net = ProgressNet(spec.obs_dim, int(weights["hidden"]))
-    net.load_state_dict(weights["state_dict"])
+    config = config_of(meta)
+    if weights.get("inputs", "state") != config.inputs:
+        raise ValueError(f"progress run {str(run)!r}: model.pt and {META_FILE} disagree on the inputs: refit it")
+    net = make_net(config, spec)
+    missing, unexpected = net.load_state_dict(weights["state_dict"], strict=False)
+    missing = [k for k in missing if not (net.frozen_encoder and k.startswith("image_encoder."))]
+    if missing or unexpected:
+        raise ValueError(f"progress run {str(run)!r}: model.pt does not fit its config (missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]}): refit it")
     net.eval()
     for p in net.parameters():
         p.requires_grad_(False)
@@ -98,7 +113,7 @@ def load_progress_run(run, spec: TaskSpec | None = None) -> tuple[ProgressNet, d
 
 def config_of(meta: dict) -> ProgressConfig:
     fields = {f.name for f in dataclasses.fields(ProgressConfig)}
-    values = {k: v for k, v in meta.get("config", {}).items() if k in fields}
+    values = {k: v for k, v in (meta.get("config") or {}).items() if k in fields}
     for key in ("demos", "negatives"):
         values[key] = tuple(values.get(key, ()))
     return ProgressConfig(**values)

@@ -34,9 +34,10 @@ def curve_panel(curve: np.ndarray, step: int, width: int, height: int, success_s
     return panel
 
 
-def progress_video(net, spec, demos, episode: int, video, height: int = 240) -> Path:
+def progress_video(net, spec, demos, episode: int, video, height: int = 240, config=None, cache_dir=None) -> Path:
     """Render ``episode`` of ``demos`` with Φ beside each frame; write ``video`` (mp4). ValueError without a
-    renderer (headless machines need MUJOCO_GL=egl and an EGL library)."""
+    renderer (headless machines need MUJOCO_GL=egl and an EGL library). An image model (``config`` its
+    ProgressConfig) scores the episode's frames at its own size and camera (cached in ``cache_dir``)."""
     from robreward.demos.format import DemoDataset
     from robreward.demos.replay import render_episode
     from robreward.envs.render import write_video
@@ -47,9 +48,17 @@ def progress_video(net, spec, demos, episode: int, video, height: int = 240) -> 
     with DemoDataset(demos) as ds:
         ds._group(episode)  # a clear error for an index out of range
         index = episode % len(ds)
-    ep = load_episodes([demos], spec)[index]
+    image = bool(getattr(net, "uses_image", False))
+    ep = load_episodes([demos], spec, states=image)[index]
+    if image:
+        from robreward.feedback.progress.model import attach_frames, check_renderer
+
+        if config is None:
+            raise ValueError("an image progress model needs its config to render the frames it reads")
+        check_renderer(config)
+        ep = attach_frames([ep], spec, config, cache_dir)[0]
     with torch.no_grad():
-        curve = net.phi(torch.from_numpy(ep.obs)).numpy()
+        curve = net.phi(torch.from_numpy(ep.obs), ep.frames if image else None).numpy()
     width = (height * 4 // 3) // 8 * 8
     try:
         frames = render_episode(demos, index, mode="state", width=width, height=height, task=spec)

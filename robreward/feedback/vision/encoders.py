@@ -57,10 +57,13 @@ class ImageEncoder(nn.Module):
 
 
 class SmallCNN(ImageEncoder):
-    """A small convolutional encoder trained from scratch: four stride-2 3x3 conv layers (32-64 channels,
-    SiLU), global average pooling, a linear layer to ``out_dim``. About 70k parameters at out_dim 64."""
+    """A small convolutional encoder trained from scratch, for where things are in the frame: four 3x3 conv
+    layers (stride 2, 1, 2, 1; ``channels`` to 2x``channels``, SiLU) to a map of 1/4 the image side, then a
+    spatial softmax (each channel's expected x, y: keypoints, as in deep spatial autoencoders / visuomotor
+    policies) and the channels' mean activations, and a linear layer to ``out_dim``. Global pooling alone
+    would discard the positions progress depends on (where the cube is, relative to the goal)."""
 
-    def __init__(self, out_dim: int = 64, image_size: int = 64, channels: int = 32):
+    def __init__(self, out_dim: int = 64, image_size: int = 64, channels: int = 16):
         super().__init__()
         if image_size < 16:
             raise ValueError(f"image_size must be >= 16 pixels for SmallCNN, got {image_size}")
@@ -68,13 +71,21 @@ class SmallCNN(ImageEncoder):
         c = int(channels)
         self.conv = nn.Sequential(
             nn.Conv2d(3, c, 3, stride=2, padding=1), nn.SiLU(),
-            nn.Conv2d(c, c, 3, stride=2, padding=1), nn.SiLU(),
-            nn.Conv2d(c, 2 * c, 3, stride=2, padding=1), nn.SiLU(),
-            nn.Conv2d(2 * c, 2 * c, 3, stride=2, padding=1), nn.SiLU())
-        self.head = nn.Linear(2 * c, self.out_dim)
+            nn.Conv2d(c, 2 * c, 3, stride=1, padding=1), nn.SiLU(),
+            nn.Conv2d(2 * c, 2 * c, 3, stride=2, padding=1), nn.SiLU(),
+            nn.Conv2d(2 * c, 2 * c, 3, stride=1, padding=1))
+        self.head = nn.Sequential(nn.Linear(2 * c * 3, self.out_dim), nn.SiLU(), nn.Linear(self.out_dim, self.out_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.conv(x).mean(dim=(2, 3)))
+        fmap = self.conv(x)  # [N, C, h, w]
+        n, c, h, w = fmap.shape
+        attn = torch.softmax(fmap.reshape(n, c, h * w), dim=-1).reshape(n, c, h, w)
+        ys = torch.linspace(-1.0, 1.0, h, device=x.device)
+        xs = torch.linspace(-1.0, 1.0, w, device=x.device)
+        kx = (attn.sum(2) * xs).sum(-1)  # expected x per channel [N, C]
+        ky = (attn.sum(3) * ys).sum(-1)
+        pooled = nn.functional.silu(fmap).mean(dim=(2, 3))
+        return self.head(torch.cat([kx, ky, pooled], -1))
 
 
 # -- transformers encoders ---------------------------------------------------------------------------------

@@ -195,20 +195,26 @@ def preprocess(frames, size=64, augment: bool = False, generator: torch.Generato
     import cv2
 
     width, height = _size(size)
+    on_device = isinstance(frames, torch.Tensor) and frames.device.type != "cpu"
     device = frames.device if isinstance(frames, torch.Tensor) else torch.device("cpu")
-    arr = frames.cpu().numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
+    arr = frames if on_device else frames.numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
     if arr.ndim == 3:
         arr = arr[None]
     if arr.ndim != 4 or arr.shape[-1] != 3:
         raise ValueError(f"frames must be uint8 [N, H, W, 3], got shape {list(arr.shape)}")
-    if arr.dtype != np.uint8:
+    if arr.dtype not in (np.uint8, torch.uint8):
         raise ValueError(f"frames must be uint8 RGB, got dtype {arr.dtype}")
-    if arr.shape[1:3] == (height, width):
-        resized = np.ascontiguousarray(arr)
+    if on_device:  # frames of the GPU batch renderer stay there: resized by area averaging on the device
+        x = arr.permute(0, 3, 1, 2).float().div_(255.0)
+        if tuple(arr.shape[1:3]) != (height, width) and len(x):
+            x = torch.nn.functional.interpolate(x, size=(height, width), mode="area")
     else:
-        resized = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in arr]) if len(arr) \
-            else np.zeros((0, height, width, 3), np.uint8)
-    x = torch.from_numpy(resized).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+        if arr.shape[1:3] == (height, width):
+            resized = np.ascontiguousarray(arr)
+        else:
+            resized = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in arr]) \
+                if len(arr) else np.zeros((0, height, width, 3), np.uint8)
+        x = torch.from_numpy(resized).permute(0, 3, 1, 2).float().div_(255.0)
     if augment and len(x):
         n = len(x)
         if shift > 0:
