@@ -5,7 +5,8 @@
     robreward prefs train --task push --teacher oracle --queries 200 --final-policy restart --out ...
     robreward prefs train --task cheetah-run --teacher human --queries 100 --out runs/pref-human  # opens the app
     robreward prefs train --resume runs/pref-reach
-    robreward prefs eval runs/pref-reach         # accuracy, EPIC distance, policy vs the hand baseline
+    robreward prefs eval runs/pref-reach         # accuracy, EPIC/DARD/STARC to hand, policy vs the hand baseline
+    robreward prefs eval runs/pref-* --cached --plot label_efficiency.png   # success against queries
 """
 
 from __future__ import annotations
@@ -131,29 +132,65 @@ def _eval(args) -> int:
     from robreward.feedback.preferences.evaluation import evaluate_preferences
     from robreward.feedback.preferences.loop import EVAL_FILE, STATE_FILE
 
-    run_dir = Path(args.run)
-    if not (run_dir / STATE_FILE).is_file():
-        raise CliError(f"{args.run!r} is not a preference run directory (no {STATE_FILE}); "
-                       "pass the --out DIR of `robreward prefs train`")
-    if args.episodes < 1 or args.pairs < 2:
-        raise CliError(f"--episodes must be >= 1 and --pairs >= 2, got {args.episodes}, {args.pairs}")
-    result = evaluate_preferences(run_dir, episodes=args.episodes, heldout_pairs=args.pairs, seed=args.seed)
+    for run in args.run:
+        if not (Path(run) / STATE_FILE).is_file():
+            raise CliError(f"{run!r} is not a preference run directory (no {STATE_FILE}); "
+                           "pass the --out DIR of `robreward prefs train`")
+    if args.episodes < 1 or args.pairs < 2 or args.bootstrap < 0:
+        raise CliError(f"--episodes must be >= 1, --pairs >= 2 and --bootstrap >= 0, got {args.episodes}, "
+                       f"{args.pairs}, {args.bootstrap}")
+    if args.plot is not None and not str(args.plot).lower().endswith(".png"):
+        raise CliError(f"--plot {args.plot!r}: the plot is a PNG file; name it FILE.png")
+    results = []
+    for run in args.run:
+        run_dir = Path(run)
+        if args.cached and (run_dir / EVAL_FILE).is_file():
+            import json
+
+            result = json.loads((run_dir / EVAL_FILE).read_text())
+            print(f"read {run_dir / EVAL_FILE}")
+        else:
+            result = evaluate_preferences(run_dir, episodes=args.episodes, heldout_pairs=args.pairs, seed=args.seed,
+                                          bootstrap=args.bootstrap)
+            _print_eval(result)
+            print(f"wrote {run_dir / EVAL_FILE}")
+        results.append(result)
+    if args.plot is not None:
+        from robreward.feedback.preferences.evaluation import plot_label_efficiency
+
+        try:
+            curves = plot_label_efficiency(results, args.plot, metric=args.metric)
+        except ValueError as err:
+            raise CliError(str(err)) from None
+        points = sum(len(pts) for pts in curves["teachers"].values())
+        print(f"wrote {args.plot}: {args.metric} against queries, {len(curves['teachers'])} teacher(s), {points} "
+              f"point(s); hand {_fmt(curves['hand'])}, sparse {_fmt(curves['sparse'])}")
+    return 0
+
+
+def _print_eval(result: dict) -> None:
     print(f"{result['task']} v{result['task_version']}  teacher={result['teacher']}  rounds={result['rounds']}  "
           f"queries={result['queries_used']}  PPO steps={result['ppo_steps']:,}")
     print(f"  {'preference_accuracy':<28} {_fmt(result['preference_accuracy'])}   "
           f"({result['heldout_pairs']} fresh pairs, oracle labels)")
     print(f"  {'preference_accuracy_teacher':<28} {_fmt(result['preference_accuracy_teacher'])}")
-    print(f"  {'epic_distance':<28} {_fmt(result['epic_distance'])}")
+    distances = result.get("distances") or {}
+    print(f"  {'distance to hand':<28} {'preference':>10} {'hand':>10}   (95% interval of the preference reward's)")
+    for metric in ("epic", "dard", "starc"):
+        pref, hand = distances.get("preference") or {}, distances.get("hand") or {}
+        ci = pref.get(f"{metric}_ci")
+        interval = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+        print(f"  {metric + '_distance':<28} {_fmt(pref.get(metric)):>10} {_fmt(hand.get(metric)):>10}   {interval}")
     policy, hand, fraction = result["policy"] or {}, result["baseline"] or {}, result["fraction_of_baseline"] or {}
-    print(f"  {'':<28} {'policy':>10} {'hand':>10} {'fraction':>10}")
+    sparse = result.get("sparse_baseline") or {}
+    print(f"  {'':<28} {'policy':>10} {'hand':>10} {'fraction':>10} {'sparse':>10}")
     for key in ("success_rate", "return_mean", "fitness_mean"):
-        print(f"  {key:<28} {_fmt(policy.get(key)):>10} {_fmt(hand.get(key)):>10} {_fmt(fraction.get(key)):>10}")
+        print(f"  {key:<28} {_fmt(policy.get(key)):>10} {_fmt(hand.get(key)):>10} {_fmt(fraction.get(key)):>10} "
+              f"{_fmt(sparse.get(key)):>10}")
     if result["baseline"] is None:
         print(f"note: no hand baseline for {result['task']!r} (policies/{result['task']}/eval.json)")
     if result["policy"] is None:
         print("note: the run has no trained policy yet (ppo/policy.onnx)")
-    print(f"wrote {run_dir / EVAL_FILE}")
-    return 0
 
 
 def register(sub) -> None:
@@ -212,10 +249,20 @@ def register(sub) -> None:
     add_config_flags(t, PPOConfig, prefix="ppo.",
                      group=t.add_argument_group("PPO hyperparameters (--ppo.FIELD; robreward/rl/config.py PPOConfig)"))
     t.set_defaults(func=_train)
-    e = verbs.add_parser("eval", help="preference accuracy, EPIC distance, policy vs the hand baseline")
-    e.add_argument("run", metavar="RUN_DIR", help="a `robreward prefs train` run directory")
+    e = verbs.add_parser("eval", help="preference accuracy, EPIC/DARD/STARC distance to hand, policy vs the hand "
+                                      "baseline; --plot: label efficiency of several runs")
+    e.add_argument("run", metavar="RUN_DIR", nargs="+", help="`robreward prefs train` run directories")
     e.add_argument("--episodes", type=int, default=100, help="policy episodes if the run has no eval.json yet")
     e.add_argument("--pairs", type=int, default=1000, help="fresh segment pairs for the accuracy (default 1000)")
     e.add_argument("--seed", type=int, default=12345, help="seed of the fresh rollout")
+    e.add_argument("--bootstrap", type=int, default=100,
+                   help="bootstrap resamples for the distances' 95%% intervals (default 100; 0: none)")
+    e.add_argument("--plot", default=None, metavar="FILE.png",
+                   help="write the label-efficiency plot of the runs: --metric against queries, one line per "
+                        "teacher (mean and std over runs at the same budget), hand and sparse baselines as lines")
+    e.add_argument("--metric", default="success_rate", choices=("success_rate", "return_mean", "fitness_mean"),
+                   help="what the plot shows (default success_rate)")
+    e.add_argument("--cached", action="store_true",
+                   help="use each run's prefs_eval.json where it exists instead of measuring again")
     e.set_defaults(func=_eval)
     p.set_defaults(func=lambda args: (p.print_help(), 1)[1])

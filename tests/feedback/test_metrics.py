@@ -116,3 +116,62 @@ def test_epic_bad_input(reach):
     # sampled transitions (max_transitions) give the same answer for equivalent rewards
     affine = lambda s, a: (2.0 * hand(s, a)[0] + 1.0, {})  # noqa: E731
     assert epic_distance(hand, affine, cov, max_transitions=200, rng=np.random.default_rng(0)) < 1e-3
+
+
+# -- prefs eval: distances to hand and the label-efficiency plot ------------------------------------
+def prefs_result(teacher, queries, success, task="reach"):
+    """The fields of a prefs_eval.json that the label-efficiency plot reads."""
+    return {"task": task, "teacher": teacher, "queries_used": queries,
+            "policy": {"success_rate": success, "return_mean": 10.0 * success, "fitness_mean": success},
+            "baseline": {"success_rate": 1.0, "return_mean": 90.0, "fitness_mean": 0.9},
+            "sparse_baseline": {"success_rate": 0.2, "return_mean": 30.0, "fitness_mean": 0.3}}
+
+
+def test_label_efficiency_groups_runs_by_teacher_and_budget(tmp_path):
+    from robreward.feedback.preferences.evaluation import label_efficiency, plot_label_efficiency
+
+    results = [prefs_result("oracle", 50, 0.2), prefs_result("oracle", 50, 0.6), prefs_result("oracle", 200, 0.9),
+               prefs_result("mistake:0.1", 200, 0.5)]
+    curves = label_efficiency(results)
+    assert curves["teachers"]["oracle"] == [{"queries": 50, "mean": pytest.approx(0.4), "std": pytest.approx(0.2),
+                                             "runs": 2},
+                                            {"queries": 200, "mean": 0.9, "std": 0.0, "runs": 1}]
+    assert list(curves["teachers"]) == ["mistake:0.1", "oracle"]
+    assert (curves["hand"], curves["sparse"]) == (1.0, 0.2)
+    assert label_efficiency(results, "return_mean")["sparse"] == 30.0
+    png = tmp_path / "le.png"
+    plot_label_efficiency(results, png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="the runs are of several tasks"):
+        label_efficiency(results + [prefs_result("oracle", 50, 0.1, task="push")])
+    with pytest.raises(ValueError, match="has no policy success_rate yet"):
+        label_efficiency([{**prefs_result("oracle", 50, 0.1), "policy": None}])
+    with pytest.raises(ValueError, match="unknown metric 'success'"):
+        label_efficiency(results, "success")
+
+
+@pytest.mark.slow
+def test_prefs_eval_reports_distances_to_hand_and_plots(tmp_path, capsys):
+    """A tiny preference run end to end (measured 10 s): prefs eval's EPIC/DARD/STARC fields and the plot."""
+    import json
+
+    from robreward.cli.main import main
+
+    out = tmp_path / "run"
+    assert main(["prefs", "train", "--task", "reach", "--teacher", "oracle", "--queries", "10", "--per-round", "10",
+                 "--segment", "10", "--steps", "1024", "--envs", "8", "--eval-episodes", "8", "--no-progress",
+                 "--out", str(out)]) == 0
+    assert main(["prefs", "eval", str(out), "--pairs", "50", "--bootstrap", "10", "--plot",
+                 str(tmp_path / "le.png")]) == 0
+    printed = capsys.readouterr().out
+    assert "starc_distance" in printed and "wrote " + str(tmp_path / "le.png") in printed
+    result = json.loads((out / "prefs_eval.json").read_text())
+    pref, hand = result["distances"]["preference"], result["distances"]["hand"]
+    for metric in ("epic", "dard", "starc"):
+        assert 0.0 < pref[metric] <= 1.0 and pref[f"{metric}_ci"][0] <= pref[f"{metric}_ci"][1]
+        assert hand[metric] == pytest.approx(0.0, abs=1e-6)  # the hand reward against itself
+    assert result["epic_distance"] == pref["epic"] and result["starc_distance"] == pref["starc"]
+    assert result["sparse_baseline"]["success_rate"] is not None  # policies/reach/eval.json's sparse entry
+    # --cached reads prefs_eval.json instead of measuring again
+    assert main(["prefs", "eval", str(out), "--cached", "--plot", str(tmp_path / "again.png")]) == 0
+    assert "read " + str(out / "prefs_eval.json") in capsys.readouterr().out

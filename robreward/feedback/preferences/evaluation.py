@@ -1,8 +1,12 @@
-"""`robreward prefs eval`: the final reward model and policy of a preference run, measured."""
+"""`robreward prefs eval`: the final reward model and policy of a preference run, measured; and the
+label-efficiency plot of several runs (success or return against queries, per teacher, with the
+hand and sparse baselines as horizontal lines)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -10,15 +14,22 @@ from robreward.feedback.preferences.loop import (EVAL_FILE, PPO_DIR, STATE_FILE,
                                                  check_task, check_teacher, load_prefs_config,
                                                  reward_metrics)
 from robreward.feedback.preferences.model import PreferenceReward
-from robreward.fileio import atomic_write_json
+from robreward.fileio import atomic_path, atomic_write_json
+
+PLOT_METRICS = ("success_rate", "return_mean", "fitness_mean")
 
 
-def evaluate_preferences(run_dir, *, episodes: int = 100, heldout_pairs: int = 1000, seed: int = 12345) -> dict:
-    """Preference accuracy and EPIC distance of the final reward model on a fresh rollout of the
-    final policy, and the policy's success/return against the task's hand baseline
-    (policies/<task>/eval.json). Written to prefs_eval.json."""
+def evaluate_preferences(run_dir, *, episodes: int = 100, heldout_pairs: int = 1000, seed: int = 12345,
+                         bootstrap: int = 100) -> dict:
+    """Preference accuracy of the final reward model, and its EPIC, DARD and STARC distances to the
+    hand reward (robreward.rewards.distance, with ``bootstrap`` intervals over episodes), on a fresh
+    rollout of the final policy; the hand reward's own distances (0: the check that the
+    measurement is sound); and the policy's success/return against the task's hand baseline
+    (policies/<task>/eval.json) and its sparse baseline. Written to prefs_eval.json."""
     from robreward.eval.baseline import load_baseline
     from robreward.eval.evaluate import evaluate, read_eval_json, write_eval_json
+    from robreward.rewards.base import HandReward
+    from robreward.rewards.distance import Coverage, reward_distances
     from robreward.rl.export import load_policy
 
     run_dir = Path(run_dir)
@@ -38,6 +49,9 @@ def evaluate_preferences(run_dir, *, episodes: int = 100, heldout_pairs: int = 1
     env.close()
     metrics = reward_metrics(model, spec, rollout, teacher, heldout_pairs, config.segment,
                              np.random.default_rng(seed))
+    coverage = Coverage.from_rollout(rollout)
+    distances = {name: reward_distances(spec, reward, HandReward(spec), coverage, seed=seed, bootstrap=bootstrap)
+                 for name, reward in (("preference", model), ("hand", HandReward(spec)))}
     # the policy, under the hand reward
     policy_eval = None
     if (ppo_dir / "eval.json").is_file():
@@ -50,6 +64,7 @@ def evaluate_preferences(run_dir, *, episodes: int = 100, heldout_pairs: int = 1
     keys = ("success_rate", "return_mean", "fitness_mean")
     policy = {k: policy_eval.get(k) for k in keys} if policy_eval else None
     hand = {k: baseline.hand.get(k) for k in keys} if baseline else None
+    sparse = ({k: baseline.sparse.get(k) for k in keys} if baseline is not None and baseline.sparse else None)
     fraction = None
     if policy and hand:
         fraction = {k: (policy[k] / hand[k] if policy[k] is not None and hand[k] and hand[k] > 0 else None)
@@ -60,9 +75,67 @@ def evaluate_preferences(run_dir, *, episodes: int = 100, heldout_pairs: int = 1
         "ppo_steps": state["ppo_step"], "finished": bool(state.get("finished")),
         "preference_accuracy": metrics["heldout_accuracy_true"],
         "preference_accuracy_teacher": metrics["heldout_accuracy"],
-        "heldout_pairs": metrics["heldout_pairs"], "epic_distance": metrics["epic_distance"],
-        "policy": policy, "baseline": hand, "baseline_path": str(baseline.path) if baseline else None,
-        "fraction_of_baseline": fraction,
+        "heldout_pairs": metrics["heldout_pairs"], "epic_distance": distances["preference"]["epic"],
+        "starc_distance": distances["preference"]["starc"], "distances": distances,
+        "policy": policy, "baseline": hand, "sparse_baseline": sparse,
+        "baseline_path": str(baseline.path) if baseline else None, "fraction_of_baseline": fraction,
     }
     atomic_write_json(run_dir / EVAL_FILE, result, indent=2)
     return result
+
+
+# -- label efficiency ------------------------------------------------------------------------------
+def label_efficiency(results: Sequence[dict], metric: str = "success_rate") -> dict:
+    """The label-efficiency curves of several prefs_eval.json results (one task): per teacher, the
+    policy's ``metric`` at each query budget (mean and std over the runs, i.e. seeds, at that budget),
+    and the hand and sparse baselines. {"task", "metric", "teachers": {teacher: [{"queries", "mean",
+    "std", "runs"}]}, "hand", "sparse"}. ValueError for runs of several tasks or without a policy."""
+    if metric not in PLOT_METRICS:
+        raise ValueError(f"unknown metric {metric!r}: use one of {', '.join(PLOT_METRICS)}")
+    if not results:
+        raise ValueError("no runs to plot: pass at least one `robreward prefs train` run directory")
+    tasks = sorted({r["task"] for r in results})
+    if len(tasks) > 1:
+        raise ValueError(f"the runs are of several tasks ({', '.join(tasks)}): plot one task at a time")
+    points: dict[str, dict[int, list[float]]] = {}
+    for r in results:
+        value = (r.get("policy") or {}).get(metric)
+        if value is None:
+            raise ValueError(f"run of teacher {r['teacher']!r} at {r['queries_used']} queries has no policy {metric} "
+                             "yet (no ppo/policy.onnx): let it finish, or leave it out of the plot")
+        points.setdefault(str(r["teacher"]), {}).setdefault(int(r["queries_used"]), []).append(float(value))
+    teachers = {t: [{"queries": q, "mean": float(np.mean(v)), "std": float(np.std(v)), "runs": len(v)}
+                    for q, v in sorted(by_q.items())] for t, by_q in sorted(points.items())}
+    first = results[0]
+    return {"task": tasks[0], "metric": metric, "teachers": teachers,
+            "hand": (first.get("baseline") or {}).get(metric), "sparse": (first.get("sparse_baseline") or {}).get(metric)}
+
+
+def plot_label_efficiency(results: Sequence[dict], path, metric: str = "success_rate",
+                          title: Optional[str] = None) -> dict:
+    """Write the label-efficiency PNG (``label_efficiency``'s curves: a line with std error bars per
+    teacher, dashed horizontal lines for the hand and sparse baselines) to ``path``; returns the curves."""
+    curves = label_efficiency(results, metric)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for teacher, pts in curves["teachers"].items():
+        ax.errorbar([p["queries"] for p in pts], [p["mean"] for p in pts], yerr=[p["std"] for p in pts],
+                    marker="o", capsize=3, label=f"{teacher} ({sum(p['runs'] for p in pts)} runs)")
+    for name, style in (("hand", "--"), ("sparse", ":")):
+        value = curves[name]
+        if value is not None and math.isfinite(value):
+            ax.axhline(value, linestyle=style, color="black" if name == "hand" else "grey", label=f"{name} baseline")
+    ax.set_xlabel("queries (labels asked)")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_title(title or f"{curves['task']}: label efficiency")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    return curves
