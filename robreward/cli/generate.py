@@ -18,7 +18,8 @@ from robreward.cli.main import CliError
 
 # flags that define a run: given with --resume they would silently disagree with config.json
 RUN_FLAGS = ("task", "text", "fitness", "llm", "base_url", "samples", "iterations", "steps", "final_seeds",
-             "final_steps", "envs", "eval_episodes", "halving", "halving_eta", "seed", "demos", "feedback", "from_run", "preferences", "vlm", "vlm_base_url",
+             "final_steps", "envs", "eval_episodes", "halving", "halving_eta", "candidate_seeds", "selection",
+             "final_match", "seed", "demos", "feedback", "from_run", "preferences", "vlm", "vlm_base_url",
              "repair_rounds", "temperature", "out")
 
 
@@ -45,7 +46,8 @@ def run(args) -> int:
                    "iterations": args.iterations, "steps": args.steps, "final_seeds": args.final_seeds,
                    "final_steps": args.final_steps, "num_envs": args.envs, "eval_episodes": args.eval_episodes,
                    "halving": args.halving, "halving_eta": args.halving_eta,
-                   "seed": args.seed, "demos": args.demos, "feedback": args.feedback, "from_run": args.from_run,
+                   "candidate_seeds": args.candidate_seeds, "selection": args.selection,
+                   "final_match": args.final_match, "seed": args.seed, "demos": args.demos, "feedback": args.feedback, "from_run": args.from_run,
                    "preferences": args.preferences, "vlm": args.vlm, "vlm_base_url": args.vlm_base_url,
                    "max_cost": args.max_cost, "max_tokens": args.max_tokens,
                    "repair_rounds": args.repair_rounds, "temperature": args.temperature, "ray": args.ray,
@@ -89,7 +91,19 @@ def register(sub) -> None:
     p.add_argument("--iterations", type=int, metavar="I", help="iterations (default 3)")
     p.add_argument("--steps", type=int, metavar="N", help="env steps per candidate training (default 200000)")
     p.add_argument("--final-seeds", type=int, metavar="S", help="fresh seeds the best reward is retrained with (default 5; 0: skip)")
-    p.add_argument("--final-steps", type=int, metavar="N", help="env steps per final seed (default: --steps)")
+    p.add_argument("--final-steps", type=int, metavar="N",
+                   help="env steps per final seed (default: the shipped baseline's budget with --final-match "
+                        "baseline, else --steps)")
+    p.add_argument("--final-match", choices=("baseline", "search"),
+                   help="final retrain settings: the shipped hand baseline's worlds, budget and PPO settings "
+                        "(baseline, the default: a like-for-like comparison) or the search's; the report lists "
+                        "every setting that differs from the baseline's")
+    p.add_argument("--candidate-seeds", type=int, metavar="M",
+                   help="training seeds per candidate, trained at once (default 3; 1: one-seed search); the "
+                        "fitness is the mean over seeds with its standard error")
+    p.add_argument("--selection", choices=("lcb", "mean"),
+                   help="how the best candidate is chosen from its seeds: lcb, the highest mean - 1 SE (default), "
+                        "or mean")
     p.add_argument("--envs", type=int, metavar="N", help="parallel worlds per training (default 32)")
     p.add_argument("--eval-episodes", type=int, metavar="N", help="evaluation episodes per candidate (default 50)")
     p.add_argument("--halving", type=int, metavar="R",

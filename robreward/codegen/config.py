@@ -10,6 +10,8 @@ from pathlib import Path
 
 CONFIG_FILE = "config.json"
 PREFERENCE_MODES = ("fitness", "human", "vlm")
+SELECTION_RULES = ("lcb", "mean")  # robreward.codegen.selection
+FINAL_MATCH = ("baseline", "search")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,14 @@ class GenerateConfig:
     """PPO env steps (summed over worlds) per candidate."""
     num_envs: int = 32
     """Parallel worlds per candidate training."""
+    candidate_seeds: int = 3
+    """M: training seeds per candidate (seed, seed+1, ..., seed+M-1), trained at once in one batched env of
+    K x M world groups; a candidate's fitness is the mean over its seeds with its standard error. 3: the
+    default from benchmarks/generate_quality.py (docs/generate.md); 1 is Eureka's one-seed search."""
+    selection: str = "lcb"
+    """How the best candidate is chosen from its seeds (robreward.codegen.selection): "lcb", the highest lower
+    confidence bound mean - 1 SE (a reward that learns on some seeds only ranks below one that learns on all),
+    or "mean", the highest mean over seeds."""
     halving: int = 0
     """Successive halving: rungs of short runs before the full budget. With R rungs, all candidates train
     steps / eta^R steps, the best 1/eta by fitness continue (from their checkpoint) to steps / eta^(R-1), ...,
@@ -48,11 +58,16 @@ class GenerateConfig:
     final_seeds: int = 5
     """Fresh seeds the best reward is retrained with at the end (0 skips the final stage)."""
     final_steps: int | None = None
-    """Env steps per final seed (default: `steps`)."""
+    """Env steps per final seed (default: the shipped baseline's, with --final-match baseline; else `steps`)."""
+    final_match: str = "baseline"
+    """"baseline": the final retrain uses the engine settings (PPO config, backend), world count and budget of
+    the shipped hand baseline it is compared with (policies/v1/<task>/ when present, else policies/<task>/);
+    "search": the search's settings. Either way the report lists every setting that differs from the baseline's."""
     final_eval_episodes: int = 100
     """Evaluation episodes per final seed (the shipped baselines use 100)."""
     seed: int = 0
-    """Training seed of the candidates; the final seeds are seed+1 ... seed+final_seeds."""
+    """First training seed of the candidates (they train on seed ... seed+candidate_seeds-1); the final seeds are
+    the next final_seeds ones (fresh: seed+candidate_seeds ...)."""
     demos: str | None = None
     """HDF5 demo dataset with successful and failed episodes: enables the CARD trajectory-preference filter."""
     card_threshold: float = 0.8
@@ -107,6 +122,12 @@ class GenerateConfig:
                            "max_redo": "max_redo"}.items():
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"{flag} must be >= 0, got {getattr(self, name)}")
+        if int(self.candidate_seeds) < 1:
+            raise ValueError(f"--candidate-seeds must be >= 1 (training seeds per candidate), got {self.candidate_seeds}")
+        if self.selection not in SELECTION_RULES:
+            raise ValueError(f"unknown --selection {self.selection!r}: choose one of {', '.join(SELECTION_RULES)}")
+        if self.final_match not in FINAL_MATCH:
+            raise ValueError(f"unknown --final-match {self.final_match!r}: choose one of {', '.join(FINAL_MATCH)}")
         if int(self.halving) < 0:
             raise ValueError(f"--halving must be >= 0 (rungs of short runs), got {self.halving}")
         if int(self.halving_eta) < 2:
@@ -163,5 +184,7 @@ def load_config(run_dir, **overrides) -> GenerateConfig:
     data = json.loads(path.read_text())
     known = {f.name for f in dataclasses.fields(GenerateConfig)}
     data = {k: v for k, v in data.items() if k in known}
+    if "candidate_seeds" not in data:  # a run from before multi-seed candidates: resume it as it was started
+        data.update(candidate_seeds=1, selection="mean", final_match="search")
     data.update({k: v for k, v in overrides.items() if v is not None})
     return GenerateConfig(**data)

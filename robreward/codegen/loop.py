@@ -18,12 +18,14 @@ The run directory keeps everything:
     iter_XX/prompt.json      the iteration's sampling request; samples_aN.json: the K responses of
                              attempt N (an iteration whose candidates all fail is redone)
     iter_XX/cand_YY/         reward.py, check.json (every check and repair round, the CARD test),
-                             run/ (a robreward run dir; run/rung_R.json: each successive-halving
-                             rung's result), reflection.txt
+                             run/ (a robreward run dir of the first seed; run/rung_R.json: each
+                             successive-halving rung's result), seed_N/ (--candidate-seeds M: the
+                             other seeds' run dirs), reflection.txt (on run/)
     iter_XX/choice.json      --preferences human/vlm: the pick (videos/: what was shown)
     best/                    reward.py, reflection.txt, policy.onnx (after the final stage: the
                              median final seed's)
-    final/seed_N/            the best reward retrained with fresh seeds (a seed group for compare)
+    final/seed_N/            the best reward retrained with fresh seeds (a seed group for compare), with
+                             the shipped baseline's settings (--final-match; codegen/finals.py)
     report.md, compare.md, compare.json, curves.png
 """
 
@@ -41,7 +43,7 @@ from robreward.codegen.prompt import build_prompt, repair_prompt
 from robreward.codegen.reflect import reflection_text
 from robreward.codegen.report import write_report
 from robreward.codegen.text_task import check_fitness_expression, write_text_task
-from robreward.codegen.training import checkpoint_step, train_candidates, training_stats
+from robreward.codegen.training import _finished, checkpoint_step, train_candidates, training_stats
 from robreward.fileio import atomic_copy, atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -350,60 +352,108 @@ class _Run:
         # recomputed from its rung_R.json files, so it comes out as it did before
         alive = [c for c in survivors if c["status"] == "passed" or c.get("rungs")]
         budgets = halving_budgets(config.steps, config.halving, config.halving_eta)
+        seeds = self.search_seeds()
         for rung, budget in enumerate(budgets):
             if not alive:
                 return
             last = rung == len(budgets) - 1
             todo = [c for c in alive if last or not (self._cand_dir(c) / "run" / f"rung_{rung}.json").is_file()]
             if todo:
-                self.log(f"iteration {it}: training {len(todo)} candidate(s), {budget:,} steps each"
+                self.log(f"iteration {it}: training {len(todo)} candidate(s)"
+                         + (f" x {len(seeds)} seeds ({', '.join(map(str, seeds))})" if len(seeds) > 1 else "")
+                         + f", {budget:,} steps each"
                          + (f" (successive halving, rung {rung + 1} of {len(budgets)})" if len(budgets) > 1 else ""))
-            train_candidates(self.train_task, [self._cand_dir(c) / "reward.py" for c in todo], budget, config.seed,
-                             [self._cand_dir(c) / "run" for c in todo], num_envs=config.num_envs,
-                             eval_episodes=config.eval_episodes, ray=config.ray, batched=config.batched,
-                             on_done=(lambda index, run_dir, todo=todo: self._trained(todo[index], run_dir)) if last
-                             else None)
+            runs = [(c, self._seed_dirs(c)) for c in todo]
+            slots = [(c, dirs) for c, dirs in runs for _ in dirs]  # run index -> its candidate
+            done_ids: set = set()
+
+            def done(index: int, run_dir: str, slots=slots, done_ids=done_ids) -> None:
+                cand, dirs = slots[index]
+                if cand["id"] not in done_ids and all(_finished(d) for d in dirs):
+                    done_ids.add(cand["id"])
+                    self._trained(cand, dirs)
+
+            train_candidates(self.train_task, [self._cand_dir(c) / "reward.py" for c, dirs in runs for _ in dirs],
+                             budget, [s for _ in runs for s in seeds], [d for _, dirs in runs for d in dirs],
+                             num_envs=config.num_envs, eval_episodes=config.eval_episodes, ray=config.ray,
+                             batched=config.batched, on_done=done if last else None)
             if not last:
                 alive = self._halve(it, rung, budget, alive)
 
-    def _trained(self, cand: dict, run_dir, stopped_at: int | None = None) -> None:
-        result = _run_result(run_dir, fitness=not self.config.by_preference)
-        cand.update(status="trained" if result["ok"] else "train_failed", fitness=result["fitness"],
-                    success=result["success"], reason=result["error"])
+    def search_seeds(self) -> list[int]:
+        """The candidates' training seeds: seed, seed+1, ..., seed+candidate_seeds-1."""
+        return [self.config.seed + j for j in range(self.config.candidate_seeds)]
+
+    def _seed_dirs(self, cand: dict) -> list[Path]:
+        """A candidate's run dir per search seed: run/ for the first (what reflection and the videos read),
+        seed_N/ for the others."""
+        folder = self._cand_dir(cand)
+        return [folder / "run"] + [folder / f"seed_{s}" for s in self.search_seeds()[1:]]
+
+    def _trained(self, cand: dict, run_dirs, stopped_at: int | None = None) -> None:
+        """Record a candidate's result over its seeds: per-seed fitness and success, their means (its fitness);
+        a seed that failed to train fails the candidate (a reward that breaks on some seeds is not kept)."""
+        run_dirs = [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
+        seeds = self.search_seeds()[:len(run_dirs)]
+        results = [_run_result(d, fitness=not self.config.by_preference) for d in run_dirs]
+        per_seed = [{"seed": seed, "ok": r["ok"], "fitness": r["fitness"], "success": r["success"]}
+                    for seed, r in zip(seeds, results)]
+        failed = [(seed, r) for seed, r in zip(seeds, results) if not r["ok"]]
+        mean = lambda key: (sum(r[key] for r in results) / len(results)  # noqa: E731
+                            if all(r[key] is not None for r in results) else None)
+        if failed:
+            seed, r = failed[0]
+            reason = r["error"] if len(results) == 1 else f"seed {seed}: {r['error']}"
+            cand.update(status="train_failed", fitness=None, success=None, reason=reason)
+        else:
+            cand.update(status="trained", fitness=mean("fitness"), success=mean("success"), reason=None)
+        cand["seeds"] = per_seed
         if stopped_at is not None:
             cand["stopped_at"] = stopped_at
         self.save()
-        fitness = "" if result["fitness"] is None else f"fitness {result['fitness']:.4g}, "
-        self.log(f"{cand['id']}: " + (f"{fitness}success {result['success']:.2f}"
-                                      if result["ok"] else f"training failed: {result['error']}")
+        fitness = "" if cand["fitness"] is None else f"fitness {cand['fitness']:.4g}, "
+        over = (f" (seeds: {', '.join(_fmt_seed(p) for p in per_seed)})" if len(per_seed) > 1 else "")
+        self.log(f"{cand['id']}: " + (f"{fitness}success {cand['success']:.2f}{over}"
+                                      if not failed else f"training failed: {cand['reason']}")
                  + (f" (stopped at {stopped_at:,} steps by successive halving)" if stopped_at is not None else ""))
 
     def _halve(self, it: int, rung: int, budget: int, alive: list[dict]) -> list[dict]:
-        """After a rung: record each candidate's result (run/rung_R.json), keep the best 1/eta by
-        fitness (ties: the earlier candidate), finish the others at this budget, and clear the
-        survivors' eval.json so that the next rung continues them from their checkpoint."""
+        """After a rung: record each candidate's result on each seed (rung_R.json in each seed's run dir),
+        keep the best 1/eta by the selection rule over seeds (ties: the earlier candidate), finish the
+        others at this budget, and clear the survivors' eval.json so that the next rung continues them
+        from their checkpoint."""
+        from robreward.codegen import selection
+
         results = {}
         for cand in alive:
-            run_dir = self._cand_dir(cand) / "run"
-            path = run_dir / f"rung_{rung}.json"
-            if not path.is_file():
-                atomic_write_json(path, {"rung": rung, "steps": budget, **_run_result(run_dir),
-                                         "steps_trained": checkpoint_step(run_dir / "checkpoints" / "latest.pt")})
-            results[cand["id"]] = json.loads(path.read_text())
-            cand.setdefault("rungs", [])[rung:] = [{"steps": budget, "fitness": results[cand["id"]]["fitness"]}]
-        ranked = sorted((c for c in alive if results[c["id"]]["ok"]), key=lambda c: -results[c["id"]]["fitness"])
-        keep = ranked[:-(-len(alive) // self.config.halving_eta)]
+            results[cand["id"]] = []
+            for run_dir in self._seed_dirs(cand):
+                path = run_dir / f"rung_{rung}.json"
+                if not path.is_file():
+                    atomic_write_json(path, {"rung": rung, "steps": budget, **_run_result(run_dir),
+                                             "steps_trained": checkpoint_step(run_dir / "checkpoints" / "latest.pt")})
+                results[cand["id"]].append(json.loads(path.read_text()))
+            seeds = results[cand["id"]]
+            ok = all(r["ok"] for r in seeds)
+            cand.setdefault("rungs", [])[rung:] = [{"steps": budget, "fitness": sum(r["fitness"] for r in seeds)
+                                                    / len(seeds) if ok else None}]
+        ranked = [c for c in alive if all(r["ok"] for r in results[c["id"]])]
+        rows = selection.score([[r["fitness"] for r in results[c["id"]]] for c in ranked], self.config.selection)
+        order = sorted(range(len(ranked)), key=lambda i: -rows[i]["score"])  # sorted is stable: the earlier first
+        keep = [ranked[i] for i in order][:-(-len(alive) // self.config.halving_eta)]
         for cand in alive:
-            run_dir = self._cand_dir(cand) / "run"
             if cand in keep:  # this rung's evaluation (not a later rung's, on resume) gives way to the next rung
-                if checkpoint_step(run_dir / "checkpoints" / "latest.pt") == results[cand["id"]]["steps_trained"]:
-                    (run_dir / "eval.json").unlink(missing_ok=True)
+                for run_dir, r in zip(self._seed_dirs(cand), results[cand["id"]]):
+                    if checkpoint_step(run_dir / "checkpoints" / "latest.pt") == r["steps_trained"]:
+                        (run_dir / "eval.json").unlink(missing_ok=True)
             elif cand["status"] == "passed":
-                self._trained(cand, self._cand_dir(cand) / "run", stopped_at=budget)
+                self._trained(cand, self._seed_dirs(cand), stopped_at=budget)
         self.save()
         if keep:
-            fitness = ", ".join(f"{results[c['id']]['fitness']:.4g}" for c in keep)
-            self.log(f"iteration {it}: successive halving keeps {', '.join(c['id'] for c in keep)} (fitness {fitness})")
+            fitness = ", ".join(f"{c['rungs'][rung]['fitness']:.4g}" for c in keep)
+            self.log(f"iteration {it}: successive halving keeps {', '.join(c['id'] for c in keep)} (fitness {fitness}"
+                     + (f", mean over {len(self.search_seeds())} seeds, ranked by {self.config.selection}"
+                        if len(self.search_seeds()) > 1 else "") + ")")
         return keep
 
     # -- 5-6. reflect, select
@@ -422,14 +472,19 @@ class _Run:
         if trained and self.config.by_preference:
             self._select_by_preference(it, rec, trained)
         elif trained:
-            top = max(trained, key=lambda c: c["fitness"])  # max keeps the first of equals: deterministic
+            top = self._select(it, trained)
             rec["best"] = top["id"]
-            incumbent = self.state["best"]
-            if incumbent is None or top["fitness"] > incumbent["fitness"]:
-                self.state["best"] = {"id": top["id"], "iteration": it, "fitness": top["fitness"],
-                                      "reflection": (self._cand_dir(top) / "reflection.txt").read_text()}
-                self._copy_best(self._cand_dir(top) / "run" / "policy.onnx")
-                self.log(f"iteration {it}: new best {top['id']} (fitness {top['fitness']:.4g})")
+            incumbent, winner = self.state["best"], self.state["selection"]["pick"]
+            if incumbent is None or winner["id"] != incumbent["id"]:
+                cand = self._candidate(winner["id"])
+                self.state["best"] = {"id": cand["id"], "iteration": self._iteration_of(cand["id"]),
+                                      "fitness": cand["fitness"],
+                                      "reflection": (self._cand_dir(cand) / "reflection.txt").read_text()}
+                self._copy_best(self._cand_dir(cand) / "run" / "policy.onnx")
+                self.log(f"iteration {it}: new best {cand['id']} (fitness {cand['fitness']:.4g}"
+                         + (f" +- {winner['se']:.3g} over {winner['n']} seeds, by {self.config.selection}"
+                            if winner["se"] is not None else "") + ")")
+            self.log(f"iteration {it}: {self.state['selection']['summary']}")
             if self.config.preferences == "fitness" and len(trained) > 1:
                 worst = min(trained, key=lambda c: c["fitness"])
                 rec["preferences"] = [f"{_described(top)} was preferred over {_described(worst)}; the task metric "
@@ -439,6 +494,36 @@ class _Run:
                 self._ask(it, rec, {c["id"].split("/")[-1]: c for c in trained})
         rec["done"] = True
         self.save()
+
+    def _candidate(self, cand_id: str) -> dict:
+        return next(c for rec in self.state["iterations"] for c in rec["candidates"] if c["id"] == cand_id)
+
+    def _iteration_of(self, cand_id: str) -> int:
+        return next(rec["index"] for rec in self.state["iterations"] if any(c["id"] == cand_id
+                                                                            for c in rec["candidates"]))
+
+    def _select(self, it: int, trained: list[dict]) -> dict:
+        """Score every trained candidate so far (all iterations: one pooled SD) by the selection rule
+        (codegen/selection.py); state["selection"] keeps the scores, the pick and how sure it is. Returns
+        this iteration's best by the rule."""
+        from robreward.codegen import selection
+
+        pool = [c for rec in self.state["iterations"][:it + 1] for c in rec["candidates"] if c["status"] == "trained"]
+        groups = [[p["fitness"] for p in c.get("seeds") or [{"fitness": c["fitness"]}]] for c in pool]
+        rows = selection.score(groups, self.config.selection)
+        for cand, row in zip(pool, rows):
+            cand.update(fitness_se=row["se"], lcb=row["lcb"], p_best=row["p_best"])
+        chosen = selection.pick(rows)
+        ids = [c["id"] for c in pool]
+        self.state["selection"] = {"rule": self.config.selection, "candidate_seeds": self.config.candidate_seeds,
+                                   "seeds": self.search_seeds(), "z": selection.Z, "prior_df": selection.PRIOR_DF,
+                                   "pooled_sd": selection.pooled_sd(groups),
+                                   "pick": {"id": ids[chosen], **{k: rows[chosen][k] for k in
+                                                                  ("mean", "se", "lcb", "n", "p_best")}},
+                                   "gap_z": selection.gap_z(rows, chosen),
+                                   "summary": selection.summary(ids, rows, chosen, self.config.selection)}
+        mine = [i for i, c in enumerate(pool) if c in trained]
+        return pool[max(mine, key=lambda i: (rows[i]["score"], -i))]
 
     def _select_by_preference(self, it: int, rec: dict, trained: list[dict]) -> None:
         """A --text task without a fitness: the judge (a person, or a VLM) picks the best and the
@@ -496,21 +581,34 @@ class _Run:
         config, best = self.config, self.state["best"]
         if config.final_seeds == 0 or best is None:
             return
-        final = self.state.setdefault("final", {"seeds": [config.seed + 1 + s for s in range(config.final_seeds)],
+        from robreward.codegen.finals import final_settings
+        from robreward.rl.config import PPOConfig
+
+        first = config.seed + config.candidate_seeds  # fresh: no search run saw these seeds
+        final = self.state.setdefault("final", {"seeds": [first + s for s in range(config.final_seeds)],
                                                 "results": {}})
-        steps = config.final_steps or config.steps
+        if "settings" not in final:  # fixed when the stage starts: a resumed run keeps them
+            final["settings"] = final_settings(config, self.spec.name).to_dict()
+            self.save()
+        settings = final["settings"]
+        steps = settings["steps"]
         seeds = [seed for seed in final["seeds"] if str(seed) not in final["results"]]
         if seeds:
-            self.log(f"final: best reward {best['id']}, seeds {', '.join(map(str, seeds))}, {steps:,} steps each")
+            self.log(f"final: best reward {best['id']}, seeds {', '.join(map(str, seeds))}, {steps:,} steps each, "
+                     f"{settings['num_envs']} worlds"
+                     + (f" (the shipped baseline's settings, {settings['baseline_config']})"
+                        if config.final_match == "baseline" and settings["baseline_config"] else "")
+                     + (f"; differs from the baseline in {', '.join(d['setting'] for d in settings['differs'])}"
+                        if settings["differs"] else ""))
 
             def done(index: int, run_dir: str) -> None:
                 final["results"][str(seeds[index])] = _run_result(run_dir, fitness=not config.by_preference)
                 self.save()
 
             train_candidates(self.train_task, [self.out / "best" / "reward.py"] * len(seeds), steps, seeds,
-                             [self.out / "final" / f"seed_{seed}" for seed in seeds], num_envs=config.num_envs,
+                             [self.out / "final" / f"seed_{seed}" for seed in seeds], num_envs=settings["num_envs"],
                              eval_episodes=config.final_eval_episodes, on_done=done, ray=config.ray,
-                             batched=config.batched)
+                             batched=config.batched, ppo=PPOConfig(**settings["ppo"]), backend=settings["backend"])
         # without a fitness (selection by preference) the seeds are ordered by number
         ok = sorted((r["fitness"] or 0.0, int(s)) for s, r in final["results"].items() if r["ok"])
         if ok:  # the shipped policy is the median seed's, as policies/ does
@@ -538,6 +636,11 @@ class _Run:
 def _new_state() -> dict:
     return {"format": 1, "status": "running", "stop_reason": None, "llm_calls": 0, "replay_fallbacks": 0,
             "iterations": [], "best": None}
+
+
+def _fmt_seed(result: dict) -> str:
+    return f"{result['seed']}: " + ("failed" if not result["ok"] else "-" if result["fitness"] is None
+                                    else f"{result['fitness']:.3g}")
 
 
 def halving_budgets(steps: int, rungs: int, eta: int) -> list[int]:

@@ -34,22 +34,36 @@ def write_report(run) -> Path:
               f"answered from cache/replay, {ledger.prompt_tokens:,} + {ledger.completion_tokens:,} tokens, "
               f"${ledger.cost_usd:.4f} (approximate; ledger.json).",
               f"Search: K={config.samples} samples x {config.iterations} iteration(s), {config.steps:,} env steps "
-              f"per candidate ({config.num_envs} worlds, seed {config.seed}), up to {config.repair_rounds} repair "
+              f"per candidate and seed ({config.num_envs} worlds, {_seeds_text(run)}), up to {config.repair_rounds} repair "
               f"round(s) per candidate; " + (f"successive halving: {config.halving} rung(s), the best 1/"
                                             f"{config.halving_eta} of each go on (a stopped candidate's fitness "
                                             "is from its shorter run); " if config.halving else "")
               + "trajectory-preference filter: "
               f"{config.demos or 'off'}" + (f"; started from {config.from_run}" if config.from_run else "")
               + (f"; feedback: \"{config.feedback}\"" if config.feedback else "") + ".",
+              f"Search cost: {_search_steps(run):,} env steps of candidate training.",
               f"Status: {state['status']}" + (f" ({state['stop_reason']})" if state.get("stop_reason") else ""),
-              "", "## Candidates", "", "| candidate | attempt | status | repairs | fitness | success | why |",
-              "|---|---|---|---|---|---|---|"]
+              "", "## Candidates", "",
+              "| candidate | attempt | status | repairs | fitness (mean +- SE) | per seed | lower bound | P(best) "
+              "| success | why |", "|---|---|---|---|---|---|---|---|---|---|"]
     for rec in state["iterations"]:
         for c in rec["candidates"]:
             why = c["reason"] or (f"stopped at {c['stopped_at']:,} steps by successive halving"
                                   if c.get("stopped_at") else "")
-            lines.append(f"| {c['id']} | {c['attempt']} | {c['status']} | {c['repairs']} | {_fmt(c['fitness'])} "
+            se = f" +- {c['fitness_se']:.3f}" if c.get("fitness_se") is not None and c["fitness"] is not None else ""
+            per_seed = ", ".join(f"{p['seed']}: " + ("failed" if not p["ok"] else _fmt(p["fitness"]))
+                                 for p in c.get("seeds") or [])
+            lines.append(f"| {c['id']} | {c['attempt']} | {c['status']} | {c['repairs']} | {_fmt(c['fitness'])}{se} "
+                         f"| {per_seed or '-'} | {_fmt(c.get('lcb'))} | {_pct(c.get('p_best'))} "
                          f"| {_fmt(c.get('success'))} | {why.replace('|', '/')[:160]} |")
+    chosen = state.get("selection")
+    if chosen:
+        rule = ("the highest lower confidence bound, mean - 1 SE over seeds (each candidate's SD shrunk towards the "
+                "SD pooled over all candidates' seeds)" if chosen["rule"] == "lcb" else "the highest mean over seeds")
+        lines += ["", f"Selection rule: {rule}; {chosen['candidate_seeds']} seed(s) per candidate "
+                  f"({', '.join(map(str, chosen['seeds']))}). How sure: {chosen['summary']}."
+                  + (" P(best): each candidate's chance of the highest true mean if its error is normal with its "
+                     "SE." if chosen["pick"]["se"] is not None else "")]
     if best is None:
         lines += ["", "No candidate was trained: see the reasons above and iter_*/cand_*/check.json."]
     else:
@@ -84,6 +98,7 @@ def _final_section(run) -> list[str]:
         lines += [f"The best reward retrained with seeds {', '.join(map(str, final['seeds']))} for "
                   f"{config.final_steps or config.steps:,} steps each (fresh seeds: the search run's own result is "
                   "selection-biased).", "", table.strip(), "", "![learning curves](curves.png)", ""]
+    lines += _settings_lines(final.get("settings"))
     lines.append("What could and could not be compared:")
     from robreward.eval.baseline import load_baseline
 
@@ -101,7 +116,8 @@ def _final_section(run) -> list[str]:
     elif base is None:
         lines.append(f"- No shipped baseline (policies/{run.spec.name}/eval.json): raw fitness only, no HNS.")
     else:
-        steps, ours = base.hand.get("steps"), config.final_steps or config.steps
+        steps = base.hand.get("steps")
+        ours = (final.get("settings") or {}).get("steps") or config.final_steps or config.steps
         lines.append(f"- Baselines from {base.path}: the hand reward trained {_fmt_int(steps)} steps per seed over "
                      f"{len(base.hand.get('seeds') or [])} seed(s); the final runs here {ours:,} steps per seed"
                      + (" (a smaller budget: the comparison favours the baselines)." if steps and ours < steps
@@ -116,6 +132,47 @@ def _final_section(run) -> list[str]:
         lines.append(f"- Final seed(s) {', '.join(failed)} failed to train (final/seed_N/failed.json).")
     return lines
 
+
+
+def _seeds_text(run) -> str:
+    seeds = [run.config.seed + j for j in range(run.config.candidate_seeds)]
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}: one seed per candidate, so the search fitness of the best is biased upward"
+    return f"{len(seeds)} seeds per candidate, {', '.join(map(str, seeds))}, trained at once"
+
+
+def _search_steps(run) -> int:
+    """Env steps the search trained: every trained (or failed-in-training) candidate's budget (a stopped one's
+    rung) on each of its seeds."""
+    total = 0
+    for rec in run.state["iterations"]:
+        for c in rec["candidates"]:
+            if c["status"] in ("trained", "train_failed"):
+                total += (c.get("stopped_at") or run.config.steps) * max(1, len(c.get("seeds") or [None]))
+    return total
+
+
+def _settings_lines(settings: dict | None) -> list[str]:
+    """The final runs' settings beside the baseline's: every one that differs (like for like when none)."""
+    if not settings:
+        return []
+    head = (f"Final training: {settings['num_envs']} worlds, {settings['steps']:,} steps per seed, backend "
+            f"{settings['backend']}.")
+    if not settings.get("baseline_config"):
+        return [head] + [f"- {n}" for n in settings.get("notes", [])] + [""]
+    if not settings["differs"]:
+        lines = [head + f" Every training setting matches the shipped hand baseline's ({settings['baseline_config']}): "
+                 "like for like."]
+    else:
+        lines = [head + f" Settings that differ from the shipped hand baseline's ({settings['baseline_config']}); "
+                 "the numbers above compare with a baseline trained so:", "", "| setting | final | baseline |",
+                 "|---|---|---|"]
+        lines += [f"| {d['setting']} | {d['final']} | {d['baseline']} |" for d in settings["differs"]]
+    return lines + [f"- {n}" for n in settings.get("notes", [])] + [""]
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{x:.0%}"
 
 
 def _judge(run) -> str:

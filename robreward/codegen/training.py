@@ -13,12 +13,14 @@ from robreward.fileio import atomic_write_json
 
 def train_candidates(task: str, files: Sequence, steps: int, seed: int | Sequence[int], out_dirs: Sequence, *,
                      num_envs: int = 32, eval_episodes: int = 50, on_done: Callable[[int, str], None] | None = None,
-                     batched: bool = True, ray: str | None = None) -> list[str]:
+                     batched: bool = True, ray: str | None = None, ppo=None, backend: str = "cpu") -> list[str]:
     """Train one PPO policy per reward file into its run dir. A run with eval.json (or failed.json)
-    is done and skipped. seed: one for all runs, or one per run (the final seeds of one reward).
+    is done and skipped. seed: one for all runs, or one per run (the final seeds of one reward; K
+    candidates x M seeds, each file listed once per seed). ppo: the PPOConfig (default: today's
+    defaults), e.g. a shipped baseline's for a like-for-like final; backend: the env backend.
 
-    With ``batched`` (the default) and one seed, unfinished runs train at once in
-    one K x num_envs-world env (robreward.rl.multi.train_many; same run-dir layout, same
+    With ``batched`` (the default), unfinished runs train at once in
+    one K x num_envs-world env (each run its own world group and seed) (robreward.rl.multi.train_many; same run-dir layout, same
     per-candidate numbers up to float rounding): the fresh ones together, and the ones whose
     checkpoint stopped short of ``steps`` together by checkpoint step (a killed batched run, or the
     survivors of a successive-halving rung continued to a larger budget). A group of one, and a run
@@ -36,9 +38,9 @@ def train_candidates(task: str, files: Sequence, steps: int, seed: int | Sequenc
         raise ValueError(f"need one reward file, seed and run dir per run: got {len(files)} file(s), "
                          f"{len(seeds)} seed(s), {len(out_dirs)} run dir(s)")
     if ray is not None:
-        _train_on_ray(ray, task, files, steps, seeds, out_dirs, num_envs, eval_episodes, on_done)
+        _train_on_ray(ray, task, files, steps, seeds, out_dirs, num_envs, eval_episodes, on_done, ppo, backend)
         return [str(out) for out in out_dirs]
-    if batched and len(set(seeds)) == 1:
+    if batched:
         from robreward.eval.evaluate import evaluate
         from robreward.rl.multi import train_many
 
@@ -55,9 +57,9 @@ def train_candidates(task: str, files: Sequence, steps: int, seed: int | Sequenc
                 if out_dirs[i].exists():
                     shutil.rmtree(out_dirs[i])  # stale logs of a killed run would mix with the new ones
             try:
-                train_many(task, [str(Path(files[i]).resolve()) for i in members], steps, seeds[0],
+                train_many(task, [_spec(files[i]) for i in members], steps, [seeds[i] for i in members],
                            [out_dirs[i] for i in members], num_envs_per_candidate=num_envs,
-                           eval_episodes=eval_episodes, resume=at > 0, evaluate=evaluate)
+                           eval_episodes=eval_episodes, resume=at > 0, evaluate=evaluate, ppo=ppo, backend=backend)
             except Exception as err:  # noqa: BLE001 - a failure of the shared trainer is every open candidate's record
                 for i in members:
                     if not _finished(out_dirs[i]):
@@ -66,7 +68,8 @@ def train_candidates(task: str, files: Sequence, steps: int, seed: int | Sequenc
     for index, (file, out) in enumerate(zip(files, out_dirs)):
         if not _finished(out):
             try:
-                train_one(_config(task, file, steps, seeds[index], out, num_envs, eval_episodes))
+                train_one(_config(task, file, steps, seeds[index], out, num_envs, eval_episodes, ppo=ppo,
+                                  backend=backend))
             except Exception as err:  # noqa: BLE001 - one candidate's failure is a record, not the end of the run
                 _write_failed(out, err)
         if on_done is not None:
@@ -87,6 +90,12 @@ def checkpoint_step(path: Path) -> int | None:
         return None
 
 
+def _spec(file) -> str:
+    """A reward file's absolute path; the built-in specs "hand" and "sparse" as they are (a benchmark's baseline
+    beside the candidates)."""
+    return str(file) if str(file) in ("hand", "sparse") else str(Path(file).resolve())
+
+
 def _finished(out: Path) -> bool:
     return (out / "eval.json").is_file() or (out / "failed.json").is_file()
 
@@ -101,11 +110,13 @@ def _write_failed(out: Path, err: BaseException) -> None:
     atomic_write_json(out / "failed.json", {"error": f"{type(err).__name__}: {err}"})
 
 
-def _config(task, file, steps: int, seed: int, out: Path, num_envs: int, eval_episodes: int, device: str = "cpu"):
-    from robreward.rl.config import TrainConfig
+def _config(task, file, steps: int, seed: int, out: Path, num_envs: int, eval_episodes: int, device: str = "cpu",
+            ppo=None, backend: str = "cpu"):
+    from robreward.rl.config import PPOConfig, TrainConfig
 
-    return TrainConfig(task=str(task), reward=str(Path(file).resolve()), num_envs=num_envs, steps=steps, seed=seed,
-                       out=str(out), eval_episodes=eval_episodes, progress=False, latest_every=5, device=device)
+    return TrainConfig(task=str(task), reward=_spec(file), num_envs=num_envs, steps=steps, seed=seed,
+                       out=str(out), eval_episodes=eval_episodes, progress=False, latest_every=5, device=device,
+                       ppo=ppo or PPOConfig(), backend=backend)
 
 
 def train_one(config) -> str:
@@ -143,7 +154,7 @@ def connect_ray(address: str):
 
 
 def _train_on_ray(address: str, task, files, steps: int, seeds: list[int], out_dirs: list[Path], num_envs: int,
-                  eval_episodes: int, on_done) -> None:
+                  eval_episodes: int, on_done, ppo=None, backend: str = "cpu") -> None:
     from robreward.rundir import SCHEMA_VERSION
 
     ray = connect_ray(address)
@@ -156,7 +167,7 @@ def _train_on_ray(address: str, task, files, steps: int, seeds: list[int], out_d
             if on_done is not None:
                 on_done(index, str(out))
         else:
-            config = _config(task, file, steps, seeds[index], out, num_envs, eval_episodes, device)
+            config = _config(task, file, steps, seeds[index], out, num_envs, eval_episodes, device, ppo, backend)
             pending[remote.remote({"schema_version": SCHEMA_VERSION, **config.to_dict()})] = index
     while pending:  # report each run as it finishes, in whatever order
         ready, _ = ray.wait(list(pending), num_returns=1)

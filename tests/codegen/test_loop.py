@@ -72,7 +72,8 @@ class Script:
 
 def config(server, out, **overrides) -> GenerateConfig:
     options = dict(task="reach", llm="fake-model", base_url=server.base_url, out=str(out), samples=2, iterations=1,
-                   steps=4096, num_envs=16, eval_episodes=16, final_seeds=0, dry_run_timeout_s=3.0, llm_timeout_s=10.0)
+                   steps=4096, num_envs=16, eval_episodes=16, final_seeds=0, dry_run_timeout_s=3.0, llm_timeout_s=10.0,
+                   candidate_seeds=1, final_match="search")  # one-seed search (multi-seed: test_selection.py)
     return GenerateConfig(**{**options, **overrides})
 
 
