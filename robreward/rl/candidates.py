@@ -10,7 +10,7 @@ from typing import Sequence
 
 import torch
 
-from robreward.envs.batched import REWARD_SUM_TOLERANCE, invalid_rewards, reward_mismatch
+from robreward.envs.batched import REWARD_SUM_TOLERANCE, invalid_rewards, reset_hooks, reward_mismatch
 from robreward.rewards.base import resolve_reward
 from robreward.rewards.spec import parse_reward_spec
 
@@ -71,6 +71,25 @@ class CandidateRewards:
                 self._zero_invalid(total, invalid)
         self.seconds += time.perf_counter() - start
         return total, {"total": total}
+
+    def on_reset(self, world_ids: Tensor, state) -> None:
+        """Episode starts, forwarded to each candidate's reward (and its sum parts) that keeps per-world history
+        (``on_reset``: potential-based shaping, progress:RUN) with the world ids inside its own slice and
+        the TaskState of that slice; a hook that raises fails its candidate alone."""
+        for k, reward in enumerate(self.rewards):
+            hooks = reset_hooks(reward)
+            if not hooks or self.failed[k] is not None:
+                continue
+            lo = k * self.per
+            mine = world_ids[(world_ids >= lo) & (world_ids < lo + self.per)] - lo
+            if not len(mine):
+                continue
+            try:
+                sub = state.index(slice(lo, lo + self.per))
+                for hook in hooks:
+                    hook(mine, sub)
+            except Exception as err:  # noqa: BLE001 - one candidate's bug must not stop the others
+                self.failed[k] = f"{type(err).__name__}: {err}"
 
     def _zero_invalid(self, total: Tensor, invalid: Tensor) -> None:
         """Where invalid [K*M]: count per candidate, fail those over max_invalid (reward 0), else

@@ -223,3 +223,32 @@ def test_progress_specs_parse_and_bad_runs_are_refused(tmp_path):
         normalize_reward_spec(f"hand+progress:{tmp_path}")
     with pytest.raises(ValueError, match="unknown option"):
         robreward.make("push", 1, reward=f"progress:{tmp_path},lambda=2")
+
+
+def test_the_k_candidate_reward_forwards_episode_starts_to_a_progress_shaping(push_run):
+    """rl.candidates.CandidateRewards passes on_reset to each candidate's reward on its own world slice, so
+    `progress:` shapes the K-candidate trainer's runs as it does a single run's."""
+    from robreward.rewards.base import resolve_reward
+    from robreward.rl.candidates import CandidateRewards
+
+    run, _ = push_run
+    spec = get_task("push")
+    shaped = resolve_reward(f"sparse+progress:{run}", spec)
+    shaping = shaped.parts[1]
+    candidates = CandidateRewards([resolve_reward("sparse", spec), shaped], ["sparse", "shaped"], worlds_per_candidate=2)
+    env = robreward.make("push", 4, seed=0, reward=candidates)
+    env.reset(seed=3)
+    mine = slice(2, 4)  # candidate 1's worlds
+    torch.testing.assert_close(shaping.prev_phi, shaping.potential(env.state.index(mine)))
+    gen = torch.Generator().manual_seed(0)
+    ended = 0
+    for _ in range(env.spec.episode_length + 2):
+        prev = shaping.prev_phi.clone()
+        _, _, terminated, truncated, info = env.step(torch.rand(4, env.act_dim, generator=gen) * 2 - 1)
+        phi_final = shaping.potential(info["final_state"].index(mine))
+        kept = torch.where(terminated[mine], torch.zeros_like(phi_final), phi_final)
+        torch.testing.assert_close(candidates.terms[1]["progress_shaping"], 0.99 * kept - prev)
+        # after an auto-reset the candidate's Φ(s) is that of its worlds' first states
+        torch.testing.assert_close(shaping.prev_phi, shaping.potential(env.state.index(mine)))
+        ended += int((terminated | truncated)[mine].sum())
+    assert ended == 2 and candidates.failed == [None, None]
