@@ -453,19 +453,22 @@ def value_features(coverage: Coverage, num_random: int = DEFAULT_VALUE_FEATURES,
 
 
 def lstd_values(features: Union[Tensor, ValueFeatures], prev: Tensor, nxt: Tensor, rewards: Tensor,
-                gamma: float) -> Tensor:
+                gamma: float, weights: Optional[Tensor] = None) -> Tensor:
     """[M] LSTD(0) value of every state: features [M, F] (or ValueFeatures, whose penalised columns
-    get the ridge), transitions (prev, nxt) [K] with rewards [K]. rewards [K, R] gives values [M, R]."""
+    get the ridge), transitions (prev, nxt) [K] with rewards [K] (or [K, R]: values [M, R]),
+    optionally weighted [K] (a bootstrap resample)."""
     feats = features if isinstance(features, ValueFeatures) else ValueFeatures(torch.as_tensor(features).double(),
                                                                                features.shape[1])
-    matrix = feats.matrix
-    phi, phi2 = matrix[prev.cpu()], matrix[nxt.cpu()]
-    a = phi.T @ (phi - gamma * phi2) / len(prev)
-    b = phi.T @ rewards.reshape(len(prev), -1) / len(prev)
+    prev, nxt = prev.cpu(), nxt.cpu()
+    w = torch.ones(len(prev), dtype=torch.float64) if weights is None else weights.double()
+    keep = w > 0
+    w = (w[keep] / w[keep].sum()).unsqueeze(1)
+    phi, phi2 = feats.matrix[prev[keep]], feats.matrix[nxt[keep]]
+    a = (phi * w).T @ (phi - gamma * phi2)
+    b = (phi * w).T @ rewards.reshape(len(prev), -1)[keep]
     penalty = torch.zeros(a.shape[0], dtype=a.dtype)
     penalty[feats.free:] = feats.ridge
-    w = torch.linalg.lstsq(a + torch.diag(penalty), b, driver="gelsd").solution
-    values = matrix @ w
+    values = feats.matrix @ torch.linalg.lstsq(a + torch.diag(penalty), b, driver="gelsd").solution
     return values if rewards.ndim > 1 else values[:, 0]
 
 
@@ -497,17 +500,7 @@ def starc_from_canonical(x: Tensor, y: Tensor) -> float:
     """(1/2) || x / |x| - y / |y| ||, norms the L2 norm over the sample (STARC with n = m = L2); a
     canonical reward of norm 0 (the reward was only shaping and a constant) normalises to 0."""
     x, y = _pair(x, y, "starc_from_canonical")
-    return float(_starc(x.unsqueeze(0), y.unsqueeze(0))[0])
-
-
-def _starc(x: Tensor, y: Tensor, scale: Optional[float] = None) -> Tensor:
-    """Row-wise STARC of [B, K] canonical rewards (rows: bootstrap samples)."""
-    def unit(v):
-        norm = v.pow(2).mean(1, keepdim=True).sqrt()
-        tiny = 1e-9 * (scale if scale is not None else float(v.abs().max()) + 1e-300)
-        return torch.where(norm > tiny, v / norm.clamp_min(1e-300), torch.zeros_like(v))
-
-    return 0.5 * (unit(x) - unit(y)).pow(2).mean(1).sqrt()
+    return _weighted_starc(x, y, torch.ones_like(x))
 
 
 def starc_distance(reward_a: RewardLike, reward_b: RewardLike, coverage: Coverage, *, gamma: float = DEFAULT_GAMMA,
@@ -578,17 +571,7 @@ def _val_from(feats: ValueFeatures, coverage: Coverage, raw: Tensor, gamma: floa
               weights: Optional[Tensor] = None) -> Tensor:
     """[K, R] VAL canonical rewards of raw rewards [K, R] on every transition (LSTD weighted by ``weights``)."""
     prev, nxt = coverage.prev.cpu(), coverage.next.cpu()
-    if weights is None:
-        values = lstd_values(feats, prev, nxt, raw, gamma)
-    else:
-        keep = weights > 0
-        w = weights[keep].double().unsqueeze(1)
-        phi, phi2 = feats.matrix[prev[keep]], feats.matrix[nxt[keep]]
-        a = (phi * w).T @ (phi - gamma * phi2) / float(w.sum())
-        b = (phi * w).T @ raw[keep] / float(w.sum())
-        penalty = torch.zeros(a.shape[0], dtype=a.dtype)
-        penalty[feats.free:] = feats.ridge
-        values = feats.matrix @ torch.linalg.lstsq(a + torch.diag(penalty), b, driver="gelsd").solution
+    values = lstd_values(feats, prev, nxt, raw, gamma, weights)
     return _snap_trivial(raw + gamma * values[nxt] - values[prev], raw)
 
 
@@ -639,12 +622,13 @@ def _weighted_pearson_distance(x: Tensor, y: Tensor, w: Tensor) -> float:
 
 
 def _weighted_starc(x: Tensor, y: Tensor, w: Tensor) -> float:
+    """STARC of canonical rewards under transition weights w; a zero canonical reward stays 0 (VAL's
+    near-zero ones were set to exactly 0 by _snap_trivial)."""
     w = w / w.sum()
-    scale = float(torch.cat([x.abs(), y.abs()]).max()) + 1e-300
 
     def unit(v):
         norm = math.sqrt(float((w * v * v).sum()))
-        return v / norm if norm > 1e-9 * scale else torch.zeros_like(v)
+        return v / norm if norm > 0 else torch.zeros_like(v)
 
     d = unit(x) - unit(y)
     return 0.5 * math.sqrt(float((w * d * d).sum()))
