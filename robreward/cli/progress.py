@@ -27,7 +27,8 @@ def register(sub) -> None:
     fit.add_argument("--image-size", type=int, default=64, help="image inputs: frame side in pixels (default 64)")
     fit.add_argument("--encoder", default="", help="image inputs: a transformers vision model (folder or cached id); "
                                                   "default: a small CNN trained from scratch")
-    fit.add_argument("--camera", default="", help="image inputs: a camera of the scene (default: the task's)")
+    fit.add_argument("--camera", default="", help="image inputs: a camera of the scene, or top (looking down on the "
+                                                 "arm tasks' table); default: the task's camera")
     fit.add_argument("--holdout", type=float, default=0.25, help="share of episodes held out (default 0.25)")
     fit.add_argument("--epochs", type=int, default=None, help="training epochs (default 250)")
     fit.add_argument("--seed", type=int, default=0, help="seed of the split, weights and pairs")
@@ -80,7 +81,7 @@ def _fit(args) -> int:
     extra = {} if args.epochs is None else {"epochs": args.epochs}
     if args.camera and args.inputs == "state":
         raise CliError("--camera is for image inputs: add --inputs image or --inputs both")
-    if args.camera:
+    if args.camera and args.camera != "top":
         import mujoco
 
         if mujoco.mj_name2id(spec.build_model(), mujoco.mjtObj.mjOBJ_CAMERA, args.camera) < 0:

@@ -94,7 +94,7 @@ class RendererUnavailable(RuntimeError):
 def no_renderer_message(err: BaseException | None = None) -> str:
     gl = os.environ.get("MUJOCO_GL", "")
     cause = f" ({type(err).__name__}: {err})" if err is not None else ""
-    return (f"no OpenGL renderer here (MUJOCO_GL={gl!r}){cause}: set MUJOCO_GL=egl on a machine with an EGL "
+    return (f"no OpenGL renderer here (MUJOCO_GL={gl!r}){cause}: set MUJOCO_GL=egl (before mujoco is imported) on a machine with an EGL "
             "library (apt-get install libegl1; a GPU is not needed) or MUJOCO_GL=osmesa (libosmesa6), or use "
             "backend='warp' on a GPU (MuJoCo Warp's batch renderer)")
 
@@ -182,7 +182,12 @@ class TiledRenderer:
         self.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
         self.scene.flags[mujoco.mjtRndFlag.mjRND_SKYBOX] = False
         self.option = mujoco.MjvOption()
-        self.con = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_150.value)
+        try:
+            self.con = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_150.value)
+        except mujoco.FatalError as err:  # e.g. MUJOCO_GL chosen (glfw) before robreward set egl, and no display
+            self._gl.free()
+            self._gl = None
+            raise RendererUnavailable(no_renderer_message(err)) from None
         mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN.value, self.con)
         self._buffer = np.empty((rows * height, cols * width, 3), np.uint8)
 
@@ -215,7 +220,7 @@ class TiledRenderer:
         return out
 
     def close(self) -> None:
-        if getattr(self, "_gl", None) is not None:
+        if getattr(self, "_gl", None) is not None and getattr(self, "con", None) is not None:
             self._gl.make_current()
             self.con.free()
             self._gl.free()
@@ -236,8 +241,7 @@ def probe_renderer() -> None:
     first call."""
     if not _PROBED:
         try:
-            ctx = gl_context(8, 8)
-            ctx.free()
+            TiledRenderer(mujoco.MjModel.from_xml_string("<mujoco/>"), 8, 8, 1).close()
             _PROBED.append(None)
         except RendererUnavailable as err:
             _PROBED.append(str(err))
