@@ -25,7 +25,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from robreward import rundir
-from robreward.eval.baseline import Baseline, shipped_baselines, shipped_folders
+from robreward.eval.baseline import Baseline, policies_root, shipped_baselines, shipped_folders
 from robreward.eval.hns import HNS, hns, hns_interval
 from robreward.eval.plots import plot_learning_curves, read_progress
 from robreward.eval.stats import better_than_hand, format_p
@@ -307,8 +307,12 @@ def _coverage(spec, policy_file: Optional[Path], seed: int = 0):
             act[half:] = low + (high - low) * torch.rand(DISTANCE_WORLDS - half, env.act_dim, generator=gen)
             return act
 
+        try:
+            shown = policy_file.resolve().relative_to(policies_root().resolve().parent)
+        except ValueError:
+            shown = policy_file
         how = (f"{DISTANCE_WORLDS * DISTANCE_STEPS:,} transitions, half of the worlds acting with the shipped hand "
-               f"policy ({policy_file}), half with uniform random actions")
+               f"policy ({shown}), half with uniform random actions")
     try:
         return collect_transitions(env, DISTANCE_STEPS, policy=policy, seed=seed), how
     finally:
