@@ -8,7 +8,7 @@ import pytest
 from robreward.codegen import selection
 from robreward.codegen.config import GenerateConfig, load_config
 from robreward.codegen.loop import generate
-from tests.codegen.test_loop import EXP, TANH, Script, config
+from tests.codegen.test_loop import EXP, NEGDIST, TANH, Script, config
 
 
 def test_the_lower_bound_prefers_a_reward_that_learns_on_every_seed():
@@ -102,3 +102,24 @@ def test_generate_trains_each_candidate_on_its_seeds_at_once_and_reports_them(op
     assert "Selection rule: the highest lower confidence bound" in report and "How sure:" in report
     assert "Settings that differ from the shipped hand baseline's" in report and "| steps | 1024 |" in report
     assert "Search cost: 8,192 env steps" in report
+
+
+def test_halving_ranks_by_the_rule_over_seeds_and_continues_the_survivor_on_every_seed(openai_server, tmp_path):
+    """K=3 x M=2, one rung of halving (eta 2): every (candidate, seed) trains 1024 steps, the best 2 by the lower
+    bound over their 2 seeds go on to 2048 on both seeds (from their checkpoints), the third stops at 1024."""
+    openai_server.text_fn = Script([[EXP, NEGDIST, TANH]])
+    out = tmp_path / "gen"
+    result = generate(config(openai_server, out, samples=3, candidate_seeds=2, halving=1, steps=2048, num_envs=8,
+                             eval_episodes=4))
+    cands = result["state"]["iterations"][0]["candidates"]
+    rungs = {c["id"]: [json.loads((out / c["id"] / d / "rung_0.json").read_text()) for d in ("run", "seed_1")]
+             for c in cands}
+    rows = selection.score([[r["fitness"] for r in rungs[c["id"]]] for c in cands], "lcb")
+    order = sorted(range(3), key=lambda i: -rows[i]["score"])
+    kept, dropped = [cands[i] for i in order[:2]], cands[order[2]]
+    for cand in kept:
+        for d in ("run", "seed_1"):
+            steps = [int(r.split(",")[0]) for r in (out / cand["id"] / d / "progress.csv").read_text().splitlines()[1:]]
+            assert steps[-1] == 2048 and steps == sorted(set(steps))  # continued, not restarted
+        assert cand["status"] == "trained" and "stopped_at" not in cand and len(cand["seeds"]) == 2
+    assert dropped["stopped_at"] == 1024 and dropped["rungs"][0]["fitness"] == pytest.approx(rows[order[2]]["mean"])
