@@ -94,7 +94,10 @@ def run(args) -> int:
 
     values = given_values(args, TrainConfig)
     if args.resume:
-        extra = sorted(set(values) - set(RESUME_FIELDS)) + (["config"] if args.config else [])
+        from robreward.cli.vision import TRAIN_FLAGS
+
+        extra = sorted(set(values) - set(RESUME_FIELDS)) + (["config"] if args.config else []) + [
+            name for name in TRAIN_FLAGS if getattr(args, name, None) is not None]  # the reward is the run's
         if extra:
             flags = ", ".join(flag_for(name, FLAGS) for name in extra)
             raise CliError(f"--resume continues the run as configured in {args.resume}/config.yaml; drop {flags} "

@@ -130,6 +130,9 @@ def bench_render_score(task: str, envs: int, model_name: str, steps: int = 20, s
 
     model = load_vision_language_model(model_name, vision_device())
     height, width = model.image_size if size is None else (size, size)
+    threads = torch.get_num_threads()
+    if model.device.type == "cpu":  # as inside env.step on the CPU backend (batched._SingleTorchThread), where the
+        torch.set_num_threads(1)  # reward runs: intra-op threads beside the simulator's were 10-100x slower
     env = robreward.make(task, envs, backend=backend, device=device, seed=seed)
     env.reset(seed=seed)
     gen = torch.Generator().manual_seed(seed)
@@ -153,11 +156,12 @@ def bench_render_score(task: str, envs: int, model_name: str, steps: int = 20, s
         both = timed(lambda: (env.step(action()), model.encode_images(render_batch(env, size=(width, height)))))
     finally:
         env.close()
+        torch.set_num_threads(threads)
     n = steps * envs
     return {"task": task, "envs": envs, "model": model_name, "model_kind": model.kind,
             "image_size": [height, width], "steps": steps, "backend": backend, "model_device": str(model.device),
             "physics_env_steps_per_s": n / physics, "render_frames_per_s": n / render,
-            "render_score_frames_per_s": n / score_only, "step_render_score_env_steps_per_s": n / both,
+            "torch_threads": 1 if model.device.type == "cpu" else threads, "render_score_frames_per_s": n / score_only, "step_render_score_env_steps_per_s": n / both,
             "slowdown_vs_physics": both / physics}
 
 
@@ -172,9 +176,53 @@ def bench(args) -> int:
     return 0
 
 
+# -- render, random-model -------------------------------------------------------------------------------
+def render(args) -> int:
+    """PNG frames of ``--envs`` freshly reset worlds of a task (what a clip: reward scores)."""
+    import imageio.v2 as imageio
+
+    import robreward
+    from robreward.feedback.vision.frames import render_batch
+
+    if args.envs < 1 or args.size < 8:
+        raise CliError(f"--envs must be >= 1 and --size >= 8 pixels, got {args.envs} and {args.size}")
+    out = Path(args.out)
+    if out.exists() and any(out.glob("world-*.png")):
+        raise CliError(f"--out {args.out!r} already holds frames (world-*.png): choose a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    env = robreward.make(args.task, args.envs, seed=args.seed)
+    try:
+        env.reset(seed=args.seed)
+        frames = render_batch(env, size=(args.size, args.size), camera=args.camera).cpu().numpy()
+    finally:
+        env.close()
+    from robreward.fileio import atomic_path
+
+    for i, frame in enumerate(frames):
+        with atomic_path(out / f"world-{i:03d}.png") as tmp:
+            imageio.imwrite(tmp, frame, format="png")
+        print(out / f"world-{i:03d}.png")
+    return 0
+
+
+def random_model(args) -> int:
+    """A random-weight CLIP/SigLIP model folder, loadable like a downloaded one (to try the commands: its rewards
+    mean nothing)."""
+    from robreward.feedback.vision.random_models import save_random_model
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise CliError(f"--out {args.out!r} is not empty: choose a new folder")
+    save_random_model(out, kind=args.kind, size=args.size, seed=args.seed)
+    print(f"random {args.kind} model ({args.size}) -> {out}  (random weights: for trying the commands and "
+          "measuring speed; its rewards mean nothing)")
+    return 0
+
+
 def register(sub) -> None:
     p = sub.add_parser("vision", description=__doc__.split("\n\n")[0])
-    verbs = p.add_subparsers(dest="vision_verb", metavar="{score,bench}", parser_class=type(p))
+    verbs = p.add_subparsers(dest="vision_verb", metavar="{score,bench,render,random-model}",
+                             parser_class=type(p))
     s = verbs.add_parser("score", help="CLIP goal-baseline reward of image files")
     s.add_argument("images", nargs="*", help="PNG/JPEG frames")
     s.add_argument("--model", required=True, help="CLIP/SigLIP model folder or hub id")
@@ -192,6 +240,20 @@ def register(sub) -> None:
     b.add_argument("--backend", default="cpu", choices=["cpu", "warp"])
     b.add_argument("--device", default="cpu", help="simulation device (cuda:0 with --backend warp)")
     b.set_defaults(func=bench)
+    r = verbs.add_parser("render", help="PNG frames of freshly reset worlds of a task (what clip: scores)")
+    r.add_argument("--task", required=True)
+    r.add_argument("--envs", type=int, default=4)
+    r.add_argument("--size", type=int, default=224, help="pixels (default 224)")
+    r.add_argument("--camera", default=None, help="a camera of the scene (default: the task's)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--out", required=True, help="folder for world-NNN.png")
+    r.set_defaults(func=render)
+    m = verbs.add_parser("random-model", help="save a random-weight CLIP/SigLIP model (to try the commands)")
+    m.add_argument("--out", required=True, help="model folder")
+    m.add_argument("--kind", default="clip", choices=["clip", "siglip"])
+    m.add_argument("--size", default="tiny", choices=["tiny", "vit-b32"])
+    m.add_argument("--seed", type=int, default=0)
+    m.set_defaults(func=random_model)
     p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
 
 
