@@ -67,9 +67,10 @@ def run(args) -> int:
 def register(sub) -> None:
     from robreward.cli.eval import add_video_args
 
-    p = sub.add_parser("expert")
-    p.add_argument("--task", required=True)
-    p.add_argument("--episodes", type=int, default=20)
-    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("expert", help="run a task's scripted expert; report success; optionally write a video",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("--task", required=True, help="a task with a scripted expert (reach, push, lift, drawer-open)")
+    p.add_argument("--episodes", type=int, default=20, help="episodes, one per world, run at once (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial states (default 0)")
     add_video_args(p, "world k's episode")
     p.set_defaults(func=run)

@@ -3,7 +3,8 @@
     HNS = (M - S) / |H - S|
 
 M: the evaluated policy's fitness, H: the hand reward's trained policies', S: the sparse
-reward's. Where |H - S| < 5% of |H| the sparse reward already solves the task (or both fail
+reward's; `robreward compare` takes H and S from the shipped baselines (baseline.py: the newest
+version under policies/, or the one asked for), a user's own runs only when asked. Where |H - S| < 5% of |H| the sparse reward already solves the task (or both fail
 alike): the HNS is undefined (value None, with a reason) and the raw fitness is compared
 instead. Averages over tasks/runs clip each HNS to [0, 3] first, as Eureka does.
 """
