@@ -192,6 +192,19 @@ def test_every_shown_command_parses():
     assert not bad, "commands in the docs that robreward's parser refuses:\n" + "\n".join(bad)
 
 
+def test_local_links_resolve():
+    """Every relative link of README.md and docs/*.md names a file of the repository."""
+    broken = []
+    for page in PAGES:
+        for number, line in enumerate(page.read_text().splitlines(), 1):
+            for target in re.findall(r"\]\(([^)\s]+)\)", line):
+                if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+                    continue  # a URL or an anchor on the same page
+                if not (page.parent / target.split("#")[0]).exists():
+                    broken.append(f"{page.relative_to(ROOT)}:{number}: {target}")
+    assert not broken, "links to files that do not exist:\n" + "\n".join(broken)
+
+
 def makefile_targets() -> set[str]:
     text = (ROOT / "Makefile").read_text()
     return set(re.findall(r"^([A-Za-z][\w.-]*)\s*:(?!=)", text, flags=re.M))
