@@ -22,7 +22,8 @@ Framing (:class:`Framing`), chosen from the scene, not from the task's name alon
   black beyond its edge), and at a distance that grows with the box; smoothed over frames.
 - any other scene without a named camera (the locomotion tasks): a camera tracking the root
   body from the side, 30 degrees down so the horizon (and the black above it: the skybox is
-  off for speed) stays out of the frame, at a per-task distance (:data:`TRACK_DISTANCE`).
+  off for speed) stays out of the frame, at a per-task distance (:data:`TRACK_DISTANCE`); the
+  floor is drawn without an edge while recording (a runner leaves the 80 m floor in seconds).
 - a scene with its own camera (``TaskSpec.camera``) and no grip site: that camera.
 
 The overlay is drawn with OpenCV (cv2.putText) into each tile's top-left corner.
@@ -105,6 +106,26 @@ class Framing:
             self.kind = "track"
         self.distance = TRACK_DISTANCE.get(env.spec.name, DEFAULT_TRACK_DISTANCE)
         self._smooth: dict[int, np.ndarray] = {}
+        self._planes: dict[int, np.ndarray] = {}
+        if self.kind == "track":
+            self._endless_floor()
+
+    def _endless_floor(self) -> None:
+        """Draw the floor plane(s) without an edge while recording: a runner leaves the locomotion
+        scenes' 80 m floor after a few seconds and would run over black. A plane's first two sizes are
+        used only for drawing (MuJoCo collides with a plane as if it were infinite; a test checks the
+        physics is bit-identical); restore() puts them back."""
+        model = self.env.model
+        for g in range(model.ngeom):
+            if model.geom_type[g] == mujoco.mjtGeom.mjGEOM_PLANE and (model.geom_size[g, :2] > 0).any():
+                self._planes[g] = model.geom_size[g].copy()
+                model.geom_size[g, :2] = 0.0
+
+    def restore(self) -> None:
+        """Undo what recording changed on the env's model (the floor's drawn size)."""
+        for g, size in self._planes.items():
+            self.env.model.geom_size[g] = size
+        self._planes = {}
 
     def _arm_target(self, world: int) -> np.ndarray:
         data = self.env.sim.data_of(world)
@@ -219,6 +240,7 @@ class EpisodeGrid:
         return self
 
     def __exit__(self, *exc):
+        self.framing.restore()
         self._writer = None
         stack, self._stack = self._stack, None
         return stack.__exit__(*exc) if stack is not None else False

@@ -166,3 +166,37 @@ def test_grid_refuses_more_episodes_than_worlds():
     with pytest.raises(ValueError, match="a video of 3 episodes needs >= 3 worlds"):
         EpisodeGrid(env, "x.mp4", episodes=3)
     env.close()
+
+
+def test_a_runner_far_along_stays_on_a_drawn_floor_and_physics_is_unchanged(tmp_path):
+    """cheetah-run leaves the scene's 80 m floor after a few seconds; while recording the floor is drawn
+    without an edge (plane sizes are drawing-only: the physics stays bit-identical), and restored after."""
+    import mujoco
+
+    env = robreward.make("cheetah-run", num_envs=1, seed=0)
+    env.reset(seed=0)
+    state = env.sim.get_state().cpu().numpy().copy()
+    state[0, 1] = 70.0  # root x: 30 m past the floor's edge
+    env.sim.set_state(state, np.array([0]))
+    floor = mujoco.mj_name2id(env.model, mujoco.mjtObj.mjOBJ_GEOM, "floor")
+    size = env.model.geom_size[floor].copy()
+    with EpisodeGrid(env, tmp_path / "far.mp4", size=(240, 180)) as grid:
+        frame = grid.capture()
+        assert (frame.reshape(180, -1).max(axis=1) > 0).all()  # no black row: the floor is there
+    assert (env.model.geom_size[floor] == size).all()
+    env.close()
+
+    def run(endless):
+        e = robreward.make("cheetah-run", num_envs=2, seed=0)
+        e.reset(seed=0)
+        framing = Framing(e) if endless else None
+        gen = torch.Generator().manual_seed(0)
+        for _ in range(100):
+            e.step(torch.rand(2, e.act_dim, generator=gen) * 2 - 1)
+        out = e.sim.get_state().cpu().numpy().copy()
+        if framing is not None:
+            framing.restore()
+        e.close()
+        return out
+
+    assert np.array_equal(run(False), run(True))
