@@ -64,7 +64,7 @@ TINY: list[tuple[str, str, str]] = [
     ("generate", "--iterations", "1"),
     ("generate", "--final-seeds", "1"),
     ("generate", "--final-steps", "2048"),
-    ("generate", "--candidate-seeds", "1"),
+    ("generate", "--candidate-seeds", "2"),
     # a live LLM (--llm MODEL, anthropic:MODEL or --base-url URL) is the local fake server below
     ("generate", "--base-url", FAKE_LLM_URL),
 ]
