@@ -113,3 +113,24 @@ def test_random_model_and_render_then_score(tmp_path):
     scored = robreward("vision", "score", "--model", "models/rc", "--goal", "a red ball", "--alpha", "0",
                        "fr/world-000.png", "fr/world-001.png", cwd=tmp_path)
     assert scored.returncode == 0 and len(scored.stdout.splitlines()) == 2, scored.stderr
+
+
+def test_train_flags_are_written_into_the_reward_spec():
+    from types import SimpleNamespace
+
+    from robreward.cli.main import CliError
+    from robreward.cli.vision import fold_train_flags
+
+    def args(**given):
+        return SimpleNamespace(**{"goal": None, "baseline": None, "alpha": None, "score_every": None,
+                                  "demo_video": None, **given})
+
+    assert fold_train_flags("hand+clip:m", args(goal=["a ball", "a red ball"], baseline=["a robot"], alpha=0.25,
+                                                score_every=4)) == \
+        "hand+clip:m,goal=a ball|a red ball,baseline=a robot,alpha=0.25,every=4"
+    assert fold_train_flags("roboclip:m", args(demo_video="d.mp4")) == "roboclip:m,demo=d.mp4"
+    assert fold_train_flags("hand", args()) == "hand"
+    with pytest.raises(CliError, match="--alpha configure a clip:MODEL reward"):
+        fold_train_flags("hand", args(alpha=0.5))
+    with pytest.raises(CliError, match="--goal 'a|b': give non-empty text without"):
+        fold_train_flags("clip:m", args(goal=["a|b"]))
