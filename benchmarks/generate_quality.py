@@ -25,7 +25,8 @@ From the 5-seed table it reports, per transcript:
     python benchmarks/generate_quality.py --steps 20000 --envs 8 --eval-episodes 10   # a quick pass
     python benchmarks/generate_quality.py --ray local              # cells as Ray tasks
 
-Writes benchmarks/results/generate_quality.json (--results). The programs are data from outside the
+Writes benchmarks/results/generate_quality.json (--results; each recorded run's entry has its own settings; the
+entries of runs not given are kept). The programs are data from outside the
 project: they are written only under --out, never into the repository or the results.
 """
 
@@ -250,21 +251,22 @@ def main(argv=None) -> int:
     from robreward.eval.baseline import load_baseline
     from robreward.fileio import atomic_write_json
 
-    results = {"benchmark": "generate_quality", "machine": machine_info(),
-               "settings": {"steps": args.steps, "envs": args.envs, "seeds": args.seeds,
-                            "eval_episodes": args.eval_episodes, "candidate_seeds": args.candidate_seeds,
-                            "engine": "robreward.rl.trainer (batched)" if args.ray is None else f"ray {args.ray}"},
-               "runs": {}}
-    start = time.perf_counter()
+    settings = {"steps": args.steps, "envs": args.envs, "seeds": args.seeds, "eval_episodes": args.eval_episodes,
+                "candidate_seeds": args.candidate_seeds,
+                "engine": "robreward.rl.trainer (batched)" if args.ray is None else f"ray {args.ray}"}
+    path = Path(args.results)
+    results = json.loads(path.read_text()) if path.is_file() else {}  # other recorded runs' results are kept
+    results.update(benchmark="generate_quality", runs=results.get("runs", {}))
     for name in names:
+        start = time.perf_counter()
         task, folder = RUNS[name]
         progs = programs(Path(args.transcripts) / folder, task)
         table = train_cells(name, task, progs, Path(args.out), args.steps, args.envs, args.seeds,
                             args.eval_episodes, args.ray)
         base = load_baseline(task)
         result = analyse(table, args.steps, args.candidate_seeds, base.sparse_fitness if base else None, args.seeds)
-        result.update(task=task, programs=[pid for pid, _ in progs], table=table,
-                      target=target_met(result, args.candidate_seeds))
+        result.update(task=task, programs=[pid for pid, _ in progs], table=table, settings=settings,
+                      machine=machine_info(), target=target_met(result, args.candidate_seeds))
         results["runs"][name] = result
         for label, lit in result["literal"].items():
             print(f"{name} {label}: picks {lit['pick']} (estimate {lit['estimate']:.3f}, 5-seed "
@@ -274,8 +276,8 @@ def main(argv=None) -> int:
             held = "-" if g["held_out_bias"] is None else f"{g['held_out_bias']:+.3f}"
             print(f"{name} M={g['m']} {g['rule']:>4}: bias {g['bias']:+.3f} held-out bias {held} within 1 SE "
                   f"{g['within_one_se']:.2f} regret {g['regret']:.3f} cost {g['cost_env_steps']:,} steps", flush=True)
-    results["seconds"] = round(time.perf_counter() - start, 1)
-    atomic_write_json(Path(args.results), results)
+        result["seconds"] = round(time.perf_counter() - start, 1)
+    atomic_write_json(path, results)
     print(f"wrote {args.results}")
     return 0
 

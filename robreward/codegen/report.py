@@ -167,7 +167,7 @@ def _settings_lines(settings: dict | None) -> list[str]:
         lines = [head + f" Settings that differ from the shipped hand baseline's ({settings['baseline_config']}); "
                  "the numbers above compare with a baseline trained so:", "", "| setting | final | baseline |",
                  "|---|---|---|"]
-        lines += [f"| {d['setting']} | {d['final']} | {d['baseline']} |" for d in settings["differs"]]
+        lines += [f"| {d['setting']} | {d['final']} | {d['baseline']} |" for d in settings["differs"]] + [""]
     return lines + [f"- {n}" for n in settings.get("notes", [])] + [""]
 
 
