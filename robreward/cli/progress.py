@@ -171,7 +171,7 @@ def _adapt(args) -> int:
 
     _check_out(args.out, args.overwrite)
     spec = get_task(args.task) if args.task else None
-    net, meta, spec = load_progress_run(args.run, spec)
+    net, meta, spec = load_progress_run(args.run, spec, variant=True)  # --task may be a variant (a task folder)
     config = config_of(meta)
     episodes = load_episodes([args.demos], spec, states=config.uses_image)
     if args.episode is not None:
@@ -181,8 +181,12 @@ def _adapt(args) -> int:
     episodes = _with_frames(episodes, spec, meta, args.out)
     report = adapt_progress(net, episodes, config, epochs=args.epochs)
     adapted = {**meta["metrics"], "adaptation": report}
+    import dataclasses
+
+    config = dataclasses.replace(config, task=spec.name)
     save_progress_run(args.out, net, config, spec, adapted,
-                      extra={"adapted_from": str(Path(args.run).resolve()), "adapt_demos": str(Path(args.demos).resolve())})
+                      extra={"adapted_from": str(Path(args.run).resolve()), "adapted_from_task": meta.get("task"),
+                             "adapt_demos": str(Path(args.demos).resolve())})
     before, after = report["before"], report["after"]
     print_json({"out": args.out, "episodes": len(episodes),
                 "before": {k: before[k] for k in ("value_order_correlation", "final_progress_auroc")},

@@ -116,3 +116,29 @@ def test_a_dataset_without_successes_or_too_few_episodes_is_refused(run, tmp_pat
         result = robreward("progress", "fit", "--task", "reach", "--demos", few, "--inputs", inputs, "--out", "x",
                            cwd=tmp_path)
         assert result.returncode == 2 and "no successful episode" in result.stderr, result.stderr
+
+
+@pytest.mark.slow  # renders ~300 frames and fits a small CNN (about 30 s)
+def test_image_model_fit_eval_adapt_show(tmp_path):
+    import h5py
+
+    tiny = tmp_path / "tiny.h5"
+    tiny.write_bytes((DEMOS / "reach-expert.h5").read_bytes())
+    with h5py.File(tiny, "a") as f:  # five episodes are enough to exercise the verbs
+        for name in sorted(f["episodes"])[5:]:
+            del f["episodes"][name]
+    fit = robreward("progress", "fit", "--task", "reach", "--demos", tiny, "--inputs", "both", "--image-size", "32",
+                    "--camera", "top", "--epochs", "5", "--out", "img", cwd=tmp_path)
+    assert fit.returncode == 0, fit.stderr
+    out = json.loads(fit.stdout)
+    assert out["inputs"] == "both" and out["held_out"]["successes"] >= 1
+    assert list((tmp_path / "img").glob("frames-*-top.npz"))  # the frames are cached in the run
+    ev = robreward("progress", "eval", "img", cwd=tmp_path)
+    assert ev.returncode == 0, ev.stderr
+    assert json.loads(ev.stdout)["value_order_correlation"] is not None and (tmp_path / "img" / "eval.png").is_file()
+    ad = robreward("progress", "adapt", "img", "--demos", tiny, "--episode", "0", "--epochs", "3", "--out", "img2",
+                   cwd=tmp_path)
+    assert ad.returncode == 0, ad.stderr
+    sh = robreward("progress", "show", "img2", "--episode", "1", "--video", "ep1.mp4", "--size", "64", cwd=tmp_path)
+    assert sh.returncode == 0, sh.stderr
+    assert (tmp_path / "ep1.mp4").stat().st_size > 1000

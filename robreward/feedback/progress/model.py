@@ -359,6 +359,24 @@ def _ordered_pairs(frames: FrameBatch, n: int, gen: torch.Generator) -> tuple[to
     return torch.minimum(i, j), torch.maximum(i, j)
 
 
+def _same_episode_pairs(frames: FrameBatch, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """n ordered pairs (i < j) of ramp frames, j drawn from i's own episode (a minibatch cannot afford to
+    draw both at random and keep the few that share an episode)."""
+    ramp_ids = torch.nonzero(frames.ramp).flatten()
+    if not len(ramp_ids):
+        return ramp_ids, ramp_ids
+    episode = frames.episode[ramp_ids]
+    starts = torch.searchsorted(episode, episode, right=False)  # ramp frames are stored in episode order
+    ends = torch.searchsorted(episode, episode, right=True)
+    k = torch.randint(len(ramp_ids), (n,), generator=gen)
+    lo, hi = starts[k], ends[k]
+    other = lo + (torch.rand(n, generator=gen) * (hi - lo)).long().clamp_max(hi - lo - 1)
+    i, j = ramp_ids[k], ramp_ids[other]
+    keep = i != j
+    i, j = i[keep], j[keep]
+    return torch.minimum(i, j), torch.maximum(i, j)
+
+
 def _embed_rows(net: ProgressNet, frames: FrameBatch, rows: torch.Tensor, noise: float, gen: torch.Generator):
     obs = frames.obs[rows] if net.uses_state else None
     feats = None
@@ -388,7 +406,7 @@ def train_net(net: ProgressNet, frames: FrameBatch, config: ProgressConfig, epoc
             b = torch.randint(n_frames, (1024,), generator=gen)
             pa, pb = torch.cat([i, j, a]), torch.cat([j, i, b])
         else:  # a minibatch: ordered ramp pairs (i, j) and random frames a, paired with a shuffled copy of a
-            i, j = _ordered_pairs(frames, max(config.batch // 4, 1), gen)
+            i, j = _same_episode_pairs(frames, max(config.batch // 4, 1), gen)
             a = torch.randint(n_frames, (max(config.batch - 2 * len(i), 2),), generator=gen)
             rows = torch.cat([i, j, a])
             emb = _embed_rows(net, frames, rows, config.noise, gen)

@@ -73,14 +73,23 @@ def read_meta(run) -> dict:
     return meta
 
 
-def load_progress_run(run, spec: TaskSpec | None = None) -> tuple[ProgressNet, dict, TaskSpec]:
+def load_progress_run(run, spec: TaskSpec | None = None, variant: bool = False) -> tuple[ProgressNet, dict, TaskSpec]:
     """(net in eval mode, progress.json, the task). ``spec``: the task the caller chose (e.g. --task FOLDER);
-    the run's task name must match it. Without it the run's task must be a task of the suite."""
+    the run's task name must match it. Without it the run's task must be a task of the suite. ``variant``
+    (one-shot adaptation): ``spec`` may be another task with the same observation size, a variant of the
+    run's suite task (e.g. a task folder whose goal differs); the net is built for the run's task."""
     from robreward.envs.registry import get_task
 
     run = Path(run)
     meta = read_meta(run)
     task = meta.get("task")
+    if variant and spec is not None and spec.name != task:
+        base = get_task(str(task), allow_folder=False)
+        if base.obs_dim != spec.obs_dim:
+            raise ValueError(f"task {spec.name!r} observes {spec.obs_dim} floats, the run's task {task!r} "
+                             f"{base.obs_dim}: adaptation needs a variant of {task} with the same observation")
+        net, meta, _ = load_progress_run(run, base)
+        return net, meta, spec
     if spec is None:
         spec = get_task(str(task), allow_folder=False)
     elif spec.name != task:
