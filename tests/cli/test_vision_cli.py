@@ -85,7 +85,8 @@ def test_train_with_a_clip_reward(where):
 
 
 @pytest.mark.parametrize("args, message", [
-    (("--reward", "hand", "--goal", "a ball"), "--goal configure a clip:MODEL reward: give --reward clip:MODEL"),
+    pytest.param(("--reward", "hand", "--goal", "a ball"), "--goal configure a clip:MODEL reward: give --reward "
+                 "clip:MODEL", marks=SLOW),
     pytest.param(("--reward", "clip:tiny-clip", "--baseline", "a robot"), "no goal prompt: add --goal", marks=SLOW),
     pytest.param(("--reward", "clip:tiny-clip", "--goal", "a, b", "--baseline", "c"), "--goal 'a, b': give non-empty text",
                  marks=SLOW),

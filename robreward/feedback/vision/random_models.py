@@ -48,6 +48,20 @@ def _tokenizer(folder: Path, vocab_size: int, max_len: int):
 
 def save_random_model(folder, kind: str = "clip", size: str = "tiny", seed: int = 0) -> Path:
     """A random ``kind`` model ("clip" or "siglip") of ``size`` ("tiny" or "vit-b32") saved in ``folder``."""
+    from transformers.utils import logging as hf_logging
+
+    # no "Writing model shards" bar and no notice that torchvision is missing (the processors are only saved)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        return _save(Path(folder), kind, size, seed)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
+
+
+def _save(folder: Path, kind: str, size: str, seed: int) -> Path:
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, SiglipConfig, SiglipImageProcessor, SiglipModel
 
     if kind not in KINDS:
@@ -55,7 +69,6 @@ def save_random_model(folder, kind: str = "clip", size: str = "tiny", seed: int 
     if size not in SIZES:
         raise ValueError(f"size must be one of {', '.join(SIZES)}, got {size!r}")
     s = SIZES[size]
-    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     text = dict(vocab_size=s["vocab"], hidden_size=s["text_hidden"], intermediate_size=4 * s["text_hidden"],
                 num_hidden_layers=s["text_layers"], num_attention_heads=s["text_heads"],
