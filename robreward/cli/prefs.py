@@ -72,7 +72,10 @@ def _new_config(args):
 
 
 def _train(args) -> int:
+    from robreward.cli.vision import register_vlm_teachers
     from robreward.feedback.preferences.loop import PrefsConfig, STATE_FILE, load_prefs_config, train_preferences
+
+    register_vlm_teachers()  # --teacher vlm:MODEL / anthropic:MODEL (docs/vision.md)
 
     if args.resume:
         run_dir = Path(args.resume)
@@ -197,9 +200,6 @@ def register(sub) -> None:
     from robreward.cli.options import add_config_flags
     from robreward.rl.config import PPOConfig
 
-    from robreward.cli.vision import register_vlm_teachers
-
-    register_vlm_teachers()  # --teacher vlm:MODEL / anthropic:MODEL (docs/vision.md)
     p = sub.add_parser("prefs")
     verbs = p.add_subparsers(dest="prefs_verb", metavar="{train,eval}")
     t = verbs.add_parser("train", help="run (or resume) the preference loop into a run directory")

@@ -191,3 +191,27 @@ def test_a_preference_run_labelled_by_the_vlm(fake, tmp_path):
         assert r["skipped"] == 4 and r["vlm_oracle_compared"] <= 4
     assert len(fake.label_requests()) == 16
     assert len(list((tmp_path / "run" / "vlm_labels").glob("*.json"))) == 16
+
+
+@pytest.mark.slow  # a preference run through the installed command (about 40 s)
+def test_prefs_train_cli_with_a_vlm_teacher(fake, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    fake.answers = ["1", "0"]
+    command = [str(Path(sys.executable).with_name("robreward")), "prefs", "train", "--task", "reach", "--teacher",
+               "vlm:fake-vlm,size=32", "--base-url", fake.base_url, "--max-cost", "1", "--queries", "10",
+               "--per-round", "10", "--segment", "10", "--steps", "2048", "--envs", "8", "--eval-episodes", "0",
+               "--no-progress", "--out", "run"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                            env={**os.environ, "MUJOCO_GL": "egl"})
+    assert result.returncode == 0, result.stderr
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["teacher"] == f"vlm:fake-vlm,size=32,base_url={fake.base_url},max_cost=1"
+    rounds = json.loads((tmp_path / "run" / "metrics.json").read_text())["rounds"]
+    assert rounds[0]["vlm_answered"] == 10 and rounds[0]["labels_answered"] == 10
+    assert KEY not in "".join(p.read_text() for p in (tmp_path / "run").rglob("*.json"))
+    oracle = subprocess.run([*command[:6], "oracle", "--base-url", fake.base_url, "--queries", "10", "--out", "r2"],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert oracle.returncode == 2 and "--base-url and --max-cost configure a vision-language teacher" in oracle.stderr
