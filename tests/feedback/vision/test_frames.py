@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -105,3 +106,17 @@ def test_preprocess_shapes_normalization_and_augmentation():
         preprocess(frames.astype(np.float32), 24)
     with pytest.raises(ValueError, match=r"\[N, H, W, 3\]"):
         preprocess(np.zeros((2, 8, 8), np.uint8), 8)
+
+
+@pytest.mark.slow  # MuJoCo Warp on its CPU device: kernel compilation on a cold cache
+def test_render_batch_on_the_warp_backend():
+    pytest.importorskip("mujoco_warp", reason="backend='warp' needs the [warp] extra")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        env = robreward.make("push", num_envs=3, backend="warp", device="cpu", seed=0)
+        env.reset()
+        frames = render_batch(env, size=(32, 24))  # the task's model camera: MuJoCo Warp's batch renderer
+        assert frames.shape == (3, 24, 32, 3) and frames.dtype == torch.uint8
+        assert torch.equal(frames, env.render([0, 1, 2], 32, 24, renderer="warp"))
+        top = render_batch(env, world_ids=[2], size=32, camera="top")  # not a model camera: tiled EGL
+        assert top.shape == (1, 32, 32, 3) and top.float().std() > 5
