@@ -97,3 +97,23 @@ def test_ppo_defaults_scores_each_setting_against_the_best_on_each_task():
     assert a["score"] == pytest.approx((1.0 + 0.5 + 0.5) / 3)
     assert out["best_per_family"]["locomotion"] == "b"
     assert bench.setting_name(64, 10, 0.02) == "w64_e10_kl0.02"
+
+
+@pytest.mark.ray  # a local Ray instance: make test-all
+@pytest.mark.slow
+def test_ray_cells_equal_the_in_process_cells(baselines, tmp_path):
+    ray = pytest.importorskip("ray")
+    common = ["--tasks", "reach", "--seeds", "0", "--steps", str(STEPS), "--envs", str(ENVS), "--episodes", "2"]
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        assert baselines.main([*common, "--ray", "local", "--runs", str(tmp_path / "ray"),
+                               "--dest", str(tmp_path / "p_ray")]) == 0
+    finally:
+        ray.shutdown()
+    assert baselines.main([*common, "--runs", str(tmp_path / "here"), "--dest", str(tmp_path / "p_here")]) == 0
+    on_ray, here = (json.loads((tmp_path / p / "v1" / "reach" / "eval.json").read_text()) for p in ("p_ray", "p_here"))
+    for reward in ("hand", "sparse"):
+        a = on_ray if reward == "hand" else on_ray["sparse"]
+        b = here if reward == "hand" else here["sparse"]
+        assert a["per_seed"][0]["return_mean"] == pytest.approx(b["per_seed"][0]["return_mean"], rel=1e-6)
+        assert (tmp_path / "ray" / "v1" / "reach" / reward / "seed_0" / "eval.json").is_file()
