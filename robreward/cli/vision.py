@@ -1,6 +1,6 @@
 """`robreward vision score | bench`: inspect a CLIP/SigLIP goal-baseline reward, measure render + score speed.
 
-    robreward vision score --model models/clip-vit-b32 --goal "a robot arm touching the red ball" \\
+    robreward vision score --model models/clip-vit-b32 --goal "a robot gripper touching the green ball" \\
                            --baseline "a robot arm" frames/*.png
     robreward vision bench --task reach --envs 64 --model models/clip-vit-b32 --steps 20
 
