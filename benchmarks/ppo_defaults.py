@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from robreward.envs.bench import machine_info  # noqa: E402
 from robreward.fileio import atomic_write_json  # noqa: E402
 from robreward.rl.config import PPOConfig, TrainConfig  # noqa: E402
-from scripts.baselines import BUDGETS, FAMILY, is_done, run_cells  # noqa: E402
+from scripts.baselines import FAMILY, VERSION_BUDGETS, is_done, run_cells  # noqa: E402
 
 TASKS = ("push", "lift", "cheetah-run")
 GRID = {"envs": (32, 64, 128), "epochs": (5, 10), "kl": (0.01, 0.02)}
@@ -127,11 +127,11 @@ def main(argv: list[str] | None = None) -> int:
         seeds = [int(v) for v in args.seeds.split(",")]
     except ValueError as err:
         raise SystemExit(f"--envs, --epochs, --seeds take comma-separated integers and --kl numbers: {err}") from None
-    unknown = [t for t in tasks if t not in BUDGETS["v1"]]
+    unknown = [t for t in tasks if t not in VERSION_BUDGETS["v1"]]
     if unknown:
-        raise SystemExit(f"unknown task(s) {unknown}: the grid takes tasks of the v1 baselines ({', '.join(BUDGETS['v1'])})")
+        raise SystemExit(f"unknown task(s) {unknown}: the grid takes tasks of the v1 baselines ({', '.join(VERSION_BUDGETS['v1'])})")
     runs = Path(args.runs)
-    configs = [cell(task, w, e, kl, seed, args.steps or BUDGETS["v1"][task], runs, args.episodes)
+    configs = [cell(task, w, e, kl, seed, args.steps or VERSION_BUDGETS["v1"][task], runs, args.episodes)
                for task, w, e, kl, seed in itertools.product(tasks, envs, epochs, kls, seeds)]
     print(f"{len(configs)} cells ({sum(not is_done(c) for c in configs)} to run)", flush=True)
     errors = run_cells(configs, args.ray, log=lambda line: print(line, flush=True))
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             and seeds == [0, 1, 2] and args.steps is None)
     report = {"benchmark": "ppo_defaults", "machine": machine_info(), "complete": complete, "full_grid": full,
               "grid": {"tasks": tasks, "envs": envs, "epochs": epochs, "desired_kl": kls, "seeds": seeds},
-              "steps": {t: args.steps or BUDGETS["v1"][t] for t in tasks}, "episodes": args.episodes,
+              "steps": {t: args.steps or VERSION_BUDGETS["v1"][t] for t in tasks}, "episodes": args.episodes,
               "command": "python benchmarks/ppo_defaults.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "cells": rows, **summarize(rows)}
     atomic_write_json(args.out, report, indent=1)

@@ -39,19 +39,20 @@ from robreward.rl.config import PPOConfig, TrainConfig
 
 VERSIONS = ("v0", "v1")
 REWARDS = ("hand", "sparse")
-# env steps per seed: what 2 CPU cores afford (each MODEL_CARD.md states its budget)
+# env steps per seed: what 2 CPU cores afford (each MODEL_CARD.md states its budget). BUDGETS: v0's.
 BUDGETS = {
-    "v0": {
-        "reach": 150_000,
-        "push": 3_000_000,  # at 1M the deterministic policy stalls (success 0.45; sampled 0.95); 3M: 0.98
-        "lift": 1_000_000,
-        "drawer-open": 1_000_000,
-        "cheetah-run": 1_000_000,
-        "hopper-hop": 1_000_000,
-        "ant-run": 1_000_000,
-        "humanoid-run": 500_000,  # humanoids: 4x slower per step than cheetah on CPU; the 2-core budget
-        "humanoid-kneel": 500_000,
-    },
+    "reach": 150_000,
+    "push": 3_000_000,  # at 1M the deterministic policy stalls (success 0.45; sampled 0.95); 3M: 0.98
+    "lift": 1_000_000,
+    "drawer-open": 1_000_000,
+    "cheetah-run": 1_000_000,
+    "hopper-hop": 1_000_000,
+    "ant-run": 1_000_000,
+    "humanoid-run": 500_000,  # humanoids: 4x slower per step than cheetah on CPU; the 2-core budget
+    "humanoid-kneel": 500_000,
+}
+VERSION_BUDGETS = {
+    "v0": BUDGETS,
     # v1: v0's budgets (like for like), on the v1 task versions
     "v1": {
         "reach": 150_000,
@@ -61,7 +62,7 @@ BUDGETS = {
         "cheetah-run": 1_000_000,
         "hopper-hop-v1": 1_000_000,
         "ant-run": 1_000_000,
-        # humanoid-run's hand reward (Gymnasium's) stands still at this budget (v0: success 0.00); no
+        # humanoid-run's hand reward (Gymnasium's) does not run at this budget (v0: success 0.00); no
         # budget under which it runs was measured on 2 cores: docs/baselines.md says what was
         "humanoid-run": 500_000,
         "humanoid-kneel-v1": 500_000,
@@ -239,17 +240,18 @@ def publish(version: str, task: str, configs: dict[str, list[TrainConfig]], dest
 
 def table(version: str, dest: Path) -> str:
     """Markdown table of a shipped baselines version (for the README and docs/baselines.md)."""
-    rows = ["| task | env steps / seed | hand: success | hand: fitness (H) | sparse: success | sparse: fitness (S) |",
-            "| --- | --- | --- | --- | --- | --- |"]
-    for task, budget in BUDGETS[version].items():
+    rows = ["| task | env steps / seed | hand: success | hand: return | hand: fitness | sparse: success | sparse: fitness |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for task, budget in VERSION_BUDGETS[version].items():
         path = dest_folder(version, dest, task) / "eval.json"
         if not path.is_file():
-            rows.append(f"| {task} | {budget:,} | not trained yet | | | |")
+            rows.append(f"| {task} | {budget:,} | not trained yet | | | | |")
             continue
         e = json.loads(path.read_text())
         s = e["sparse"]
-        rows.append(f"| {task} | {e.get('steps', budget):,} | {e['success_rate']:.2f} | {e['fitness_mean']:.3f} | "
-                    f"{s['success_rate']:.2f} | {s['fitness_mean']:.3f} |")
+        rows.append(f"| {task} | {e.get('steps', budget):,} | {e['success_rate']:.2f} | {e['return_mean']:.1f} "
+                    f"± {e['return_std'] or 0:.1f} | {e['fitness_mean']:.3f} | {s['success_rate']:.2f} | "
+                    f"{s['fitness_mean']:.3f} |")
     return "\n".join(rows)
 
 
@@ -267,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the cells as Ray tasks (local: a Ray instance on this machine)")
     parser.add_argument("--table", action="store_true", help="print the markdown table of the version and exit")
     args = parser.parse_args(argv)
-    budgets = BUDGETS[args.version]
+    budgets = VERSION_BUDGETS[args.version]
     dest, runs = Path(args.dest), Path(args.runs)
     if args.table:
         print(table(args.version, dest))
