@@ -11,6 +11,9 @@ and the ViT-B/32 shapes (random_models.save_random_model), so the numbers are th
 quality. A cell: robreward.cli.vision.bench_render_score (physics alone; render only; render + score; step +
 render + score), each timed over --steps steps after one warm-up.
 
+Training: env-steps/s of PPO on reach with 64 worlds, hand vs hand+clip (tiny model) scoring every step and
+every 4th step (--train-steps, default 8192).
+
 Labels: --labels N pairs of 224 px frames through the VLM teacher (two requests a pair) against a local fake
 OpenAI-compatible server that answers at once: the teacher's own overhead (PNG encoding, hashing, the HTTP
 client, the cache), not a model's latency. The cost per 1k labels uses gpt-4o's list price on the fake
@@ -85,6 +88,22 @@ def label_throughput(pairs: int, model: str, base_url: str | None, size: int = 2
             "usd_per_1k_labels": 1000 * cost / pairs}
 
 
+def training_speed(task: str, envs: int, steps: int, rewards: list[str], root: Path) -> list[dict]:
+    """env-steps/s of PPO training (robreward.rl.train, no evaluation) on each reward spec, one after another."""
+    from robreward.rl import TrainConfig, train
+
+    rows = []
+    for i, reward in enumerate(rewards):
+        config = TrainConfig(task=task, reward=reward, num_envs=envs, steps=steps, seed=0, out=str(root / f"run{i}"),
+                             eval_episodes=0, progress=False)
+        summary = train(config)
+        rows.append({"reward": reward.replace(str(root), "MODEL_DIR"), "envs": envs, "steps": summary["steps"],
+                     "seconds": summary["seconds"], "env_steps_per_s": summary["steps"] / summary["seconds"],
+                     "load_avg": os.getloadavg()})
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", default="reach")
@@ -93,6 +112,8 @@ def main(argv=None) -> int:
     parser.add_argument("--backend", default="cpu")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--labels", type=int, default=50, help="VLM teacher pairs to label (0: skip)")
+    parser.add_argument("--train-steps", type=int, default=8192,
+                        help="PPO env steps per training-speed run: hand vs hand+clip (tiny, every 1 and 4); 0: skip")
     parser.add_argument("--out", default=str(ROOT / "results" / "vision.json"))
     parser.add_argument("--resume", action="store_true", help="keep the cells already in --out")
     args = parser.parse_args(argv)
@@ -124,6 +145,13 @@ def main(argv=None) -> int:
                                                       "render_frames_per_s", "render_score_frames_per_s",
                                                       "step_render_score_env_steps_per_s")}), file=sys.stderr)
                 atomic_write_json(out, result, indent=2)
+    if args.train_steps > 0 and not (args.resume and result.get("training")):
+        with tempfile.TemporaryDirectory() as tmp:
+            model_dir = save_random_model(Path(tmp) / "tiny", kind="clip", size="tiny")
+            clip = f"clip:{model_dir},goal=a robot gripper touching the green ball,baseline=a robot arm,alpha=0.5"
+            result["training"] = training_speed(args.task, 64, args.train_steps,
+                                                ["hand", f"hand+{clip}", f"hand+{clip},every=4"], Path(tmp))
+        atomic_write_json(out, result, indent=2)
     if args.labels > 0:
         server, url = _fake_server()
         try:
