@@ -104,6 +104,7 @@ def test_generate_trains_each_candidate_on_its_seeds_at_once_and_reports_them(op
     assert "Search cost: 8,192 env steps" in report
 
 
+@pytest.mark.slow  # two rungs of 3 x 2 trainings (about 20 s on 2 quiet cores): make test-all
 def test_halving_ranks_by_the_rule_over_seeds_and_continues_the_survivor_on_every_seed(openai_server, tmp_path):
     """K=3 x M=2, one rung of halving (eta 2): every (candidate, seed) trains 1024 steps, the best 2 by the lower
     bound over their 2 seeds go on to 2048 on both seeds (from their checkpoints), the third stops at 1024."""
