@@ -133,9 +133,12 @@ def render_score_cell(task: str, num_envs: int, image_size: int, camera: str, re
                 times["render"] += t1 - t0
                 times["score"] += t2 - t1
     n = repeats * num_envs
+    from robreward.feedback.vision.frames import NAMED_VIEWS
+
+    view = NAMED_VIEWS[camera](env.model) if camera in NAMED_VIEWS else (camera or None)
     per_world_egl = time.perf_counter()
-    for _ in range(3):
-        env.render(list(range(num_envs)), image_size, image_size, camera if camera and camera != "top" else None)
+    for _ in range(3):  # the same frames, one world (one readPixels) at a time
+        env.render(list(range(num_envs)), image_size, image_size, view)
     per_world_egl = (time.perf_counter() - per_world_egl) / 3
     env.close()
     return {"kind": "render_score", "task": task, "num_envs": num_envs, "image_size": image_size,
