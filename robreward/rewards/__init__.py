@@ -1,5 +1,6 @@
 """Rewards: the Reward protocol, hand baselines, reward programs, learned-reward wrappers, and the
-reward-spec parser with its registry of reward sources (robreward.rewards.spec).
+reward-spec parser with its registry of reward sources (robreward.rewards.spec), and the distances
+between rewards (EPIC, DARD, STARC: robreward.rewards.distance).
 
 The names below load on first use (PEP 562): robreward.rewards.spec is importable without torch."""
 
@@ -12,6 +13,8 @@ _LAZY = {
     "RewardSource": "robreward.rewards.spec", "RewardSpec": "robreward.rewards.spec",
     "normalize_reward_spec": "robreward.rewards.spec", "parse_reward_spec": "robreward.rewards.spec",
     "register_reward_source": "robreward.rewards.spec",
+    "Coverage": "robreward.rewards.distance", "TransitionReward": "robreward.rewards.distance",
+    "collect_transitions": "robreward.rewards.distance", "reward_distances": "robreward.rewards.distance",
 }
 
 
