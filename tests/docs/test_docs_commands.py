@@ -11,8 +11,11 @@ is in ALLOWED with the reason the harness cannot run it. `make` lines are checke
 target exists in the Makefile, and for `make demo` every `robreward` command of scripts/demo.sh
 names a real verb and only flags that verb takes.
 
-Slow lane (`make test-all`): every page's commands together take minutes on 2 busy cores. The page
-that starts Ray (`--ray local`) is also marked `ray`.
+Slow lane (`make test-all`): far over the fast lane's budget. The whole file took 17 min 47 s on the
+shared 2-core VM at load 3-8 (2026-12-03; README.md alone 298 s, the LLM how-to 226 s): most of a
+command's time is starting a process that imports torch and MuJoCo. The page that starts Ray
+(`--ray local`) is also marked `ray`. The checks that run nothing (parsing every command, make
+targets, scripts/demo.sh, links) are in the fast lane and take seconds.
 """
 
 from __future__ import annotations
