@@ -283,6 +283,7 @@ class PPO:
         self.betas, self.eps, self.adam_step = betas, eps, 0
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        self._shapes: list[tuple[int, ...]] | None = None
 
     def update(self, storage: RolloutStorage) -> list[UpdateStats]:
         """num_epochs passes over the rollout in num_minibatches per candidate; each candidate's mean stats."""
@@ -344,15 +345,21 @@ class PPO:
 
     @torch.no_grad()
     def _clip_and_step(self) -> None:
-        """clip_grad_norm_ and an Adam step, per candidate (foreach ops over all parameters)."""
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        shapes = [(-1,) + (1,) * (p.dim() - 1) for p in self.params]
-        sq = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0)  # [K]
+        """clip_grad_norm_ and an Adam step, per candidate (foreach ops over all parameters; each
+        candidate's gradient norm from one flat [K, P] view, its step size folded into one addcmul)."""
+        params = self.params
+        if self._shapes is None:  # a [K] tensor as a view that broadcasts against each parameter
+            self._shapes = [(-1,) + (1,) * (p.dim() - 1) for p in params]
+        shapes = self._shapes
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = torch.cat([g.reshape(g.shape[0], -1) for g in grads], 1)
+        sq = (flat * flat).sum(1)  # [K]
         coef = (self.cfg.max_grad_norm / (sq.sqrt() + 1e-6)).clamp(max=1.0)
         b1, b2 = self.betas
         self.adam_step += 1
         bc1, bc2 = 1.0 - b1 ** self.adam_step, 1.0 - b2 ** self.adam_step
-        step_size = (self.learning_rate * self.active.to(self.learning_rate.dtype)).to(coef.device) / bc1  # failed: frozen
+        # the step size of each candidate (0: a failed candidate is frozen), negated for the addcmul below
+        step_size = (self.learning_rate * self.active.to(self.learning_rate.dtype)).to(coef.device) / (-bc1)
         grads = torch._foreach_mul(grads, [coef.view(s) for s in shapes])
         torch._foreach_lerp_(self.exp_avg, grads, 1.0 - b1)
         torch._foreach_mul_(self.exp_avg_sq, b2)
@@ -361,8 +368,7 @@ class PPO:
         torch._foreach_div_(denom, math.sqrt(bc2))
         torch._foreach_add_(denom, self.eps)
         steps = torch._foreach_div(self.exp_avg, denom)
-        torch._foreach_mul_(steps, [step_size.view(s) for s in shapes])
-        torch._foreach_sub_(self.params, steps)
+        torch._foreach_addcmul_(params, steps, [step_size.view(s) for s in shapes])
 
     def _moments(self, model: ActorCritic):
         """(param of `model`, its Adam moments (exp_avg, exp_avg_sq) [K, ...] here, how a [K, ...]
