@@ -118,7 +118,7 @@ def _final_section(run) -> list[str]:
     else:
         steps = base.hand.get("steps")
         ours = (final.get("settings") or {}).get("steps") or config.final_steps or config.steps
-        lines.append(f"- Baselines from {base.path}: the hand reward trained {_fmt_int(steps)} steps per seed over "
+        lines.append(f"- H and S from the {base.describe()}: the hand reward trained {_fmt_int(steps)} steps per seed over "
                      f"{len(base.hand.get('seeds') or [])} seed(s); the final runs here {ours:,} steps per seed"
                      + (" (a smaller budget: the comparison favours the baselines)." if steps and ours < steps
                         else "."))
