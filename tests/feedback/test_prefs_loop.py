@@ -275,9 +275,9 @@ def test_the_learned_reward_trains_a_policy_as_pref_run(reach_run, tmp_path, cap
     assert yaml_reward(tmp_path / "ppo") == f"pref:{out.resolve()}"
     assert main(["train", "--task", "reach", "--reward", f"pref:{tmp_path / 'nope'}", "--out",
                  str(tmp_path / "x")]) == 2
-    assert main(["train", "--task", "reach", "--reward", "clip:model", "--out", str(tmp_path / "y")]) == 2
+    assert main(["train", "--task", "reach", "--reward", "nosuchkind:model", "--out", str(tmp_path / "y")]) == 2
     err = capsys.readouterr().err
-    assert "does not exist; pass pref:RUN_DIR" in err and "unknown reward kind 'clip' in 'clip:model'" in err
+    assert "does not exist; pass pref:RUN_DIR" in err and "unknown reward kind 'nosuchkind' in 'nosuchkind:model'" in err
 
 
 def yaml_reward(run_dir):
