@@ -53,14 +53,32 @@ def compute_state(raw, pre, ctx):
     }
 
 
-def success(state):
+def kneeling(state, knee_max_height: float, upright_min: float, torso_height_range: tuple[float, float]):
+    """Both knees below knee_max_height, the torso's up-axis . world z above upright_min, the torso
+    height inside the open range: the kneeling test of every version, by its constants."""
     knees = torch.maximum(state.left_knee_height, state.right_knee_height)
     return (
-        (knees < KNEE_MAX_HEIGHT)
-        & (state.torso_upright > UPRIGHT_MIN)
-        & (state.torso_height > TORSO_HEIGHT_RANGE[0])
-        & (state.torso_height < TORSO_HEIGHT_RANGE[1])
+        (knees < knee_max_height)
+        & (state.torso_upright > upright_min)
+        & (state.torso_height > torso_height_range[0])
+        & (state.torso_height < torso_height_range[1])
     )
+
+
+def knees_low(state, scale: float):
+    """The mean over both knees of exp(-(height / scale)^2): 1 with the knees on the floor. [0, 1]"""
+    left = torch.exp(-(state.left_knee_height / scale) ** 2)
+    right = torch.exp(-(state.right_knee_height / scale) ** 2)
+    return 0.5 * (left + right)
+
+
+def torso_height_near(state, target: float, scale: float):
+    """exp(-((torso height - target) / scale)^2): 1 at the target height. [0, 1]"""
+    return torch.exp(-((state.torso_height - target) / scale) ** 2)
+
+
+def success(state):
+    return kneeling(state, KNEE_MAX_HEIGHT, UPRIGHT_MIN, TORSO_HEIGHT_RANGE)
 
 
 def _upright(state, action):
@@ -68,13 +86,11 @@ def _upright(state, action):
 
 
 def _knees_low(state, action):
-    left = torch.exp(-(state.left_knee_height / KNEE_SCALE) ** 2)
-    right = torch.exp(-(state.right_knee_height / KNEE_SCALE) ** 2)
-    return 0.5 * (left + right)  # [0, 1]
+    return knees_low(state, KNEE_SCALE)
 
 
 def _torso_height(state, action):
-    return torch.exp(-((state.torso_height - TORSO_TARGET) / TORSO_SCALE) ** 2)  # [0, 1]
+    return torso_height_near(state, TORSO_TARGET, TORSO_SCALE)
 
 
 TASK = TaskSpec(

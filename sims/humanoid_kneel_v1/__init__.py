@@ -26,6 +26,7 @@ import torch
 from robreward.envs.spec import RewardTerm
 from sims._locomotion import ctrl_cost
 from sims.humanoid_kneel import TASK as V0
+from sims.humanoid_kneel import kneeling, knees_low, torso_height_near
 
 KNEE_MAX_HEIGHT = 0.15  # m, shin body origins (the knee joints)
 TORSO_HEIGHT_RANGE = (0.85, 1.15)  # m: kneeling upright 0.88-0.93 (standing 1.40; sitting back on the heels is lower)
@@ -40,13 +41,7 @@ UPRIGHT_SCALE = 0.1  # of 1 - cos(tilt): 0.1 is ~26 degrees
 
 
 def kneeling_upright(state):
-    knees = torch.maximum(state.left_knee_height, state.right_knee_height)
-    return (
-        (knees < KNEE_MAX_HEIGHT)
-        & (state.torso_upright > UPRIGHT_MIN)
-        & (state.torso_height > TORSO_HEIGHT_RANGE[0])
-        & (state.torso_height < TORSO_HEIGHT_RANGE[1])
-    )
+    return kneeling(state, KNEE_MAX_HEIGHT, UPRIGHT_MIN, TORSO_HEIGHT_RANGE)
 
 
 def never(state):
@@ -58,13 +53,11 @@ def _upright(state, action):
 
 
 def _knees_low(state, action):
-    left = torch.exp(-(state.left_knee_height / KNEE_SCALE) ** 2)
-    right = torch.exp(-(state.right_knee_height / KNEE_SCALE) ** 2)
-    return 0.5 * (left + right)  # [0, 1]
+    return knees_low(state, KNEE_SCALE)
 
 
 def _torso_height(state, action):
-    return torch.exp(-((state.torso_height - TORSO_TARGET) / TORSO_SCALE) ** 2)  # [0, 1]
+    return torso_height_near(state, TORSO_TARGET, TORSO_SCALE)
 
 
 TASK = dataclasses.replace(
