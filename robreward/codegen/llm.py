@@ -14,68 +14,47 @@ file per ``complete`` call) that ``replay:DIR`` plays back. API keys live only i
 client objects. Every response text and error message passes ``robreward.codegen.secrets``
 (the keys in use redacted, valid UTF-8, a size cap) before it leaves this module, so a server
 that echoes the key puts it nowhere; every file this module writes is scrubbed again.
+
+This module is the clients (cache, transcript, replay, ``make_client``); its parts, re-exported
+here: ``llm_providers`` (one HTTP request through the openai/anthropic SDK, its errors sorted
+into retryable or final, ``RetryPolicy``), ``llm_ledger`` (prices, the shared ``Ledger`` and its
+spend cap) and ``llm_errors`` (the ``LLMError`` classes).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import email.utils
 import hashlib
 import json
 import logging
 import os
-import random
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple, Protocol, Sequence
+from typing import Mapping, Protocol, Sequence
 
-from robreward.codegen.secrets import clean_text, redact, register_secret
-from robreward.fileio import atomic_write_text
+from robreward.codegen.llm_errors import (
+    BudgetExceeded,
+    LLMConfigError,
+    LLMError,
+    LLMRequestError,
+    ReplayMissError,
+)
+from robreward.codegen.llm_ledger import PRICES_PER_MILLION, Ledger, price_per_million, write_json_scrubbed
+from robreward.codegen.llm_providers import (
+    RETRYABLE_STATUS,
+    AnthropicBackend,
+    OpenAIBackend,
+    Reply,
+    RetryPolicy,
+    TransientError,
+    anthropic_content,
+)
+from robreward.codegen.secrets import clean_text, register_secret
 
 logger = logging.getLogger(__name__)
 
-# Approximate list prices in USD per 1M tokens (input, output), matched by longest model-name
-# prefix ("gpt-4o-2024-08-06" -> "gpt-4o"; a newer family member without its own row gets the
-# family's price). They drift: override with ``prices=`` where it matters. Unknown models
-# (local servers) cost 0 and are listed in ``Ledger.unpriced_models``.
-PRICES_PER_MILLION: dict[str, tuple[float, float]] = {
-    "gpt-4o": (2.50, 10.00), "gpt-4o-mini": (0.15, 0.60), "gpt-4-turbo": (10.00, 30.00),
-    "gpt-4.1": (2.00, 8.00), "gpt-4.1-mini": (0.40, 1.60), "gpt-4.1-nano": (0.10, 0.40),
-    "gpt-3.5-turbo": (0.50, 1.50), "o3-mini": (1.10, 4.40), "o4-mini": (1.10, 4.40),
-    "claude-3-haiku": (0.25, 1.25), "claude-3-5-haiku": (0.80, 4.00), "claude-haiku-4-5": (1.00, 5.00),
-    "claude-3-5-sonnet": (3.00, 15.00), "claude-3-7-sonnet": (3.00, 15.00), "claude-sonnet-4": (3.00, 15.00),
-    "claude-opus-4": (15.00, 75.00), "claude-opus-4-5": (5.00, 25.00),
-}
 DUMMY_LOCAL_KEY = "sk-local-no-key"  # local servers ignore the key, but the SDKs require one
-RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
-
-
-class LLMError(RuntimeError):
-    """Base class of every error this module raises."""
-
-
-class LLMConfigError(LLMError, ValueError):
-    """The client cannot be built as asked (no key, bad spec, empty replay dir)."""
-
-
-class LLMRequestError(LLMError):
-    """A request failed for good: a non-retryable status, or retries exhausted.
-    ``status`` is the HTTP status (None for timeouts and connection errors)."""
-
-    def __init__(self, message: str, status: int | None = None):
-        super().__init__(message)
-        self.status = status
-
-
-class BudgetExceeded(LLMError):
-    """The ledger's ``max_cost`` or ``max_tokens`` is reached: stop cleanly, resume later
-    with a higher cap (cached calls are free, so nothing already paid for is redone)."""
-
-
-class ReplayMissError(LLMError):
-    """A replay was asked for a request that the transcript does not hold."""
 
 
 @dataclass(frozen=True)
@@ -119,256 +98,6 @@ def _key(request: dict) -> str:
     return hashlib.sha256(json.dumps(request, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _write_json_atomic(path: Path, obj: Any, secrets: Sequence[str] = ()) -> None:
-    """Write JSON to ``path`` via a temp file + os.replace, with every secret string scrubbed."""
-    atomic_write_text(path, redact(json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False), secrets))
-
-
-def price_per_million(model: str, prices: Mapping[str, tuple[float, float]] | None = None) -> tuple[float, float] | None:
-    """(input, output) USD per 1M tokens for ``model`` by longest prefix, or None if unknown."""
-    table = {**PRICES_PER_MILLION, **(prices or {})}
-    matches = [name for name in table if model == name or model.startswith(name + "-")]
-    return table[max(matches, key=len)] if matches else None
-
-
-@dataclass
-class Ledger:
-    """Running totals of tokens and cost shared by every client of a run, with a spend cap.
-
-    ``check()`` runs before each HTTP request and raises ``BudgetExceeded`` once the accumulated
-    totals have reached ``max_cost`` (USD) or ``max_tokens`` (prompt + completion). The cost of
-    a request is only known after it, so the request that crosses the cap is recorded (it was
-    paid for) and every later one is refused. With a ``path`` the ledger is saved as JSON after
-    each request; ``Ledger.load`` resumes from it."""
-
-    max_cost: float | None = None
-    max_tokens: int | None = None
-    path: Path | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    requests: int = 0  # HTTP requests made (a complete() call may take several)
-    cached_calls: int = 0  # complete() calls answered by the cache or a replay
-    by_model: dict[str, dict[str, float]] = field(default_factory=dict)
-    unpriced_models: list[str] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    _SAVED = ("prompt_tokens", "completion_tokens", "cost_usd", "requests", "cached_calls",
-              "by_model", "unpriced_models")
-
-    @classmethod
-    def load(cls, path: str | Path, max_cost: float | None = None, max_tokens: int | None = None) -> "Ledger":
-        """The ledger saved at ``path`` (fresh if none), with the caps given now (so a resumed
-        run may raise them)."""
-        path = Path(path)
-        saved = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-        return cls(max_cost=max_cost, max_tokens=max_tokens, path=path,
-                   **{name: saved[name] for name in cls._SAVED if name in saved})
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def check(self) -> None:
-        """Raise ``BudgetExceeded`` if the caps leave no room for another request."""
-        if self.max_cost is not None and self.cost_usd >= self.max_cost:
-            raise BudgetExceeded(f"LLM spend cap reached: ${self.cost_usd:.4f} spent of max_cost "
-                                 f"${self.max_cost:.4f}; raise --max-cost and resume to continue")
-        if self.max_tokens is not None and self.total_tokens >= self.max_tokens:
-            raise BudgetExceeded(f"LLM token cap reached: {self.total_tokens} tokens used of max_tokens "
-                                 f"{self.max_tokens}; raise --max-tokens and resume to continue")
-
-    def record(self, model: str, prompt_tokens: int, completion_tokens: int, cost_usd: float,
-               priced: bool = True) -> None:
-        """Add one HTTP request's usage, then save."""
-        with self._lock:
-            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                     "cost_usd": cost_usd, "requests": 1}
-            row = self.by_model.setdefault(model, dict.fromkeys(usage, 0))
-            for name, value in usage.items():
-                setattr(self, name, getattr(self, name) + value)
-                row[name] += value
-            if not priced and model not in self.unpriced_models:
-                self.unpriced_models.append(model)
-            self.save()
-
-    def record_cached(self) -> None:
-        with self._lock:
-            self.cached_calls += 1
-            self.save()
-
-    def to_dict(self) -> dict:
-        return {"max_cost": self.max_cost, "max_tokens": self.max_tokens,
-                **{name: getattr(self, name) for name in self._SAVED},
-                "note": "cost_usd is approximate (robreward.codegen.llm.PRICES_PER_MILLION); "
-                        "unpriced_models are counted at 0"}
-
-    def save(self) -> None:
-        if self.path is not None:
-            _write_json_atomic(Path(self.path), self.to_dict())
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """When and how long to wait between attempts of one HTTP request. The wait before retry
-    ``k`` (0-based) is ``min(max_delay, base_delay * 2**k * (1 + jitter * U[0,1)))``, or the
-    server's Retry-After capped at ``max_retry_after``. ``sleep`` is injectable for tests;
-    jitter only changes wait times, never results."""
-
-    max_attempts: int = 6
-    base_delay: float = 1.0
-    max_delay: float = 60.0
-    jitter: float = 0.25
-    max_retry_after: float = 120.0
-    sleep: Callable[[float], None] = time.sleep
-    rng: random.Random = field(default_factory=random.Random, compare=False)
-
-    def __post_init__(self):
-        if self.max_attempts < 1:
-            raise ValueError(f"RetryPolicy.max_attempts must be >= 1 (1 = no retries), got {self.max_attempts}")
-
-    def delay(self, retry: int, retry_after: float | None = None) -> float:
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_retry_after)
-        return min(self.max_delay, self.base_delay * 2 ** retry * (1.0 + self.jitter * self.rng.random()))
-
-
-class _Transient(Exception):
-    """A failed attempt worth retrying (429, 5xx, timeout, connection error)."""
-
-    def __init__(self, message: str, retry_after: float | None = None, status: int | None = None):
-        super().__init__(message)
-        self.retry_after, self.status = retry_after, status
-
-
-class _Reply(NamedTuple):
-    """One HTTP response, normalised across providers."""
-
-    texts: list[str]
-    finish_reasons: list[str]
-    prompt_tokens: int
-    completion_tokens: int
-
-
-def _retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
-    """Retry-After as seconds (delta-seconds or an HTTP date), or None."""
-    value = (headers or {}).get("retry-after")
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        try:
-            return email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-
-
-def _server_message(error) -> str:
-    """The server's own error message: ``{"error": {"message": ...}}`` (both providers)."""
-    body = getattr(error, "body", None)
-    inner = body.get("error", body) if isinstance(body, dict) else body
-    if isinstance(inner, dict) and inner.get("message"):
-        return str(inner["message"])
-    return str(inner or error.message)
-
-
-def _translate_sdk_error(sdk, error: BaseException) -> Exception:
-    """Map an exception from an SDK call to ``_Transient`` or a final ``LLMRequestError``, its
-    message redacted (a 401 body may echo the key). Raise the result ``from None``: the SDK's
-    exception, which holds the unredacted body, must not ride along in a traceback."""
-    if isinstance(error, sdk.APIConnectionError):  # timeouts included
-        kind = "timed out" if isinstance(error, sdk.APITimeoutError) else "could not connect"
-        return _Transient(redact(f"request {kind} ({getattr(error.request, 'url', '?')})"))
-    if isinstance(error, sdk.APIStatusError):
-        status, headers = error.status_code, getattr(error.response, "headers", None)
-        message = f"HTTP {status}: {clean_text(_server_message(error), limit=2000)}"
-        if status in RETRYABLE_STATUS or status >= 500:
-            return _Transient(message, _retry_after_seconds(headers), status)
-        hint = " (check the API key environment variable)" if status in (401, 403) else ""
-        return LLMRequestError(f"LLM request failed with {message}{hint}", status)
-    # a malformed response (not JSON, invalid UTF-8, fields of the wrong type) or an SDK bug
-    return LLMRequestError(f"LLM request failed: {type(error).__name__}: {clean_text(error, limit=2000)}")
-
-
-def _usage(usage, name: str) -> int:
-    """A token count from a response's usage, 0 when absent or not a number."""
-    value = getattr(usage, name, 0)
-    return int(value) if isinstance(value, (int, float)) and value == value and 0 <= value < 1e12 else 0
-
-
-class _OpenAIBackend:
-    """One Chat Completions request through the ``openai`` package (OpenAI, vLLM, Ollama,
-    llama.cpp, LM Studio). ``n`` is sent as is; servers that ignore it return fewer choices."""
-
-    def __init__(self, model: str, api_key: str, base_url: str | None, timeout: float):
-        import openai
-
-        self.model, self._sdk = model, openai
-        self._client = openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
-
-    def request(self, messages: list[dict], n: int, temperature: float, max_tokens: int) -> _Reply:
-        try:
-            extra = {"n": n} if n > 1 else {}
-            response = self._client.chat.completions.create(
-                model=self.model, messages=messages, temperature=temperature, max_tokens=max_tokens, **extra)
-            choices = list(response.choices or [])
-            return _Reply(texts=[getattr(choice.message, "content", None) or "" for choice in choices],
-                          finish_reasons=[str(choice.finish_reason or "") for choice in choices],
-                          prompt_tokens=_usage(response.usage, "prompt_tokens"),
-                          completion_tokens=_usage(response.usage, "completion_tokens"))
-        except Exception as error:  # noqa: BLE001  (every failure becomes a redacted LLM error)
-            raise _translate_sdk_error(self._sdk, error) from None
-
-
-class _AnthropicBackend:
-    """One Messages request through the ``anthropic`` package: one sample per request (the API
-    has no ``n``); system messages go to the ``system`` field. The SDK no longer takes a
-    temperature (recent models reject one), so it is sent raw, and only when it differs from
-    the API default 1.0."""
-
-    def __init__(self, model: str, api_key: str, base_url: str | None, timeout: float):
-        import anthropic
-
-        self.model, self._sdk = model, anthropic
-        self._client = anthropic.Anthropic(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
-
-    def request(self, messages: list[dict], n: int, temperature: float, max_tokens: int) -> _Reply:
-        system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
-        chat = [{"role": m["role"], "content": anthropic_content(m["content"])} for m in messages
-                if m["role"] != "system"]
-        extra: dict[str, Any] = {"system": system} if system else {}
-        if temperature != 1.0:
-            extra["extra_body"] = {"temperature": temperature}
-        try:
-            response = self._client.messages.create(model=self.model, messages=chat, max_tokens=max_tokens, **extra)
-            text = "".join(str(block.text) for block in response.content or [] if getattr(block, "type", "") == "text")
-            return _Reply(texts=[text], finish_reasons=[str(response.stop_reason or "")],
-                          prompt_tokens=_usage(response.usage, "input_tokens"),
-                          completion_tokens=_usage(response.usage, "output_tokens"))
-        except Exception as error:  # noqa: BLE001  (every failure becomes a redacted LLM error)
-            raise _translate_sdk_error(self._sdk, error) from None
-
-
-def anthropic_content(content):
-    """A message's content for the Anthropic API: text as is; OpenAI-style parts with their
-    ``image_url`` data URLs turned into Anthropic's base64 image blocks."""
-    if isinstance(content, str):
-        return content
-    parts = []
-    for part in content:
-        if part.get("type") == "image_url":
-            url = part["image_url"]["url"]
-            if not url.startswith("data:") or ";base64," not in url:
-                raise LLMConfigError("the Anthropic client sends images as base64 data URLs only, got "
-                                     f"{url[:40]!r}")
-            media_type, data = url[len("data:"):].split(";base64,", 1)
-            parts.append({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}})
-        else:
-            parts.append(part)
-    return parts
-
-
 class _Transcript:
     """A directory of numbered JSON files, one per ``complete`` call: request, key, completion."""
 
@@ -385,7 +114,7 @@ class _Transcript:
             index = int(existing[-1].stem.split("-")[1]) + 1 if existing else 0
             record = {"index": index, "key": key, "request": request, "http_requests": http_requests,
                       "completion": dataclasses.asdict(completion)}
-            _write_json_atomic(self.directory / f"call-{index:06d}.json", record, self._secrets)
+            write_json_scrubbed(self.directory / f"call-{index:06d}.json", record, self._secrets)
 
 
 class ProviderClient:
@@ -443,12 +172,12 @@ class ProviderClient:
                     requests, prompt_tokens, completion_tokens, cost, self.ledger.cost_usd)
         return Completion(texts, prompt_tokens, completion_tokens, cost, self.model, False, finish_reasons), requests
 
-    def _request_with_retries(self, messages, n, temperature, max_tokens) -> _Reply:
+    def _request_with_retries(self, messages, n, temperature, max_tokens) -> Reply:
         policy = self.retry
         for attempt in range(policy.max_attempts):
             try:
                 return self.backend.request(messages, n, temperature, max_tokens)
-            except _Transient as error:
+            except TransientError as error:
                 if attempt + 1 == policy.max_attempts:
                     raise LLMRequestError(f"{self.model}: gave up after {policy.max_attempts} attempts; "
                                           f"last error: {error}", error.status) from None
@@ -473,7 +202,7 @@ class ProviderClient:
 
     def _cache_put(self, key: str, request: dict, completion: Completion) -> None:
         if self.cache_dir is not None:
-            _write_json_atomic(self.cache_dir / f"{key}.json",
+            write_json_scrubbed(self.cache_dir / f"{key}.json",
                                {"request": request, "completion": dataclasses.asdict(completion)}, self._secrets)
 
 
@@ -583,9 +312,9 @@ def make_client(spec: str, base_url: str | None = None, *, timeout: float = 120.
     spec = spec.strip()
     if spec.startswith("replay:"):
         return ReplayClient(spec[len("replay:"):], ledger=ledger)
-    provider, backend_class, env_var = "OpenAI", _OpenAIBackend, "OPENAI_API_KEY"
+    provider, backend_class, env_var = "OpenAI", OpenAIBackend, "OPENAI_API_KEY"
     if spec.startswith("anthropic:"):
-        provider, backend_class, env_var = "Anthropic", _AnthropicBackend, "ANTHROPIC_API_KEY"
+        provider, backend_class, env_var = "Anthropic", AnthropicBackend, "ANTHROPIC_API_KEY"
         spec = spec[len("anthropic:"):]
     if not spec:
         raise LLMConfigError("empty model name: use --llm MODEL, --llm anthropic:MODEL or --llm replay:DIR")
@@ -599,3 +328,9 @@ def make_client(spec: str, base_url: str | None = None, *, timeout: float = 120.
     backend = backend_class(spec, api_key, base_url, timeout)
     return ProviderClient(backend, retry=retry, ledger=ledger, cache_dir=cache_dir,
                           transcript_dir=transcript_dir, prices=prices, secrets=(api_key,))
+
+
+__all__ = ["DUMMY_LOCAL_KEY", "PRICES_PER_MILLION", "RETRYABLE_STATUS", "BudgetExceeded", "Completion", "LLMClient",
+           "LLMConfigError", "LLMError", "LLMRequestError", "Ledger", "ProviderClient", "ReplayClient",
+           "ReplayMissError", "RetryPolicy", "RunClient", "anthropic_content", "make_client", "price_per_million",
+           "request_key"]
