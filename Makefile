@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[test,warp]"
+	$(PY) -m pip install -q --no-deps "open_clip_torch>=3.0,<4"  # its BPE vocabulary for clip:open_clip: (no torchvision)
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -27,8 +27,11 @@ weight=W`` (``robreward train --goal/--baseline/--alpha`` write these options). 
 ``,`` or ``+`` (the spec's separators).
 
 *Weights.* Nothing is downloaded behind the user's back: MODEL is a local folder saved with
-``save_pretrained`` (CLIPModel, SiglipModel and their tokenizer/preprocessor files) or a hub id that the
-Hugging Face cache already holds or can fetch (HF_HUB_OFFLINE=1 is honoured: then only the cache).
+``save_pretrained`` (CLIPModel, SiglipModel, XCLIPModel and their tokenizer/preprocessor files) or a hub id
+that the Hugging Face cache already holds or can fetch (HF_HUB_OFFLINE=1 is honoured: then only the cache),
+or an open_clip checkpoint, ``open_clip:FOLDER|hf-hub:ORG/NAME|ARCH@FILE`` (openclip_format: mapped onto a
+transformers CLIPModel, open_clip itself is not imported). An X-CLIP model is a video-text model: it
+embeds whole clips (``encode_videos``) for RoboCLIP and has no single-image embedding for ``clip:``.
 """
 
 from __future__ import annotations
@@ -134,10 +137,20 @@ class VisionLanguageModel:
     the size the reward renders at unless told otherwise."""
 
     def __init__(self, model, tokenizer, transform: ImageTransform, name: str, device: torch.device,
-                 pad_to_max: bool):
+                 pad_to_max: bool, source: str = "transformers"):
         self.model, self.tokenizer, self.transform, self.name = model, tokenizer, transform, name
-        self.device, self.pad_to_max = device, pad_to_max
+        self.device, self.pad_to_max, self.source = device, pad_to_max, source
         self.kind = type(model).__name__
+
+    @property
+    def is_video(self) -> bool:
+        """A video-text model (X-CLIP): it embeds clips of ``num_frames`` frames, not single images."""
+        return hasattr(self.model, "get_video_features") and not hasattr(self.model, "get_image_features")
+
+    @property
+    def num_frames(self) -> int | None:
+        """Frames per clip a video model reads (X-CLIP's vision_config.num_frames); None for an image model."""
+        return int(self.model.config.vision_config.num_frames) if self.is_video else None
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -150,6 +163,10 @@ class VisionLanguageModel:
 
     @torch.inference_mode()
     def encode_images(self, frames, batch_size: int = 256) -> torch.Tensor:
+        if self.is_video:
+            raise VisionModelError(f"model {self.name!r} ({self.kind}) is a video-text model: it embeds clips of "
+                                   f"{self.num_frames} frames, not single images; use it with roboclip:MODEL, and a "
+                                   "CLIP/SigLIP model for clip: rewards and `vision score`")
         frames = torch.as_tensor(frames)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != torch.uint8:
             raise ValueError(f"frames must be uint8 [N, H, W, 3], got {frames.dtype} {list(frames.shape)}")
@@ -158,6 +175,29 @@ class VisionLanguageModel:
         for start in range(0, len(frames), batch_size):
             pixels = self.transform(frames[start:start + batch_size], self.device, dtype)
             out.append(self._features(self.model.get_image_features(pixel_values=pixels)).float())
+        emb = torch.cat(out) if out else torch.zeros(0, self.dim, device=self.device)
+        return torch.nn.functional.normalize(emb, dim=-1)
+
+    @torch.inference_mode()
+    def encode_videos(self, videos, batch_size: int = 16) -> torch.Tensor:
+        """[B, D] unit embeddings of uint8 clips [B, T, H, W, 3], T = ``num_frames`` (a video model only)."""
+        if not self.is_video:
+            raise VisionModelError(f"model {self.name!r} ({self.kind}) is an image model: embed frames with "
+                                   "encode_images (a video encoder is an X-CLIP model)")
+        videos = torch.as_tensor(videos)
+        if videos.ndim != 5 or videos.shape[-1] != 3 or videos.dtype != torch.uint8:
+            raise ValueError(f"videos must be uint8 [B, T, H, W, 3], got {videos.dtype} {list(videos.shape)}")
+        if videos.shape[1] != self.num_frames:
+            raise ValueError(f"model {self.name!r} reads clips of {self.num_frames} frames, got {videos.shape[1]}: "
+                             "sample the video to that many frames (roboclip.sample_frames)")
+        dtype = next(self.model.parameters()).dtype
+        out = []
+        for start in range(0, len(videos), batch_size):
+            chunk = videos[start:start + batch_size]
+            b, t = chunk.shape[:2]
+            pixels = self.transform(chunk.reshape(b * t, *chunk.shape[2:]), self.device, dtype)
+            pixels = pixels.reshape(b, t, *pixels.shape[1:])
+            out.append(self._features(self.model.get_video_features(pixel_values=pixels)).float())
         emb = torch.cat(out) if out else torch.zeros(0, self.dim, device=self.device)
         return torch.nn.functional.normalize(emb, dim=-1)
 
@@ -199,11 +239,19 @@ def _is_pathlike(name: str) -> bool:
 def load_vision_language_model(name: str, device="cpu") -> VisionLanguageModel:
     """A CLIPModel or SiglipModel (with its tokenizer and preprocessing) from a local folder or a hub id, on
     ``device``; loaded once per process. VisionModelError says what is missing and how to get weights."""
+    from robreward.feedback.vision import openclip_format
+
     name = str(name).strip()
     if not name:
         raise VisionModelError(f"no model given: pass a folder or hub id of a CLIP/SigLIP model; {GET_WEIGHTS}")
     device = torch.device(device)
     local = Path(name).expanduser()
+    if openclip_format.looks_like_open_clip(name):
+        key = (openclip_format.absolute_name(name), str(device))
+        with _LOCK:
+            if key not in _LOADED:
+                _LOADED[key] = _load_open_clip(key[0], device)
+            return _LOADED[key]
     if local.exists():
         key_name = str(local.resolve())
         _check_folder(local)
@@ -218,13 +266,25 @@ def load_vision_language_model(name: str, device="cpu") -> VisionLanguageModel:
         return _LOADED[key]
 
 
+def _load_open_clip(name: str, device: torch.device) -> VisionLanguageModel:
+    from robreward.feedback.vision.openclip_format import OpenClipError, load_open_clip
+
+    try:
+        model, tokenizer, processor = load_open_clip(name)
+    except OpenClipError as err:
+        raise VisionModelError(str(err)) from None
+    image_size = int(model.config.vision_config.image_size)
+    return VisionLanguageModel(model.to(device).eval(), tokenizer, image_transform(processor, image_size), name, device,
+                               pad_to_max=False, source="open_clip")
+
+
 def _check_folder(folder: Path) -> None:
     if not folder.is_dir():
         raise VisionModelError(f"model {str(folder)!r} is a file, not a model folder: pass the folder that holds "
                                f"config.json and the weights (model.safetensors); {GET_WEIGHTS}")
     if not (folder / "config.json").is_file():
         raise VisionModelError(f"model folder {str(folder)!r} has no config.json: it is not a saved transformers "
-                               f"model; {GET_WEIGHTS}")
+                               f"model (an open_clip folder has open_clip_config.json); {GET_WEIGHTS}")
     weights = [p for pattern in ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
                for p in folder.glob(pattern)]
     if not weights:
@@ -256,9 +316,10 @@ def _load(name: str, device: torch.device) -> VisionLanguageModel:
     except (OSError, ValueError, RuntimeError) as err:
         raise VisionModelError(f"model {name!r}: its weights could not be loaded ({_first_line(err)}); "
                                f"{GET_WEIGHTS}") from None
-    if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
+    if not ((hasattr(model, "get_image_features") or hasattr(model, "get_video_features"))
+            and hasattr(model, "get_text_features")):
         raise VisionModelError(f"model {name!r} ({type(model).__name__}) has no image and text embeddings "
-                               "(get_image_features/get_text_features): use a CLIPModel or SiglipModel")
+                               "(get_image_features/get_text_features): use a CLIPModel, SiglipModel or XCLIPModel")
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, **hub)
     except (OSError, ValueError, TypeError) as err:
@@ -322,6 +383,9 @@ class ClipReward:
                              "\"a robot arm\"): --baseline TEXT, or --alpha 0 for the plain cosine reward")
         if int(every) < 1:
             raise ValueError(f"every must be >= 1 (score every k-th step), got {every}")
+        if model.is_video:
+            raise ValueError(f"model {model.name!r} ({model.kind}) is a video-text model: a clip: reward scores single "
+                             "frames; use a CLIP/SigLIP model here, and the video model with roboclip:MODEL")
         self.model, self.spec, self.name = model, spec, name
         self.goals, self.baselines, self.alpha = goals, baselines, float(alpha)
         self.every, self.weight, self.camera = int(every), float(weight), camera
@@ -438,6 +502,10 @@ def format_clip_arg(model: str, options: dict) -> str:
 
 def _model_arg(model: str) -> str:
     """A local model folder made absolute (a resumed run finds it); a hub id as given."""
+    from robreward.feedback.vision.openclip_format import absolute_name, looks_like_open_clip
+
+    if looks_like_open_clip(model):
+        return absolute_name(model)
     path = Path(model).expanduser()
     return str(path.resolve()) if path.exists() else model
 
