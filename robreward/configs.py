@@ -3,7 +3,7 @@ the error a bad field raises, strict construction from a dict, and the one-line 
 
 Defaults and validation live in each dataclass (its field defaults and ``__post_init__``), nowhere
 else: ``from_dict`` states no defaults of its own (old run directories are migrated to the current
-schema by robreward/rundir.py before they reach it), and the CLI (robreward/cli/options.py) derives its
+schema by robreward/rundir/ before they reach it), and the CLI (robreward/cli/options.py) derives its
 flags and their help from the fields and their docstrings, and reports a ConfigError with the flag's
 name (``--seed must be >= 0, got -1``)."""
 
