@@ -8,8 +8,19 @@ video (default 32), made unit again; the agent's episode embedding is the mean o
 every frame of its episode (rendered each step with one ``frames.render_batch`` call for all N worlds and
 embedded in one batch). On the last step of an episode (terminated, or cut by the time limit) the
 reward is the cosine similarity of the two, times ``weight``; every other step gets 0 (term
-``roboclip_reward``). RoboCLIP's paper embeds whole videos with S3D; a CLIP/SigLIP image model's mean
-frame embedding stands in for it here (a video encoder is not wired in).
+``roboclip_reward``).
+
+*A video encoder.* RoboCLIP's paper embeds whole videos with S3D (trained on HowTo100M). When MODEL is an
+X-CLIP model (transformers' XCLIPModel, e.g. microsoft/xclip-base-patch32: a video-text model whose
+``get_video_features`` embeds a clip of ``num_frames`` frames with cross-frame attention), it plays S3D's
+part: the demo is sampled to ``num_frames`` evenly spaced frames (first and last included; a shorter demo
+repeats frames) and embedded as one video, and so is each episode at its last step. An episode's frames
+are kept at a stride that doubles whenever 2·``num_frames`` are held (the first frame and every stride-th
+one after it: between ``num_frames`` and 2·``num_frames`` frames, evenly spaced over the episode so far, of
+any length), plus its last frame; only the worlds that need a frame at a step are rendered, and the worlds
+whose episodes end at one step are embedded in one batch. Memory: N · 2 · num_frames frames at the model's
+input size (64 worlds, 8 frames, 224 px: 154 MB). ``frames=`` does not apply (the model fixes the clip
+length). A CLIP/SigLIP model keeps the mean-of-frame-embeddings path above.
 
 The demo is an mp4/gif/webm video file, or a robreward demo dataset (``.h5``, ``robreward demos record``):
 its first episode is rendered to frames (``demo=FILE.h5#3`` for episode 3).
@@ -73,7 +84,15 @@ def _evenly(frames, count: int | None):
     return frames[picks]
 
 
-def demo_frames(demo: str, spec, size: tuple[int, int], camera=None, max_frames: int = DEFAULT_FRAMES) -> np.ndarray:
+def sample_frames(count: int, length: int) -> np.ndarray:
+    """``count`` evenly spaced indices into ``length`` frames, the first and the last included (repeats when
+    ``length`` < ``count``): how a clip of a video model's ``num_frames`` is taken from a demo or an episode."""
+    if length < 1:
+        raise ValueError("no frames to sample from")
+    return np.round(np.linspace(0, length - 1, count)).astype(int)
+
+
+def demo_frames(demo: str, spec, size: tuple[int, int], camera=None, max_frames: int | None = DEFAULT_FRAMES) -> np.ndarray:
     """uint8 frames of a demo: a video file, or episode K of a demo dataset (``FILE.h5#K``) rendered at ``size``."""
     path_text, _, episode = demo.partition("#")
     path = Path(path_text)
@@ -109,35 +128,52 @@ def check_demo_shape(frames: np.ndarray, size: tuple[int, int], demo: str) -> No
 
 
 class RoboClipReward:
-    """``(state, action) -> (R [N], {"roboclip_reward": R})``: cos(mean episode embedding, demo embedding) at an
-    episode's last step, 0 elsewhere (module docstring)."""
+    """``(state, action) -> (R [N], {"roboclip_reward": R})``: cos(episode embedding, demo embedding) at an
+    episode's last step, 0 elsewhere (module docstring): the mean unit frame embedding with an image model, the
+    clip's video embedding with a video model (X-CLIP)."""
 
     def __init__(self, model: VisionLanguageModel, spec, demo_embedding: torch.Tensor, size: tuple[int, int],
                  camera=None, weight: float = 1.0, name: str = "roboclip"):
         self.model, self.spec, self.size, self.camera = model, spec, size, camera
         self.demo = torch.nn.functional.normalize(demo_embedding.float(), dim=-1)
         self.weight, self.name = float(weight), name
+        self.video = model.is_video
         self.env = None
         self.sums: torch.Tensor | None = None  # per world: sum of the episode's unit frame embeddings [N, D]
-        self.counts: torch.Tensor | None = None
+        self.counts: torch.Tensor | None = None  # per world: frames summed (image) or held in ``clips`` (video)
+        self.clips: torch.Tensor | None = None  # video: per world up to 2·num_frames kept frames [N, 2F, H, W, 3]
+        self.stride: torch.Tensor | None = None  # video: per world, every stride-th step's frame is kept
+        self.videos_embedded = 0
 
     @classmethod
     def from_demo(cls, model: VisionLanguageModel, spec, demo: str, size=None, camera=None, weight: float = 1.0,
-                  max_frames: int = DEFAULT_FRAMES, name: str = "roboclip") -> "RoboClipReward":
+                  max_frames: int | None = None, name: str = "roboclip") -> "RoboClipReward":
         height, width = model.image_size if size is None else (int(size), int(size))
-        frames = demo_frames(demo, spec, (width, height), camera, max_frames)
-        check_demo_shape(frames, (width, height), demo)
-        embedding = model.encode_images(torch.from_numpy(np.ascontiguousarray(frames))).mean(0)
+        if model.is_video:
+            if max_frames is not None and max_frames != model.num_frames:
+                raise ValueError(f"{name}: frames={max_frames} does not apply to the video model {model.name!r}: it "
+                                 f"reads clips of {model.num_frames} frames; drop frames=")
+            frames = demo_frames(demo, spec, (width, height), camera, max_frames=None)
+            check_demo_shape(frames, (width, height), demo)
+            clip = frames[sample_frames(model.num_frames, len(frames))]
+            embedding = model.encode_videos(torch.from_numpy(np.ascontiguousarray(clip))[None])[0]
+        else:
+            frames = demo_frames(demo, spec, (width, height), camera, max_frames or DEFAULT_FRAMES)
+            check_demo_shape(frames, (width, height), demo)
+            embedding = model.encode_images(torch.from_numpy(np.ascontiguousarray(frames))).mean(0)
         return cls(model, spec, embedding, (width, height), camera, weight, name)
 
     def bind_env(self, env) -> None:
-        self.env, self.sums, self.counts = env, None, None
+        self.env, self.sums, self.counts, self.clips, self.stride = env, None, None, None, None
 
     def on_reset(self, world_ids: torch.Tensor, state) -> None:
-        if self.sums is not None:
-            ids = world_ids.to(self.sums.device)
-            self.sums[ids] = 0.0
+        if self.counts is not None:
+            ids = world_ids.to(self.counts.device)
             self.counts[ids] = 0
+            if self.sums is not None:
+                self.sums[ids] = 0.0
+            if self.stride is not None:
+                self.stride[ids] = 1
 
     def episode_similarity(self, frame_embeddings: torch.Tensor) -> torch.Tensor:
         """cos(mean of unit frame embeddings [T, D], demo) -> scalar (the reward of a whole episode)."""
@@ -150,17 +186,63 @@ class RoboClipReward:
         if env is None or action.shape[0] != env.num_envs:
             raise RuntimeError(f"reward {self.name!r} renders every world of its env: use it in a robreward BatchedEnv "
                                "(robreward.make(..., reward=...)), one policy per env")
+        last = self.spec.terminated(state).to(torch.bool).to(action.device) | (
+            env.episode_step.to(action.device) >= self.spec.episode_length)
+        if self.video:
+            value = self._video_step(env, last.cpu()).to(action.device) * self.weight
+            return value, {"roboclip_reward": value}
         emb = self.model.encode_images(render_batch(env, size=self.size, camera=self.camera)).to(action.device)
         if self.sums is None:
             self.sums = torch.zeros_like(emb)
             self.counts = torch.zeros(emb.shape[0], device=action.device)
         self.sums += emb
         self.counts += 1
-        last = self.spec.terminated(state).to(torch.bool).to(action.device) | (
-            env.episode_step.to(action.device) >= self.spec.episode_length)
         similarity = torch.nn.functional.normalize(self.sums, dim=-1) @ self.demo.to(action.device)
         value = torch.where(last, similarity * self.weight, torch.zeros_like(similarity))
         return value, {"roboclip_reward": value}
+
+
+    def _video_step(self, env, last: torch.Tensor) -> torch.Tensor:
+        """The video model's reward [N] on CPU: keep this step's frame where the world's stride says, embed the
+        clips of the worlds whose episode ends here (one batch), halve full buffers (module docstring)."""
+        from robreward.feedback.vision.frames import render_batch
+
+        n, frames_per_clip = env.num_envs, int(self.model.num_frames)
+        step = env.episode_step.cpu() - 1  # the frame after the episode's step k (k = 0, 1, ...)
+        if self.stride is None:
+            self.stride = torch.ones(n, dtype=torch.long)
+            self.counts = torch.zeros(n, dtype=torch.long)
+        keep = step % self.stride == 0
+        need = keep | last
+        value = torch.zeros(n)
+        ids = torch.nonzero(need).flatten()
+        if len(ids) == 0:
+            return value
+        frames = render_batch(env, world_ids=ids.numpy(), size=self.size, camera=self.camera).cpu()
+        if self.clips is None:
+            self.clips = torch.zeros((n, 2 * frames_per_clip, *frames.shape[1:]), dtype=torch.uint8)
+        kept = keep[ids]
+        worlds = ids[kept]
+        self.clips[worlds, self.counts[worlds]] = frames[kept]
+        self.counts[worlds] += 1
+        ending = torch.nonzero(last[ids]).flatten()
+        if len(ending):
+            clips = []
+            for j in ending.tolist():
+                w = int(ids[j])
+                held = self.clips[w, :int(self.counts[w])]
+                if not bool(keep[w]):  # the last frame, not on the stride: the episode's end always counts
+                    held = torch.cat([held, frames[j:j + 1]])
+                clips.append(held[torch.from_numpy(sample_frames(frames_per_clip, len(held)))])
+            emb = self.model.encode_videos(torch.stack(clips)).cpu()
+            self.videos_embedded += len(clips)
+            value[ids[ending]] = emb @ self.demo.cpu()
+        full = torch.nonzero(self.counts == 2 * frames_per_clip).flatten()
+        if len(full):  # keep every other frame, take every (2·stride)-th from now on
+            self.clips[full, :frames_per_clip] = self.clips[full, 0::2].clone()
+            self.counts[full] = frames_per_clip
+            self.stride[full] *= 2
+        return value
 
 
 def load_roboclip_reward(arg: str, spec) -> RoboClipReward:
@@ -171,7 +253,7 @@ def load_roboclip_reward(arg: str, spec) -> RoboClipReward:
     model = load_vision_language_model(model_name, vision_device())
     return RoboClipReward.from_demo(model, spec, options["demo"], size=options.get("size"),
                                     camera=options.get("camera"), weight=options.get("weight", 1.0),
-                                    max_frames=options.get("frames", DEFAULT_FRAMES), name=f"roboclip:{arg}")
+                                    max_frames=options.get("frames"), name=f"roboclip:{arg}")
 
 
 def _normalize_roboclip(arg: str) -> str:
@@ -189,10 +271,10 @@ def _normalize_roboclip(arg: str) -> str:
 
 ROBOCLIP_REWARD = RewardSource(
     kind="roboclip", form="roboclip:MODEL",
-    help="RoboCLIP: similarity of the episode's mean CLIP frame embedding to a demo video's, at the last step; "
-         "with --demo-video FILE (or roboclip:MODEL,demo=FILE)",
+    help="RoboCLIP: similarity of the episode's embedding (mean CLIP frame embedding, or an X-CLIP video "
+         "embedding) to a demo video's, at the last step; with --demo-video FILE (or roboclip:MODEL,demo=FILE)",
     load=load_roboclip_reward, normalize=_normalize_roboclip)
 register_reward_source(ROBOCLIP_REWARD)
 
 __all__ = ["DEFAULT_FRAMES", "ROBOCLIP_REWARD", "RoboClipReward", "check_demo_shape", "demo_frames",
-           "load_roboclip_reward", "read_video"]
+           "load_roboclip_reward", "read_video", "sample_frames"]
