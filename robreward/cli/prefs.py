@@ -4,6 +4,7 @@
     robreward prefs train --task push --teacher mistake:0.1 --queries 500 --select disagreement --out ...
     robreward prefs train --task push --teacher oracle --queries 200 --final-policy restart --out ...
     robreward prefs train --task cheetah-run --teacher human --queries 100 --out runs/pref-human  # opens the app
+    robreward prefs train --task reach --teacher vlm:MODEL --reward-inputs image --image-camera top --out ...
     robreward prefs train --resume runs/pref-reach
     robreward prefs eval runs/pref-reach         # accuracy, EPIC/DARD/STARC to hand, policy vs the hand baseline
     robreward prefs eval runs/pref-* --cached --plot label_efficiency.png   # success against queries
@@ -43,7 +44,8 @@ def _new_config(args):
     values = read_config_file(args.config) if args.config else {}
     given = {FIELDS.get(name, name): getattr(args, name) for name in
              ("task", "teacher", "queries", "select", "schedule", "pairing", "segment", "per_round", "steps", "envs",
-              "pretrain_steps", "feedback_fraction", "final_policy", "seed", "eval_episodes", "device", "out")}
+              "pretrain_steps", "feedback_fraction", "final_policy", "seed", "eval_episodes", "device", "out",
+             "reward_inputs", "image_size", "image_camera", "image_encoder")}
     values = merge(values, {k: v for k, v in given.items() if v is not None})
     if args.features:
         values["features"] = tuple(f.strip() for f in args.features.split(",") if f.strip())
@@ -68,7 +70,27 @@ def _new_config(args):
     if (Path(values["out"]) / STATE_FILE).exists():
         raise CliError(f"--out {values['out']!r} already holds a preference run: continue it with "
                        f"`robreward prefs train --resume {values['out']}` or choose a new --out")
-    return build_config(PrefsConfig, values, FLAGS, lambda data: PrefsConfig(**data))
+    config = build_config(PrefsConfig, values, FLAGS, lambda data: PrefsConfig(**data))
+    _check_image_inputs(config)
+    return config
+
+
+def _check_image_inputs(config) -> None:
+    """--reward-inputs image|both: a renderer must be there (RendererUnavailable says what to set) and the image
+    flags are refused with state inputs (they would be ignored)."""
+    if config.reward_inputs == "state":
+        given = [flag for flag, value in (("--image-camera", config.image_camera), ("--image-encoder",
+                                                                                   config.image_encoder)) if value]
+        if given:
+            raise CliError(f"{', '.join(given)} configure an image reward model: add --reward-inputs image (or both)")
+        return
+    from robreward.envs.render import RendererUnavailable
+    from robreward.feedback.preferences.image_model import check_image_renderer
+
+    try:
+        check_image_renderer()
+    except RendererUnavailable as err:
+        raise CliError(f"--reward-inputs {config.reward_inputs} renders frames: {err}") from None
 
 
 def _train(args) -> int:
@@ -226,6 +248,16 @@ def register(sub) -> None:
                                                      "vectors as their norms); default: the task's observation; "
                                                      "plus the action")
     t.add_argument("--no-action", action="store_true", help="the reward reads no action (state-only reward)")
+    t.add_argument("--reward-inputs", default=None, choices=("state", "image", "both"),
+                   help="what the reward model reads: state (default: the features above), image (rendered frames of "
+                        "each step, RL-VLM-F) or both; the policy reads states either way")
+    t.add_argument("--image-size", type=int, default=None, help="image inputs: frame side in pixels (default 48)")
+    t.add_argument("--image-camera", default=None,
+                   help="image inputs: a camera of the task's scene, or top (arm tasks: looking down on the table); "
+                        "default the task's camera")
+    t.add_argument("--image-encoder", default=None, metavar="PATH_OR_ID",
+                   help="image inputs: a transformers vision model (folder or cached hub id), frozen, a reward head "
+                        "per member on its features; default a small CNN trained with the heads")
     t.add_argument("--feedback-fraction", type=float,
                    help="the feedback rounds are spread over this fraction of the PPO steps (default 0.75)")
     t.add_argument("--final-policy",

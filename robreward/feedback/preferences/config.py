@@ -8,6 +8,7 @@ import dataclasses
 import numpy as np
 
 from robreward.feedback.preferences.human import is_human
+from robreward.feedback.preferences.image_model import REWARD_INPUTS
 from robreward.feedback.preferences.model import EnsembleConfig
 from robreward.configs import ConfigError, check_choice, check_min, strict_from_dict
 from robreward.feedback.preferences.segments import PAIRINGS, QUERY_METHODS, SCHEDULES, query_schedule
@@ -61,6 +62,16 @@ class PrefsConfig:
     """TaskState fields the reward model reads (flattened, in order); empty: the task's observation."""
     feature_action: bool = True
     """Append the action to the reward model's features (PEBBLE: state-action rewards)."""
+    reward_inputs: str = "state"
+    """What the reward model reads: state (the features above), image (rendered frames of each step: RL-VLM-F's
+    reward model, image_model.py) or both (frames and the features). The policy reads states either way."""
+    image_size: int = 48
+    """Image inputs: the frames' side in pixels (rendered square, 16-256)."""
+    image_camera: str = ""
+    """Image inputs: a camera of the task's scene or a named view (top); "" = the task's camera."""
+    image_encoder: str = ""
+    """Image inputs: "" = a small CNN trained with the reward heads; else a transformers vision model (a folder
+    or a cached hub id), frozen, a head per member on its features."""
     entropy_k: int = 5
     """k of the k-NN state-entropy reward (PEBBLE: 5)."""
     seed: int = 0
@@ -112,6 +123,10 @@ class PrefsConfig:
         check_choice("schedule", self.schedule, SCHEDULES, what="query schedule")
         check_choice("pairing", self.pairing, PAIRINGS)
         check_choice("final_policy", self.final_policy, FINAL_POLICIES)
+        check_choice("reward_inputs", self.reward_inputs, REWARD_INPUTS, what="reward inputs")
+        if isinstance(self.image_size, bool) or not isinstance(self.image_size, (int, np.integer)) or \
+                not 16 <= self.image_size <= 256:
+            raise ConfigError("image_size", f"must be an integer in 16..256 pixels, got {self.image_size!r}")
         check_min("seed", self.seed, 0)
         if not (0 <= self.pretrain_steps < self.steps):
             raise ConfigError("pretrain_steps", f"must be in [0, steps={self.steps}), got {self.pretrain_steps}: "

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from robreward.feedback.preferences.loop import (EVAL_FILE, PPO_DIR, STATE_FILE, _collect, _model_path, _read_json,
-                                                 check_task, check_teacher, load_prefs_config,
+                                                 attach_bank, check_task, check_teacher, load_prefs_config,
                                                  reward_metrics)
 from robreward.feedback.preferences.model import PreferenceReward
 from robreward.fileio import atomic_path, atomic_write_json
@@ -41,17 +41,31 @@ def evaluate_preferences(run_dir, *, episodes: int = 100, heldout_pairs: int = 1
         raise ValueError(f"{str(run_dir)!r} has no finished feedback round yet: no reward model to evaluate; "
                          f"resume it with `robreward prefs train --resume {run_dir}`")
     model = PreferenceReward.load(_model_path(run_dir, done - 1), spec)
+    bank = attach_bank(model, spec)  # image inputs: the fresh rollout's frames
     teacher = check_teacher(config.teacher)
+    if callable(getattr(teacher, "label_round", None)):  # a VLM teacher labels frames: the oracle's accuracy only
+        teacher = None
     ppo_dir = run_dir / PPO_DIR
 
     # the reward model, on pairs from a fresh rollout of the final policy
     rollout, env = _collect(config, spec, run_dir, seed=seed)
     env.close()
-    metrics = reward_metrics(model, spec, rollout, teacher, heldout_pairs, config.segment,
-                             np.random.default_rng(seed))
+    try:
+        metrics = reward_metrics(model, spec, rollout, teacher, heldout_pairs, config.segment,
+                                 np.random.default_rng(seed))
+    finally:
+        if bank is not None:
+            bank.close()
     coverage = Coverage.from_rollout(rollout)
-    distances = {name: reward_distances(spec, reward, HandReward(spec), coverage, seed=seed, bootstrap=bootstrap)
-                 for name, reward in (("preference", model), ("hand", HandReward(spec)))}
+    distances = {"hand": reward_distances(spec, HandReward(spec), HandReward(spec), coverage, seed=seed,
+                                          bootstrap=bootstrap)}
+    if bank is None:
+        distances["preference"] = reward_distances(spec, model, HandReward(spec), coverage, seed=seed,
+                                                   bootstrap=bootstrap)
+    else:  # an image model: EPIC from the rollout's frames; DARD and STARC query states that have no frame here
+        distances["preference"] = {"epic": metrics["epic_distance"], "dard": None, "starc": None,
+                                   "note": "image inputs: EPIC over the rollout's frames, no interval; DARD and "
+                                           "STARC not measured"}
     # the policy, under the hand reward
     policy_eval = None
     if (ppo_dir / "eval.json").is_file():

@@ -40,6 +40,8 @@ Run directory (``out``):
     labels.npz          every queried pair: features, hand rewards, masks, provenance, label
                         (NaN = skipped), round; rewritten atomically per round
     reward/round_KKK.pt the reward model after round K (PreferenceReward.save)
+    reward_frames/      image inputs (--reward-inputs image|both): round_KKK.npz, the frames of round K's
+                        labeled pairs (labels.npz holds each step's row), what later fits train on
     metrics.json        per-round fit report, held-out accuracy, EPIC distance (atomic)
     ppo/                the PPO run dir (config.yaml, checkpoints/, tb/, progress.csv, policy.onnx,
                         MODEL_CARD.md, eval.json under the HAND reward)
@@ -76,6 +78,13 @@ from robreward.feedback.preferences.config import (
 from robreward.feedback.preferences.entropy import StateEntropyReward
 from robreward.feedback.preferences.human import HumanTeacher, timeout_seconds
 from robreward.feedback.preferences.metrics import Coverage, epic_distance, preference_accuracy
+from robreward.feedback.preferences.image_model import (
+    FrameBank,
+    ImageInputs,
+    ImagePreferenceReward,
+    check_image_renderer,
+    image_epic_distance,
+)
 from robreward.feedback.preferences.model import FeatureSpec, Featurizer, FitReport, PreferenceReward
 from robreward.feedback.preferences.segments import (
     Rollout,
@@ -89,6 +98,7 @@ from robreward.feedback.preferences.segments import (
     sample_pairs,
     segment_candidates,
     segment_episodes,
+    with_frame_rows,
 )
 from robreward.feedback.preferences.teachers import make_teacher
 from robreward.fileio import atomic_write_bytes, atomic_write_json
@@ -102,6 +112,7 @@ EVAL_FILE = "prefs_eval.json"
 PPO_DIR = "ppo"
 FEEDBACK_PPO_DIR = "ppo-feedback"  # final_policy restart: the policy trained during the feedback rounds
 REWARD_DIR = "reward"
+FRAMES_DIR = "reward_frames"  # image inputs: the frames of each round's labeled pairs (round_KKK.npz)
 MAX_SEGMENTS = 4096  # segments cut per rollout at most (sampled when a rollout allows more)
 HELDOUT_SEED_OFFSET = 1_000_003
 
@@ -138,6 +149,10 @@ def load_prefs_config(run_dir) -> PrefsConfig:
 
 def _model_path(run_dir: Path, round_index: int) -> Path:
     return run_dir / REWARD_DIR / f"round_{round_index:03d}.pt"
+
+
+def _frames_path(run_dir: Path, round_index: int) -> Path:
+    return run_dir / FRAMES_DIR / f"round_{round_index:03d}.npz"
 
 
 class LabeledPairs:
@@ -291,14 +306,16 @@ def _sampling_policy(run_dir: Path, seed: int):
 
 def _collect(config: PrefsConfig, spec, run_dir: Path, seed: int, record_sim_states: bool = False):
     """A rollout of the current policy under the hand reward (what the teacher reads), and the env
-    it ran in, still open (clips of the rollout render there): the caller closes it."""
+    it ran in, still open (clips of the rollout render there): the caller closes it. With image reward
+    inputs the rollout keeps the states each step left (the frames the reward model reads)."""
     import robreward
 
     num_steps = config.collect_steps or max(2 * config.segment, min(2 * spec.episode_length, 200))
     env = robreward.make(spec, config.num_envs, seed=seed, reward="hand", device=config.device)
     try:
         rollout, _ = collect_rollout(env, _sampling_policy(run_dir, seed), num_steps, seed=seed,
-                                     record_sim_states=record_sim_states)
+                                     record_sim_states=record_sim_states,
+                                     record_post_states=config.reward_inputs != "state")
     except BaseException:
         env.close()
         raise
@@ -310,7 +327,8 @@ def _worlds(rollout: Rollout, worlds: np.ndarray) -> Rollout:
     return Rollout(states={k: v[:, idx] for k, v in rollout.states.items()}, actions=rollout.actions[:, idx],
                    rewards=rollout.rewards[:, idx], terminated=rollout.terminated[:, idx],
                    truncated=rollout.truncated[:, idx],
-                   sim_states=None if rollout.sim_states is None else rollout.sim_states[:, idx.cpu()])
+                   sim_states=None if rollout.sim_states is None else rollout.sim_states[:, idx.cpu()],
+                   post_sim_states=None if rollout.post_sim_states is None else rollout.post_sim_states[:, idx.cpu()])
 
 
 def split_heldout(rollout: Rollout) -> tuple[Rollout, Rollout]:
@@ -325,6 +343,40 @@ def _segments(rollout: Rollout, length: int, featurizer, rng) -> SegmentBatch:
     return cut_segments(rollout, length, featurizer, num=None if count <= MAX_SEGMENTS else MAX_SEGMENTS, rng=rng)
 
 
+def _add_frames(model, rollout: Rollout) -> Optional[int]:
+    """Image inputs: the rollout's post-step states added to the model's frame bank (rendered when first read);
+    the row of its first step. None for a state model."""
+    if not isinstance(model, ImagePreferenceReward):
+        return None
+    if rollout.post_sim_states is None:
+        raise ValueError("an image reward model needs the rollout's post-step states: collect it with "
+                         "collect_rollout(..., record_post_states=True)")
+    return model._bank().add_states(rollout.post_sim_states)
+
+
+def _pairs_with_frames(pairs: SegmentPairs, offset: Optional[int], num_worlds: int) -> SegmentPairs:
+    if offset is None:
+        return pairs
+    return SegmentPairs(with_frame_rows(pairs.first, offset, num_worlds),
+                        with_frame_rows(pairs.second, offset, num_worlds))
+
+
+def new_reward_model(config: PrefsConfig, featurizer: Featurizer) -> PreferenceReward:
+    """The untrained reward ensemble of a run: on state features, or on frames (reward_inputs image|both)."""
+    if config.reward_inputs == "state":
+        return PreferenceReward(featurizer=featurizer, config=config.ensemble, name="pref", device=config.device)
+    image = ImageInputs(config.reward_inputs, int(config.image_size), config.image_camera, config.image_encoder)
+    return ImagePreferenceReward(featurizer, image, config=config.ensemble, name="pref", device=config.device)
+
+
+def attach_bank(model, spec) -> Optional[FrameBank]:
+    """An image model's frame bank (rendering its size and camera); None for a state model."""
+    if not isinstance(model, ImagePreferenceReward):
+        return None
+    model.bank = FrameBank(spec, model.image.image_size, model.image.camera or None)
+    return model.bank
+
+
 def reward_metrics(model: PreferenceReward, spec, heldout: Rollout, teacher, num_pairs: int, length: int,
                    rng: np.random.Generator) -> dict:
     """Held-out preference accuracy (vs the teacher's and the oracle's labels) and EPIC distance
@@ -332,8 +384,11 @@ def reward_metrics(model: PreferenceReward, spec, heldout: Rollout, teacher, num
     from robreward.rewards.base import HandReward
 
     out = {"heldout_pairs": 0, "heldout_accuracy": None, "heldout_accuracy_true": None, "epic_distance": None}
+    offset = _add_frames(model, heldout)  # image inputs: the held-out frames, rendered as they are read
     try:
-        pairs = sample_pairs(_segments(heldout, length, model.featurizer, rng), num_pairs, rng)
+        segments = _segments(heldout, length, model.featurizer, rng)
+        pairs = sample_pairs(segments if offset is None else with_frame_rows(segments, offset, heldout.num_envs),
+                             num_pairs, rng)
     except ValueError as err:  # no segment fits: say so in the metrics rather than stop the run
         out["note"] = str(err)
         return out
@@ -346,7 +401,10 @@ def reward_metrics(model: PreferenceReward, spec, heldout: Rollout, teacher, num
         except ValueError:  # every held-out label a tie or a skip
             pass
     try:
-        out["epic_distance"] = epic_distance(model, HandReward(spec), Coverage.from_rollout(heldout), rng=rng)
+        if offset is None:
+            out["epic_distance"] = epic_distance(model, HandReward(spec), Coverage.from_rollout(heldout), rng=rng)
+        else:  # the same number for a reward of the held-out frames (image_epic_distance)
+            out["epic_distance"] = image_epic_distance(model, heldout, offset, rng)
     except ValueError as err:  # e.g. a constant reward on the coverage
         out["epic_note"] = str(err)
     return out
@@ -368,6 +426,8 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
 
         bind_socket(config.host, config.port).close()
     featurizer = Featurizer(spec, FeatureSpec(config.features, config.feature_action))
+    if config.reward_inputs != "state":  # no renderer: RendererUnavailable says what to set, before anything is written
+        check_image_renderer()
     schedule = query_schedule(config.queries, config.per_round, config.schedule)
     at_step = round_steps(config, len(schedule))
     label = f"pref:{run_dir}"
@@ -397,7 +457,11 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
     if done:
         model = PreferenceReward.load(_model_path(run_dir, done - 1), spec, device=config.device)
     else:
-        model = PreferenceReward(featurizer=featurizer, config=config.ensemble, name="pref", device=config.device)
+        model = new_reward_model(config, featurizer)
+    bank = attach_bank(model, spec)
+    if bank is not None:  # the frames of the labeled pairs of the rounds done
+        for k in range(done):
+            bank.load(_frames_path(run_dir, k))
     pretrain = StateEntropyReward(spec, config.entropy_k) if config.pretrain_steps else None
     human = None
     # a teacher that labels rendered frames (vlm:MODEL, robreward.feedback.vision.vlm_teacher) reads the rollout's
@@ -428,6 +492,9 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
                 query_worlds, heldout_worlds = split_heldout(rollout)
                 # 3. cut fixed-length segments (episodes that terminated early are padded by segments.py)
                 segments = _segments(query_worlds, config.segment, model.featurizer, rng)
+                offset = _add_frames(model, query_worlds)  # image inputs: each step's frame row
+                if offset is not None:
+                    segments = with_frame_rows(segments, offset, query_worlds.num_envs)
                 # 4. choose queries: uniform until a model exists, then the configured selection (a person's
                 #    round that a crash interrupted asks the same pairs again: their labels are in the store)
                 method = config.select if model.num_fits else "uniform"
@@ -437,6 +504,8 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
                     queries = choose_queries(segments, num_queries, method, rng,
                                              model=model if model.num_fits else None, groups=groups,
                                              within=0.5 if config.pairing == "mixed" else 1.0)
+                # (a person's pairs asked again after a crash get this rollout's frame rows)
+                queries = _pairs_with_frames(queries, offset, query_worlds.num_envs)
                 # 5. labels from the teacher (B-Pref's reference return: mean hand reward per step x H), or from
                 #    the person: clips rendered, queries stored, wait until the web app has every answer
                 if human is not None:
@@ -466,6 +535,10 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
                                                     config.segment, np.random.default_rng([config.seed, k, 2])))
             # 8. checkpoint the round: model, labels, metrics, then state.json (the round is done when it says so)
             model.save(_model_path(run_dir, k))
+            if bank is not None:  # the frames of this round's labeled pairs; the others are let go
+                bank.save(_frames_path(run_dir, k), torch.cat([queries.first.frames, queries.second.frames]))
+                every = labeled.all_pairs()
+                bank.keep_only(torch.cat([every.first.frames, every.second.frames]))
             labeled.save(run_dir / LABELS_FILE)
             metrics["rounds"].append(round_metrics)
             atomic_write_json(run_dir / METRICS_FILE, metrics, indent=2)
@@ -490,6 +563,8 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
         policy.close()
         if human is not None:
             human.close()
+        if bank is not None:
+            bank.close()
 
     # 10. evaluate the deterministic policy under the HAND reward (eval.json), the learned one beside it
     eval_result = _final_eval(config, spec, run_dir, model, label, state["ppo_step"], feedback_steps)
@@ -525,6 +600,6 @@ def _final_eval(config: PrefsConfig, spec, run_dir: Path, model, label: str, ste
     return result
 
 
-__all__ = ["FINAL_POLICIES", "LabeledPairs", "PrefsConfig", "StateEntropyReward", "check_task", "check_teacher",
-           "load_prefs_config", "reward_metrics", "round_steps", "split_heldout",
+__all__ = ["FINAL_POLICIES", "LabeledPairs", "PrefsConfig", "StateEntropyReward", "attach_bank", "check_task",
+           "check_teacher", "load_prefs_config", "new_reward_model", "reward_metrics", "round_steps", "split_heldout",
            "train_preferences"]

@@ -268,9 +268,14 @@ class PreferenceReward:
         x = (features.to(self.device, torch.float32) - self.input_mean) / self.input_std
         return torch.stack([m(x).squeeze(-1) for m in self.members])
 
+    def step_rewards(self, batch: SegmentBatch) -> Tensor:
+        """[E, B, H] per-member raw rewards of every step of a batch of segments (an image model reads the
+        segments' frames: ImagePreferenceReward)."""
+        return self.member_rewards(batch.features)
+
     def segment_returns(self, batch: SegmentBatch) -> Tensor:
         """[E, B] predicted returns of each segment (real steps only)."""
-        r = self.member_rewards(batch.features)
+        r = self.step_rewards(batch)
         return (r * batch.mask.to(self.device)).sum(-1)
 
     def preference_probs(self, pairs: SegmentPairs) -> Tensor:
@@ -403,7 +408,7 @@ class PreferenceReward:
 
     def _set_output_stats(self, data: SegmentPairs) -> None:
         with torch.no_grad():
-            steps = torch.cat([self.member_rewards(seg.features).mean(0)[seg.mask] for seg in data])
+            steps = torch.cat([self.step_rewards(seg).mean(0)[seg.mask] for seg in data])
         self.output_mean = steps.mean()
         std = steps.std(unbiased=False)
         self.output_std = std if std > 1e-8 else torch.ones_like(std)
@@ -427,12 +432,18 @@ class PreferenceReward:
             "config": config, "features": self.featurizer.to_dict() if self.featurizer else None,
             "num_fits": self.num_fits,
             "state_dict": {k: v.detach().cpu() for k, v in self.members.state_dict().items()},
-            "stats": {k: getattr(self, k).detach().cpu() for k in ("input_mean", "input_std", "output_mean",
-                                                                    "output_std")},
+            "stats": {k: getattr(self, k).detach().cpu() for k in self._stat_names()},
+            **self._extra_payload(),
         }
         buffer = io.BytesIO()
         torch.save(payload, buffer)
         return atomic_write_bytes(path, buffer.getvalue())
+
+    def _stat_names(self) -> tuple[str, ...]:
+        return ("input_mean", "input_std", "output_mean", "output_std")
+
+    def _extra_payload(self) -> dict:
+        return {}
 
     @classmethod
     def load(cls, path, spec: Optional[TaskSpec] = None, device="cpu") -> "PreferenceReward":
@@ -460,8 +471,17 @@ class PreferenceReward:
             elif spec.name != feats["task"]:
                 raise ValueError(f"model {str(path)!r} was trained on task {feats['task']!r}, got spec {spec.name!r}")
             featurizer = Featurizer(spec, FeatureSpec(tuple(feats["fields"]), bool(feats["action"])))
-        model = cls(payload["input_dim"], featurizer=featurizer, config=EnsembleConfig(**config),
-                    name=payload["name"], device="cpu")
+        if payload.get("image") is not None:  # an image-input model (image_model.py)
+            from robreward.feedback.preferences.image_model import ImageInputs, ImagePreferenceReward
+
+            image = payload["image"]
+            if featurizer is None or not isinstance(image, dict):
+                raise ValueError(f"{str(path)!r} is not a readable image preference reward model (no feature spec)")
+            model = ImagePreferenceReward(featurizer, ImageInputs(**image), config=EnsembleConfig(**config),
+                                          name=payload["name"], device="cpu")
+        else:
+            model = cls(payload["input_dim"], featurizer=featurizer, config=EnsembleConfig(**config),
+                        name=payload["name"], device="cpu")
         model.members.load_state_dict(payload["state_dict"])
         for k, v in payload["stats"].items():
             setattr(model, k, v)

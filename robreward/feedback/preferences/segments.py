@@ -70,6 +70,9 @@ class Rollout:
     """[T, N] bool: the time limit ended the episode at this step."""
     sim_states: Optional[Tensor] = None
     """[T, N, nstate] float64 full MuJoCo states before each step (replay/rendering of segments), or None."""
+    post_sim_states: Optional[Tensor] = None
+    """[T, N, nstate] float64 full MuJoCo states as each step left them, before any auto-reset (the state the
+    post-step TaskState describes: what an image reward model sees at that step), or None."""
 
     def __post_init__(self):
         if self.rewards.ndim != 2:
@@ -79,6 +82,8 @@ class Rollout:
                   **{f"states[{k!r}]": v for k, v in self.states.items()}}
         if self.sim_states is not None:
             checks["sim_states"] = self.sim_states
+        if self.post_sim_states is not None:
+            checks["post_sim_states"] = self.post_sim_states
         for what, value in checks.items():
             if tuple(value.shape[:2]) != tn:
                 raise ValueError(f"Rollout.{what} must start with [T, N] = {list(tn)}, got {list(value.shape)}")
@@ -102,13 +107,47 @@ class Rollout:
         return TaskState({k: v[steps, worlds] for k, v in self.states.items()})
 
 
+class _PostStepStates:
+    """A reward wrapper that keeps the full state of every world as the step leaves it: BatchedEnv computes the
+    reward on the post-step state before it auto-resets ended worlds, so this is the one place where an ended
+    world's last state can be read. ``parts`` keeps the wrapped reward's reset and bind hooks."""
+
+    def __init__(self, env, reward):
+        self.env, self.reward, self.parts = env, reward, (reward,)
+        self.name = getattr(reward, "name", "reward")
+        self.states: list[Tensor] = []
+
+    def __call__(self, state: TaskState, action: Tensor):
+        full = self.env.get_state()
+        self.states.append(full.detach().cpu().clone() if isinstance(full, Tensor) else torch.as_tensor(np.array(full)))
+        return self.reward(state, action)
+
+
 def collect_rollout(env, policy: Optional[Callable] = None, num_steps: int = 100, *, obs: Optional[Tensor] = None,
-                    seed: int = 0, record_sim_states: bool = False) -> tuple[Rollout, Tensor]:
+                    seed: int = 0, record_sim_states: bool = False,
+                    record_post_states: bool = False) -> tuple[Rollout, Tensor]:
     """Run ``policy`` (obs [N, obs_dim] -> action [N, act_dim]; None: uniform random actions drawn
     with ``seed``) for ``num_steps`` steps of a BatchedEnv. Continues from ``obs`` (the env's
-    current observation) or resets the env when None. Returns (rollout, the last obs)."""
+    current observation) or resets the env when None. Returns (rollout, the last obs).
+    ``record_sim_states``: the full states before each step (``Rollout.sim_states``);
+    ``record_post_states``: those each step leaves, before auto-reset (``Rollout.post_sim_states``)."""
     if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
         raise ValueError(f"num_steps must be an integer >= 1, got {num_steps!r}")
+    recorder = None
+    if record_post_states:
+        recorder = _PostStepStates(env, env.reward_fn)
+        env.set_reward(recorder)
+    try:
+        rollout, obs = _collect(env, policy, num_steps, obs, seed, record_sim_states)
+    finally:
+        if recorder is not None:
+            env.set_reward(recorder.reward)
+    if recorder is not None:
+        rollout = dataclasses.replace(rollout, post_sim_states=torch.stack(recorder.states))
+    return rollout, obs
+
+
+def _collect(env, policy, num_steps, obs, seed, record_sim_states) -> tuple[Rollout, Tensor]:
     if obs is None:
         obs, _ = env.reset()
     gen = torch.Generator().manual_seed(int(seed))
@@ -148,6 +187,7 @@ class SegmentBatch(NamedTuple):
     mask: Tensor  # [B, H] bool, True on real steps
     world: Tensor  # [B] long: the world each segment comes from (-1 if none)
     start: Tensor  # [B] long: rollout step of the segment's first step (-1 if none)
+    frames: Optional[Tensor] = None  # [B, H] long: each step's row in a FrameBank (image reward models), or None
 
     @classmethod
     def from_features(cls, features: Tensor, rewards: Optional[Tensor] = None,
@@ -175,10 +215,10 @@ class SegmentBatch(NamedTuple):
         return (self.rewards * self.mask).sum(1)
 
     def index(self, rows) -> "SegmentBatch":
-        return SegmentBatch(*(x[rows] for x in self))
+        return SegmentBatch(*(None if x is None else x[rows] for x in self))
 
     def to(self, device) -> "SegmentBatch":
-        return SegmentBatch(*(x.to(device) for x in self))
+        return SegmentBatch(*(None if x is None else x.to(device) for x in self))
 
 
 class SegmentPairs(NamedTuple):
@@ -200,13 +240,17 @@ class SegmentPairs(NamedTuple):
     def to_arrays(self) -> dict[str, np.ndarray]:
         """numpy arrays named ``{first|second}_{field}``, for np.savez (``from_arrays`` reads them back)."""
         return {f"{side}_{name}": getattr(getattr(self, side), name).cpu().numpy()
-                for side in SegmentPairs._fields for name in SegmentBatch._fields}
+                for side in SegmentPairs._fields for name in SegmentBatch._fields
+                if getattr(getattr(self, side), name) is not None}
 
     @staticmethod
     def from_arrays(data, rows=None) -> "SegmentPairs":
-        """The pairs in ``data`` (a mapping such as an open np.load), only ``rows`` when given."""
+        """The pairs in ``data`` (a mapping such as an open np.load), only ``rows`` when given (an optional field
+        such as ``frames`` that is not there is None)."""
         pick = (lambda a: a) if rows is None else (lambda a: a[rows])  # noqa: E731
+        names = set(getattr(data, "files", None) or data.keys())
         return SegmentPairs(*(SegmentBatch(*(torch.as_tensor(pick(data[f"{side}_{name}"]))
+                                             if f"{side}_{name}" in names else None
                                              for name in SegmentBatch._fields)) for side in SegmentPairs._fields))
 
 
@@ -217,7 +261,15 @@ def cat_pairs(pairs: Sequence[SegmentPairs]) -> SegmentPairs:
     lengths = {(p.first.length, p.first.features.shape[-1]) for p in pairs}
     if len(lengths) > 1:
         raise ValueError(f"cannot concatenate pairs of different (segment length, feature size): {sorted(lengths)}")
-    return SegmentPairs(*(SegmentBatch(*(torch.cat([getattr(p, side)[i] for p in pairs]) for i in range(5)))
+    def cat(parts):
+        if all(x is None for x in parts):
+            return None
+        if any(x is None for x in parts):
+            raise ValueError("cannot concatenate pairs with frame rows and pairs without (image and state inputs)")
+        return torch.cat(parts)
+
+    return SegmentPairs(*(SegmentBatch(*(cat([getattr(p, side)[i] for p in pairs])
+                                         for i in range(len(SegmentBatch._fields))))
                           for side in ("first", "second")))
 
 
@@ -283,6 +335,20 @@ def cut_segments(rollout: Rollout, length: int, features: Callable[[TaskState, T
     rewards = rollout.rewards[step_idx, world_idx].reshape(b, length).float() * mask
     return SegmentBatch(feats.reshape(b, length, -1).float(), rewards, mask,
                         torch.as_tensor(worlds), torch.as_tensor(starts))
+
+
+def with_frame_rows(segments: SegmentBatch, offset: int, num_worlds: int) -> SegmentBatch:
+    """``segments`` of a rollout of ``num_worlds`` worlds whose post-step states were added to a FrameBank at row
+    ``offset`` (step-major: row offset + t * num_worlds + world), with each step's frame row (padded steps repeat
+    the last real step's, as their features do)."""
+    if bool((segments.world < 0).any()) or bool((segments.start < 0).any()):
+        raise ValueError("segments without rollout provenance (world/start -1) have no frames: cut them from a "
+                         "rollout (cut_segments)")
+    h = segments.length
+    real = segments.mask.long().sum(1).clamp_min(1).cpu()
+    steps = segments.start.cpu()[:, None] + torch.minimum(torch.arange(h)[None, :], real[:, None] - 1)
+    rows = int(offset) + steps * int(num_worlds) + segments.world.cpu()[:, None]
+    return segments._replace(frames=rows.to(segments.mask.device))
 
 
 def _longest_run(rollout: Rollout) -> int:
@@ -414,4 +480,4 @@ def _round_to_total(values: np.ndarray, total: int) -> np.ndarray:
 
 __all__ = ["DEFAULT_POOL_FACTOR", "PAIRINGS", "QUERY_METHODS", "Rollout", "SCHEDULES", "SegmentBatch", "SegmentPairs",
            "cat_pairs", "choose_queries", "collect_rollout", "cut_segments", "query_schedule", "query_scores",
-           "sample_pairs", "segment_candidates", "segment_episodes"]
+           "sample_pairs", "segment_candidates", "segment_episodes", "with_frame_rows"]
