@@ -313,25 +313,56 @@ def _coverage(spec, policy_file: Optional[Path], seed: int = 0):
             shown = policy_file
         how = (f"{DISTANCE_WORLDS * DISTANCE_STEPS:,} transitions, half of the worlds acting with the shipped hand "
                f"policy ({shown}), half with uniform random actions")
-    try:
-        return collect_transitions(env, DISTANCE_STEPS, policy=policy, seed=seed), how
+    try:  # the MuJoCo states too: image rewards are scored on frames rendered from them
+        return collect_transitions(env, DISTANCE_STEPS, policy=policy, seed=seed, record_sim_states=True), how
     finally:
         env.close()
 
 
-def add_distances(rows: list[dict], runs_by_row: list[Run], refs: dict) -> dict:
-    """EPIC and STARC from each row's reward to the hand reward (robreward.rewards.distance), measured
-    per task on one set of transitions; a reward that cannot be rebuilt here gets None and a note.
-    Returns {task: how the transitions were sampled, or why no distance was measured}."""
-    from robreward.envs.registry import get_task
+def _distances(reward: str, spec, coverage) -> dict:
+    """{"epic", "starc", "notes", "cost"} of one reward spec to the hand reward on the coverage. Image rewards
+    (clip:, an image progress or preference model) are scored on frames rendered from the coverage's
+    MuJoCo states (robreward.rewards.state_tables); RoboCLIP's episode-level reward gets n/a and why."""
     from robreward.rewards.base import resolve_reward
     from robreward.rewards.distance import reward_distances
+    from robreward.rewards.state_tables import EpisodeLevelReward, bind_to_coverage, frames_cost
+
+    if _reward_kind(reward) == "hand":
+        return {"epic": 0.0, "starc": 0.0, "notes": {}}
+    try:
+        built = resolve_reward(reward, spec)
+    except Exception as err:  # noqa: BLE001  (a moved file, a learned reward not here, a model not here, ...)
+        return {"epic": None, "starc": None, "notes": {
+            "epic": f"reward {reward!r} cannot be rebuilt here ({type(err).__name__}: {_first_line(err)})"}}
+    try:
+        bound = bind_to_coverage(built, coverage, spec)
+        result = reward_distances(spec, bound, "hand", coverage, bootstrap=0)
+    except EpisodeLevelReward as err:
+        return {"epic": None, "starc": None, "notes": {"epic": f"n/a: {_first_line(err).split(': ', 1)[-1]}"}}
+    except (ValueError, RuntimeError) as err:  # no renderer, frames of another shape, a non-finite reward, ...
+        return {"epic": None, "starc": None, "notes": {
+            "epic": f"reward {reward!r} could not be measured here ({type(err).__name__}: {_first_line(err)})"}}
+    result["cost"] = frames_cost(bound)
+    return result
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0][:300] if lines else type(err).__name__
+
+
+def add_distances(rows: list[dict], runs_by_row: list[Run], refs: dict) -> dict:
+    """EPIC and STARC from each row's reward to the hand reward (robreward.rewards.distance), measured
+    per task on one set of transitions; a reward that cannot be rebuilt or measured here gets None and a
+    note (an episode-level reward: "n/a: " and why). Returns {task: how the transitions were sampled, or
+    why no distance was measured}."""
+    from robreward.envs.registry import get_task
 
     per_task: dict = {}
     cache: dict = {}
     for row, run in zip(rows, runs_by_row):
         task, reward = run.task, str(run.reward)
-        row["epic"] = row["starc"] = row["distance_note"] = None
+        row["epic"] = row["starc"] = row["distance_note"] = row["distance_cost"] = None
         if task not in per_task:
             try:
                 spec = get_task(str(task), allow_folder=False)
@@ -350,21 +381,21 @@ def add_distances(rows: list[dict], runs_by_row: list[Run], refs: dict) -> dict:
             continue
         key = (task, reward)
         if key not in cache:
-            if _reward_kind(reward) == "hand":
-                cache[key] = {"epic": 0.0, "starc": 0.0, "notes": {}}
-            else:
-                try:
-                    resolve_reward(reward, spec)
-                except Exception as err:  # noqa: BLE001  (a moved file, a learned reward not here, ...)
-                    cache[key] = {"epic": None, "starc": None, "notes": {
-                        "epic": f"reward {reward!r} cannot be rebuilt here ({type(err).__name__})"}}
-                else:
-                    cache[key] = reward_distances(spec, reward, "hand", coverage, bootstrap=0)
+            cache[key] = _distances(reward, spec, coverage)
         result = cache[key]
         row["epic"], row["starc"] = result.get("epic"), result.get("starc")
+        row["distance_cost"] = result.get("cost") or None
         if row["epic"] is None or row["starc"] is None:
             row["distance_note"] = next(iter((result.get("notes") or {}).values()), "undefined")
     return {task: how for task, (_spec, _cov, how) in per_task.items()}
+
+
+def _distance_cell(row: dict, metric: str) -> str:
+    """The distance, or "n/a" where it is undefined (the notes say why); "-" where none was measured."""
+    value = row.get(metric)
+    if value is not None:
+        return f"{value:.2f}"
+    return "n/a" if row.get("distance_note") else "-"
 
 
 HEADER = ("run", "task", "reward", "seeds", "steps", "return (hand) mean ± std", "success", "fitness",
@@ -413,7 +444,7 @@ def markdown_table(rows: Sequence[dict], refs: dict, distances: Optional[dict] =
     for row in rows:
         cells = list(row["cells"])
         if distances is not None:
-            cells += [_fmt(row.get("epic")), _fmt(row.get("starc"))]
+            cells += [_distance_cell(row, "epic"), _distance_cell(row, "starc")]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     notes = []
     for task, ref in refs.items():
@@ -438,7 +469,10 @@ def markdown_table(rows: Sequence[dict], refs: dict, distances: Optional[dict] =
         for row in rows:
             if row.get("distance_note"):
                 undefined_d.setdefault(row["distance_note"], []).append(row["run"])
-        notes += [f"- {', '.join(names)}: distance undefined: {why}" for why, names in undefined_d.items()]
+        notes += [f"- {', '.join(names)}: {why}" if why.startswith("n/a: ") else
+                  f"- {', '.join(names)}: distance undefined: {why}" for why, names in undefined_d.items()]
+        notes += [f"- {row['run']}: its frames for the distances: {row['distance_cost']}" for row in rows
+                  if row.get("distance_cost")]
     notes.append("- HNS = (M - S)/|H - S| on fitness; (= H)/(= S): the reference itself, not scored; [95% CI]: "
                  "bootstrap over the run's seeds and the baselines' seeds (>= 2 run seeds); return: mean ± std over "
                  "seeds (one seed: over episodes); vs hand: one-sided Welch t-test on per-seed fitness, "
@@ -447,6 +481,15 @@ def markdown_table(rows: Sequence[dict], refs: dict, distances: Optional[dict] =
 
 
 COMPARE_FILES = ("compare.md", "compare.json", "curves.png")
+
+
+def _baseline_lines(rows: Sequence[dict]) -> dict:
+    """{"success_rate": (H's, S's), "fitness_mean": (H's, S's)} from the reference rows, for the plot."""
+    lines = {}
+    for key in ("success_rate", "fitness_mean"):
+        by_role = {row["role"]: row[key] for row in rows if row["role"] in ("H", "S")}
+        lines[key] = (by_role.get("H"), by_role.get("S"))
+    return lines
 
 
 def compare(run_dirs: Sequence, out=None, baseline_root=None, overwrite: bool = False,
@@ -489,5 +532,12 @@ def compare(run_dirs: Sequence, out=None, baseline_root=None, overwrite: bool = 
     passed = {_resolved(r.path) for r in runs}
     extra = [r for r in (refs_runs or ()) if _resolved(r.path) not in passed]  # --baselines runs not passed
     curves = [(r.label, r.progress) for r in [*extra, *runs]]
-    png = plot_learning_curves(curves, out / "curves.png", title=", ".join(tasks))
+    first_passed = len(row_runs) - len(runs)  # row_runs: the reference rows (shipped or --baselines), then the runs
+    summary_rows = [{"label": row["run"], "success_rate": run.per_seed("success_rate"),
+                     "fitness_mean": run.per_seed("fitness_mean"), "epic": row.get("epic"),
+                     "starc": row.get("starc"), "distance_note": row.get("distance_note")}
+                    for i, (row, run) in enumerate(zip(rows, row_runs))
+                    if i >= first_passed or any(run is r for r in extra)]
+    png = plot_learning_curves(curves, out / "curves.png", title=", ".join(tasks), summary=summary_rows,
+                               baselines=_baseline_lines(rows) if len(refs) == 1 else None)
     return {"table": table, "summary": summary, "markdown": md, "json": js, "png": png, "rows": rows, "out": out}

@@ -78,6 +78,12 @@ LSTD's value is noisy, and STARC's interval is wide (reach, hand vs an unrelated
 canonical rewards fixed (EPIC's is exact for Reward-protocol rewards; DARD's neighbours are
 not resampled), so theirs covers which transitions were sampled.
 
+Rewards that read more than the TaskState (robreward.rewards.state_tables): a CLIP reward and an
+image progress model score frames of the coverage's states, rendered from the MuJoCo states that
+``collect_transitions(..., record_sim_states=True)`` keeps (the renderer robreward.feedback.vision
+registers); progress shaping gives Φ per state; both become tables over the coverage's states. An
+episode-level reward (RoboCLIP) has no distance on transitions (EpisodeLevelReward).
+
 This module is in the rewards layer: it imports no env, trainer or learner. ``Coverage``
 reads any object shaped like a rollout, ``collect_transitions`` any object shaped like a
 BatchedEnv.
@@ -93,6 +99,7 @@ import numpy as np
 import torch
 
 from robreward.envs.spec import TaskState
+from robreward.rewards.state_tables import TabledReward, bind_to_coverage, needs_tables
 
 Tensor = torch.Tensor
 DEFAULT_GAMMA = 0.99
@@ -118,7 +125,17 @@ class TransitionReward:
         return _total(self.fn(state, action, next_state))
 
 
-RewardLike = Union[TransitionReward, Callable]
+RewardLike = Union[TransitionReward, TabledReward, Callable]
+
+
+def _bound(reward, coverage: "Coverage"):
+    """A reward that reads frames or keeps history, bound to the coverage's tables (rewards.state_tables)."""
+    return reward if isinstance(reward, (TransitionReward, TabledReward)) else bind_to_coverage(reward, coverage)
+
+
+def _reads_transitions(reward) -> bool:
+    """R depends on s as well as (s', a): a TransitionReward, or a tabled reward with a potential."""
+    return isinstance(reward, TransitionReward) or isinstance(reward, TabledReward) and not reward.state_only
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,9 +147,13 @@ class Coverage:
     prev: Tensor  # [K] index into states of each transition's s
     next: Tensor  # [K] index of s' (the action is actions[next])
     episode: Optional[Tensor] = None  # [K] episode id of each transition (bootstrap groups); None: one per transition
+    sim_states: Optional[Tensor] = None  # [M, nstate] float64 full MuJoCo state of each of ``states`` (to render frames)
 
     def __post_init__(self):
         k = self.prev.shape[0]
+        if self.sim_states is not None and self.sim_states.shape[0] != self.actions.shape[0]:
+            raise ValueError(f"Coverage: sim_states must have one row per state ({self.actions.shape[0]}), got "
+                             f"{self.sim_states.shape[0]}")
         if self.next.shape[0] != k or (self.episode is not None and self.episode.shape[0] != k):
             raise ValueError(f"Coverage: prev, next and episode must have one entry per transition, got "
                              f"{self.prev.shape[0]}, {self.next.shape[0]}"
@@ -141,7 +162,8 @@ class Coverage:
     @classmethod
     def from_rollout(cls, rollout) -> "Coverage":
         """From a rollout: ``states`` (name -> [T, N, ...]), ``actions`` [T, N, A], ``dones`` [T, N]
-        (robreward.feedback.preferences.Rollout, or anything shaped like it)."""
+        (robreward.feedback.preferences.Rollout, or anything shaped like it), and optionally
+        ``post_sim_states`` [T, N, nstate]: the full MuJoCo state after each step (frames to render)."""
         actions = rollout.actions
         t, n = int(actions.shape[0]), int(actions.shape[1])
         states = TaskState({k: v.reshape(t * n, *v.shape[2:]) for k, v in rollout.states.items()})
@@ -153,7 +175,12 @@ class Coverage:
         started = torch.cat([torch.zeros(1, n, dtype=torch.long, device=actions.device),
                              dones[:-1].long().cumsum(0)])
         episode = started * n + torch.arange(n, device=actions.device)
-        return cls(states, actions.reshape(t * n, -1), (flat - n)[has_prev], flat[has_prev], episode[has_prev])
+        sims = getattr(rollout, "post_sim_states", None)
+        sims = None if sims is None else torch.as_tensor(sims).reshape(t * n, -1).double().cpu()
+        return cls(states, actions.reshape(t * n, -1), (flat - n)[has_prev], flat[has_prev], episode[has_prev], sims)
+
+    def _replace_sims(self, sim_states: Tensor) -> "Coverage":
+        return dataclasses.replace(self, sim_states=sim_states)
 
     @property
     def num_transitions(self) -> int:
@@ -167,13 +194,23 @@ class Coverage:
         return torch.unique(self.episode.cpu(), return_inverse=True)[1]
 
 
-def collect_transitions(env, num_steps: int, *, policy: Optional[Callable] = None, seed: int = 0) -> Coverage:
+def collect_transitions(env, num_steps: int, *, policy: Optional[Callable] = None, seed: int = 0,
+                        record_sim_states: bool = False) -> Coverage:
     """A coverage from ``num_steps`` steps of every world of a BatchedEnv (anything with reset(),
     step(action) -> (obs, reward, terminated, truncated, info with info["final_state"]), num_envs,
     act_dim, action_low/high, device). ``policy``: obs [N, obs_dim] -> action [N, act_dim]; None:
-    uniform random actions drawn with ``seed``."""
+    uniform random actions drawn with ``seed``. ``record_sim_states``: also keep every post-step full
+    MuJoCo state (``Coverage.sim_states``), so rewards that score rendered frames can be measured; read
+    from inside the step (through the env's reward, before an ended world is reset), it needs
+    ``env.get_state()``, ``env.reward_fn`` and ``env.set_reward``."""
     if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)) or num_steps < 2:
         raise ValueError(f"num_steps must be an integer >= 2 (a transition needs two steps), got {num_steps!r}")
+    if record_sim_states:
+        recorder = _PostStepStates(env)
+        try:
+            return collect_transitions(env, num_steps, policy=policy, seed=seed)._replace_sims(recorder.stacked())
+        finally:
+            recorder.restore()
     gen = torch.Generator().manual_seed(int(seed))
     low, high = env.action_low.cpu(), env.action_high.cpu()
     obs, _ = env.reset()
@@ -196,6 +233,32 @@ def collect_transitions(env, num_steps: int, *, policy: Optional[Callable] = Non
     rollout = _Steps({k: torch.stack(v) for k, v in states.items()}, torch.stack(actions),
                      torch.stack(terminated) | torch.stack(truncated))
     return Coverage.from_rollout(rollout)
+
+
+class _PostStepStates:
+    """Wraps an env's reward to read the full MuJoCo state of every world inside each step: the reward is
+    called on the post-step state before the env resets the worlds that ended (those states are gone after
+    step returns). ``parts`` lets the env find the wrapped reward's reset hooks."""
+
+    def __init__(self, env):
+        if not all(hasattr(env, a) for a in ("get_state", "reward_fn", "set_reward")):
+            raise ValueError(f"record_sim_states needs a robreward BatchedEnv (get_state, reward_fn, set_reward); got "
+                             f"{type(env).__name__}")
+        self.env, self.inner, self.rows = env, env.reward_fn, []
+        self.parts, self.name = [self.inner], getattr(self.inner, "name", "reward")
+        env.set_reward(self)
+
+    def __call__(self, state, action):
+        full = self.env.get_state()
+        self.rows.append(torch.as_tensor(full).detach().double().cpu().clone())
+        return self.inner(state, action)
+
+    def stacked(self) -> Tensor:
+        """[T * N, nstate] in the coverage's state order (step-major)."""
+        return torch.stack(self.rows).reshape(-1, self.rows[0].shape[-1])
+
+    def restore(self) -> None:
+        self.env.set_reward(self.inner)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,7 +287,9 @@ def _evaluate(reward: RewardLike, coverage: Coverage, prev: Tensor, nxt: Tensor,
         for lo in range(0, len(nxt), _CHUNK_ROWS):
             n_idx = nxt[lo:lo + _CHUNK_ROWS]
             act = coverage.actions[n_idx] if actions is None else actions[lo:lo + _CHUNK_ROWS]
-            if isinstance(reward, TransitionReward):
+            if isinstance(reward, TabledReward):
+                value = reward.on_indices(prev[lo:lo + _CHUNK_ROWS], n_idx, act)
+            elif isinstance(reward, TransitionReward):
                 value = reward(coverage.states.index(prev[lo:lo + _CHUNK_ROWS]), act, coverage.states.index(n_idx))
             else:
                 value = _total(reward(coverage.states.index(n_idx), act))
@@ -258,7 +323,7 @@ def canonical_rewards(reward: RewardLike, coverage: Coverage, transitions: Tenso
     (r - E[r] over the coverage states and actions); a TransitionReward by Monte Carlo over
     ``num_samples`` independent (S, A, S') draws with ``rng``."""
     prev, nxt = coverage.prev[transitions], coverage.next[transitions]
-    if not isinstance(reward, TransitionReward):
+    if not _reads_transitions(reward):
         on_d = _evaluate(reward, coverage, prev, nxt)
         # every expectation of C(R) is the constant E[r(S', A)]; it only shifts C(R), so its
         # sampling error never reaches the Pearson distance
@@ -346,6 +411,7 @@ def epic_distance(reward_a: RewardLike, reward_b: RewardLike, coverage: Coverage
     coverage; see the module docstring for what is sampled. ``rng`` draws the transitions (when
     there are more than ``max_transitions``) and the Monte Carlo samples."""
     _check_args(gamma, num_samples, max_transitions)
+    reward_a, reward_b = _bound(reward_a, coverage), _bound(reward_b, coverage)
     chosen = _choose(coverage, max_transitions, rng)
     canon_a, canon_b = _epic_pair(reward_a, reward_b, coverage, chosen, gamma, num_samples, rng)
     return pearson_distance(canon_a, canon_b)
@@ -386,7 +452,7 @@ def dard_canonical_rewards(reward: RewardLike, coverage: Coverage, transitions: 
     """DARD's C(R) on the given transitions [K] float64, T(s, A) from nearest neighbours."""
     prev, nxt = coverage.prev[transitions], coverage.next[transitions]
     near_s = nearest_transitions(coverage, prev, neighbours).to(coverage.next.device)  # (A, S') ~ T(s, .)
-    if not isinstance(reward, TransitionReward):
+    if not _reads_transitions(reward):
         r_all = _evaluate(reward, coverage, coverage.prev, coverage.next)  # r(s'_j, a_j) of every transition j
         return _evaluate(reward, coverage, prev, nxt) - r_all[near_s.cpu()].mean(1)
     near_s2 = nearest_transitions(coverage, nxt, neighbours).to(coverage.next.device)  # (A, S'') ~ T(s', .)
@@ -410,6 +476,7 @@ def dard_distance(reward_a: RewardLike, reward_b: RewardLike, coverage: Coverage
                   rng: Optional[np.random.Generator] = None) -> float:
     """DARD distance in [0, 1]: the Pearson distance of DARD-canonicalised rewards (module docstring)."""
     _check_args(gamma, 1, max_transitions)
+    reward_a, reward_b = _bound(reward_a, coverage), _bound(reward_b, coverage)
     chosen = _choose(coverage, max_transitions, rng)
     return pearson_distance(dard_canonical_rewards(reward_a, coverage, chosen, gamma=gamma, neighbours=neighbours),
                             dard_canonical_rewards(reward_b, coverage, chosen, gamma=gamma, neighbours=neighbours))
@@ -479,7 +546,7 @@ def val_canonical_rewards(reward: RewardLike, coverage: Coverage, *, gamma: floa
     ``features``: [M, F] per coverage state (no ridge), fn(TaskState) -> [M, F], or ValueFeatures;
     default value_features(coverage)."""
     feats = _features(coverage, features)
-    raw = _evaluate(reward, coverage, coverage.prev, coverage.next).unsqueeze(1)
+    raw = _evaluate(_bound(reward, coverage), coverage, coverage.prev, coverage.next).unsqueeze(1)
     return _val_from(feats, coverage, raw, gamma)[:, 0]
 
 
@@ -510,6 +577,7 @@ def starc_distance(reward_a: RewardLike, reward_b: RewardLike, coverage: Coverag
     docstring). V is fitted on every coverage transition; the distance is measured on all of them,
     or on ``max_transitions`` drawn with ``rng``."""
     _check_args(gamma)
+    reward_a, reward_b = _bound(reward_a, coverage), _bound(reward_b, coverage)
     canon_a = val_canonical_rewards(reward_a, coverage, gamma=gamma, features=features)
     canon_b = val_canonical_rewards(reward_b, coverage, gamma=gamma, features=features)
     chosen = _choose(coverage, max_transitions or coverage.num_transitions, rng).cpu()
@@ -537,7 +605,9 @@ def reward_distances(spec, reward_a, reward_b, transitions: Coverage, *, gamma: 
     _check_args(gamma, num_samples, max_transitions)
     if bootstrap < 0 or not (0.0 < confidence < 1.0):
         raise ValueError(f"bootstrap must be >= 0 and confidence in (0, 1), got {bootstrap}, {confidence}")
-    rewards = [r if isinstance(r, TransitionReward) else resolve_reward(r, spec) for r in (reward_a, reward_b)]
+    rewards = [r if isinstance(r, (TransitionReward, TabledReward)) else
+               bind_to_coverage(r if needs_tables(r) else resolve_reward(r, spec), transitions, spec)
+               for r in (reward_a, reward_b)]
     rng = np.random.default_rng(seed)
     chosen = _choose(transitions, max_transitions, rng)
     canon: dict[str, tuple[Tensor, Tensor]] = {}

@@ -193,6 +193,27 @@ def state_recorder() -> Callable[..., list]:
     return _STATE_RECORDER
 
 
+# -- what renders the frames of recorded states -------------------------------------------------------
+# A reward that reads rendered frames (clip:, an image progress model) is compared with others on sampled
+# transitions (robreward.rewards.distance) by scoring frames of the sampled states. Rendering sits above
+# robreward.rewards (robreward.feedback.vision.frames.render_states): that package registers it here when it
+# is imported (an image reward's provider imports it), so rewards and eval never import feedback.
+_FRAME_RENDERER: Optional[Callable[..., Any]] = None
+
+
+def set_frame_renderer(renderer: Callable[..., Any]) -> None:
+    """``renderer(spec, sim_states [n, nstate] float64, size=(W, H), camera=None) -> uint8 [n, H, W, 3]``."""
+    global _FRAME_RENDERER
+    _FRAME_RENDERER = renderer
+
+
+def frame_renderer() -> Callable[..., Any]:
+    if _FRAME_RENDERER is None:
+        raise RuntimeError("no frame renderer registered: import robreward.feedback.vision (it registers the "
+                           "renderer that draws the frames of recorded MuJoCo states)")
+    return _FRAME_RENDERER
+
+
 __all__ = ["ENTRY_POINT_GROUP", "RewardSource", "RewardSpec", "WORDS", "normalize_reward_spec",
-           "parse_reward_spec", "register_reward_source", "reward_kinds", "reward_source", "set_state_recorder",
-           "state_recorder", "valid_forms"]
+           "frame_renderer", "parse_reward_spec", "register_reward_source", "reward_kinds", "reward_source",
+           "set_frame_renderer", "set_state_recorder", "state_recorder", "valid_forms"]

@@ -131,6 +131,27 @@ class ProgressShaping:
         return shaping, {"progress_shaping": shaping}
 
 
+    @torch.no_grad()
+    def state_tables(self, states: TaskState, frames):
+        """This shaping on sampled states (reward distances, robreward.rewards.state_tables): potential = weight
+        * Φ(s), next_potential = γ * weight * Φ(s') with Φ = 0 at a terminal state; an image model scores the
+        frames ``frames`` renders of those states (at this reward's image size and camera)."""
+        from robreward.rewards.state_tables import StateTables
+
+        obs = self.spec.observe(states).to(torch.float32).cpu()
+        device = next(self.net.parameters()).device
+        phi = torch.empty(obs.shape[0], dtype=torch.float64)
+        if self.uses_image:
+            for rows, chunk in frames.chunks((self.image_size, self.image_size), self.camera):
+                phi[rows] = self.net.phi(obs[rows].to(device), chunk.to(device)).double().cpu()
+        else:
+            for lo in range(0, obs.shape[0], 4096):
+                phi[lo:lo + 4096] = self.net.phi(obs[lo:lo + 4096].to(device)).double().cpu()
+        phi = self.weight * phi
+        terminated = self.spec.terminated(states).to(torch.bool).cpu()
+        return StateTables(potential=phi, next_potential=self.gamma * torch.where(terminated, 0.0, phi))
+
+
 def parse_arg(arg: str) -> tuple[str, dict]:
     """'RUN' or 'RUN,gamma=0.98,weight=2' -> (RUN, {gamma: 0.98, weight: 2.0})."""
     run, *options = arg.split(",")
