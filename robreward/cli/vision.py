@@ -216,6 +216,8 @@ def random_model(args) -> int:
     save_random_model(out, kind=args.kind, size=args.size, seed=args.seed)
     print(f"random {args.kind} model ({args.size}) -> {out}  (random weights: for trying the commands and "
           "measuring speed; its rewards mean nothing)")
+    if args.kind == "open_clip":
+        print(f"use it as clip:open_clip:{out}")
     return 0
 
 
@@ -248,9 +250,12 @@ def register(sub) -> None:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--out", required=True, help="folder for world-NNN.png")
     r.set_defaults(func=render)
-    m = verbs.add_parser("random-model", help="save a random-weight CLIP/SigLIP model (to try the commands)")
+    m = verbs.add_parser("random-model", help="save a random-weight CLIP/SigLIP/open_clip/X-CLIP model (to try the "
+                                              "commands)")
     m.add_argument("--out", required=True, help="model folder")
-    m.add_argument("--kind", default="clip", choices=["clip", "siglip"])
+    m.add_argument("--kind", default="clip", choices=["clip", "siglip", "open_clip", "xclip"],
+                   help="open_clip: open_clip's folder layout (pass it as open_clip:FOLDER); xclip: an X-CLIP "
+                        "video-text model (roboclip: only)")
     m.add_argument("--size", default="tiny", choices=["tiny", "vit-b32"])
     m.add_argument("--seed", type=int, default=0)
     m.set_defaults(func=random_model)

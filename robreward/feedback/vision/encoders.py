@@ -13,6 +13,8 @@ with the encoder's own ``image_size``, ``mean`` and ``std`` (float [N, 3, h, w])
 already in the local cache. CLIP and SigLIP checkpoints (full or vision-only) load their vision tower
 (CLIPVisionModel, SiglipVisionModel); anything else goes through AutoModel and must produce image
 features (pooler_output or last_hidden_state). Remote code is never run (trust_remote_code=False).
+An open_clip checkpoint (``open_clip:FOLDER|hf-hub:ORG/NAME|ARCH@FILE``, or a folder with
+open_clip_config.json) loads its ViT image tower through openclip_format (no open_clip import, no pickle).
 HF_HUB_OFFLINE=1 (honoured by transformers) forbids downloads; a model that is not there gives an error
 saying how to get the weights and where to put them. No weights are downloaded by robreward itself.
 """
@@ -153,6 +155,10 @@ def load_image_encoder(path_or_id, device="cpu") -> HFImageEncoder:
     import transformers
 
     name = str(path_or_id)
+    from robreward.feedback.vision.openclip_format import looks_like_open_clip
+
+    if looks_like_open_clip(name):
+        return _open_clip_encoder(name).to(device)
     folder = Path(name).expanduser()
     local = folder.is_dir()
     if local and not (folder / "config.json").is_file():
@@ -189,3 +195,17 @@ def load_image_encoder(path_or_id, device="cpu") -> HFImageEncoder:
     mean, std = _norm_stats(cache_folder, model_type)
     enc = HFImageEncoder(model, name, (int(size[-1]), int(size[0])), mean, std)
     return enc.to(device)
+
+
+def _open_clip_encoder(name: str) -> HFImageEncoder:
+    """The image tower of an open_clip checkpoint as a frozen encoder (its pooled, pre-projection features)."""
+    from robreward.feedback.vision.openclip_format import OpenClipError, load_open_clip
+
+    try:
+        model, _, processor = load_open_clip(name)
+    except OpenClipError as err:
+        if "does not exist" in str(err) or "not in the Hugging Face cache" in str(err) or "no weights" in str(err):
+            raise EncoderNotFound(f"image encoder {name!r}: {err}") from None
+        raise ValueError(f"image encoder {name!r}: {err}") from None
+    size = int(model.config.vision_config.image_size)
+    return HFImageEncoder(model.vision_model, name, (size, size), processor["image_mean"], processor["image_std"])

@@ -67,3 +67,15 @@ def test_missing_encoder_says_how_to_get_weights(tmp_path, monkeypatch):
         load_image_encoder(tmp_path / "empty")
     with pytest.raises(EncoderNotFound, match="no such folder"):
         load_image_encoder(str(tmp_path / "a" / "b" / "c"))
+
+
+def test_open_clip_folder_loads_its_image_tower(tmp_path):
+    from robreward.feedback.vision.random_models import save_random_model
+
+    oc = save_random_model(tmp_path / "oc", kind="open_clip")  # open_clip_config.json + open_clip_model.safetensors
+    hf = save_random_model(tmp_path / "hf", kind="clip")  # the same random weights as a transformers folder
+    enc, ref = load_image_encoder(str(oc)), load_image_encoder(str(hf))
+    assert enc.pretrained and enc.image_size == (32, 32) and enc.out_dim == ref.out_dim == 32
+    assert torch.allclose(enc.encode_frames(FRAMES), ref.encode_frames(FRAMES), atol=1e-5)
+    with pytest.raises(EncoderNotFound, match="does not exist"):
+        load_image_encoder(f"open_clip:{tmp_path / 'missing'}")

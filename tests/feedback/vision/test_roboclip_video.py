@@ -140,3 +140,13 @@ def test_video_model_bad_inputs_say_what_to_do(setup, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert "is a video-text model" in done.stderr and "roboclip:MODEL" in done.stderr
+
+
+def test_random_model_verb_makes_video_and_open_clip_models(tmp_path, capsys):
+    from robreward.cli.main import main
+
+    assert main(["vision", "random-model", "--out", str(tmp_path / "xc"), "--kind", "xclip"]) == 0
+    assert load_vision_language_model(str(tmp_path / "xc")).is_video
+    assert main(["vision", "random-model", "--out", str(tmp_path / "oc"), "--kind", "open_clip"]) == 0
+    assert f"clip:open_clip:{tmp_path / 'oc'}" in capsys.readouterr().out
+    assert load_vision_language_model(f"open_clip:{tmp_path / 'oc'}").source == "open_clip"
