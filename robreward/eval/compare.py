@@ -14,6 +14,13 @@ H and S only when asked (``baselines=(HAND_RUN, SPARSE_RUN)``, the CLI's ``--bas
 run passed that IS the reference (the shipped folder, or one of the --baselines runs) is shown
 but never scored against itself. The p-value is the one-sided Welch test of "fitness better
 than the hand reward's" over seeds (stats.py), the hand side's seeds being the reference's.
+
+EPIC and STARC to the hand reward (add_distances) are measured per task on one set of transitions (half
+the worlds acting with the task's shipped hand policy, half at random), each row's reward rebuilt from
+its run's config: hand, sparse, reward programs, pref:, progress: and sums as they are; image rewards
+(clip:, image progress and preference models) on frames rendered from the transitions' MuJoCo states
+(robreward.rewards.state_tables; the notes give the frames' cost); RoboCLIP's episode-level reward is
+n/a, with the reason in the notes (docs/distances.md).
 """
 
 from __future__ import annotations
@@ -351,7 +358,19 @@ def _first_line(err: BaseException) -> str:
     return lines[0][:300] if lines else type(err).__name__
 
 
-def add_distances(rows: list[dict], runs_by_row: list[Run], refs: dict) -> dict:
+def _hand_policy_folder(task, ref: Optional[Reference], baseline_root=None) -> Optional[Path]:
+    """The shipped hand policy's folder the distance transitions come from: the reference's when it is the shipped
+    baselines, else the task's newest shipped one (your own H and S runs do not change where rewards are compared)."""
+    if ref is not None and ref.kind == "shipped":
+        return next((Path(p) for p, role in ref.self_paths.items() if role == "H"), None)
+    try:
+        base = shipped_baselines(str(task), None, baseline_root)
+    except Exception:  # noqa: BLE001  (no shipped baselines: random actions only)
+        return None
+    return Path(base.folder) if base is not None else None
+
+
+def add_distances(rows: list[dict], runs_by_row: list[Run], refs: dict, baseline_root=None) -> dict:
     """EPIC and STARC from each row's reward to the hand reward (robreward.rewards.distance), measured
     per task on one set of transitions; a reward that cannot be rebuilt or measured here gets None and a
     note (an episode-level reward: "n/a: " and why). Returns {task: how the transitions were sampled, or
@@ -370,9 +389,7 @@ def add_distances(rows: list[dict], runs_by_row: list[Run], refs: dict) -> dict:
                 per_task[task] = (None, None, f"no distances: {task!r} is not a task of the suite "
                                               f"({type(err).__name__})")
             else:
-                ref = refs.get(task)
-                folder = next((Path(p) for p, role in ref.self_paths.items() if role == "H"), None) \
-                    if ref is not None and ref.kind == "shipped" else None
+                folder = _hand_policy_folder(task, refs.get(task), baseline_root)
                 coverage, how = _coverage(spec, folder / "policy.onnx" if folder is not None else None)
                 per_task[task] = (spec, coverage, how)
         spec, coverage, how = per_task[task]
@@ -518,7 +535,7 @@ def compare(run_dirs: Sequence, out=None, baseline_root=None, overwrite: bool = 
     runs = [load_run(p) for p in run_dirs]
     refs_runs = tuple(load_run(p) for p in baselines) if baselines is not None else None
     rows, refs, row_runs = build_rows(runs, baseline_root, baseline_version, refs_runs, with_runs=True)
-    how = add_distances(rows, row_runs, refs) if distances else None
+    how = add_distances(rows, row_runs, refs, baseline_root) if distances else None
     table = markdown_table(rows, refs, how)
     summary = summary_line(rows, refs)
     out.mkdir(parents=True, exist_ok=True)
