@@ -120,3 +120,26 @@ def test_bad_inputs_are_refused_clearly(reach):
         from robreward.feedback.preferences.segments import cat_pairs
 
         cat_pairs([pairs, SegmentPairs(with_frame_rows(segments, 0, 16), with_frame_rows(segments, 0, 16))])
+
+
+def test_a_frozen_transformers_encoder(reach, tmp_path, monkeypatch):
+    import transformers
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    transformers.CLIPVisionModel(transformers.CLIPVisionConfig(
+        hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=4, image_size=32,
+        patch_size=8)).save_pretrained(tmp_path / "enc")
+    env, rollout = reach
+    model = make_model(env.spec, size=24, epochs=2, encoder=str(tmp_path / "enc"))
+    assert model.frozen and model.members.encoder is None  # features only: a head per member on them
+    train_pairs, train_labels, held_pairs, _ = split_pairs(model, rollout, np.random.default_rng(2), 40, 10)
+    before = [p.detach().clone() for p in model.encoder.parameters()]
+    model.fit(train_pairs, train_labels)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.encoder.parameters()))  # frozen
+    assert model.feat_std.shape == (32,) and not torch.all(model.feat_std == 1)  # standardized at the first fit
+    payload = torch.load(model.save(tmp_path / "m.pt"), weights_only=True)
+    assert not any(k.startswith("encoder.") for k in payload["state_dict"])  # the encoder is not copied
+    loaded = PreferenceReward.load(tmp_path / "m.pt", env.spec)  # reloaded from its folder
+    loaded.bank = model.bank
+    assert torch.allclose(loaded.step_rewards(held_pairs.first), model.step_rewards(held_pairs.first), atol=1e-5)
+    model.bank.close()

@@ -21,12 +21,17 @@ TINY = ["--task", "reach", "--queries", "16", "--per-round", "8", "--segment", "
         "--image-camera", "top"]
 
 
-def fake_vision_server():
-    """The local OpenAI-compatible vision server of the VLM teacher's tests."""
-    spec = importlib.util.spec_from_file_location("vlm_teacher_tests", HERE / "vision" / "test_vlm_teacher.py")
+def helpers_of(relative: str):
+    """Another test file's helpers (the fake vision server, the person at the labeling app)."""
+    spec = importlib.util.spec_from_file_location(f"image_pref_{Path(relative).stem}", HERE / relative)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.FakeVision()
+    return module
+
+
+def fake_vision_server():
+    """The local OpenAI-compatible vision server of the VLM teacher's tests."""
+    return helpers_of("vision/test_vlm_teacher.py").FakeVision()
 
 
 @pytest.mark.slow  # two feedback rounds with PPO between them, then a resumed round (about 40 s)
@@ -78,6 +83,27 @@ def test_an_image_run_labelled_by_the_fake_vlm(tmp_path, monkeypatch):
     from robreward.feedback.preferences.model import load_preference_reward
 
     assert isinstance(load_preference_reward(out), ImagePreferenceReward)
+
+
+@pytest.mark.slow  # a preference run labelled by a person in the app, over HTTP (about 30 s)
+def test_an_image_run_labelled_by_a_person_in_the_app(tmp_path):
+    import threading
+
+    from robreward.feedback.preferences.loop import train_preferences
+
+    human = helpers_of("test_human_teacher.py")
+    port, out = human.free_port(), tmp_path / "run"
+    stop, given = threading.Event(), []
+    labeler = threading.Thread(target=human.label_all, args=(out, port, stop, given), daemon=True)
+    labeler.start()
+    try:
+        summary = train_preferences(human.tiny(out, port, reward_inputs="image", image_size=24, image_camera="top"))
+    finally:
+        stop.set()
+        labeler.join(10)
+    assert summary["rounds"] == 2 and summary["labels_answered"] == 6  # 2 of the 8 answers were "skip"
+    assert (out / "reward_frames" / "round_001.npz").is_file() and any((out / "clips").iterdir())
+    assert json.loads((out / "metrics.json").read_text())["rounds"][-1]["fit"]["num_pairs"] == 6
 
 
 def test_bad_reward_inputs(tmp_path, capsys):
