@@ -2,20 +2,29 @@
 
 Collected: the lines of ```console blocks that start with `robreward ` or `make ` (a `$ ` prompt
 is allowed, a trailing `\\` continues a line, `# ...` after a command is a comment). Each page's
-`robreward` commands run for real through the installed CLI (the `robreward` next to this
-Python), in the order shown, in a temporary directory of their own that holds copies of the
-repository's `examples/`, `demos/` and `policies/` (so a command that writes there cannot touch
-the checkout), with the budgets cut by the ONE table below (TINY) and placeholders (an LLM
-endpoint) pointed at a local fake server. A command exits 0 or the page's test fails, unless it
-is in ALLOWED with the reason the harness cannot run it. `make` lines are checked, not run: the
-target exists in the Makefile, and for `make demo` every `robreward` command of scripts/demo.sh
-names a real verb and only flags that verb takes.
+`robreward` commands run for real, in the order shown, in a temporary directory of their own
+(the current directory while they run) that holds copies of the repository's `examples/`,
+`demos/` and `policies/` (so a command that writes there cannot touch the checkout), with the
+budgets cut by the ONE table below (TINY) and placeholders (an LLM endpoint) pointed at a local
+fake server. A command exits 0 or the page's test fails, unless it is in ALLOWED with the reason
+the harness cannot run it. `make` lines are checked, not run: the target exists in the Makefile,
+and for `make demo` every `robreward` command of scripts/demo.sh names a real verb and only flags
+that verb takes.
 
-Slow lane (`make test-all`): far over the fast lane's budget. The whole file took 17 min 47 s on the
-shared 2-core VM at load 3-8 (2026-12-03; README.md alone 298 s, the LLM how-to 226 s): most of a
-command's time is starting a process that imports torch and MuJoCo. The page that starts Ray
-(`--ray local`) is also marked `ray`. The checks that run nothing (parsing every command, make
-targets, scripts/demo.sh, links) are in the fast lane and take seconds.
+In-process: a command runs as `robreward.cli.main.main(argv)`, the function the `robreward`
+console script calls, in this test's process (its stdout and stderr captured at the file
+descriptors, so the sandbox's and other children's output too; exit code from its return value
+or SystemExit; the current directory, os.environ and torch's thread count restored after each
+command; a SIGALRM stops one that runs past COMMAND_TIMEOUT). Starting Python, torch and MuJoCo
+once per command was most of the harness's time. A command in SUBPROCESS (with the reason) runs
+through the installed `robreward` script instead, as before; the console script itself (the
+entry point, `--version`, `--help`, a tiny train + eval) is run as a subprocess by
+tests/cli/test_every_verb.py.
+
+Slow lane (`make test-all`). Measured on the shared 2-core VM (2026-12-03), the whole file: every
+command as a subprocess 17 min 47 s at load 3-8 and 561 s at load 3.5-5; in-process 239 s at load
+4.6-6 (45 s of it the Ray page's one subprocess: Ray's own start). The page that starts Ray (`--ray local`) is also marked `ray`. The checks that run nothing (parsing
+every command, make targets, scripts/demo.sh, links) are in the fast lane and take seconds.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -87,6 +97,13 @@ ALLOWED: dict[str, str] = {
     r"--preferences human": "waits for a person to pick videos in the browser (tests/codegen/test_choose.py)",
     r"--device cuda": "needs a CUDA GPU (the warp backend is tested on Warp's CPU device: tests/envs/test_warp.py)",
     r"--ray auto": "needs a running Ray cluster (--ray local runs here)",
+}
+
+# Commands that run as a subprocess of the installed `robreward` script rather than in-process, by a regular
+# expression on the command, with the reason. Each entry must still match a command in the docs (checked below).
+SUBPROCESS: dict[str, str] = {
+    r"--ray local": "starts a local Ray instance that lives as long as its process (ray.init, never shut down): "
+                    "in this process it would stay up for every later test",
 }
 
 
@@ -180,6 +197,8 @@ def test_the_pages_have_commands_and_every_allowed_entry_is_used():
     assert any(c.page.name == "README.md" for c in commands), "README.md has no ```console commands"
     unused = [p for p in ALLOWED if not any(re.search(p, c.text) for c in commands)]
     assert not unused, f"ALLOWED entries no command in the docs needs (remove them): {unused}"
+    unused = [p for p in SUBPROCESS if not any(re.search(p, c.text) and not allowed_reason(c) for c in commands)]
+    assert not unused, f"SUBPROCESS entries no command that runs needs (remove them): {unused}"
 
 
 def test_every_shown_command_parses():
@@ -302,31 +321,84 @@ def page_params():
     return params
 
 
+class CommandTimeout(BaseException):
+    """Raised by SIGALRM in a command that runs past COMMAND_TIMEOUT. A BaseException, so that the
+    CLI's one top-level handler (`except Exception`) does not turn it into an exit code."""
+
+
+def _stop(signum, frame):
+    raise CommandTimeout
+
+
+def run_in_process(argv: list[str], cwd: Path) -> int | str:
+    """`robreward ARGV...` as the console script runs it: robreward.cli.main.main(argv[1:]), from ``cwd``.
+    The exit code (an int), or why there was none. The caller captures the output (capfd)."""
+    import torch
+
+    from robreward.cli.main import main
+
+    before_cwd, before_env, before_threads = os.getcwd(), dict(os.environ), torch.get_num_threads()
+    previous = signal.signal(signal.SIGALRM, _stop)
+    signal.alarm(COMMAND_TIMEOUT)
+    try:
+        os.chdir(cwd)
+        code = main(argv[1:])
+    except SystemExit as exit_:  # argparse (--help, --version, a refused flag) and anything that calls sys.exit
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else f"1 ({exit_.code})")
+    except CommandTimeout:
+        code = f"none: stopped after {COMMAND_TIMEOUT} s"
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+        os.chdir(before_cwd)
+        os.environ.clear()
+        os.environ.update(before_env)
+        torch.set_num_threads(before_threads)
+    return code
+
+
+def run_subprocess(argv: list[str], cwd: Path, env: dict) -> tuple[int | str, str]:
+    """`robreward ARGV...` through the installed console script: (exit code or why none, output)."""
+    try:
+        proc = subprocess.run([str(ROBREWARD), *argv[1:]], cwd=cwd, env=env, capture_output=True, text=True,
+                              timeout=COMMAND_TIMEOUT)
+        return proc.returncode, proc.stdout + proc.stderr
+    except subprocess.TimeoutExpired as err:
+        output = "".join(x.decode() if isinstance(x, bytes) else x for x in (err.stdout, err.stderr) if x)
+        return f"none: killed after {COMMAND_TIMEOUT} s", output
+
+
+def subprocess_reason(command: Command) -> str | None:
+    return next((reason for pattern, reason in SUBPROCESS.items() if re.search(pattern, command.text)), None)
+
+
 @pytest.mark.parametrize("page", page_params())
-def test_page_commands_run(page, tmp_path, fake_llm):
+def test_page_commands_run(page, tmp_path, fake_llm, monkeypatch, capfd):
     for folder in COPIED:
         shutil.copytree(ROOT / folder, tmp_path / folder, symlinks=False)
-    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"),
-           "PYOPENGL_PLATFORM": os.environ.get("PYOPENGL_PLATFORM", "egl")}
+    monkeypatch.setenv("MUJOCO_GL", os.environ.get("MUJOCO_GL", "egl"))
+    monkeypatch.setenv("PYOPENGL_PLATFORM", os.environ.get("PYOPENGL_PLATFORM", "egl"))
     for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):  # a real key must never reach the fake server
-        env.pop(key, None)
+        monkeypatch.delenv(key, raising=False)
     failures, ran = [], []
     for command in collect(page):
         if not command.text.startswith("robreward ") or allowed_reason(command):
             continue
         argv = tiny(shlex.split(command.text, comments=True), fake_llm.base_url)
-        argv[0] = str(ROBREWARD)
         start = time.monotonic()
-        try:
-            proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
-            code, output = proc.returncode, proc.stdout + proc.stderr
-        except subprocess.TimeoutExpired as err:
-            code = f"none: killed after {COMMAND_TIMEOUT} s"
-            output = "".join(x.decode() if isinstance(x, bytes) else x for x in (err.stdout, err.stderr) if x)
-        ran.append(f"{time.monotonic() - start:6.1f} s  {command.where}: {shlex.join(['robreward', *argv[1:]])}")
-        print(ran[-1])  # pytest -s shows each command with its wall time
+        capfd.readouterr()  # this command's output only
+        if subprocess_reason(command):
+            code, output = run_subprocess(argv, tmp_path, dict(os.environ))
+        else:
+            code = run_in_process(argv, tmp_path)
+            captured = capfd.readouterr()
+            output = captured.out + captured.err
+        how = "subprocess" if subprocess_reason(command) else "in-process"
+        ran.append(f"{time.monotonic() - start:6.1f} s  {how:10}  {command.where}: {shlex.join(argv)}")
+        with capfd.disabled():
+            print(ran[-1])  # pytest -s shows each command with its wall time
         if code != 0:
             failures.append(f"{command.where}: exit {code}\n  shown: {command.text}\n"
-                            f"  ran:   {shlex.join(['robreward', *argv[1:]])}\n{output[-1500:]}")
+                            f"  ran:   {shlex.join(argv)}\n{output[-1500:]}")
     assert ran, f"{page.name}: no command ran"
     assert not failures, "\n\n".join(failures)
