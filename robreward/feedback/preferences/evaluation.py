@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
+import torch
 
 from robreward.feedback.preferences.loop import (EVAL_FILE, PPO_DIR, STATE_FILE, _collect, _model_path, _read_json,
                                                  attach_bank, check_task, check_teacher, load_prefs_config,
@@ -56,16 +57,20 @@ def evaluate_preferences(run_dir, *, episodes: int = 100, heldout_pairs: int = 1
     finally:
         if bank is not None:
             bank.close()
-    coverage = Coverage.from_rollout(rollout)
+    coverage = Coverage.from_rollout(rollout)  # an image run's rollout keeps its post-step MuJoCo states
     distances = {"hand": reward_distances(spec, HandReward(spec), HandReward(spec), coverage, seed=seed,
                                           bootstrap=bootstrap)}
     if bank is None:
         distances["preference"] = reward_distances(spec, model, HandReward(spec), coverage, seed=seed,
                                                    bootstrap=bootstrap)
-    else:  # an image model: EPIC from the rollout's frames; DARD and STARC query states that have no frame here
-        distances["preference"] = {"epic": metrics["epic_distance"], "dard": None, "starc": None,
-                                   "note": "image inputs: EPIC over the rollout's frames, no interval; DARD and "
-                                           "STARC not measured"}
+    else:  # an image model: scored on frames rendered from the coverage's states (rewards.state_tables)
+        try:
+            distances["preference"] = reward_distances(spec, on_frames(model), HandReward(spec), coverage, seed=seed,
+                                                       bootstrap=bootstrap)
+        except (ValueError, RuntimeError) as err:  # e.g. no renderer: the held-out EPIC, said so
+            distances["preference"] = {"epic": metrics["epic_distance"], "dard": None, "starc": None,
+                                       "note": f"image inputs: EPIC over the held-out rollout's frames, no interval; "
+                                               f"DARD and STARC not measured ({err})"}
     # the policy, under the hand reward
     policy_eval = None
     if (ppo_dir / "eval.json").is_file():
@@ -96,6 +101,41 @@ def evaluate_preferences(run_dir, *, episodes: int = 100, heldout_pairs: int = 1
     }
     atomic_write_json(run_dir / EVAL_FILE, result, indent=2)
     return result
+
+
+class _ImageModelOnFrames:
+    """An image preference model (image_model.ImagePreferenceReward) as a tabled reward for the distances
+    (robreward.rewards.state_tables): the frames of every coverage state encoded once, the ensemble's mean
+    head (as the model's own __call__ computes it) on (encoding of s', state features of (s', a))."""
+
+    uses_image = True
+
+    def __init__(self, model):
+        self.model, self.name = model, model.name
+
+    @torch.no_grad()
+    def state_tables(self, states, frames):
+        from robreward.rewards.state_tables import StateTables
+
+        m = self.model
+        size = (m.image.image_size, m.image.image_size)
+        feats = torch.cat([m.encode(chunk) for _, chunk in frames.chunks(size, m.image.camera or None)])
+
+        def value_of(rows, action):
+            x = m._inputs(feats[rows.to(feats.device)],
+                          m.featurizer(states.index(rows), action) if m.uses_state else None)
+            r = torch.stack([head(x).squeeze(-1) for head in m.members]).mean(0)
+            return (r - m.output_mean) / m.output_std if m.config.normalize_output else r
+
+        return StateTables(value_of=value_of)
+
+
+def on_frames(model):
+    """``model`` for reward distances: itself when it is a state model or gives its own ``state_tables``, else
+    an image model's frame-scoring view (_ImageModelOnFrames)."""
+    if not getattr(model, "image", None) or callable(getattr(model, "state_tables", None)):
+        return model
+    return _ImageModelOnFrames(model)
 
 
 # -- label efficiency ------------------------------------------------------------------------------
