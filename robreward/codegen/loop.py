@@ -37,22 +37,19 @@ from pathlib import Path
 from typing import Callable
 
 from robreward.codegen.config import CONFIG_FILE, GenerateConfig, load_config  # noqa: F401  (load_config: re-export)
-from robreward.codegen.extract import crash_reason, extract_program, preflight
 from robreward.codegen.llm import BudgetExceeded, Completion, Ledger, LLMError, RunClient
-from robreward.codegen.prompt import build_prompt, repair_prompt
-from robreward.codegen.reflect import reflection_text
+from robreward.codegen.loop_check import CheckStage
+from robreward.codegen.loop_select import SelectStage
+from robreward.codegen.loop_train import TrainStage, _run_result, halving_budgets
+from robreward.codegen.prompt import build_prompt
 from robreward.codegen.report import write_report
 from robreward.codegen.text_task import check_fitness_expression, write_text_task
-from robreward.codegen.training import _finished, checkpoint_step, train_candidates, training_stats
-from robreward.fileio import atomic_copy, atomic_write_json, atomic_write_text
+from robreward.codegen.training import train_candidates, training_stats
+from robreward.fileio import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
-PASSED = ("passed", "trained", "train_failed")  # candidate statuses that got through the checks
-def _described(cand: dict) -> str:
-    fitness = "" if cand.get("fitness") is None else f"; fitness {cand['fitness']:.3g}"
-    return f"candidate {cand['id']} (terms {', '.join(cand.get('terms', []))}{fitness})"
 
 
 # -- the loop ---------------------------------------------------------------------------------------
@@ -112,8 +109,10 @@ def generate(config: GenerateConfig, *, resume: bool = False, log: Callable[[str
 
 
 # -- the run: state, LLM, stages ---------------------------------------------------------------------
-class _Run:
-    """One generate run directory: its state and the stages `generate` calls in order."""
+class _Run(CheckStage, TrainStage, SelectStage):
+    """One generate run directory: its state and the stages `generate` calls in order.
+    The stages live in loop_check.py (2-3), loop_train.py (4) and loop_select.py (5-6); the prompt,
+    the final stage and the bookkeeping they share are here."""
 
     def __init__(self, config: GenerateConfig, resume: bool, log: Callable[[str], None]):
         from robreward.envs.registry import get_task
@@ -239,343 +238,6 @@ class _Run:
         atomic_write_json(path, messages)
         return messages
 
-    # -- 2-3. sample, check, repair, filter
-    def sample_and_check(self, it: int, messages: list[dict]) -> list[dict]:
-        rec, config = self.iteration(it), self.config
-        for attempt in range(rec["attempt"], config.max_redo + 1):
-            rec["attempt"] = attempt
-            texts = self._samples(it, attempt, messages)
-            for k, text in enumerate(texts):
-                index = attempt * config.samples + k
-                if index == len(rec["candidates"]):
-                    rec["candidates"].append({"id": f"iter_{it:02d}/cand_{index:02d}", "index": index,
-                                              "attempt": attempt, "status": "pending", "reason": None, "repairs": 0,
-                                              "fitness": None, "success": None})
-                cand = rec["candidates"][index]
-                if cand["status"] == "pending":
-                    self._check(it, cand, messages, text)
-                    self.save()
-                    self.log(f"{cand['id']}: {cand['status']}" + (f" ({cand['reason']})" if cand["reason"] else "")
-                             + (f" after {cand['repairs']} repair(s)" if cand["repairs"] else ""))
-            survivors = [c for c in rec["candidates"] if c["status"] in PASSED]
-            if survivors:
-                return survivors
-            if attempt < config.max_redo:
-                self.log(f"iteration {it}: every candidate failed its checks; sampling it again "
-                         f"({attempt + 1}/{config.max_redo})")
-                rec["attempt"] = attempt + 1
-                self.save()
-        self.log(f"iteration {it}: no candidate passed the checks in {config.max_redo + 1} attempt(s)")
-        return []
-
-    def _samples(self, it: int, attempt: int, messages: list[dict]) -> list[str]:
-        path = self.out / f"iter_{it:02d}" / f"samples_a{attempt}.json"
-        if path.is_file():
-            return json.loads(path.read_text())["texts"]
-        self.log(f"iteration {it}: asking {self.llm.model} for {self.config.samples} programs"
-                 + (f" (attempt {attempt + 1})" if attempt else ""))
-        completion = self._complete(messages, self.config.samples, seed=1000 * it + attempt)
-        atomic_write_json(path, {"texts": completion.texts, "finish_reasons": completion.finish_reasons,
-                           "model": completion.model, "prompt_tokens": completion.prompt_tokens,
-                           "completion_tokens": completion.completion_tokens, "cached": completion.cached})
-        return completion.texts
-
-    def _check(self, it: int, cand: dict, messages: list[dict], text: str) -> None:
-        """Extract + preflight (+ CARD) one sample; failures go back to the LLM for repair rounds.
-        check.json is saved after every round, so a resumed run continues at the round it was in."""
-        folder = self._cand_dir(cand)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / "check.json"
-        record = json.loads(path.read_text()) if path.is_file() else {"attempts": []}
-        conversation = list(messages)
-        for round_ in range(self.config.repair_rounds + 1):
-            if round_ == len(record["attempts"]):
-                if round_ > 0:  # a repair: the seed keeps identical conversations of two candidates apart
-                    text = self._complete(conversation, 1, seed=1000 * it + 500 + cand["index"]).texts[0]
-                record["attempts"].append(self._check_once(text, cand["id"]))
-                atomic_write_json(path, record)
-            attempt = record["attempts"][round_]
-            if attempt["ok"]:
-                break
-            if round_ < self.config.repair_rounds:
-                conversation = repair_prompt(conversation, attempt["code"] or attempt["response"], attempt["feedback"])
-        last = record["attempts"][-1]
-        cand["repairs"] = len(record["attempts"]) - 1
-        cand["status"] = "passed" if last["ok"] else ("filtered" if last["stage"] == "card" else "rejected")
-        cand["reason"] = None if last["ok"] else f"{last['stage']}: " + "; ".join(last["reasons"])[:300]
-        if last["code"]:
-            atomic_write_text(folder / "reward.py", last["code"])
-        record.update(done=True, status=cand["status"], ok=last["ok"], stage=last["stage"], reasons=last["reasons"])
-        atomic_write_json(path, record)
-
-    def _check_once(self, text: str, name: str) -> dict:
-        """One response through extraction, the checks and the CARD test. One candidate never takes
-        down the others or the run: whatever any of them raises is this candidate's rejection."""
-        attempt = {"response": text, "code": None, "ok": False, "stage": "extract", "reasons": [], "term_stats": {},
-                   "feedback": ""}
-        try:
-            self._check_stages(text, name, attempt)
-        except Exception as err:  # noqa: BLE001  (RecursionError, MemoryError, a checker bug, ...)
-            reason = crash_reason(err, {"extract": "extracting the program", "card": "the trajectory-preference test"}
-                                  .get(attempt["stage"], "the reward-program checks"))
-            logger.warning("%s: %s", name, reason)
-            attempt.update(ok=False, stage="check", reasons=[reason], feedback=reason)
-        return attempt
-
-    def _check_stages(self, text: str, name: str, attempt: dict) -> None:
-        """Fill ``attempt`` stage by stage (its "stage" says how far it got, should one raise)."""
-        extracted = extract_program(text)
-        attempt.update(stage="static", code=extracted.code)
-        result = preflight(extracted, self.spec, timeout_s=self.config.dry_run_timeout_s, name=name)
-        attempt.update(code=result.code, ok=result.ok, stage=result.stage, reasons=list(result.reasons),
-                       term_stats=result.to_dict()["term_stats"], feedback=result.feedback())
-        if result.ok and self.demo_data is not None:
-            from robreward.codegen.card_filter import trajectory_preference_test
-
-            attempt["stage"] = "card"
-            card = trajectory_preference_test(result.code, self.demo_data, self.spec, threshold=self.config.card_threshold,
-                                              timeout_s=3 * self.config.dry_run_timeout_s)
-            attempt["card"] = card.to_dict()
-            if not card.passed:
-                attempt.update(ok=False, stage="card", feedback=card.feedback,
-                               reasons=[card.error or f"ranked {card.fraction:.0%} of (successful, failed) demo pairs "
-                                                      f"correctly, {card.threshold:.0%} required"])
-            else:
-                attempt["stage"] = result.stage
-
-    # -- 4. train
-    def train(self, it: int, survivors: list[dict]) -> None:
-        """Train the candidates that passed; with --halving, in rungs of successive halving: every
-        rung's results are kept in run/rung_R.json, so a resumed run redoes no rung."""
-        config = self.config
-        # a resumed run starts again from every candidate that entered the rungs: each rung's cut is
-        # recomputed from its rung_R.json files, so it comes out as it did before
-        alive = [c for c in survivors if c["status"] == "passed" or c.get("rungs")]
-        budgets = halving_budgets(config.steps, config.halving, config.halving_eta)
-        seeds = self.search_seeds()
-        for rung, budget in enumerate(budgets):
-            if not alive:
-                return
-            last = rung == len(budgets) - 1
-            todo = [c for c in alive if last or not (self._cand_dir(c) / "run" / f"rung_{rung}.json").is_file()]
-            if todo:
-                self.log(f"iteration {it}: training {len(todo)} candidate(s)"
-                         + (f" x {len(seeds)} seeds ({', '.join(map(str, seeds))})" if len(seeds) > 1 else "")
-                         + f", {budget:,} steps each"
-                         + (f" (successive halving, rung {rung + 1} of {len(budgets)})" if len(budgets) > 1 else ""))
-            runs = [(c, self._seed_dirs(c)) for c in todo]
-            slots = [(c, dirs) for c, dirs in runs for _ in dirs]  # run index -> its candidate
-            done_ids: set = set()
-
-            def done(index: int, run_dir: str, slots=slots, done_ids=done_ids) -> None:
-                cand, dirs = slots[index]
-                if cand["id"] not in done_ids and all(_finished(d) for d in dirs):
-                    done_ids.add(cand["id"])
-                    self._trained(cand, dirs)
-
-            train_candidates(self.train_task, [self._cand_dir(c) / "reward.py" for c, dirs in runs for _ in dirs],
-                             budget, [s for _ in runs for s in seeds], [d for _, dirs in runs for d in dirs],
-                             num_envs=config.num_envs, eval_episodes=config.eval_episodes, ray=config.ray,
-                             batched=config.batched, on_done=done if last else None)
-            if not last:
-                alive = self._halve(it, rung, budget, alive)
-
-    def search_seeds(self) -> list[int]:
-        """The candidates' training seeds: seed, seed+1, ..., seed+candidate_seeds-1."""
-        return [self.config.seed + j for j in range(self.config.candidate_seeds)]
-
-    def _seed_dirs(self, cand: dict) -> list[Path]:
-        """A candidate's run dir per search seed: run/ for the first (what reflection and the videos read),
-        seed_N/ for the others."""
-        folder = self._cand_dir(cand)
-        return [folder / "run"] + [folder / f"seed_{s}" for s in self.search_seeds()[1:]]
-
-    def _trained(self, cand: dict, run_dirs, stopped_at: int | None = None) -> None:
-        """Record a candidate's result over its seeds: per-seed fitness and success, their means (its fitness);
-        a seed that failed to train fails the candidate (a reward that breaks on some seeds is not kept)."""
-        run_dirs = [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
-        seeds = self.search_seeds()[:len(run_dirs)]
-        results = [_run_result(d, fitness=not self.config.by_preference) for d in run_dirs]
-        per_seed = [{"seed": seed, "ok": r["ok"], "fitness": r["fitness"], "success": r["success"]}
-                    for seed, r in zip(seeds, results)]
-        failed = [(seed, r) for seed, r in zip(seeds, results) if not r["ok"]]
-        mean = lambda key: (sum(r[key] for r in results) / len(results)  # noqa: E731
-                            if all(r[key] is not None for r in results) else None)
-        if failed:
-            seed, r = failed[0]
-            reason = r["error"] if len(results) == 1 else f"seed {seed}: {r['error']}"
-            cand.update(status="train_failed", fitness=None, success=None, reason=reason)
-        else:
-            cand.update(status="trained", fitness=mean("fitness"), success=mean("success"), reason=None)
-        cand["seeds"] = per_seed
-        if stopped_at is not None:
-            cand["stopped_at"] = stopped_at
-        self.save()
-        fitness = "" if cand["fitness"] is None else f"fitness {cand['fitness']:.4g}, "
-        over = (f" (seeds: {', '.join(_fmt_seed(p) for p in per_seed)})" if len(per_seed) > 1 else "")
-        self.log(f"{cand['id']}: " + (f"{fitness}success {cand['success']:.2f}{over}"
-                                      if not failed else f"training failed: {cand['reason']}")
-                 + (f" (stopped at {stopped_at:,} steps by successive halving)" if stopped_at is not None else ""))
-
-    def _halve(self, it: int, rung: int, budget: int, alive: list[dict]) -> list[dict]:
-        """After a rung: record each candidate's result on each seed (rung_R.json in each seed's run dir),
-        keep the best 1/eta by the selection rule over seeds (ties: the earlier candidate), finish the
-        others at this budget, and clear the survivors' eval.json so that the next rung continues them
-        from their checkpoint."""
-        from robreward.codegen import selection
-
-        results = {}
-        for cand in alive:
-            results[cand["id"]] = []
-            for run_dir in self._seed_dirs(cand):
-                path = run_dir / f"rung_{rung}.json"
-                if not path.is_file():
-                    atomic_write_json(path, {"rung": rung, "steps": budget, **_run_result(run_dir),
-                                             "steps_trained": checkpoint_step(run_dir / "checkpoints" / "latest.pt")})
-                results[cand["id"]].append(json.loads(path.read_text()))
-            seeds = results[cand["id"]]
-            ok = all(r["ok"] for r in seeds)
-            cand.setdefault("rungs", [])[rung:] = [{"steps": budget, "fitness": sum(r["fitness"] for r in seeds)
-                                                    / len(seeds) if ok else None}]
-        ranked = [c for c in alive if all(r["ok"] for r in results[c["id"]])]
-        rows = selection.score([[r["fitness"] for r in results[c["id"]]] for c in ranked], self.config.selection)
-        order = sorted(range(len(ranked)), key=lambda i: -rows[i]["score"])  # sorted is stable: the earlier first
-        keep = [ranked[i] for i in order][:-(-len(alive) // self.config.halving_eta)]
-        for cand in alive:
-            if cand in keep:  # this rung's evaluation (not a later rung's, on resume) gives way to the next rung
-                for run_dir, r in zip(self._seed_dirs(cand), results[cand["id"]]):
-                    if checkpoint_step(run_dir / "checkpoints" / "latest.pt") == r["steps_trained"]:
-                        (run_dir / "eval.json").unlink(missing_ok=True)
-            elif cand["status"] == "passed":
-                self._trained(cand, self._seed_dirs(cand), stopped_at=budget)
-        self.save()
-        if keep:
-            fitness = ", ".join(f"{c['rungs'][rung]['fitness']:.4g}" for c in keep)
-            self.log(f"iteration {it}: successive halving keeps {', '.join(c['id'] for c in keep)} (fitness {fitness}"
-                     + (f", mean over {len(self.search_seeds())} seeds, ranked by {self.config.selection}"
-                        if len(self.search_seeds()) > 1 else "") + ")")
-        return keep
-
-    # -- 5-6. reflect, select
-    def reflect_and_select(self, it: int) -> None:
-        rec = self.iteration(it)
-        trained = [c for c in rec["candidates"] if c["status"] == "trained"]
-        for cand in trained:
-            path = self._cand_dir(cand) / "reflection.txt"
-            if not path.is_file():
-                stats = training_stats(self._cand_dir(cand) / "run", success=not self.config.text)
-                if self.config.by_preference:
-                    stats.pop("fitness", None)  # the constant 0 of a task without a fitness
-                text = reflection_text(stats) if stats else "No training episode finished: raise --steps."
-                atomic_write_text(path, text)
-                cand["terms"] = sorted(stats.get("terms", {}))
-        if trained and self.config.by_preference:
-            self._select_by_preference(it, rec, trained)
-        elif trained:
-            top = self._select(it, trained)
-            rec["best"] = top["id"]
-            incumbent, winner = self.state["best"], self.state["selection"]["pick"]
-            if incumbent is None or winner["id"] != incumbent["id"]:
-                cand = self._candidate(winner["id"])
-                self.state["best"] = {"id": cand["id"], "iteration": self._iteration_of(cand["id"]),
-                                      "fitness": cand["fitness"],
-                                      "reflection": (self._cand_dir(cand) / "reflection.txt").read_text()}
-                self._copy_best(self._cand_dir(cand) / "run" / "policy.onnx")
-                self.log(f"iteration {it}: new best {cand['id']} (fitness {cand['fitness']:.4g}"
-                         + (f" +- {winner['se']:.3g} over {winner['n']} seeds, by {self.config.selection}"
-                            if winner["se"] is not None else "") + ")")
-            self.log(f"iteration {it}: {self.state['selection']['summary']}")
-            if self.config.preferences == "fitness" and len(trained) > 1:
-                worst = min(trained, key=lambda c: c["fitness"])
-                rec["preferences"] = [f"{_described(top)} was preferred over {_described(worst)}; the task metric "
-                                      "picked them, as ICPL's proxy for a person"]
-            elif (self.config.preferences in ("human", "vlm") and len(trained) > 1 and not rec.get("preferences")
-                  and it < self.config.iterations - 1):  # the last iteration has no next prompt to inform
-                self._ask(it, rec, {c["id"].split("/")[-1]: c for c in trained})
-        rec["done"] = True
-        self.save()
-
-    def _candidate(self, cand_id: str) -> dict:
-        return next(c for rec in self.state["iterations"] for c in rec["candidates"] if c["id"] == cand_id)
-
-    def _iteration_of(self, cand_id: str) -> int:
-        return next(rec["index"] for rec in self.state["iterations"] if any(c["id"] == cand_id
-                                                                            for c in rec["candidates"]))
-
-    def _select(self, it: int, trained: list[dict]) -> dict:
-        """Score every trained candidate so far (all iterations: one pooled SD) by the selection rule
-        (codegen/selection.py); state["selection"] keeps the scores, the pick and how sure it is. Returns
-        this iteration's best by the rule."""
-        from robreward.codegen import selection
-
-        pool = [c for rec in self.state["iterations"][:it + 1] for c in rec["candidates"] if c["status"] == "trained"]
-        groups = [[p["fitness"] for p in c.get("seeds") or [{"fitness": c["fitness"]}]] for c in pool]
-        rows = selection.score(groups, self.config.selection)
-        for cand, row in zip(pool, rows):
-            cand.update(fitness_se=row["se"], lcb=row["lcb"], p_best=row["p_best"])
-        chosen = selection.pick(rows)
-        ids = [c["id"] for c in pool]
-        self.state["selection"] = {"rule": self.config.selection, "candidate_seeds": self.config.candidate_seeds,
-                                   "seeds": self.search_seeds(), "z": selection.Z, "prior_df": selection.PRIOR_DF,
-                                   "pooled_sd": selection.pooled_sd(groups),
-                                   "pick": {"id": ids[chosen], **{k: rows[chosen][k] for k in
-                                                                  ("mean", "se", "lcb", "n", "p_best")}},
-                                   "gap_z": selection.gap_z(rows, chosen),
-                                   "summary": selection.summary(ids, rows, chosen, self.config.selection)}
-        mine = [i for i, c in enumerate(pool) if c in trained]
-        return pool[max(mine, key=lambda i: (rows[i]["score"], -i))]
-
-    def _select_by_preference(self, it: int, rec: dict, trained: list[dict]) -> None:
-        """A --text task without a fitness: the judge (a person, or a VLM) picks the best and the
-        worst of this iteration's candidates and the best so far (shown as "best-so-far"); the pick
-        is the best."""
-        incumbent = self.state["best"]
-        options = {c["id"].split("/")[-1]: c for c in trained}  # cand_YY: a plain video file name
-        if incumbent is not None:
-            options["best-so-far"] = {"id": incumbent["id"], "terms": incumbent.get("terms", []), "fitness": None}
-        picked = self._ask(it, rec, options) if len(options) > 1 else None
-        if picked is None:  # one candidate, or a judge that gave no usable answer: keep the best so far
-            best = options["best-so-far"] if incumbent is not None else trained[0]
-            self.log(f"iteration {it}: no choice among the candidates: {best['id']} stays the best")
-        else:
-            best = picked
-        rec["best"] = best["id"]
-        if incumbent is None or best["id"] != incumbent["id"]:
-            who = "vlm" if self.config.preferences == "vlm" else "person"
-            self.state["best"] = {"id": best["id"], "iteration": it, "fitness": None, "chosen_by": who,
-                                  "judge": self.judge()[0], "terms": best.get("terms", []),
-                                  "reflection": (self._cand_dir(best) / "reflection.txt").read_text()}
-            self._copy_best(self._cand_dir(best) / "run" / "policy.onnx")
-            self.log(f"iteration {it}: new best {best['id']} ({self.judge()[0]}'s pick)")
-
-    def _ask(self, it: int, rec: dict, options: dict[str, dict]) -> dict | None:
-        """The judge's best and worst among options {video name: candidate}: the ICPL sentence goes
-        into rec["preferences"]; returns the best (None if a VLM gave no usable answer: logged)."""
-        from robreward.codegen.vlm_choice import VLMChoiceError
-
-        try:
-            answer = self.chooser().choose(
-                self.out / f"iter_{it:02d}", it, self.train_task,
-                [{"id": name, "fitness": c.get("fitness"), "policy": self.out / c["id"] / "run" / "policy.onnx"}
-                 for name, c in options.items()], seed=self.config.seed)
-        except VLMChoiceError as err:
-            self.log(f"iteration {it}: no preference this iteration: {err}")
-            rec["preference_error"] = str(err)
-            return None
-        best, worst = options[answer["best"]], options[answer["worst"]]
-        who, how = self.judge()
-        rec["preferences"] = [f"{_described(best)} was preferred over {_described(worst)} {how}"]
-        self.log(f"iteration {it}: {who} prefers {best['id']} and likes {worst['id']} least")
-        return best
-
-    def _copy_best(self, policy: Path | None) -> None:
-        best = self.out / "best"
-        best.mkdir(exist_ok=True)
-        atomic_write_text(best / "reward.py", (self.out / self.state["best"]["id"] / "reward.py").read_text())
-        atomic_write_text(best / "reflection.txt", self.state["best"]["reflection"])
-        if policy is not None and policy.is_file():
-            atomic_copy(policy, best / "policy.onnx")
-
     # -- 7. final
     def final(self) -> None:
         config, best = self.config, self.state["best"]
@@ -638,33 +300,6 @@ def _new_state() -> dict:
             "iterations": [], "best": None}
 
 
-def _fmt_seed(result: dict) -> str:
-    return f"{result['seed']}: " + ("failed" if not result["ok"] else "-" if result["fitness"] is None
-                                    else f"{result['fitness']:.3g}")
-
-
-def halving_budgets(steps: int, rungs: int, eta: int) -> list[int]:
-    """The env-step budget of each successive-halving rung: steps / eta^rungs, ..., steps / eta, steps."""
-    return [max(1, int(steps) // int(eta) ** (rungs - r)) for r in range(int(rungs) + 1)]
-
-
-def _run_result(run_dir, fitness: bool = True) -> dict:
-    """A run's outcome from eval.json / failed.json; fitness=False: a task without a fitness
-    (ok when the evaluation ran; fitness None)."""
-    run_dir = Path(run_dir)
-    if (run_dir / "failed.json").is_file():
-        error = json.loads((run_dir / "failed.json").read_text())["error"]
-        return {"ok": False, "fitness": None, "success": None, "error": error[:300]}
-    ev = json.loads((run_dir / "eval.json").read_text())
-    if not fitness:
-        return {"ok": True, "fitness": None, "success": ev.get("success_rate"), "error": None,
-                "return": ev.get("return_mean")}
-    fitness = ev.get("fitness_mean")
-    ok = fitness is not None and fitness == fitness
-    return {"ok": ok, "fitness": fitness if ok else None, "success": ev.get("success_rate"),
-            "error": None if ok else "the evaluation gave no fitness"}
-
-
 def _best_of_run(run_dir, task_name: str) -> dict:
     """The best program and reflection of an earlier generate run (--from RUN)."""
     path = Path(run_dir) / STATE_FILE
@@ -682,5 +317,5 @@ def _best_of_run(run_dir, task_name: str) -> dict:
             "from": str(run_dir)}
 
 
-__all__ = ["GenerateConfig", "check_fitness_expression", "generate", "load_config", "train_candidates",
-           "training_stats"]
+__all__ = ["GenerateConfig", "check_fitness_expression", "generate", "halving_budgets", "load_config",
+           "train_candidates", "training_stats"]

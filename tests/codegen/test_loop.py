@@ -219,9 +219,9 @@ def test_a_program_that_breaks_the_checks_is_rejected_and_the_run_goes_on(openai
                                                                           monkeypatch):
     """Deep nesting, a huge response, and checks that raise (the loop's own guard, whatever the
     layers below it do): each is its candidate's rejection with the reason; the good one trains."""
-    import robreward.codegen.loop as loop
+    import robreward.codegen.loop_check as checks  # the checks stage of generate's loop
 
-    real_preflight, real_extract = loop.preflight, loop.extract_program
+    real_preflight, real_extract = checks.preflight, checks.extract_program
 
     def preflight(code, *args, **kwargs):
         if "boom = 1" in (getattr(code, "code", None) or ""):
@@ -233,8 +233,8 @@ def test_a_program_that_breaks_the_checks_is_rejected_and_the_run_goes_on(openai
             raise MemoryError
         return real_extract(text)
 
-    monkeypatch.setattr(loop, "preflight", preflight)
-    monkeypatch.setattr(loop, "extract_program", extract_program)
+    monkeypatch.setattr(checks, "preflight", preflight)
+    monkeypatch.setattr(checks, "extract_program", extract_program)
     openai_server.text_fn = Script([[DEEP_MINUS, EXP, DEEP_PARENS, HUGE, BOOM, "\u2603" + EXP]])
     out = tmp_path / "gen"
     result = generate(config(openai_server, out, samples=6, repair_rounds=0, max_redo=0, batched=False))
@@ -264,23 +264,23 @@ def test_resume_checks_a_pending_hostile_candidate_instead_of_crashing(openai_se
                                                                          monkeypatch):
     """The run went down while checking a 1200-deep program (samples_a0.json holds it): --resume
     checks it again from the file, rejects it, and trains the other."""
-    import robreward.codegen.loop as loop
+    import robreward.codegen.loop_check as checks  # the checks stage of generate's loop
 
-    real_preflight = loop.preflight
+    real_preflight = checks.preflight
 
     def machine_goes_down(*args, **kwargs):
         raise KeyboardInterrupt
 
     openai_server.text_fn = Script([[DEEP_MINUS, EXP]])
     out = tmp_path / "gen"
-    monkeypatch.setattr(loop, "preflight", machine_goes_down)
+    monkeypatch.setattr(checks, "preflight", machine_goes_down)
     with pytest.raises(KeyboardInterrupt):
         generate(config(openai_server, out, repair_rounds=0, batched=False))
     state = json.loads((out / "state.json").read_text())
     assert [c["status"] for c in state["iterations"][0]["candidates"]] == ["pending"]
     assert DEEP_MINUS in json.loads((out / "iter_00" / "samples_a0.json").read_text())["texts"]
 
-    monkeypatch.setattr(loop, "preflight", real_preflight)
+    monkeypatch.setattr(checks, "preflight", real_preflight)
     result = generate(load_config(out), resume=True)
     assert [c["status"] for c in result["state"]["iterations"][0]["candidates"]] == ["rejected", "trained"]
     assert result["state"]["status"] == "done" and openai_server.count == 1 and len(trainings) == 1

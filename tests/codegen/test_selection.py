@@ -65,6 +65,7 @@ def test_generate_trains_each_candidate_on_its_seeds_at_once_and_reports_them(op
     """K=2 x M=2 in one batched process; per-seed fitness in state.json and report.md; the final seed is fresh
     (seed + M), trained with the shipped reach baseline's settings unless told otherwise."""
     import robreward.codegen.loop as loop
+    import robreward.codegen.loop_train as loop_train
 
     calls = []
     real = loop.train_candidates
@@ -75,6 +76,7 @@ def test_generate_trains_each_candidate_on_its_seeds_at_once_and_reports_them(op
         return real(task, files, steps, seed, out_dirs, **kwargs)
 
     monkeypatch.setattr(loop, "train_candidates", spy)
+    monkeypatch.setattr(loop_train, "train_candidates", spy)  # the search's training stage
     openai_server.text_fn = Script([[EXP, TANH]])
     out = tmp_path / "gen"
     cfg = config(openai_server, out, candidate_seeds=2, selection="lcb", steps=2048, num_envs=8, eval_episodes=4,
