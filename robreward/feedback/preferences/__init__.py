@@ -44,6 +44,7 @@ PREFERENCE_REWARD = RewardSource(
 register_reward_source(PREFERENCE_REWARD)
 
 from robreward.feedback.preferences.evaluation import evaluate_preferences
+from robreward.feedback.preferences.image_model import FrameBank, ImageInputs, ImagePreferenceReward
 from robreward.feedback.preferences.loop import (
     PrefsConfig,
     StateEntropyReward,
@@ -94,7 +95,7 @@ from robreward.feedback.preferences.teachers import (
 
 __all__ = [
     "PREFERENCE_REWARD", "EQUAL", "QUERY_METHODS", "SCHEDULES", "SKIP", "Coverage", "EnsembleConfig", "FeatureSpec", "Featurizer",
-    "FitReport", "Label", "PreferenceReward", "PrefsConfig", "Rollout", "SegmentBatch", "SegmentPairs", "SimTeacher",
+    "FitReport", "FrameBank", "ImageInputs", "ImagePreferenceReward", "Label", "PreferenceReward", "PrefsConfig", "Rollout", "SegmentBatch", "SegmentPairs", "SimTeacher",
     "TransitionReward", "accuracy_from_returns", "bpref_reference_return", "canonical_rewards", "cat_pairs",
     "choose_queries", "collect_rollout", "cut_segments", "epic_distance", "labels_to_targets", "make_teacher",
     "pearson_distance", "preference_accuracy", "query_schedule", "query_scores", "sample_pairs",

@@ -26,6 +26,10 @@ accuracies and EPIC distances are unaffected by that positive affine map. Inputs
 standardized too, with statistics fixed at the first ``fit`` (observations mix metres, m/s and
 forces; re-fitting them later would move every member's input under it).
 
+Image inputs (``prefs train --reward-inputs image|both``, RL-VLM-F): ImagePreferenceReward (image_model.py)
+is this ensemble with an image encoder before the members' heads; ``step_rewards`` reads a segment's frames
+there, and ``load`` returns one for a file saved with image inputs.
+
 Features (``Featurizer``): by default the task's observation ``spec.observe(state)`` then the
 action; or named TaskState fields (flattened, in the given order) then the action; ``|x|`` is the
 norm of field x, and the preset ``obs-norms`` stands for the observation's fields with every vector
