@@ -28,6 +28,7 @@ The text tower pools at the highest token id as open_clip does (``pool_type='arg
 
 from __future__ import annotations
 
+import functools
 import gzip
 import importlib.util
 import json
@@ -215,8 +216,10 @@ def bytes_to_unicode() -> dict[int, str]:
     return dict(zip(bs, [chr(c) for c in cs]))
 
 
+@functools.lru_cache(maxsize=4)
 def bpe_tokenizer(bpe_path: Path, context_length: int):
-    """A transformers CLIPTokenizer with open_clip's SimpleTokenizer vocabulary (OpenAI's BPE) from its .txt.gz."""
+    """A transformers CLIPTokenizer with open_clip's SimpleTokenizer vocabulary (OpenAI's BPE) from its .txt.gz
+    (built once per process: 49k tokens and merges take seconds)."""
     from transformers import CLIPTokenizer
 
     merges = gzip.open(bpe_path).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
@@ -263,6 +266,8 @@ def _check_supported(cfg: dict, name: str) -> None:
         bad.append("a ResNet image tower (vision_cfg.layers is a list)")
     for part, table, tower in (("vision_cfg", _UNSUPPORTED_VISION, vision), ("text_cfg", _UNSUPPORTED_TEXT, text)):
         bad += [f"{part}.{key}={tower[key]!r}" for key, ok in table.items() if tower.get(key, ok) not in (ok, None)]
+    bad += [f"{part}.block_type={tower['block_type']!r}" for part, tower in (("vision_cfg", vision), ("text_cfg", text))
+            if tower.get("block_type") not in (None, "default")]
     size = vision.get("image_size", 224)
     if isinstance(size, (list, tuple)) and len(set(size)) > 1:
         bad.append(f"a non-square image_size {size}")

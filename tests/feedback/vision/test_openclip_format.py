@@ -51,31 +51,32 @@ REFERENCE = textwrap.dedent("""
     import open_clip
     from open_clip.push_to_hf_hub import save_for_hf
 
-    out, quick = sys.argv[1], sys.argv[2] == "1"
-    cfg = {"embed_dim": 16, "quick_gelu": quick,
-           "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "head_width": 16, "patch_size": 8},
-           "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}}
-    torch.manual_seed(0)
-    model = open_clip.model.CLIP(**cfg).eval()
-    model.visual.image_mean, model.visual.image_std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)  # as create_model sets them
-    with torch.no_grad():  # move the layer norms and biases off their initial 1/0 so a swapped tensor shows
-        for name, p in model.named_parameters():
-            if p.ndim == 1:
-                p.add_(0.1 * torch.randn_like(p))
+    root, texts = sys.argv[1], json.loads(sys.argv[2])
+    for quick in (False, True):
+      out = root + ("/quick" if quick else "/gelu")
+      cfg = {"embed_dim": 16, "quick_gelu": quick,
+             "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "head_width": 16, "patch_size": 8},
+             "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}}
+      torch.manual_seed(0)
+      model = open_clip.model.CLIP(**cfg).eval()
+      model.visual.image_mean, model.visual.image_std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)  # as create_model does
+      with torch.no_grad():  # move the layer norms and biases off their initial 1/0 so a swapped tensor shows
+          for name, p in model.named_parameters():
+              if p.ndim == 1:
+                  p.add_(0.1 * torch.randn_like(p))
 
-    class NoTokenizerFiles:  # open_clip's SimpleTokenizer writes none: the loader takes the packaged BPE
-        def save_pretrained(self, folder):
-            pass
+      class NoTokenizerFiles:  # open_clip's SimpleTokenizer writes none: the loader takes the packaged BPE
+          def save_pretrained(self, folder):
+              pass
 
-    save_for_hf(model, NoTokenizerFiles(), cfg, out, safe_serialization="both")
-    texts = json.loads(sys.argv[3])
-    tokens = open_clip.tokenizer.SimpleTokenizer(context_length=16)(texts)
-    torch.manual_seed(1)
-    pixels = torch.randn(4, 3, 32, 32)
-    with torch.no_grad():
-        image = model.encode_image(pixels, normalize=True)
-        text = model.encode_text(tokens, normalize=True)
-    torch.save({"pixels": pixels, "image": image, "text": text, "tokens": tokens}, out + "/reference.pt")
+      save_for_hf(model, NoTokenizerFiles(), cfg, out, safe_serialization="both")
+      tokens = open_clip.tokenizer.SimpleTokenizer(context_length=16)(texts)
+      torch.manual_seed(1)
+      pixels = torch.randn(4, 3, 32, 32)
+      with torch.no_grad():
+          image = model.encode_image(pixels, normalize=True)
+          text = model.encode_text(tokens, normalize=True)
+      torch.save({"pixels": pixels, "image": image, "text": text, "tokens": tokens}, out + "/reference.pt")
     """)
 
 
@@ -85,8 +86,9 @@ def _open_clip_installed() -> bool:
     return importlib.util.find_spec("open_clip") is not None and importlib.util.find_spec("ftfy") is not None
 
 
-def _reference(root, quick: bool):
-    """A folder written by open_clip's save_for_hf, and open_clip's own embeddings of fixed pixels and texts."""
+def _references(root) -> dict:
+    """{quick_gelu: (a folder written by open_clip's save_for_hf, open_clip's own embeddings of fixed pixels and
+    texts)} for GELU and quick_gelu tiny models, made in one subprocess."""
     stub = root / "stub"
     for rel, text in STUB.items():
         (stub / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -95,11 +97,11 @@ def _reference(root, quick: bool):
     env = dict(os.environ)
     if probe.returncode != 0:
         env["PYTHONPATH"] = os.pathsep.join([str(stub), env.get("PYTHONPATH", "")])
-    out = root / ("quick" if quick else "gelu")
-    done = subprocess.run([sys.executable, "-c", REFERENCE, str(out), "1" if quick else "0", json.dumps(TEXTS)],
+    done = subprocess.run([sys.executable, "-c", REFERENCE, str(root), json.dumps(TEXTS)],
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    return out, torch.load(out / "reference.pt", weights_only=True)
+    return {quick: (root / name, torch.load(root / name / "reference.pt", weights_only=True))
+            for quick, name in ((False, "gelu"), (True, "quick"))}
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +109,7 @@ def references(tmp_path_factory):
     if not _open_clip_installed():
         pytest.skip("open_clip_torch (and ftfy) not installed: `pip install --no-deps open_clip_torch ftfy` "
                     "(make install does)")
-    root = tmp_path_factory.mktemp("open_clip")
-    return {quick: _reference(root, quick) for quick in (False, True)}
+    return _references(tmp_path_factory.mktemp("open_clip"))
 
 
 @pytest.mark.parametrize("quick", [False, True], ids=["gelu", "quick_gelu"])
@@ -177,9 +178,11 @@ def test_random_open_clip_folder_maps_back_to_the_same_image_tower(tiny):
     assert torch.allclose(a.encode_images(frames), b.encode_images(frames), atol=1e-5)
 
 
-def test_goal_baseline_reward_and_vision_score_through_open_clip(tiny, tmp_path):
+def test_goal_baseline_reward_and_vision_score_through_open_clip(tiny, tmp_path, capsys):
     import numpy as np
     from PIL import Image
+
+    from robreward.cli.main import main
 
     oc, _ = tiny
     model = load_vision_language_model(f"open_clip:{oc}")
@@ -193,11 +196,10 @@ def test_goal_baseline_reward_and_vision_score_through_open_clip(tiny, tmp_path)
     for i, frame in enumerate(frames.numpy()):
         paths.append(tmp_path / f"f{i}.png")
         Image.fromarray(np.asarray(frame)).save(paths[-1])
-    done = subprocess.run([sys.executable, "-m", "robreward.cli.main", "vision", "score", "--model",
-                           f"open_clip:{oc}", "--goal", "a robot arm touching the red ball", "--baseline",
-                           "a robot arm", "--json", *map(str, paths)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    scores = [row["clip_reward"] for row in json.loads(done.stdout)["scores"]]
+    capsys.readouterr()
+    assert main(["vision", "score", "--model", f"open_clip:{oc}", "--goal", "a robot arm touching the red ball",
+                 "--baseline", "a robot arm", "--json", *map(str, paths)]) == 0
+    scores = [row["clip_reward"] for row in json.loads(capsys.readouterr().out)["scores"]]
     assert np.allclose(scores, want.numpy(), atol=1e-5)
 
 
@@ -243,3 +245,67 @@ def test_bad_open_clip_inputs_say_what_to_do(tiny, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     with pytest.raises(VisionModelError, match="not in the Hugging Face cache \\(HF_HUB_OFFLINE=1"):
         load_vision_language_model("open_clip:hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K")
+
+
+REAL_ARCH = textwrap.dedent("""
+    import sys
+    import torch
+    import open_clip
+    from safetensors.torch import save_file
+
+    arch, out = sys.argv[1], sys.argv[2]
+    torch.manual_seed(0)
+    model = open_clip.create_model(arch, pretrained=None).eval()  # open_clip's bundled config, random weights
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out + "/weights.safetensors")
+    texts = ["a robot arm touching the red ball", "a humanoid robot kneeling"]
+    torch.manual_seed(1)
+    size = model.visual.image_size
+    pixels = torch.randn(2, 3, *size)
+    with torch.no_grad():
+        image = model.encode_image(pixels, normalize=True)
+        text = model.encode_text(open_clip.get_tokenizer(arch)(texts), normalize=True)
+    torch.save({"pixels": pixels, "image": image, "text": text, "texts": texts}, out + "/reference.pt")
+    """)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["ViT-B-32"])
+def test_a_full_size_open_clip_architecture_by_name(arch, tmp_path):
+    """ARCH@FILE with ARCH one of open_clip's bundled configs: open_clip's own random ViT-B/32 (151M parameters)
+    embeds as through robreward (the packaged config and BPE vocabulary, a bare safetensors file)."""
+    if not _open_clip_installed():
+        pytest.skip("open_clip_torch (and ftfy) not installed")
+    stub = tmp_path / "stub"
+    for rel, text in STUB.items():
+        (stub / rel).parent.mkdir(parents=True, exist_ok=True)
+        (stub / rel).write_text(text)
+    env = dict(os.environ)
+    if subprocess.run([sys.executable, "-c", "import torchvision"], capture_output=True).returncode != 0:
+        env["PYTHONPATH"] = os.pathsep.join([str(stub), env.get("PYTHONPATH", "")])
+    done = subprocess.run([sys.executable, "-c", REAL_ARCH, arch, str(tmp_path)], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ref = torch.load(tmp_path / "reference.pt", weights_only=True)
+    model = load_vision_language_model(f"open_clip:{arch}@{tmp_path / 'weights.safetensors'}")
+    with torch.no_grad():
+        image = model._features(model.model.get_image_features(pixel_values=ref["pixels"]))
+    assert torch.allclose(torch.nn.functional.normalize(image, dim=-1), ref["image"], atol=1e-4)
+    assert torch.allclose(model.encode_texts(ref["texts"]), ref["text"], atol=1e-4)
+
+
+def test_hf_hub_id_is_read_from_the_cache_offline(tiny, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    oc, _ = tiny
+    repo = tmp_path / "hub" / "models--someone--tiny-open-clip"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    shutil.copytree(oc, repo / "snapshots" / commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = load_vision_language_model("open_clip:hf-hub:someone/tiny-open-clip")
+    local = load_vision_language_model(f"open_clip:{oc}")
+    frames = torch.randint(0, 256, (2, 32, 32, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(model.encode_images(frames), local.encode_images(frames))
+    assert torch.allclose(model.encode_texts(TEXTS), local.encode_texts(TEXTS))
