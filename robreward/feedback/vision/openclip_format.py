@@ -45,8 +45,8 @@ OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 HOW_TO_GET = ("to get an open_clip model, on a machine with internet run `hf download "
               "laion/CLIP-ViT-B-32-laion2B-s34B-b79K --local-dir models/oc-vit-b32` (any open_clip repository with "
-              "open_clip_config.json works), copy the folder here and pass clip:open_clip:models/oc-vit-b32; or "
-              "clip:open_clip:ARCH@FILE.safetensors for a bare checkpoint")
+              "open_clip_config.json works), copy the folder here and pass open_clip:models/oc-vit-b32 as the model "
+              "(--reward clip:open_clip:models/oc-vit-b32); or open_clip:ARCH@FILE.safetensors for a bare checkpoint")
 
 # model_cfg keys whose non-default values this converter cannot map (key -> the value it supports)
 _UNSUPPORTED_VISION = {"ls_init_value": None, "attentional_pool": False, "no_ln_pre": False,
