@@ -143,3 +143,19 @@ def test_a_frozen_transformers_encoder(reach, tmp_path, monkeypatch):
     loaded.bank = model.bank
     assert torch.allclose(loaded.step_rewards(held_pairs.first), model.step_rewards(held_pairs.first), atol=1e-5)
     model.bank.close()
+
+
+def test_a_minibatch_split_into_passes_takes_the_same_step(reach, monkeypatch):
+    import robreward.feedback.preferences.image_model as image_model
+
+    env, rollout = reach
+    params = []
+    for frames_per_pass in (10_000, 50):  # one pass for the minibatch; passes of 2 pairs (2 x 2 x 10 frames)
+        monkeypatch.setattr(image_model, "FRAMES_PER_PASS", frames_per_pass)
+        model = make_model(env.spec, size=16, epochs=1, augment=False)
+        model.optimizer = torch.optim.SGD(model.members.parameters(), lr=0.1)  # the step is the gradient
+        train_pairs, train_labels, _, _ = split_pairs(model, rollout, np.random.default_rng(3), 24, 2)
+        model.fit(train_pairs, train_labels)
+        params.append(torch.cat([p.detach().flatten() for p in model.members.parameters()]))
+        model.bank.close()
+    assert torch.allclose(params[0], params[1], atol=1e-5)

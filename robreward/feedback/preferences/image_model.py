@@ -57,6 +57,9 @@ from robreward.fileio import atomic_write_bytes
 
 Tensor = torch.Tensor
 REWARD_INPUTS = ("state", "image", "both")
+FRAMES_PER_PASS = 2048
+"""Frame slots a training pass encodes with gradients at most (a minibatch of pairs is split into passes whose
+gradients add up to its own): bounds the encoder's activation memory, whatever the batch and segment sizes."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,32 +286,38 @@ class ImagePreferenceReward(PreferenceReward):
         correct = counted = 0
         total_loss, steps = 0.0, 0
         bank = self._bank()
+        per_pass = max(1, FRAMES_PER_PASS // (2 * data.first.length))  # pairs whose frames one pass encodes
         for start in range(0, len(pool), bs):
-            idx = pool[start:start + bs].to(self.device)
-            batch = data.index(idx)
-            rows = torch.cat([self._rows(batch.first), self._rows(batch.second)]).cpu()
-            uniq, inverse = torch.unique(rows, return_inverse=True)
-            feats = self.encode(bank.get(uniq), train=True)[inverse.to(self.device)]
-            half = len(idx)
-            x0 = self._inputs(feats[:half], batch.first.features if self.uses_state else None)
-            x1 = self._inputs(feats[half:], batch.second.features if self.uses_state else None)
-            y = targets[idx]
-            hard = (y == 0) | (y == 1)
-            loss = 0.0
-            for m, head in enumerate(self.members):
-                r0 = (head(x0).squeeze(-1) * batch.first.mask).sum(-1)
-                r1 = (head(x1).squeeze(-1) * batch.second.mask).sum(-1)
-                logits = r1 - r0
-                w = counts[m, idx]
-                bce = nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")
-                loss = loss + (w * bce).sum() / w.sum().clamp_min(1.0)
-                drawn = hard & (w > 0)
-                correct += int(((logits > 0) == (y > 0.5))[drawn].sum())
-                counted += int(drawn.sum())
+            idx_all = pool[start:start + bs].to(self.device)
+            weight = counts[:, idx_all].sum(1).clamp_min(1.0)  # [E] each member's total weight in the minibatch
             self.optimizer.zero_grad()
-            loss.backward()
+            step_loss = 0.0
+            for part in range(0, len(idx_all), per_pass):  # gradients accumulated: the minibatch's exact gradient
+                idx = idx_all[part:part + per_pass]
+                batch = data.index(idx)
+                rows = torch.cat([self._rows(batch.first), self._rows(batch.second)]).cpu()
+                uniq, inverse = torch.unique(rows, return_inverse=True)
+                feats = self.encode(bank.get(uniq), train=True)[inverse.to(self.device)]
+                half = len(idx)
+                x0 = self._inputs(feats[:half], batch.first.features if self.uses_state else None)
+                x1 = self._inputs(feats[half:], batch.second.features if self.uses_state else None)
+                y = targets[idx]
+                hard = (y == 0) | (y == 1)
+                loss = 0.0
+                for m, head in enumerate(self.members):
+                    r0 = (head(x0).squeeze(-1) * batch.first.mask).sum(-1)
+                    r1 = (head(x1).squeeze(-1) * batch.second.mask).sum(-1)
+                    logits = r1 - r0
+                    w = counts[m, idx]
+                    bce = nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")
+                    loss = loss + (w * bce).sum() / weight[m]
+                    drawn = hard & (w > 0)
+                    correct += int(((logits > 0) == (y > 0.5))[drawn].sum())
+                    counted += int(drawn.sum())
+                loss.backward()
+                step_loss += float(loss.detach())
             self.optimizer.step()
-            total_loss += float(loss.detach()) / len(self.members)
+            total_loss += step_loss / len(self.members)
             steps += 1
         return (correct / counted if counted else float("nan")), total_loss / max(steps, 1)
 
