@@ -64,6 +64,9 @@ def _new_config(args):
     if missing:
         raise CliError(f"{', '.join(missing)} required (or --resume RUN_DIR)")
     values["task"] = _task(values["task"])
+    encoder = values.get("image_encoder")
+    if encoder and Path(encoder).expanduser().exists():  # a folder: kept absolute, so --resume finds it anywhere
+        values["image_encoder"] = str(Path(encoder).expanduser().resolve())
     from robreward.cli.vision import fold_teacher_flags
 
     values["teacher"] = fold_teacher_flags(values["teacher"], args.base_url, args.max_cost)  # vlm: teachers
@@ -84,13 +87,16 @@ def _check_image_inputs(config) -> None:
         if given:
             raise CliError(f"{', '.join(given)} configure an image reward model: add --reward-inputs image (or both)")
         return
+    from robreward.envs.registry import get_task
     from robreward.envs.render import RendererUnavailable
-    from robreward.feedback.preferences.image_model import check_image_renderer
+    from robreward.feedback.preferences.image_model import check_image_inputs
 
     try:
-        check_image_renderer()
+        check_image_inputs(get_task(config.task), config.image_camera)
     except RendererUnavailable as err:
         raise CliError(f"--reward-inputs {config.reward_inputs} renders frames: {err}") from None
+    except ValueError as err:
+        raise CliError(f"--image-camera: {err}") from None
 
 
 def _train(args) -> int:

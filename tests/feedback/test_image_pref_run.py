@@ -117,6 +117,11 @@ def test_bad_reward_inputs(tmp_path, capsys):
     assert main(["prefs", "train", "--task", "reach", "--teacher", "oracle", "--queries", "8", "--per-round", "8", "--reward-inputs",
                  "image", "--image-size", "8", "--out", str(tmp_path / "c")]) != 0
     assert "--image-size must be an integer in 16..256" in capsys.readouterr().err
+    assert main(["prefs", "train", "--task", "reach", "--teacher", "oracle", "--queries", "8", "--per-round", "8",
+                 "--reward-inputs", "image", "--image-camera", "nowhere", "--out", str(tmp_path / "e")]) != 0
+    err = capsys.readouterr().err
+    assert "image camera 'nowhere' is not in the scene of task 'reach'" in err and "named views are top" in err, err
+    assert not (tmp_path / "e").exists()
     # no renderer: what to set, before anything is written
     out = tmp_path / "d"
     proc = subprocess.run([sys.executable, "-m", "robreward.cli.main", "prefs", "train", "--task", "reach",

@@ -415,5 +415,23 @@ def check_image_renderer() -> None:
     probe_renderer()
 
 
-__all__ = ["FrameBank", "ImageInputs", "ImagePreferenceReward", "REWARD_INPUTS", "check_image_renderer",
+def check_image_inputs(spec, camera: str = "") -> None:
+    """Before a run with image inputs writes anything: RendererUnavailable without a renderer, ValueError for a
+    camera the task's scene does not have (and that is not a named view)."""
+    check_image_renderer()
+    from robreward.feedback.vision.frames import NAMED_VIEWS
+
+    if camera and camera not in NAMED_VIEWS:
+        import mujoco
+
+        model = spec.build_model()
+        names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_CAMERA, i) for i in range(model.ncam)]
+        if camera not in names:
+            raise ValueError(f"image camera {camera!r} is not in the scene of task {spec.name!r}: its cameras are "
+                             f"{', '.join(n for n in names if n) or 'none'}; the named views are "
+                             f"{', '.join(NAMED_VIEWS)}; or leave it out for the task's camera")
+
+
+__all__ = ["FRAMES_PER_PASS", "FrameBank", "ImageInputs", "ImagePreferenceReward", "REWARD_INPUTS", "check_image_inputs",
+           "check_image_renderer",
            "image_epic_distance"]

@@ -82,7 +82,7 @@ from robreward.feedback.preferences.image_model import (
     FrameBank,
     ImageInputs,
     ImagePreferenceReward,
-    check_image_renderer,
+    check_image_inputs,
     image_epic_distance,
 )
 from robreward.feedback.preferences.model import FeatureSpec, Featurizer, FitReport, PreferenceReward
@@ -426,8 +426,8 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
 
         bind_socket(config.host, config.port).close()
     featurizer = Featurizer(spec, FeatureSpec(config.features, config.feature_action))
-    if config.reward_inputs != "state":  # no renderer: RendererUnavailable says what to set, before anything is written
-        check_image_renderer()
+    if config.reward_inputs != "state":  # no renderer or no such camera: said before anything is written
+        check_image_inputs(spec, config.image_camera)
     schedule = query_schedule(config.queries, config.per_round, config.schedule)
     at_step = round_steps(config, len(schedule))
     label = f"pref:{run_dir}"
