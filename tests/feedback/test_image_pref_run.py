@@ -43,6 +43,8 @@ def test_an_image_run_with_the_oracle_resumes_and_its_reward_trains(tmp_path, ca
     rounds = json.loads((out / "metrics.json").read_text())["rounds"]
     assert len(rounds) == 2 and all(r["heldout_accuracy_true"] is not None and r["epic_distance"] is not None
                                     for r in rounds)
+    # each round renders its query and held-out worlds' frames at most once (8 worlds x 100 steps)
+    assert all(0 < r["frames_rendered"] <= 8 * 100 for r in rounds)
     assert sorted(p.name for p in (out / "reward_frames").iterdir()) == ["round_000.npz", "round_001.npz"]
     # a run killed during its second round resumes from the first round's model and frames
     state = json.loads((out / "state.json").read_text())

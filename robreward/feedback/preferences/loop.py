@@ -478,6 +478,7 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
             if k < done:
                 continue
             rng = np.random.default_rng([config.seed, k])
+            rendered = (bank.rendered, bank.render_seconds) if bank is not None else None
             # 1. PPO up to this round: state-entropy pre-training before round 0, the learned reward after
             if k == 0:
                 ppo_step = policy.train(at_step[0], pretrain, "state-entropy") if pretrain else 0
@@ -533,6 +534,9 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
                 round_metrics.update(reward_metrics(model, spec, heldout_worlds,
                                                     None if frames_teacher is not None else teacher, config.heldout_pairs,
                                                     config.segment, np.random.default_rng([config.seed, k, 2])))
+            if bank is not None:  # image inputs: frames this round rendered (each once) and the time it took
+                round_metrics.update(frames_rendered=bank.rendered - rendered[0],
+                                     frames_render_seconds=bank.render_seconds - rendered[1])
             # 8. checkpoint the round: model, labels, metrics, then state.json (the round is done when it says so)
             model.save(_model_path(run_dir, k))
             if bank is not None:  # the frames of this round's labeled pairs; the others are let go
