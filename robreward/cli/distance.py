@@ -53,12 +53,16 @@ def run(args) -> int:
 
     env = robreward.make(spec, args.envs, seed=args.seed, reward="hand", device=args.device)
     try:
-        coverage = collect_transitions(env, args.steps, policy=policy, seed=args.seed)
+        # the MuJoCo states too: an image reward (clip:, an image progress or preference model) scores their frames
+        coverage = collect_transitions(env, args.steps, policy=policy, seed=args.seed, record_sim_states=True)
     finally:
         env.close()
-    result = reward_distances(spec, rewards[0], rewards[1], coverage, gamma=args.gamma, seed=args.seed,
-                              max_transitions=args.max_transitions, neighbours=args.neighbours,
-                              bootstrap=args.bootstrap)
+    try:
+        result = reward_distances(spec, rewards[0], rewards[1], coverage, gamma=args.gamma, seed=args.seed,
+                                  max_transitions=args.max_transitions, neighbours=args.neighbours,
+                                  bootstrap=args.bootstrap)
+    except (ValueError, RuntimeError) as err:  # an episode-level reward (roboclip:), no renderer, ...
+        raise CliError(f"no distance between {args.reward_a!r} and {args.reward_b!r}: {err}") from None
     result = {"task": spec.name, "task_version": int(spec.version), "a": args.reward_a, "b": args.reward_b,
               "policy": args.policy or "random", "envs": args.envs, "steps": args.steps, "seed": args.seed, **result}
     if args.json:

@@ -2,6 +2,7 @@
 what training scored (a CLIP reward's and an image progress shaping's step rewards), the post-step MuJoCo
 states recorded inside the step (episode ends included), shaping removed by EPIC, and the n/a cases."""
 
+import json
 import os
 import warnings
 
@@ -175,3 +176,17 @@ def test_episode_level_and_missing_frames_say_why():
                           renderer=lambda spec, states, size, camera: torch.full((len(states), size[1], size[0], 3), 7,
                                                                                  dtype=torch.uint8))
     assert torch.equal(tables_of(_Scorer(), None, fake).value, torch.full((3,), 14.0, dtype=torch.float64))
+
+
+def test_distance_cli_measures_a_clip_reward_and_refuses_roboclip(clip_spec, capsys):
+    from robreward.cli.main import main
+
+    assert main(["distance", "--task", "reach", "hand", clip_spec, "--envs", "2", "--steps", "12", "--bootstrap",
+                 "0", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert all(out[m] is not None and 0.0 <= out[m] <= 1.0 for m in ("epic", "dard", "starc")), out["notes"]
+    model = clip_spec.split(",")[0].removeprefix("clip:")
+    demo = os.path.join(os.path.dirname(__file__), "..", "..", "demos", "reach-expert.h5")
+    assert main(["distance", "--task", "reach", "hand", f"roboclip:{model},demo={demo}", "--envs", "2", "--steps",
+                 "4"]) == 2
+    assert "no distance between 'hand' and 'roboclip:" in capsys.readouterr().err
