@@ -27,7 +27,9 @@ How a reward gives its tables, checked in this order:
   once per episode from all of its frames, it is not a function of one transition; EpisodeLevelReward
   (a ValueError) says so and distances report it undefined.
 
-A sum (rewards.base.SumReward) mixes tabled parts and plain Reward-protocol parts.
+A sum (rewards.base.SumReward) mixes tabled parts and plain Reward-protocol parts. A package whose reward
+class gives no ``state_tables`` itself can register a view that does (``register_tables_adapter``; the
+preference package does for its image models), as rewards.spec registers reward sources.
 """
 
 from __future__ import annotations
@@ -93,11 +95,29 @@ class CoverageFrames:
             yield rows, frames
 
 
+_ADAPTERS: list = []  # (reward class, adapter(reward) -> an object with state_tables)
+
+
+def register_tables_adapter(reward_class: type, adapter: Callable) -> None:
+    """Rewards of ``reward_class`` (that define no ``state_tables``) are tabled through ``adapter(reward)``, an
+    object with ``state_tables(states, frames)`` (and ``uses_image``); registered by the providing package."""
+    _ADAPTERS.append((reward_class, adapter))
+
+
+def _adapted(reward):
+    if not callable(getattr(reward, "state_tables", None)):
+        for cls, adapter in _ADAPTERS:
+            if isinstance(reward, cls):
+                return adapter(reward)
+    return reward
+
+
 def is_episode_level(reward) -> bool:
     return bool(getattr(reward, "episode_level", False)) or callable(getattr(reward, "episode_similarity", None))
 
 
 def _tabled_itself(reward) -> bool:
+    reward = _adapted(reward)
     return (callable(getattr(reward, "state_tables", None)) or callable(getattr(reward, "score_frames", None))
             or is_episode_level(reward))
 
@@ -109,6 +129,7 @@ def needs_tables(reward) -> bool:
 
 def needs_frames(reward) -> bool:
     """Whether tabling ``reward`` may render frames (frame-scoring, or a state_tables that reads frames)."""
+    reward = _adapted(reward)
     if callable(getattr(reward, "score_frames", None)):
         return True
     if callable(getattr(reward, "state_tables", None)):
@@ -119,6 +140,7 @@ def needs_frames(reward) -> bool:
 @torch.no_grad()
 def tables_of(reward, states, frames: CoverageFrames) -> StateTables:
     """The StateTables of one reward that is tabled itself (the module docstring's order)."""
+    reward = _adapted(reward)
     name = getattr(reward, "name", type(reward).__name__)
     if is_episode_level(reward):
         raise EpisodeLevelReward(f"{name}: {EPISODE_LEVEL_REASON}")
@@ -222,4 +244,5 @@ def frames_cost(bound) -> str:
 
 
 __all__ = ["CoverageFrames", "EPISODE_LEVEL_REASON", "EpisodeLevelReward", "StateTables", "TabledReward",
-           "bind_to_coverage", "frames_cost", "is_episode_level", "needs_frames", "needs_tables", "tables_of"]
+           "bind_to_coverage", "frames_cost", "is_episode_level", "needs_frames", "needs_tables", "register_tables_adapter",
+           "tables_of"]

@@ -1,5 +1,6 @@
 """compare places image and progress rewards beside the others: a CLIP run (tiny random model), progress runs
-(state and image models), a preference run (pref:MODEL.pt, the reward a VLM-labelled or any prefs run leaves)
+(state and image models), preference runs (pref:MODEL.pt of a state and an image model: the rewards a VLM-labelled
+or any prefs run leaves)
 and a RoboCLIP run get success, fitness, HNS and EPIC/STARC to hand (RoboCLIP: n/a and why) in one table,
 one JSON and one plot."""
 
@@ -55,6 +56,11 @@ def runs(tmp_path_factory):
         config = ProgressConfig(task="reach", demos=("unused.h5",), inputs=inputs, image_size=24, embed_dim=8, hidden=16)
         progress[inputs] = save_progress_run(root / f"prog-{inputs}", make_net(config, spec), config, spec, {})
     pref = PreferenceReward(featurizer=Featurizer(spec)).save(root / "pref-model.pt")
+    from robreward.feedback.preferences import EnsembleConfig
+    from robreward.feedback.preferences.image_model import ImageInputs, ImagePreferenceReward
+
+    image_pref = ImagePreferenceReward(Featurizer(spec), ImageInputs("image", image_size=24, embed_dim=8, channels=4),
+                                       config=EnsembleConfig(num_members=2, hidden=(16,))).save(root / "pref-image.pt")
     return {
         "hand": make_run(root / "reach-hand", "hand", 0.80, 0.9, 40.0, seeds=(0, 1)),
         "sparse": make_run(root / "reach-sparse", "sparse", 0.20, 0.3, 10.0, seeds=(0, 1)),
@@ -64,6 +70,7 @@ def runs(tmp_path_factory):
         "hand+progress-image": make_run(root / "reach-hand-progress-image", f"hand+progress:{progress['image']}",
                                         0.7, 0.8, 35.0),
         "pref": make_run(root / "reach-pref", f"pref:{pref}", 0.6, 0.7, 30.0),
+        "pref-image": make_run(root / "reach-pref-image", f"pref:{image_pref}", 0.55, 0.6, 28.0),
         "roboclip": make_run(root / "reach-roboclip", f"roboclip:{model},demo={ROOT / 'demos/reach-expert.h5'}",
                              0.1, 0.1, 5.0),
     }
@@ -72,7 +79,7 @@ def runs(tmp_path_factory):
 def test_compare_places_image_and_progress_rewards_beside_the_others(runs, tmp_path, monkeypatch):
     monkeypatch.setattr(compare_module, "DISTANCE_WORLDS", 8)  # 8 worlds x 24 steps: 192 frames per image reward
     monkeypatch.setattr(compare_module, "DISTANCE_STEPS", 24)
-    order = ("clip", "sparse+progress", "hand+progress-image", "pref", "roboclip")
+    order = ("clip", "sparse+progress", "hand+progress-image", "pref", "pref-image", "roboclip")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the shipped demo's MuJoCo patch version
         res = compare([runs[k] for k in order], out=tmp_path / "cmp", baselines=(runs["hand"], runs["sparse"]))
@@ -101,6 +108,7 @@ def test_compare_places_image_and_progress_rewards_beside_the_others(runs, tmp_p
     assert "- reach-roboclip: n/a: an episode-level reward" in table
     assert "- reach-clip: its frames for the distances: 192 frames rendered and scored in" in table
     assert "- reach-hand-progress-image: its frames for the distances: 192 frames" in table
+    assert "- reach-pref-image: its frames for the distances: 192 frames" in table
     assert len(res["summary"].splitlines()) == 1 and "reach-clip 0.2" in res["summary"]
     saved = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert {r["run"] for r in saved["rows"]} >= {runs[k].name for k in order}

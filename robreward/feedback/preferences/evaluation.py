@@ -14,8 +14,10 @@ import torch
 from robreward.feedback.preferences.loop import (EVAL_FILE, PPO_DIR, STATE_FILE, _collect, _model_path, _read_json,
                                                  attach_bank, check_task, check_teacher, load_prefs_config,
                                                  reward_metrics)
+from robreward.feedback.preferences.image_model import ImagePreferenceReward
 from robreward.feedback.preferences.model import PreferenceReward
 from robreward.fileio import atomic_path, atomic_write_json
+from robreward.rewards.state_tables import register_tables_adapter
 
 PLOT_METRICS = ("success_rate", "return_mean", "fitness_mean")
 
@@ -136,6 +138,11 @@ def on_frames(model):
     if not getattr(model, "image", None) or callable(getattr(model, "state_tables", None)):
         return model
     return _ImageModelOnFrames(model)
+
+
+# compare and `robreward distance` rebuild a pref:RUN of an image model through the reward registry: the rewards
+# layer tables it through this view (robreward.rewards.state_tables), never importing this package
+register_tables_adapter(ImagePreferenceReward, _ImageModelOnFrames)
 
 
 # -- label efficiency ------------------------------------------------------------------------------
