@@ -8,7 +8,8 @@ Accuracy: reach, 16 worlds of random actions for 60 steps (collect_rollout with 
 of 10 steps; 200 oracle-labelled pairs of worlds 0-11 to train on, 300 of worlds 12-15 held out; seeds 0 and 1
 (the pairs and the ensemble). The state model is PreferenceReward with its defaults (B-Pref's 3 x 256 heads, up
 to 50 epochs); the image models are ImagePreferenceReward with a SmallCNN of 8 channels and 32 features, heads
-of 64 x 64, 20 epochs, frames of the top view at 32 and 48 px; "both" adds the state features.
+of 64 x 64, 20 epochs, frames of the top view at 32 and 48 px ("front-": reach's own camera); "both" adds the
+state features.
 
 Speed: env-steps/s of a 32-world reach BatchedEnv stepping zero actions, with the hand reward and with an image
 reward (48 px top view: every world rendered in one call per step, scored in one forward pass); torch on one
@@ -56,16 +57,18 @@ def main() -> dict:
         train, held = sample_pairs(ours, 200, rng), sample_pairs(theirs, 300, rng)
         return train, oracle.label(train), held, oracle.label(held)
 
-    for name in ("state", "image32", "image48", "both32"):
+    for name in ("state", "image32", "image48", "both32", "front-image32"):
         for seed in (0, 1):
             if name == "state":
                 model = PreferenceReward(featurizer=featurizer, config=EnsembleConfig(seed=seed))
             else:
                 size = int(name[-2:])
-                model = ImagePreferenceReward(featurizer, ImageInputs(name[:-2], size, "top", channels=8, embed_dim=32),
+                camera = "" if name.startswith("front-") else "top"  # "": reach's own camera, front
+                inputs = name.removeprefix("front-")[:-2]
+                model = ImagePreferenceReward(featurizer, ImageInputs(inputs, size, camera, channels=8, embed_dim=32),
                                               config=EnsembleConfig(hidden=(64, 64), epochs=20, batch_size=64,
                                                                     seed=seed))
-                model.bank = FrameBank(env.spec, size, "top")
+                model.bank = FrameBank(env.spec, size, camera)
             train, train_labels, held, held_labels = pairs_for(model, seed)
             start = time.perf_counter()
             model.fit(train, train_labels)
