@@ -158,7 +158,7 @@ class PrefsConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "PrefsConfig":
         """The config of a ``to_dict()`` (a run's config.json): unknown fields refused, no defaults added here
-        (the dataclass states them); a config of an older robreward is migrated first (robreward/rundir.py)."""
+        (the dataclass states them); a config of an older robreward is migrated first (robreward/rundir/)."""
         return strict_from_dict(cls, data, "prefs config")
 
 
