@@ -14,9 +14,9 @@ that verb takes.
 In-process: a command runs as `robreward.cli.main.main(argv)`, the function the `robreward`
 console script calls, in this test's process (its stdout and stderr captured at the file
 descriptors, so the sandbox's and other children's output too; exit code from its return value
-or SystemExit; the current directory, os.environ and torch's thread count restored after each
-command; a SIGALRM stops one that runs past COMMAND_TIMEOUT). Starting Python, torch and MuJoCo
-once per command was most of the harness's time. A command in SUBPROCESS (with the reason) runs
+or SystemExit; the current directory, os.environ, torch's thread count and the global random
+states restored after each command; a SIGALRM stops one that runs past COMMAND_TIMEOUT).
+Starting Python, torch and MuJoCo once per command was most of the harness's time. A command in SUBPROCESS (with the reason) runs
 through the installed `robreward` script instead, as before; the console script itself (the
 entry point, `--version`, `--help`, a tiny train + eval) is run as a subprocess by
 tests/cli/test_every_verb.py.
@@ -333,11 +333,15 @@ def _stop(signum, frame):
 def run_in_process(argv: list[str], cwd: Path) -> int | str:
     """`robreward ARGV...` as the console script runs it: robreward.cli.main.main(argv[1:]), from ``cwd``.
     The exit code (an int), or why there was none. The caller captures the output (capfd)."""
+    import random
+
+    import numpy as np
     import torch
 
     from robreward.cli.main import main
 
     before_cwd, before_env, before_threads = os.getcwd(), dict(os.environ), torch.get_num_threads()
+    before_rng = random.getstate(), np.random.get_state(), torch.get_rng_state()  # training seeds them globally
     previous = signal.signal(signal.SIGALRM, _stop)
     signal.alarm(COMMAND_TIMEOUT)
     try:
@@ -354,6 +358,9 @@ def run_in_process(argv: list[str], cwd: Path) -> int | str:
         os.environ.clear()
         os.environ.update(before_env)
         torch.set_num_threads(before_threads)
+        random.setstate(before_rng[0])
+        np.random.set_state(before_rng[1])
+        torch.set_rng_state(before_rng[2])
     return code
 
 
