@@ -330,7 +330,7 @@ def _stop(signum, frame):
     raise CommandTimeout
 
 
-def run_in_process(argv: list[str], cwd: Path) -> int | str:
+def run_in_process(argv: list[str], cwd: Path, timeout: float = COMMAND_TIMEOUT) -> int | str:
     """`robreward ARGV...` as the console script runs it: robreward.cli.main.main(argv[1:]), from ``cwd``.
     The exit code (an int), or why there was none. The caller captures the output (capfd)."""
     import random
@@ -343,16 +343,16 @@ def run_in_process(argv: list[str], cwd: Path) -> int | str:
     before_cwd, before_env, before_threads = os.getcwd(), dict(os.environ), torch.get_num_threads()
     before_rng = random.getstate(), np.random.get_state(), torch.get_rng_state()  # training seeds them globally
     previous = signal.signal(signal.SIGALRM, _stop)
-    signal.alarm(COMMAND_TIMEOUT)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
         os.chdir(cwd)
         code = main(argv[1:])
     except SystemExit as exit_:  # argparse (--help, --version, a refused flag) and anything that calls sys.exit
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else f"1 ({exit_.code})")
     except CommandTimeout:
-        code = f"none: stopped after {COMMAND_TIMEOUT} s"
+        code = f"none: stopped after {timeout:g} s"
     finally:
-        signal.alarm(0)
+        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
         os.chdir(before_cwd)
         os.environ.clear()
@@ -379,6 +379,25 @@ def subprocess_reason(command: Command) -> str | None:
     return next((reason for pattern, reason in SUBPROCESS.items() if re.search(pattern, command.text)), None)
 
 
+def test_in_process_runs_report_exit_codes_output_and_timeouts(tmp_path, capfd, monkeypatch):
+    """The in-process runner sees what the console script's caller would: the exit code of a refused
+    command and of argparse's own exits, the output at the file descriptors, a timeout; and it puts the
+    current directory and os.environ back (a command that fails must not pass, nor leak into later tests)."""
+    here = os.getcwd()
+    monkeypatch.setenv("ROBREWARD_DOCS_HARNESS_PROBE", "1")
+    assert run_in_process(["robreward", "tasks", "show", "no-such-task"], tmp_path) == 2
+    assert "unknown task 'no-such-task'" in capfd.readouterr().err
+    assert run_in_process(["robreward", "train", "--no-such-flag"], tmp_path) == 2
+    assert "unrecognized arguments: --no-such-flag" in capfd.readouterr().err
+    assert run_in_process(["robreward", "--version"], tmp_path) == 0
+    assert capfd.readouterr().out.strip() == "robreward 0.1.0"
+    stopped = run_in_process(["robreward", "bench", "sim", "--task", "reach", "--envs", "4", "--steps", "10000000",
+                              "--repeats", "1"], tmp_path, timeout=0.5)
+    assert stopped == "none: stopped after 0.5 s"
+    assert os.getcwd() == here and os.environ["ROBREWARD_DOCS_HARNESS_PROBE"] == "1"
+    assert signal.getsignal(signal.SIGALRM) is not _stop
+
+
 @pytest.mark.parametrize("page", page_params())
 def test_page_commands_run(page, tmp_path, fake_llm, monkeypatch, capfd):
     for folder in COPIED:
@@ -402,10 +421,9 @@ def test_page_commands_run(page, tmp_path, fake_llm, monkeypatch, capfd):
             output = captured.out + captured.err
         how = "subprocess" if subprocess_reason(command) else "in-process"
         ran.append(f"{time.monotonic() - start:6.1f} s  {how:10}  {command.where}: {shlex.join(argv)}")
-        with capfd.disabled():
-            print(ran[-1])  # pytest -s shows each command with its wall time
         if code != 0:
             failures.append(f"{command.where}: exit {code}\n  shown: {command.text}\n"
                             f"  ran:   {shlex.join(argv)}\n{output[-1500:]}")
+    print("\n".join(ran))  # each command with its wall time: shown by pytest -s, and on a failure
     assert ran, f"{page.name}: no command ran"
     assert not failures, "\n\n".join(failures)
