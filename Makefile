@@ -32,9 +32,10 @@ lint: $(STAMP)
 test: lint
 	$(PY) -m pytest -q -m "not slow and not browser and not ray and not benchmark" tests
 
-# everything: the fast lane, the slow learning tests, the browser test (chromium) and Ray
+# everything: the fast lane, the slow learning tests, the browser test (chromium) and Ray; the 25 slowest
+# tests are listed before the summary (where CI's time goes)
 test-all: lint browser
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=25 tests
 
 # Debian's chromium for the labeling app's browser test (Playwright drives it; no `playwright install`)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
