@@ -22,8 +22,9 @@ entry point, `--version`, `--help`, a tiny train + eval) is run as a subprocess 
 tests/cli/test_every_verb.py.
 
 Slow lane (`make test-all`). Measured on the shared 2-core VM (2026-12-03), the whole file: every
-command as a subprocess 17 min 47 s at load 3-8 and 561 s at load 3.5-5; in-process 239 s at load
-4.6-6 (45 s of it the Ray page's one subprocess: Ray's own start). The page that starts Ray (`--ray local`) is also marked `ray`. The checks that run nothing (parsing
+command as a subprocess 17 min 47 s at load 3-8 and 561 s at load 3.5-5 (387 s CPU); in-process
+150-243 s at load 3-6 (134-144 s CPU; 27-45 s of it the Ray page's one subprocess, mostly Ray's own
+start), peak RSS 1.2 GB. The page that starts Ray (`--ray local`) is also marked `ray`. The checks that run nothing (parsing
 every command, make targets, scripts/demo.sh, links) are in the fast lane and take seconds.
 """
 
