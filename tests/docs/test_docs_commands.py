@@ -343,18 +343,22 @@ def run_in_process(argv: list[str], cwd: Path, timeout: float = COMMAND_TIMEOUT)
 
     before_cwd, before_env, before_threads = os.getcwd(), dict(os.environ), torch.get_num_threads()
     before_rng = random.getstate(), np.random.get_state(), torch.get_rng_state()  # training seeds them globally
+    outer, started = signal.getitimer(signal.ITIMER_REAL)[0], time.monotonic()  # e.g. pytest --timeout's own alarm
     previous = signal.signal(signal.SIGALRM, _stop)
-    signal.setitimer(signal.ITIMER_REAL, timeout)
+    limit = min(timeout, outer) if outer else timeout
+    signal.setitimer(signal.ITIMER_REAL, limit)
     try:
         os.chdir(cwd)
         code = main(argv[1:])
     except SystemExit as exit_:  # argparse (--help, --version, a refused flag) and anything that calls sys.exit
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else f"1 ({exit_.code})")
     except CommandTimeout:
-        code = f"none: stopped after {timeout:g} s"
+        code = f"none: stopped after {limit:g} s"
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer:  # the outer alarm keeps counting from where it was
+            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 0.001))
         os.chdir(before_cwd)
         os.environ.clear()
         os.environ.update(before_env)
