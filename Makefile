@@ -30,12 +30,12 @@ lint: $(STAMP)
 
 # the fast lane (< 5 min on 2 cores, no apt-get): unit, contract and tiny-budget smoke tests
 test: lint
-	$(PY) -m pytest -q -m "not slow and not browser and not ray and not benchmark" tests
+	$(PY) -m pytest -q -m "not slow and not browser and not ray and not benchmark" $(PYTEST_ARGS) tests
 
 # everything: the fast lane, the slow learning tests, the browser test (chromium) and Ray; the 25 slowest
-# tests are listed before the summary (where CI's time goes)
+# tests are listed before the summary (where CI's time goes). PYTEST_ARGS adds pytest options to both lanes.
 test-all: lint browser
-	$(PY) -m pytest -q --durations=25 tests
+	$(PY) -m pytest -q --durations=25 $(PYTEST_ARGS) tests
 
 # Debian's chromium for the labeling app's browser test (Playwright drives it; no `playwright install`)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
