@@ -164,6 +164,126 @@ def train_speed_cell(task: str, reward: str, steps: int, num_envs: int, seed: in
             "env_steps_per_s": round(int(summary["steps"]) / float(summary["seconds"]), 1)}
 
 
+# -- the issue's PPO targets: sparse + progress shaping against the hand reward, like for like ----------
+TARGET_DEMOS = 10  # the issue: 10 expert demos (+10 noisy ones as negatives)
+
+
+def _target_model(task: str, root: Path, demos: int = TARGET_DEMOS) -> Path:
+    """A state progress run fitted on ``demos`` fresh expert episodes (seed 100) + as many noisy ones (noise 0.6,
+    seed 101), recorded into ``root`` once (the shipped demo files are 20 episodes each)."""
+    from robreward.demos.record import record
+    from robreward.envs.registry import get_task
+    from robreward.feedback.progress import ProgressConfig, fit_progress, save_progress_run
+
+    run = root / task / "model"
+    if (run / "progress.json").is_file():
+        return run
+    files = root / task / "demos"
+    files.mkdir(parents=True, exist_ok=True)
+    expert, noisy = files / f"expert{demos}.h5", files / f"noisy{demos}.h5"
+    for path, seed, noise in ((expert, 100, 0.0), (noisy, 101, 0.6)):
+        if not path.is_file():
+            record(task, "expert", demos, path, seed=seed, noise=noise, append=False, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        config = ProgressConfig(task=task, demos=(str(expert),), negatives=(str(noisy),), seed=0)
+        net, report = fit_progress(config)
+    save_progress_run(run, net, config, get_task(task), report)
+    return run
+
+
+def steps_to(csv_path: Path, level: float = 0.8, window: int = 5) -> int | None:
+    """The first env step at which the mean training success of the last ``window`` logged updates reaches
+    ``level`` (progress.csv's success_rate: episodes that ended in that update); None if it never does."""
+    import csv
+
+    recent: list[float] = []
+    with open(csv_path, newline="") as f:
+        for row in csv.DictReader(f):
+            if row.get("success_rate") in ("", None):
+                continue
+            recent = (recent + [float(row["success_rate"])])[-window:]
+            if len(recent) == window and sum(recent) / window >= level:
+                return int(row["step"])
+    return None
+
+
+def shaping_specs(items: str, model: Path) -> dict[str, str]:
+    """"10,30@1" -> {label: reward spec}: W is progress:RUN,weight=W (pure potential-based shaping with the PPO's
+    γ); W@G also sets the shaping's gamma=G (G=1: the potential term plus a (1 - γ_PPO) W Φ(s') bonus)."""
+    out = {}
+    for item in items.split(","):
+        weight, _, gamma = item.strip().partition("@")
+        w = float(weight)
+        tail, label = (f",gamma={float(gamma):g}", f"w={w:g},gamma={float(gamma):g}") if gamma else ("", f"w={w:g}")
+        out[f"sparse+progress({label})"] = f"sparse+progress:{model},weight={w:g}{tail}"
+    return out
+
+
+def target_cells(task: str, seeds: list[int], shaping: str, root: Path, eval_episodes: int = 100,
+                 steps: int | None = None, sparse: bool = True) -> dict:
+    """hand, sparse, and sparse+progress:RUN for each item of ``shaping`` (shaping_specs), on each seed, with the shipped hand baseline's
+    config.yaml (worlds, PPO settings, budget), trained at once in one batched process (resumable: finished runs
+    are skipped). Returns {label: [per-seed {seed, success_rate, fitness, steps_to_80}]}."""
+    from robreward.codegen.finals import baseline_config
+    from robreward.codegen.training import train_candidates
+    from robreward.rl.config import TrainConfig
+
+    found = baseline_config(task)
+    if found is None:
+        raise SystemExit(f"no shipped baseline config.yaml for {task}")
+    data, _ = found
+    data.pop("_schema_version")
+    base = TrainConfig.from_dict(data)
+    budget = steps or base.steps
+    model = _target_model(task, root)
+    labels = {"hand": "hand", **({"sparse": "sparse"} if sparse else {}), **shaping_specs(shaping, model)}
+    files, dirs, seed_list, owners = [], [], [], []
+    for label, reward in labels.items():
+        for seed in seeds:
+            files.append(reward), seed_list.append(seed), owners.append(label)
+            dirs.append(root / task / f"s{budget}" / label.replace("+", "_").replace("(", "_").replace(")", "")
+                        .replace("=", "").replace(",", "_") / f"seed_{seed}")
+    todo = sum(not (d / "eval.json").is_file() for d in dirs)
+    print(f"{task}: {len(dirs)} runs ({todo} to train), {budget:,} steps x {base.num_envs} worlds each", flush=True)
+    start = time.perf_counter()
+    if todo:
+        train_candidates(task, files, budget, seed_list, dirs, num_envs=base.num_envs, eval_episodes=eval_episodes,
+                         ppo=base.ppo, backend=base.backend)
+    table: dict[str, list] = {}
+    for label, seed, run_dir in zip(owners, seed_list, dirs):
+        if not (run_dir / "eval.json").is_file():
+            reason = (run_dir / "failed.json").read_text() if (run_dir / "failed.json").is_file() else "no eval.json"
+            raise SystemExit(f"{run_dir}: training failed: {reason}")
+        result = json.loads((run_dir / "eval.json").read_text())
+        table.setdefault(label, []).append({"seed": seed, "success_rate": result["success_rate"],
+                                            "fitness": result["fitness_mean"],
+                                            "steps_to_80": steps_to(run_dir / "progress.csv")})
+    return {"task": task, "steps": budget, "num_envs": base.num_envs, "ppo": "the shipped hand baseline's config.yaml",
+            "progress_model": str(model.relative_to(ROOT)) if model.is_relative_to(ROOT) else str(model),
+            "demos": f"{TARGET_DEMOS} expert (seed 100) + {TARGET_DEMOS} noisy (noise 0.6, seed 101), 25% held out",
+            "eval_episodes": eval_episodes, "table": table, "seconds": round(time.perf_counter() - start, 1)}
+
+
+def summarize_targets(cell: dict, sparse_v0: float | None) -> dict:
+    """Mean success per reward, its ratio to hand, the issue's test (>= 0.9 of hand), steps to 80%, and the
+    shipped v0 sparse baseline's success (trained with the same config)."""
+    import statistics
+
+    hand = statistics.mean(r["success_rate"] for r in cell["table"]["hand"])
+    out = {}
+    for label, rows in cell["table"].items():
+        mean = statistics.mean(r["success_rate"] for r in rows)
+        reached = [r["steps_to_80"] for r in rows if r["steps_to_80"] is not None]
+        out[label] = {"success": [r["success_rate"] for r in rows], "success_mean": round(mean, 3),
+                      "ratio_to_hand": round(mean / hand, 3) if hand > 0 else None,
+                      "meets_0.9_of_hand": bool(hand > 0 and mean >= 0.9 * hand),
+                      "steps_to_80": [r["steps_to_80"] for r in rows],
+                      "steps_to_80_mean_of_reached": round(statistics.mean(reached)) if reached else None}
+    out["sparse_shipped_v0"] = sparse_v0
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
@@ -177,10 +297,32 @@ def main() -> None:
     parser.add_argument("--speed", action="store_true", help="speed cells only: render+score, image shaping vs hand")
     parser.add_argument("--num-envs", type=int, default=32, help="speed cells: worlds")
     parser.add_argument("--speed-steps", type=int, default=8192, help="speed cells: PPO env steps per training run")
+    parser.add_argument("--targets", action="store_true",
+                        help="the issue's PPO targets: hand vs sparse+progress (state) at the shipped baseline's budget")
+    parser.add_argument("--shaping", default="10",
+                        help="--targets: progress shaping runs, comma list of W (weight W, the PPO's gamma: pure "
+                             "potential-based shaping) or W@G (also gamma G; G=1 adds a (1 - gamma_PPO) W Φ(s') bonus)")
+    parser.add_argument("--no-sparse", action="store_true", help="--targets: no sparse-alone runs")
+    parser.add_argument("--target-steps", type=int, default=None, help="--targets: env steps (default the baseline's)")
+    parser.add_argument("--target-root", default=str(ROOT / "runs" / "bench" / "progress_targets"),
+                        help="--targets: the runs and fitted models (resumable)")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     results = _load()
     cells = results.setdefault("cells", {})
+    if args.targets:
+        from robreward.eval.baseline import load_baseline
+
+        for task in args.tasks.split(","):
+            cell = target_cells(task, seeds, args.shaping, Path(args.target_root), steps=args.target_steps,
+                                sparse=not args.no_sparse)
+            base = load_baseline(task)
+            cell["summary"] = summarize_targets(cell, (base.sparse or {}).get("success_rate") if base else None)
+            key = f"targets/{task}/steps{cell['steps']}/seeds{','.join(map(str, seeds))}/{args.shaping}"
+            cells[key] = {"kind": "targets", **cell}
+            _save(results)
+            print(key, json.dumps(cell["summary"]), flush=True)
+        return
     if args.speed:
         for task in args.tasks.split(","):
             key = f"speed/render_score/{task}/n{args.num_envs}/px{args.image_size}/{args.camera or 'default'}"

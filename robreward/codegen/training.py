@@ -91,9 +91,18 @@ def checkpoint_step(path: Path) -> int | None:
 
 
 def _spec(file) -> str:
-    """A reward file's absolute path; the built-in specs "hand" and "sparse" as they are (a benchmark's baseline
-    beside the candidates)."""
-    return str(file) if str(file) in ("hand", "sparse") else str(Path(file).resolve())
+    """A reward file's absolute path; any other reward spec ("hand", "sparse", "sparse+progress:RUN", ...: a
+    benchmark's baseline or shaped reward beside the candidates) normalized as a run's config stores it."""
+    from robreward.rewards.spec import normalize_reward_spec, parse_reward_spec
+
+    try:
+        return normalize_reward_spec(str(file))
+    except (ValueError, OSError):  # the trainer's own check of the spec says what is wrong with it
+        try:
+            kind = parse_reward_spec(str(file)).kind
+        except ValueError:
+            kind = "file"
+        return str(Path(file).resolve()) if kind == "file" else str(file)
 
 
 def _finished(out: Path) -> bool:

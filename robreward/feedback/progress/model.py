@@ -75,6 +75,10 @@ class ProgressConfig:
     """Weight of the pairwise head's loss."""
     noise: float = 0.05
     """Std of the Gaussian noise added to normalized inputs while training (augmentation)."""
+    mix_weight: float = 1.0
+    """State inputs: weight of the mixed-state hard negatives: two observations of one episode mixed feature
+    by feature, whose target is the lower of the two (progress needs every part of the state to be there:
+    the robot's arm at a late pose with the object where it started is not progress). 0 turns them off."""
     seed: int = 0
     """Seeds the held-out split, the initial weights and the sampled pairs."""
     image_size: int = 64
@@ -101,6 +105,8 @@ class ProgressConfig:
             raise ValueError(f"--seed must be >= 0, got {self.seed}")
         if not 16 <= self.image_size <= 256:
             raise ValueError(f"--image-size must be in 16..256 pixels, got {self.image_size}")
+        if self.mix_weight < 0:
+            raise ValueError(f"mix_weight must be >= 0, got {self.mix_weight}")
         if self.embed_dim < 1 or self.batch < 8:
             raise ValueError("embed_dim must be >= 1 and batch >= 8")
 
@@ -359,10 +365,11 @@ def _ordered_pairs(frames: FrameBatch, n: int, gen: torch.Generator) -> tuple[to
     return torch.minimum(i, j), torch.maximum(i, j)
 
 
-def _same_episode_pairs(frames: FrameBatch, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """n ordered pairs (i < j) of ramp frames, j drawn from i's own episode (a minibatch cannot afford to
-    draw both at random and keep the few that share an episode)."""
-    ramp_ids = torch.nonzero(frames.ramp).flatten()
+def _same_episode_pairs(frames: FrameBatch, n: int, gen: torch.Generator,
+                        rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """n ordered pairs (i < j) of ramp frames (or of ``rows``, a mask of frames), j drawn from i's own episode
+    (a minibatch cannot afford to draw both at random and keep the few that share an episode)."""
+    ramp_ids = torch.nonzero(frames.ramp if rows is None else rows).flatten()
     if not len(ramp_ids):
         return ramp_ids, ramp_ids
     episode = frames.episode[ramp_ids]
@@ -384,6 +391,20 @@ def _embed_rows(net: ProgressNet, frames: FrameBatch, rows: torch.Tensor, noise:
         feats = frames.feats[rows] if frames.feats is not None else net.features(frames.pixels[rows], augment=True,
                                                                                generator=gen)
     return net.embed(obs, feats, noise=noise)
+
+
+def _mixed_loss(net: ProgressNet, frames: FrameBatch, noise: float, gen: torch.Generator, n: int = 1024):
+    """BCE of Φ on observations that mix two observations of one episode (each feature from either, at
+    random) toward the lower of their targets: the model may not give progress for part of the state alone
+    (a policy would find the part that is cheapest to reach, e.g. the arm raised without the object)."""
+    i, j = _same_episode_pairs(frames, n, gen, torch.ones(len(frames.obs), dtype=torch.bool))
+    if not len(i):
+        return frames.obs.new_zeros(())
+    keep = torch.rand(len(i), frames.obs.shape[1], generator=gen) < 0.5
+    mixed = torch.where(keep, frames.obs[i], frames.obs[j])
+    target = torch.minimum(frames.target[i], frames.target[j])
+    logits = net.phi_logits(net.embed(mixed, noise=noise))
+    return nn.functional.binary_cross_entropy_with_logits(logits, target)
 
 
 def train_net(net: ProgressNet, frames: FrameBatch, config: ProgressConfig, epochs: int, lr: float,
@@ -421,6 +442,8 @@ def train_net(net: ProgressNet, frames: FrameBatch, config: ProgressConfig, epoc
         loss = nn.functional.binary_cross_entropy_with_logits(logits, target)
         if len(i) and config.rank_weight > 0:  # time order along success ramps; the reversed order is wrong
             loss = loss + config.rank_weight * nn.functional.softplus(-(logits[j] - logits[i]) * 4.0).mean()
+        if not net.uses_image and config.mix_weight > 0:  # mixed-state hard negatives (ProgressConfig.mix_weight)
+            loss = loss + config.mix_weight * _mixed_loss(net, frames, config.noise, gen)
         if config.pair_weight > 0:  # Δ on same-episode pairs in random order and shuffled cross-episode pairs
             delta = net.delta_of(emb[pa], emb[pb])
             loss = loss + config.pair_weight * ((delta - (target[pb] - target[pa])) ** 2).mean()
