@@ -46,6 +46,10 @@ def _load() -> dict:
 
 
 def _save(results: dict) -> None:
+    """Write ``results``, keeping the cells another process (a benchmark run beside this one) saved since."""
+    merged = _load()
+    merged["cells"] = {**merged.get("cells", {}), **results.get("cells", {})}
+    results["cells"] = merged["cells"]
     results.update({"machine": machine_info(), "date": time.strftime("%Y-%m-%d")})
     atomic_write_json(RESULTS, results, indent=1)
 
@@ -168,14 +172,14 @@ def train_speed_cell(task: str, reward: str, steps: int, num_envs: int, seed: in
 TARGET_DEMOS = 10  # the issue: 10 expert demos (+10 noisy ones as negatives)
 
 
-def _target_model(task: str, root: Path, demos: int = TARGET_DEMOS) -> Path:
+def _target_model(task: str, root: Path, demos: int = TARGET_DEMOS, features: str = "") -> Path:
     """A state progress run fitted on ``demos`` fresh expert episodes (seed 100) + as many noisy ones (noise 0.6,
     seed 101), recorded into ``root`` once (the shipped demo files are 20 episodes each)."""
     from robreward.demos.record import record
     from robreward.envs.registry import get_task
     from robreward.feedback.progress import ProgressConfig, fit_progress, save_progress_run
 
-    run = root / task / "model"
+    run = root / task / ("model" if not features else f"model-{features}")
     if (run / "progress.json").is_file():
         return run
     files = root / task / "demos"
@@ -186,7 +190,7 @@ def _target_model(task: str, root: Path, demos: int = TARGET_DEMOS) -> Path:
             record(task, "expert", demos, path, seed=seed, noise=noise, append=False, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        config = ProgressConfig(task=task, demos=(str(expert),), negatives=(str(noisy),), seed=0)
+        config = ProgressConfig(task=task, demos=(str(expert),), negatives=(str(noisy),), seed=0, features=features)
         net, report = fit_progress(config)
     save_progress_run(run, net, config, get_task(task), report)
     return run
@@ -221,7 +225,7 @@ def shaping_specs(items: str, model: Path) -> dict[str, str]:
 
 
 def target_cells(task: str, seeds: list[int], shaping: str, root: Path, eval_episodes: int = 100,
-                 steps: int | None = None, sparse: bool = True) -> dict:
+                 steps: int | None = None, sparse: bool = True, features: str = "") -> dict:
     """hand, sparse, and sparse+progress:RUN for each item of ``shaping`` (shaping_specs), on each seed, with the shipped hand baseline's
     config.yaml (worlds, PPO settings, budget), trained at once in one batched process (resumable: finished runs
     are skipped). Returns {label: [per-seed {seed, success_rate, fitness, steps_to_80}]}."""
@@ -236,8 +240,11 @@ def target_cells(task: str, seeds: list[int], shaping: str, root: Path, eval_epi
     data.pop("_schema_version")
     base = TrainConfig.from_dict(data)
     budget = steps or base.steps
-    model = _target_model(task, root)
-    labels = {"hand": "hand", **({"sparse": "sparse"} if sparse else {}), **shaping_specs(shaping, model)}
+    model = _target_model(task, root, features=features)
+    meta = json.loads((model / "progress.json").read_text())
+    shaped = {(label[:-1] + f",{features})" if features else label): spec
+              for label, spec in shaping_specs(shaping, model).items()}
+    labels = {"hand": "hand", **({"sparse": "sparse"} if sparse else {}), **shaped}
     files, dirs, seed_list, owners = [], [], [], []
     for label, reward in labels.items():
         for seed in seeds:
@@ -261,6 +268,10 @@ def target_cells(task: str, seeds: list[int], shaping: str, root: Path, eval_epi
                                             "steps_to_80": steps_to(run_dir / "progress.csv")})
     return {"task": task, "steps": budget, "num_envs": base.num_envs, "ppo": "the shipped hand baseline's config.yaml",
             "progress_model": str(model.relative_to(ROOT)) if model.is_relative_to(ROOT) else str(model),
+            "progress_features": meta["config"].get("features", "") or "observation",
+            "progress_mix_weight": meta["config"].get("mix_weight", 0.0),
+            "progress_held_out": {k: meta["metrics"]["held_out"][k] for k in
+                                  ("value_order_correlation", "value_order_correlation_min", "final_progress_auroc")},
             "demos": f"{TARGET_DEMOS} expert (seed 100) + {TARGET_DEMOS} noisy (noise 0.6, seed 101), 25% held out",
             "eval_episodes": eval_episodes, "table": table, "seconds": round(time.perf_counter() - start, 1)}
 
@@ -284,6 +295,74 @@ def summarize_targets(cell: dict, sparse_v0: float | None) -> dict:
     return out
 
 
+# -- one-shot adaptation: the shaped policy's success on a task variant, before and after adapting -------
+VARIANT = ROOT / "examples" / "tasks" / "reach-beside"
+
+
+def adapt_cells(seeds: list[int], shaping: str, root: Path, steps: int | None = None,
+                eval_episodes: int = 100) -> dict:
+    """A reach progress model (the shipped reach demos) shapes PPO on reach-beside (the target 15 cm beside the
+    marker) as it is ("before": the same net, saved as a run of the variant) and after `progress adapt` on one
+    variant demo ("after"), beside sparse alone, on each seed, with reach's baseline config (batched)."""
+    from robreward.cli.main import main as cli
+    from robreward.codegen.finals import baseline_config
+    from robreward.codegen.training import train_candidates
+    from robreward.demos.record import record
+    from robreward.envs.registry import get_task
+    from robreward.feedback.progress import ProgressConfig, fit_progress, save_progress_run
+    from robreward.rl.config import TrainConfig
+
+    variant = get_task(str(VARIANT))
+    before, after, demo = root / "before", root / "after", root / "beside-1.h5"
+    if not (before / "progress.json").is_file():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            config = ProgressConfig(task="reach", demos=(str(ROOT / "demos/reach-expert.h5"),),
+                                    negatives=(str(ROOT / "demos/reach-noisy.h5"),), seed=0)
+            net, report = fit_progress(config, get_task("reach"))
+        save_progress_run(root / "reach", net, config, get_task("reach"), report)
+        save_progress_run(before, net, config, variant, report, extra={"note": "the reach model, not adapted"})
+    if not demo.is_file():
+        record(str(VARIANT), "expert", 1, demo, seed=5, append=False, progress=False)
+    if not (after / "progress.json").is_file():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if cli(["progress", "adapt", str(root / "reach"), "--demos", str(demo), "--task", str(VARIANT),
+                    "--out", str(after)]) != 0:
+                raise SystemExit("progress adapt failed")
+    data, _ = baseline_config("reach")
+    data.pop("_schema_version")
+    base = TrainConfig.from_dict(data)
+    budget = steps or base.steps
+    labels = {"sparse": "sparse"}
+    for name, model in (("before", before), ("after", after)):
+        labels.update({label.replace("sparse+progress", f"sparse+progress[{name}]"): spec
+                       for label, spec in shaping_specs(shaping, model).items()})
+    files, dirs, seed_list, owners = [], [], [], []
+    for label, reward in labels.items():
+        for seed in seeds:
+            files.append(reward), seed_list.append(seed), owners.append(label)
+            slug = "".join(c if c.isalnum() else "_" for c in label)
+            dirs.append(root / f"s{budget}" / slug / f"seed_{seed}")
+    start = time.perf_counter()
+    train_candidates(str(VARIANT), files, budget, seed_list, dirs, num_envs=base.num_envs,
+                     eval_episodes=eval_episodes, ppo=base.ppo, backend=base.backend)
+    table: dict[str, list] = {}
+    for label, seed, run_dir in zip(owners, seed_list, dirs):
+        if not (run_dir / "eval.json").is_file():
+            raise SystemExit(f"{run_dir}: training failed: {(run_dir / 'failed.json').read_text()}")
+        result = json.loads((run_dir / "eval.json").read_text())
+        table.setdefault(label, []).append({"seed": seed, "success_rate": result["success_rate"],
+                                            "steps_to_80": steps_to(run_dir / "progress.csv")})
+    summary = {label: {"success": [r["success_rate"] for r in rows],
+                       "success_mean": round(sum(r["success_rate"] for r in rows) / len(rows), 3),
+                       "steps_to_80": [r["steps_to_80"] for r in rows]} for label, rows in table.items()}
+    return {"task": "examples/tasks/reach-beside", "base_model": "reach (shipped reach demos, seed 0)",
+            "adapt_demo": "one expert episode of the variant (seed 5)", "steps": budget, "num_envs": base.num_envs,
+            "ppo": "reach's shipped hand baseline config.yaml", "eval_episodes": eval_episodes, "table": table,
+            "summary": summary, "seconds": round(time.perf_counter() - start, 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
@@ -302,6 +381,9 @@ def main() -> None:
     parser.add_argument("--shaping", default="10",
                         help="--targets: progress shaping runs, comma list of W (weight W, the PPO's gamma: pure "
                              "potential-based shaping) or W@G (also gamma G; G=1 adds a (1 - gamma_PPO) W Φ(s') bonus)")
+    parser.add_argument("--adapt", action="store_true",
+                        help="shaped PPO on reach-beside with the reach model before and after one-shot adaptation")
+    parser.add_argument("--features", default="", help="--targets: the progress model's features (obs-norms)")
     parser.add_argument("--no-sparse", action="store_true", help="--targets: no sparse-alone runs")
     parser.add_argument("--target-steps", type=int, default=None, help="--targets: env steps (default the baseline's)")
     parser.add_argument("--target-root", default=str(ROOT / "runs" / "bench" / "progress_targets"),
@@ -310,15 +392,23 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     results = _load()
     cells = results.setdefault("cells", {})
+    if args.adapt:
+        cell = adapt_cells(seeds, args.shaping, Path(args.target_root) / "adapt", steps=args.target_steps)
+        key = f"adapt/reach-beside/steps{cell['steps']}/seeds{','.join(map(str, seeds))}/{args.shaping}"
+        cells[key] = {"kind": "adapt", **cell}
+        _save(results)
+        print(key, json.dumps(cell["summary"]), flush=True)
+        return
     if args.targets:
         from robreward.eval.baseline import load_baseline
 
         for task in args.tasks.split(","):
             cell = target_cells(task, seeds, args.shaping, Path(args.target_root), steps=args.target_steps,
-                                sparse=not args.no_sparse)
+                                sparse=not args.no_sparse, features=args.features)
             base = load_baseline(task)
             cell["summary"] = summarize_targets(cell, (base.sparse or {}).get("success_rate") if base else None)
-            key = f"targets/{task}/steps{cell['steps']}/seeds{','.join(map(str, seeds))}/{args.shaping}"
+            key = (f"targets/{task}/steps{cell['steps']}/seeds{','.join(map(str, seeds))}/{args.shaping}"
+                   + (f"/{args.features}" if args.features else ""))
             cells[key] = {"kind": "targets", **cell}
             _save(results)
             print(key, json.dumps(cell["summary"]), flush=True)

@@ -276,3 +276,37 @@ def test_the_k_candidate_reward_forwards_episode_starts_to_a_progress_shaping(pu
         torch.testing.assert_close(shaping.prev_phi, shaping.potential(env.state.index(mine)))
         ended += int((terminated | truncated)[mine].sum())
     assert ended == 2 and candidates.failed == [None, None]
+
+
+def test_obs_norm_features_read_each_observation_part_as_its_norm_and_round_trip(tmp_path):
+    spec = get_task("push")
+    config = ProgressConfig(task="push", demos=(DEMOS.format("push", "expert"),), epochs=5, seed=0,
+                            features="obs-norms")
+    net, report = fit_progress(config, spec)
+    obs = torch.randn(4, spec.obs_dim)
+    by_hand = torch.cat([obs[:, 0:3].norm(dim=-1, keepdim=True), obs[:, 3:6].norm(dim=-1, keepdim=True), obs[:, 6:7]]
+                        + [obs[:, a:a + 3].norm(dim=-1, keepdim=True) for a in (7, 10, 13, 16)], -1)
+    assert torch.allclose(net.state_features(obs), by_hand)
+    out = save_progress_run(tmp_path / "run", net, config, spec, report)
+    meta = json.loads((out / "progress.json").read_text())
+    assert meta["input_spec"]["dim"] == 7 and meta["input_spec"]["parts"][-1] == "cube_to_goal"
+    loaded, _, _ = load_progress_run(out)
+    assert torch.allclose(loaded.phi(obs), net.phi(obs))
+    with pytest.raises(ValueError, match="--features must be one of"):
+        ProgressConfig(task="push", demos=(), features="norms")
+
+
+def test_runs_fitted_before_features_and_mixing_existed_still_load(push_run, tmp_path):
+    out, _ = push_run
+    old = tmp_path / "old"
+    old.mkdir()
+    meta = json.loads((out / "progress.json").read_text())
+    for key in ("features", "mix_weight"):
+        meta["config"].pop(key)
+    (old / "progress.json").write_text(json.dumps(meta))
+    weights = torch.load(out / "model.pt", weights_only=True)
+    del weights["state_dict"]["parts"]  # a model.pt of then
+    torch.save(weights, old / "model.pt")
+    net, meta, _ = load_progress_run(old)
+    obs = torch.randn(3, get_task("push").obs_dim)
+    assert torch.allclose(net.phi(obs), load_progress_run(out)[0].phi(obs))

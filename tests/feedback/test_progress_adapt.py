@@ -4,6 +4,7 @@ demonstrations by progress far better than before."""
 
 import json
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -18,52 +19,14 @@ from robreward.feedback.progress import (
     save_progress_run,
 )
 
-VARIANT = '''
-import dataclasses
-
-import torch
-
-from robreward.envs.registry import get_task
-from sims import _arm
-
-REACH = get_task("reach")
-OFFSET = torch.tensor([0.15, 0.0, 0.0])
-
-
-def _target(s):
-    return s.goal_pos + OFFSET.to(s.goal_pos.device)
-
-
-def success(s):
-    return torch.linalg.norm(_target(s) - s.ee_pos, dim=-1) < 0.05
-
-
-def sample_reset(rng, n, ctx):
-    start = REACH.sample_reset(rng, n, ctx)
-    mocap = start.mocap_pos.copy()
-    mocap[:, 0, 0] = rng.uniform(-0.15, 0.0, size=n)  # the target (marker + 15 cm) stays over the table
-    return dataclasses.replace(start, mocap_pos=mocap)
-
-
-def expert(s):
-    move = _arm.move_toward(s.ee_pos, _target(s))
-    return torch.cat([move, -torch.ones_like(move[:, :1])], dim=-1).float()
-
-
-TASK = dataclasses.replace(REACH, name="reach-beside", sample_reset=sample_reset, success=success,
-                           fitness=lambda s: success(s).float(), expert=expert,
-                           reward_terms=(dataclasses.replace(REACH.reward_terms[1], fn=lambda s, a: success(s).float()),),
-                           notes="reach with the goal 15 cm beside the marker")
-'''
+VARIANT = Path(__file__).resolve().parents[2] / "examples" / "tasks" / "reach-beside"
 
 
 @pytest.mark.slow  # fits a reach model and records 10 variant demos (about 30 s)
 def test_one_demo_of_a_variant_raises_value_order_correlation_on_its_other_demos(tmp_path, capsys):
     from robreward.demos.record import record
 
-    folder = tmp_path / "reach-beside"
-    folder.mkdir()
-    (folder / "task.py").write_text(VARIANT)
+    folder = VARIANT
     variant = get_task(str(folder))
     assert variant.name == "reach-beside" and variant.obs_dim == get_task("reach").obs_dim
     with warnings.catch_warnings():

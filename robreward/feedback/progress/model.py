@@ -45,6 +45,8 @@ from torch import nn
 from robreward.envs.spec import TaskSpec
 
 INPUTS = ("state", "image", "both")
+OBS_NORMS = "obs-norms"
+FEATURES = ("", OBS_NORMS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +77,10 @@ class ProgressConfig:
     """Weight of the pairwise head's loss."""
     noise: float = 0.05
     """Std of the Gaussian noise added to normalized inputs while training (augmentation)."""
+    features: str = ""
+    """State inputs: "" (the default) reads the observation as it is; "obs-norms" reads each part of the observation as its
+    norm (a distance, a speed; one-number parts as they are): no absolute position or direction to latch on
+    to, so Φ generalizes to states the demos never visited (docs/progress.md "What PPO does with Φ")."""
     mix_weight: float = 1.0
     """State inputs: weight of the mixed-state hard negatives: two observations of one episode mixed feature
     by feature, whose target is the lower of the two (progress needs every part of the state to be there:
@@ -105,6 +111,8 @@ class ProgressConfig:
             raise ValueError(f"--seed must be >= 0, got {self.seed}")
         if not 16 <= self.image_size <= 256:
             raise ValueError(f"--image-size must be in 16..256 pixels, got {self.image_size}")
+        if self.features not in FEATURES:
+            raise ValueError(f"--features must be one of {', '.join(repr(f) for f in FEATURES)}, got {self.features!r}")
         if self.mix_weight < 0:
             raise ValueError(f"mix_weight must be >= 0, got {self.mix_weight}")
         if self.embed_dim < 1 or self.batch < 8:
@@ -256,7 +264,8 @@ class ProgressNet(nn.Module):
     image features from ``image_encoder`` (a SmallCNN trained with the net, or a frozen transformers encoder
     whose features are standardized with ``fmean``/``fstd``); "both" concatenates the two."""
 
-    def __init__(self, obs_dim: int, hidden: int, inputs: str = "state", image_encoder: nn.Module | None = None):
+    def __init__(self, obs_dim: int, hidden: int, inputs: str = "state", image_encoder: nn.Module | None = None,
+                 parts: Sequence[tuple[int, int]] = ()):
         super().__init__()
         if inputs not in INPUTS:
             raise ValueError(f"inputs must be one of {', '.join(INPUTS)}, got {inputs!r}")
@@ -265,7 +274,9 @@ class ProgressNet(nn.Module):
         self.uses_image = inputs in ("image", "both")
         if self.uses_image and image_encoder is None:
             raise ValueError(f"inputs={inputs!r} needs an image encoder")
-        state_dim = obs_dim if self.uses_state else 0
+        # features "obs-norms": the observation's parts [start, end), each read as its norm (saved with the net)
+        self.register_buffer("parts", torch.tensor([list(p) for p in parts], dtype=torch.long).reshape(-1, 2))
+        state_dim = (len(parts) or obs_dim) if self.uses_state else 0
         self.register_buffer("mean", torch.zeros(state_dim))
         self.register_buffer("std", torch.ones(state_dim))
         feat_dim = int(image_encoder.out_dim) if self.uses_image else 0
@@ -294,12 +305,20 @@ class ProgressNet(nn.Module):
                  for i in range(0, len(frames), 512)]
         return torch.cat(parts) if parts else torch.zeros((0, enc.out_dim), device=device)
 
+    def state_features(self, obs: torch.Tensor) -> torch.Tensor:
+        """The state input [N, S] of observations [N, obs_dim]: the observation, or its parts' norms."""
+        if not len(self.parts):
+            return obs
+        cols = [obs[:, a:b] if b - a == 1 else torch.linalg.norm(obs[:, a:b], dim=-1, keepdim=True)
+                for a, b in self.parts.tolist()]
+        return torch.cat(cols, -1)
+
     def embed(self, obs: torch.Tensor | None = None, feats: torch.Tensor | None = None, noise: float = 0.0) -> torch.Tensor:
         parts = []
         if self.uses_state:
             if obs is None:
                 raise ValueError("this progress model reads observations: pass obs")
-            parts.append((obs - self.mean) / self.std)
+            parts.append((self.state_features(obs) - self.mean) / self.std)
         if self.uses_image:
             if feats is None:
                 raise ValueError("this progress model reads images: pass image features (net.features(frames))")
@@ -511,7 +530,20 @@ def make_net(config: ProgressConfig, spec: TaskSpec, encoder=None) -> ProgressNe
         from robreward.feedback.vision.encoders import SmallCNN, load_image_encoder
 
         encoder = load_image_encoder(config.encoder) if config.encoder else SmallCNN(config.embed_dim, config.image_size)
-    return ProgressNet(spec.obs_dim, config.hidden, config.inputs, encoder if config.uses_image else None)
+    return ProgressNet(spec.obs_dim, config.hidden, config.inputs, encoder if config.uses_image else None,
+                       parts=observation_parts(spec) if config.features == OBS_NORMS else ())
+
+
+def observation_parts(spec: TaskSpec) -> tuple[tuple[int, int], ...]:
+    """[start, end) of each part of the task's observation (spec.obs_layout)."""
+    out, start = [], 0
+    for _, size in spec.obs_layout:
+        out.append((start, start + int(size)))
+        start += int(size)
+    if start != spec.obs_dim or not out:
+        raise ValueError(f"--features {OBS_NORMS}: task {spec.name!r} does not describe its observation's parts "
+                         "(TaskSpec.obs_layout); use the observation as it is (no --features)")
+    return tuple(out)
 
 
 def check_renderer(config: ProgressConfig) -> None:
@@ -541,8 +573,9 @@ def fit_progress(config: ProgressConfig, spec: TaskSpec | None = None, cache_dir
     net = make_net(config, spec)
     frames = stack_frames(train, config.failure_cap, net)
     if net.uses_state:
-        net.mean.copy_(frames.obs.mean(0))
-        net.std.copy_(frames.obs.std(0).clamp_min(1e-3))
+        inputs = net.state_features(frames.obs)
+        net.mean.copy_(inputs.mean(0))
+        net.std.copy_(inputs.std(0).clamp_min(1e-3))
     if frames.feats is not None:
         net.fmean.copy_(frames.feats.mean(0))
         net.fstd.copy_(frames.feats.std(0).clamp_min(1e-3))
