@@ -9,11 +9,8 @@ import pytest
 import torch
 
 import robreward
-from robreward.envs.registry import get_task
 from robreward.envs.render import write_video
 from robreward.feedback.vision.clip import load_vision_language_model
-from robreward.feedback.vision.frames import demo_states, render_states
-from robreward.feedback.vision.random_models import save_random_model
 from robreward.feedback.vision.roboclip import RoboClipReward, read_video
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -21,17 +18,8 @@ DEMOS = Path(__file__).parents[3] / "demos"
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    from robreward.demos.format import DemoDataset
-
-    root = tmp_path_factory.mktemp("roboclip")
-    model_dir = str(save_random_model(root / "clip", kind="clip", size="tiny"))
-    spec = get_task("reach")
-    with DemoDataset(DEMOS / "reach-expert.h5", task=spec) as data:
-        episode = data.episode(0)
-    frames = render_states(spec, demo_states(episode, spec), (32, 32)).numpy()
-    write_video(root / "demo.mp4", frames, fps=20)
-    return root, model_dir, spec, frames
+def setup(tmp_path_factory, make_roboclip_setup):
+    return make_roboclip_setup(tmp_path_factory.mktemp("roboclip"), "clip")
 
 
 def test_reward_at_the_last_step_is_the_episode_similarity(setup, monkeypatch):
