@@ -1,9 +1,14 @@
-"""Progress models from demos (issue 21): held-out quality per task and seed, and optionally one short PPO
-comparison on push, sparse vs sparse+progress. Cells are resumable: each finished cell is saved in
-benchmarks/results/progress.json at once (with the machine) and skipped on the next run.
+"""Progress models from demos (issue 21): held-out quality per task and seed, the issue's PPO targets (hand vs
+sparse vs sparse+progress at the shipped hand baseline's budget), shaped PPO on a task variant before and after
+one-shot adaptation, and speed. Cells are resumable: each finished cell is saved in
+benchmarks/results/progress.json at once (with the machine; cells another process saved are kept), and the
+training runs of --targets/--adapt live under --target-root, where finished runs are skipped.
 
     python benchmarks/progress.py                      # quality cells: push, lift, drawer-open x seeds 0,1,2
-    python benchmarks/progress.py --ppo --steps 200000 --seeds 0   # + PPO sparse vs sparse+progress on push
+    python benchmarks/progress.py --features obs-norms # the same with the obs-norms features
+    python benchmarks/progress.py --targets --shaping 10,30@1                        # PPO targets, 3 tasks x 3 seeds
+    python benchmarks/progress.py --targets --shaping 10,30@1 --features obs-norms --no-sparse
+    python benchmarks/progress.py --adapt --shaping 10,30@1                          # reach-beside, before/after
     python benchmarks/progress.py --inputs image --tasks push --seeds 0 --epochs 300   # image-input quality cells
     python benchmarks/progress.py --speed --tasks push     # frames/s of render+score; env-steps/s image shaping vs hand
 
@@ -11,10 +16,13 @@ Quality: fit on all expert + noisy episodes of a task with 25% of the successes 
 failures held out (ProgressConfig defaults, state inputs), value-order correlation (Spearman of Φ vs time up to
 the first success, mean and worst held-out episode) and the AUROC of final progress (held-out successes vs
 failures). Image cells (--inputs image|both) fit on frames rendered from the demos (--camera, --image-size;
-the default small CNN) and record the same metrics. Speed cells (--speed): frames/s of render_batch + one
-forward pass of an image progress model over N worlds, and env-steps/s of PPO training (a short budget) with
-hand vs hand+progress:RUN of an image model. The issue's full target (3M steps x 3 seeds per task, image inputs) is not what this script runs by
-default; --ppo records its own budget in each cell.
+the default small CNN) and record the same metrics.
+Targets (--targets): a state progress model fitted on 10 fresh expert + 10 noisy demos per task; hand, sparse
+and each --shaping variant (W: progress:RUN,weight=W, pure potential-based shaping; W@G: gamma G, G=1 adds a
+progress bonus) trained with the shipped hand baseline's config.yaml (worlds, PPO, budget) in one batched
+process per task; success over 100 evaluation episodes and the steps to 80% training success.
+Speed cells (--speed): frames/s of render_batch + one forward pass of an image progress model over N worlds,
+and env-steps/s of PPO training (a short budget) with hand vs hand+progress:RUN of an image model.
 """
 
 from __future__ import annotations
@@ -55,11 +63,13 @@ def _save(results: dict) -> None:
 
 
 def quality_cell(task: str, seed: int, inputs: str = "state", epochs: int | None = None, camera: str = "",
-                 image_size: int = 64) -> dict:
+                 image_size: int = 64, features: str = "") -> dict:
     from robreward.feedback.progress import ProgressConfig, fit_progress
 
     start = time.perf_counter()
     extra = {} if epochs is None else {"epochs": epochs}
+    if features:
+        extra["features"] = features
     if inputs != "state":
         extra.update(camera=camera, image_size=image_size)
     with warnings.catch_warnings():
@@ -72,27 +82,12 @@ def quality_cell(task: str, seed: int, inputs: str = "state", epochs: int | None
     image = {"camera": config.camera or "default", "image_size": config.image_size, "encoder": config.encoder or
              "SmallCNN", "batch": config.batch} if config.uses_image else {}
     return {"kind": "quality", "task": task, "seed": seed, "inputs": inputs, "epochs": config.epochs, **image,
+            "features": config.features or "observation", "mix_weight": config.mix_weight,
             "value_order_correlation": held["value_order_correlation"],
             "value_order_correlation_min": held["value_order_correlation_min"],
             "final_progress_auroc": held["final_progress_auroc"], "held_out_successes": held["successes"],
             "held_out_failures": held["failures"], "train_value_order_correlation": report["train"]["value_order_correlation"],
             "fit_seconds": round(time.perf_counter() - start, 1)}
-
-
-def ppo_cell(reward: str, seed: int, steps: int, run: str | None) -> dict:
-    from robreward.eval import evaluate
-    from robreward.rl.config import TrainConfig
-    from robreward.rl.runner import train
-
-    with tempfile.TemporaryDirectory() as tmp:
-        spec = reward.replace("RUN", run or "")
-        config = TrainConfig(task="push", reward=spec, steps=steps, seed=seed, out=str(Path(tmp) / "run"), progress=False)
-        start = time.perf_counter()
-        train(config, evaluate=evaluate)
-        result = json.loads((Path(tmp) / "run" / "eval.json").read_text())
-    return {"kind": "ppo", "task": "push", "reward": reward, "seed": seed, "steps": steps,
-            "success_rate": result["success_rate"], "return_mean": result["return_mean"],
-            "seconds": round(time.perf_counter() - start, 1)}
 
 
 def _image_run(task: str, image_size: int, camera: str) -> Path:
@@ -367,8 +362,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--tasks", default=",".join(TASKS))
-    parser.add_argument("--ppo", action="store_true", help="also PPO on push: sparse vs sparse+progress")
-    parser.add_argument("--steps", type=int, default=200_000, help="PPO env steps per run")
     parser.add_argument("--inputs", default="state", help="quality cells: state, image, both, or a comma list")
     parser.add_argument("--epochs", type=int, default=None, help="quality cells: training epochs (default config's)")
     parser.add_argument("--camera", default="top", help="image inputs: camera (default top)")
@@ -383,7 +376,7 @@ def main() -> None:
                              "potential-based shaping) or W@G (also gamma G; G=1 adds a (1 - gamma_PPO) W Φ(s') bonus)")
     parser.add_argument("--adapt", action="store_true",
                         help="shaped PPO on reach-beside with the reach model before and after one-shot adaptation")
-    parser.add_argument("--features", default="", help="--targets: the progress model's features (obs-norms)")
+    parser.add_argument("--features", default="", help="state progress models (quality cells, --targets): features, e.g. obs-norms")
     parser.add_argument("--no-sparse", action="store_true", help="--targets: no sparse-alone runs")
     parser.add_argument("--target-steps", type=int, default=None, help="--targets: env steps (default the baseline's)")
     parser.add_argument("--target-root", default=str(ROOT / "runs" / "bench" / "progress_targets"),
@@ -433,28 +426,13 @@ def main() -> None:
     for inputs in args.inputs.split(","):
         for task in args.tasks.split(","):
             for seed in seeds:
-                key = f"quality/{task}/seed{seed}" if inputs == "state" else \
+                # cells from before the mixed-state negatives (mix) and --features keep their keys
+                key = f"quality/{task}/seed{seed}/mix{('/' + args.features) if args.features else ''}" \
+                    if inputs == "state" else \
                     f"quality/{inputs}/{task}/{args.camera or 'default'}/px{args.image_size}/e{args.epochs}/seed{seed}"
                 if key not in cells:
                     cells[key] = quality_cell(task, seed, inputs, args.epochs if inputs != "state" else None,
-                                              args.camera, args.image_size)
-                    _save(results)
-                print(key, json.dumps(cells[key]))
-    if args.ppo:
-        from robreward.envs.registry import get_task
-        from robreward.feedback.progress import ProgressConfig, fit_progress, save_progress_run
-
-        run = ROOT / "runs" / "bench-progress-push"
-        if not (run / "progress.json").is_file():
-            config = ProgressConfig(task="push", demos=(str(ROOT / "demos/push-expert.h5"),),
-                                    negatives=(str(ROOT / "demos/push-noisy.h5"),), seed=0)
-            net, report = fit_progress(config)
-            save_progress_run(run, net, config, get_task("push"), report)
-        for reward in ("sparse", "sparse+progress:RUN"):
-            for seed in seeds:
-                key = f"ppo/push/{reward.replace(':RUN', '')}/steps{args.steps}/seed{seed}"
-                if key not in cells:
-                    cells[key] = ppo_cell(reward, seed, args.steps, str(run))
+                                              args.camera, args.image_size, args.features if inputs == "state" else "")
                     _save(results)
                 print(key, json.dumps(cells[key]))
 

@@ -1,0 +1,34 @@
+"""benchmarks/progress.py's bookkeeping: the shaping variants' reward specs, steps to 80% training success
+from a run's progress.csv, and the targets' summary against hand."""
+
+from pathlib import Path
+
+from tests.conftest import load_script
+
+bench = load_script("benchmarks/progress.py", "progress_bench")
+
+
+def test_shaping_items_become_progress_specs():
+    specs = bench.shaping_specs("10, 30@1", Path("/m"))
+    assert specs == {"sparse+progress(w=10)": "sparse+progress:/m,weight=10",
+                     "sparse+progress(w=30,gamma=1)": "sparse+progress:/m,weight=30,gamma=1"}
+
+
+def test_steps_to_80_needs_five_logged_updates_averaging_80_percent(tmp_path):
+    csv = tmp_path / "progress.csv"
+    rows = [(1000, ""), (2000, 0.5), (3000, 1.0), (4000, 0.9), (5000, 0.8), (6000, 0.7), (7000, 1.0), (8000, 1.0)]
+    csv.write_text("step,success_rate\n" + "".join(f"{s},{r}\n" for s, r in rows))
+    # windows of five logged values: (0.5, 1, .9, .8, .7) = 0.78, then (1, .9, .8, .7, 1) = 0.88 at step 7000
+    assert bench.steps_to(csv) == 7000
+    assert bench.steps_to(csv, level=0.95) is None
+
+
+def test_targets_summary_compares_each_reward_with_hand():
+    cell = {"table": {"hand": [{"success_rate": 1.0, "steps_to_80": 100}, {"success_rate": 0.8, "steps_to_80": 300}],
+                      "sparse": [{"success_rate": 0.0, "steps_to_80": None}, {"success_rate": 0.2, "steps_to_80": None}],
+                      "shaped": [{"success_rate": 0.9, "steps_to_80": 50}, {"success_rate": 0.8, "steps_to_80": None}]}}
+    out = bench.summarize_targets(cell, 0.03)
+    assert out["hand"]["success_mean"] == 0.9 and out["hand"]["steps_to_80_mean_of_reached"] == 200
+    assert out["sparse"]["ratio_to_hand"] == 0.111 and not out["sparse"]["meets_0.9_of_hand"]
+    assert out["shaped"]["ratio_to_hand"] == 0.944 and out["shaped"]["meets_0.9_of_hand"]
+    assert out["shaped"]["steps_to_80"] == [50, None] and out["sparse_shipped_v0"] == 0.03
