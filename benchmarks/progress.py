@@ -55,9 +55,9 @@ def _load() -> dict:
 
 def _save(results: dict) -> None:
     """Write ``results``, keeping the cells another process (a benchmark run beside this one) saved since."""
-    merged = _load()
-    merged["cells"] = {**merged.get("cells", {}), **results.get("cells", {})}
-    results["cells"] = merged["cells"]
+    cells = results.setdefault("cells", {})  # updated in place: main() keeps adding to this dict
+    for key, cell in _load().get("cells", {}).items():
+        cells.setdefault(key, cell)
     results.update({"machine": machine_info(), "date": time.strftime("%Y-%m-%d")})
     atomic_write_json(RESULTS, results, indent=1)
 

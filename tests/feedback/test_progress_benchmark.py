@@ -32,3 +32,18 @@ def test_targets_summary_compares_each_reward_with_hand():
     assert out["sparse"]["ratio_to_hand"] == 0.111 and not out["sparse"]["meets_0.9_of_hand"]
     assert out["shaped"]["ratio_to_hand"] == 0.944 and out["shaped"]["meets_0.9_of_hand"]
     assert out["shaped"]["steps_to_80"] == [50, None] and out["sparse_shipped_v0"] == 0.03
+
+
+def test_saving_keeps_cells_another_process_saved_and_every_own_cell(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "RESULTS", tmp_path / "progress.json")
+    monkeypatch.setattr(bench, "machine_info", lambda: {"cpu": "test"})
+    mine = bench._load()
+    cells = mine.setdefault("cells", {})
+    cells["a"] = {"n": 1}
+    bench._save(mine)
+    theirs = bench._load()
+    theirs["cells"]["b"] = {"n": 2}  # another benchmark process, beside this one
+    bench._save(theirs)
+    cells["c"] = {"n": 3}  # main() goes on adding to the dict it holds
+    bench._save(mine)
+    assert set(bench._load()["cells"]) == {"a", "b", "c"}
