@@ -82,7 +82,7 @@ def quality_cell(task: str, seed: int, inputs: str = "state", epochs: int | None
     image = {"camera": config.camera or "default", "image_size": config.image_size, "encoder": config.encoder or
              "SmallCNN", "batch": config.batch} if config.uses_image else {}
     return {"kind": "quality", "task": task, "seed": seed, "inputs": inputs, "epochs": config.epochs, **image,
-            "features": config.features or "observation", "mix_weight": config.mix_weight,
+            "features": config.features, "mix_weight": config.mix_weight,
             "value_order_correlation": held["value_order_correlation"],
             "value_order_correlation_min": held["value_order_correlation_min"],
             "final_progress_auroc": held["final_progress_auroc"], "held_out_successes": held["successes"],
@@ -174,7 +174,7 @@ def _target_model(task: str, root: Path, demos: int = TARGET_DEMOS, features: st
     from robreward.envs.registry import get_task
     from robreward.feedback.progress import ProgressConfig, fit_progress, save_progress_run
 
-    run = root / task / ("model" if not features else f"model-{features}")
+    run = root / task / ("model" if not features else f"model-{features}")  # "": the default features
     if (run / "progress.json").is_file():
         return run
     files = root / task / "demos"
@@ -185,7 +185,8 @@ def _target_model(task: str, root: Path, demos: int = TARGET_DEMOS, features: st
             record(task, "expert", demos, path, seed=seed, noise=noise, append=False, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        config = ProgressConfig(task=task, demos=(str(expert),), negatives=(str(noisy),), seed=0, features=features)
+        config = ProgressConfig(task=task, demos=(str(expert),), negatives=(str(noisy),), seed=0,
+                                **({"features": features} if features else {}))
         net, report = fit_progress(config)
     save_progress_run(run, net, config, get_task(task), report)
     return run
@@ -263,7 +264,7 @@ def target_cells(task: str, seeds: list[int], shaping: str, root: Path, eval_epi
                                             "steps_to_80": steps_to(run_dir / "progress.csv")})
     return {"task": task, "steps": budget, "num_envs": base.num_envs, "ppo": "the shipped hand baseline's config.yaml",
             "progress_model": str(model.relative_to(ROOT)) if model.is_relative_to(ROOT) else str(model),
-            "progress_features": meta["config"].get("features", "") or "observation",
+            "progress_features": meta["config"].get("features") or "observation",
             "progress_mix_weight": meta["config"].get("mix_weight", 0.0),
             "progress_held_out": {k: meta["metrics"]["held_out"][k] for k in
                                   ("value_order_correlation", "value_order_correlation_min", "final_progress_auroc")},

@@ -24,9 +24,9 @@ def register(sub) -> None:
     fit.add_argument("--negatives", nargs="*", default=[], help="more datasets whose failed episodes are negatives")
     fit.add_argument("--inputs", default="state", choices=("state", "image", "both"),
                      help="state (the task's observation), image (rendered frames) or both (default state)")
-    fit.add_argument("--features", default="", choices=("", "obs-norms"),
-                     help="state inputs: obs-norms reads each part of the observation as its norm (distances, "
-                          "speeds); default: the observation as it is")
+    fit.add_argument("--features", default=None, choices=("observation", "obs-norms"),
+                     help="state inputs: observation (as it is) or obs-norms (each part of the observation as its "
+                          "norm: distances, speeds); default observation")
     fit.add_argument("--no-mix", action="store_true",
                      help="no mixed-state hard negatives (state inputs; docs/progress.md)")
     fit.add_argument("--image-size", type=int, default=64, help="image inputs: frame side in pixels (default 64)")
@@ -94,8 +94,8 @@ def _fit(args) -> int:
     config = ProgressConfig(task=spec.name, demos=tuple(str(Path(d).resolve()) for d in args.demos),
                             negatives=tuple(str(Path(d).resolve()) for d in args.negatives), inputs=args.inputs,
                             holdout=args.holdout, seed=args.seed, image_size=args.image_size, encoder=args.encoder,
-                            camera=args.camera, features=args.features, mix_weight=0.0 if args.no_mix else 1.0,
-                            **extra)
+                            camera=args.camera, mix_weight=0.0 if args.no_mix else 1.0,
+                            **({"features": args.features} if args.features else {}), **extra)
     # image inputs: the demos' frames are rendered once and cached in the run directory
     net, report = fit_progress(config, spec, cache_dir=Path(args.out) if config.uses_image else None)
     save_progress_run(args.out, net, config, spec, report)

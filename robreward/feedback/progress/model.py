@@ -45,8 +45,8 @@ from torch import nn
 from robreward.envs.spec import TaskSpec
 
 INPUTS = ("state", "image", "both")
-OBS_NORMS = "obs-norms"
-FEATURES = ("", OBS_NORMS)
+OBSERVATION, OBS_NORMS = "observation", "obs-norms"
+FEATURES = (OBSERVATION, OBS_NORMS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,8 +77,8 @@ class ProgressConfig:
     """Weight of the pairwise head's loss."""
     noise: float = 0.05
     """Std of the Gaussian noise added to normalized inputs while training (augmentation)."""
-    features: str = ""
-    """State inputs: "" (the default) reads the observation as it is; "obs-norms" reads each part of the observation as its
+    features: str = OBSERVATION
+    """State inputs: "observation" (the default) reads the observation as it is; "obs-norms" reads each part of the observation as its
     norm (a distance, a speed; one-number parts as they are): no absolute position or direction to latch on
     to, so Φ generalizes to states the demos never visited (docs/progress.md "What PPO does with Φ")."""
     mix_weight: float = 1.0
@@ -112,7 +112,7 @@ class ProgressConfig:
         if not 16 <= self.image_size <= 256:
             raise ValueError(f"--image-size must be in 16..256 pixels, got {self.image_size}")
         if self.features not in FEATURES:
-            raise ValueError(f"--features must be one of {', '.join(repr(f) for f in FEATURES)}, got {self.features!r}")
+            raise ValueError(f"--features must be one of {', '.join(FEATURES)}, got {self.features!r}")
         if self.mix_weight < 0:
             raise ValueError(f"mix_weight must be >= 0, got {self.mix_weight}")
         if self.embed_dim < 1 or self.batch < 8:

@@ -114,7 +114,7 @@ def load_progress_run(run, spec: TaskSpec | None = None, variant: bool = False) 
     net = make_net(config, spec)
     missing, unexpected = net.load_state_dict(weights["state_dict"], strict=False)
     missing = [k for k in missing if not (net.frozen_encoder and k.startswith("image_encoder."))
-               and not (k == "parts" and not config.features)]  # runs from before features= have no parts
+               and not (k == "parts" and config.features == "observation")]  # runs from before features=: no parts
     if missing or unexpected:
         raise ValueError(f"progress run {str(run)!r}: model.pt does not fit its config (missing {missing[:3]}, "
                          f"unexpected {unexpected[:3]}): refit it")
@@ -130,6 +130,6 @@ def config_of(meta: dict) -> ProgressConfig:
     for key in ("demos", "negatives"):
         values[key] = tuple(values.get(key, ()))
     # runs fitted before these settings existed read the observation as it is and trained without mixing
-    values.setdefault("features", "")
+    values["features"] = values.get("features") or "observation"
     values.setdefault("mix_weight", 0.0)
     return ProgressConfig(**values)
