@@ -179,7 +179,7 @@ def _shaped(table, nxt, done, gamma):
     n, k = nxt.shape
     eye = torch.eye(n)
     spec = SimpleNamespace(observe=lambda s: s.obs, terminated=lambda s: s.done)
-    shaping = ProgressShaping(_TableNet(table), spec, gamma=gamma)
+    shaping = ProgressShaping(_TableNet(table), spec, gamma=gamma, weight=1.0)
     start = TaskState({"obs": eye.repeat_interleave(k, 0), "done": torch.zeros(n * k, dtype=torch.bool)})
     shaping.on_reset(torch.arange(n * k), start)
     after = TaskState({"obs": eye[nxt.reshape(-1)], "done": done.reshape(-1)})

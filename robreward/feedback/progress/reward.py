@@ -39,6 +39,11 @@ import torch
 from robreward.envs.spec import TaskSpec, TaskState
 
 
+DEFAULT_WEIGHT = 10.0
+"""W of weight * (γΦ(s') − Φ(s)): with Φ in [0, 1] the term sums to about W over a successful episode, about ten
+steps of a sparse success reward (benchmarks/progress.py measured W = 10; docs/progress.md)."""
+
+
 def _default_gamma() -> float:
     from robreward.rl.config import PPOConfig
 
@@ -48,7 +53,7 @@ def _default_gamma() -> float:
 class ProgressShaping:
     """``(state, action) -> (γ Φ(s') − Φ(s) [N], {"progress_shaping": same})``; see the module docstring."""
 
-    def __init__(self, net, spec: TaskSpec, gamma: float | None = None, weight: float = 1.0, name: str = "progress",
+    def __init__(self, net, spec: TaskSpec, gamma: float | None = None, weight: float = DEFAULT_WEIGHT, name: str = "progress",
                  image_size: int = 64, camera: str | None = None):
         self.net, self.spec, self.name = net, spec, name
         self.gamma = _default_gamma() if gamma is None else float(gamma)
@@ -175,6 +180,6 @@ def load_progress_reward(arg: str, spec: TaskSpec) -> ProgressShaping:
     run, options = parse_arg(arg)
     net, meta, spec = load_progress_run(Path(run), spec)
     config = meta.get("config") or {}
-    return ProgressShaping(net, spec, gamma=options.get("gamma"), weight=options.get("weight", 1.0),
+    return ProgressShaping(net, spec, gamma=options.get("gamma"), weight=options.get("weight", DEFAULT_WEIGHT),
                            name=f"progress:{arg}", image_size=int(config.get("image_size", 64)),
                            camera=config.get("camera") or None)
