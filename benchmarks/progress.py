@@ -186,7 +186,7 @@ def _target_model(task: str, root: Path, demos: int = TARGET_DEMOS, features: st
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         config = ProgressConfig(task=task, demos=(str(expert),), negatives=(str(noisy),), seed=0,
-                                **({"features": features} if features else {}))
+                                features=features or "observation")  # the benchmark's default: the observation
         net, report = fit_progress(config)
     save_progress_run(run, net, config, get_task(task), report)
     return run
@@ -313,8 +313,9 @@ def adapt_cells(seeds: list[int], shaping: str, root: Path, steps: int | None = 
     if not (before / "progress.json").is_file():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            config = ProgressConfig(task="reach", demos=(str(ROOT / "demos/reach-expert.h5"),),
-                                    negatives=(str(ROOT / "demos/reach-noisy.h5"),), seed=0)
+            config = ProgressConfig(task="reach", demos=(str(ROOT / "demos/reach-expert.h5"),),  # the variant's
+                                    negatives=(str(ROOT / "demos/reach-noisy.h5"),), seed=0,  # goal is a direction:
+                                    features="observation")  # obs-norms (distances) cannot express it
             net, report = fit_progress(config, get_task("reach"))
         save_progress_run(root / "reach", net, config, get_task("reach"), report)
         save_progress_run(before, net, config, variant, report, extra={"note": "the reach model, not adapted"})

@@ -26,7 +26,7 @@ def register(sub) -> None:
                      help="state (the task's observation), image (rendered frames) or both (default state)")
     fit.add_argument("--features", default=None, choices=("observation", "obs-norms"),
                      help="state inputs: observation (as it is) or obs-norms (each part of the observation as its "
-                          "norm: distances, speeds); default observation")
+                          "norm: distances, speeds; the default)")
     fit.add_argument("--no-mix", action="store_true",
                      help="no mixed-state hard negatives (state inputs; docs/progress.md)")
     fit.add_argument("--image-size", type=int, default=64, help="image inputs: frame side in pixels (default 64)")

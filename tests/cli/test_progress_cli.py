@@ -33,7 +33,7 @@ def test_fit_writes_a_run_with_held_out_metrics(run):
     assert out["task"] == "reach" and out["held_out"]["successes"] >= 1
     assert out["held_out"]["value_order_correlation"] > 0.8
     meta = json.loads((where / "prog-reach" / "progress.json").read_text())
-    assert meta["task"] == "reach" and meta["input_spec"]["kind"] == "observation"
+    assert meta["task"] == "reach" and meta["input_spec"]["kind"] == "observation part norms"  # obs-norms, the default
     assert meta["metrics"]["split"]["held_out"]
 
 

@@ -134,7 +134,8 @@ def test_a_run_loads_weights_only_and_never_a_task_folder_named_by_the_file(push
     weights = torch.load(run / "model.pt", weights_only=True)
     assert set(weights) == {"state_dict", "obs_dim", "hidden", "inputs"} and weights["inputs"] == "state"
     net, meta, spec = load_progress_run(run)
-    assert spec.name == "push" and meta["input_spec"]["dim"] == spec.obs_dim and meta["inputs"] == "state"
+    assert spec.name == "push" and meta["inputs"] == "state"
+    assert meta["input_spec"]["dim"] == len(spec.obs_layout) and meta["config"]["features"] == "obs-norms"  # default
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "model.pt").write_bytes((run / "model.pt").read_bytes())
@@ -296,8 +297,13 @@ def test_obs_norm_features_read_each_observation_part_as_its_norm_and_round_trip
         ProgressConfig(task="push", demos=(), features="norms")
 
 
-def test_runs_fitted_before_features_and_mixing_existed_still_load(push_run, tmp_path):
-    out, _ = push_run
+def test_runs_fitted_before_features_and_mixing_existed_still_load(tmp_path):
+    """A run of then: the observation as it is, no features/mix_weight in its config, no parts in model.pt."""
+    spec = get_task("push")
+    config = ProgressConfig(task="push", demos=(DEMOS.format("push", "expert"),), epochs=5, seed=0,
+                            features="observation")
+    net, report = fit_progress(config, spec)
+    out = save_progress_run(tmp_path / "now", net, config, spec, report)
     old = tmp_path / "old"
     old.mkdir()
     meta = json.loads((out / "progress.json").read_text())
@@ -305,8 +311,8 @@ def test_runs_fitted_before_features_and_mixing_existed_still_load(push_run, tmp
         meta["config"].pop(key)
     (old / "progress.json").write_text(json.dumps(meta))
     weights = torch.load(out / "model.pt", weights_only=True)
-    del weights["state_dict"]["parts"]  # a model.pt of then
+    del weights["state_dict"]["parts"]
     torch.save(weights, old / "model.pt")
-    net, meta, _ = load_progress_run(old)
-    obs = torch.randn(3, get_task("push").obs_dim)
-    assert torch.allclose(net.phi(obs), load_progress_run(out)[0].phi(obs))
+    loaded, _, _ = load_progress_run(old)
+    obs = torch.randn(3, spec.obs_dim)
+    assert torch.allclose(loaded.phi(obs), net.phi(obs))

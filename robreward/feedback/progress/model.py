@@ -77,8 +77,8 @@ class ProgressConfig:
     """Weight of the pairwise head's loss."""
     noise: float = 0.05
     """Std of the Gaussian noise added to normalized inputs while training (augmentation)."""
-    features: str = OBSERVATION
-    """State inputs: "observation" (the default) reads the observation as it is; "obs-norms" reads each part of the observation as its
+    features: str = OBS_NORMS
+    """State inputs: "observation" reads the observation as it is; "obs-norms" (the default) reads each part of the observation as its
     norm (a distance, a speed; one-number parts as they are): no absolute position or direction to latch on
     to, so Φ generalizes to states the demos never visited (docs/progress.md "What PPO does with Φ")."""
     mix_weight: float = 1.0
