@@ -360,6 +360,13 @@ def adapt_cells(seeds: list[int], shaping: str, root: Path, steps: int | None = 
             "summary": summary, "seconds": round(time.perf_counter() - start, 1)}
 
 
+def _record(results: dict, key: str, kind: str, cell: dict) -> None:
+    """Save a finished training cell under ``key`` and print its summary."""
+    results.setdefault("cells", {})[key] = {"kind": kind, **cell}
+    _save(results)
+    print(key, json.dumps(cell["summary"]), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
@@ -390,9 +397,7 @@ def main() -> None:
     if args.adapt:
         cell = adapt_cells(seeds, args.shaping, Path(args.target_root) / "adapt", steps=args.target_steps)
         key = f"adapt/reach-beside/steps{cell['steps']}/seeds{','.join(map(str, seeds))}/{args.shaping}"
-        cells[key] = {"kind": "adapt", **cell}
-        _save(results)
-        print(key, json.dumps(cell["summary"]), flush=True)
+        _record(results, key, "adapt", cell)
         return
     if args.targets:
         from robreward.eval.baseline import load_baseline
@@ -404,9 +409,7 @@ def main() -> None:
             cell["summary"] = summarize_targets(cell, (base.sparse or {}).get("success_rate") if base else None)
             key = (f"targets/{task}/steps{cell['steps']}/seeds{','.join(map(str, seeds))}/{args.shaping}"
                    + (f"/{args.features}" if args.features else ""))
-            cells[key] = {"kind": "targets", **cell}
-            _save(results)
-            print(key, json.dumps(cell["summary"]), flush=True)
+            _record(results, key, "targets", cell)
         return
     if args.speed:
         for task in args.tasks.split(","):
