@@ -174,7 +174,7 @@ def _target_model(task: str, root: Path, demos: int = TARGET_DEMOS, features: st
     from robreward.envs.registry import get_task
     from robreward.feedback.progress import ProgressConfig, fit_progress, save_progress_run
 
-    run = root / task / ("model" if not features else f"model-{features}")  # "": the default features
+    run = root / task / ("model" + (f"-{features}" if features else "") + ("" if demos == TARGET_DEMOS else f"-{demos}"))
     if (run / "progress.json").is_file():
         return run
     files = root / task / "demos"
@@ -221,7 +221,7 @@ def shaping_specs(items: str, model: Path) -> dict[str, str]:
 
 
 def target_cells(task: str, seeds: list[int], shaping: str, root: Path, eval_episodes: int = 100,
-                 steps: int | None = None, sparse: bool = True, features: str = "") -> dict:
+                 steps: int | None = None, sparse: bool = True, features: str = "", demos: int = TARGET_DEMOS) -> dict:
     """hand, sparse, and sparse+progress:RUN for each item of ``shaping`` (shaping_specs), on each seed, with the shipped hand baseline's
     config.yaml (worlds, PPO settings, budget), trained at once in one batched process (resumable: finished runs
     are skipped). Returns {label: [per-seed {seed, success_rate, fitness, steps_to_80}]}."""
@@ -236,9 +236,10 @@ def target_cells(task: str, seeds: list[int], shaping: str, root: Path, eval_epi
     data.pop("_schema_version")
     base = TrainConfig.from_dict(data)
     budget = steps or base.steps
-    model = _target_model(task, root, features=features)
+    model = _target_model(task, root, demos=demos, features=features)
     meta = json.loads((model / "progress.json").read_text())
-    shaped = {(label[:-1] + f",{features})" if features else label): spec
+    tags = ([features] if features else []) + ([f"{demos} demos"] if demos != TARGET_DEMOS else [])
+    shaped = {(label[:-1] + "".join(f",{t}" for t in tags) + ")"): spec
               for label, spec in shaping_specs(shaping, model).items()}
     labels = {"hand": "hand", **({"sparse": "sparse"} if sparse else {}), **shaped}
     files, dirs, seed_list, owners = [], [], [], []
@@ -246,7 +247,7 @@ def target_cells(task: str, seeds: list[int], shaping: str, root: Path, eval_epi
         for seed in seeds:
             files.append(reward), seed_list.append(seed), owners.append(label)
             dirs.append(root / task / f"s{budget}" / label.replace("+", "_").replace("(", "_").replace(")", "")
-                        .replace("=", "").replace(",", "_") / f"seed_{seed}")
+                        .replace("=", "").replace(",", "_").replace(" ", "_") / f"seed_{seed}")
     todo = sum(not (d / "eval.json").is_file() for d in dirs)
     print(f"{task}: {len(dirs)} runs ({todo} to train), {budget:,} steps x {base.num_envs} worlds each", flush=True)
     start = time.perf_counter()
@@ -268,7 +269,7 @@ def target_cells(task: str, seeds: list[int], shaping: str, root: Path, eval_epi
             "progress_mix_weight": meta["config"].get("mix_weight", 0.0),
             "progress_held_out": {k: meta["metrics"]["held_out"][k] for k in
                                   ("value_order_correlation", "value_order_correlation_min", "final_progress_auroc")},
-            "demos": f"{TARGET_DEMOS} expert (seed 100) + {TARGET_DEMOS} noisy (noise 0.6, seed 101), 25% held out",
+            "demos": f"{demos} expert (seed 100) + {demos} noisy (noise 0.6, seed 101), 25% held out",
             "eval_episodes": eval_episodes, "table": table, "seconds": round(time.perf_counter() - start, 1)}
 
 
@@ -386,6 +387,8 @@ def main() -> None:
     parser.add_argument("--adapt", action="store_true",
                         help="shaped PPO on reach-beside with the reach model before and after one-shot adaptation")
     parser.add_argument("--features", default="", help="state progress models (quality cells, --targets): features, e.g. obs-norms")
+    parser.add_argument("--target-demos", type=int, default=TARGET_DEMOS,
+                        help=f"--targets: expert (and noisy) demos the model is fitted on (default {TARGET_DEMOS})")
     parser.add_argument("--no-sparse", action="store_true", help="--targets: no sparse-alone runs")
     parser.add_argument("--target-steps", type=int, default=None, help="--targets: env steps (default the baseline's)")
     parser.add_argument("--target-root", default=str(ROOT / "runs" / "bench" / "progress_targets"),
@@ -404,11 +407,12 @@ def main() -> None:
 
         for task in args.tasks.split(","):
             cell = target_cells(task, seeds, args.shaping, Path(args.target_root), steps=args.target_steps,
-                                sparse=not args.no_sparse, features=args.features)
+                                sparse=not args.no_sparse, features=args.features, demos=args.target_demos)
             base = load_baseline(task)
             cell["summary"] = summarize_targets(cell, (base.sparse or {}).get("success_rate") if base else None)
             key = (f"targets/{task}/steps{cell['steps']}/seeds{','.join(map(str, seeds))}/{args.shaping}"
-                   + (f"/{args.features}" if args.features else ""))
+                   + (f"/{args.features}" if args.features else "")
+                   + ("" if args.target_demos == TARGET_DEMOS else f"/demos{args.target_demos}"))
             _record(results, key, "targets", cell)
         return
     if args.speed:
