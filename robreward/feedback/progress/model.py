@@ -274,8 +274,9 @@ class ProgressNet(nn.Module):
         self.uses_image = inputs in ("image", "both")
         if self.uses_image and image_encoder is None:
             raise ValueError(f"inputs={inputs!r} needs an image encoder")
-        # features "obs-norms": the observation's parts [start, end), each read as its norm (saved with the net)
-        self.register_buffer("parts", torch.tensor([list(p) for p in parts], dtype=torch.long).reshape(-1, 2))
+        # features "obs-norms": the observation's parts [start, end), each read as its norm (from the task's
+        # obs_layout: make_net derives them, nothing is saved)
+        self.parts = tuple((int(a), int(b)) for a, b in parts)
         state_dim = (len(parts) or obs_dim) if self.uses_state else 0
         self.register_buffer("mean", torch.zeros(state_dim))
         self.register_buffer("std", torch.ones(state_dim))
@@ -307,10 +308,10 @@ class ProgressNet(nn.Module):
 
     def state_features(self, obs: torch.Tensor) -> torch.Tensor:
         """The state input [N, S] of observations [N, obs_dim]: the observation, or its parts' norms."""
-        if not len(self.parts):
+        if not self.parts:
             return obs
         cols = [obs[:, a:b] if b - a == 1 else torch.linalg.norm(obs[:, a:b], dim=-1, keepdim=True)
-                for a, b in self.parts.tolist()]
+                for a, b in self.parts]
         return torch.cat(cols, -1)
 
     def embed(self, obs: torch.Tensor | None = None, feats: torch.Tensor | None = None, noise: float = 0.0) -> torch.Tensor:
@@ -535,14 +536,11 @@ def make_net(config: ProgressConfig, spec: TaskSpec, encoder=None) -> ProgressNe
 
 
 def observation_parts(spec: TaskSpec) -> tuple[tuple[int, int], ...]:
-    """[start, end) of each part of the task's observation (spec.obs_layout)."""
+    """[start, end) of each part of the task's observation (spec.obs_layout, which obs_dim sums)."""
     out, start = [], 0
     for _, size in spec.obs_layout:
         out.append((start, start + int(size)))
         start += int(size)
-    if start != spec.obs_dim or not out:
-        raise ValueError(f"--features {OBS_NORMS}: task {spec.name!r} does not describe its observation's parts "
-                         "(TaskSpec.obs_layout); use the observation as it is (no --features)")
     return tuple(out)
 
 

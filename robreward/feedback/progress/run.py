@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from robreward.envs.spec import TaskSpec
-from robreward.feedback.progress.model import INPUTS, ProgressConfig, ProgressNet, make_net
+from robreward.feedback.progress.model import INPUTS, OBS_NORMS, OBSERVATION, ProgressConfig, ProgressNet, make_net
 
 SCHEMA_VERSION = 1
 MODEL_FILE = "model.pt"
@@ -29,7 +29,7 @@ META_FILE = "progress.json"
 def input_spec(spec: TaskSpec, inputs: str, config: ProgressConfig | None = None) -> dict:
     state = {"kind": "observation", "dim": spec.obs_dim,
              "meaning": f"the task's observation spec.observe(TaskState) ({spec.obs_dim} floats), as the policy sees it"}
-    if config is not None and config.features == "obs-norms":
+    if config is not None and config.features == OBS_NORMS:
         state.update(kind="observation part norms", dim=len(spec.obs_layout), parts=[name for name, _ in spec.obs_layout],
                      meaning="each part of the observation as its norm (one-number parts as they are)")
     if inputs == "state":
@@ -113,8 +113,7 @@ def load_progress_run(run, spec: TaskSpec | None = None, variant: bool = False) 
         raise ValueError(f"progress run {str(run)!r}: model.pt and {META_FILE} disagree on the inputs: refit it")
     net = make_net(config, spec)
     missing, unexpected = net.load_state_dict(weights["state_dict"], strict=False)
-    missing = [k for k in missing if not (net.frozen_encoder and k.startswith("image_encoder."))
-               and not (k == "parts" and config.features == "observation")]  # runs from before features=: no parts
+    missing = [k for k in missing if not (net.frozen_encoder and k.startswith("image_encoder."))]
     if missing or unexpected:
         raise ValueError(f"progress run {str(run)!r}: model.pt does not fit its config (missing {missing[:3]}, "
                          f"unexpected {unexpected[:3]}): refit it")
@@ -130,6 +129,6 @@ def config_of(meta: dict) -> ProgressConfig:
     for key in ("demos", "negatives"):
         values[key] = tuple(values.get(key, ()))
     # runs fitted before these settings existed read the observation as it is and trained without mixing
-    values["features"] = values.get("features") or "observation"
+    values["features"] = values.get("features") or OBSERVATION
     values.setdefault("mix_weight", 0.0)
     return ProgressConfig(**values)
