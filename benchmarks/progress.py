@@ -220,13 +220,9 @@ def shaping_specs(items: str, model: Path) -> dict[str, str]:
     return out
 
 
-def target_cells(task: str, seeds: list[int], shaping: str, root: Path, eval_episodes: int = 100,
-                 steps: int | None = None, sparse: bool = True, features: str = "", demos: int = TARGET_DEMOS) -> dict:
-    """hand, sparse, and sparse+progress:RUN for each item of ``shaping`` (shaping_specs), on each seed, with the shipped hand baseline's
-    config.yaml (worlds, PPO settings, budget), trained at once in one batched process (resumable: finished runs
-    are skipped). Returns {label: [per-seed {seed, success_rate, fitness, steps_to_80}]}."""
+def _baseline_config(task: str):
+    """The shipped hand baseline's TrainConfig of ``task`` (worlds, PPO settings, budget)."""
     from robreward.codegen.finals import baseline_config
-    from robreward.codegen.training import train_candidates
     from robreward.rl.config import TrainConfig
 
     found = baseline_config(task)
@@ -234,7 +230,39 @@ def target_cells(task: str, seeds: list[int], shaping: str, root: Path, eval_epi
         raise SystemExit(f"no shipped baseline config.yaml for {task}")
     data, _ = found
     data.pop("_schema_version")
-    base = TrainConfig.from_dict(data)
+    return TrainConfig.from_dict(data)
+
+
+def _train_table(task: str, labels: dict[str, str], seeds: list[int], run_dir, budget: int, base,
+                 eval_episodes: int) -> dict:
+    """Train every reward of ``labels`` ({label: reward spec}) on every seed, into ``run_dir(label, seed)``, with
+    ``base``'s worlds and PPO, at once in one batched process (finished runs are skipped); returns {label:
+    [per-seed {seed, success_rate, fitness, steps_to_80}]}."""
+    from robreward.codegen.training import train_candidates
+
+    cells = [(label, reward, seed, run_dir(label, seed)) for label, reward in labels.items() for seed in seeds]
+    todo = sum(not (d / "eval.json").is_file() for *_, d in cells)
+    print(f"{task}: {len(cells)} runs ({todo} to train), {budget:,} steps x {base.num_envs} worlds each", flush=True)
+    if todo:
+        train_candidates(task, [c[1] for c in cells], budget, [c[2] for c in cells], [c[3] for c in cells],
+                         num_envs=base.num_envs, eval_episodes=eval_episodes, ppo=base.ppo, backend=base.backend)
+    table: dict[str, list] = {}
+    for label, _, seed, d in cells:
+        if not (d / "eval.json").is_file():
+            reason = (d / "failed.json").read_text() if (d / "failed.json").is_file() else "no eval.json"
+            raise SystemExit(f"{d}: training failed: {reason}")
+        result = json.loads((d / "eval.json").read_text())
+        table.setdefault(label, []).append({"seed": seed, "success_rate": result["success_rate"],
+                                            "fitness": result["fitness_mean"], "steps_to_80": steps_to(d / "progress.csv")})
+    return table
+
+
+def target_cells(task: str, seeds: list[int], shaping: str, root: Path, eval_episodes: int = 100,
+                 steps: int | None = None, sparse: bool = True, features: str = "", demos: int = TARGET_DEMOS) -> dict:
+    """hand, sparse, and sparse+progress:RUN for each item of ``shaping`` (shaping_specs), on each seed, with the shipped hand baseline's
+    config.yaml (worlds, PPO settings, budget), trained at once in one batched process (resumable: finished runs
+    are skipped). Returns {label: [per-seed {seed, success_rate, fitness, steps_to_80}]}."""
+    base = _baseline_config(task)
     budget = steps or base.steps
     model = _target_model(task, root, demos=demos, features=features)
     meta = json.loads((model / "progress.json").read_text())
@@ -242,27 +270,13 @@ def target_cells(task: str, seeds: list[int], shaping: str, root: Path, eval_epi
     shaped = {(label[:-1] + "".join(f",{t}" for t in tags) + ")"): spec
               for label, spec in shaping_specs(shaping, model).items()}
     labels = {"hand": "hand", **({"sparse": "sparse"} if sparse else {}), **shaped}
-    files, dirs, seed_list, owners = [], [], [], []
-    for label, reward in labels.items():
-        for seed in seeds:
-            files.append(reward), seed_list.append(seed), owners.append(label)
-            dirs.append(root / task / f"s{budget}" / label.replace("+", "_").replace("(", "_").replace(")", "")
-                        .replace("=", "").replace(",", "_").replace(" ", "_") / f"seed_{seed}")
-    todo = sum(not (d / "eval.json").is_file() for d in dirs)
-    print(f"{task}: {len(dirs)} runs ({todo} to train), {budget:,} steps x {base.num_envs} worlds each", flush=True)
+
+    def run_dir(label: str, seed: int) -> Path:
+        slug = label.replace("+", "_").replace("(", "_").replace(")", "").replace("=", "").replace(",", "_")
+        return root / task / f"s{budget}" / slug.replace(" ", "_") / f"seed_{seed}"
+
     start = time.perf_counter()
-    if todo:
-        train_candidates(task, files, budget, seed_list, dirs, num_envs=base.num_envs, eval_episodes=eval_episodes,
-                         ppo=base.ppo, backend=base.backend)
-    table: dict[str, list] = {}
-    for label, seed, run_dir in zip(owners, seed_list, dirs):
-        if not (run_dir / "eval.json").is_file():
-            reason = (run_dir / "failed.json").read_text() if (run_dir / "failed.json").is_file() else "no eval.json"
-            raise SystemExit(f"{run_dir}: training failed: {reason}")
-        result = json.loads((run_dir / "eval.json").read_text())
-        table.setdefault(label, []).append({"seed": seed, "success_rate": result["success_rate"],
-                                            "fitness": result["fitness_mean"],
-                                            "steps_to_80": steps_to(run_dir / "progress.csv")})
+    table = _train_table(task, labels, seeds, run_dir, budget, base, eval_episodes)
     return {"task": task, "steps": budget, "num_envs": base.num_envs, "ppo": "the shipped hand baseline's config.yaml",
             "progress_model": str(model.relative_to(ROOT)) if model.is_relative_to(ROOT) else str(model),
             "progress_features": meta["config"].get("features") or "observation",
@@ -302,12 +316,9 @@ def adapt_cells(seeds: list[int], shaping: str, root: Path, steps: int | None = 
     marker) as it is ("before": the same net, saved as a run of the variant) and after `progress adapt` on one
     variant demo ("after"), beside sparse alone, on each seed, with reach's baseline config (batched)."""
     from robreward.cli.main import main as cli
-    from robreward.codegen.finals import baseline_config
-    from robreward.codegen.training import train_candidates
     from robreward.demos.record import record
     from robreward.envs.registry import get_task
     from robreward.feedback.progress import ProgressConfig, fit_progress, save_progress_run
-    from robreward.rl.config import TrainConfig
 
     variant = get_task(str(VARIANT))
     before, after, demo = root / "before", root / "after", root / "beside-1.h5"
@@ -328,30 +339,18 @@ def adapt_cells(seeds: list[int], shaping: str, root: Path, steps: int | None = 
             if cli(["progress", "adapt", str(root / "reach"), "--demos", str(demo), "--task", str(VARIANT),
                     "--out", str(after)]) != 0:
                 raise SystemExit("progress adapt failed")
-    data, _ = baseline_config("reach")
-    data.pop("_schema_version")
-    base = TrainConfig.from_dict(data)
+    base = _baseline_config("reach")
     budget = steps or base.steps
     labels = {"sparse": "sparse"}
     for name, model in (("before", before), ("after", after)):
         labels.update({label.replace("sparse+progress", f"sparse+progress[{name}]"): spec
                        for label, spec in shaping_specs(shaping, model).items()})
-    files, dirs, seed_list, owners = [], [], [], []
-    for label, reward in labels.items():
-        for seed in seeds:
-            files.append(reward), seed_list.append(seed), owners.append(label)
-            slug = "".join(c if c.isalnum() else "_" for c in label)
-            dirs.append(root / f"s{budget}" / slug / f"seed_{seed}")
+
+    def run_dir(label: str, seed: int) -> Path:
+        return root / f"s{budget}" / "".join(c if c.isalnum() else "_" for c in label) / f"seed_{seed}"
+
     start = time.perf_counter()
-    train_candidates(str(VARIANT), files, budget, seed_list, dirs, num_envs=base.num_envs,
-                     eval_episodes=eval_episodes, ppo=base.ppo, backend=base.backend)
-    table: dict[str, list] = {}
-    for label, seed, run_dir in zip(owners, seed_list, dirs):
-        if not (run_dir / "eval.json").is_file():
-            raise SystemExit(f"{run_dir}: training failed: {(run_dir / 'failed.json').read_text()}")
-        result = json.loads((run_dir / "eval.json").read_text())
-        table.setdefault(label, []).append({"seed": seed, "success_rate": result["success_rate"],
-                                            "steps_to_80": steps_to(run_dir / "progress.csv")})
+    table = _train_table(str(VARIANT), labels, seeds, run_dir, budget, base, eval_episodes)
     summary = {label: {"success": [r["success_rate"] for r in rows],
                        "success_mean": round(sum(r["success_rate"] for r in rows) / len(rows), 3),
                        "steps_to_80": [r["steps_to_80"] for r in rows]} for label, rows in table.items()}
