@@ -137,7 +137,7 @@ def _episodes_for(meta: dict, spec, demos, run):
 def _eval(args) -> int:
     from robreward.cli.common import print_json
     from robreward.feedback.progress import episode_metrics, load_progress_run
-    from robreward.feedback.progress.model import progress_curves
+    from robreward.feedback.progress.metrics import progress_curves
 
     net, meta, spec = load_progress_run(args.run)
     episodes, what = _episodes_for(meta, spec, args.demos, args.run)

@@ -39,16 +39,14 @@ PROGRESS_REWARD = RewardSource(
     load=_load_progress_reward, normalize=_normalize_run)
 register_reward_source(PROGRESS_REWARD)
 
+from robreward.feedback.progress.metrics import auroc, episode_metrics, spearman  # noqa: E402
 from robreward.feedback.progress.model import (  # noqa: E402  (after the registration, as preferences does)
     Episode,
     ProgressConfig,
     ProgressNet,
     adapt_progress,
-    auroc,
-    episode_metrics,
     fit_progress,
     load_episodes,
-    spearman,
     split_episodes,
 )
 from robreward.feedback.progress.reward import ProgressShaping, load_progress_reward  # noqa: E402

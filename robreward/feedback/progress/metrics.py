@@ -1,0 +1,61 @@
+"""Metrics of a progress model on demo episodes (robreward.feedback.progress.model): value-order correlation
+(Spearman of Φ against time along each success ramp), AUROC of final progress (successes vs failures), and the
+per-episode curves behind them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from robreward.feedback.progress.model import Episode, ProgressNet
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rank correlation (average ranks for ties); 0 where either side is constant."""
+    from scipy.stats import rankdata
+
+    rx, ry = rankdata(x), rankdata(y)
+    if rx.std() == 0 or ry.std() == 0:
+        return 0.0
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def auroc(positives: np.ndarray, negatives: np.ndarray) -> float | None:
+    """P(a positive scores above a negative), ties one half (Mann-Whitney); None when a side is empty."""
+    if len(positives) == 0 or len(negatives) == 0:
+        return None
+    diff = np.asarray(positives, float)[:, None] - np.asarray(negatives, float)[None, :]
+    return float(((diff > 0) + 0.5 * (diff == 0)).mean())
+
+
+@torch.no_grad()
+def progress_curves(net: ProgressNet, episodes: list[Episode]) -> list[np.ndarray]:
+    """Φ per obs row of each episode (image inputs: of its frames, attach_frames)."""
+    curves = []
+    for e in episodes:
+        if net.uses_image and e.frames is None:
+            raise ValueError("an image progress model scores frames: render the episodes first (attach_frames)")
+        curves.append(net.phi(torch.from_numpy(e.obs), e.frames if net.uses_image else None).cpu().numpy())
+    return curves
+
+
+def episode_metrics(net: ProgressNet, episodes: list[Episode]) -> dict:
+    """value_order_correlation (mean Spearman of Φ vs time over success ramps), final_progress_auroc, and the
+    per-episode numbers behind them."""
+    curves = progress_curves(net, episodes)
+    rows, rhos = [], []
+    for e, curve in zip(episodes, curves):
+        rho = spearman(np.arange(e.first_success + 1), curve[:e.first_success + 1]) if e.success else None
+        if rho is not None:
+            rhos.append(rho)
+        rows.append({"source": e.source, "episode": e.index, "success": e.success, "first_success": e.first_success,
+                     "spearman": rho, "phi_start": float(curve[0]), "phi_final": float(curve[-1])})
+    finals_win = np.array([c[-1] for e, c in zip(episodes, curves) if e.success])
+    finals_loss = np.array([c[-1] for e, c in zip(episodes, curves) if not e.success])
+    return {"value_order_correlation": float(np.mean(rhos)) if rhos else None,
+            "value_order_correlation_min": float(np.min(rhos)) if rhos else None,
+            "final_progress_auroc": auroc(finals_win, finals_loss),
+            "successes": int(len(finals_win)), "failures": int(len(finals_loss)), "episodes": rows}
