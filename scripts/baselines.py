@@ -14,7 +14,8 @@ robreward/eval/baseline.py).
 
 Every (task, reward, seed) is one cell, a training run in --runs/<version>/<task>/<reward>/seed_<s>:
 a cell with eval.json is done and skipped, a killed one resumes from its checkpoint, so a rerun of
-the same command continues where it stopped. With --ray (an address, or "local") the cells are Ray
+the same command continues where it stopped. A task's cells train at once in one process (one batched
+env of 6 x 64 worlds, robreward.codegen.training.train_candidates; --sequential: one by one). With --ray (an address, or "local") the cells are Ray
 tasks (robreward.codegen.training, the path `generate --ray` uses), one CPU each.
 
     python scripts/baselines.py --tasks reach,push --seeds 0,1,2
@@ -111,17 +112,39 @@ def is_done(config: TrainConfig) -> bool:
     return (Path(config.out) / "eval.json").is_file()
 
 
-def run_cells(configs: list[TrainConfig], ray: str | None = None, log=print) -> list[str]:
-    """Train every cell that has no eval.json (resuming a killed one from its checkpoint), in this
-    process or as Ray tasks (``ray``: an address or "local"). Returns the errors of failed cells
-    ("out: error"); the others are done."""
-    from robreward.codegen.training import train_one
+def run_cells(configs: list[TrainConfig], ray: str | None = None, log=print, batched: bool = True) -> list[str]:
+    """Train every cell that has no eval.json (resuming a killed one from its checkpoint): with ``batched``
+    (the default) the cells of one task at once in one process (robreward.codegen.training.train_candidates,
+    one K x worlds env, each cell its own world group, seed and run dir, numbers as a separate run's up to
+    float rounding), else one after another, or as Ray tasks (``ray``: an address or "local"). Returns the
+    errors of failed cells ("out: error"); the others are done."""
+    from robreward.codegen.training import train_candidates, train_one
 
     todo = [c for c in configs if not is_done(c)]
     for config in configs:
         if is_done(config):
             log(f"  done: {config.out}")
     errors = []
+    if ray is None and batched:
+        groups: dict[tuple, list[TrainConfig]] = {}
+        for config in todo:
+            groups.setdefault((config.task, config.steps, config.num_envs, config.backend, repr(config.ppo)),
+                              []).append(config)
+        for (task, steps, worlds, backend, _), cells in groups.items():
+            for config in cells:  # a failure of an earlier attempt is retried
+                (Path(config.out) / "failed.json").unlink(missing_ok=True)
+            start = time.time()
+            log(f"  {task}: {len(cells)} cell(s) at once, {steps:,} steps x {worlds} worlds each")
+            train_candidates(task, [c.reward for c in cells], steps, [c.seed for c in cells], [c.out for c in cells],
+                             num_envs=worlds, eval_episodes=cells[0].eval_episodes, ppo=cells[0].ppo, backend=backend)
+            for config in cells:
+                failed = Path(config.out) / "failed.json"
+                if not is_done(config):
+                    reason = json.loads(failed.read_text()).get("error") if failed.is_file() else "no eval.json"
+                    errors.append(f"{config.out}: {reason}")
+                    log(f"  FAILED {config.out}: {reason}")
+            log(f"  {task}: {time.time() - start:.0f}s")
+        return errors
     if ray is None:
         for config in todo:
             start = time.time()
@@ -267,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dest", default="policies", help="the policies/ folder to publish into")
     parser.add_argument("--ray", default=None, metavar="local|ADDRESS",
                         help="run the cells as Ray tasks (local: a Ray instance on this machine)")
+    parser.add_argument("--sequential", action="store_true",
+                        help="train the cells one after another (default: a task's cells at once in one process)")
     parser.add_argument("--table", action="store_true", help="print the markdown table of the version and exit")
     args = parser.parse_args(argv)
     budgets = VERSION_BUDGETS[args.version]
@@ -300,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     for task in todo:
         steps = cells[task]["hand"][0].steps
         print(f"{task}: {steps:,} steps x seeds {seeds} x {'/'.join(REWARDS)}", flush=True)
-    errors = run_cells(flat, args.ray, log=lambda line: print(line, flush=True))
+    errors = run_cells(flat, args.ray, log=lambda line: print(line, flush=True), batched=not args.sequential)
     for task in todo:
         if all(is_done(c) for reward in REWARDS for c in cells[task][reward]):
             print(f"{task} -> {publish(args.version, task, cells[task], dest)}", flush=True)
