@@ -13,7 +13,9 @@ Today's defaults were tuned on cheetah-run alone; on push they are weaker than v
 Every (task, worlds, epochs, KL, seed) is one cell, a training run in
 --runs/<task>/w<worlds>_e<epochs>_kl<kl>/seed_<s> (the engine's run directory): a cell with
 eval.json is done, a killed one resumes from its checkpoint, so rerunning the same command
-continues the grid. Cells run in this process or, with --ray, as Ray tasks through
+continues the grid. A setting's seeds train at once in one process (run_cells' batched path);
+`--report-only` trains nothing and writes the JSON from every finished cell of the grid asked for
+(the way to merge cells that several processes trained). Cells run in this process or, with --ray, as Ray tasks through
 robreward.codegen.training (the path `generate --ray` uses), via scripts/baselines.py's run_cells.
 
 Writes --out (benchmarks/results/ppo_defaults.json) with the machine, the grid and budgets
@@ -118,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", default="runs/ppo_defaults", help="where the cells' run directories go")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ppo_defaults.json"))
     parser.add_argument("--ray", default=None, metavar="local|ADDRESS", help="run the cells as Ray tasks")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: write --out from the cells already finished (e.g. by several processes)")
     args = parser.parse_args(argv)
     try:
         tasks = args.tasks.split(",")
@@ -134,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     configs = [cell(task, w, e, kl, seed, args.steps or VERSION_BUDGETS["v1"][task], runs, args.episodes)
                for task, w, e, kl, seed in itertools.product(tasks, envs, epochs, kls, seeds)]
     print(f"{len(configs)} cells ({sum(not is_done(c) for c in configs)} to run)", flush=True)
-    errors = run_cells(configs, args.ray, log=lambda line: print(line, flush=True))
+    errors = [] if args.report_only else run_cells(configs, args.ray, log=lambda line: print(line, flush=True))
     rows = [row(c) for c in configs if is_done(c)]
     complete = len(rows) == len(configs)
     full = (tuple(tasks) == TASKS and (tuple(envs), tuple(epochs), tuple(kls)) == tuple(GRID.values())

@@ -4,6 +4,7 @@ a rerun that redoes nothing, and v0 left alone."""
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -99,6 +100,21 @@ def test_ppo_defaults_scores_each_setting_against_the_best_on_each_task():
     assert bench.setting_name(64, 10, 0.02) == "w64_e10_kl0.02"
 
 
+def test_ppo_defaults_report_only_trains_nothing_and_reads_finished_cells(tmp_path):
+    bench = load_script("benchmarks/ppo_defaults.py", "ppo_defaults_bench")
+    runs, out = tmp_path / "runs", tmp_path / "grid.json"
+    done = bench.cell("reach", 8, 5, 0.01, 0, 512, runs, 2)
+    Path(done.out).mkdir(parents=True)
+    (Path(done.out) / "eval.json").write_text(json.dumps({"episodes": 2, "success_rate": 1.0, "fitness_mean": 0.9,
+                                                          "return_mean": 80.0}))
+    args = ["--tasks", "reach", "--envs", "8", "--epochs", "5", "--kl", "0.01,0.02", "--seeds", "0,1", "--steps", "512",
+            "--runs", str(runs), "--out", str(out), "--report-only"]
+    assert bench.main(args) == 0
+    report = json.loads(out.read_text())
+    assert not report["complete"] and [c["setting"] for c in report["cells"]] == ["w8_e5_kl0.01"]
+    assert sorted(p.name for p in (runs / "reach").iterdir()) == ["w8_e5_kl0.01"]  # nothing else was started
+
+
 @pytest.mark.ray  # a local Ray instance: make test-all
 @pytest.mark.slow
 def test_ray_cells_equal_the_in_process_cells(baselines, tmp_path):
@@ -110,7 +126,9 @@ def test_ray_cells_equal_the_in_process_cells(baselines, tmp_path):
                                "--dest", str(tmp_path / "p_ray")]) == 0
     finally:
         ray.shutdown()
-    assert baselines.main([*common, "--runs", str(tmp_path / "here"), "--dest", str(tmp_path / "p_here")]) == 0
+    # Ray tasks are sequential runs: compared with --sequential (the batched default agrees up to float rounding)
+    assert baselines.main([*common, "--sequential", "--runs", str(tmp_path / "here"),
+                           "--dest", str(tmp_path / "p_here")]) == 0
     on_ray, here = (json.loads((tmp_path / p / "v1" / "reach" / "eval.json").read_text()) for p in ("p_ray", "p_here"))
     for reward in ("hand", "sparse"):
         a = on_ray if reward == "hand" else on_ray["sparse"]
