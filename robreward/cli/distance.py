@@ -8,7 +8,7 @@ transitions of random-action (or --policy) rollouts, each with a bootstrap inter
 A and B are reward specs, as --reward takes them (hand, sparse, FILE.py, pref:RUN, progress:RUN,
 A+B). 0 means the rewards order policies the same way (they differ by a positive scale, a
 constant and potential shaping), 1 means opposite; unrelated rewards sit near 0.7 (EPIC, DARD).
-What each metric samples and approximates: docs/distances.md, robreward/rewards/distance.py."""
+What each metric samples and approximates: docs/distances.md, robreward/rewards/distance/__init__.py."""
 
 from __future__ import annotations
 
