@@ -321,14 +321,27 @@ def main(argv: list[str] | None = None) -> int:
     for task in tasks:
         if task not in todo:
             print(f"{task}: already published in {dest_folder(args.version, dest, task)} (kept)")
-    flat = [c for task in todo for reward in REWARDS for c in cells[task][reward]]
     for task in todo:
         steps = cells[task]["hand"][0].steps
         print(f"{task}: {steps:,} steps x seeds {seeds} x {'/'.join(REWARDS)}", flush=True)
-    errors = run_cells(flat, args.ray, log=lambda line: print(line, flush=True), batched=not args.sequential)
-    for task in todo:
-        if all(is_done(c) for reward in REWARDS for c in cells[task][reward]):
-            print(f"{task} -> {publish(args.version, task, cells[task], dest)}", flush=True)
+
+    def log(line):
+        print(line, flush=True)
+
+    def publish_done(tasks):
+        for task in tasks:
+            if all(is_done(c) for reward in REWARDS for c in cells[task][reward]):
+                log(f"{task} -> {publish(args.version, task, cells[task], dest)}")
+
+    errors = []
+    if args.ray is None:  # task by task, each published as soon as its cells are done
+        for task in todo:
+            errors += run_cells([c for reward in REWARDS for c in cells[task][reward]], log=log,
+                                batched=not args.sequential)
+            publish_done([task])
+    else:  # every cell at once on the cluster
+        errors = run_cells([c for task in todo for reward in REWARDS for c in cells[task][reward]], args.ray, log=log)
+        publish_done(todo)
     if errors:
         print(f"{len(errors)} cell(s) failed (rerun the same command to retry them):", file=sys.stderr)
         for line in errors:
