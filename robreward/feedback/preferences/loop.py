@@ -52,15 +52,18 @@ Resume (``resume=True``) works at round granularity: a round is done once state.
 a crash inside a round redoes that round's feedback (its partial labels are dropped), a crash
 during PPO continues from the PPO's latest checkpoint. The reward model's optimizer state is
 not saved, so a resumed run is not bit-identical to an uninterrupted one.
+
+The loop's parts live beside it: run_layout.py (the run directory's names, its JSON files and config),
+labeled.py (LabeledPairs, labels.npz), ppo_phase.py (the one PPO policy, the restart's fresh one, the
+rollouts' sampling policy), rollouts.py (a round's rollout, its held-out worlds, segments and frame rows) and
+run_reward.py (the reward model built, its frame bank, the held-out metrics); this module keeps the loop, its
+timeline and the final evaluation, and re-exports the names imported from it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
-import json
 import math
-import shutil
 import time
 from pathlib import Path
 from typing import Optional
@@ -77,43 +80,29 @@ from robreward.feedback.preferences.config import (
 )
 from robreward.feedback.preferences.entropy import StateEntropyReward
 from robreward.feedback.preferences.human import HumanTeacher, timeout_seconds
-from robreward.feedback.preferences.metrics import Coverage, epic_distance, preference_accuracy
-from robreward.feedback.preferences.image_model import (
-    FrameBank,
-    ImageInputs,
-    ImagePreferenceReward,
-    check_image_inputs,
-    image_epic_distance,
-)
+from robreward.feedback.preferences.image_model import check_image_inputs
+from robreward.feedback.preferences.labeled import LabeledPairs
 from robreward.feedback.preferences.model import FeatureSpec, Featurizer, FitReport, PreferenceReward
-from robreward.feedback.preferences.segments import (
-    Rollout,
-    SegmentBatch,
-    SegmentPairs,
-    cat_pairs,
-    choose_queries,
-    collect_rollout,
-    cut_segments,
-    query_schedule,
-    sample_pairs,
-    segment_candidates,
-    segment_episodes,
-    with_frame_rows,
+from robreward.feedback.preferences.ppo_phase import _OnePolicy, _restart_ppo
+from robreward.feedback.preferences.rollouts import _add_frames, _collect, _pairs_with_frames, _segments, split_heldout
+from robreward.feedback.preferences.run_layout import (
+    CONFIG_FILE,
+    EVAL_FILE as EVAL_FILE,
+    FEEDBACK_PPO_DIR,
+    LABELS_FILE,
+    METRICS_FILE,
+    PPO_DIR,
+    REWARD_DIR,
+    STATE_FILE,
+    _frames_path,
+    _model_path,
+    _read_json,
+    load_prefs_config,
 )
-from robreward.feedback.preferences.teachers import make_teacher
-from robreward.fileio import atomic_write_bytes, atomic_write_json
-from robreward.rundir import migrate_config, migrate_prefs_config
+from robreward.feedback.preferences.run_reward import attach_bank, new_reward_model, reward_metrics
+from robreward.feedback.preferences.segments import choose_queries, query_schedule, segment_episodes, with_frame_rows
+from robreward.fileio import atomic_write_json
 
-CONFIG_FILE = "config.json"
-STATE_FILE = "state.json"
-LABELS_FILE = "labels.npz"
-METRICS_FILE = "metrics.json"
-EVAL_FILE = "prefs_eval.json"
-PPO_DIR = "ppo"
-FEEDBACK_PPO_DIR = "ppo-feedback"  # final_policy restart: the policy trained during the feedback rounds
-REWARD_DIR = "reward"
-FRAMES_DIR = "reward_frames"  # image inputs: the frames of each round's labeled pairs (round_KKK.npz)
-MAX_SEGMENTS = 4096  # segments cut per rollout at most (sampled when a rollout allows more)
 HELDOUT_SEED_OFFSET = 1_000_003
 
 
@@ -126,151 +115,6 @@ def round_steps(config: PrefsConfig, num_rounds: int) -> list[int]:
     return [int(math.ceil(t / per_update - 1e-9)) * per_update for t in raw]
 
 
-# -- run-directory helpers -------------------------------------------------------------------
-def _read_json(path: Path, what: str):
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{str(path)!r} not found: is {str(path.parent)!r} a preference run directory "
-                                f"(`robreward prefs train --out DIR`)? ({what})") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{str(path)!r} is not valid JSON ({err})") from err
-
-
-def load_prefs_config(run_dir) -> PrefsConfig:
-    """The resolved config of a preference run directory."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"preference run directory {str(run_dir)!r} does not exist: pass the --out DIR "
-                                "of an earlier `robreward prefs train`")
-    path = run_dir / CONFIG_FILE
-    return PrefsConfig.from_dict(migrate_prefs_config(_read_json(path, "its config"), f"prefs config {str(path)!r}"))
-
-
-def _model_path(run_dir: Path, round_index: int) -> Path:
-    return run_dir / REWARD_DIR / f"round_{round_index:03d}.pt"
-
-
-def _frames_path(run_dir: Path, round_index: int) -> Path:
-    return run_dir / FRAMES_DIR / f"round_{round_index:03d}.npz"
-
-
-class LabeledPairs:
-    """Every labeled query so far, with its round; saved to / loaded from labels.npz."""
-
-    def __init__(self):
-        self.pairs: list[SegmentPairs] = []
-        self.labels: list = []
-        self.rounds: list[int] = []
-
-    def add(self, pairs: SegmentPairs, labels, round_index: int) -> None:
-        self.pairs.append(pairs)
-        self.labels.extend(labels)
-        self.rounds.extend([round_index] * pairs.size)
-
-    @property
-    def size(self) -> int:
-        return len(self.labels)
-
-    @property
-    def answered(self) -> int:
-        return sum(y is not None for y in self.labels)
-
-    def all_pairs(self) -> SegmentPairs:
-        return cat_pairs(self.pairs)
-
-    def save(self, path: Path) -> None:
-        arrays = self.all_pairs().to_arrays()
-        arrays["labels"] = np.array([np.nan if y is None else y for y in self.labels], dtype=np.float64)
-        arrays["round"] = np.array(self.rounds, dtype=np.int64)
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
-        atomic_write_bytes(path, buffer.getvalue())
-
-    @classmethod
-    def load(cls, path: Path, rounds_done: int) -> "LabeledPairs":
-        """The pairs of rounds < rounds_done (a crash may have saved part of an unfinished round)."""
-        out = cls()
-        if rounds_done == 0:
-            return out
-        with np.load(path) as data:
-            keep = data["round"] < rounds_done
-            pairs = SegmentPairs.from_arrays(data, keep)
-            labels = [None if math.isnan(y) else float(y) for y in data["labels"][keep]]
-            rounds = data["round"][keep].tolist()
-        for r in sorted(set(rounds)):
-            rows = torch.as_tensor([i for i, x in enumerate(rounds) if x == r])
-            out.add(pairs.index(rows), [labels[i] for i in rows.tolist()], r)
-        return out
-
-
-# -- the stages ------------------------------------------------------------------------------
-class _OnePolicy:
-    """The one PPO policy of the run, in ppo/: one robreward.rl.trainer.Trainer kept between rounds, the
-    round's reward set on it before it trains on (a resumed run continues from ppo/'s checkpoint). Its
-    progress bar spans the whole run; ``finish`` exports policy.onnx and the model card."""
-
-    def __init__(self, config: PrefsConfig, run_dir: Path, folder: str = PPO_DIR, steps: int | None = None):
-        self.config, self.ppo_dir, self.steps = config, run_dir / folder, config.steps if steps is None else steps
-        self.trainer = None
-
-    def train(self, until: int, reward, label: str) -> int:
-        """Train up to ``until`` steps on ``reward`` (checkpointed); the policy's step after."""
-        from robreward.rl.checkpoint import load_checkpoint
-        from robreward.rl.config import TrainConfig
-        from robreward.rl.trainer import LATEST, Trainer
-
-        if self.trainer is None:
-            checkpoint = self.ppo_dir / "checkpoints" / LATEST
-            done = int(load_checkpoint(checkpoint)["global_step"]) if checkpoint.is_file() else 0
-            if done >= until:
-                return done
-            if not checkpoint.is_file() and self.ppo_dir.exists():
-                shutil.rmtree(self.ppo_dir)  # killed before its first checkpoint: stale logs would mix with the new ones
-            config = self.config
-            train_config = TrainConfig(task=config.task, reward=label, num_envs=config.num_envs, steps=self.steps,
-                                       seed=config.seed, out=str(self.ppo_dir), device=config.device,
-                                       torch_threads=config.torch_threads, eval_episodes=0,
-                                       progress=config.progress, ppo=config.ppo)
-            self.trainer = Trainer([train_config], [reward], isolate_failures=False,
-                                   resume_from=[checkpoint] if checkpoint.is_file() else None)
-        elif self.trainer.global_step < until:  # a new phase: fresh episodes, as a run resumed here has
-            self.trainer.restart_episodes()
-        self.trainer.set_reward(reward, label=label)
-        self.trainer.learn(until)
-        self.trainer.save()
-        return self.trainer.global_step
-
-    def finish(self, reward, label: str) -> int:
-        """Train to the end of its budget, then export policy.onnx and the model card; its step."""
-        step = self.train(self.steps, reward, label)
-        if self.trainer is not None:
-            self.trainer.finish()
-            self.trainer = None
-        return step
-
-    def close(self) -> None:
-        if self.trainer is not None:
-            self.trainer.close()
-            self.trainer = None
-
-
-def _restart_ppo(config: PrefsConfig, run_dir: Path, policy: _OnePolicy, feedback_steps: int, reward,
-                 label: str) -> int:
-    """final_policy restart: the feedback phase's policy (``feedback_steps`` PPO steps) moves to ppo-feedback/ and a
-    fresh policy trains from scratch in ppo/ on ``reward`` for the steps left; the PPO steps of both. Resumable:
-    the move is one rename, done once."""
-    ppo_dir, kept = run_dir / PPO_DIR, run_dir / FEEDBACK_PPO_DIR
-    policy.close()
-    if feedback_steps > 0 and not kept.exists():
-        ppo_dir.rename(kept)
-    fresh = _OnePolicy(config, run_dir, steps=config.steps - feedback_steps)
-    try:
-        return feedback_steps + fresh.finish(reward, label)
-    finally:
-        fresh.close()
-
-
 def _round_line(k: int, rounds: int, metrics: dict) -> str:
     """The one line a round prints: its step, the labels so far and the held-out accuracy."""
     accuracy = metrics.get("heldout_accuracy")
@@ -279,135 +123,6 @@ def _round_line(k: int, rounds: int, metrics: dict) -> str:
     shown = "n/a" if accuracy is None else f"{accuracy:.2f}"
     return (f"round {k + 1}/{rounds}: step {metrics['ppo_step']:,}, labels {metrics['labels_answered']} "
             f"({metrics['queries_used']} queries), held-out accuracy {shown}")
-
-
-def _sampling_policy(run_dir: Path, seed: int):
-    """The current PPO policy, sampling its Gaussian (seeded); None before any PPO step (random actions)."""
-    from robreward.rl.config import TrainConfig
-    from robreward.rl.ppo import ActorCritic
-    from robreward.rl.runner import LATEST, load_checkpoint
-
-    checkpoint = run_dir / PPO_DIR / "checkpoints" / LATEST
-    if not checkpoint.is_file():
-        return None
-    ckpt = load_checkpoint(checkpoint)
-    model = ActorCritic(ckpt["obs_dim"], ckpt["act_dim"], TrainConfig.from_dict(migrate_config(ckpt["config"])).ppo)
-    model.load_state_dict(ckpt["model"])
-    model.eval()
-    gen = torch.Generator().manual_seed(int(seed))
-
-    def policy(obs):
-        with torch.no_grad():
-            mean = model.actor(model.normalizer(obs.to("cpu", torch.float32)))
-            return mean + model.log_std.exp() * torch.randn(mean.shape, generator=gen)
-
-    return policy
-
-
-def _collect(config: PrefsConfig, spec, run_dir: Path, seed: int, record_sim_states: bool = False):
-    """A rollout of the current policy under the hand reward (what the teacher reads), and the env
-    it ran in, still open (clips of the rollout render there): the caller closes it. With image reward
-    inputs the rollout keeps the states each step left (the frames the reward model reads)."""
-    import robreward
-
-    num_steps = config.collect_steps or max(2 * config.segment, min(2 * spec.episode_length, 200))
-    env = robreward.make(spec, config.num_envs, seed=seed, reward="hand", device=config.device)
-    try:
-        rollout, _ = collect_rollout(env, _sampling_policy(run_dir, seed), num_steps, seed=seed,
-                                     record_sim_states=record_sim_states,
-                                     record_post_states=config.reward_inputs != "state")
-    except BaseException:
-        env.close()
-        raise
-    return rollout, env
-
-
-def _worlds(rollout: Rollout, worlds: np.ndarray) -> Rollout:
-    idx = torch.as_tensor(worlds, device=rollout.rewards.device)
-    return Rollout(states={k: v[:, idx] for k, v in rollout.states.items()}, actions=rollout.actions[:, idx],
-                   rewards=rollout.rewards[:, idx], terminated=rollout.terminated[:, idx],
-                   truncated=rollout.truncated[:, idx],
-                   sim_states=None if rollout.sim_states is None else rollout.sim_states[:, idx.cpu()],
-                   post_sim_states=None if rollout.post_sim_states is None else rollout.post_sim_states[:, idx.cpu()])
-
-
-def split_heldout(rollout: Rollout) -> tuple[Rollout, Rollout]:
-    """(query worlds, held-out worlds): the last quarter of the worlds (at least one) is held out."""
-    n = rollout.num_envs
-    held = max(1, n // 4)
-    return _worlds(rollout, np.arange(n - held)), _worlds(rollout, np.arange(n - held, n))
-
-
-def _segments(rollout: Rollout, length: int, featurizer, rng) -> SegmentBatch:
-    count = len(segment_candidates(rollout, length)[0])
-    return cut_segments(rollout, length, featurizer, num=None if count <= MAX_SEGMENTS else MAX_SEGMENTS, rng=rng)
-
-
-def _add_frames(model, rollout: Rollout) -> Optional[int]:
-    """Image inputs: the rollout's post-step states added to the model's frame bank (rendered when first read);
-    the row of its first step. None for a state model."""
-    if not isinstance(model, ImagePreferenceReward):
-        return None
-    if rollout.post_sim_states is None:
-        raise ValueError("an image reward model needs the rollout's post-step states: collect it with "
-                         "collect_rollout(..., record_post_states=True)")
-    return model._bank().add_states(rollout.post_sim_states)
-
-
-def _pairs_with_frames(pairs: SegmentPairs, offset: Optional[int], num_worlds: int) -> SegmentPairs:
-    if offset is None:
-        return pairs
-    return SegmentPairs(with_frame_rows(pairs.first, offset, num_worlds),
-                        with_frame_rows(pairs.second, offset, num_worlds))
-
-
-def new_reward_model(config: PrefsConfig, featurizer: Featurizer) -> PreferenceReward:
-    """The untrained reward ensemble of a run: on state features, or on frames (reward_inputs image|both)."""
-    if config.reward_inputs == "state":
-        return PreferenceReward(featurizer=featurizer, config=config.ensemble, name="pref", device=config.device)
-    image = ImageInputs(config.reward_inputs, int(config.image_size), config.image_camera, config.image_encoder)
-    return ImagePreferenceReward(featurizer, image, config=config.ensemble, name="pref", device=config.device)
-
-
-def attach_bank(model, spec) -> Optional[FrameBank]:
-    """An image model's frame bank (rendering its size and camera); None for a state model."""
-    if not isinstance(model, ImagePreferenceReward):
-        return None
-    model.bank = FrameBank(spec, model.image.image_size, model.image.camera or None)
-    return model.bank
-
-
-def reward_metrics(model: PreferenceReward, spec, heldout: Rollout, teacher, num_pairs: int, length: int,
-                   rng: np.random.Generator) -> dict:
-    """Held-out preference accuracy (vs the teacher's and the oracle's labels) and EPIC distance
-    to the hand reward, over a held-out rollout. teacher None (a person): the oracle's only."""
-    from robreward.rewards.base import HandReward
-
-    out = {"heldout_pairs": 0, "heldout_accuracy": None, "heldout_accuracy_true": None, "epic_distance": None}
-    offset = _add_frames(model, heldout)  # image inputs: the held-out frames, rendered as they are read
-    try:
-        segments = _segments(heldout, length, model.featurizer, rng)
-        pairs = sample_pairs(segments if offset is None else with_frame_rows(segments, offset, heldout.num_envs),
-                             num_pairs, rng)
-    except ValueError as err:  # no segment fits: say so in the metrics rather than stop the run
-        out["note"] = str(err)
-        return out
-    out["heldout_pairs"] = pairs.size
-    for key, labeler in (("heldout_accuracy", teacher), ("heldout_accuracy_true", make_teacher("oracle"))):
-        if labeler is None:
-            continue
-        try:
-            out[key] = preference_accuracy(model, pairs, labeler.label(pairs, rng))
-        except ValueError:  # every held-out label a tie or a skip
-            pass
-    try:
-        if offset is None:
-            out["epic_distance"] = epic_distance(model, HandReward(spec), Coverage.from_rollout(heldout), rng=rng)
-        else:  # the same number for a reward of the held-out frames (image_epic_distance)
-            out["epic_distance"] = image_epic_distance(model, heldout, offset, rng)
-    except ValueError as err:  # e.g. a constant reward on the coverage
-        out["epic_note"] = str(err)
-    return out
 
 
 def _fit_summary(report: Optional[FitReport]) -> Optional[dict]:
