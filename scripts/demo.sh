@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # make demo: the task suite, a scripted expert with a video, then (when PPO is present) a short
 # PPO run on `drawer-open` compared with the shipped hand/sparse baselines (its HNS: on drawer-open
-# the hand and sparse baselines differ, H = 0.87, S = 0.37; on reach the sparse reward already
+# the hand and sparse baselines v1 differ, H = 0.86, S = 0.29; on reach the sparse reward already
 # solves the task and the HNS is undefined), and the LLM reward loop on `reach` replayed offline
 # from a recorded transcript. CPU only. Measured: 15m11s wall (2m56s of CPU) on a 2-core machine
-# shared with other jobs (load average 17-21); the drawer-open run printed
-# "HNS of your runs against shipped v0 baselines: drawer-hand 0.85 (1 seed, no interval)".
+# shared with other jobs (load average 17-21). Its drawer-open run, against baselines v1, printed
+# "HNS of your runs against shipped v1 baselines: drawer-hand 0.78 (1 seed, no interval)" (v0: 0.85).
 set -euo pipefail
 RR=.venv/bin/robreward
 OUT=${DEMO_OUT:-runs/demo}
