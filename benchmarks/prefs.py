@@ -18,9 +18,11 @@ With --retrain, each cell also trains a fresh PPO policy from scratch on its fin
 (CELL/retrain, the loop's PPO settings, seed and steps again), reported beside the loop's own policy:
 whether the reward is good enough, apart from what became of the policy trained while it was learned.
 
---final-policy restart and --feedback-fraction F run the loop with those settings (PrefsConfig, in
-robreward/feedback/preferences/config.py; the cell directory's suffix says so, e.g. s0-restart+ff0.5):
-the push recipe that meets the target is --features obs-norms --feedback-fraction 0.5 --final-policy restart.
+Every cell runs PrefsConfig's defaults (robreward/feedback/preferences/config.py: features auto, rounds over
+0.5 of the steps, a fresh policy on the final reward) unless --features, --feedback-fraction, --final-policy or
+--pairing say otherwise. A cell's directory suffix names what differs from the settings the grid began with
+(the observation, 0.75, continue, mixed), so a cell of today's defaults is e.g. s0-norm_ee_pos+...+restart+ff0.5
+on push and s0-restart+ff0.5 on cheetah-run, and the older rows of prefs.json keep their meaning.
 
 With --imitation, each cheetah-run oracle cell also runs `imitation`'s PreferenceComparisons at
 the same query budget, seed and PPO steps (benchmarks/prefs_imitation.py: its own tuned
@@ -62,14 +64,16 @@ IMITATION_TARGET = 1.5  # robreward's return over imitation's, cheetah-run, orac
 IMITATION_PYTHON = HERE.parent / ".venv-imitation" / "bin" / "python"
 
 
-# PrefsConfig's defaults: a cell run with them has no suffix
-PAIRING, FINAL_POLICY = PrefsConfig.pairing, PrefsConfig.final_policy
-FEEDBACK_FRACTION = PrefsConfig.feedback_fraction
+# The naming reference: a cell run with these settings has no suffix. They are the defaults the grid began with
+# (mixed pairing, PEBBLE's continuing policy, rounds over 0.75 of the steps), kept so a cell's directory and variant
+# mean the same thing in every row of prefs.json; the defaults since 2026-12 (PrefsConfig: restart, 0.5, features
+# auto) are cells with the suffix "[norm_...+]restart+ff0.5".
+PAIRING, FINAL_POLICY, FEEDBACK_FRACTION = "mixed", "continue", 0.75
 
 
 def variant_name(pairing: str = PAIRING, features: tuple[str, ...] = (), action: bool = True,
                  final_policy: str = FINAL_POLICY, feedback_fraction: float = FEEDBACK_FRACTION) -> str:
-    """'' for PrefsConfig's defaults, else what differs, e.g. 'any' or 'norm_ee_to_cube+norm_cube_to_goal+noact'
+    """'' for the naming reference (PAIRING, FINAL_POLICY, FEEDBACK_FRACTION, the observation), else what differs, e.g. 'any' or 'norm_ee_to_cube+norm_cube_to_goal+noact'
     (``|x|``, the norm of field x, is written norm_x; final_policy restart adds 'restart', a feedback fraction
     of 0.5 'ff0.5'): the suffix of the cell directory and the row's variant."""
     parts = [] if pairing == PAIRING else [pairing]
@@ -239,16 +243,20 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
     parser.add_argument("--steps", type=int, default=None, help="PPO steps per cell (default: the baseline's)")
     parser.add_argument("--per-round", type=int, default=50, help="queries per feedback round (default 50)")
-    parser.add_argument("--pairing", default=PAIRING, help=f"query pairing: any | episode | mixed (default {PAIRING})")
-    parser.add_argument("--features", default="", help="TaskState fields the reward reads, comma-separated, |x| for "
-                                                        "the norm of x, or obs-norms (the observation's fields, "
-                                                        "vectors as their norms); default: the observation")
+    defaults = PrefsConfig(task="reach")
+    parser.add_argument("--pairing", default=defaults.pairing,
+                        help=f"query pairing: any | episode | mixed (default {defaults.pairing})")
+    parser.add_argument("--features", default=",".join(defaults.features),
+                        help="TaskState fields the reward reads, comma-separated, |x| for the norm of x, obs-norms (the "
+                             "observation's fields, vectors as their norms), observation, or auto (the default, "
+                             "PrefsConfig's: obs-norms where the observation is made of fields, else the observation)")
     parser.add_argument("--no-action", action="store_true", help="the reward reads no action")
-    parser.add_argument("--final-policy", default=FINAL_POLICY,
-                        help="after the last feedback round: continue (default) the loop's policy, or restart a fresh "
-                             "one on the final reward for the steps left (same PPO budget)")
-    parser.add_argument("--feedback-fraction", type=float, default=FEEDBACK_FRACTION,
-                        help=f"fraction of the PPO steps the feedback rounds are spread over (default {FEEDBACK_FRACTION})")
+    parser.add_argument("--final-policy", default=defaults.final_policy,
+                        help=f"after the last feedback round: restart a fresh policy on the final reward for the steps "
+                             f"left, or continue the loop's policy (same PPO budget; default {defaults.final_policy})")
+    parser.add_argument("--feedback-fraction", type=float, default=defaults.feedback_fraction,
+                        help="fraction of the PPO steps the feedback rounds are spread over "
+                             f"(default {defaults.feedback_fraction})")
     parser.add_argument("--work", default=str(HERE / "results" / "prefs_runs"), help="cell run directories")
     parser.add_argument("--out", default=str(HERE / "results" / "prefs.json"))
     parser.add_argument("--retrain", action="store_true",

@@ -250,9 +250,10 @@ def register(sub) -> None:
     t.add_argument("--pretrain-steps", type=int,
                    help="PPO steps of unsupervised state-entropy pre-training before the first queries (default 0)")
     t.add_argument("--features", default=None, help="TaskState fields the reward reads, comma-separated, |x| for "
-                                                     "the norm of field x, or obs-norms (the observation's fields, "
-                                                     "vectors as their norms); default: the task's observation; "
-                                                     "plus the action")
+                                                     "the norm of field x, obs-norms (the observation's fields, "
+                                                     "vectors as their norms), observation (the task's observation "
+                                                     "as it is) or auto (the default: obs-norms where the observation "
+                                                     "is made of fields, else the observation); plus the action")
     t.add_argument("--no-action", action="store_true", help="the reward reads no action (state-only reward)")
     t.add_argument("--reward-inputs", default=None, choices=("state", "image", "both"),
                    help="what the reward model reads: state (default: the features above), image (rendered frames of "
@@ -265,10 +266,10 @@ def register(sub) -> None:
                    help="image inputs: a transformers vision model (folder or cached hub id), frozen, a reward head "
                         "per member on its features; default a small CNN trained with the heads")
     t.add_argument("--feedback-fraction", type=float,
-                   help="the feedback rounds are spread over this fraction of the PPO steps (default 0.75)")
+                   help="the feedback rounds are spread over this fraction of the PPO steps (default 0.5)")
     t.add_argument("--final-policy",
-                   help="after the last feedback round: continue (default, PEBBLE) trains the same policy on to "
-                        "--steps; restart trains a fresh policy from scratch on the final reward for the steps left")
+                   help="after the last feedback round: restart (default) trains a fresh policy from scratch on "
+                        "the final reward for the steps left; continue (PEBBLE) trains the same policy on to --steps")
     t.add_argument("--seed", type=int, help="seeds PPO, the envs, the queries, the teacher and the reward ensemble "
                                             "(default 0)")
     t.add_argument("--eval-episodes", type=int, help="episodes of the final evaluation (0: skip)")

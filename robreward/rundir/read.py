@@ -62,13 +62,16 @@ def migrate_config(data: dict, where: str = "config") -> dict:
 
 
 def migrate_prefs_config(data: dict, where: str = "prefs config") -> dict:
-    """A ``prefs train`` run's config.json -> the current PrefsConfig's fields. Runs saved before
-    ``pairing`` existed compared any two segments: they keep ``pairing: any`` (new runs default to
-    "mixed")."""
+    """A ``prefs train`` run's config.json -> the current PrefsConfig's fields. A field a run was saved
+    without keeps the behaviour of then: runs saved before ``pairing`` existed compared any two segments
+    (``pairing: any``; new runs default to "mixed"); before ``feedback_fraction``, ``final_policy`` and
+    ``features`` they spread the rounds over 0.75 of the steps, continued the one policy and read the
+    observation (the defaults are now 0.5, restart and auto)."""
     if not isinstance(data, dict):
         raise ValueError(f"{where} is not a JSON object; is it a `robreward prefs train` run's config.json?")
     data = dict(data)
-    data.setdefault("pairing", "any")
+    for key, then in (("pairing", "any"), ("feedback_fraction", 0.75), ("final_policy", "continue"), ("features", [])):
+        data.setdefault(key, then)
     return data
 
 

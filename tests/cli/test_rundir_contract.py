@@ -27,14 +27,21 @@ def test_progress_columns_are_the_csv_fields_with_a_meaning_each():
     assert "HAND reward" in rundir.PROGRESS_COLUMNS["hand_return_mean"]
 
 
-@pytest.mark.parametrize("task", sorted(p.name for p in (ROOT / "policies").iterdir() if p.is_dir()))
-def test_shipped_policy_configs_migrate_from_version_0(task):
+@pytest.mark.parametrize("task", sorted(p.parent.name for p in (ROOT / "policies").glob("*/config.yaml")))
+def test_shipped_policy_configs_migrate_from_version_0(task):  # v0's folders (policies/v1/ is of today's schema)
     raw = yaml.safe_load((ROOT / "policies" / task / "config.yaml").read_text())
     assert "schema_version" not in raw  # written before versions existed
     config = rundir.read_config(ROOT / "policies" / task)
     assert "schema_version" not in config
     assert config["ppo"]["normalize_rewards"] is False  # what those runs trained with, stated explicitly
     assert {k: v for k, v in config.items() if k != "ppo"} == {k: v for k, v in raw.items() if k != "ppo"}
+
+
+@pytest.mark.parametrize("task", sorted(p.parent.name for p in (ROOT / "policies" / "v1").glob("*/config.yaml")))
+def test_shipped_v1_configs_are_of_the_current_schema(task):
+    raw = yaml.safe_load((ROOT / "policies" / "v1" / task / "config.yaml").read_text())
+    assert raw["schema_version"] == rundir.SCHEMA_VERSION and raw["task"] == task and raw["reward"] == "hand"
+    assert rundir.read_config(ROOT / "policies" / "v1" / task) == {k: v for k, v in raw.items() if k != "schema_version"}
 
 
 def test_config_roundtrip_writes_the_current_version(tmp_path):

@@ -24,9 +24,19 @@ def test_cells_of_another_variant_get_their_own_directory(bench, tmp_path):
     assert bench.variant_name(final_policy="restart", feedback_fraction=0.5) == "restart+ff0.5"
     from robreward.feedback.preferences.loop import PrefsConfig
 
-    defaults = PrefsConfig()  # a cell with PrefsConfig's defaults has no suffix
-    assert (bench.PAIRING, bench.FINAL_POLICY, bench.FEEDBACK_FRACTION) == (
-        defaults.pairing, defaults.final_policy, defaults.feedback_fraction)
+    # the naming reference is the settings the grid began with, so older rows keep their meaning; a cell of
+    # today's defaults names what differs from them
+    assert (bench.PAIRING, bench.FINAL_POLICY, bench.FEEDBACK_FRACTION) == ("mixed", "continue", 0.75)
+    from robreward.envs.registry import get_task
+    from robreward.feedback.preferences.model import expand_features
+
+    defaults = PrefsConfig()
+    names = {task: bench.variant_name(defaults.pairing, expand_features(get_task(task), defaults.features),
+                                      defaults.feature_action, defaults.final_policy, defaults.feedback_fraction)
+             for task in ("cheetah-run", "push")}
+    assert names["cheetah-run"] == "restart+ff0.5"
+    assert names["push"] == ("norm_ee_pos+norm_ee_vel+gripper_opening+norm_cube_pos+norm_goal_pos+norm_ee_to_cube+"
+                             "norm_cube_to_goal+restart+ff0.5")  # the recipe's cells of RESULTS.md
     assert bench.cell_dir(tmp_path, "push", "mistake:0.1", 200, 1) == tmp_path / "push/mistake-0.1/q200/s1"
     assert bench.cell_dir(tmp_path, "push", "oracle", 200, 1, "any") == tmp_path / "push/oracle/q200/s1-any"
 

@@ -22,12 +22,13 @@ from robreward.feedback.preferences.loop import (
 from robreward.rewards import check_reward_output
 from robreward.rl.config import PPOConfig
 
-# The learning test's budget (default features: observation + action). Measured on 2 busy cores,
-# deterministic success of the final policy over 100 episodes: seed 0 -> 1.00 in ~50 s. The same
-# budget is seed-dependent (seed 1 -> 0.62): the learned reward is flat within a few cm of the
-# goal, so some policies settle just outside reach's 5 cm success radius; the seed is fixed here.
+# The learning test's budget, with the loop's settings before the 2026-12 defaults (observation + action, one
+# continuing policy, rounds over 0.75 of the steps; test_prefs_noisy_teacher.py pins today's defaults). Measured
+# on 2 busy cores, deterministic success of the final policy over 100 episodes: seed 0 -> 1.00 in ~50 s. The
+# same budget is seed-dependent (seed 1 -> 0.62): the learned reward is flat within a few cm of the goal, so
+# some policies settle just outside reach's 5 cm success radius; the seed is fixed here.
 REACH = dict(task="reach", teacher="oracle", queries=300, per_round=30, segment=25, steps=122_880, num_envs=32,
-             seed=0, eval_episodes=100, progress=False)
+             seed=0, eval_episodes=100, progress=False, features=(), final_policy="continue", feedback_fraction=0.75)
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +139,7 @@ def test_resume_after_a_crash_redoes_no_finished_round(tmp_path, monkeypatch):
 
 
 def test_state_entropy_pretraining_runs_before_the_first_queries(tmp_path):
-    config = tiny(tmp_path / "run", pretrain_steps=512, queries=20, feedback_fraction=0.5)
+    config = tiny(tmp_path / "run", pretrain_steps=512, queries=20, feedback_fraction=0.5, final_policy="continue")
     assert round_steps(config, 2) == [512, 896]  # 512 + (2048 - 512) * 0.5 / 2, in whole updates of 8 x 16
     train_preferences(config)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["rounds"]
@@ -160,7 +161,7 @@ def test_final_policy_restart_trains_a_fresh_policy_for_the_steps_left(tmp_path,
 
     from robreward.rl import runner
 
-    config = tiny(tmp_path / "run", final_policy="restart", eval_episodes=5)
+    config = tiny(tmp_path / "run", final_policy="restart", feedback_fraction=0.75, eval_episodes=5)
     last_round = round_steps(config, 3)[-1]
     assert round_steps(config, 3) == [0, 512, 1024]  # 2048 x 0.75 / 3 per round, in updates of 8 x 16
     rewards = []
@@ -237,6 +238,17 @@ def test_a_config_saved_before_pairing_existed_resumes_with_any_pairs(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(saved))
     assert load_prefs_config(tmp_path).pairing == "any"  # what such runs did (migrated through robreward.rundir)
     assert PrefsConfig().pairing == "mixed"  # new runs: half the queries inside one episode
+
+
+def test_a_config_saved_before_the_2026_12_defaults_keeps_what_it_ran_with(tmp_path):
+    saved = PrefsConfig(task="push").to_dict()
+    for key in ("feedback_fraction", "final_policy", "features"):
+        del saved[key]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    old = load_prefs_config(tmp_path)
+    assert (old.feedback_fraction, old.final_policy, old.features) == (0.75, "continue", ())
+    new = PrefsConfig(task="push")
+    assert (new.feedback_fraction, new.final_policy, new.features) == (0.5, "restart", ("auto",))
 
 
 def test_loop_rejects_small_budgets_and_bad_teachers(tmp_path):

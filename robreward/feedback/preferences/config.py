@@ -47,19 +47,23 @@ class PrefsConfig:
     """Parallel worlds of the PPO and of the feedback rollouts."""
     pretrain_steps: int = 0
     """PPO steps of unsupervised state-entropy pre-training before the first queries (PEBBLE); 0: none."""
-    feedback_fraction: float = 0.75
-    """Feedback rounds are spread evenly over this fraction of the steps after pre-training."""
-    final_policy: str = "continue"
-    """After the last feedback round: continue (PEBBLE) keeps training the one policy on the final learned
-    reward up to ``steps``; restart trains a fresh policy from scratch on it for the steps left (steps minus
-    the feedback phase's), keeping the feedback phase's policy in ppo-feedback/. The PPO step budget is the
-    same either way."""
+    feedback_fraction: float = 0.5
+    """Feedback rounds are spread evenly over this fraction of the steps after pre-training (0.5: the rounds early,
+    so the final reward is known while half the budget is left; runs before 2026-12 used 0.75)."""
+    final_policy: str = "restart"
+    """After the last feedback round: restart (the default) trains a fresh policy from scratch on the final
+    learned reward for the steps left (steps minus the feedback phase's), keeping the feedback phase's policy in
+    ppo-feedback/; continue (PEBBLE; the default before 2026-12) keeps training the one policy on it up to
+    ``steps``. The PPO step budget is the same either way."""
     collect_steps: int = 0
     """Env steps per world of each round's feedback rollout; 0: max(2 * segment, min(2 * episode length, 200))."""
     heldout_pairs: int = 500
     """Uniform pairs of held-out segments labeled per round for the held-out accuracy (not in the budget)."""
-    features: tuple[str, ...] = ()
-    """TaskState fields the reward model reads (flattened, in order); empty: the task's observation."""
+    features: tuple[str, ...] = ("auto",)
+    """TaskState fields the reward model reads (flattened, in order; ``|x|`` the norm of x); empty: the task's
+    observation; the presets ``obs-norms`` (the observation's fields, vectors as their norms) and ``auto`` (the
+    default: obs-norms where the observation is made of TaskState fields, else the observation; before 2026-12
+    the default was the observation)."""
     feature_action: bool = True
     """Append the action to the reward model's features (PEBBLE: state-action rewards)."""
     reward_inputs: str = "state"

@@ -86,8 +86,30 @@ OBSERVATION_NORMS = "obs-norms"
 field read as its norm (a length, a distance, a speed), single values as they are."""
 
 
+OBSERVATION = "observation"
+"""A feature preset: the task's observation as it is (the same as no fields)."""
+AUTO = "auto"
+"""A feature preset, the default: ``obs-norms`` where the task's observation is made of TaskState fields (the arm
+tasks), else the observation as it is (locomotion: joint angles and velocities, whose norms would lose the
+direction of travel). Measured on the tuning tasks (benchmarks/RESULTS.md "Preference-based reward learning")."""
+
+
+def _observation_fields(spec: TaskSpec) -> bool:
+    shapes = {f.name for f in spec.state_fields}
+    return all(name in shapes for name, _ in spec.obs_layout)
+
+
 def expand_features(spec: TaskSpec, fields: Sequence[str]) -> tuple[str, ...]:
-    """``fields`` with the preset ``obs-norms`` replaced by the fields it stands for in `spec`."""
+    """``fields`` with the presets replaced by the fields they stand for in `spec`: ``obs-norms``, ``observation``
+    (``()``: the observation) and ``auto`` (``obs-norms`` where the observation is made of TaskState fields,
+    else the observation)."""
+    for preset in (AUTO, OBSERVATION):
+        if preset in fields and tuple(fields) != (preset,):
+            raise ValueError(f"features {preset!r} stands alone (it chooses the whole feature set); got {list(fields)}")
+    if tuple(fields) == (OBSERVATION,):
+        return ()
+    if tuple(fields) == (AUTO,):
+        return expand_features(spec, (OBSERVATION_NORMS,)) if _observation_fields(spec) else ()
     if OBSERVATION_NORMS not in fields:
         return tuple(fields)
     shapes = {f.name: f.shape for f in spec.state_fields}
