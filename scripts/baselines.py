@@ -128,15 +128,15 @@ def run_cells(configs: list[TrainConfig], ray: str | None = None, log=print, bat
     if ray is None and batched:
         groups: dict[tuple, list[TrainConfig]] = {}
         for config in todo:
-            groups.setdefault((config.task, config.steps, config.num_envs, config.backend, repr(config.ppo)),
-                              []).append(config)
-        for (task, steps, worlds, backend, _), cells in groups.items():
+            key = (config.task, config.steps, config.num_envs, config.backend, config.eval_episodes, repr(config.ppo))
+            groups.setdefault(key, []).append(config)
+        for (task, steps, worlds, backend, episodes, _), cells in groups.items():
             for config in cells:  # a failure of an earlier attempt is retried
                 (Path(config.out) / "failed.json").unlink(missing_ok=True)
             start = time.time()
             log(f"  {task}: {len(cells)} cell(s) at once, {steps:,} steps x {worlds} worlds each")
             train_candidates(task, [c.reward for c in cells], steps, [c.seed for c in cells], [c.out for c in cells],
-                             num_envs=worlds, eval_episodes=cells[0].eval_episodes, ppo=cells[0].ppo, backend=backend)
+                             num_envs=worlds, eval_episodes=episodes, ppo=cells[0].ppo, backend=backend)
             for config in cells:
                 failed = Path(config.out) / "failed.json"
                 if not is_done(config):
