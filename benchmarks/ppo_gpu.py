@@ -33,11 +33,21 @@ def run_train(task, algo, envs, steps, device, seed, out_dir, timeout, extra=())
            "--seed", str(seed), "--out", str(out_dir), "--eval-episodes", "0", "--no-progress", *extra]
     print("$", " ".join(cmd), flush=True)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    timed_out = False
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:  # keep what the run logged so far: the rate does not need the whole budget
+        timed_out = True
     wall = time.perf_counter() - start
-    if proc.returncode != 0:
+    log = Path(out_dir) / "progress.csv"
+    if not timed_out and proc.returncode != 0:
         return {"ok": False, "cmd": cmd, "rc": proc.returncode, "stderr_tail": proc.stderr[-3000:], "wall_s": wall}
-    rows = list(csv.DictReader(open(Path(out_dir) / "progress.csv")))
+    if not log.is_file():
+        return {"ok": False, "cmd": cmd, "rc": None, "timed_out": timed_out, "wall_s": wall}
+    rows = list(csv.DictReader(open(log)))
+    if not rows:
+        return {"ok": False, "cmd": cmd, "rc": None, "timed_out": timed_out, "wall_s": wall,
+                "note": "no rollout finished: progress.csv is empty"}
 
     def num(row, key):
         try:
@@ -55,7 +65,7 @@ def run_train(task, algo, envs, steps, device, seed, out_dir, timeout, extra=())
         rate = steps_done / max(train_time, 1e-9)
     t5000 = next((num(r, "time_s") for r in rows if num(r, "return_mean") >= 5000), None)
     s5000 = next((num(r, "step") for r in rows if num(r, "return_mean") >= 5000), None)
-    return {"ok": True, "cmd": cmd, "wall_s": wall, "steps": steps_done, "train_time_s": train_time,
+    return {"ok": True, "timed_out": timed_out, "cmd": cmd, "wall_s": wall, "steps": steps_done, "train_time_s": train_time,
             "env_steps_per_s": rate, "final_return_mean": num(last, "return_mean"),
             "time_to_return_5000_s": t5000, "steps_to_return_5000": s5000, "progress_rows": len(rows)}
 
@@ -69,7 +79,9 @@ def main(argv=None) -> int:
     p.add_argument("--sb3-envs", type=int, default=4096, help="worlds of the GPU env SB3 drives")
     p.add_argument("--sb3-steps", type=int, default=500_000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--timeout", type=int, default=3600, help="seconds per training run")
+    p.add_argument("--timeout", type=int, default=3600, help="seconds of robreward's training run (the rate and "
+                   "return so far are kept when it runs out)")
+    p.add_argument("--sb3-timeout", type=int, default=None, help="seconds of SB3's training run (default --timeout)")
     p.add_argument("--skip-sb3", action="store_true")
     p.add_argument("--out", default=str(RESULTS / "ppo_gpu.json"))
     args = p.parse_args(argv)
@@ -84,13 +96,14 @@ def main(argv=None) -> int:
                                                               args.seed, Path(tmp) / "ppo", args.timeout)}
         if not args.skip_sb3:
             result["sb3"] = {"envs": args.sb3_envs, **run_train(args.task, "sb3", args.sb3_envs, args.sb3_steps,
-                                                                args.device, args.seed, Path(tmp) / "sb3", args.timeout)}
+                                                                args.device, args.seed, Path(tmp) / "sb3",
+                                                                args.sb3_timeout or args.timeout)}
     r, s = result.get("robreward", {}), result.get("sb3", {})
     if r.get("ok") and s.get("ok"):
         result["robreward_over_sb3"] = r["env_steps_per_s"] / max(s["env_steps_per_s"], 1e-9)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k not in ("robreward", "sb3")}, indent=2))
     for name in ("robreward", "sb3"):
         if name in result:

@@ -106,8 +106,17 @@ def _image_run(task: str, image_size: int, camera: str) -> Path:
     return run
 
 
-def render_score_cell(task: str, num_envs: int, image_size: int, camera: str, repeats: int = 20) -> dict:
-    """frames/s of one render_batch call over all worlds + one forward pass of the image progress model."""
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(torch.device(device))
+
+
+def render_score_cell(task: str, num_envs: int, image_size: int, camera: str, repeats: int = 20,
+                      backend: str = "cpu", device: str = "cpu") -> dict:
+    """frames/s of one render_batch call over all worlds + one forward pass of the image progress model (on the
+    warp backend with a model camera: MuJoCo Warp's batch renderer, frames and model on ``device``)."""
     import torch
 
     import robreward
@@ -116,17 +125,21 @@ def render_score_cell(task: str, num_envs: int, image_size: int, camera: str, re
 
     run = _image_run(task, image_size, camera)
     net, _, spec = load_progress_run(run)
-    env = robreward.make(task, num_envs, seed=0)
+    net.to(device)
+    env = robreward.make(task, num_envs, seed=0, backend=backend, device=device)
     env.reset()
     gen = torch.Generator().manual_seed(0)
     times = {"render": 0.0, "score": 0.0}
     with torch.no_grad():
         for k in range(repeats + 2):
-            env.step(torch.rand(num_envs, env.act_dim, generator=gen) * 2 - 1)
+            env.step((torch.rand(num_envs, env.act_dim, generator=gen) * 2 - 1).to(env.device))
+            _sync(device)
             t0 = time.perf_counter()
             frames = render_batch(env, size=image_size, camera=camera or None)
+            _sync(device)
             t1 = time.perf_counter()
             net.phi(None, frames)
+            _sync(device)
             t2 = time.perf_counter()
             if k >= 2:  # the first calls build the GL context and warm the caches
                 times["render"] += t1 - t0
@@ -134,32 +147,44 @@ def render_score_cell(task: str, num_envs: int, image_size: int, camera: str, re
     n = repeats * num_envs
     from robreward.feedback.vision.frames import NAMED_VIEWS
 
-    view = NAMED_VIEWS[camera](env.model) if camera in NAMED_VIEWS else (camera or None)
-    per_world_egl = time.perf_counter()
-    for _ in range(3):  # the same frames, one world (one readPixels) at a time
-        env.render(list(range(num_envs)), image_size, image_size, view)
-    per_world_egl = (time.perf_counter() - per_world_egl) / 3
+    one_world = {}
+    if backend == "cpu":
+        view = NAMED_VIEWS[camera](env.model) if camera in NAMED_VIEWS else (camera or None)
+        per_world_egl = time.perf_counter()
+        for _ in range(3):  # the same frames, one world (one readPixels) at a time
+            env.render(list(range(num_envs)), image_size, image_size, view)
+        per_world_egl = (time.perf_counter() - per_world_egl) / 3
+        one_world = {"one_world_at_a_time_egl_frames_per_s": round(num_envs / per_world_egl, 1)}
     env.close()
     return {"kind": "render_score", "task": task, "num_envs": num_envs, "image_size": image_size,
+            "backend": backend, "device": device, **_device_name(device),
             "camera": camera or "default", "frames": n, "torch_threads": torch.get_num_threads(),
             "frames_per_s": round(n / (times["render"] + times["score"]), 1),
             "render_frames_per_s": round(n / times["render"], 1), "score_frames_per_s": round(n / times["score"], 1),
-            "one_world_at_a_time_egl_frames_per_s": round(num_envs / per_world_egl, 1)}
+            **one_world}
 
 
-def train_speed_cell(task: str, reward: str, steps: int, num_envs: int, seed: int = 0) -> dict:
+def _device_name(device: str) -> dict:
+    import torch
+
+    return {"device_name": torch.cuda.get_device_name(torch.device(device))} if device.startswith("cuda") else {}
+
+
+def train_speed_cell(task: str, reward: str, steps: int, num_envs: int, seed: int = 0, backend: str = "cpu",
+                     device: str = "cpu") -> dict:
     """env-steps/s of PPO training for ``steps`` env steps (no evaluation)."""
     from robreward.rl.config import TrainConfig
     from robreward.rl.runner import train
 
     with tempfile.TemporaryDirectory() as tmp:
-        config = TrainConfig(task=task, reward=reward, steps=steps, seed=seed, num_envs=num_envs,
-                             out=str(Path(tmp) / "run"), progress=False)
+        config = TrainConfig(task=task, reward=reward, steps=steps, seed=seed, num_envs=num_envs, backend=backend,
+                             device=device, out=str(Path(tmp) / "run"), progress=False)
         start = time.perf_counter()
         summary = train(config)
         wall = time.perf_counter() - start
     return {"kind": "train_speed", "task": task, "reward": reward, "steps": int(summary["steps"]),
-            "num_envs": num_envs, "seconds": round(wall, 1), "train_seconds": round(float(summary["seconds"]), 1),
+            "num_envs": num_envs, "backend": backend, "device": device, **_device_name(device),
+            "seconds": round(wall, 1), "train_seconds": round(float(summary["seconds"]), 1),
             "env_steps_per_s": round(int(summary["steps"]) / float(summary["seconds"]), 1)}
 
 
@@ -378,6 +403,9 @@ def main() -> None:
     parser.add_argument("--speed", action="store_true", help="speed cells only: render+score, image shaping vs hand")
     parser.add_argument("--num-envs", type=int, default=32, help="speed cells: worlds")
     parser.add_argument("--speed-steps", type=int, default=8192, help="speed cells: PPO env steps per training run")
+    parser.add_argument("--backend", default="cpu", help="speed cells: cpu (EGL frames) or warp (MuJoCo Warp's batch "
+                        "renderer for a model camera: --camera '' takes the task's)")
+    parser.add_argument("--device", default="cpu", help="speed cells: torch device (cuda:0 with --backend warp)")
     parser.add_argument("--targets", action="store_true",
                         help="the issue's PPO targets: hand vs sparse+progress (state) at the shipped baseline's budget")
     parser.add_argument("--shaping", default="10",
@@ -416,17 +444,20 @@ def main() -> None:
         return
     if args.speed:
         for task in args.tasks.split(","):
-            key = f"speed/render_score/{task}/n{args.num_envs}/px{args.image_size}/{args.camera or 'default'}"
+            where = "" if args.backend == "cpu" else f"/{args.backend}-{args.device}"
+            key = f"speed/render_score/{task}/n{args.num_envs}/px{args.image_size}/{args.camera or 'default'}{where}"
             if key not in cells:
-                cells[key] = render_score_cell(task, args.num_envs, args.image_size, args.camera)
+                cells[key] = render_score_cell(task, args.num_envs, args.image_size, args.camera,
+                                               backend=args.backend, device=args.device)
                 _save(results)
             print(key, json.dumps(cells[key]))
             run = _image_run(task, args.image_size, args.camera)
             for reward in ("hand", f"hand+progress:{run}"):
                 label = "hand" if reward == "hand" else "hand+progress(image)"
-                key = f"speed/train/{task}/{label}/n{args.num_envs}/steps{args.speed_steps}"
+                key = f"speed/train/{task}/{label}/n{args.num_envs}/steps{args.speed_steps}{where}"
                 if key not in cells:
-                    cells[key] = {**train_speed_cell(task, reward, args.speed_steps, args.num_envs),
+                    cells[key] = {**train_speed_cell(task, reward, args.speed_steps, args.num_envs,
+                                                     backend=args.backend, device=args.device),
                                   "reward": label, "image_size": args.image_size}
                     _save(results)
                 print(key, json.dumps(cells[key]))

@@ -104,6 +104,8 @@ def main(argv=None) -> int:
     wp.init()
     device_name = torch.cuda.get_device_name(torch.device(args.device)) if cuda else platform.processor() or "cpu"
     rows = []
+    out = Path(args.out) if args.out else RESULTS / ("sim_warp.json" if cuda else "sim_warp_cpu.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
     for task in args.tasks.split(","):
         for n in worlds:
             raw = raw_rate(task, n, args.device, seconds)
@@ -113,13 +115,12 @@ def main(argv=None) -> int:
             rows.append(row)
             print(f"{task:14s} {n:6d} worlds: raw {raw['env_steps_per_s']:12,.0f}  env {env['env_steps_per_s']:12,.0f} "
                   f"env-steps/s  ({row['env_over_raw']:.2f}x)", flush=True)
-    result = {"benchmark": "sim_warp", "device": args.device, "device_name": device_name,
-              "versions": {"mujoco": mujoco.__version__, "mujoco_warp": mujoco_warp.__version__,
-                           "warp": wp.__version__, "torch": torch.__version__},
-              "seconds_per_point": seconds, "target_env_over_raw": 0.8, "results": rows}
-    out = Path(args.out) if args.out else RESULTS / ("sim_warp.json" if cuda else "sim_warp_cpu.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+            # written after every point: a run stopped at a time limit keeps the points it measured
+            result = {"benchmark": "sim_warp", "device": args.device, "device_name": device_name,
+                      "versions": {"mujoco": mujoco.__version__, "mujoco_warp": mujoco_warp.__version__,
+                                   "warp": wp.__version__, "torch": torch.__version__},
+                      "seconds_per_point": seconds, "target_env_over_raw": 0.8, "results": rows}
+            out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
     return 0
 
