@@ -21,8 +21,8 @@ whether the reward is good enough, apart from what became of the policy trained 
 Every cell runs PrefsConfig's defaults (robreward/feedback/preferences/config.py: features auto, rounds over
 0.5 of the steps, a fresh policy on the final reward) unless --features, --feedback-fraction, --final-policy or
 --pairing say otherwise. A cell's directory suffix names what differs from the settings the grid began with
-(the observation, 0.75, continue, mixed), so a cell of today's defaults is e.g. s0-norm_ee_pos+...+restart+ff0.5
-on push and s0-restart+ff0.5 on cheetah-run, and the older rows of prefs.json keep their meaning.
+(the observation, 0.75, continue, mixed), so a cell of today's defaults is e.g. s0-norm_ee_pos+...+best+ff0.5
+on push and s0-best+ff0.5 on cheetah-run (restart+ff0.5 before the best-of-two choice), and the older rows of prefs.json keep their meaning.
 
 With --imitation, each cheetah-run oracle cell also runs `imitation`'s PreferenceComparisons at
 the same query budget, seed and PPO steps (benchmarks/prefs_imitation.py: its own tuned
@@ -66,16 +66,16 @@ IMITATION_PYTHON = HERE.parent / ".venv-imitation" / "bin" / "python"
 
 # The naming reference: a cell run with these settings has no suffix. They are the defaults the grid began with
 # (mixed pairing, PEBBLE's continuing policy, rounds over 0.75 of the steps), kept so a cell's directory and variant
-# mean the same thing in every row of prefs.json; the defaults since 2026-12 (PrefsConfig: restart, 0.5, features
-# auto) are cells with the suffix "[norm_...+]restart+ff0.5".
+# mean the same thing in every row of prefs.json; the defaults since 2026-12 (PrefsConfig: best, 0.5, features
+# auto) are cells with the suffix "[norm_...+]best+ff0.5" (restart+ff0.5 before the best-of-two choice).
 PAIRING, FINAL_POLICY, FEEDBACK_FRACTION = "mixed", "continue", 0.75
 
 
 def variant_name(pairing: str = PAIRING, features: tuple[str, ...] = (), action: bool = True,
                  final_policy: str = FINAL_POLICY, feedback_fraction: float = FEEDBACK_FRACTION) -> str:
     """'' for the naming reference (PAIRING, FINAL_POLICY, FEEDBACK_FRACTION, the observation), else what differs, e.g. 'any' or 'norm_ee_to_cube+norm_cube_to_goal+noact'
-    (``|x|``, the norm of field x, is written norm_x; final_policy restart adds 'restart', a feedback fraction
-    of 0.5 'ff0.5'): the suffix of the cell directory and the row's variant."""
+    (``|x|``, the norm of field x, is written norm_x; final_policy restart or best adds its name, a feedback
+    fraction of 0.5 'ff0.5'): the suffix of the cell directory and the row's variant."""
     parts = [] if pairing == PAIRING else [pairing]
     from robreward.feedback.preferences.model import norm_field
 
@@ -134,6 +134,7 @@ def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: 
             "policy": result[key], "hand_baseline": hand, "fraction_of_hand": result[key] / hand,
             "success_rate": result["success_rate"], "return_mean": result["return_mean"],
             "heldout_accuracy": metrics.get("heldout_accuracy"), "epic_distance": metrics.get("epic_distance"),
+            "final_choice": json.loads(state_path.read_text()).get("final_choice"),  # final_policy best
             "seconds_this_invocation": seconds, "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 

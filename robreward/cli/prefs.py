@@ -268,8 +268,10 @@ def register(sub) -> None:
     t.add_argument("--feedback-fraction", type=float,
                    help="the feedback rounds are spread over this fraction of the PPO steps (default 0.5)")
     t.add_argument("--final-policy",
-                   help="after the last feedback round: restart (default) trains a fresh policy from scratch on "
-                        "the final reward for the steps left; continue (PEBBLE) trains the same policy on to --steps")
+                   help="after the last feedback round: best (default) trains a fresh policy from scratch on the "
+                        "final reward for the steps left and keeps it or the feedback phase's policy, whichever earns "
+                        "more of the final reward; restart keeps the fresh one; continue (PEBBLE) trains the same "
+                        "policy on to --steps")
     t.add_argument("--seed", type=int, help="seeds PPO, the envs, the queries, the teacher and the reward ensemble "
                                             "(default 0)")
     t.add_argument("--eval-episodes", type=int, help="episodes of the final evaluation (0: skip)")

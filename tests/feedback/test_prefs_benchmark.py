@@ -34,9 +34,9 @@ def test_cells_of_another_variant_get_their_own_directory(bench, tmp_path):
     names = {task: bench.variant_name(defaults.pairing, expand_features(get_task(task), defaults.features),
                                       defaults.feature_action, defaults.final_policy, defaults.feedback_fraction)
              for task in ("cheetah-run", "push")}
-    assert names["cheetah-run"] == "restart+ff0.5"
+    assert names["cheetah-run"] == "best+ff0.5"
     assert names["push"] == ("norm_ee_pos+norm_ee_vel+gripper_opening+norm_cube_pos+norm_goal_pos+norm_ee_to_cube+"
-                             "norm_cube_to_goal+restart+ff0.5")  # the recipe's cells of RESULTS.md
+                             "norm_cube_to_goal+best+ff0.5")
     assert bench.cell_dir(tmp_path, "push", "mistake:0.1", 200, 1) == tmp_path / "push/mistake-0.1/q200/s1"
     assert bench.cell_dir(tmp_path, "push", "oracle", 200, 1, "any") == tmp_path / "push/oracle/q200/s1-any"
 

@@ -29,14 +29,17 @@ def test_train_writes_a_run(tiny_run, capsys):
     assert "2 feedback rounds, 20 queries" in capsys.readouterr().out
 
 
-def test_the_plain_command_runs_the_defaults_restart_half_and_auto_features(tiny_run):
+def test_the_plain_command_runs_the_defaults_best_half_and_auto_features(tiny_run):
     """Issue 23's defaults (measured on push and cheetah-run): rounds over half the steps, a fresh policy on
-    the final reward, features auto (reach's observation is made of fields: their norms, plus the action)."""
+    the final reward kept unless the feedback phase's earns more of it, features auto (reach's observation is
+    made of fields: their norms, plus the action)."""
     import torch
 
     config = json.loads((tiny_run / "config.json").read_text())
-    assert (config["final_policy"], config["feedback_fraction"], config["features"]) == ("restart", 0.5, ["auto"])
-    assert (tiny_run / "ppo-feedback" / "checkpoints").is_dir() and (tiny_run / "ppo" / "eval.json").is_file()
+    assert (config["final_policy"], config["feedback_fraction"], config["features"]) == ("best", 0.5, ["auto"])
+    kept = json.loads((tiny_run / "state.json").read_text())["final_choice"]["kept"]
+    other = tiny_run / ("ppo-restart" if kept == "feedback" else "ppo-feedback")
+    assert (other / "checkpoints").is_dir() and (tiny_run / "ppo" / "eval.json").is_file()
     saved = torch.load(tiny_run / "reward" / "round_001.pt", weights_only=True)
     assert saved["features"]["fields"] == ["|ee_pos|", "|ee_vel|", "gripper_opening", "|goal_pos|", "|ee_to_goal|"]
     assert saved["features"]["action"] is True

@@ -197,6 +197,63 @@ def test_final_policy_restart_trains_a_fresh_policy_for_the_steps_left(tmp_path,
     assert json.loads((run / "ppo" / "eval.json").read_text())["episodes"] == 5
 
 
+def test_final_policy_best_keeps_the_policy_that_earns_more_of_the_final_reward(tmp_path, monkeypatch):
+    from robreward.feedback.preferences import ppo_phase
+
+    config = tiny(tmp_path / "run", final_policy="best", feedback_fraction=0.75, eval_episodes=5)
+    last_round = round_steps(config, 3)[-1]
+    seen = []
+    real_choose = ppo_phase.choose_final_policy
+
+    def choose_then_crash(*args):  # the choice is saved, then the run is killed before the folders move
+        seen.append(real_choose(*args))
+        raise Crash("killed after choosing")
+
+    monkeypatch.setattr(loop_module, "choose_final_policy", choose_then_crash)
+    with pytest.raises(Crash):
+        train_preferences(config)
+    run = tmp_path / "run"
+    choice = seen[0]
+    returns = choice["learned_return"]
+    assert set(returns) == {"fresh", "feedback"} and choice["episodes"] == ppo_phase.CHOICE_EPISODES
+    assert choice["kept"] == max(returns, key=returns.get)  # the higher return under the final learned reward
+    # both policies were exported and scored; the final evaluation's episodes are not the choice's
+    assert (run / "ppo" / "policy.onnx").is_file() and (run / "ppo-feedback" / "policy.onnx").is_file()
+    assert choice["eval_seed"] != config.seed
+    # the crash came before state.json had the choice: resuming chooses again, from the same two policies
+    monkeypatch.setattr(loop_module, "choose_final_policy", real_choose)
+    train_preferences(config, resume=True)
+    state = json.loads((run / "state.json").read_text())
+    assert state["final_choice"]["kept"] == choice["kept"] and state["finished"]
+    kept_step = last_round if choice["kept"] == "feedback" else config.steps - last_round
+    assert _checkpoint_step(run / "ppo") == kept_step  # ppo/ is the kept policy, evaluated and carded
+    other = run / ("ppo-restart" if choice["kept"] == "feedback" else "ppo-feedback")
+    assert other.is_dir() and not (run / "ppo-feedback" if choice["kept"] == "feedback" else run / "ppo-restart").exists()
+    assert json.loads((run / "ppo" / "eval.json").read_text())["episodes"] == 5
+    card = (run / "ppo" / "MODEL_CARD.md").read_text()
+    assert f"best: kept the {'feedback phase' if choice['kept'] == 'feedback' else 'fresh'} policy" in card
+
+
+def test_apply_final_choice_moves_the_folders_once_and_finishes_a_half_done_move(tmp_path):
+    from robreward.feedback.preferences.ppo_phase import apply_final_choice
+
+    for name in ("ppo", "ppo-feedback"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "who").write_text(name)
+    apply_final_choice(tmp_path, {"kept": "fresh"})
+    assert (tmp_path / "ppo" / "who").read_text() == "ppo" and (tmp_path / "ppo-feedback").is_dir()
+    apply_final_choice(tmp_path, {"kept": "feedback"})
+    assert (tmp_path / "ppo" / "who").read_text() == "ppo-feedback"
+    assert (tmp_path / "ppo-restart" / "who").read_text() == "ppo"
+    apply_final_choice(tmp_path, {"kept": "feedback"})  # again (a resumed run): nothing moves
+    assert (tmp_path / "ppo" / "who").read_text() == "ppo-feedback"
+    # killed between the two renames: ppo/ already moved aside, ppo-feedback/ not yet in its place
+    (tmp_path / "ppo").rename(tmp_path / "ppo-feedback")
+    apply_final_choice(tmp_path, {"kept": "feedback"})
+    assert (tmp_path / "ppo" / "who").read_text() == "ppo-feedback"
+    assert (tmp_path / "ppo-restart" / "who").read_text() == "ppo"
+
+
 def test_state_entropy_reward_prefers_novel_states():
     spec = robreward.envs.get_task("reach")
     reward = StateEntropyReward(spec, k=2)
@@ -225,7 +282,7 @@ def test_round_steps_by_hand():
     (dict(queries=0), "queries must be an integer >= 1"),
     (dict(feedback_fraction=0), r"feedback_fraction must be in \(0, 1\]"),
     (dict(pairing="same"), "unknown pairing 'same': choose one of any, episode, mixed"),
-    (dict(final_policy="reset"), "unknown final_policy 'reset': choose one of continue, restart"),
+    (dict(final_policy="reset"), "unknown final_policy 'reset': choose one of continue, restart, best"),
 ])
 def test_config_errors(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -248,7 +305,7 @@ def test_a_config_saved_before_the_2026_12_defaults_keeps_what_it_ran_with(tmp_p
     old = load_prefs_config(tmp_path)
     assert (old.feedback_fraction, old.final_policy, old.features) == (0.75, "continue", ())
     new = PrefsConfig(task="push")
-    assert (new.feedback_fraction, new.final_policy, new.features) == (0.5, "restart", ("auto",))
+    assert (new.feedback_fraction, new.final_policy, new.features) == (0.5, "best", ("auto",))
 
 
 def test_loop_rejects_small_budgets_and_bad_teachers(tmp_path):

@@ -15,7 +15,7 @@ from robreward.feedback.preferences.segments import PAIRINGS, QUERY_METHODS, SCH
 from robreward.feedback.preferences.teachers import make_teacher
 from robreward.rl.config import PPOConfig
 
-FINAL_POLICIES = ("continue", "restart")
+FINAL_POLICIES = ("continue", "restart", "best")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,11 +50,13 @@ class PrefsConfig:
     feedback_fraction: float = 0.5
     """Feedback rounds are spread evenly over this fraction of the steps after pre-training (0.5: the rounds early,
     so the final reward is known while half the budget is left; runs before 2026-12 used 0.75)."""
-    final_policy: str = "restart"
-    """After the last feedback round: restart (the default) trains a fresh policy from scratch on the final
-    learned reward for the steps left (steps minus the feedback phase's), keeping the feedback phase's policy in
-    ppo-feedback/; continue (PEBBLE; the default before 2026-12) keeps training the one policy on it up to
-    ``steps``. The PPO step budget is the same either way."""
+    final_policy: str = "best"
+    """After the last feedback round: restart trains a fresh policy from scratch on the final learned reward for
+    the steps left (steps minus the feedback phase's), keeping the feedback phase's policy in ppo-feedback/; best
+    (the default) does the same, then keeps whichever of the two earns the higher return under the final learned
+    reward (64 episodes each; the fresh one moves to ppo-restart/ when the other wins); continue (PEBBLE; the
+    default before 2026-12) keeps training the one policy on it up to ``steps``. The PPO step budget is the same
+    in all three."""
     collect_steps: int = 0
     """Env steps per world of each round's feedback rollout; 0: max(2 * segment, min(2 * episode length, 200))."""
     heldout_pairs: int = 500

@@ -7,15 +7,19 @@
 Timeline (PEBBLE, Lee et al. 2021, adapted to on-policy PPO). The query budget is split into
 rounds by ``query_schedule``; round k happens after the PPO has trained to step
 ``pretrain_steps + k * feedback_fraction * (steps - pretrain_steps) / rounds`` (rounded up to
-whole PPO updates), so with the default fraction 0.75 every label is in by three quarters of
-training and the last quarter (at least) sees the final reward. Before round 0 the policy either acts
+whole PPO updates), so with the default fraction 0.5 every label is in by half of training and the
+second half (at least) sees the final reward. Before round 0 the policy either acts
 uniformly at random (``pretrain_steps=0``) or has been pre-trained for ``pretrain_steps`` on
 PEBBLE's unsupervised state-entropy reward (:class:`StateEntropyReward`), which spreads the
 first segments over more of the state space. After the last round PPO trains on to ``steps``:
 the same policy (``final_policy="continue"``, PEBBLE), or a fresh one from scratch on the final
 reward for the steps left (``"restart"``): a policy shaped by the early rounds' rewards can stay in
 what they paid for (on push, seed 1 of benchmarks/prefs.py held the arm at the cube), while the
-final reward trains a new one well.
+final reward trains a new one well. The reverse happens too: a final reward learned from noisy labels
+can pay a fresh policy nothing it finds from scratch while the feedback phase's policy, led there by the
+earlier rewards, earns it (push, stochastic teacher, seed 1: the fresh policy 0.00 success, the feedback
+phase's 0.98 in training). ``"best"`` (the default) restarts, then keeps whichever of the two earns more
+of the final learned reward.
 
 One policy is trained continuously: between rounds ``robreward.rl.runner.train`` resumes from
 the PPO checkpoint (model, optimizer, normalizer, learning rate, RNG) with the updated reward
@@ -45,7 +49,8 @@ Run directory (``out``):
     metrics.json        per-round fit report, held-out accuracy, EPIC distance (atomic)
     ppo/                the PPO run dir (config.yaml, checkpoints/, tb/, progress.csv, policy.onnx,
                         MODEL_CARD.md, eval.json under the HAND reward)
-    ppo-feedback/       final_policy restart: the feedback phase's policy (ppo/ is the fresh one)
+    ppo-feedback/       final_policy restart/best: the feedback phase's policy (ppo/ is the fresh one)
+    ppo-restart/        final_policy best, when the feedback phase's policy was kept (it is then ppo/): the fresh one
     prefs_eval.json     what ``evaluate_preferences`` (``robreward prefs eval``) measured
 
 Resume (``resume=True``) works at round granularity: a round is done once state.json says so;
@@ -83,7 +88,7 @@ from robreward.feedback.preferences.human import HumanTeacher, timeout_seconds
 from robreward.feedback.preferences.image_model import check_image_inputs
 from robreward.feedback.preferences.labeled import LabeledPairs
 from robreward.feedback.preferences.model import FeatureSpec, Featurizer, FitReport, PreferenceReward
-from robreward.feedback.preferences.ppo_phase import _OnePolicy, _restart_ppo
+from robreward.feedback.preferences.ppo_phase import _OnePolicy, _restart_ppo, apply_final_choice, choose_final_policy
 from robreward.feedback.preferences.rollouts import _add_frames, _collect, _pairs_with_frames, _segments, split_heldout
 from robreward.feedback.preferences.run_layout import (
     CONFIG_FILE,
@@ -92,6 +97,7 @@ from robreward.feedback.preferences.run_layout import (
     LABELS_FILE,
     METRICS_FILE,
     PPO_DIR,
+    RESTART_PPO_DIR,
     REWARD_DIR,
     STATE_FILE,
     _frames_path,
@@ -274,10 +280,16 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
             raise ValueError(f"the teacher {config.teacher!r} skipped all {labeled.size} queries: no reward model "
                              "was trained; use a teacher that answers (lower its skip threshold) or a larger budget")
         feedback_steps = int(metrics["rounds"][-1]["ppo_step"])
-        if config.final_policy == "restart":
-            state["ppo_step"] = _restart_ppo(config, run_dir, policy, feedback_steps, model, label)
-        else:
+        choice = state.get("final_choice")
+        if config.final_policy == "continue":
             state["ppo_step"] = policy.finish(model, label)
+        elif choice is None:  # restart or best (a best run that already chose only finishes moving folders)
+            state["ppo_step"] = _restart_ppo(config, run_dir, policy, feedback_steps, model, label)
+            if config.final_policy == "best":
+                choice = state["final_choice"] = choose_final_policy(config, spec, run_dir, model, label)
+                atomic_write_json(run_dir / STATE_FILE, state, indent=2)  # the choice before the folders move
+        if choice is not None:
+            apply_final_choice(run_dir, choice)
     finally:
         policy.close()
         if human is not None:
@@ -286,7 +298,8 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
             bank.close()
 
     # 10. evaluate the deterministic policy under the HAND reward (eval.json), the learned one beside it
-    eval_result = _final_eval(config, spec, run_dir, model, label, state["ppo_step"], feedback_steps)
+    eval_result = _final_eval(config, spec, run_dir, model, label, state["ppo_step"], feedback_steps,
+                              state.get("final_choice"))
     state["finished"] = True
     atomic_write_json(run_dir / STATE_FILE, state, indent=2)
     return {"run_dir": str(run_dir), "rounds": state["rounds_done"], "queries": state["queries_used"],
@@ -296,7 +309,7 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
 
 
 def _final_eval(config: PrefsConfig, spec, run_dir: Path, model, label: str, steps: int,
-                feedback_steps: int) -> Optional[dict]:
+                feedback_steps: int, choice: Optional[dict] = None) -> Optional[dict]:
     from robreward.eval.evaluate import evaluate, read_eval_json, write_eval_json
     from robreward.rl.export import load_policy, write_model_card
     from robreward.rl.runner import load_run_config
@@ -311,10 +324,17 @@ def _final_eval(config: PrefsConfig, spec, run_dir: Path, model, label: str, ste
     write_eval_json(ppo_dir, result)
     extra = {"preference run": str(run_dir), "teacher": config.teacher, "queries": config.queries,
              "final policy": config.final_policy}
+    fresh = f"{steps - feedback_steps:,} of the {steps:,} PPO steps"
     if config.final_policy == "restart":
-        extra["final policy"] += (f": trained from scratch on the final reward for {steps - feedback_steps:,} of the "
-                                  f"{steps:,} PPO steps; the feedback phase's policy ({feedback_steps:,} steps) is in "
-                                  f"{FEEDBACK_PPO_DIR}/")
+        extra["final policy"] += (f": trained from scratch on the final reward for {fresh}; the feedback phase's "
+                                  f"policy ({feedback_steps:,} steps) is in {FEEDBACK_PPO_DIR}/")
+    elif choice is not None:
+        returns = ", ".join(f"{name} {value:.4g}" for name, value in choice["learned_return"].items())
+        extra["final policy"] += (
+            f": kept the {'feedback phase' if choice['kept'] == 'feedback' else 'fresh'} policy, the higher mean "
+            f"return under the final learned reward over {choice['episodes']} episodes ({returns}); the fresh policy "
+            f"trained from scratch for {fresh}, the feedback phase's for {feedback_steps:,}; the other is in "
+            f"{RESTART_PPO_DIR if choice['kept'] == 'feedback' else FEEDBACK_PPO_DIR}/")
     write_model_card(ppo_dir, load_run_config(ppo_dir).to_dict(), spec, steps, result, extra)
     return result
 

@@ -3,13 +3,14 @@ policy of ``final_policy="restart"``, and the current policy as the sampling pol
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
 import torch
 
 from robreward.feedback.preferences.config import PrefsConfig
-from robreward.feedback.preferences.run_layout import FEEDBACK_PPO_DIR, PPO_DIR
+from robreward.feedback.preferences.run_layout import FEEDBACK_PPO_DIR, PPO_DIR, RESTART_PPO_DIR
 from robreward.rundir import migrate_config
 
 
@@ -79,19 +80,81 @@ def _restart_ppo(config: PrefsConfig, run_dir: Path, policy: _OnePolicy, feedbac
         fresh.close()
 
 
-def _sampling_policy(run_dir: Path, seed: int):
-    """The current PPO policy, sampling its Gaussian (seeded); None before any PPO step (random actions)."""
+def _checkpoint_model(checkpoint: Path):
+    """The ActorCritic of a PPO checkpoint (weights only), in eval mode."""
     from robreward.rl.config import TrainConfig
     from robreward.rl.ppo import ActorCritic
-    from robreward.rl.runner import LATEST, load_checkpoint
+    from robreward.rl.runner import load_checkpoint
 
-    checkpoint = run_dir / PPO_DIR / "checkpoints" / LATEST
-    if not checkpoint.is_file():
-        return None
     ckpt = load_checkpoint(checkpoint)
     model = ActorCritic(ckpt["obs_dim"], ckpt["act_dim"], TrainConfig.from_dict(migrate_config(ckpt["config"])).ppo)
     model.load_state_dict(ckpt["model"])
     model.eval()
+    return model
+
+
+def export_checkpoint_policy(ppo_dir: Path, spec) -> Path | None:
+    """Write ``ppo_dir``/policy.onnx from its latest checkpoint (the deterministic policy, as a finished training
+    exports it) unless it is there; its path, or None without a checkpoint."""
+    from robreward.rl.export import POLICY_FILE, DeterministicPolicy, export_onnx
+    from robreward.rl.runner import LATEST
+
+    path, checkpoint = ppo_dir / POLICY_FILE, ppo_dir / "checkpoints" / LATEST
+    if path.is_file():
+        return path
+    if not checkpoint.is_file():
+        return None
+    model = _checkpoint_model(checkpoint)
+    return export_onnx(DeterministicPolicy(model.normalizer, model.actor, spec.action_low, spec.action_high),
+                       spec.obs_dim, path)
+
+
+CHOICE_EPISODES = 64
+"""final_policy best: episodes each policy runs under the final learned reward to pick the one kept."""
+CHOICE_SEED_OFFSET = 7_919
+"""Their evaluation seed is the run's seed plus this: not the final evaluation's episodes."""
+
+
+def choose_final_policy(config: PrefsConfig, spec, run_dir: Path, reward, label: str) -> dict:
+    """final_policy best: the fresh policy (ppo/) and the feedback phase's (ppo-feedback/), each run for
+    CHOICE_EPISODES deterministic episodes on the same seed under the final learned reward; the one with the higher
+    mean return is kept. No hand reward and no teacher is read: the choice uses only what the run learned."""
+    from robreward.eval.evaluate import evaluate
+    from robreward.rl.export import load_policy
+
+    returns = {}
+    for name, folder in (("fresh", PPO_DIR), ("feedback", FEEDBACK_PPO_DIR)):
+        path = export_checkpoint_policy(run_dir / folder, spec)
+        if path is None:  # no feedback phase (every label before the first PPO step): nothing to choose from
+            continue
+        result = evaluate(spec, load_policy(path), episodes=CHOICE_EPISODES, seed=config.seed + CHOICE_SEED_OFFSET,
+                          reward_name=label, train_reward=reward)
+        returns[name] = float(result["train_reward_return_mean"])
+    kept = "feedback" if returns.get("feedback", -math.inf) > returns.get("fresh", -math.inf) else "fresh"
+    return {"kept": kept, "learned_return": returns, "episodes": CHOICE_EPISODES,
+            "eval_seed": config.seed + CHOICE_SEED_OFFSET}
+
+
+def apply_final_choice(run_dir: Path, choice: dict) -> None:
+    """Make ppo/ the kept policy: when the feedback phase's won, ppo/ (the fresh one) moves to ppo-restart/ and
+    ppo-feedback/ becomes ppo/. Idempotent (a run killed between the two renames finishes them on resume)."""
+    if choice.get("kept") != "feedback":
+        return
+    fresh, kept, restart = run_dir / PPO_DIR, run_dir / FEEDBACK_PPO_DIR, run_dir / RESTART_PPO_DIR
+    if kept.exists():
+        if fresh.exists():
+            fresh.rename(restart)
+        kept.rename(fresh)
+
+
+def _sampling_policy(run_dir: Path, seed: int):
+    """The current PPO policy, sampling its Gaussian (seeded); None before any PPO step (random actions)."""
+    from robreward.rl.runner import LATEST
+
+    checkpoint = run_dir / PPO_DIR / "checkpoints" / LATEST
+    if not checkpoint.is_file():
+        return None
+    model = _checkpoint_model(checkpoint)
     gen = torch.Generator().manual_seed(int(seed))
 
     def policy(obs):

@@ -15,7 +15,8 @@ LABELS_FILE = "labels.npz"
 METRICS_FILE = "metrics.json"
 EVAL_FILE = "prefs_eval.json"
 PPO_DIR = "ppo"
-FEEDBACK_PPO_DIR = "ppo-feedback"  # final_policy restart: the policy trained during the feedback rounds
+FEEDBACK_PPO_DIR = "ppo-feedback"  # final_policy restart/best: the policy trained during the feedback rounds
+RESTART_PPO_DIR = "ppo-restart"  # final_policy best, when the feedback phase's policy was kept: the fresh one
 REWARD_DIR = "reward"
 FRAMES_DIR = "reward_frames"  # image inputs: the frames of each round's labeled pairs (round_KKK.npz)
 
