@@ -72,6 +72,23 @@ class CandidateRewards:
         self.seconds += time.perf_counter() - start
         return total, {"total": total}
 
+    def bind_env(self, env) -> None:
+        """BatchedEnv.set_reward hands the env to each candidate's reward (and its sum parts) that reads more than
+        the TaskState (``bind_env``: an image progress:RUN renders its worlds) with the candidate's world slice,
+        so it renders and scores only its own M worlds. A reward whose bind_env takes no slice (clip:, an image
+        pref: model) is left unbound and fails its candidate alone at its first step, saying it needs the env."""
+        import inspect
+
+        for k, reward in enumerate(self.rewards):
+            for bind in reset_hooks(reward, "bind_env"):
+                if "worlds" not in inspect.signature(bind).parameters:
+                    continue
+                try:
+                    bind(env, worlds=(k * self.per, self.per))
+                except Exception as err:  # noqa: BLE001 - e.g. no renderer: this candidate fails, not the others
+                    self.failed[k] = f"{type(err).__name__}: {err}"
+                    break
+
     def on_reset(self, world_ids: Tensor, state) -> None:
         """Episode starts, forwarded to each candidate's reward (and its sum parts) that keeps per-world history
         (``on_reset``: potential-based shaping, progress:RUN) with the world ids inside its own slice and

@@ -127,6 +127,48 @@ def test_image_shaping_renders_all_worlds_once_per_step_and_restarts_phi(tiny_de
     torch.testing.assert_close(shaping.prev_phi, shaping.weight * phi0, atol=1e-4, rtol=0)
 
 
+def test_an_image_candidate_of_the_k_candidate_trainer_renders_and_scores_its_own_worlds(tiny_demos, tmp_path,
+                                                                                           monkeypatch):
+    """rl.candidates.CandidateRewards binds an image progress reward to its candidate's world slice: each step
+    it renders those worlds (one call) and its term is γΦ(s') − Φ(s) of their frames, beside a hand candidate."""
+    from robreward.rewards.base import resolve_reward
+    from robreward.rl.candidates import CandidateRewards
+
+    spec = get_task("reach")
+    net, report = fit_progress(tiny_config(tiny_demos), spec, cache_dir=tmp_path / "run")
+    run = save_progress_run(tmp_path / "run", net, tiny_config(tiny_demos), spec, report)
+    import robreward.feedback.vision.frames as frames_mod
+
+    calls = []
+    real = frames_mod.render_batch
+
+    def recording(env, world_ids=None, *a, **k):
+        calls.append(list(range(env.num_envs)) if world_ids is None else [int(w) for w in world_ids])
+        return real(env, world_ids, *a, **k)
+
+    monkeypatch.setattr(frames_mod, "render_batch", recording)
+    shaped = resolve_reward(f"sparse+progress:{run}", spec)
+    shaping = shaped.parts[1]
+    candidates = CandidateRewards([resolve_reward("hand", spec), shaped], ["hand", "image"], worlds_per_candidate=2)
+    env = robreward.make("reach", 4, seed=0, reward=candidates)
+    env.reset(seed=1)
+    mine = slice(2, 4)  # candidate 1's worlds
+    assert calls[-1] == [2, 3]  # the first frames of its own worlds only
+    phi0 = net.phi(None, real(env, [2, 3], (24, 24))).detach()
+    torch.testing.assert_close(shaping.prev_phi, shaping.weight * phi0, atol=1e-4, rtol=0)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        prev = shaping.prev_phi.clone()
+        calls.clear()
+        _, reward, terminated, truncated, info = env.step(torch.rand(4, env.act_dim, generator=gen) * 2 - 1)
+        assert calls == [[2, 3]]  # one render call, candidate 1's worlds
+        phi = net.phi(None, real(env, [2, 3], (24, 24))).detach()
+        term = candidates.terms[1]["progress_shaping"]
+        torch.testing.assert_close(term, shaping.weight * 0.99 * phi - prev, atol=1e-4, rtol=0)
+        torch.testing.assert_close(reward[mine], candidates.terms[1]["fitness"] + term)
+    assert candidates.failed == [None, None]
+
+
 def test_a_transformers_encoder_gives_frozen_features_not_saved_with_the_run(tiny_demos, tmp_path, monkeypatch):
     import transformers
 

@@ -65,10 +65,13 @@ class ProgressShaping:
         self.image_size = int(image_size)
         self.camera = camera or None
         self._env = None  # a weak reference to the env whose worlds are rendered (image inputs)
+        self._worlds: tuple[int, int] | None = None  # (first world, count) of the env's worlds this reward sees
         self.render_seconds = 0.0  # time spent rendering (image inputs), for benchmarks
 
-    def bind_env(self, env) -> None:
-        """The env whose worlds this reward renders (image inputs); checks a renderer is there."""
+    def bind_env(self, env, worlds: tuple[int, int] | None = None) -> None:
+        """The env whose worlds this reward renders (image inputs); checks a renderer is there. ``worlds``
+        (first, count): the reward sees only those of the env's worlds, its world 0 being the env's ``first``
+        (a candidate of the K-candidate trainer, rl.candidates); default all of them."""
         import weakref
 
         if self.uses_image:
@@ -78,6 +81,10 @@ class ProgressShaping:
 
                 probe_renderer()
         self._env = weakref.ref(env)
+        self._worlds = None if worlds is None or tuple(worlds) == (0, env.num_envs) else (int(worlds[0]), int(worlds[1]))
+
+    def _num_worlds(self, env) -> int:
+        return env.num_envs if self._worlds is None else self._worlds[1]
 
     def _frames(self, world_ids=None):
         import time
@@ -88,6 +95,10 @@ class ProgressShaping:
         if env is None:
             raise RuntimeError("an image progress reward renders the env's worlds: use it in a robreward BatchedEnv "
                                "(robreward.make(..., reward=...) or env.set_reward), which binds it to the env")
+        if self._worlds is not None:  # this reward's worlds are a slice of the env's: its ids, shifted
+            first, count = self._worlds
+            local = torch.arange(count) if world_ids is None else world_ids.to("cpu", torch.long)
+            world_ids = local + first
         start = time.perf_counter()
         frames = render_batch(env, world_ids, (self.image_size, self.image_size), self.camera)
         self.render_seconds += time.perf_counter() - start
@@ -110,7 +121,7 @@ class ProgressShaping:
     def on_reset(self, world_ids: torch.Tensor, state: TaskState) -> None:
         """Worlds ``world_ids`` [n] start an episode at ``state`` (all N worlds' TaskState): keep their Φ."""
         env = self._env() if self.uses_image and self._env is not None else None
-        fresh = self.prev_phi is None or env is None or self.prev_phi.shape[0] != env.num_envs
+        fresh = self.prev_phi is None or env is None or self.prev_phi.shape[0] != self._num_worlds(env)
         if fresh or not self.uses_image:
             phi = self.potential(state)
             if fresh or self.prev_phi.device != phi.device:
