@@ -58,7 +58,8 @@ TEACHERS = ("oracle", "mistake:0.1", "stochastic:1")
 BUDGETS = (50, 200, 1000)
 SEEDS = (0, 1, 2)
 # PPO steps per cell: the hand baselines' budgets (policies/<task>/MODEL_CARD.md)
-STEPS = {"push": 3_000_000, "cheetah-run": 1_000_000, "reach": 150_000}
+STEPS = {"push": 3_000_000, "cheetah-run": 1_000_000, "reach": 150_000, "lift": 1_000_000, "drawer-open": 1_000_000,
+         "ant-run": 1_000_000}
 TARGETS = {("push", "oracle", 200): 0.9}
 IMITATION_TARGET = 1.5  # robreward's return over imitation's, cheetah-run, oracle, same budget
 IMITATION_PYTHON = HERE.parent / ".venv-imitation" / "bin" / "python"
@@ -86,8 +87,13 @@ def variant_name(pairing: str = PAIRING, features: tuple[str, ...] = (), action:
     return "+".join(parts)
 
 
-def cell_dir(work: Path, task: str, teacher: str, budget: int, seed: int, variant: str = "") -> Path:
+def cell_dir(work: Path, task: str, teacher: str, budget: int, seed: int, variant: str = "",
+             steps: int | None = None) -> Path:
+    """A cell's run directory; a PPO budget other than the task's default (STEPS) is part of its name, so two
+    budgets never share (or read back) one run."""
     safe = teacher.replace(":", "-").replace(",", "+")
+    if steps is not None and steps != STEPS.get(task):
+        variant = "+".join(filter(None, [variant, f"steps{steps}"]))
     return work / task / safe / f"q{budget}" / (f"s{seed}-{variant}" if variant else f"s{seed}")
 
 
@@ -107,7 +113,7 @@ def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: 
     from robreward.feedback.preferences.loop import STATE_FILE, PrefsConfig, load_prefs_config, train_preferences
 
     variant = variant_name(pairing, features, action, final_policy, feedback_fraction)
-    out = cell_dir(work, task, teacher, budget, seed, variant)
+    out = cell_dir(work, task, teacher, budget, seed, variant, steps)
     config = PrefsConfig(task=task, teacher=teacher, queries=budget, per_round=min(per_round, budget), steps=steps,
                          num_envs=64, seed=seed, out=str(out), progress=False, pairing=pairing, features=features,
                          feature_action=action, final_policy=final_policy, feedback_fraction=feedback_fraction)
@@ -218,13 +224,13 @@ def compare_imitation(rows: list[dict], imitation_rows: list[dict]) -> list[dict
 def summarize(rows: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        groups.setdefault((row["task"], row["teacher"], row["queries"], row["variant"]), []).append(row)
+        groups.setdefault((row["task"], row["teacher"], row["queries"], row["variant"], row["steps"]), []).append(row)
     out = []
-    for (task, teacher, budget, variant), members in sorted(groups.items()):
+    for (task, teacher, budget, variant, steps), members in sorted(groups.items()):
         fractions = [m["fraction_of_hand"] for m in members]
         retrained = [m["retrained"]["fraction_of_hand"] for m in members if m.get("retrained")]
         target = TARGETS.get((task, teacher, budget))
-        out.append({"task": task, "teacher": teacher, "queries": budget, "variant": variant,
+        out.append({"task": task, "teacher": teacher, "queries": budget, "variant": variant, "steps": steps,
                     "pairing": members[0]["pairing"], "features": members[0]["features"],
                     "seeds": sorted(m["seed"] for m in members),
                     "metric": members[0]["metric"], "fraction_mean": float(np.mean(fractions)),
@@ -301,7 +307,7 @@ def main(argv=None) -> int:
     cells = [(t, te, b, s) for t in tasks for te in teachers for b in budgets for s in seeds]
     if args.list:
         for cell in cells:
-            state = cell_dir(work, *cell, variant[cell[0]]) / "state.json"
+            state = cell_dir(work, *cell, variant[cell[0]], args.steps or STEPS.get(cell[0])) / "state.json"
             status = json.loads(state.read_text()) if state.is_file() else None
             label = "finished" if status and status.get("finished") else (
                 f"round {status['rounds_done']}" if status else "not started")
@@ -310,7 +316,9 @@ def main(argv=None) -> int:
 
     out = Path(args.out)
     previous = json.loads(out.read_text()) if out.is_file() else {}
-    rows = {(r["task"], r["teacher"], r["queries"], r["seed"], r["variant"]): r for r in previous.get("cells", [])}
+    # one row per cell, the PPO budget included (the same cell at another budget is another row)
+    rows = {(r["task"], r["teacher"], r["queries"], r["seed"], r["variant"], r["steps"]): r
+            for r in previous.get("cells", [])}
     theirs = {(r["queries"], r["seed"]): r for r in previous.get("imitation_cells", [])}
 
     def write() -> None:
@@ -324,7 +332,7 @@ def main(argv=None) -> int:
         print(f"cell {task} {teacher} q{budget} s{seed} ({steps:,} PPO steps)", flush=True)
         row = run_cell(task, teacher, budget, seed, steps, work, args.per_round, args.pairing, features[task],
                        not args.no_action, args.final_policy, args.feedback_fraction)
-        rows[(task, teacher, budget, seed, variant[task])] = row
+        rows[(task, teacher, budget, seed, variant[task], steps)] = row
         print(json.dumps(row), flush=True)
         write()
         if args.retrain or is_retrained(row):  # a finished retraining is read back, with or without --retrain

@@ -12,10 +12,10 @@ def bench():
     return load_script("benchmarks/prefs.py", "prefs_bench")
 
 
-def row(task, teacher, queries, seed, variant, fraction, ret):
+def row(task, teacher, queries, seed, variant, fraction, ret, steps=1_000_000):
     return {"task": task, "teacher": teacher, "queries": queries, "seed": seed, "variant": variant,
             "pairing": variant or "mixed", "features": [], "metric": "return_mean", "fraction_of_hand": fraction,
-            "return_mean": ret}
+            "return_mean": ret, "steps": steps}
 
 
 def test_cells_of_another_variant_get_their_own_directory(bench, tmp_path):
@@ -39,6 +39,9 @@ def test_cells_of_another_variant_get_their_own_directory(bench, tmp_path):
                              "norm_cube_to_goal+best+ff0.5")
     assert bench.cell_dir(tmp_path, "push", "mistake:0.1", 200, 1) == tmp_path / "push/mistake-0.1/q200/s1"
     assert bench.cell_dir(tmp_path, "push", "oracle", 200, 1, "any") == tmp_path / "push/oracle/q200/s1-any"
+    # another PPO budget than the task's default is another cell: its own directory
+    assert bench.cell_dir(tmp_path, "push", "oracle", 200, 1, "any", 3_000_000) == tmp_path / "push/oracle/q200/s1-any"
+    assert bench.cell_dir(tmp_path, "lift", "oracle", 200, 1, "", 3_000_000) == tmp_path / "lift/oracle/q200/s1-steps3000000"
 
 
 def test_summary_groups_by_pairing_and_checks_the_push_target(bench):
@@ -47,6 +50,10 @@ def test_summary_groups_by_pairing_and_checks_the_push_target(bench):
     summary = {s["variant"]: s for s in bench.summarize(rows)}
     assert summary[""]["fraction_mean"] == pytest.approx(0.9) and summary[""]["seeds"] == [0, 1]
     assert summary[""]["meets_target"] is True and summary["any"]["meets_target"] is False
+    # the same cells at another PPO budget are summarized apart, not averaged in
+    longer = bench.summarize(rows + [row("push", "oracle", 200, 0, "", 0.0, 1, steps=9_000_000)])
+    assert [(s["variant"], s["steps"], s["fraction_mean"]) for s in longer] == [
+        ("", 1_000_000, pytest.approx(0.9)), ("", 9_000_000, 0.0), ("any", 1_000_000, 0.0)]
 
 
 def test_imitation_ratio_over_the_seeds_both_ran(bench):
