@@ -54,7 +54,9 @@ stash|measure)
     for f in "$LOCAL"/part*/*; do cp -f "$f" "$REMOTE/"; echo "stashed $(basename "$f")"; done ;;
   measure)
     OUT=${OUT:-benchmarks/results}
-    export PYTHONUNBUFFERED=1 MUJOCO_GL=${MUJOCO_GL:-egl} PYTHONPATH="$PWD:$REMOTE/site"
+    # the measurements use MuJoCo Warp's renderer only; the bare image has no libEGL, and MUJOCO_GL=egl would
+    # make `import mujoco` fail there
+    export PYTHONUNBUFFERED=1 MUJOCO_GL=${MUJOCO_GL:-disable} PYTHONPATH="$PWD:$REMOTE/site"
     if [ ! -d "$REMOTE/site" ]; then
       cat "$REMOTE"/site.tar.xz.part* > "$REMOTE/site.tar.xz"
       echo "$(cat "$REMOTE/site.tar.xz.sha256")  $REMOTE/site.tar.xz" | sha256sum -c - || exit 1
@@ -63,10 +65,10 @@ stash|measure)
     python3 -c "import torch, warp as wp, mujoco, mujoco_warp; wp.init(); print('torch', torch.__version__, torch.cuda.get_device_name(0), 'mujoco', mujoco.__version__, 'mujoco_warp', mujoco_warp.__version__, 'warp', wp.__version__)" || exit 1
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
     # 1. image progress shaping on the GPU (issue 21): frames/s of render + score, env-steps/s hand vs shaped
-    cp benchmarks/results/progress.json "$REMOTE/progress.before.json"
     timeout "${T_PROGRESS:-200}" python3 benchmarks/progress.py --speed --tasks push --camera '' --backend warp \
         --device cuda:0 --num-envs "${PROGRESS_ENVS:-2048}" --speed-steps "${PROGRESS_STEPS:-500000}"
-    cp benchmarks/results/progress.json "$OUT/progress.json"
+    # progress.py adds its cells to benchmarks/results/progress.json; a separate $OUT gets a copy
+    [ "$OUT" -ef benchmarks/results ] || cp benchmarks/results/progress.json "$OUT/progress.json"
     # 2. PPO end to end on the GPU, SB3 on the same env
     timeout "${T_PPO:-150}" python3 benchmarks/ppo_gpu.py --steps "${PPO_STEPS:-30000000}" --timeout "${T_PPO_RUN:-95}" \
         --sb3-envs 64 --sb3-steps 65536 --sb3-timeout 45 --out "$OUT/ppo_gpu.json"

@@ -122,17 +122,16 @@ def choose_final_policy(config: PrefsConfig, spec, run_dir: Path, reward, label:
     from robreward.eval.evaluate import evaluate
     from robreward.rl.export import load_policy
 
-    returns = {}
+    seed, returns = config.seed + CHOICE_SEED_OFFSET, {}
     for name, folder in (("fresh", PPO_DIR), ("feedback", FEEDBACK_PPO_DIR)):
         path = export_checkpoint_policy(run_dir / folder, spec)
         if path is None:  # no feedback phase (every label before the first PPO step): nothing to choose from
             continue
-        result = evaluate(spec, load_policy(path), episodes=CHOICE_EPISODES, seed=config.seed + CHOICE_SEED_OFFSET,
-                          reward_name=label, train_reward=reward)
+        result = evaluate(spec, load_policy(path), episodes=CHOICE_EPISODES, seed=seed, reward_name=label,
+                          train_reward=reward)
         returns[name] = float(result["train_reward_return_mean"])
     kept = "feedback" if returns.get("feedback", -math.inf) > returns.get("fresh", -math.inf) else "fresh"
-    return {"kept": kept, "learned_return": returns, "episodes": CHOICE_EPISODES,
-            "eval_seed": config.seed + CHOICE_SEED_OFFSET}
+    return {"kept": kept, "learned_return": returns, "episodes": CHOICE_EPISODES, "eval_seed": seed}
 
 
 def apply_final_choice(run_dir: Path, choice: dict) -> None:
