@@ -15,7 +15,10 @@ Every (task, worlds, epochs, KL, seed) is one cell, a training run in
 eval.json is done, a killed one resumes from its checkpoint, so rerunning the same command
 continues the grid. A setting's seeds train at once in one process (run_cells' batched path);
 `--report-only` trains nothing and writes the JSON from every finished cell of the grid asked for
-(the way to merge cells that several processes trained). Cells run in this process or, with --ray, as Ray tasks through
+(the way to merge cells that several processes trained). A cell already in --out's report (a row of
+an earlier run, e.g. on a machine whose run directories are gone) counts as finished: it is kept
+in the new report (marked "earlier_report": true when its run directory is not here) and not
+trained again. Cells run in this process or, with --ray, as Ray tasks through
 robreward.codegen.training (the path `generate --ray` uses), via scripts/baselines.py's run_cells.
 
 Writes --out (benchmarks/results/ppo_defaults.json) with the machine, the grid and budgets
@@ -73,6 +76,25 @@ def row(config: TrainConfig) -> dict:
             "seed": config.seed, "steps": config.steps, "episodes": result["episodes"],
             "success_rate": result["success_rate"], "fitness_mean": result["fitness_mean"],
             "return_mean": result["return_mean"], "train_seconds": _train_seconds(Path(config.out))}
+
+
+def _key(row_or_config) -> tuple:
+    if isinstance(row_or_config, TrainConfig):
+        c = row_or_config
+        return (c.task, setting_name(c.num_envs, c.ppo.num_epochs, c.ppo.desired_kl), c.seed, c.steps, c.eval_episodes)
+    r = row_or_config
+    return (r["task"], r["setting"], r["seed"], r["steps"], r["episodes"])
+
+
+def earlier_rows(path: Path) -> dict[tuple, dict]:
+    """The cells of an earlier report at `path` (none if it is missing or not this benchmark's)."""
+    try:
+        report = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(report, dict) or report.get("benchmark") != "ppo_defaults":
+        return {}
+    return {_key(r): r for r in report.get("cells", []) if isinstance(r, dict)}
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -137,9 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     runs = Path(args.runs)
     configs = [cell(task, w, e, kl, seed, args.steps or VERSION_BUDGETS["v1"][task], runs, args.episodes)
                for task, w, e, kl, seed in itertools.product(tasks, envs, epochs, kls, seeds)]
-    print(f"{len(configs)} cells ({sum(not is_done(c) for c in configs)} to run)", flush=True)
-    errors = [] if args.report_only else run_cells(configs, args.ray, log=lambda line: print(line, flush=True))
-    rows = [row(c) for c in configs if is_done(c)]
+    earlier = earlier_rows(Path(args.out))
+    todo = [c for c in configs if not is_done(c) and _key(c) not in earlier]
+    print(f"{len(configs)} cells ({len(todo)} to run; {sum(_key(c) in earlier and not is_done(c) for c in configs)} "
+          f"kept from {args.out})", flush=True)
+    errors = [] if args.report_only else run_cells(todo, args.ray, log=lambda line: print(line, flush=True))
+    rows = [row(c) if is_done(c) else {**earlier[_key(c)], "earlier_report": True}
+            for c in configs if is_done(c) or _key(c) in earlier]
     complete = len(rows) == len(configs)
     full = (tuple(tasks) == TASKS and (tuple(envs), tuple(epochs), tuple(kls)) == tuple(GRID.values())
             and seeds == [0, 1, 2] and args.steps is None)

@@ -2,7 +2,7 @@
 seeds on CPU budgets and publish them as a baselines version.
 
     v1 (default)  policies/v1/<task>/   today's engine, PPO settings per task family (FAMILY_PPO),
-                                        the v1 task list (hopper-hop-v1, humanoid-kneel-v1)
+                                        the v1 task list (hopper-hop-v1, humanoid-kneel-v1, -v2)
     v0            policies/<task>/      the first baselines (rsl_rl's 5 epochs and desired KL 0.01,
                                         no reward scaling), kept as shipped: a published folder is
                                         never overwritten, so v0 is only reproduced into --dest
@@ -67,12 +67,13 @@ VERSION_BUDGETS = {
         # budget under which it runs was measured on 2 cores: docs/baselines.md says what was
         "humanoid-run": 500_000,
         "humanoid-kneel-v1": 500_000,
+        "humanoid-kneel-v2": 500_000,
     },
 }
 FAMILY = {"reach": "manipulation", "push": "manipulation", "lift": "manipulation", "drawer-open": "manipulation",
           "cheetah-run": "locomotion", "hopper-hop": "locomotion", "hopper-hop-v1": "locomotion",
           "ant-run": "locomotion", "humanoid-run": "locomotion", "humanoid-kneel": "locomotion",
-          "humanoid-kneel-v1": "locomotion"}
+          "humanoid-kneel-v1": "locomotion", "humanoid-kneel-v2": "locomotion"}
 # The PPO of v0 (each policies/<task>/config.yaml records it): rsl_rl's 5 epochs and desired KL
 # 0.01, no reward scaling, 64 worlds.
 BASELINE_PPO = PPOConfig(num_epochs=5, desired_kl=0.01, normalize_rewards=False)

@@ -1,6 +1,7 @@
 """Task versions: hopper-hop-v1 and humanoid-kneel-v1 beside v0 (kept as it was), and the v1
 success tests separating what v0's did not (docs/baselines.md has the measurements)."""
 
+import dataclasses
 from pathlib import Path
 
 import gymnasium
@@ -95,3 +96,39 @@ def test_kneel_v1_is_not_met_by_a_falling_body():
     assert rand["episode_length_mean"] == spec.episode_length  # a fall does not end a v1 episode
     v0 = evaluate("humanoid-kneel", random_policy(spec), episodes=8, seed=1)
     assert v0["success_rate"] >= 0.25  # the same random actions pass v0's test
+
+
+def test_kneel_v2_is_v1_with_the_fall_termination_back():
+    v1, v2 = get_task("humanoid-kneel-v1"), get_task("humanoid-kneel-v2")
+    assert (v2.name, v2.version) == ("humanoid-kneel-v2", 2) and "humanoid-kneel-v2" in task_names()
+    assert gymnasium.spec("robreward/humanoid-kneel-v2").kwargs == {"task": "humanoid-kneel-v2"}
+    # v1's pose, success test, hand reward, body and reset; a fall ends the episode
+    assert (v2.success, v2.fitness, v2.success_threshold, v2.reward_terms, v2.sample_reset) == \
+        (v1.success, v1.fitness, v1.success_threshold, v1.reward_terms, v1.sample_reset)
+    assert v2.fitness_over_episode_length and not v1.fitness_over_episode_length
+    env = robreward.make(v2, num_envs=1, seed=0, nthread=1)
+    env.reset(seed=0)
+    assert not bool(v2.terminated(env.state)[0])  # standing
+    env.set_state(kneeling_state(env)[None])
+    assert not bool(v2.terminated(env.state)[0]) and bool(v2.success(env.state)[0])  # kneeling is not a fall
+    state = kneeling_state(env)
+    state[1 + 2] = 0.3  # qpos[2]: the torso's height, on the floor
+    env.set_state(state[None])
+    assert bool(v2.terminated(env.state)[0])
+    assert "hand" not in v2.describe().lower()
+
+
+def test_a_fall_counts_its_missing_steps_as_out_of_the_pose():
+    """fitness_over_episode_length: the episode's fitness is its sum over the nominal 400 steps.
+    With a fitness of 1 on every step, a falling random humanoid scores its length / 400 on v2
+    (on a task without the flag, 1.0 whatever the length)."""
+    v2 = get_task("humanoid-kneel-v2")
+    always = dataclasses.replace(v2, fitness=lambda s: torch.ones_like(s.torso_height, dtype=torch.float32))
+    per_step = dataclasses.replace(always, fitness_over_episode_length=False)
+    over = evaluate(always, random_policy(v2), episodes=4, seed=2)
+    assert over["episode_length_mean"] < 120  # random actions fall within ~100 steps: episodes end early
+    assert over["fitness_mean"] == pytest.approx(over["episode_length_mean"] / v2.episode_length)
+    assert over["success_rate"] == 0.0  # none reached 200 steps
+    assert evaluate(per_step, random_policy(v2), episodes=4, seed=2)["fitness_mean"] == pytest.approx(1.0)
+    rand = evaluate("humanoid-kneel-v2", random_policy(v2), episodes=8, seed=1)
+    assert rand["success_rate"] == 0.0 and rand["fitness_mean"] < 0.02

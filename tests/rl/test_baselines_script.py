@@ -115,6 +115,32 @@ def test_ppo_defaults_report_only_trains_nothing_and_reads_finished_cells(tmp_pa
     assert sorted(p.name for p in (runs / "reach").iterdir()) == ["w8_e5_kl0.01"]  # nothing else was started
 
 
+def test_ppo_defaults_keeps_an_earlier_reports_cells_and_does_not_train_them_again(tmp_path, monkeypatch):
+    bench = load_script("benchmarks/ppo_defaults.py", "ppo_defaults_bench")
+    runs, out = tmp_path / "runs", tmp_path / "grid.json"
+    earlier = {"task": "reach", "setting": "w8_e5_kl0.02", "num_envs": 8, "num_epochs": 5, "desired_kl": 0.02,
+               "seed": 0, "steps": 512, "episodes": 2, "success_rate": 0.5, "fitness_mean": 0.4, "return_mean": 7.0,
+               "train_seconds": 3.0}
+    other_budget = {**earlier, "steps": 1024, "fitness_mean": 0.1}  # another grid's cell: not this one's
+    out.write_text(json.dumps({"benchmark": "ppo_defaults", "cells": [earlier, other_budget]}))
+    done = bench.cell("reach", 8, 5, 0.01, 0, 512, runs, 2)
+    Path(done.out).mkdir(parents=True)
+    (Path(done.out) / "eval.json").write_text(json.dumps({"episodes": 2, "success_rate": 1.0, "fitness_mean": 0.9,
+                                                          "return_mean": 80.0}))
+    trained = []
+    monkeypatch.setattr(bench, "run_cells", lambda configs, ray, log: trained.extend(configs) or [])
+    args = ["--tasks", "reach", "--envs", "8", "--epochs", "5", "--kl", "0.01,0.02", "--seeds", "0", "--steps", "512",
+            "--episodes", "2", "--runs", str(runs), "--out", str(out)]
+    assert bench.main(args) == 0
+    assert trained == []  # one cell has its run directory, the other is the earlier report's
+    report = json.loads(out.read_text())
+    assert report["complete"]
+    cells = {c["setting"]: c for c in report["cells"]}
+    assert cells["w8_e5_kl0.02"]["fitness_mean"] == 0.4 and cells["w8_e5_kl0.02"]["earlier_report"] is True
+    assert cells["w8_e5_kl0.01"]["fitness_mean"] == 0.9 and "earlier_report" not in cells["w8_e5_kl0.01"]
+    assert report["settings"]["w8_e5_kl0.02"]["tasks"]["reach"]["fitness_mean"] == 0.4
+
+
 @pytest.mark.ray  # a local Ray instance: make test-all
 @pytest.mark.slow
 def test_ray_cells_equal_the_in_process_cells(baselines, tmp_path):
