@@ -70,13 +70,16 @@ IMITATION_PYTHON = HERE.parent / ".venv-imitation" / "bin" / "python"
 # mean the same thing in every row of prefs.json; the defaults since 2026-12 (PrefsConfig: best, 0.5, features
 # auto) are cells with the suffix "[norm_...+]best+ff0.5" (restart+ff0.5 before the best-of-two choice).
 PAIRING, FINAL_POLICY, FEEDBACK_FRACTION = "mixed", "continue", 0.75
+DEMO_PAIRS = 50  # --demos: free pairs per round (PrefsConfig.demo_pairs)
 
 
 def variant_name(pairing: str = PAIRING, features: tuple[str, ...] = (), action: bool = True,
-                 final_policy: str = FINAL_POLICY, feedback_fraction: float = FEEDBACK_FRACTION) -> str:
+                 final_policy: str = FINAL_POLICY, feedback_fraction: float = FEEDBACK_FRACTION,
+                 demo_pairs: int = 0) -> str:
     """'' for the naming reference (PAIRING, FINAL_POLICY, FEEDBACK_FRACTION, the observation), else what differs, e.g. 'any' or 'norm_ee_to_cube+norm_cube_to_goal+noact'
     (``|x|``, the norm of field x, is written norm_x; final_policy restart or best adds its name, a feedback
-    fraction of 0.5 'ff0.5'): the suffix of the cell directory and the row's variant."""
+    fraction of 0.5 'ff0.5', demos as free preferences 'demos' and the pairs per round unless 50, e.g. 'demos20'):
+    the suffix of the cell directory and the row's variant."""
     parts = [] if pairing == PAIRING else [pairing]
     from robreward.feedback.preferences.model import norm_field
 
@@ -84,6 +87,7 @@ def variant_name(pairing: str = PAIRING, features: tuple[str, ...] = (), action:
     parts += [] if action else ["noact"]
     parts += [] if final_policy == FINAL_POLICY else [final_policy]
     parts += [] if feedback_fraction == FEEDBACK_FRACTION else [f"ff{feedback_fraction:g}"]
+    parts += [] if not demo_pairs else ["demos" if demo_pairs == DEMO_PAIRS else f"demos{demo_pairs}"]
     return "+".join(parts)
 
 
@@ -100,6 +104,14 @@ def cell_dir(work: Path, task: str, teacher: str, budget: int, seed: int, varian
 MANIPULATION = ("reach", "push", "lift", "drawer-open")
 
 
+def expert_demos(task: str) -> Path:
+    """The shipped expert demos of a task (demos/<task>-expert.h5), for --demos."""
+    path = HERE.parent / "demos" / f"{task}-expert.h5"
+    if not path.is_file():
+        raise SystemExit(f"--demos: no shipped expert demos for {task!r} ({path}); the arm tasks have them")
+    return path
+
+
 def metric_for(task: str) -> str:
     """success_rate on the manipulation tasks (what their baselines are judged by), return_mean on
     locomotion (the issue compares returns there; its success is a velocity threshold)."""
@@ -108,15 +120,17 @@ def metric_for(task: str) -> str:
 
 def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: Path, per_round: int,
              pairing: str = PAIRING, features: tuple[str, ...] = (), action: bool = True,
-             final_policy: str = FINAL_POLICY, feedback_fraction: float = FEEDBACK_FRACTION) -> dict:
+             final_policy: str = FINAL_POLICY, feedback_fraction: float = FEEDBACK_FRACTION,
+             demo_pairs: int = 0) -> dict:
     from robreward.eval.baseline import load_baseline
     from robreward.feedback.preferences.loop import STATE_FILE, PrefsConfig, load_prefs_config, train_preferences
 
-    variant = variant_name(pairing, features, action, final_policy, feedback_fraction)
+    variant = variant_name(pairing, features, action, final_policy, feedback_fraction, demo_pairs)
     out = cell_dir(work, task, teacher, budget, seed, variant, steps)
     config = PrefsConfig(task=task, teacher=teacher, queries=budget, per_round=min(per_round, budget), steps=steps,
                          num_envs=64, seed=seed, out=str(out), progress=False, pairing=pairing, features=features,
-                         feature_action=action, final_policy=final_policy, feedback_fraction=feedback_fraction)
+                         feature_action=action, final_policy=final_policy, feedback_fraction=feedback_fraction,
+                         demos=(str(expert_demos(task)),) if demo_pairs else (), demo_pairs=demo_pairs or DEMO_PAIRS)
     state_path = out / STATE_FILE
     started = time.perf_counter()
     if state_path.is_file():
@@ -136,7 +150,7 @@ def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: 
     hand = baseline.hand[key]
     return {"task": task, "teacher": teacher, "queries": budget, "seed": seed, "variant": variant, "pairing": pairing,
             "features": list(features), "feature_action": action, "final_policy": final_policy,
-            "feedback_fraction": feedback_fraction, "steps": steps, "run_dir": str(out), "metric": key,
+            "feedback_fraction": feedback_fraction, "demo_pairs": demo_pairs, "steps": steps, "run_dir": str(out), "metric": key,
             "policy": result[key], "hand_baseline": hand, "fraction_of_hand": result[key] / hand,
             "success_rate": result["success_rate"], "return_mean": result["return_mean"],
             "heldout_accuracy": metrics.get("heldout_accuracy"), "epic_distance": metrics.get("epic_distance"),
@@ -264,6 +278,9 @@ def main(argv=None) -> int:
     parser.add_argument("--feedback-fraction", type=float, default=defaults.feedback_fraction,
                         help="fraction of the PPO steps the feedback rounds are spread over "
                              f"(default {defaults.feedback_fraction})")
+    parser.add_argument("--demos", type=int, default=0, metavar="PAIRS",
+                        help=f"demonstrations as free preferences: PAIRS free pairs per round from demos/<task>-expert.h5 "
+                             f"(0: none, the default; {DEMO_PAIRS}: PrefsConfig's)")
     parser.add_argument("--work", default=str(HERE / "results" / "prefs_runs"), help="cell run directories")
     parser.add_argument("--out", default=str(HERE / "results" / "prefs.json"))
     parser.add_argument("--retrain", action="store_true",
@@ -303,7 +320,7 @@ def main(argv=None) -> int:
     except ValueError as err:
         parser.error(str(err))
     variant = {task: variant_name(args.pairing, features[task], not args.no_action, args.final_policy,
-                                  args.feedback_fraction) for task in tasks}
+                                  args.feedback_fraction, args.demos) for task in tasks}
     cells = [(t, te, b, s) for t in tasks for te in teachers for b in budgets for s in seeds]
     if args.list:
         for cell in cells:
@@ -331,7 +348,7 @@ def main(argv=None) -> int:
         steps = args.steps or STEPS[task]
         print(f"cell {task} {teacher} q{budget} s{seed} ({steps:,} PPO steps)", flush=True)
         row = run_cell(task, teacher, budget, seed, steps, work, args.per_round, args.pairing, features[task],
-                       not args.no_action, args.final_policy, args.feedback_fraction)
+                       not args.no_action, args.final_policy, args.feedback_fraction, args.demos)
         rows[(task, teacher, budget, seed, variant[task], steps)] = row
         print(json.dumps(row), flush=True)
         write()

@@ -45,12 +45,14 @@ def _new_config(args):
     given = {FIELDS.get(name, name): getattr(args, name) for name in
              ("task", "teacher", "queries", "select", "schedule", "pairing", "segment", "per_round", "steps", "envs",
               "pretrain_steps", "feedback_fraction", "final_policy", "seed", "eval_episodes", "device", "out",
-             "reward_inputs", "image_size", "image_camera", "image_encoder")}
+             "reward_inputs", "image_size", "image_camera", "image_encoder", "demo_pairs")}
     values = merge(values, {k: v for k, v in given.items() if v is not None})
     if args.features:
         values["features"] = tuple(f.strip() for f in args.features.split(",") if f.strip())
     if args.no_action:
         values["feature_action"] = False
+    if args.demos:  # kept absolute, so --resume finds them from anywhere
+        values["demos"] = tuple(str(Path(f.strip()).expanduser().resolve()) for f in args.demos.split(",") if f.strip())
     if args.no_progress:
         values["progress"] = False
     if "seed" in values:  # the reward ensemble's seed follows --seed (benchmarks/prefs.py keeps it at 0)
@@ -265,6 +267,10 @@ def register(sub) -> None:
     t.add_argument("--image-encoder", default=None, metavar="PATH_OR_ID",
                    help="image inputs: a transformers vision model (folder or cached hub id), frozen, a reward head "
                         "per member on its features; default a small CNN trained with the heads")
+    t.add_argument("--demos", default=None, metavar="FILE.h5[,FILE.h5]",
+                   help="demonstrations as free preferences: successful demo segments are preferred to the policy's "
+                        "(not queries, never shown to a person; e.g. demos/push-expert.h5)")
+    t.add_argument("--demo-pairs", type=int, default=None, help="with --demos: free pairs per round (default 50)")
     t.add_argument("--feedback-fraction", type=float,
                    help="the feedback rounds are spread over this fraction of the PPO steps (default 0.5)")
     t.add_argument("--final-policy",

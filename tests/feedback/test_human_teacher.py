@@ -102,7 +102,9 @@ def test_the_loop_trains_on_the_labels_a_person_gives_in_the_app(tmp_path):
     labeler = threading.Thread(target=label_all, args=(out, port, stop, given), daemon=True)
     labeler.start()
     try:
-        summary = train_preferences(tiny(out, port))
+        # with demos as free preferences (issue 23): the person is asked the 8 queries and never a demo pair
+        demos = Path(__file__).resolve().parents[2] / "demos" / "reach-expert.h5"
+        summary = train_preferences(tiny(out, port, demos=(str(demos),), demo_pairs=6))
     finally:
         stop.set()
         labeler.join(10)
@@ -132,6 +134,7 @@ def test_the_loop_trains_on_the_labels_a_person_gives_in_the_app(tmp_path):
     assert stored_labels(out)[0] == [value for _, value in given]
     metrics = json.loads((out / "metrics.json").read_text())["rounds"]
     assert metrics[-1]["heldout_accuracy"] is None  # no person labels 500 held-out pairs
+    assert [r["demo_pairs"] for r in metrics] == [6, 12]  # the free pairs trained beside the person's labels
     assert metrics[-1]["heldout_accuracy_true"] is not None and metrics[-1]["skipped"] == 1
     # the app is gone with the run: its port can be listened on again (SO_REUSEADDR: past connections
     # may sit in TIME_WAIT, but a live listener would still block the bind)

@@ -3,10 +3,13 @@
 import json
 import re
 
+from pathlib import Path
+
 import pytest
 
 from robreward.cli.main import main
 
+DEMOS = Path(__file__).resolve().parents[2] / "demos"
 TINY = ["--task", "reach", "--teacher", "oracle", "--queries", "20", "--per-round", "10", "--segment", "10",
         "--steps", "2048", "--envs", "8", "--eval-episodes", "10", "--seed", "1", "--no-progress"]
 
@@ -57,6 +60,16 @@ def test_train_restarts_the_policy_after_the_feedback_rounds(tmp_path, capsys):
     assert "2,048 PPO steps" in capsys.readouterr().out  # 512 in the feedback phase + 1536 fresh
 
 
+def test_train_with_demos_as_free_preferences(tmp_path, monkeypatch):
+    monkeypatch.chdir(DEMOS.parent)
+    out = tmp_path / "run"
+    assert main(["prefs", "train", *TINY, "--demos", "demos/reach-expert.h5", "--demo-pairs", "7", "--eval-episodes",
+                 "0", "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["demos"] == [str(DEMOS / "reach-expert.h5")] and config["demo_pairs"] == 7  # absolute: resumable
+    assert [r["demo_pairs"] for r in json.loads((out / "metrics.json").read_text())["rounds"]] == [7, 14]
+
+
 def test_eval_prints_and_writes_its_fields(tiny_run, capsys):
     assert main(["prefs", "eval", str(tiny_run), "--pairs", "100"]) == 0
     out = capsys.readouterr().out
@@ -91,6 +104,9 @@ TASK = dataclasses.replace(REACH, name="reach-no-fitness", fitness=None)
     (["--pairing", "same"], "unknown --pairing 'same': choose one of any, episode, mixed"),
     (["--final-policy", "reset"], "unknown --final-policy 'reset': choose one of continue, restart"),
     (["--feedback-fraction", "1.5"], r"--feedback-fraction must be in \(0, 1\], got 1.5"),
+    (["--demos", "no-such-demos.h5"], "demo dataset .*no-such-demos.h5' not found"),
+    (["--demos", str(DEMOS / "push-expert.h5")], "holds demos of task 'push', not 'reach'"),
+    (["--demos", str(DEMOS / "reach-expert.h5"), "--demo-pairs", "0"], "--demo-pairs must be an integer >= 1"),
 ])
 def test_train_input_errors(args, message, tmp_path, capsys):
     argv = list(TINY)

@@ -78,6 +78,12 @@ class PrefsConfig:
     image_encoder: str = ""
     """Image inputs: "" = a small CNN trained with the reward heads; else a transformers vision model (a folder
     or a cached hub id), frozen, a head per member on its features."""
+    demos: tuple[str, ...] = ()
+    """Demonstrations as free preferences (Ibarz et al. 2018; demo_prefs.py): HDF5 demo datasets of the task whose
+    successful episodes' segments are preferred to the policy's; none by default."""
+    demo_pairs: int = 50
+    """With ``demos``: free (demo, policy segment) pairs added per feedback round, labeled without the teacher and
+    outside the query budget (a person never sees them)."""
     entropy_k: int = 5
     """k of the k-NN state-entropy reward (PEBBLE: 5)."""
     seed: int = 0
@@ -119,7 +125,8 @@ class PrefsConfig:
             except ConfigError as err:
                 raise err.within("ppo") from None
         object.__setattr__(self, "features", tuple(str(f) for f in self.features))
-        for name in ("queries", "per_round", "segment", "steps", "num_envs"):
+        object.__setattr__(self, "demos", tuple(str(f) for f in self.demos))
+        for name in ("queries", "per_round", "segment", "steps", "num_envs", "demo_pairs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ConfigError(name, f"must be an integer >= 1, got {value!r}")
@@ -134,6 +141,9 @@ class PrefsConfig:
                 not 16 <= self.image_size <= 256:
             raise ConfigError("image_size", f"must be an integer in 16..256 pixels, got {self.image_size!r}")
         check_min("seed", self.seed, 0)
+        if self.demos and self.reward_inputs != "state":
+            raise ConfigError("demos", "demos as preferences need a state reward model (--reward-inputs state): "
+                              "the demos' frames are not rendered for image reward models")
         if not (0 <= self.pretrain_steps < self.steps):
             raise ConfigError("pretrain_steps", f"must be in [0, steps={self.steps}), got {self.pretrain_steps}: "
                               "leave steps for training on the learned reward")
@@ -156,6 +166,7 @@ class PrefsConfig:
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
         data["features"] = list(self.features)
+        data["demos"] = list(self.demos)
         data["ensemble"]["hidden"] = list(self.ensemble.hidden)
         data["ppo"]["actor_hidden"] = list(self.ppo.actor_hidden)
         data["ppo"]["critic_hidden"] = list(self.ppo.critic_hidden)

@@ -43,6 +43,7 @@ Run directory (``out``):
     state.json          rounds done, queries used, PPO step; written last in a round (atomic)
     labels.npz          every queried pair: features, hand rewards, masks, provenance, label
                         (NaN = skipped), round; rewritten atomically per round
+    demo_labels.npz     --demos: the free (demo, policy segment) pairs of each round, as labels.npz
     reward/round_KKK.pt the reward model after round K (PreferenceReward.save)
     reward_frames/      image inputs (--reward-inputs image|both): round_KKK.npz, the frames of round K's
                         labeled pairs (labels.npz holds each step's row), what later fits train on
@@ -83,6 +84,7 @@ from robreward.feedback.preferences.config import (
     check_task,
     check_teacher,
 )
+from robreward.feedback.preferences.demo_prefs import DemoSegments
 from robreward.feedback.preferences.entropy import StateEntropyReward
 from robreward.feedback.preferences.human import HumanTeacher, timeout_seconds
 from robreward.feedback.preferences.image_model import check_image_inputs
@@ -92,6 +94,7 @@ from robreward.feedback.preferences.ppo_phase import _OnePolicy, _restart_ppo, a
 from robreward.feedback.preferences.rollouts import _add_frames, _collect, _pairs_with_frames, _segments, split_heldout
 from robreward.feedback.preferences.run_layout import (
     CONFIG_FILE,
+    DEMO_LABELS_FILE,
     EVAL_FILE as EVAL_FILE,
     FEEDBACK_PPO_DIR,
     LABELS_FILE,
@@ -106,7 +109,13 @@ from robreward.feedback.preferences.run_layout import (
     load_prefs_config,
 )
 from robreward.feedback.preferences.run_reward import attach_bank, new_reward_model, reward_metrics
-from robreward.feedback.preferences.segments import choose_queries, query_schedule, segment_episodes, with_frame_rows
+from robreward.feedback.preferences.segments import (
+    cat_pairs,
+    choose_queries,
+    query_schedule,
+    segment_episodes,
+    with_frame_rows,
+)
 from robreward.fileio import atomic_write_json
 
 HELDOUT_SEED_OFFSET = 1_000_003
@@ -149,6 +158,8 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
     featurizer = Featurizer(spec, FeatureSpec(config.features, config.feature_action))
     if config.reward_inputs != "state":  # no renderer or no such camera: said before anything is written
         check_image_inputs(spec, config.image_camera)
+    # demos as free preferences: their segments in the reward's features (a bad dataset fails before anything is written)
+    demos = DemoSegments.load(config.demos, spec, featurizer, config.segment) if config.demos else None
     schedule = query_schedule(config.queries, config.per_round, config.schedule)
     at_step = round_steps(config, len(schedule))
     label = f"pref:{run_dir}"
@@ -180,6 +191,7 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
     else:
         model = new_reward_model(config, featurizer)
     bank = attach_bank(model, spec)
+    demo_labeled = LabeledPairs.load(run_dir / DEMO_LABELS_FILE, done) if demos is not None else None
     if bank is not None:  # the frames of the labeled pairs of the rounds done
         for k in range(done):
             bank.load(_frames_path(run_dir, k))
@@ -241,14 +253,22 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
             finally:
                 env.close()
             labeled.add(queries, labels, k)
-            # 6. train the reward ensemble on every label so far (Bradley-Terry, ties 0.5, skips dropped);
-            #    "relabel": the next PPO phase reads the updated model (on-policy, no replay buffer)
-            report = model.fit(labeled.all_pairs(), labeled.labels) if labeled.answered else None
+            if demo_labeled is not None:  # free pairs: a demo segment preferred to one of this round's segments
+                demo_labeled.add(*demos.pairs(segments, config.demo_pairs, np.random.default_rng([config.seed, k, 3])), k)
+            # 6. train the reward ensemble on every label so far (Bradley-Terry, ties 0.5, skips dropped), the free
+            #    demo pairs beside them; "relabel": the next PPO phase reads the updated model (on-policy, no replay)
+            if demo_labeled is not None and labeled.answered:
+                report = model.fit(cat_pairs([labeled.all_pairs(), demo_labeled.all_pairs()]),
+                                   labeled.labels + demo_labeled.labels)
+            else:
+                report = model.fit(labeled.all_pairs(), labeled.labels) if labeled.answered else None
             # 7. metrics on the held-out worlds: preference accuracy, EPIC distance to the hand reward
             round_metrics = {"round": k, "ppo_step": ppo_step, "queries": num_queries, "select": method,
                              "queries_used": labeled.size, "labels_answered": labeled.answered,
                              "ties": sum(y == 0.5 for y in labels), "skipped": sum(y is None for y in labels),
                              "rollout_hand_reward_per_step": float(rollout.rewards.mean()), "fit": _fit_summary(report)}
+            if demo_labeled is not None:
+                round_metrics["demo_pairs"] = demo_labeled.size
             if frames_teacher is not None:  # unsure/malformed answers, agreement with the oracle, cost
                 round_metrics.update(frames_teacher.round_stats)
             if model.num_fits:
@@ -265,6 +285,8 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
                 every = labeled.all_pairs()
                 bank.keep_only(torch.cat([every.first.frames, every.second.frames]))
             labeled.save(run_dir / LABELS_FILE)
+            if demo_labeled is not None:
+                demo_labeled.save(run_dir / DEMO_LABELS_FILE)
             metrics["rounds"].append(round_metrics)
             atomic_write_json(run_dir / METRICS_FILE, metrics, indent=2)
             state.update(rounds_done=k + 1, queries_used=labeled.size, labels_answered=labeled.answered,

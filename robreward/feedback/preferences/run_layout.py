@@ -12,6 +12,7 @@ from robreward.rundir import migrate_prefs_config
 CONFIG_FILE = "config.json"
 STATE_FILE = "state.json"
 LABELS_FILE = "labels.npz"
+DEMO_LABELS_FILE = "demo_labels.npz"  # --demos: each round's free (demo, policy segment) pairs
 METRICS_FILE = "metrics.json"
 EVAL_FILE = "prefs_eval.json"
 PPO_DIR = "ppo"
