@@ -29,20 +29,11 @@ from robreward.feedback.preferences.segments import SegmentBatch, SegmentPairs
 CHUNK = 256  # worlds of the env the demo states are written into
 
 
-def _task_states(spec: TaskSpec, states: np.ndarray, model_fields: dict | None, env) -> TaskState:
+def _task_states(states: np.ndarray, model_fields: dict | None, env) -> TaskState:
     """The TaskState [T] of full integration states [T, nstate], read back from ``env``'s worlds."""
-    from robreward.demos.record import state_slices
+    from robreward.feedback.vision.frames import write_states
 
-    parts = []
-    for start in range(0, len(states), env.num_envs):
-        part = states[start:start + env.num_envs]
-        ids = np.arange(len(part))
-        if model_fields:
-            qs, vs = state_slices(env.model)
-            fields = {k: np.repeat(np.asarray(v)[None], len(ids), 0) for k, v in model_fields.items()}
-            env.sim.reset(ids, part[:, qs], part[:, vs], None, fields)
-        env.set_state(part, ids)
-        parts.append({k: v[:len(part)].clone() for k, v in env.state.items()})
+    parts = [{k: v[:len(ids)].clone() for k, v in env.state.items()} for ids in write_states(env, states, model_fields)]
     return TaskState({k: torch.cat([p[k] for p in parts]) for k in parts[0]})
 
 
@@ -82,7 +73,7 @@ class DemoSegments:
                 steps = len(actions)
                 if steps < length:
                     continue
-                state = _task_states(spec, ep.states[1:steps + 1], ep.model_fields, env)  # after each step
+                state = _task_states(ep.states[1:steps + 1], ep.model_fields, env)  # after each step
                 feats = featurizer(state, actions)
                 hand, _ = env.hand_reward(state, actions)
                 starts = range(0, steps - length + 1, max(1, length // 2))  # windows overlapping by half

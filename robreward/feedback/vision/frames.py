@@ -158,6 +158,22 @@ def demo_states(episode: dict, spec_or_model) -> np.ndarray:
     return states
 
 
+def write_states(env, states: np.ndarray, model_fields: dict | None = None):
+    """Write full integration states [T, nstate] into ``env``'s worlds a chunk of ``env.num_envs`` at a time (with
+    the episode's randomized model fields, if any); yields each chunk's world ids [0, len(chunk)) once written."""
+    from robreward.demos.record import state_slices
+
+    for start in range(0, len(states), env.num_envs):
+        part = states[start:start + env.num_envs]
+        ids = np.arange(len(part))
+        if model_fields:
+            qs, vs = state_slices(env.model)
+            fields = {k: np.repeat(np.asarray(v)[None], len(ids), 0) for k, v in model_fields.items()}
+            env.sim.reset(ids, part[:, qs], part[:, vs], None, fields)
+        env.set_state(part, ids)
+        yield ids
+
+
 def render_states(spec, states, size=(96, 96), camera=None, model_fields: dict | None = None,
                   chunk: int = 256, env=None) -> torch.Tensor:
     """uint8 frames [T, H, W, 3] (CPU) of recorded full integration states ``states`` [T, nstate] of task
@@ -185,16 +201,7 @@ def render_states(spec, states, size=(96, 96), camera=None, model_fields: dict |
                          "pass full integration states of this task (mjSTATE_INTEGRATION)")
     out = []
     try:
-        for start in range(0, len(states), env.num_envs):
-            part = states[start:start + env.num_envs]
-            ids = np.arange(len(part))
-            if model_fields:
-                from robreward.demos.record import state_slices
-
-                qs, vs = state_slices(env.model)
-                fields = {k: np.repeat(np.asarray(v)[None], len(ids), 0) for k, v in model_fields.items()}
-                env.sim.reset(ids, part[:, qs], part[:, vs], None, fields)
-            env.set_state(part, ids)
+        for ids in write_states(env, states, model_fields):
             out.append(render_batch(env, ids, (width, height), camera).cpu())
     finally:
         if own:
