@@ -133,6 +133,11 @@ class TaskSpec:
     """Scripted expert: TaskState -> action [N, act_dim] (batched, deterministic)."""
     success_threshold: Optional[float] = None
     """Locomotion: success means fitness >= this threshold."""
+    fitness_over_episode_length: bool = False
+    """True: an episode's fitness is its fitness sum divided by episode_length, not by the steps it
+    ran, so an episode that terminates early counts its missing steps as 0 (a share of the whole
+    nominal episode, e.g. humanoid-kneel-v2's "kneel on half of the 400 steps", where a fall ends
+    the episode). False: the mean over the steps the episode ran."""
     gymnasium_twin: Optional[str] = None
     camera: Optional[str] = None
     """Default camera for rendering (a model camera name), or None for a tracking free camera."""

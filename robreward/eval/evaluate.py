@@ -20,7 +20,8 @@ eval.json (docs/architecture.md, "eval.json"; every number is a float, ``None`` 
     train_reward_return_mean  float  episode return under the training reward (None if it cannot be built)
     success_rate              float  fraction of successful episodes (success at any step; locomotion
                                      tasks with success_threshold: episode fitness >= threshold)
-    fitness_mean              float  mean over episodes of the episode fitness (mean of per-step fitness)
+    fitness_mean              float  mean over episodes of the episode fitness (mean of per-step fitness;
+                                     tasks with fitness_over_episode_length: sum / episode_length)
     episode_length_mean       float  mean steps per episode
     terms                     {str: float}  mean episode sum of each hand-reward term
     eval_seed                 int    seed of the evaluation env (initial-state distribution)
@@ -145,6 +146,7 @@ def run_episodes(task, policy, *, episodes: int = 100, seed: int = 0, num_envs: 
 
     pass_det = _accepts_deterministic(policy) and not getattr(policy, "uses_state", False)
     threshold = spec.success_threshold
+    horizon = spec.episode_length if spec.fitness_over_episode_length else None
     max_steps = int(quota.max()) * spec.episode_length + 1
     stack = contextlib.ExitStack()
     grid = None
@@ -181,7 +183,7 @@ def run_episodes(task, policy, *, episodes: int = 100, seed: int = 0, num_envs: 
             terms_np = {k: v.cpu().numpy() for k, v in term_sums.items()}
             for i in ids:
                 if done_count[i] < quota[i]:
-                    fitness = f[i] / max(int(L[i]), 1)
+                    fitness = f[i] / max(horizon or int(L[i]), 1)
                     success = bool(fitness >= threshold) if threshold is not None else bool(s[i])
                     records[i].append({"hand_return": h[i], "train_return": t[i], "fitness": fitness,
                                        "success": success, "length": int(L[i]),

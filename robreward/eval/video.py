@@ -221,6 +221,7 @@ class EpisodeGrid:
         self.success = np.zeros(self.n, bool)
         self.fitness_sum = np.zeros(self.n, np.float64)
         self.threshold = env.spec.success_threshold
+        self.horizon = env.spec.episode_length if env.spec.fitness_over_episode_length else None
         self.done = np.zeros(self.n, bool)
         self._raw: list[Optional[np.ndarray]] = [None] * self.n
         self.frames_written = 0
@@ -256,7 +257,7 @@ class EpisodeGrid:
         lines.append((f"reward ({self.reward_label}) {'-' if np.isnan(r) else _num(r)}  "
                       f"return {_num(self.returns[k])}", WHITE))
         if self.threshold is not None:  # locomotion: success is the episode's mean fitness >= threshold
-            fit = self.fitness_sum[k] / max(int(self.steps[k]), 1)
+            fit = self.fitness_sum[k] / (self.horizon or max(int(self.steps[k]), 1))  # so far: what is banked
             if self.done[k]:
                 lines.append((f"{'SUCCESS' if self.success[k] else 'no success'}: fitness {fit:.2f} "
                               f"(>= {self.threshold:g})", GREEN if self.success[k] else AMBER))
@@ -296,7 +297,7 @@ class EpisodeGrid:
             self.fitness_sum[live] += np.asarray(_numpy(fitness))[: self.n][live]
         newly = live & done.astype(bool)
         if self.threshold is not None and fitness is not None:
-            mean = self.fitness_sum / np.maximum(self.steps, 1)
+            mean = self.fitness_sum / (self.horizon or np.maximum(self.steps, 1))
             self.success[newly] = mean[newly] >= self.threshold
         else:
             self.success[live] |= success[live].astype(bool)

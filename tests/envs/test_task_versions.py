@@ -1,6 +1,7 @@
 """Task versions: hopper-hop-v1 and humanoid-kneel-v1 beside v0 (kept as it was), and the v1
 success tests separating what v0's did not (docs/baselines.md has the measurements)."""
 
+import dataclasses
 from pathlib import Path
 
 import gymnasium
@@ -97,28 +98,43 @@ def test_kneel_v1_is_not_met_by_a_falling_body():
     assert v0["success_rate"] >= 0.25  # the same random actions pass v0's test
 
 
-def test_kneel_v2_is_v1_with_a_hand_reward_that_pays_nothing_lying_down():
+def test_kneel_v2_is_v1_held_still_with_the_fall_termination_back():
     v1, v2 = get_task("humanoid-kneel-v1"), get_task("humanoid-kneel-v2")
     assert (v2.name, v2.version) == ("humanoid-kneel-v2", 2) and "humanoid-kneel-v2" in task_names()
     assert gymnasium.spec("robreward/humanoid-kneel-v2").kwargs == {"task": "humanoid-kneel-v2"}
-    # v1's success test, sparse reward (the fitness), episode, body and reset: only the hand reward differs
-    assert (v2.success, v2.fitness, v2.success_threshold, v2.terminated, v2.sample_reset, v2.episode_length) == \
-        (v1.success, v1.fitness, v1.success_threshold, v1.terminated, v1.sample_reset, v1.episode_length)
+    # v1's hand reward, hold share, body and reset; a fall ends the episode, the pose must be still
+    assert (v2.reward_terms, v2.success_threshold, v2.sample_reset) == (v1.reward_terms, v1.success_threshold,
+                                                                         v1.sample_reset)
+    assert v2.fitness_over_episode_length and not v1.fitness_over_episode_length
     env = robreward.make(v2, num_envs=1, seed=0, nthread=1)
     env.reset(seed=0)
-    env.set_state(kneeling_state(env)[None])  # kneeling upright: v1's and v2's hand rewards agree
-    assert hand_reward(v2, env.state) == pytest.approx(hand_reward(v1, env.state), abs=0.05)
-    assert hand_reward(v2, env.state) > 2.5
-    # v1's shipped hand policy ends its episodes lying with its knees on the floor: v1's hand reward pays it
-    # knees_low there, v2's next to nothing
-    policy = load_policy(POLICIES / "v1" / "humanoid-kneel-v1" / "policy.onnx")
-    env = robreward.make(v1, num_envs=4, seed=0)
-    obs, _ = env.reset(seed=0)
-    for _ in range(v1.episode_length - 1):
-        obs, *_ = env.step(policy(obs))
-    s = env.state
-    assert (s.torso_height < 0.4).all() and (s.torso_upright < 0.5).all()  # lying
-    v1_pay = sum(t.weight * t.fn(s, torch.zeros(4, v1.act_dim)) for t in v1.reward_terms)
-    v2_pay = sum(t.weight * t.fn(s, torch.zeros(4, v2.act_dim)) for t in v2.reward_terms)
-    assert (v1_pay > 0.5).all() and (v2_pay < 0.1).all(), (v1_pay, v2_pay)
+    assert not bool(v2.terminated(env.state)[0])  # standing
+    still = kneeling_state(env)
+    env.set_state(still[None])
+    assert not bool(v2.terminated(env.state)[0])  # kneeling is not a fall
+    assert bool(v2.success(env.state)[0]) and float(v2.fitness(env.state)[0]) == 1.0
+    moving = still.copy()
+    moving[1 + env.model.nq + 2] = -2.0  # qvel[2]: the torso dropping at 2 m/s, as a body falling through the pose
+    env.set_state(moving[None])
+    assert bool(v1.success(env.state)[0]) and not bool(v2.success(env.state)[0])
+    lying = still.copy()
+    lying[1 + 2] = 0.3  # qpos[2]: the torso's height, on the floor
+    env.set_state(lying[None])
+    assert bool(v2.terminated(env.state)[0])
     assert "hand" not in v2.describe().lower()
+
+
+def test_a_fall_counts_its_missing_steps_as_out_of_the_pose():
+    """fitness_over_episode_length: the episode's fitness is its sum over the nominal 400 steps.
+    With a fitness of 1 on every step, a falling random humanoid scores its length / 400 on v2
+    (on a task without the flag, 1.0 whatever the length)."""
+    v2 = get_task("humanoid-kneel-v2")
+    always = dataclasses.replace(v2, fitness=lambda s: torch.ones_like(s.torso_height, dtype=torch.float32))
+    per_step = dataclasses.replace(always, fitness_over_episode_length=False)
+    over = evaluate(always, random_policy(v2), episodes=4, seed=2)
+    assert over["episode_length_mean"] < 120  # random actions fall within ~100 steps: episodes end early
+    assert over["fitness_mean"] == pytest.approx(over["episode_length_mean"] / v2.episode_length)
+    assert over["success_rate"] == 0.0  # none reached 200 steps
+    assert evaluate(per_step, random_policy(v2), episodes=4, seed=2)["fitness_mean"] == pytest.approx(1.0)
+    rand = evaluate("humanoid-kneel-v2", random_policy(v2), episodes=8, seed=1)
+    assert rand["success_rate"] == 0.0 and rand["fitness_mean"] == 0.0  # falling through the pose is not still
