@@ -16,9 +16,13 @@ class EpisodeTracker:
     with masked tensor ops (no Python loop over worlds).
 
     groups: the worlds are that many equal consecutive groups (the batched trainer's candidates),
-    each with its own means (``collect_groups``); one set of tensor ops serves them all."""
+    each with its own means (``collect_groups``); one set of tensor ops serves them all.
 
-    def __init__(self, num_envs: int, device, track_hand_terms: bool = True, groups: int = 1):
+    horizon: the task's episode length when its episode fitness is a share of the whole nominal episode
+    (TaskSpec.fitness_over_episode_length): fitness_mean is then the fitness sum over episodes x horizon."""
+
+    def __init__(self, num_envs: int, device, track_hand_terms: bool = True, groups: int = 1,
+                 horizon: int | None = None):
         if groups < 1 or num_envs % groups:
             raise ValueError(f"{num_envs} worlds do not split into {groups} equal groups")
         self.device = device
@@ -28,6 +32,7 @@ class EpisodeTracker:
         self.groups = groups
         self.episodes = torch.zeros(groups, device=device)
         self.num_envs = num_envs
+        self.horizon = horizon
         self.last: list[dict[str, float]] = [{} for _ in range(groups)]
         self.group_running: dict[tuple[int, str], torch.Tensor] = {}  # add_terms: one group's own keys
         self.group_done_sums: dict[tuple[int, str], torch.Tensor] = {}
@@ -98,7 +103,8 @@ class EpisodeTracker:
                             if k != "fitness_sum" and not k.startswith("hand_terms/")}
                     last.update({key: v / count for (group, key), v in own.items() if group == g})
                     last.update({k: v[g] / count for k, v in sums.items() if k.startswith("hand_terms/")})
-                    last["fitness_mean"] = sums["fitness_sum"][g] / max(sums["length"][g], 1.0)
+                    steps = count * self.horizon if self.horizon else sums["length"][g]
+                    last["fitness_mean"] = sums["fitness_sum"][g] / max(steps, 1.0)
                     last["episodes"] = count
                     self.last[g] = last
             for v in (*self.done_sums.values(), *self.group_done_sums.values()):

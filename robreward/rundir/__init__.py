@@ -30,7 +30,7 @@ episodes             episodes completed during this update's rollout
 return_mean          mean episode return under the TRAINING reward (the reward trained on)
 hand_return_mean     mean episode return under the task's HAND reward (comparable across rewards)
 success_rate         share of those episodes that succeeded at any step
-fitness_mean         mean per-step task fitness of those episodes
+fitness_mean         mean per-step task fitness of those episodes (over the nominal episode length where the task says so)
 episode_length       mean episode length (steps)
 learning_rate        Adam learning rate after this update
 kl                   mean approximate KL divergence of the update

@@ -63,3 +63,17 @@ def test_means_persist_until_an_episode_ends_and_bad_groups_are_refused():
         EpisodeTracker(8, "cpu", groups=3)
     with pytest.raises(ValueError, match="use collect_groups"):
         EpisodeTracker(8, "cpu", groups=2).collect()
+
+
+def test_fitness_over_the_nominal_horizon():
+    """A task whose episode fitness is a share of the whole nominal episode (humanoid-kneel-v2: a fall ends
+    it early): fitness_mean is the fitness sum over episodes x horizon, not over the steps they ran."""
+    per_step, over = EpisodeTracker(2, "cpu"), EpisodeTracker(2, "cpu", horizon=10)
+    info = {"hand_reward": torch.zeros(2), "success": torch.tensor([True, True]), "fitness": torch.ones(2),
+            "reward_terms": {}, "hand_terms": {}}
+    for t in range(4):  # world 0 ends after 4 steps (a fall), world 1 runs on
+        done = torch.tensor([t == 3, False])
+        for tracker in (per_step, over):
+            tracker.step(torch.ones(2), info, done)
+    assert per_step.collect()["fitness_mean"] == 1.0
+    assert over.collect()["fitness_mean"] == pytest.approx(0.4)  # 4 steps in the pose of a 10-step episode
