@@ -56,7 +56,7 @@ class DemoSegments:
         episodes = [ep for ep in load_episodes(paths, spec, states=True) if ep.success]
         if not episodes:
             raise ValueError(f"no successful episode in {', '.join(map(str, paths))}: demos as preferences take expert "
-                             f"demos (robreward demos record --task {spec.name} --policy expert)")
+                             f"demos (robreward demos record --task {spec.name} --source expert --out FILE.h5)")
         features, rewards = [], []
         env = BatchedEnv(spec, num_envs=min(CHUNK, max(len(ep.obs) for ep in episodes)), seed=0)
         env.reset()
