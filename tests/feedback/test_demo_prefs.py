@@ -107,3 +107,18 @@ def test_bad_demo_files_are_refused_before_the_run_is_written(tmp_path):
 
     with pytest.raises(ConfigError, match="state reward model"):
         tiny(tmp_path / "c", demos=(str(REACH_EXPERT),), reward_inputs="image")
+
+
+def test_a_dataset_without_a_successful_episode_is_refused(tmp_path):
+    import shutil
+
+    import h5py
+
+    failed = tmp_path / "reach-failed.h5"
+    shutil.copy(REACH_EXPERT, failed)
+    with h5py.File(failed, "r+") as f:
+        for episode in f["episodes"].values():
+            episode["success"][...] = False
+    with pytest.raises(ValueError, match="no successful episode in .*reach-failed.h5.*--source expert"):
+        train_preferences(tiny(tmp_path / "run", demos=(str(failed),)))
+    assert not (tmp_path / "run").exists()
