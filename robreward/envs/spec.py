@@ -144,6 +144,12 @@ class TaskSpec:
     notes: str = ""
 
     @property
+    def fitness_horizon(self) -> Optional[int]:
+        """The steps an episode's fitness sum is divided by when fixed (episode_length, with
+        fitness_over_episode_length), else None: the steps the episode ran."""
+        return self.episode_length if self.fitness_over_episode_length else None
+
+    @property
     def act_dim(self) -> int:
         return len(self.action_low)
 

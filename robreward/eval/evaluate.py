@@ -146,7 +146,7 @@ def run_episodes(task, policy, *, episodes: int = 100, seed: int = 0, num_envs: 
 
     pass_det = _accepts_deterministic(policy) and not getattr(policy, "uses_state", False)
     threshold = spec.success_threshold
-    horizon = spec.episode_length if spec.fitness_over_episode_length else None
+    horizon = spec.fitness_horizon
     max_steps = int(quota.max()) * spec.episode_length + 1
     stack = contextlib.ExitStack()
     grid = None

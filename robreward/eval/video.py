@@ -221,7 +221,7 @@ class EpisodeGrid:
         self.success = np.zeros(self.n, bool)
         self.fitness_sum = np.zeros(self.n, np.float64)
         self.threshold = env.spec.success_threshold
-        self.horizon = env.spec.episode_length if env.spec.fitness_over_episode_length else None
+        self.horizon = env.spec.fitness_horizon
         self.done = np.zeros(self.n, bool)
         self._raw: list[Optional[np.ndarray]] = [None] * self.n
         self.frames_written = 0

@@ -93,10 +93,8 @@ class Trainer:
         self.storage = RolloutStorage(self.cfg.num_steps, self.num * self.per, self.env.obs_dim, self.env.act_dim,
                                       self.device, groups=self.num)
         self.hand_only = [c.reward == "hand" for c in self.configs]
-        spec = self.env.spec
         self.tracker = EpisodeTracker(self.num * self.per, self.device, track_hand_terms=not all(self.hand_only),
-                                      groups=self.num,
-                                      horizon=spec.episode_length if spec.fitness_over_episode_length else None)
+                                      groups=self.num, horizon=self.env.spec.fitness_horizon)
         self.global_step, self.update, self.elapsed_before = 0, 0, 0.0
         self.invalid = [0] * self.num  # world-steps with an invalid reward, per candidate
         self.failed_at: list[int | None] = [0 if f is not None else None for f in self.failed]

@@ -32,14 +32,11 @@ import dataclasses
 import torch
 
 from sims.humanoid_kneel import FALLEN_HEIGHT
+from sims.humanoid_kneel import TASK as V0
 from sims.humanoid_kneel_v1 import HOLD_SHARE, KNEE_MAX_HEIGHT, TORSO_HEIGHT_RANGE, UPRIGHT_MIN, kneeling_upright
 from sims.humanoid_kneel_v1 import TASK as V1
 
 STILL_SPEED = 0.5  # m/s: the torso's linear speed (free joint qvel[0:3]) below this is holding still
-
-
-def fallen(state):
-    return state.torso_height < FALLEN_HEIGHT
 
 
 def kneeling_still(state):
@@ -63,7 +60,7 @@ TASK = dataclasses.replace(
     ),
     success=kneeling_still,
     fitness=lambda s: kneeling_still(s).to(torch.float32),
-    terminated=fallen,
+    terminated=V0.terminated,  # a fall: the torso below FALLEN_HEIGHT
     fitness_over_episode_length=True,
     notes=f"fitness: 1 on each step kneeling upright and still, else 0; the episode's fitness is their sum over the "
           f"nominal {V1.episode_length} steps (a fall ends the episode, its missing steps count as 0); kneeling "

@@ -16,7 +16,6 @@ works. Only successful episodes are used; a dataset of another task or model is 
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -47,29 +46,21 @@ class DemoSegments:
 
     @classmethod
     def load(cls, paths: Sequence, spec: TaskSpec, featurizer, length: int) -> "DemoSegments":
-        from robreward.demos.format import DemoDataset
         from robreward.envs.batched import BatchedEnv
         from robreward.feedback.progress.model import load_episodes
 
         if not paths:
             raise ValueError("demos as preferences need at least one demo dataset (--demos FILE.h5)")
-        episodes = [ep for ep in load_episodes(paths, spec, states=True) if ep.success]
+        episodes = [ep for ep in load_episodes(paths, spec, states=True, actions=True) if ep.success]
         if not episodes:
             raise ValueError(f"no successful episode in {', '.join(map(str, paths))}: demos as preferences take expert "
                              f"demos (robreward demos record --task {spec.name} --source expert --out FILE.h5)")
         features, rewards = [], []
         env = BatchedEnv(spec, num_envs=min(CHUNK, max(len(ep.obs) for ep in episodes)), seed=0)
         env.reset()
-        actions_of = {}
-        for source in dict.fromkeys(ep.source for ep in episodes):
-            with warnings.catch_warnings():  # load_episodes has said it about this file
-                warnings.simplefilter("ignore")
-                with DemoDataset(source, task=spec) as ds:
-                    actions_of.update({(source, ep.index): np.asarray(ds.episode(ep.index, fields=("actions",))["actions"])
-                                       for ep in episodes if ep.source == source})
         try:
             for ep in episodes:
-                actions = torch.as_tensor(actions_of[ep.source, ep.index], dtype=torch.float32)
+                actions = torch.as_tensor(ep.actions)
                 steps = len(actions)
                 if steps < length:
                     continue

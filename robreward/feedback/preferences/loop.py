@@ -257,11 +257,12 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
                 demo_labeled.add(*demos.pairs(segments, config.demo_pairs, np.random.default_rng([config.seed, k, 3])), k)
             # 6. train the reward ensemble on every label so far (Bradley-Terry, ties 0.5, skips dropped), the free
             #    demo pairs beside them; "relabel": the next PPO phase reads the updated model (on-policy, no replay)
-            if demo_labeled is not None and labeled.answered:
-                report = model.fit(cat_pairs([labeled.all_pairs(), demo_labeled.all_pairs()]),
-                                   labeled.labels + demo_labeled.labels)
-            else:
-                report = model.fit(labeled.all_pairs(), labeled.labels) if labeled.answered else None
+            report = None
+            if labeled.answered:
+                pairs, pair_labels = labeled.all_pairs(), labeled.labels
+                if demo_labeled is not None:
+                    pairs, pair_labels = cat_pairs([pairs, demo_labeled.all_pairs()]), pair_labels + demo_labeled.labels
+                report = model.fit(pairs, pair_labels)
             # 7. metrics on the held-out worlds: preference accuracy, EPIC distance to the hand reward
             round_metrics = {"round": k, "ppo_step": ppo_step, "queries": num_queries, "select": method,
                              "queries_used": labeled.size, "labels_answered": labeled.answered,

@@ -141,6 +141,8 @@ class Episode:
     """The episode's randomized model fields (image inputs), if the task has any."""
     frames: np.ndarray | None = None
     """[T+1, S, S, 3] uint8 rendered frames (image inputs), else None."""
+    actions: np.ndarray | None = None
+    """[T, act_dim] float32 actions (load_episodes(actions=True)), else None."""
 
     def targets(self, failure_cap: float) -> np.ndarray:
         """Target progress per obs row [T+1] (module docstring)."""
@@ -150,9 +152,9 @@ class Episode:
         return (failure_cap * steps / max(len(self.obs) - 1, 1)).astype(np.float32)
 
 
-def load_episodes(paths: Sequence, spec: TaskSpec, states: bool = False) -> list[Episode]:
+def load_episodes(paths: Sequence, spec: TaskSpec, states: bool = False, actions: bool = False) -> list[Episode]:
     """Every episode of the datasets; ValueError for a dataset of another task or model. ``states``: also read
-    each episode's full states (for rendering its frames: attach_frames)."""
+    each episode's full states (for rendering its frames: attach_frames); ``actions``: also its actions."""
     from robreward.demos.format import DemoDataset
 
     episodes = []
@@ -169,7 +171,8 @@ def load_episodes(paths: Sequence, spec: TaskSpec, states: bool = False) -> list
             if int(ds.attrs.get("obs_dim", spec.obs_dim)) != spec.obs_dim:
                 raise ValueError(f"{path}: observations of size {ds.attrs.get('obs_dim')}, task {spec.name} has "
                                  f"{spec.obs_dim}: re-record the demos with this version of the task")
-            fields = ("obs", "success") + (("initial_state", "qpos", "qvel", "model_fields") if states else ())
+            fields = (("obs", "success") + (("initial_state", "qpos", "qvel", "model_fields") if states else ())
+                      + (("actions",) if actions else ()))
             for i in range(len(ds)):
                 ep = ds.episode(i, fields=fields)
                 flags = np.asarray(ep["success"], dtype=bool)
@@ -181,7 +184,8 @@ def load_episodes(paths: Sequence, spec: TaskSpec, states: bool = False) -> list
                     full = demo_states(ep, spec)
                 episodes.append(Episode(np.asarray(ep["obs"], np.float32), success,
                                         int(np.argmax(flags)) + 1 if success else -1, str(path), i,
-                                        states=full, model_fields=(ep.get("model_fields") or None) if states else None))
+                                        states=full, model_fields=(ep.get("model_fields") or None) if states else None,
+                                        actions=np.asarray(ep["actions"], np.float32) if actions else None))
     return episodes
 
 
