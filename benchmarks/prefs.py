@@ -40,6 +40,7 @@ as such rather than stopping the grid). The summary then gives robreward's mean 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -50,6 +51,7 @@ import numpy as np
 
 from robreward.envs.bench import machine_info
 from robreward.feedback.preferences.config import FINAL_POLICIES, PrefsConfig
+from robreward.feedback.preferences.model import EnsembleConfig
 from robreward.fileio import atomic_write_json
 
 HERE = Path(__file__).parent
@@ -71,14 +73,18 @@ IMITATION_PYTHON = HERE.parent / ".venv-imitation" / "bin" / "python"
 # auto) are cells with the suffix "[norm_...+]best+ff0.5" (restart+ff0.5 before the best-of-two choice).
 PAIRING, FINAL_POLICY, FEEDBACK_FRACTION = "mixed", "continue", 0.75
 DEMO_PAIRS = 50  # --demos: free pairs per round (PrefsConfig.demo_pairs)
+STOP_ACCURACY = 0.97  # EnsembleConfig.stop_accuracy the grid began with (B-Pref's)
+# --surf: SURF (Park et al. 2022) on 25-step segments: windows of 20-25 steps, pseudo-labels where a member is 99% sure
+SURF = {"crop": 0.8, "pseudo_threshold": 0.99, "pseudo_ratio": 4, "pseudo_weight": 1.0}
 
 
 def variant_name(pairing: str = PAIRING, features: tuple[str, ...] = (), action: bool = True,
                  final_policy: str = FINAL_POLICY, feedback_fraction: float = FEEDBACK_FRACTION,
-                 demo_pairs: int = 0) -> str:
+                 demo_pairs: int = 0, stop_accuracy: float | None = STOP_ACCURACY, surf: bool = False) -> str:
     """'' for the naming reference (PAIRING, FINAL_POLICY, FEEDBACK_FRACTION, the observation), else what differs, e.g. 'any' or 'norm_ee_to_cube+norm_cube_to_goal+noact'
     (``|x|``, the norm of field x, is written norm_x; final_policy restart or best adds its name, a feedback
-    fraction of 0.5 'ff0.5', demos as free preferences 'demos' and the pairs per round unless 50, e.g. 'demos20'):
+    fraction of 0.5 'ff0.5', demos as free preferences 'demos' and the pairs per round unless 50, e.g. 'demos20', a
+    reward fit that never stops at a train accuracy 'nostop', one that stops at another 'stop0.99', SURF 'surf'):
     the suffix of the cell directory and the row's variant."""
     parts = [] if pairing == PAIRING else [pairing]
     from robreward.feedback.preferences.model import norm_field
@@ -88,6 +94,8 @@ def variant_name(pairing: str = PAIRING, features: tuple[str, ...] = (), action:
     parts += [] if final_policy == FINAL_POLICY else [final_policy]
     parts += [] if feedback_fraction == FEEDBACK_FRACTION else [f"ff{feedback_fraction:g}"]
     parts += [] if not demo_pairs else ["demos" if demo_pairs == DEMO_PAIRS else f"demos{demo_pairs}"]
+    parts += [] if stop_accuracy == STOP_ACCURACY else ["nostop" if stop_accuracy is None else f"stop{stop_accuracy:g}"]
+    parts += ["surf"] if surf else []
     return "+".join(parts)
 
 
@@ -121,16 +129,18 @@ def metric_for(task: str) -> str:
 def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: Path, per_round: int,
              pairing: str = PAIRING, features: tuple[str, ...] = (), action: bool = True,
              final_policy: str = FINAL_POLICY, feedback_fraction: float = FEEDBACK_FRACTION,
-             demo_pairs: int = 0) -> dict:
+             demo_pairs: int = 0, stop_accuracy: float | None = STOP_ACCURACY, surf: bool = False) -> dict:
     from robreward.eval.baseline import load_baseline
     from robreward.feedback.preferences.loop import STATE_FILE, PrefsConfig, load_prefs_config, train_preferences
 
-    variant = variant_name(pairing, features, action, final_policy, feedback_fraction, demo_pairs)
+    variant = variant_name(pairing, features, action, final_policy, feedback_fraction, demo_pairs, stop_accuracy, surf)
     out = cell_dir(work, task, teacher, budget, seed, variant, steps)
     config = PrefsConfig(task=task, teacher=teacher, queries=budget, per_round=min(per_round, budget), steps=steps,
                          num_envs=64, seed=seed, out=str(out), progress=False, pairing=pairing, features=features,
                          feature_action=action, final_policy=final_policy, feedback_fraction=feedback_fraction,
-                         demos=(str(expert_demos(task)),) if demo_pairs else (), demo_pairs=demo_pairs or DEMO_PAIRS)
+                         demos=(str(expert_demos(task)),) if demo_pairs else (), demo_pairs=demo_pairs or DEMO_PAIRS,
+                         ensemble=dataclasses.replace(EnsembleConfig(), stop_accuracy=stop_accuracy,
+                                                      **(SURF if surf else {})))
     state_path = out / STATE_FILE
     started = time.perf_counter()
     if state_path.is_file():
@@ -150,7 +160,7 @@ def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: 
     hand = baseline.hand[key]
     return {"task": task, "teacher": teacher, "queries": budget, "seed": seed, "variant": variant, "pairing": pairing,
             "features": list(features), "feature_action": action, "final_policy": final_policy,
-            "feedback_fraction": feedback_fraction, "demo_pairs": demo_pairs, "steps": steps, "run_dir": str(out), "metric": key,
+            "feedback_fraction": feedback_fraction, "demo_pairs": demo_pairs, "stop_accuracy": stop_accuracy, "surf": surf, "steps": steps, "run_dir": str(out), "metric": key,
             "policy": result[key], "hand_baseline": hand, "fraction_of_hand": result[key] / hand,
             "success_rate": result["success_rate"], "return_mean": result["return_mean"],
             "heldout_accuracy": metrics.get("heldout_accuracy"), "epic_distance": metrics.get("epic_distance"),
@@ -281,6 +291,13 @@ def main(argv=None) -> int:
     parser.add_argument("--demos", type=int, default=0, metavar="PAIRS",
                         help=f"demonstrations as free preferences: PAIRS free pairs per round from demos/<task>-expert.h5 "
                              f"(0: none, the default; {DEMO_PAIRS}: PrefsConfig's)")
+    parser.add_argument("--stop-accuracy", default=str(STOP_ACCURACY), metavar="ACC|none",
+                        help="the reward fit stops at this train accuracy (EnsembleConfig.stop_accuracy; default "
+                             f"{STOP_ACCURACY}, B-Pref's), or none: always its full epochs")
+    parser.add_argument("--surf", action="store_true",
+                        help="SURF (Park et al. 2022): the reward fit crops each pair to windows of 20-25 of the 25 "
+                             "steps and adds the pseudo-labels a member is 99%% sure of on 2,000 unlabeled pairs of "
+                             "the round (4 per labeled pair in each minibatch)")
     parser.add_argument("--work", default=str(HERE / "results" / "prefs_runs"), help="cell run directories")
     parser.add_argument("--out", default=str(HERE / "results" / "prefs.json"))
     parser.add_argument("--retrain", action="store_true",
@@ -319,8 +336,13 @@ def main(argv=None) -> int:
         features = {task: expand_features(get_task(task), given) for task in tasks}
     except ValueError as err:
         parser.error(str(err))
+    try:
+        stop_accuracy = None if args.stop_accuracy.lower() == "none" else float(args.stop_accuracy)
+        dataclasses.replace(EnsembleConfig(), stop_accuracy=stop_accuracy)
+    except ValueError as err:
+        parser.error(f"--stop-accuracy: {err} (a number in (0, 1], or none)")
     variant = {task: variant_name(args.pairing, features[task], not args.no_action, args.final_policy,
-                                  args.feedback_fraction, args.demos) for task in tasks}
+                                  args.feedback_fraction, args.demos, stop_accuracy, args.surf) for task in tasks}
     cells = [(t, te, b, s) for t in tasks for te in teachers for b in budgets for s in seeds]
     if args.list:
         for cell in cells:
@@ -348,7 +370,8 @@ def main(argv=None) -> int:
         steps = args.steps or STEPS[task]
         print(f"cell {task} {teacher} q{budget} s{seed} ({steps:,} PPO steps)", flush=True)
         row = run_cell(task, teacher, budget, seed, steps, work, args.per_round, args.pairing, features[task],
-                       not args.no_action, args.final_policy, args.feedback_fraction, args.demos)
+                       not args.no_action, args.final_policy, args.feedback_fraction, args.demos, stop_accuracy,
+                       args.surf)
         rows[(task, teacher, budget, seed, variant[task], steps)] = row
         print(json.dumps(row), flush=True)
         write()

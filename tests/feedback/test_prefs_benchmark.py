@@ -22,11 +22,14 @@ def test_cells_of_another_variant_get_their_own_directory(bench, tmp_path):
     assert bench.variant_name() == "" and bench.variant_name("any") == "any"
     assert bench.variant_name("mixed", ("|ee_to_cube|", "qpos"), False) == "norm_ee_to_cube+qpos+noact"
     assert bench.variant_name(final_policy="restart", feedback_fraction=0.5) == "restart+ff0.5"
+    assert bench.variant_name(stop_accuracy=None) == "nostop" and bench.variant_name(stop_accuracy=0.99) == "stop0.99"
+    assert bench.variant_name(stop_accuracy=bench.STOP_ACCURACY) == ""
     from robreward.feedback.preferences.loop import PrefsConfig
 
     # the naming reference is the settings the grid began with, so older rows keep their meaning; a cell of
     # today's defaults names what differs from them
     assert (bench.PAIRING, bench.FINAL_POLICY, bench.FEEDBACK_FRACTION) == ("mixed", "continue", 0.75)
+    assert bench.STOP_ACCURACY == 0.97
     from robreward.envs.registry import get_task
     from robreward.feedback.preferences.model import expand_features
 

@@ -150,6 +150,26 @@ def test_state_entropy_pretraining_runs_before_the_first_queries(tmp_path):
     assert [int(r["step"]) for r in rows] == [128 * (i + 1) for i in range(16)]  # one continuous PPO run
 
 
+def test_surf_fits_each_round_on_its_labels_and_that_rounds_unlabeled_pairs(tmp_path, monkeypatch):
+    fits = []
+    original = PreferenceReward.fit
+
+    def spy(self, pairs, labels, **kwargs):
+        fits.append((pairs.size, kwargs.get("unlabeled")))
+        return original(self, pairs, labels, **kwargs)
+
+    monkeypatch.setattr(PreferenceReward, "fit", spy)
+    ensemble = EnsembleConfig(hidden=(32,), epochs=5, crop=0.8, pseudo_threshold=0.9)
+    train_preferences(tiny(tmp_path / "run", queries=20, final_policy="continue", ensemble=ensemble))
+    assert [size for size, _ in fits] == [10, 20]
+    for _, unlabeled in fits:  # pairs of this round's segments, as many as the loop draws, none of them labeled
+        assert unlabeled is not None and unlabeled.size == loop_module.UNLABELED_PAIRS
+        assert unlabeled.first.length == 10
+    assert not torch.equal(fits[0][1].first.features, fits[1][1].first.features)
+    saved = PreferenceReward.load(tmp_path / "run" / "reward" / "round_001.pt")
+    assert (saved.config.crop, saved.config.pseudo_threshold) == (0.8, 0.9)  # the run's reward says how it was fit
+
+
 def _checkpoint_step(ppo_dir) -> int:
     from robreward.rl.runner import LATEST, load_checkpoint
 
@@ -283,6 +303,8 @@ def test_round_steps_by_hand():
     (dict(feedback_fraction=0), r"feedback_fraction must be in \(0, 1\]"),
     (dict(pairing="same"), "unknown pairing 'same': choose one of any, episode, mixed"),
     (dict(final_policy="reset"), "unknown final_policy 'reset': choose one of continue, restart, best"),
+    (dict(reward_inputs="image", ensemble=EnsembleConfig(crop=0.8)), "SURF's crop and pseudo-labels train state"),
+    (dict(reward_inputs="both", ensemble=dict(pseudo_threshold=0.99)), "SURF's crop and pseudo-labels train state"),
 ])
 def test_config_errors(overrides, message):
     with pytest.raises(ValueError, match=message):

@@ -141,6 +141,9 @@ class PrefsConfig:
                 not 16 <= self.image_size <= 256:
             raise ConfigError("image_size", f"must be an integer in 16..256 pixels, got {self.image_size!r}")
         check_min("seed", self.seed, 0)
+        if self.reward_inputs != "state" and (self.ensemble.crop < 1 or self.ensemble.pseudo_threshold is not None):
+            raise ConfigError("ensemble", "SURF's crop and pseudo-labels train state reward models only "
+                              "(--reward-inputs state); leave ensemble.crop at 1 and pseudo_threshold unset")
         if self.demos and self.reward_inputs != "state":
             raise ConfigError("demos", "demos as preferences need a state reward model (--reward-inputs state): "
                               "the demos' frames are not rendered for image reward models")

@@ -113,12 +113,16 @@ from robreward.feedback.preferences.segments import (
     cat_pairs,
     choose_queries,
     query_schedule,
+    sample_pairs,
     segment_episodes,
     with_frame_rows,
 )
 from robreward.fileio import atomic_write_json
 
 HELDOUT_SEED_OFFSET = 1_000_003
+UNLABELED_PAIRS = 2000
+"""SURF's pseudo-labels (``ensemble.pseudo_threshold``): random pairs of each round's segments the reward fit may
+pseudo-label (the pool of that round's fit)."""
 
 
 # -- the timeline (the configuration is config.py) ------------------------------------------
@@ -211,6 +215,7 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
             if k < done:
                 continue
             rng = np.random.default_rng([config.seed, k])
+            unlabeled = None
             rendered = (bank.rendered, bank.render_seconds) if bank is not None else None
             # 1. PPO up to this round: state-entropy pre-training before round 0, the learned reward after
             if k == 0:
@@ -233,11 +238,15 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
                 #    round that a crash interrupted asks the same pairs again: their labels are in the store)
                 method = config.select if model.num_fits else "uniform"
                 queries = human.pending_pairs(k) if human is not None else None
+                groups = segment_episodes(query_worlds, segments) if config.pairing != "any" else None
+                within = 0.5 if config.pairing == "mixed" else 1.0
+                if config.ensemble.pseudo_threshold is not None:  # SURF: pairs of this round nobody labels
+                    unlabeled = sample_pairs(segments, UNLABELED_PAIRS, np.random.default_rng([config.seed, k, 4]),
+                                             groups, within)
                 if queries is None:
-                    groups = segment_episodes(query_worlds, segments) if config.pairing != "any" else None
                     queries = choose_queries(segments, num_queries, method, rng,
                                              model=model if model.num_fits else None, groups=groups,
-                                             within=0.5 if config.pairing == "mixed" else 1.0)
+                                             within=within)
                 # (a person's pairs asked again after a crash get this rollout's frame rows)
                 queries = _pairs_with_frames(queries, offset, query_worlds.num_envs)
                 # 5. labels from the teacher (B-Pref's reference return: mean hand reward per step x H), or from
@@ -262,7 +271,7 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
                 pairs, pair_labels = labeled.all_pairs(), labeled.labels
                 if demo_labeled is not None:
                     pairs, pair_labels = cat_pairs([pairs, demo_labeled.all_pairs()]), pair_labels + demo_labeled.labels
-                report = model.fit(pairs, pair_labels)
+                report = model.fit(pairs, pair_labels, unlabeled=unlabeled)
             # 7. metrics on the held-out worlds: preference accuracy, EPIC distance to the hand reward
             round_metrics = {"round": k, "ppo_step": ppo_step, "queries": num_queries, "select": method,
                              "queries_used": labeled.size, "labels_answered": labeled.answered,

@@ -197,6 +197,17 @@ class EnsembleConfig:
     """As a Reward, standardize the ensemble mean over the training steps (set at every fit)."""
     seed: int = 0
     """Seeds member initialization, bootstraps, shuffles and validation splits."""
+    crop: float = 1.0
+    """SURF's temporal augmentation (Park et al. 2022): every time a pair is drawn for a gradient step, both
+    segments are cut to a window of one random length, uniform in [crop * H, H] steps, each at its own random
+    start (the label kept). 1.0: off."""
+    pseudo_threshold: Optional[float] = None
+    """SURF's pseudo-labels: the unlabeled pairs given to ``fit`` train each member with the label it predicts
+    itself, on the pairs it is at least this sure of (P or 1 - P >= threshold). None: off."""
+    pseudo_ratio: int = 4
+    """With pseudo-labels: unlabeled pairs drawn per labeled pair of each minibatch (SURF's mu)."""
+    pseudo_weight: float = 1.0
+    """With pseudo-labels: weight of their loss beside the labeled pairs' (SURF's lambda)."""
 
     def __post_init__(self):
         if self.num_members < 1:
@@ -213,6 +224,14 @@ class EnsembleConfig:
             raise ValueError(f"stop_accuracy must be in (0, 1] or None, got {self.stop_accuracy}")
         if not (0 <= self.validation_fraction < 1):
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+        if not (0 < self.crop <= 1):
+            raise ValueError(f"crop must be in (0, 1] (the shortest window as a share of the segment; 1: off), "
+                             f"got {self.crop}")
+        if self.pseudo_threshold is not None and not (0.5 < self.pseudo_threshold < 1):
+            raise ValueError(f"pseudo_threshold must be in (0.5, 1) or None (off), got {self.pseudo_threshold}")
+        if self.pseudo_ratio < 1 or not (self.pseudo_weight > 0):
+            raise ValueError(f"pseudo_ratio must be >= 1 and pseudo_weight > 0, got {self.pseudo_ratio}, "
+                             f"{self.pseudo_weight}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,6 +302,7 @@ class PreferenceReward:
         self.output_mean = torch.zeros((), device=self.device)
         self.output_std = torch.ones((), device=self.device)
         self.num_fits = 0
+        self._unlabeled: Optional[SegmentPairs] = None  # during a fit: the pairs for pseudo-labels
 
     # -- predictions ------------------------------------------------------------------------
     @property
@@ -335,8 +355,10 @@ class PreferenceReward:
         return total, {"learned": total}
 
     # -- training ---------------------------------------------------------------------------
-    def fit(self, pairs: SegmentPairs, labels: Sequence, *, epochs: Optional[int] = None) -> FitReport:
-        """Train every member on the labeled pairs (Bradley-Terry); see the module docstring."""
+    def fit(self, pairs: SegmentPairs, labels: Sequence, *, epochs: Optional[int] = None,
+            unlabeled: Optional[SegmentPairs] = None) -> FitReport:
+        """Train every member on the labeled pairs (Bradley-Terry); see the module docstring. ``unlabeled``:
+        pairs nobody labeled, for the pseudo-labels of ``config.pseudo_threshold`` (ignored when it is None)."""
         if len(labels) != pairs.size:
             raise ValueError(f"got {len(labels)} labels for {pairs.size} pairs: one label per pair")
         if pairs.first.features.shape[-1] != self.input_dim:
@@ -346,6 +368,13 @@ class PreferenceReward:
         if len(keep) == 0:
             raise ValueError(f"no labeled pairs to train on: all {len(labels)} queries were skipped")
         cfg = self.config
+        if cfg.pseudo_threshold is not None and unlabeled is not None and unlabeled.size:
+            if unlabeled.first.features.shape[-1] != self.input_dim:
+                raise ValueError(f"unlabeled pairs have {unlabeled.first.features.shape[-1]} features per step, "
+                                 f"the model expects {self.input_dim}")
+            self._unlabeled = unlabeled.to(self.device)
+        else:
+            self._unlabeled = None
         data = pairs.index(keep).to(self.device)
         targets = targets.to(self.device)
         if cfg.normalize_inputs and self.num_fits == 0:
@@ -379,6 +408,7 @@ class PreferenceReward:
         if n_val and best[1] is not None:
             self.members.load_state_dict(best[1])
             val_loss, val_acc = self._evaluate(data.index(val_idx), targets[val_idx])
+        self._unlabeled = None
         self.num_fits += 1
         if cfg.normalize_output:
             self._set_output_stats(data)
@@ -386,18 +416,28 @@ class PreferenceReward:
         return FitReport(epoch, n, ties, len(labels) - n, acc, loss_value, val_acc, val_loss, stopped)
 
     def _epoch(self, data: SegmentPairs, targets: Tensor, boots: list[Tensor]) -> tuple[float, float]:
-        """One pass: every member steps through its own shuffled bootstrap, losses summed (B-Pref)."""
-        bs = self.config.batch_size
+        """One pass: every member steps through its own shuffled bootstrap, losses summed (B-Pref); with SURF's
+        options, on cropped pairs and with the member's confident pseudo-labels of unlabeled pairs beside them.
+        The accuracy is over the uncropped labeled pairs."""
+        cfg = self.config
+        bs = cfg.batch_size
         perms = [b[torch.randperm(len(b), generator=self._gen).to(self.device)] for b in boots]
+        unlabeled = self._unlabeled
         correct = counted = 0
         total_loss, steps = 0.0, 0
         for start in range(0, len(perms[0]), bs):
             loss = 0.0
             for m, perm in enumerate(perms):
                 idx = perm[start:start + bs]
-                logits = self._member_logits(m, data.index(idx))
+                batch = data.index(idx)
+                logits = self._member_logits(m, self._crop(batch))
                 y = targets[idx]
                 loss = loss + nn.functional.binary_cross_entropy_with_logits(logits, y)
+                if cfg.crop < 1:
+                    with torch.no_grad():
+                        logits = self._member_logits(m, batch)
+                if unlabeled is not None:
+                    loss = loss + cfg.pseudo_weight * self._pseudo_loss(m, unlabeled, cfg.pseudo_ratio * len(idx))
                 hard = (y == 0) | (y == 1)
                 correct += int(((logits > 0) == (y > 0.5))[hard].sum())
                 counted += int(hard.sum())
@@ -407,6 +447,44 @@ class PreferenceReward:
             total_loss += float(loss.detach()) / len(perms)
             steps += 1
         return (correct / counted if counted else float("nan")), total_loss / max(steps, 1)
+
+    def _crop(self, batch: SegmentPairs) -> SegmentPairs:
+        """SURF's temporal augmentation (``config.crop``): each pair's segments masked to a window of one random
+        length, each at its own random start; the batch itself when crop is 1."""
+        if self.config.crop >= 1:
+            return batch
+        b, h = batch.size, batch.first.length
+        shortest = max(1, math.ceil(self.config.crop * h))
+        length = torch.randint(shortest, h + 1, (b, 1), generator=self._gen)
+        t = torch.arange(h)
+
+        def window(seg: SegmentBatch) -> SegmentBatch:
+            start = (torch.rand((b, 1), generator=self._gen) * (h - length + 1)).long()
+            inside = ((t >= start) & (t < start + length)).to(seg.mask.device)
+            return seg._replace(mask=seg.mask & inside)
+
+        return SegmentPairs(window(batch.first), window(batch.second))
+
+    def _pseudo_loss(self, m: int, unlabeled: SegmentPairs, count: int) -> Tensor:
+        """SURF's pseudo-label loss of member m on ``count`` random unlabeled pairs: the BCE against its own
+        labels (``pseudo_labels``) on the pairs it is sure of, cropped like the labeled ones; 0 when none."""
+        idx = torch.randint(unlabeled.size, (count,), generator=self._gen).to(self.device)
+        batch = unlabeled.index(idx)
+        sure, targets = self.pseudo_labels(m, batch)
+        if not bool(sure.any()):
+            return torch.zeros((), device=self.device)
+        logits = self._member_logits(m, self._crop(batch.index(sure)))
+        return nn.functional.binary_cross_entropy_with_logits(logits, targets[sure])
+
+    def pseudo_labels(self, m: int, pairs: SegmentPairs) -> tuple[Tensor, Tensor]:
+        """(sure [B] bool, labels [B]) of member m: its hard prediction (1: second preferred) and whether its
+        P(second preferred) is at least ``config.pseudo_threshold`` from a coin flip either way."""
+        if self.config.pseudo_threshold is None:
+            raise ValueError("pseudo_labels needs config.pseudo_threshold (SURF's tau), which is None")
+        with torch.no_grad():
+            p = torch.sigmoid(self._member_logits(m, pairs.to(self.device)))
+        tau = float(self.config.pseudo_threshold)
+        return (p >= tau) | (p <= 1 - tau), (p > 0.5).float()
 
     def _member_logits(self, m: int, batch: SegmentPairs) -> Tensor:
         def ret(seg: SegmentBatch) -> Tensor:
