@@ -74,8 +74,8 @@ IMITATION_PYTHON = HERE.parent / ".venv-imitation" / "bin" / "python"
 PAIRING, FINAL_POLICY, FEEDBACK_FRACTION = "mixed", "continue", 0.75
 DEMO_PAIRS = 50  # --demos: free pairs per round (PrefsConfig.demo_pairs)
 STOP_ACCURACY = 0.97  # EnsembleConfig.stop_accuracy the grid began with (B-Pref's)
-# --surf: SURF (Park et al. 2022) on 25-step segments: windows of 20-25 steps, pseudo-labels where a member is 99% sure
-SURF = {"crop": 0.8, "pseudo_threshold": 0.99, "pseudo_ratio": 4, "pseudo_weight": 1.0}
+# --surf: SURF (Park et al. 2022) as the example config a user passes to `prefs train --config` sets it
+SURF_CONFIG = HERE.parent / "examples" / "prefs-surf.yaml"
 
 
 def variant_name(pairing: str = PAIRING, features: tuple[str, ...] = (), action: bool = True,
@@ -97,6 +97,13 @@ def variant_name(pairing: str = PAIRING, features: tuple[str, ...] = (), action:
     parts += [] if stop_accuracy == STOP_ACCURACY else ["nostop" if stop_accuracy is None else f"stop{stop_accuracy:g}"]
     parts += ["surf"] if surf else []
     return "+".join(parts)
+
+
+def surf_settings() -> dict:
+    """The EnsembleConfig fields of --surf: examples/prefs-surf.yaml's."""
+    import yaml
+
+    return dict(yaml.safe_load(SURF_CONFIG.read_text())["ensemble"])
 
 
 def cell_dir(work: Path, task: str, teacher: str, budget: int, seed: int, variant: str = "",
@@ -140,7 +147,7 @@ def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: 
                          feature_action=action, final_policy=final_policy, feedback_fraction=feedback_fraction,
                          demos=(str(expert_demos(task)),) if demo_pairs else (), demo_pairs=demo_pairs or DEMO_PAIRS,
                          ensemble=dataclasses.replace(EnsembleConfig(), stop_accuracy=stop_accuracy,
-                                                      **(SURF if surf else {})))
+                                                      **(surf_settings() if surf else {})))
     state_path = out / STATE_FILE
     started = time.perf_counter()
     if state_path.is_file():
@@ -295,9 +302,9 @@ def main(argv=None) -> int:
                         help="the reward fit stops at this train accuracy (EnsembleConfig.stop_accuracy; default "
                              f"{STOP_ACCURACY}, B-Pref's), or none: always its full epochs")
     parser.add_argument("--surf", action="store_true",
-                        help="SURF (Park et al. 2022): the reward fit crops each pair to windows of 20-25 of the 25 "
-                             "steps and adds the pseudo-labels a member is 99%% sure of on 2,000 unlabeled pairs of "
-                             "the round (4 per labeled pair in each minibatch)")
+                        help="SURF (Park et al. 2022) in the reward fit, with examples/prefs-surf.yaml's settings: "
+                             "each pair cut to windows of 20-25 of the 25 steps, the pseudo-labels a member is 99%% "
+                             "sure of on 2,000 unlabeled pairs of the round (4 per labeled pair in each minibatch)")
     parser.add_argument("--work", default=str(HERE / "results" / "prefs_runs"), help="cell run directories")
     parser.add_argument("--out", default=str(HERE / "results" / "prefs.json"))
     parser.add_argument("--retrain", action="store_true",

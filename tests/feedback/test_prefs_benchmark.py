@@ -23,7 +23,11 @@ def test_cells_of_another_variant_get_their_own_directory(bench, tmp_path):
     assert bench.variant_name("mixed", ("|ee_to_cube|", "qpos"), False) == "norm_ee_to_cube+qpos+noact"
     assert bench.variant_name(final_policy="restart", feedback_fraction=0.5) == "restart+ff0.5"
     assert bench.variant_name(stop_accuracy=None) == "nostop" and bench.variant_name(stop_accuracy=0.99) == "stop0.99"
-    assert bench.variant_name(stop_accuracy=bench.STOP_ACCURACY) == ""
+    assert bench.variant_name(stop_accuracy=bench.STOP_ACCURACY) == "" and bench.variant_name(surf=True) == "surf"
+    from robreward.feedback.preferences.model import EnsembleConfig
+
+    surf = EnsembleConfig(**bench.surf_settings())  # --surf is the example config users pass to prefs train
+    assert (surf.crop, surf.pseudo_threshold, surf.pseudo_ratio) == (0.8, 0.99, 4)
     from robreward.feedback.preferences.loop import PrefsConfig
 
     # the naming reference is the settings the grid began with, so older rows keep their meaning; a cell of
