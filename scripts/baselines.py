@@ -120,6 +120,7 @@ def run_cells(configs: list[TrainConfig], ray: str | None = None, log=print, bat
     float rounding), else one after another, or as Ray tasks (``ray``: an address or "local"). Returns the
     errors of failed cells ("out: error"); the others are done."""
     from robreward.codegen.training import train_candidates, train_one
+    from robreward.rundir import RunDir
 
     todo = [c for c in configs if not is_done(c)]
     for config in configs:
@@ -132,15 +133,19 @@ def run_cells(configs: list[TrainConfig], ray: str | None = None, log=print, bat
             key = (config.task, config.steps, config.num_envs, config.backend, config.eval_episodes, repr(config.ppo))
             groups.setdefault(key, []).append(config)
         for (task, steps, worlds, backend, episodes, _), cells in groups.items():
-            for config in cells:  # a failure of an earlier attempt is retried
-                (Path(config.out) / "failed.json").unlink(missing_ok=True)
+            for config in cells:  # a failure of an earlier attempt is retried (not one another process is writing)
+                if not RunDir(config.out).in_use():
+                    (Path(config.out) / "failed.json").unlink(missing_ok=True)
             start = time.time()
             log(f"  {task}: {len(cells)} cell(s) at once, {steps:,} steps x {worlds} worlds each")
             train_candidates(task, [c.reward for c in cells], steps, [c.seed for c in cells], [c.out for c in cells],
                              num_envs=worlds, eval_episodes=episodes, ppo=cells[0].ppo, backend=backend)
             for config in cells:
                 failed = Path(config.out) / "failed.json"
-                if not is_done(config):
+                if not is_done(config) and RunDir(config.out).in_use():
+                    errors.append(f"{config.out}: being trained by another process (left to it)")
+                    log(f"  SKIPPED {config.out}: another process is training it")
+                elif not is_done(config):
                     reason = json.loads(failed.read_text()).get("error") if failed.is_file() else "no eval.json"
                     errors.append(f"{config.out}: {reason}")
                     log(f"  FAILED {config.out}: {reason}")

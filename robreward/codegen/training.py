@@ -29,10 +29,14 @@ def train_candidates(task: str, files: Sequence, steps: int, seed: int | Sequenc
     machine) every unfinished run is a Ray task instead (one GPU each where the cluster has GPUs,
     else one CPU), resuming from its checkpoint like the sequential runner; the run directories
     must be on a file system every node sees. A candidate whose training raises gets
-    ``failed.json`` in its run dir instead of stopping the others."""
+    ``failed.json`` in its run dir instead of stopping the others. A run directory that another process is
+    training in (it holds the directory's lock, robreward.rundir) is left alone: not removed, trained, marked
+    failed or reported to on_done; it has no eval.json when this returns."""
     from robreward.rl.runner import LATEST
+    from robreward.rundir import RunDir
 
     out_dirs = [Path(out) for out in out_dirs]
+    busy = {i for i, out in enumerate(out_dirs) if RunDir(out).in_use()}
     seeds = [int(seed)] * len(out_dirs) if isinstance(seed, int) else [int(s) for s in seed]
     if len(seeds) != len(out_dirs) or len(files) != len(out_dirs):
         raise ValueError(f"need one reward file, seed and run dir per run: got {len(files)} file(s), "
@@ -46,7 +50,7 @@ def train_candidates(task: str, files: Sequence, steps: int, seed: int | Sequenc
 
         groups: dict[int, list[int]] = {}  # checkpoint step (0: fresh) -> runs
         for i, out in enumerate(out_dirs):
-            if not _finished(out):
+            if not _finished(out) and i not in busy:
                 at = checkpoint_step(out / "checkpoints" / LATEST)
                 if at is not None and at < steps:
                     groups.setdefault(at, []).append(i)
@@ -66,6 +70,8 @@ def train_candidates(task: str, files: Sequence, steps: int, seed: int | Sequenc
                         _write_failed(out_dirs[i], err)
 
     for index, (file, out) in enumerate(zip(files, out_dirs)):
+        if index in busy:
+            continue
         if not _finished(out):
             try:
                 train_one(_config(task, file, steps, seeds[index], out, num_envs, eval_episodes, ppo=ppo,

@@ -80,6 +80,21 @@ class Trainer:
         self.isolate = self.num > 1 if isolate_failures is None else bool(isolate_failures)
         self.run_dirs = [Path(c.out) for c in self.configs]
         self.runs = [RunDir(path) for path in self.run_dirs]  # their files, through robreward.rundir
+        self.locks: list = []  # each run directory locked while this trainer writes it (RunDir.lock)
+        new_dirs = [run.path for run in self.runs if not run.path.exists()]
+        try:
+            for run in self.runs:
+                self.locks.append(run.lock())
+            self._setup(resume_from, rewards, rollout_threads, update_threads, periodic_checkpoints)
+        except BaseException:
+            self._release()
+            for path in new_dirs:  # a trainer that could not start leaves no empty run directory behind
+                if path.is_dir() and not any(path.iterdir()):
+                    path.rmdir()
+            raise
+
+    def _setup(self, resume_from, rewards, rollout_threads, update_threads, periodic_checkpoints) -> None:
+        first = self.configs[0]
         self.rollout_threads = int(rollout_threads or first.torch_threads)
         self.update_threads = int(update_threads or first.torch_threads)
         self.periodic = periodic_checkpoints
@@ -339,15 +354,31 @@ class Trainer:
 
     # -- the end ----------------------------------------------------------------------------------
     def close(self) -> None:
-        """Close the logs and the env (idempotent)."""
+        """Close the logs and the env, and let the run directories go (idempotent; ``finish`` lets them go
+        after its exports)."""
         for log in getattr(self, "logs", []):
             log.close()
         self.logs = []
-        self.env.close()
+        if getattr(self, "env", None) is not None:
+            self.env.close()
+        if not getattr(self, "_finishing", False):
+            self._release()
+
+    def _release(self) -> None:
+        for lock in self.locks:
+            lock.release()
 
     def finish(self, card_extra: dict | None = None, on_done=None) -> list[dict]:
         """Per candidate: failed.json, or its checkpoint, policy.onnx, MODEL_CARD.md and eval.json; then close.
         Returns [{"run_dir", "steps", "failed", "stats", "eval"}]; on_done(k, run_dir) after each candidate."""
+        self._finishing = True
+        try:
+            return self._finish(card_extra, on_done)
+        finally:
+            self._finishing = False
+            self._release()
+
+    def _finish(self, card_extra: dict | None, on_done) -> list[dict]:
         self.seconds = seconds = self.elapsed()
         for k in range(self.num):
             if self.failed_at[k] is None:

@@ -14,7 +14,9 @@ preference run) writes::
     eval.json               the evaluation (docs/architecture.md "eval.json"; EVAL_FIELDS)
     failed.json             why the run failed (the trainer's record), absent when it did not
 
-Every file is written atomically through :mod:`robreward.fileio`. ``RunDir(path)`` gives the
+Every file is written atomically through :mod:`robreward.fileio`. While a process trains in a run
+directory it holds its lock (``RunDir.lock()``, an flock on the directory, no file): a second trainer of
+it, such as a resume of a run still being written, stops with RunInUseError. ``RunDir(path)`` gives the
 paths and the readers/writers; :func:`prepare` refuses to reuse a run directory unless told to
 resume or overwrite; :func:`find_policy_run` finds the final policy of every run directory
 robreward writes (a training run, a seed group of them, a ``prefs train`` run, a ``generate`` run).
@@ -106,6 +108,8 @@ from robreward.rundir.write import (
     ProgressLog,
     RunDir,
     RunExistsError,
+    RunInUseError,
+    RunLock,
     atomic_torch_save,
     check_out,
     is_empty,
@@ -119,7 +123,8 @@ from robreward.rundir.write import (
 __all__ = ["CARD_EVAL_KEYS", "CARD_FILE", "CHECKPOINT_DIR", "CONFIG_FILE", "CSV_FIELDS", "EVAL_FIELDS", "EVAL_FILE",
            "EVAL_HEADING", "FAILED_FILE", "GENERATE_BEST_DIR", "GENERATE_FINAL_DIR", "LATEST", "LATEST_SB3",
            "MIGRATIONS", "POLICY_FILE", "PREFS_PPO_DIR", "PROGRESS_COLUMNS", "PROGRESS_FILE", "SCHEMA_VERSION",
-           "SEED_DIR", "STEP_CHECKPOINT", "TB_DIR", "PolicyRun", "ProgressLog", "RunDir", "RunExistsError",
+           "SEED_DIR", "STEP_CHECKPOINT", "TB_DIR", "PolicyRun", "ProgressLog", "RunDir", "RunExistsError", "RunInUseError",
+           "RunLock",
            "atomic_torch_save", "card_eval_section", "check_out", "find_policy_run", "is_empty", "load_checkpoint",
            "load_plain", "migrate_config", "migrate_prefs_config", "prepare", "read_config", "read_eval",
            "read_failed", "read_json", "read_progress", "render_model_card", "seed_dirs", "start_new_run",

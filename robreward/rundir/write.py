@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +129,55 @@ class RunExistsError(FileExistsError):
     """--out names a run directory that already holds files."""
 
 
+class RunInUseError(RuntimeError):
+    """Another process is training in the run directory (it holds the run's lock)."""
+
+
+class RunLock:
+    """An exclusive lock on a run directory while a process trains in it: an advisory ``flock`` on the directory
+    itself (no file is written; the kernel drops it when the process ends, however it ends). A second trainer of
+    the same directory, a resume of a run that is still being written above all, is refused at once instead of
+    both writing checkpoints and logs over each other. Without ``fcntl`` (Windows) nothing is locked."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    def acquire(self) -> "RunLock":
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - no flock on this platform
+            return self
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise RunInUseError(f"run directory {str(self.path)!r} is being written by another training process: "
+                                "wait for it to finish (or stop it), then resume it; or choose another --out") from None
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        self.release()
+
+
 @dataclass
 class RunDir:
     """A training run's directory: its paths, readers and writers (robreward.rundir's docstring)."""
@@ -150,6 +200,20 @@ class RunDir:
 
     def step_checkpoint(self, step: int) -> Path:
         return self.checkpoint_dir / f"step_{int(step):012d}.pt"
+
+    def lock(self) -> RunLock:
+        """The directory (created) locked for this process's training (RunLock); RunInUseError if another holds it."""
+        return RunLock(self.path).acquire()
+
+    def in_use(self) -> bool:
+        """Whether another process trains in this directory now (holds its lock); False for a missing one."""
+        if not self.path.is_dir():
+            return False
+        try:
+            self.lock().release()
+        except RunInUseError:
+            return True
+        return False
 
     # config
     def write_config(self, config: dict) -> Path:

@@ -170,6 +170,15 @@ def test_surf_fits_each_round_on_its_labels_and_that_rounds_unlabeled_pairs(tmp_
     assert (saved.config.crop, saved.config.pseudo_threshold) == (0.8, 0.9)  # the run's reward says how it was fit
 
 
+def test_a_preference_run_another_process_is_writing_is_refused_before_anything_is_written(tmp_path):
+    from robreward.rundir import RunInUseError, RunLock
+
+    with RunLock(tmp_path / "run"):  # as a live `prefs train` holds it
+        with pytest.raises(RunInUseError, match="is being written by another training process"):
+            train_preferences(tiny(tmp_path / "run"))
+        assert not any((tmp_path / "run").iterdir())
+
+
 def _checkpoint_step(ppo_dir) -> int:
     from robreward.rl.runner import LATEST, load_checkpoint
 

@@ -161,3 +161,19 @@ def test_ray_cells_equal_the_in_process_cells(baselines, tmp_path):
         b = here if reward == "hand" else here["sparse"]
         assert a["per_seed"][0]["return_mean"] == pytest.approx(b["per_seed"][0]["return_mean"], rel=1e-6)
         assert (tmp_path / "ray" / "v1" / "reach" / reward / "seed_0" / "eval.json").is_file()
+
+
+def test_cells_another_process_is_training_are_skipped_not_retrained(baselines, tmp_path):
+    from robreward.rundir import RunDir
+
+    configs = [baselines.cell_config("v1", "reach", "hand", seed, STEPS, tmp_path, 2, ENVS) for seed in (0, 1)]
+    held = RunDir(configs[1].out).lock()  # seed 1 is being trained elsewhere
+    logged: list[str] = []
+    try:
+        errors = baselines.run_cells(configs, log=logged.append)
+    finally:
+        held.release()
+    assert errors == [f"{configs[1].out}: being trained by another process (left to it)"]
+    assert f"  SKIPPED {configs[1].out}: another process is training it" in logged
+    assert (Path(configs[0].out) / "eval.json").is_file()  # the free cell trained
+    assert Path(configs[1].out).is_dir() and not any(Path(configs[1].out).iterdir())  # the busy one untouched

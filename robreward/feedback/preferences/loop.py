@@ -118,6 +118,7 @@ from robreward.feedback.preferences.segments import (
     with_frame_rows,
 )
 from robreward.fileio import atomic_write_json
+from robreward.rundir import RunLock
 
 HELDOUT_SEED_OFFSET = 1_000_003
 UNLABELED_PAIRS = 2000
@@ -168,7 +169,14 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
     at_step = round_steps(config, len(schedule))
     label = f"pref:{run_dir}"
     torch.set_num_threads(max(1, config.torch_threads))
+    with RunLock(run_dir):  # one process at a time writes a preference run (a second one stops at once)
+        return _train_locked(config, resume, started, run_dir, spec, teacher, featurizer, demos, schedule, at_step,
+                             label)
 
+
+def _train_locked(config: PrefsConfig, resume: bool, started: float, run_dir: Path, spec, teacher, featurizer,
+                  demos, schedule: list[int], at_step: list[int], label: str) -> dict:
+    """train_preferences after its checks of the inputs, the run directory locked."""
     if resume:
         state = _read_json(run_dir / STATE_FILE, "its state")
         saved = load_prefs_config(run_dir).to_dict()
