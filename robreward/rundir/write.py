@@ -169,7 +169,7 @@ class RunLock:
         return self._fd is not None
 
     def __enter__(self) -> "RunLock":
-        return self.acquire()
+        return self if self.held else self.acquire()
 
     def __exit__(self, *exc) -> None:
         self.release()
@@ -289,13 +289,16 @@ def is_empty(path) -> bool:
 
 
 def check_out(out, *, resume: bool = False, overwrite: bool = False) -> None:
-    """Refuse (RunExistsError) an --out that already holds files unless resuming or overwriting;
-    writes nothing. Call it before anything is built, so a refusal costs nothing."""
+    """Refuse (RunExistsError) an --out that already holds files unless resuming or overwriting, and
+    (RunInUseError) one another process is training in, whatever the flags; writes nothing. Call it before anything is built, so a refusal costs nothing."""
     out = Path(out)
     if resume and overwrite:
         raise ValueError("--resume continues a run and --overwrite starts it over: pass one of them")
     if out.exists() and not out.is_dir():
         raise RunExistsError(f"--out {str(out)!r} is a file, not a run directory: choose another --out")
+    if RunDir(out).in_use():  # neither resumed nor overwritten under a live run
+        raise RunInUseError(f"run directory {str(out)!r} is being written by another training process: wait for it "
+                            "to finish (or stop it); or choose another --out")
     if resume or overwrite or is_empty(out):
         return
     own = RunDir(out).own_files()

@@ -25,6 +25,23 @@ def test_the_lock_is_exclusive_until_released(tmp_path):
     run.lock().release()  # free again
 
 
+def test_a_live_run_is_neither_overwritten_nor_resumed(tmp_path):
+    from robreward.rundir import check_out, prepare
+
+    run = RunDir(tmp_path / "run")
+    run.checkpoint_dir.mkdir(parents=True)
+    (run.path / "config.yaml").write_text("task: reach\n")
+    with run.lock():
+        for flags in ({"overwrite": True}, {"resume": True}, {}):
+            with pytest.raises(RunInUseError, match="is being written by another training process"):
+                check_out(run.path, **flags)
+        with pytest.raises(RunInUseError):
+            prepare(run.path, overwrite=True)
+        assert (run.path / "config.yaml").read_text() == "task: reach\n"  # nothing removed
+    prepare(run.path, overwrite=True)  # once it is free, --overwrite removes robreward's files
+    assert not (run.path / "config.yaml").exists()
+
+
 def test_a_trainer_holds_its_run_directories_until_it_finishes(tmp_path):
     config = TrainConfig(task="reach", steps=256, num_envs=4, out=str(tmp_path / "a"), eval_episodes=0,
                          progress=False, ppo=PPOConfig(num_steps=16, actor_hidden=(16,), critic_hidden=(16,)))
