@@ -354,15 +354,15 @@ class Trainer:
 
     # -- the end ----------------------------------------------------------------------------------
     def close(self) -> None:
-        """Close the logs and the env, and let the run directories go (idempotent; ``finish`` lets them go
-        after its exports)."""
+        """Close the logs and the env, and let the run directories go (idempotent)."""
+        self._close_io()
+        self._release()
+
+    def _close_io(self) -> None:
         for log in getattr(self, "logs", []):
             log.close()
         self.logs = []
-        if getattr(self, "env", None) is not None:
-            self.env.close()
-        if not getattr(self, "_finishing", False):
-            self._release()
+        self.env.close()
 
     def _release(self) -> None:
         for lock in self.locks:
@@ -371,19 +371,17 @@ class Trainer:
     def finish(self, card_extra: dict | None = None, on_done=None) -> list[dict]:
         """Per candidate: failed.json, or its checkpoint, policy.onnx, MODEL_CARD.md and eval.json; then close.
         Returns [{"run_dir", "steps", "failed", "stats", "eval"}]; on_done(k, run_dir) after each candidate."""
-        self._finishing = True
         try:
             return self._finish(card_extra, on_done)
         finally:
-            self._finishing = False
-            self._release()
+            self._release()  # after the exports: they write into the run directories too
 
     def _finish(self, card_extra: dict | None, on_done) -> list[dict]:
         self.seconds = seconds = self.elapsed()
         for k in range(self.num):
             if self.failed_at[k] is None:
                 self.runs[k].save_checkpoint(self.checkpoint_state(k))
-        self.close()
+        self._close_io()
         records = []
         for k, (config, run_dir) in enumerate(zip(self.configs, self.run_dirs)):
             record = {"run_dir": str(run_dir), "steps": self.global_step, "failed": self.failed[k],

@@ -132,6 +132,10 @@ class RunExistsError(FileExistsError):
 class RunInUseError(RuntimeError):
     """Another process is training in the run directory (it holds the run's lock)."""
 
+    def __init__(self, path):
+        super().__init__(f"run directory {str(path)!r} is being written by another training process: wait for it "
+                         "to finish (or stop it), then resume it; or choose another --out")
+
 
 class RunLock:
     """An exclusive lock on a run directory while a process trains in it: an advisory ``flock`` on the directory
@@ -154,8 +158,7 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
-            raise RunInUseError(f"run directory {str(self.path)!r} is being written by another training process: "
-                                "wait for it to finish (or stop it), then resume it; or choose another --out") from None
+            raise RunInUseError(self.path) from None
         self._fd = fd
         return self
 
@@ -297,8 +300,7 @@ def check_out(out, *, resume: bool = False, overwrite: bool = False) -> None:
     if out.exists() and not out.is_dir():
         raise RunExistsError(f"--out {str(out)!r} is a file, not a run directory: choose another --out")
     if RunDir(out).in_use():  # neither resumed nor overwritten under a live run
-        raise RunInUseError(f"run directory {str(out)!r} is being written by another training process: wait for it "
-                            "to finish (or stop it); or choose another --out")
+        raise RunInUseError(out)
     if resume or overwrite or is_empty(out):
         return
     own = RunDir(out).own_files()
