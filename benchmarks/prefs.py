@@ -80,11 +80,13 @@ SURF_CONFIG = HERE.parent / "examples" / "prefs-surf.yaml"
 
 def variant_name(pairing: str = PAIRING, features: tuple[str, ...] = (), action: bool = True,
                  final_policy: str = FINAL_POLICY, feedback_fraction: float = FEEDBACK_FRACTION,
-                 demo_pairs: int = 0, stop_accuracy: float | None = STOP_ACCURACY, surf: bool = False) -> str:
+                 demo_pairs: int = 0, stop_accuracy: float | None = STOP_ACCURACY, surf: bool = False,
+                 warm_start: bool = False) -> str:
     """'' for the naming reference (PAIRING, FINAL_POLICY, FEEDBACK_FRACTION, the observation), else what differs, e.g. 'any' or 'norm_ee_to_cube+norm_cube_to_goal+noact'
     (``|x|``, the norm of field x, is written norm_x; final_policy restart or best adds its name, a feedback
     fraction of 0.5 'ff0.5', demos as free preferences 'demos' and the pairs per round unless 50, e.g. 'demos20', a
-    reward fit that never stops at a train accuracy 'nostop', one that stops at another 'stop0.99', SURF 'surf'):
+    reward fit that never stops at a train accuracy 'nostop', one that stops at another 'stop0.99', SURF 'surf', the
+    policies behaviour-cloned from the task's expert demos first 'bc'):
     the suffix of the cell directory and the row's variant."""
     parts = [] if pairing == PAIRING else [pairing]
     from robreward.feedback.preferences.model import norm_field
@@ -96,6 +98,7 @@ def variant_name(pairing: str = PAIRING, features: tuple[str, ...] = (), action:
     parts += [] if not demo_pairs else ["demos" if demo_pairs == DEMO_PAIRS else f"demos{demo_pairs}"]
     parts += [] if stop_accuracy == STOP_ACCURACY else ["nostop" if stop_accuracy is None else f"stop{stop_accuracy:g}"]
     parts += ["surf"] if surf else []
+    parts += ["bc"] if warm_start else []
     return "+".join(parts)
 
 
@@ -120,10 +123,10 @@ MANIPULATION = ("reach", "push", "lift", "drawer-open")
 
 
 def expert_demos(task: str) -> Path:
-    """The shipped expert demos of a task (demos/<task>-expert.h5), for --demos."""
+    """The shipped expert demos of a task (demos/<task>-expert.h5), for --demos and --init-from-demos."""
     path = HERE.parent / "demos" / f"{task}-expert.h5"
     if not path.is_file():
-        raise SystemExit(f"--demos: no shipped expert demos for {task!r} ({path}); the arm tasks have them")
+        raise SystemExit(f"--demos/--init-from-demos: no shipped expert demos for {task!r} ({path}); the arm tasks have them")
     return path
 
 
@@ -136,16 +139,19 @@ def metric_for(task: str) -> str:
 def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: Path, per_round: int,
              pairing: str = PAIRING, features: tuple[str, ...] = (), action: bool = True,
              final_policy: str = FINAL_POLICY, feedback_fraction: float = FEEDBACK_FRACTION,
-             demo_pairs: int = 0, stop_accuracy: float | None = STOP_ACCURACY, surf: bool = False) -> dict:
+             demo_pairs: int = 0, stop_accuracy: float | None = STOP_ACCURACY, surf: bool = False,
+             warm_start: bool = False) -> dict:
     from robreward.eval.baseline import load_baseline
     from robreward.feedback.preferences.loop import STATE_FILE, PrefsConfig, load_prefs_config, train_preferences
 
-    variant = variant_name(pairing, features, action, final_policy, feedback_fraction, demo_pairs, stop_accuracy, surf)
+    variant = variant_name(pairing, features, action, final_policy, feedback_fraction, demo_pairs, stop_accuracy, surf,
+                           warm_start)
     out = cell_dir(work, task, teacher, budget, seed, variant, steps)
     config = PrefsConfig(task=task, teacher=teacher, queries=budget, per_round=min(per_round, budget), steps=steps,
                          num_envs=64, seed=seed, out=str(out), progress=False, pairing=pairing, features=features,
                          feature_action=action, final_policy=final_policy, feedback_fraction=feedback_fraction,
                          demos=(str(expert_demos(task)),) if demo_pairs else (), demo_pairs=demo_pairs or DEMO_PAIRS,
+                         init_from_demos=str(expert_demos(task)) if warm_start else "",
                          ensemble=dataclasses.replace(EnsembleConfig(), stop_accuracy=stop_accuracy,
                                                       **(surf_settings() if surf else {})))
     state_path = out / STATE_FILE
@@ -167,7 +173,7 @@ def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: 
     hand = baseline.hand[key]
     return {"task": task, "teacher": teacher, "queries": budget, "seed": seed, "variant": variant, "pairing": pairing,
             "features": list(features), "feature_action": action, "final_policy": final_policy,
-            "feedback_fraction": feedback_fraction, "demo_pairs": demo_pairs, "stop_accuracy": stop_accuracy, "surf": surf, "steps": steps, "run_dir": str(out), "metric": key,
+            "feedback_fraction": feedback_fraction, "demo_pairs": demo_pairs, "stop_accuracy": stop_accuracy, "surf": surf, "warm_start": warm_start, "steps": steps, "run_dir": str(out), "metric": key,
             "policy": result[key], "hand_baseline": hand, "fraction_of_hand": result[key] / hand,
             "success_rate": result["success_rate"], "return_mean": result["return_mean"],
             "heldout_accuracy": metrics.get("heldout_accuracy"), "epic_distance": metrics.get("epic_distance"),
@@ -305,6 +311,9 @@ def main(argv=None) -> int:
                         help="SURF (Park et al. 2022) in the reward fit, with examples/prefs-surf.yaml's settings: "
                              "each pair cut to windows of 20-25 of the 25 steps, the pseudo-labels a member is 99%% "
                              "sure of on 2,000 unlabeled pairs of the round (4 per labeled pair in each minibatch)")
+    parser.add_argument("--init-from-demos", action="store_true",
+                        help="warm start: every PPO policy of a cell behaviour-clones demos/<task>-expert.h5 first "
+                             "(PrefsConfig.init_from_demos; cell suffix 'bc')")
     parser.add_argument("--work", default=str(HERE / "results" / "prefs_runs"), help="cell run directories")
     parser.add_argument("--out", default=str(HERE / "results" / "prefs.json"))
     parser.add_argument("--retrain", action="store_true",
@@ -349,7 +358,8 @@ def main(argv=None) -> int:
     except ValueError as err:
         parser.error(f"--stop-accuracy: {err} (a number in (0, 1], or none)")
     variant = {task: variant_name(args.pairing, features[task], not args.no_action, args.final_policy,
-                                  args.feedback_fraction, args.demos, stop_accuracy, args.surf) for task in tasks}
+                                  args.feedback_fraction, args.demos, stop_accuracy, args.surf, args.init_from_demos)
+               for task in tasks}
     cells = [(t, te, b, s) for t in tasks for te in teachers for b in budgets for s in seeds]
     if args.list:
         for cell in cells:
@@ -378,7 +388,7 @@ def main(argv=None) -> int:
         print(f"cell {task} {teacher} q{budget} s{seed} ({steps:,} PPO steps)", flush=True)
         row = run_cell(task, teacher, budget, seed, steps, work, args.per_round, args.pairing, features[task],
                        not args.no_action, args.final_policy, args.feedback_fraction, args.demos, stop_accuracy,
-                       args.surf)
+                       args.surf, args.init_from_demos)
         rows[(task, teacher, budget, seed, variant[task], steps)] = row
         print(json.dumps(row), flush=True)
         write()

@@ -53,6 +53,8 @@ def _new_config(args):
         values["feature_action"] = False
     if args.demos:  # kept absolute, so --resume finds them from anywhere
         values["demos"] = tuple(str(Path(f.strip()).expanduser().resolve()) for f in args.demos.split(",") if f.strip())
+    if args.init_from_demos:
+        values["init_from_demos"] = str(Path(args.init_from_demos).expanduser().resolve())
     if args.no_progress:
         values["progress"] = False
     if "seed" in values:  # the reward ensemble's seed follows --seed (benchmarks/prefs.py keeps it at 0)
@@ -271,6 +273,9 @@ def register(sub) -> None:
                    help="demonstrations as free preferences: successful demo segments are preferred to the policy's "
                         "(not queries, never shown to a person; e.g. demos/push-expert.h5)")
     t.add_argument("--demo-pairs", type=int, default=None, help="with --demos: free pairs per round (default 50)")
+    t.add_argument("--init-from-demos", default=None, metavar="FILE.h5",
+                   help="warm start: each PPO policy of the run behaviour-clones this demo dataset before PPO starts "
+                        "(as robreward train --init-from-demos; e.g. demos/lift-expert.h5)")
     t.add_argument("--feedback-fraction", type=float,
                    help="the feedback rounds are spread over this fraction of the PPO steps (default 0.5)")
     t.add_argument("--final-policy",

@@ -70,6 +70,22 @@ def test_train_with_demos_as_free_preferences(tmp_path, monkeypatch):
     assert [r["demo_pairs"] for r in json.loads((out / "metrics.json").read_text())["rounds"]] == [7, 14]
 
 
+def test_train_with_a_warm_start_from_demos(tmp_path, monkeypatch):
+    """--init-from-demos: each PPO policy of the run clones the demos before PPO (the fresh one's card says so)."""
+    monkeypatch.chdir(DEMOS.parent)
+    out = tmp_path / "run"
+    assert main(["prefs", "train", *TINY, "--init-from-demos", "demos/reach-expert.h5", "--final-policy", "restart",
+                 "--eval-episodes", "0", "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["init_from_demos"] == str(DEMOS / "reach-expert.h5")  # absolute: resumable from anywhere
+    card = (out / "ppo" / "MODEL_CARD.md").read_text()
+    found = re.search(r"BC warm start.*?: (\d+) samples, 50 epochs, MSE ([\d.e-]+) -> ([\d.e-]+)", card)
+    assert found, card
+    first, last = float(found.group(2)), float(found.group(3))
+    assert int(found.group(1)) > 0 and last < 0.5 * first  # the actor fitted the demos' actions
+    assert (out / "ppo-feedback" / "checkpoints").is_dir()
+
+
 def test_eval_prints_and_writes_its_fields(tiny_run, capsys):
     assert main(["prefs", "eval", str(tiny_run), "--pairs", "100"]) == 0
     out = capsys.readouterr().out
@@ -107,6 +123,8 @@ TASK = dataclasses.replace(REACH, name="reach-no-fitness", fitness=None)
     (["--demos", "no-such-demos.h5"], "demo dataset .*no-such-demos.h5' not found"),
     (["--demos", str(DEMOS / "push-expert.h5")], "holds demos of task 'push', not 'reach'"),
     (["--demos", str(DEMOS / "reach-expert.h5"), "--demo-pairs", "0"], "--demo-pairs must be an integer >= 1"),
+    (["--init-from-demos", "no-such-demos.h5"], "demo dataset .*no-such-demos.h5' does not exist"),
+    (["--init-from-demos", str(DEMOS / "push-expert.h5")], "is for task 'push', not 'reach'"),
 ])
 def test_train_input_errors(args, message, tmp_path, capsys):
     argv = list(TINY)

@@ -84,6 +84,11 @@ class PrefsConfig:
     demo_pairs: int = 50
     """With ``demos``: free (demo, policy segment) pairs added per feedback round, labeled without the teacher and
     outside the query budget (a person never sees them)."""
+    init_from_demos: str = ""
+    """An HDF5 demo dataset of the task that each PPO policy of the run (the feedback phase's and the fresh one)
+    behaviour-clones before PPO starts (Ibarz et al. 2018's warm start; robreward.demos.bc); "" (the default):
+    none. Where the random policy never shows what the reward pays for (lift's grasp), the cloned policy starts
+    where the learned reward can be climbed and the rounds' segments show the skill to the teacher."""
     entropy_k: int = 5
     """k of the k-NN state-entropy reward (PEBBLE: 5)."""
     seed: int = 0
