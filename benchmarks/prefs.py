@@ -19,8 +19,8 @@ With --retrain, each cell also trains a fresh PPO policy from scratch on its fin
 whether the reward is good enough, apart from what became of the policy trained while it was learned.
 
 Every cell runs PrefsConfig's defaults (robreward/feedback/preferences/config.py: features auto, rounds over
-0.5 of the steps, a fresh policy on the final reward) unless --features, --feedback-fraction, --final-policy or
---pairing say otherwise. A cell's directory suffix names what differs from the settings the grid began with
+0.5 of the steps, a fresh policy on the final reward) unless --features, --feedback-fraction, --final-policy,
+--init-from-demos or --pairing say otherwise. A cell's directory suffix names what differs from the settings the grid began with
 (the observation, 0.75, continue, mixed), so a cell of today's defaults is e.g. s0-norm_ee_pos+...+best+ff0.5
 on push and s0-best+ff0.5 on cheetah-run (restart+ff0.5 before the best-of-two choice), and the older rows of prefs.json keep their meaning.
 
