@@ -155,7 +155,9 @@ def check_compatible(attrs: dict, spec, model: mujoco.MjModel, force: bool = Fal
         problems.append(f"{where} was recorded on another model XML of {spec.name} (model hash "
                         f"{str(attrs.get('model_hash'))[:12]}..., here {model_hash(model)[:12]}...)")
     if problems and not force:
-        raise DemoFileError("; ".join(problems) + " (pass --force / force=True to use it anyway)")
+        raise DemoFileError("; ".join(problems) + f": record demos of this task (robreward demos record --task "
+                            f"{spec.name} --out FILE.h5), or use this one anyway with force=True (the demos verbs' "
+                            "--force)")
     for p in problems:
         warnings.warn(f"{p} (used anyway: force)", UserWarning, stacklevel=3)
     return problems
