@@ -87,8 +87,9 @@ class PrefsConfig:
     init_from_demos: str = ""
     """An HDF5 demo dataset of the task that each PPO policy of the run (the feedback phase's and the fresh one)
     behaviour-clones before PPO starts (Ibarz et al. 2018's warm start; robreward.demos.bc); "" (the default):
-    none. Where the random policy never shows what the reward pays for (lift's grasp), the cloned policy starts
-    where the learned reward can be climbed and the rounds' segments show the skill to the teacher."""
+    none. The rounds then sample the cloned policy's segments. Measured (benchmarks/RESULTS.md): on push and
+    drawer-open the demos alone solve the task (PPO on the sparse reward from the same start matches the hand
+    baseline), and on lift it did not help."""
     entropy_k: int = 5
     """k of the k-NN state-entropy reward (PEBBLE: 5)."""
     seed: int = 0
@@ -131,6 +132,7 @@ class PrefsConfig:
                 raise err.within("ppo") from None
         object.__setattr__(self, "features", tuple(str(f) for f in self.features))
         object.__setattr__(self, "demos", tuple(str(f) for f in self.demos))
+        object.__setattr__(self, "init_from_demos", str(self.init_from_demos or ""))
         for name in ("queries", "per_round", "segment", "steps", "num_envs", "demo_pairs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:

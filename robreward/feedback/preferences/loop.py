@@ -379,11 +379,11 @@ def _final_eval(config: PrefsConfig, spec, run_dir: Path, model, label: str, ste
             f"return under the final learned reward over {choice['episodes']} episodes ({returns}); the fresh policy "
             f"trained from scratch for {fresh}, the feedback phase's for {feedback_steps:,}; the other is in "
             f"{RESTART_PPO_DIR if choice['kept'] == 'feedback' else FEEDBACK_PPO_DIR}/")
-    if config.init_from_demos:
-        train_config = load_run_config(ppo_dir)
+    train_config = load_run_config(ppo_dir)
+    if config.init_from_demos:  # the trainer's own card said so; this one replaces it
         extra["BC warm start"] = (f"{config.init_from_demos}: each PPO policy of the run cloned it before PPO "
                                   f"({train_config.bc_epochs} epochs, then noise std {train_config.bc_noise_std})")
-    write_model_card(ppo_dir, load_run_config(ppo_dir).to_dict(), spec, steps, result, extra)
+    write_model_card(ppo_dir, train_config.to_dict(), spec, steps, result, extra)
     return result
 
 
