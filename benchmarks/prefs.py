@@ -81,12 +81,12 @@ SURF_CONFIG = HERE.parent / "examples" / "prefs-surf.yaml"
 def variant_name(pairing: str = PAIRING, features: tuple[str, ...] = (), action: bool = True,
                  final_policy: str = FINAL_POLICY, feedback_fraction: float = FEEDBACK_FRACTION,
                  demo_pairs: int = 0, stop_accuracy: float | None = STOP_ACCURACY, surf: bool = False,
-                 warm_start: bool = False) -> str:
+                 warm_start: str = "") -> str:
     """'' for the naming reference (PAIRING, FINAL_POLICY, FEEDBACK_FRACTION, the observation), else what differs, e.g. 'any' or 'norm_ee_to_cube+norm_cube_to_goal+noact'
     (``|x|``, the norm of field x, is written norm_x; final_policy restart or best adds its name, a feedback
     fraction of 0.5 'ff0.5', demos as free preferences 'demos' and the pairs per round unless 50, e.g. 'demos20', a
     reward fit that never stops at a train accuracy 'nostop', one that stops at another 'stop0.99', SURF 'surf', the
-    policies behaviour-cloned from the task's expert demos first 'bc'):
+    policies behaviour-cloned from the task's expert demos first 'bc', only the fresh one 'bcfresh'):
     the suffix of the cell directory and the row's variant."""
     parts = [] if pairing == PAIRING else [pairing]
     from robreward.feedback.preferences.model import norm_field
@@ -98,7 +98,7 @@ def variant_name(pairing: str = PAIRING, features: tuple[str, ...] = (), action:
     parts += [] if not demo_pairs else ["demos" if demo_pairs == DEMO_PAIRS else f"demos{demo_pairs}"]
     parts += [] if stop_accuracy == STOP_ACCURACY else ["nostop" if stop_accuracy is None else f"stop{stop_accuracy:g}"]
     parts += ["surf"] if surf else []
-    parts += ["bc"] if warm_start else []
+    parts += [] if not warm_start else ["bc" if warm_start == "both" else f"bc{warm_start}"]
     return "+".join(parts)
 
 
@@ -140,7 +140,7 @@ def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: 
              pairing: str = PAIRING, features: tuple[str, ...] = (), action: bool = True,
              final_policy: str = FINAL_POLICY, feedback_fraction: float = FEEDBACK_FRACTION,
              demo_pairs: int = 0, stop_accuracy: float | None = STOP_ACCURACY, surf: bool = False,
-             warm_start: bool = False) -> dict:
+             warm_start: str = "") -> dict:
     from robreward.eval.baseline import load_baseline
     from robreward.feedback.preferences.loop import STATE_FILE, PrefsConfig, load_prefs_config, train_preferences
 
@@ -152,6 +152,7 @@ def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: 
                          feature_action=action, final_policy=final_policy, feedback_fraction=feedback_fraction,
                          demos=(str(expert_demos(task)),) if demo_pairs else (), demo_pairs=demo_pairs or DEMO_PAIRS,
                          init_from_demos=str(expert_demos(task)) if warm_start else "",
+                         init_policies=warm_start or "both",
                          ensemble=dataclasses.replace(EnsembleConfig(), stop_accuracy=stop_accuracy,
                                                       **(surf_settings() if surf else {})))
     state_path = out / STATE_FILE
@@ -311,9 +312,10 @@ def main(argv=None) -> int:
                         help="SURF (Park et al. 2022) in the reward fit, with examples/prefs-surf.yaml's settings: "
                              "each pair cut to windows of 20-25 of the 25 steps, the pseudo-labels a member is 99%% "
                              "sure of on 2,000 unlabeled pairs of the round (4 per labeled pair in each minibatch)")
-    parser.add_argument("--init-from-demos", action="store_true",
-                        help="warm start: every PPO policy of a cell behaviour-clones demos/<task>-expert.h5 first "
-                             "(PrefsConfig.init_from_demos; cell suffix 'bc')")
+    parser.add_argument("--init-from-demos", nargs="?", const="both", default="", choices=("both", "fresh"),
+                        help="warm start: the PPO policies of a cell (both, the default; or only the fresh one) "
+                             "behaviour-clone demos/<task>-expert.h5 first (PrefsConfig.init_from_demos and "
+                             "init_policies; cell suffix 'bc' or 'bcfresh')")
     parser.add_argument("--work", default=str(HERE / "results" / "prefs_runs"), help="cell run directories")
     parser.add_argument("--out", default=str(HERE / "results" / "prefs.json"))
     parser.add_argument("--retrain", action="store_true",

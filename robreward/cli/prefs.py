@@ -45,7 +45,7 @@ def _new_config(args):
     given = {FIELDS.get(name, name): getattr(args, name) for name in
              ("task", "teacher", "queries", "select", "schedule", "pairing", "segment", "per_round", "steps", "envs",
               "pretrain_steps", "feedback_fraction", "final_policy", "seed", "eval_episodes", "device", "out",
-             "reward_inputs", "image_size", "image_camera", "image_encoder", "demo_pairs")}
+             "reward_inputs", "image_size", "image_camera", "image_encoder", "demo_pairs", "init_policies")}
     values = merge(values, {k: v for k, v in given.items() if v is not None})
     if args.features:
         values["features"] = tuple(f.strip() for f in args.features.split(",") if f.strip())
@@ -276,6 +276,9 @@ def register(sub) -> None:
     t.add_argument("--init-from-demos", default=None, metavar="FILE.h5",
                    help="warm start: each PPO policy of the run behaviour-clones this demo dataset before PPO starts "
                         "(as robreward train --init-from-demos; e.g. demos/lift-expert.h5)")
+    t.add_argument("--init-policies", default=None,
+                   help="with --init-from-demos: both (default: the feedback phase's policy and the fresh one) or "
+                        "fresh (the final policy only; the rounds sample an unaided policy)")
     t.add_argument("--feedback-fraction", type=float,
                    help="the feedback rounds are spread over this fraction of the PPO steps (default 0.5)")
     t.add_argument("--final-policy",

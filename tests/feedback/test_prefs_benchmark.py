@@ -24,7 +24,8 @@ def test_cells_of_another_variant_get_their_own_directory(bench, tmp_path):
     assert bench.variant_name(final_policy="restart", feedback_fraction=0.5) == "restart+ff0.5"
     assert bench.variant_name(stop_accuracy=None) == "nostop" and bench.variant_name(stop_accuracy=0.99) == "stop0.99"
     assert bench.variant_name(stop_accuracy=bench.STOP_ACCURACY) == "" and bench.variant_name(surf=True) == "surf"
-    assert bench.variant_name(warm_start=True) == "bc" and bench.variant_name(surf=True, warm_start=True) == "surf+bc"
+    assert bench.variant_name(warm_start="both") == "bc" and bench.variant_name(surf=True, warm_start="both") == "surf+bc"
+    assert bench.variant_name(warm_start="fresh") == "bcfresh"
     from robreward.feedback.preferences.model import EnsembleConfig
 
     surf = EnsembleConfig(**bench.surf_settings())  # --surf is the example config users pass to prefs train

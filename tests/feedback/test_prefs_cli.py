@@ -70,24 +70,27 @@ def test_train_with_demos_as_free_preferences(tmp_path, monkeypatch):
     assert [r["demo_pairs"] for r in json.loads((out / "metrics.json").read_text())["rounds"]] == [7, 14]
 
 
-def test_train_with_a_warm_start_from_demos(tmp_path, monkeypatch):
-    """--init-from-demos: each PPO policy of the run clones the demos before PPO (the feedback phase's and the
-    fresh one: both start at the warm start's small noise), and the kept policy's card says so."""
+@pytest.mark.parametrize("which", ["both", "fresh"])
+def test_train_with_a_warm_start_from_demos(which, tmp_path, monkeypatch):
+    """--init-from-demos: the PPO policies of the run clone the demos before PPO (both: the feedback phase's and the
+    fresh one start at the warm start's small noise; fresh: only the final policy does), and the card says so."""
     import csv
 
     monkeypatch.chdir(DEMOS.parent)
     out = tmp_path / "run"
-    assert main(["prefs", "train", *TINY, "--init-from-demos", "demos/reach-expert.h5", "--eval-episodes", "2",
-                 "--out", str(out)]) == 0
+    assert main(["prefs", "train", *TINY, "--init-from-demos", "demos/reach-expert.h5", "--init-policies", which,
+                 "--final-policy", "restart", "--eval-episodes", "2", "--out", str(out)]) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["init_from_demos"] == str(DEMOS / "reach-expert.h5")  # absolute: resumable from anywhere
-    kept = json.loads((out / "state.json").read_text())["final_choice"]["kept"]
-    for policy in ("ppo", "ppo-restart" if kept == "feedback" else "ppo-feedback"):
+    assert config["init_policies"] == which
+    for policy, cloned in (("ppo", True), ("ppo-feedback", which == "both")):
         with open(out / policy / "progress.csv") as f:
             first = next(csv.DictReader(f))
-        assert float(first["noise_std"]) == pytest.approx(0.1, abs=0.01), policy  # PPO's own start is 0.3
+        noise = 0.1 if cloned else 0.3  # the warm start's noise std, or PPO's own start
+        assert float(first["noise_std"]) == pytest.approx(noise, abs=0.01), (policy, first["noise_std"])
     card = (out / "ppo" / "MODEL_CARD.md").read_text()
-    assert f"BC warm start: {DEMOS / 'reach-expert.h5'}: each PPO policy of the run cloned it" in card, card
+    who = "each PPO policy of the run" if which == "both" else "the fresh policy"
+    assert f"BC warm start: {DEMOS / 'reach-expert.h5'}: {who} cloned it" in card, card
 
 
 def test_eval_prints_and_writes_its_fields(tiny_run, capsys):
@@ -129,6 +132,8 @@ TASK = dataclasses.replace(REACH, name="reach-no-fitness", fitness=None)
     (["--demos", str(DEMOS / "reach-expert.h5"), "--demo-pairs", "0"], "--demo-pairs must be an integer >= 1"),
     (["--init-from-demos", "no-such-demos.h5"], "demo dataset .*no-such-demos.h5' does not exist"),
     (["--init-from-demos", str(DEMOS / "push-expert.h5")], "is for task 'push', not 'reach'"),
+    (["--init-policies", "feedback"], "unknown --init-policies 'feedback': choose one of both, fresh"),
+    (["--init-policies", "fresh", "--final-policy", "continue"], "--init-policies 'fresh' needs a policy trained from scratch at the end: final.policy restart or best"),
 ])
 def test_train_input_errors(args, message, tmp_path, capsys):
     argv = list(TINY)

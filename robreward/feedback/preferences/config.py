@@ -16,6 +16,7 @@ from robreward.feedback.preferences.teachers import make_teacher
 from robreward.rl.config import PPOConfig
 
 FINAL_POLICIES = ("continue", "restart", "best")
+INIT_POLICIES = ("both", "fresh")  # init_from_demos: which policies clone the demos
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +91,9 @@ class PrefsConfig:
     none. The rounds then sample the cloned policy's segments. Measured (benchmarks/RESULTS.md): on push and
     drawer-open the demos alone solve the task (PPO on the sparse reward from the same start matches the hand
     baseline), and on lift it did not help."""
+    init_policies: str = "both"
+    """With ``init_from_demos``: which policies clone the demos: both (the feedback phase's and the fresh one), or
+    fresh (the final policy only; the feedback rounds then sample an unaided policy's segments)."""
     entropy_k: int = 5
     """k of the k-NN state-entropy reward (PEBBLE: 5)."""
     seed: int = 0
@@ -143,6 +147,10 @@ class PrefsConfig:
         check_choice("schedule", self.schedule, SCHEDULES, what="query schedule")
         check_choice("pairing", self.pairing, PAIRINGS)
         check_choice("final_policy", self.final_policy, FINAL_POLICIES)
+        check_choice("init_policies", self.init_policies, INIT_POLICIES)
+        if self.init_policies == "fresh" and self.final_policy == "continue":
+            raise ConfigError("init_policies", "'fresh' needs a policy trained from scratch at the end: "
+                              "final_policy restart or best, not continue")
         check_choice("reward_inputs", self.reward_inputs, REWARD_INPUTS, what="reward inputs")
         if isinstance(self.image_size, bool) or not isinstance(self.image_size, (int, np.integer)) or \
                 not 16 <= self.image_size <= 256:

@@ -381,7 +381,8 @@ def _final_eval(config: PrefsConfig, spec, run_dir: Path, model, label: str, ste
             f"{RESTART_PPO_DIR if choice['kept'] == 'feedback' else FEEDBACK_PPO_DIR}/")
     train_config = load_run_config(ppo_dir)
     if config.init_from_demos:  # the trainer's own card said so; this one replaces it
-        extra["BC warm start"] = (f"{config.init_from_demos}: each PPO policy of the run cloned it before PPO "
+        which = "each PPO policy of the run" if config.init_policies == "both" else "the fresh policy"
+        extra["BC warm start"] = (f"{config.init_from_demos}: {which} cloned it before PPO "
                                   f"({train_config.bc_epochs} epochs, then noise std {train_config.bc_noise_std})")
     write_model_card(ppo_dir, train_config.to_dict(), spec, steps, result, extra)
     return result

@@ -19,9 +19,13 @@ class _OnePolicy:
     round's reward set on it before it trains on (a resumed run continues from ppo/'s checkpoint). Its
     progress bar spans the whole run; ``finish`` exports policy.onnx and the model card."""
 
-    def __init__(self, config: PrefsConfig, run_dir: Path, folder: str = PPO_DIR, steps: int | None = None):
+    def __init__(self, config: PrefsConfig, run_dir: Path, folder: str = PPO_DIR, steps: int | None = None,
+                 fresh: bool = False):
         self.config, self.ppo_dir, self.steps = config, run_dir / folder, config.steps if steps is None else steps
         self.trainer = None
+        # the BC warm start (config.init_from_demos) of this policy: the fresh one always, the feedback phase's
+        # unless config.init_policies is "fresh"
+        self.init_from_demos = config.init_from_demos if fresh or config.init_policies == "both" else ""
 
     def train(self, until: int, reward, label: str) -> int:
         """Train up to ``until`` steps on ``reward`` (checkpointed); the policy's step after."""
@@ -41,7 +45,7 @@ class _OnePolicy:
                                        seed=config.seed, out=str(self.ppo_dir), device=config.device,
                                        torch_threads=config.torch_threads, eval_episodes=0,
                                        progress=config.progress, ppo=config.ppo,
-                                       init_from_demos=config.init_from_demos or None)
+                                       init_from_demos=self.init_from_demos or None)
             self.trainer = Trainer([train_config], [reward], isolate_failures=False,
                                    resume_from=[checkpoint] if checkpoint.is_file() else None)
         elif self.trainer.global_step < until:  # a new phase: fresh episodes, as a run resumed here has
@@ -74,7 +78,7 @@ def _restart_ppo(config: PrefsConfig, run_dir: Path, policy: _OnePolicy, feedbac
     policy.close()
     if feedback_steps > 0 and not kept.exists():
         ppo_dir.rename(kept)
-    fresh = _OnePolicy(config, run_dir, steps=config.steps - feedback_steps)
+    fresh = _OnePolicy(config, run_dir, steps=config.steps - feedback_steps, fresh=True)
     try:
         return feedback_steps + fresh.finish(reward, label)
     finally:
