@@ -74,18 +74,21 @@ IMITATION_PYTHON = HERE.parent / ".venv-imitation" / "bin" / "python"
 PAIRING, FINAL_POLICY, FEEDBACK_FRACTION = "mixed", "continue", 0.75
 DEMO_PAIRS = 50  # --demos: free pairs per round (PrefsConfig.demo_pairs)
 STOP_ACCURACY = 0.97  # EnsembleConfig.stop_accuracy the grid began with (B-Pref's)
-# --surf: SURF (Park et al. 2022) as the example config a user passes to `prefs train --config` sets it
-SURF_CONFIG = HERE.parent / "examples" / "prefs-surf.yaml"
+# --example NAME: the reward fit of examples/prefs-NAME.yaml, the config a user passes to `prefs train --config`
+# (surf: SURF, Park et al. 2022; rime: RIME, Cheng et al. 2024; label-smoothing); --surf is --example surf
+EXAMPLES = HERE.parent / "examples"
+ENSEMBLE_EXAMPLES = ("surf", "rime", "label-smoothing")
 
 
 def variant_name(pairing: str = PAIRING, features: tuple[str, ...] = (), action: bool = True,
                  final_policy: str = FINAL_POLICY, feedback_fraction: float = FEEDBACK_FRACTION,
-                 demo_pairs: int = 0, stop_accuracy: float | None = STOP_ACCURACY, surf: bool = False,
+                 demo_pairs: int = 0, stop_accuracy: float | None = STOP_ACCURACY, example: str = "",
                  warm_start: str = "") -> str:
     """'' for the naming reference (PAIRING, FINAL_POLICY, FEEDBACK_FRACTION, the observation), else what differs, e.g. 'any' or 'norm_ee_to_cube+norm_cube_to_goal+noact'
     (``|x|``, the norm of field x, is written norm_x; final_policy restart or best adds its name, a feedback
     fraction of 0.5 'ff0.5', demos as free preferences 'demos' and the pairs per round unless 50, e.g. 'demos20', a
-    reward fit that never stops at a train accuracy 'nostop', one that stops at another 'stop0.99', SURF 'surf', the
+    reward fit that never stops at a train accuracy 'nostop', one that stops at another 'stop0.99', an example's
+    reward fit its name (SURF 'surf', RIME 'rime', 'label-smoothing'), the
     policies behaviour-cloned from the task's expert demos first 'bc', only the fresh one 'bcfresh'):
     the suffix of the cell directory and the row's variant."""
     parts = [] if pairing == PAIRING else [pairing]
@@ -97,16 +100,16 @@ def variant_name(pairing: str = PAIRING, features: tuple[str, ...] = (), action:
     parts += [] if feedback_fraction == FEEDBACK_FRACTION else [f"ff{feedback_fraction:g}"]
     parts += [] if not demo_pairs else ["demos" if demo_pairs == DEMO_PAIRS else f"demos{demo_pairs}"]
     parts += [] if stop_accuracy == STOP_ACCURACY else ["nostop" if stop_accuracy is None else f"stop{stop_accuracy:g}"]
-    parts += ["surf"] if surf else []
+    parts += [example] if example else []
     parts += [] if not warm_start else ["bc" if warm_start == "both" else f"bc{warm_start}"]
     return "+".join(parts)
 
 
-def surf_settings() -> dict:
-    """The EnsembleConfig fields of --surf: examples/prefs-surf.yaml's."""
+def example_settings(name: str) -> dict:
+    """The EnsembleConfig fields of --example NAME: examples/prefs-NAME.yaml's."""
     import yaml
 
-    return dict(yaml.safe_load(SURF_CONFIG.read_text())["ensemble"])
+    return dict(yaml.safe_load((EXAMPLES / f"prefs-{name}.yaml").read_text())["ensemble"])
 
 
 def cell_dir(work: Path, task: str, teacher: str, budget: int, seed: int, variant: str = "",
@@ -139,13 +142,13 @@ def metric_for(task: str) -> str:
 def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: Path, per_round: int,
              pairing: str = PAIRING, features: tuple[str, ...] = (), action: bool = True,
              final_policy: str = FINAL_POLICY, feedback_fraction: float = FEEDBACK_FRACTION,
-             demo_pairs: int = 0, stop_accuracy: float | None = STOP_ACCURACY, surf: bool = False,
+             demo_pairs: int = 0, stop_accuracy: float | None = STOP_ACCURACY, example: str = "",
              warm_start: str = "") -> dict:
     from robreward.eval.baseline import load_baseline
     from robreward.feedback.preferences.loop import STATE_FILE, PrefsConfig, load_prefs_config, train_preferences
 
-    variant = variant_name(pairing, features, action, final_policy, feedback_fraction, demo_pairs, stop_accuracy, surf,
-                           warm_start)
+    variant = variant_name(pairing, features, action, final_policy, feedback_fraction, demo_pairs, stop_accuracy,
+                           example, warm_start)
     out = cell_dir(work, task, teacher, budget, seed, variant, steps)
     config = PrefsConfig(task=task, teacher=teacher, queries=budget, per_round=min(per_round, budget), steps=steps,
                          num_envs=64, seed=seed, out=str(out), progress=False, pairing=pairing, features=features,
@@ -154,7 +157,7 @@ def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: 
                          init_from_demos=str(expert_demos(task)) if warm_start else "",
                          init_policies=warm_start or "both",
                          ensemble=dataclasses.replace(EnsembleConfig(), stop_accuracy=stop_accuracy,
-                                                      **(surf_settings() if surf else {})))
+                                                      **(example_settings(example) if example else {})))
     state_path = out / STATE_FILE
     started = time.perf_counter()
     if state_path.is_file():
@@ -174,7 +177,8 @@ def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: 
     hand = baseline.hand[key]
     return {"task": task, "teacher": teacher, "queries": budget, "seed": seed, "variant": variant, "pairing": pairing,
             "features": list(features), "feature_action": action, "final_policy": final_policy,
-            "feedback_fraction": feedback_fraction, "demo_pairs": demo_pairs, "stop_accuracy": stop_accuracy, "surf": surf, "warm_start": warm_start, "steps": steps, "run_dir": str(out), "metric": key,
+            "feedback_fraction": feedback_fraction, "demo_pairs": demo_pairs, "stop_accuracy": stop_accuracy, "surf": example == "surf",
+            "ensemble_example": example, "warm_start": warm_start, "steps": steps, "run_dir": str(out), "metric": key,
             "policy": result[key], "hand_baseline": hand, "fraction_of_hand": result[key] / hand,
             "success_rate": result["success_rate"], "return_mean": result["return_mean"],
             "heldout_accuracy": metrics.get("heldout_accuracy"), "epic_distance": metrics.get("epic_distance"),
@@ -308,10 +312,11 @@ def main(argv=None) -> int:
     parser.add_argument("--stop-accuracy", default=str(STOP_ACCURACY), metavar="ACC|none",
                         help="the reward fit stops at this train accuracy (EnsembleConfig.stop_accuracy; default "
                              f"{STOP_ACCURACY}, B-Pref's), or none: always its full epochs")
-    parser.add_argument("--surf", action="store_true",
-                        help="SURF (Park et al. 2022) in the reward fit, with examples/prefs-surf.yaml's settings: "
-                             "each pair cut to windows of 20-25 of the 25 steps, the pseudo-labels a member is 99%% "
-                             "sure of on 2,000 unlabeled pairs of the round (4 per labeled pair in each minibatch)")
+    parser.add_argument("--example", default="", choices=ENSEMBLE_EXAMPLES,
+                        help="the reward fit of examples/prefs-NAME.yaml (cell suffix NAME): surf (SURF: cropped "
+                             "pairs and sure pseudo-labels), rime (RIME: unlikely labels set aside, impossible ones "
+                             "flipped), label-smoothing (targets 0.95 / 0.05)")
+    parser.add_argument("--surf", action="store_const", dest="example", const="surf", help="--example surf")
     parser.add_argument("--init-from-demos", nargs="?", const="both", default="", choices=("both", "fresh"),
                         help="warm start: the PPO policies of a cell (both, the default; or only the fresh one) "
                              "behaviour-clone demos/<task>-expert.h5 first (PrefsConfig.init_from_demos and "
@@ -360,7 +365,7 @@ def main(argv=None) -> int:
     except ValueError as err:
         parser.error(f"--stop-accuracy: {err} (a number in (0, 1], or none)")
     variant = {task: variant_name(args.pairing, features[task], not args.no_action, args.final_policy,
-                                  args.feedback_fraction, args.demos, stop_accuracy, args.surf, args.init_from_demos)
+                                  args.feedback_fraction, args.demos, stop_accuracy, args.example, args.init_from_demos)
                for task in tasks}
     cells = [(t, te, b, s) for t in tasks for te in teachers for b in budgets for s in seeds]
     if args.list:
@@ -390,7 +395,7 @@ def main(argv=None) -> int:
         print(f"cell {task} {teacher} q{budget} s{seed} ({steps:,} PPO steps)", flush=True)
         row = run_cell(task, teacher, budget, seed, steps, work, args.per_round, args.pairing, features[task],
                        not args.no_action, args.final_policy, args.feedback_fraction, args.demos, stop_accuracy,
-                       args.surf, args.init_from_demos)
+                       args.example, args.init_from_demos)
         rows[(task, teacher, budget, seed, variant[task], steps)] = row
         print(json.dumps(row), flush=True)
         write()

@@ -23,13 +23,18 @@ def test_cells_of_another_variant_get_their_own_directory(bench, tmp_path):
     assert bench.variant_name("mixed", ("|ee_to_cube|", "qpos"), False) == "norm_ee_to_cube+qpos+noact"
     assert bench.variant_name(final_policy="restart", feedback_fraction=0.5) == "restart+ff0.5"
     assert bench.variant_name(stop_accuracy=None) == "nostop" and bench.variant_name(stop_accuracy=0.99) == "stop0.99"
-    assert bench.variant_name(stop_accuracy=bench.STOP_ACCURACY) == "" and bench.variant_name(surf=True) == "surf"
-    assert bench.variant_name(warm_start="both") == "bc" and bench.variant_name(surf=True, warm_start="both") == "surf+bc"
-    assert bench.variant_name(warm_start="fresh") == "bcfresh"
+    assert bench.variant_name(stop_accuracy=bench.STOP_ACCURACY) == "" and bench.variant_name(example="surf") == "surf"
+    assert bench.variant_name(warm_start="both") == "bc"
+    assert bench.variant_name(example="surf", warm_start="both") == "surf+bc"
+    assert bench.variant_name(warm_start="fresh") == "bcfresh" and bench.variant_name(example="rime") == "rime"
     from robreward.feedback.preferences.model import EnsembleConfig
 
-    surf = EnsembleConfig(**bench.surf_settings())  # --surf is the example config users pass to prefs train
+    # --example NAME is the example config users pass to prefs train (--surf: --example surf)
+    surf = EnsembleConfig(**bench.example_settings("surf"))
     assert (surf.crop, surf.pseudo_threshold, surf.pseudo_ratio) == (0.8, 0.99, 4)
+    rime = EnsembleConfig(**bench.example_settings("rime"))
+    assert (rime.denoise, rime.rime_beta, rime.rime_flip) == ("rime", (3.0, 1.0), 0.001)
+    assert EnsembleConfig(**bench.example_settings("label-smoothing")).label_smoothing == 0.1
     from robreward.feedback.preferences.loop import PrefsConfig
 
     # the naming reference is the settings the grid began with, so older rows keep their meaning; a cell of

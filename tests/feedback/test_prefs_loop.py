@@ -170,6 +170,20 @@ def test_surf_fits_each_round_on_its_labels_and_that_rounds_unlabeled_pairs(tmp_
     assert (saved.config.crop, saved.config.pseudo_threshold) == (0.8, 0.9)  # the run's reward says how it was fit
 
 
+def test_rime_reports_the_labels_it_trusted_and_flipped_each_round_and_keeps_its_statistics(tmp_path):
+    ensemble = EnsembleConfig(hidden=(32,), epochs=5, denoise="rime")
+    train_preferences(tiny(tmp_path / "run", queries=20, teacher="mistake:0.3", final_policy="continue",
+                           ensemble=ensemble))
+    fits = [m["fit"] for m in json.loads((tmp_path / "run" / "metrics.json").read_text())["rounds"]]
+    for fit, labeled in zip(fits, (10, 20)):
+        assert fit["num_pairs"] == labeled and 0 < fit["trusted"] and fit["trusted"] + fit["flipped"] <= labeled
+    saved = [PreferenceReward.load(tmp_path / "run" / "reward" / f"round_00{k}.pt") for k in (0, 1)]
+    # the running statistics go on from fit to fit (a resumed run loads them with the round's model)
+    assert int(saved[0].rime_stats[2]) == fits[0]["epochs"]
+    assert int(saved[1].rime_stats[2]) == fits[0]["epochs"] + fits[1]["epochs"]
+    assert saved[1].config.denoise == "rime"
+
+
 def test_a_preference_run_another_process_is_writing_is_refused_before_anything_is_written(tmp_path):
     from robreward.rundir import RunInUseError, RunLock
 

@@ -309,7 +309,7 @@ class ImagePreferenceReward(PreferenceReward):
                     r1 = (head(x1).squeeze(-1) * batch.second.mask).sum(-1)
                     logits = r1 - r0
                     w = counts[m, idx]
-                    bce = nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")
+                    bce = nn.functional.binary_cross_entropy_with_logits(logits, self._loss_targets(y), reduction="none")
                     loss = loss + (w * bce).sum() / weight[m]
                     drawn = hard & (w > 0)
                     correct += int(((logits > 0) == (y > 0.5))[drawn].sum())

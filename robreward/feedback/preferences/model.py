@@ -19,6 +19,12 @@ order segments the way their sums should: on the linear-reward test (8 features,
 oracle pairs) tanh reached 0.90 held-out accuracy against 0.97 for a linear output.
 ``output="tanh"`` is kept for B-Pref parity; the Reward output is standardized either way.
 
+Noisy labels, off by default: ``EnsembleConfig.label_smoothing`` trains on targets pulled toward 0.5, and
+``denoise="rime"`` is RIME (Cheng et al. 2024): before every epoch the pairs whose label the ensemble finds
+unlikely are set aside (their cross-entropy to the ensemble-mean prediction above a threshold that adapts to
+the trusted pairs' losses) and those it finds all but impossible (P(label) < ``rime_flip``) are trained on
+with the label flipped; the statistics carry over from fit to fit, as RIME's do.
+
 SURF (Park et al. 2022), off by default: ``EnsembleConfig.crop`` cuts each drawn pair to a random window
 (temporal augmentation) and ``pseudo_threshold`` adds each member's own sure labels of unlabeled pairs that
 ``fit(..., unlabeled=)`` is given (the loop passes 2,000 pairs of the round's rollout). At 50 oracle queries it
@@ -68,6 +74,8 @@ Tensor = torch.Tensor
 FORMAT = "robreward.preference_reward"
 FORMAT_VERSION = 1
 OUTPUTS = ("linear", "tanh")
+DENOISE = ("none", "rime")
+RIME_RATE = 0.1  # RIME's running statistics move this share of the way to each epoch's trusted pairs' values
 
 
 # -- the ensemble --------------------------------------------------------------------------
@@ -113,6 +121,20 @@ class EnsembleConfig:
     """With pseudo-labels: unlabeled pairs drawn per labeled pair of each minibatch (SURF's mu)."""
     pseudo_weight: float = 1.0
     """With pseudo-labels: weight of their loss beside the labeled pairs' (SURF's lambda)."""
+    label_smoothing: float = 0.0
+    """Train on targets y (1 - eps) + eps / 2 instead of y (a label is never fully trusted); 0: off."""
+    denoise: str = "none"
+    """none, or rime: RIME's selection of trusted labels and flipping of all-but-impossible ones before every
+    epoch (Cheng et al. 2024; the module docstring)."""
+    rime_alpha: float = 0.5
+    """RIME: the lower threshold is -ln(x) + alpha * x + min(beta * v, 3), x the running maximum and v the running
+    variance of the trusted pairs' cross-entropy (RIME's alpha)."""
+    rime_beta: tuple[float, float] = (3.0, 1.0)
+    """RIME: beta, from the first value down to the second, linearly over ``rime_decay_epochs`` epochs."""
+    rime_decay_epochs: int = 30
+    """RIME: epochs (summed over fits) over which beta decays (RIME's k)."""
+    rime_flip: float = 0.001
+    """RIME: a hard label the ensemble gives less than this probability is flipped (upper threshold -ln of it)."""
 
     def __post_init__(self):
         if self.num_members < 1:
@@ -134,6 +156,17 @@ class EnsembleConfig:
                              f"got {self.crop}")
         if self.pseudo_threshold is not None and not (0.5 < self.pseudo_threshold < 1):
             raise ValueError(f"pseudo_threshold must be in (0.5, 1) or None (off), got {self.pseudo_threshold}")
+        if not (0 <= self.label_smoothing < 1):
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.denoise not in DENOISE:
+            raise ValueError(f"unknown denoise {self.denoise!r}: choose one of {', '.join(DENOISE)}")
+        beta = tuple(float(b) for b in self.rime_beta)
+        object.__setattr__(self, "rime_beta", beta)  # a list from YAML or a run's config.json
+        if len(beta) != 2 or not (beta[0] >= beta[1] >= 0) or self.rime_decay_epochs < 1 or \
+                not (self.rime_alpha >= 0) or not (0 < self.rime_flip < 0.5):
+            raise ValueError("RIME needs rime_beta = (start, end) with start >= end >= 0, rime_decay_epochs >= 1, "
+                             f"rime_alpha >= 0 and rime_flip in (0, 0.5); got {self.rime_beta}, "
+                             f"{self.rime_decay_epochs}, {self.rime_alpha}, {self.rime_flip}")
         if self.pseudo_ratio < 1 or not (self.pseudo_weight > 0):
             raise ValueError(f"pseudo_ratio must be >= 1 and pseudo_weight > 0, got {self.pseudo_ratio}, "
                              f"{self.pseudo_weight}")
@@ -152,6 +185,8 @@ class FitReport:
     validation_accuracy: Optional[float]
     validation_loss: Optional[float]
     stopped: str  # "accuracy", "patience" or "epochs"
+    trusted: Optional[int] = None  # denoise rime, the last epoch: training pairs kept with their label
+    flipped: Optional[int] = None  # ... and kept with the label flipped (the others were set aside)
 
 
 def labels_to_targets(labels: Sequence) -> tuple[Tensor, Tensor]:
@@ -208,6 +243,8 @@ class PreferenceReward:
         self.output_std = torch.ones((), device=self.device)
         self.num_fits = 0
         self._unlabeled: Optional[SegmentPairs] = None  # during a fit: the pairs for pseudo-labels
+        # RIME's running statistics of the trusted pairs' cross-entropy: maximum, variance, epochs so far, updates
+        self.rime_stats = torch.zeros(4, dtype=torch.float64)
 
     # -- predictions ------------------------------------------------------------------------
     @property
@@ -296,8 +333,13 @@ class PreferenceReward:
         val_acc = val_loss = None
         max_epochs = int(epochs) if epochs is not None else cfg.epochs
         epoch = 0
+        trusted = flipped = None
         for epoch in range(1, max_epochs + 1):
-            acc, loss_value = self._epoch(data, targets, boots)
+            if cfg.denoise == "rime":
+                epoch_targets, epoch_boots, trusted, flipped = self._rime_select(data, targets, boots, train_idx)
+                acc, loss_value = self._epoch(data, epoch_targets, epoch_boots)
+            else:
+                acc, loss_value = self._epoch(data, targets, boots)
             if n_val:
                 val_loss, val_acc = self._evaluate(data.index(val_idx), targets[val_idx])
                 if val_loss < best[0] - 1e-6:
@@ -318,7 +360,46 @@ class PreferenceReward:
         if cfg.normalize_output:
             self._set_output_stats(data)
         ties = int(((targets > 0) & (targets < 1)).sum())
-        return FitReport(epoch, n, ties, len(labels) - n, acc, loss_value, val_acc, val_loss, stopped)
+        return FitReport(epoch, n, ties, len(labels) - n, acc, loss_value, val_acc, val_loss, stopped, trusted, flipped)
+
+    def rime_thresholds(self) -> tuple[float, float]:
+        """(lower, upper): RIME trusts a pair whose cross-entropy to the ensemble is under lower, flips a hard label
+        over upper, sets the others aside. lower = -ln(x) + alpha x + min(beta v, 3) (x, v: the running maximum and
+        variance of the trusted pairs' cross-entropy; before any update x = 0, so every pair is trusted)."""
+        cfg = self.config
+        x, var, epochs = (float(v) for v in self.rime_stats[:3])
+        start, end = (float(b) for b in cfg.rime_beta)
+        beta = max(end, start - (start - end) * epochs / cfg.rime_decay_epochs)
+        lower = -math.log(x + 1e-8) + cfg.rime_alpha * x + min(beta * var, 3.0)
+        return lower, -math.log(cfg.rime_flip)
+
+    def _rime_select(self, data: SegmentPairs, targets: Tensor, boots: list[Tensor],
+                     train_idx: Tensor) -> tuple[Tensor, list[Tensor], int, int]:
+        """RIME before an epoch: (targets with the flipped labels, the bootstraps restricted to the trusted and
+        flipped pairs, how many of the training pairs each). Updates the running statistics."""
+        with torch.no_grad():
+            p = self.preference_probs(data).mean(0).clamp(1e-7, 1 - 1e-7)
+        loss = -(targets * p.log() + (1 - targets) * (1 - p).log())  # cross-entropy to the ensemble-mean prediction
+        lower, upper = self.rime_thresholds()
+        flip = ((targets == 0) | (targets == 1)) & (loss > upper)  # ties are never flipped
+        trust = (loss < lower) & ~flip
+        in_train = torch.zeros_like(trust)
+        in_train[train_idx] = True
+        if not bool((trust & in_train).any()):  # nothing trusted (an untrained model's first look): keep them all
+            trust = ~flip
+        sample = loss[trust & in_train].double().cpu()
+        stats = self.rime_stats
+        if stats[3] == 0:
+            stats[0], stats[1] = RIME_RATE * sample.max(), sample.var(unbiased=False)
+        else:
+            stats[0] += RIME_RATE * (sample.max() - stats[0])
+            stats[1] += RIME_RATE * (sample.var(unbiased=False) - stats[1])
+        stats[2] += 1
+        stats[3] += 1
+        keep = trust | flip
+        new_targets = torch.where(flip, 1 - targets, targets)
+        new_boots = [b[keep[b]] for b in boots]
+        return new_targets, new_boots, int((trust & in_train).sum()), int((flip & in_train).sum())
 
     def _epoch(self, data: SegmentPairs, targets: Tensor, boots: list[Tensor]) -> tuple[float, float]:
         """One pass: every member steps through its own shuffled bootstrap, losses summed (B-Pref); with SURF's
@@ -337,7 +418,7 @@ class PreferenceReward:
                 batch = data.index(idx)
                 logits = self._member_logits(m, self._crop(batch))
                 y = targets[idx]
-                loss = loss + nn.functional.binary_cross_entropy_with_logits(logits, y)
+                loss = loss + nn.functional.binary_cross_entropy_with_logits(logits, self._loss_targets(y))
                 if cfg.crop < 1:
                     with torch.no_grad():
                         logits = self._member_logits(m, batch)
@@ -352,6 +433,11 @@ class PreferenceReward:
             total_loss += float(loss.detach()) / len(perms)
             steps += 1
         return (correct / counted if counted else float("nan")), total_loss / max(steps, 1)
+
+    def _loss_targets(self, y: Tensor) -> Tensor:
+        """The targets the loss sees: the labels, pulled toward 0.5 by ``config.label_smoothing``."""
+        eps = self.config.label_smoothing
+        return y * (1 - eps) + eps / 2 if eps else y
 
     def _crop(self, batch: SegmentPairs) -> SegmentPairs:
         """SURF's temporal augmentation (``config.crop``): each pair's segments masked to a window of one random
@@ -449,7 +535,7 @@ class PreferenceReward:
         return atomic_write_bytes(path, buffer.getvalue())
 
     def _stat_names(self) -> tuple[str, ...]:
-        return ("input_mean", "input_std", "output_mean", "output_std")
+        return ("input_mean", "input_std", "output_mean", "output_std", "rime_stats")
 
     def _extra_payload(self) -> dict:
         return {}
