@@ -307,7 +307,7 @@ def test_rime_thresholds_follow_the_running_statistics_and_are_saved(tmp_path):
     model = PreferenceReward(FEATURES, config=EnsembleConfig(hidden=(8,), denoise="rime"))
     lower, upper = model.rime_thresholds()
     assert lower > 18 and upper == pytest.approx(-np.log(0.001))  # before any epoch: every label trusted
-    model.rime_stats = torch.tensor([0.5, 0.1, 0.0, 7.0], dtype=torch.float64)  # max 0.5, variance 0.1, epoch 0
+    model.rime_stats = torch.tensor([0.5, 0.1, 0.0], dtype=torch.float64)  # max 0.5, variance 0.1, epoch 0
     assert model.rime_thresholds()[0] == pytest.approx(-np.log(0.5) + 0.5 * 0.5 + 3.0 * 0.1, abs=1e-6)
     model.rime_stats[2] = 15  # halfway through beta's decay from 3 to 1
     assert model.rime_thresholds()[0] == pytest.approx(-np.log(0.5) + 0.25 + 2.0 * 0.1, abs=1e-6)

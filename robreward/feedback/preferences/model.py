@@ -20,10 +20,8 @@ oracle pairs) tanh reached 0.90 held-out accuracy against 0.97 for a linear outp
 ``output="tanh"`` is kept for B-Pref parity; the Reward output is standardized either way.
 
 Noisy labels, off by default: ``EnsembleConfig.label_smoothing`` trains on targets pulled toward 0.5, and
-``denoise="rime"`` is RIME (Cheng et al. 2024): before every epoch the pairs whose label the ensemble finds
-unlikely are set aside (their cross-entropy to the ensemble-mean prediction above a threshold that adapts to
-the trusted pairs' losses) and those it finds all but impossible (P(label) < ``rime_flip``) are trained on
-with the label flipped; the statistics carry over from fit to fit, as RIME's do.
+``denoise="rime"`` is RIME (Cheng et al. 2024; denoise.py): before every epoch the pairs whose label the ensemble
+finds unlikely are set aside and those it finds all but impossible are trained on with the label flipped.
 
 SURF (Park et al. 2022), off by default: ``EnsembleConfig.crop`` cuts each drawn pair to a random window
 (temporal augmentation) and ``pseudo_threshold`` adds each member's own sure labels of unlabeled pairs that
@@ -58,6 +56,7 @@ import torch
 from torch import nn
 
 from robreward.envs.spec import TaskSpec, TaskState
+from robreward.feedback.preferences.denoise import DENOISE, new_rime_stats, rime_select, rime_thresholds
 from robreward.feedback.preferences.features import (  # noqa: F401 - re-exported: model.py's names before the split
     AUTO,
     OBSERVATION,
@@ -74,8 +73,6 @@ Tensor = torch.Tensor
 FORMAT = "robreward.preference_reward"
 FORMAT_VERSION = 1
 OUTPUTS = ("linear", "tanh")
-DENOISE = ("none", "rime")
-RIME_RATE = 0.1  # RIME's running statistics move this share of the way to each epoch's trusted pairs' values
 
 
 # -- the ensemble --------------------------------------------------------------------------
@@ -243,8 +240,7 @@ class PreferenceReward:
         self.output_std = torch.ones((), device=self.device)
         self.num_fits = 0
         self._unlabeled: Optional[SegmentPairs] = None  # during a fit: the pairs for pseudo-labels
-        # RIME's running statistics of the trusted pairs' cross-entropy: maximum, variance, epochs so far, updates
-        self.rime_stats = torch.zeros(4, dtype=torch.float64)
+        self.rime_stats = new_rime_stats()  # denoise rime: kept across fits (denoise.py)
 
     # -- predictions ------------------------------------------------------------------------
     @property
@@ -334,12 +330,16 @@ class PreferenceReward:
         max_epochs = int(epochs) if epochs is not None else cfg.epochs
         epoch = 0
         trusted = flipped = None
+        in_train = torch.zeros(n, dtype=torch.bool, device=self.device)
+        in_train[train_idx] = True
         for epoch in range(1, max_epochs + 1):
+            epoch_targets, epoch_boots = targets, boots
             if cfg.denoise == "rime":
-                epoch_targets, epoch_boots, trusted, flipped = self._rime_select(data, targets, boots, train_idx)
-                acc, loss_value = self._epoch(data, epoch_targets, epoch_boots)
-            else:
-                acc, loss_value = self._epoch(data, targets, boots)
+                with torch.no_grad():
+                    probs = self.preference_probs(data).mean(0)
+                flip, keep, trusted, flipped = rime_select(probs, targets, self.rime_stats, cfg, in_train)
+                epoch_targets, epoch_boots = torch.where(flip, 1 - targets, targets), [b[keep[b]] for b in boots]
+            acc, loss_value = self._epoch(data, epoch_targets, epoch_boots)
             if n_val:
                 val_loss, val_acc = self._evaluate(data.index(val_idx), targets[val_idx])
                 if val_loss < best[0] - 1e-6:
@@ -363,43 +363,8 @@ class PreferenceReward:
         return FitReport(epoch, n, ties, len(labels) - n, acc, loss_value, val_acc, val_loss, stopped, trusted, flipped)
 
     def rime_thresholds(self) -> tuple[float, float]:
-        """(lower, upper): RIME trusts a pair whose cross-entropy to the ensemble is under lower, flips a hard label
-        over upper, sets the others aside. lower = -ln(x) + alpha x + min(beta v, 3) (x, v: the running maximum and
-        variance of the trusted pairs' cross-entropy; before any update x = 0, so every pair is trusted)."""
-        cfg = self.config
-        x, var, epochs = (float(v) for v in self.rime_stats[:3])
-        start, end = (float(b) for b in cfg.rime_beta)
-        beta = max(end, start - (start - end) * epochs / cfg.rime_decay_epochs)
-        lower = -math.log(x + 1e-8) + cfg.rime_alpha * x + min(beta * var, 3.0)
-        return lower, -math.log(cfg.rime_flip)
-
-    def _rime_select(self, data: SegmentPairs, targets: Tensor, boots: list[Tensor],
-                     train_idx: Tensor) -> tuple[Tensor, list[Tensor], int, int]:
-        """RIME before an epoch: (targets with the flipped labels, the bootstraps restricted to the trusted and
-        flipped pairs, how many of the training pairs each). Updates the running statistics."""
-        with torch.no_grad():
-            p = self.preference_probs(data).mean(0).clamp(1e-7, 1 - 1e-7)
-        loss = -(targets * p.log() + (1 - targets) * (1 - p).log())  # cross-entropy to the ensemble-mean prediction
-        lower, upper = self.rime_thresholds()
-        flip = ((targets == 0) | (targets == 1)) & (loss > upper)  # ties are never flipped
-        trust = (loss < lower) & ~flip
-        in_train = torch.zeros_like(trust)
-        in_train[train_idx] = True
-        if not bool((trust & in_train).any()):  # nothing trusted (an untrained model's first look): keep them all
-            trust = ~flip
-        sample = loss[trust & in_train].double().cpu()
-        stats = self.rime_stats
-        if stats[3] == 0:
-            stats[0], stats[1] = RIME_RATE * sample.max(), sample.var(unbiased=False)
-        else:
-            stats[0] += RIME_RATE * (sample.max() - stats[0])
-            stats[1] += RIME_RATE * (sample.var(unbiased=False) - stats[1])
-        stats[2] += 1
-        stats[3] += 1
-        keep = trust | flip
-        new_targets = torch.where(flip, 1 - targets, targets)
-        new_boots = [b[keep[b]] for b in boots]
-        return new_targets, new_boots, int((trust & in_train).sum()), int((flip & in_train).sum())
+        """(lower, upper) of RIME's choice at the model's running statistics (denoise.rime_thresholds)."""
+        return rime_thresholds(self.rime_stats, self.config)
 
     def _epoch(self, data: SegmentPairs, targets: Tensor, boots: list[Tensor]) -> tuple[float, float]:
         """One pass: every member steps through its own shuffled bootstrap, losses summed (B-Pref); with SURF's
