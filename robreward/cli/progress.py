@@ -28,7 +28,10 @@ def register(sub) -> None:
                      help="state inputs: observation (as it is) or obs-norms (each part of the observation as its "
                           "norm: distances, speeds; the default)")
     fit.add_argument("--no-mix", action="store_true",
-                     help="no mixed-state hard negatives (state inputs; docs/progress.md)")
+                     help="no mixed-state hard negatives (docs/progress.md)")
+    fit.add_argument("--mix-frames", type=int, default=0,
+                     help="image inputs: mixed scenes rendered as hard negatives, the arm of one demo state with the "
+                          "objects of another (docs/progress.md; default 0: none)")
     fit.add_argument("--image-size", type=int, default=64, help="image inputs: frame side in pixels (default 64)")
     fit.add_argument("--encoder", default="", help="image inputs: a transformers vision model (folder or cached id); "
                                                   "default: a small CNN trained from scratch")
@@ -94,7 +97,7 @@ def _fit(args) -> int:
     config = ProgressConfig(task=spec.name, demos=tuple(str(Path(d).resolve()) for d in args.demos),
                             negatives=tuple(str(Path(d).resolve()) for d in args.negatives), inputs=args.inputs,
                             holdout=args.holdout, seed=args.seed, image_size=args.image_size, encoder=args.encoder,
-                            camera=args.camera, mix_weight=0.0 if args.no_mix else 1.0,
+                            camera=args.camera, mix_weight=0.0 if args.no_mix else 1.0, mix_frames=args.mix_frames,
                             **({"features": args.features} if args.features else {}), **extra)
     # image inputs: the demos' frames are rendered once and cached in the run directory
     net, report = fit_progress(config, spec, cache_dir=Path(args.out) if config.uses_image else None)

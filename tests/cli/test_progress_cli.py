@@ -100,6 +100,10 @@ def test_train_accepts_a_progress_shaping_sum(run):
     (["fit", "--task", "reach", "--demos", DEMOS / "reach-expert.h5", "--inputs", "pixels", "--out", "x"],
      "invalid choice: 'pixels'"),
     (["fit", "--task", "reach", "--demos", "missing.h5", "--out", "x"], "not found"),
+    (["fit", "--task", "push", "--demos", DEMOS / "push-expert.h5", "--mix-frames", "100", "--out", "x"],
+     "--mix-frames must be >= 0 and is for image inputs"),
+    (["fit", "--task", "reach", "--demos", DEMOS / "reach-expert.h5", "--inputs", "image", "--mix-frames", "100",
+      "--out", "x"], "at least two moving parts"),
     (["eval", "nowhere"], "not a progress run"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, argv, message):

@@ -44,6 +44,7 @@ from torch import nn
 
 from robreward.envs.spec import TaskSpec
 from robreward.feedback.progress.metrics import episode_metrics
+from robreward.feedback.progress.scene_mix import MixedFrames
 
 INPUTS = ("state", "image", "both")
 OBSERVATION, OBS_NORMS = "observation", "obs-norms"
@@ -83,9 +84,13 @@ class ProgressConfig:
     norm (a distance, a speed; one-number parts as they are): no absolute position or direction to latch on
     to, so Φ generalizes to states the demos never visited (docs/progress.md "What PPO does with Φ")."""
     mix_weight: float = 1.0
-    """State inputs: weight of the mixed-state hard negatives: two observations of one episode mixed feature
-    by feature, whose target is the lower of the two (progress needs every part of the state to be there:
-    the robot's arm at a late pose with the object where it started is not progress). 0 turns them off."""
+    """Weight of the mixed-state hard negatives: two observations of one episode mixed feature by feature
+    (state inputs), or the mixed scenes of ``mix_frames`` (image inputs), whose target is the lower of the two
+    (progress needs every part of the state to be there: the robot's arm at a late pose with the object where
+    it started is not progress). 0 turns them off."""
+    mix_frames: int = 0
+    """Image inputs: mixed scenes rendered for training (scene_mix.py: the arm of one demo state with the
+    objects of another of the same episode); 0 (the default): none."""
     seed: int = 0
     """Seeds the held-out split, the initial weights and the sampled pairs."""
     image_size: int = 64
@@ -116,6 +121,9 @@ class ProgressConfig:
             raise ValueError(f"--features must be one of {', '.join(FEATURES)}, got {self.features!r}")
         if self.mix_weight < 0:
             raise ValueError(f"mix_weight must be >= 0, got {self.mix_weight}")
+        if self.mix_frames < 0 or (self.mix_frames and self.inputs == "state"):
+            raise ValueError(f"--mix-frames must be >= 0 and is for image inputs (--inputs image or both), got "
+                             f"{self.mix_frames} with inputs {self.inputs}")
         if self.embed_dim < 1 or self.batch < 8:
             raise ValueError("embed_dim must be >= 1 and batch >= 8")
 
@@ -362,9 +370,12 @@ class FrameBatch(NamedTuple):
     ramp: torch.Tensor
     pixels: torch.Tensor | None = None
     feats: torch.Tensor | None = None
+    mixed: MixedFrames | None = None
+    """Image inputs with ``mix_frames``: the rendered mixed scenes (pixels, or a frozen encoder's features)."""
 
 
-def stack_frames(episodes: list[Episode], failure_cap: float, net: ProgressNet | None = None) -> FrameBatch:
+def stack_frames(episodes: list[Episode], failure_cap: float, net: ProgressNet | None = None,
+                 mixed: MixedFrames | None = None) -> FrameBatch:
     obs = torch.from_numpy(np.concatenate([e.obs for e in episodes]))
     target = torch.from_numpy(np.concatenate([e.targets(failure_cap) for e in episodes]))
     episode = torch.cat([torch.full((len(e.obs),), k, dtype=torch.long) for k, e in enumerate(episodes)])
@@ -377,7 +388,9 @@ def stack_frames(episodes: list[Episode], failure_cap: float, net: ProgressNet |
         pixels = torch.from_numpy(np.concatenate([e.frames for e in episodes]))
         if net.frozen_encoder:
             feats, pixels = net.features(pixels), None
-    return FrameBatch(obs, target, episode, ramp, pixels, feats)
+            if mixed is not None:
+                mixed = mixed._replace(pixels=net.features(mixed.pixels))
+    return FrameBatch(obs, target, episode, ramp, pixels, feats, mixed)
 
 
 def _ordered_pairs(frames: FrameBatch, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -416,6 +429,17 @@ def _embed_rows(net: ProgressNet, frames: FrameBatch, rows: torch.Tensor, noise:
         feats = frames.feats[rows] if frames.feats is not None else net.features(frames.pixels[rows], augment=True,
                                                                                generator=gen)
     return net.embed(obs, feats, noise=noise)
+
+
+def _mixed_scene_loss(net: ProgressNet, mixed: MixedFrames, n: int, noise: float, gen: torch.Generator):
+    """BCE of Φ on ``n`` of the rendered mixed scenes (scene_mix.py) toward their targets."""
+    rows = torch.randint(len(mixed.target), (n,), generator=gen)
+    if net.frozen_encoder:  # mixed.pixels holds the frozen encoder's features
+        feats = mixed.pixels[rows]
+    else:
+        feats = net.features(mixed.pixels[rows], augment=True, generator=gen)
+    emb = net.embed(mixed.obs[rows] if net.uses_state else None, feats, noise=noise)
+    return nn.functional.binary_cross_entropy_with_logits(net.phi_logits(emb), mixed.target[rows])
 
 
 def _mixed_loss(net: ProgressNet, frames: FrameBatch, noise: float, gen: torch.Generator, n: int = 1024):
@@ -469,6 +493,9 @@ def train_net(net: ProgressNet, frames: FrameBatch, config: ProgressConfig, epoc
             loss = loss + config.rank_weight * nn.functional.softplus(-(logits[j] - logits[i]) * 4.0).mean()
         if not net.uses_image and config.mix_weight > 0:  # mixed-state hard negatives (ProgressConfig.mix_weight)
             loss = loss + config.mix_weight * _mixed_loss(net, frames, config.noise, gen)
+        if net.uses_image and frames.mixed is not None and config.mix_weight > 0:  # mixed scenes (mix_frames)
+            loss = loss + config.mix_weight * _mixed_scene_loss(net, frames.mixed, max(config.batch // 4, 1),
+                                                                config.noise, gen)
         if config.pair_weight > 0:  # Δ on same-episode pairs in random order and shuffled cross-episode pairs
             delta = net.delta_of(emb[pa], emb[pb])
             loss = loss + config.pair_weight * ((delta - (target[pb] - target[pa])) ** 2).mean()
@@ -525,7 +552,12 @@ def fit_progress(config: ProgressConfig, spec: TaskSpec | None = None, cache_dir
     # 3. the network, normalization from the training frames
     torch.manual_seed(config.seed)
     net = make_net(config, spec)
-    frames = stack_frames(train, config.failure_cap, net)
+    mixed = None
+    if config.uses_image and config.mix_frames:  # mixed scenes of the training episodes only
+        from robreward.feedback.progress.scene_mix import render_mixed
+
+        mixed = render_mixed(train, spec, config, config.mix_frames, config.seed)
+    frames = stack_frames(train, config.failure_cap, net, mixed)
     if net.uses_state:
         inputs = net.state_features(frames.obs)
         net.mean.copy_(inputs.mean(0))
