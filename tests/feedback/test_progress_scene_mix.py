@@ -102,3 +102,24 @@ def test_training_on_mixed_scenes_lowers_progress_where_only_the_arm_moved():
     with torch.no_grad():
         with_mix, without = float(mixing.phi(None, frames).mean()), float(plain.phi(None, frames).mean())
     assert with_mix < without - 0.1, (with_mix, without)  # measured 0.52 against 0.73
+
+
+def test_a_frozen_encoder_trains_on_the_mixed_scenes_features(tmp_path, monkeypatch):
+    """With a transformers encoder the mixed scenes are encoded once, as the demo frames are, and their loss
+    trains the head: the fit differs from one without them."""
+    import transformers
+
+    from tests.feedback.test_progress_image import subset_demos
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = transformers.CLIPVisionModel(transformers.CLIPVisionConfig(
+        hidden_size=16, intermediate_size=24, num_hidden_layers=1, num_attention_heads=2, image_size=24, patch_size=8))
+    model.save_pretrained(tmp_path / "enc")
+    demos = subset_demos(PUSH, tmp_path / "push-tiny.h5", [0, 1, 2, 3])
+    spec = get_task("push")
+    values = dict(task="push", demos=(str(demos),), inputs="image", image_size=24, hidden=16, batch=32, epochs=6,
+                  encoder=str(tmp_path / "enc"))
+    plain, _ = fit_progress(ProgressConfig(**values), spec, cache_dir=tmp_path / "run")
+    mixing, report = fit_progress(ProgressConfig(**values, mix_frames=40), spec, cache_dir=tmp_path / "run")
+    assert mixing.frozen_encoder and report["frames"] > 0
+    assert not torch.equal(plain.phi_head.weight, mixing.phi_head.weight)  # the mixed scenes are the one difference
