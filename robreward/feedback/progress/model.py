@@ -371,7 +371,7 @@ class FrameBatch(NamedTuple):
     pixels: torch.Tensor | None = None
     feats: torch.Tensor | None = None
     mixed: MixedFrames | None = None
-    """Image inputs with ``mix_frames``: the rendered mixed scenes (pixels, or a frozen encoder's features)."""
+    """Image inputs with ``mix_frames``: the rendered mixed scenes (their pixels, or a frozen encoder's feats)."""
 
 
 def stack_frames(episodes: list[Episode], failure_cap: float, net: ProgressNet | None = None,
@@ -389,7 +389,7 @@ def stack_frames(episodes: list[Episode], failure_cap: float, net: ProgressNet |
         if net.frozen_encoder:
             feats, pixels = net.features(pixels), None
             if mixed is not None:
-                mixed = mixed._replace(pixels=net.features(mixed.pixels))
+                mixed = mixed._replace(feats=net.features(mixed.pixels), pixels=None)
     return FrameBatch(obs, target, episode, ramp, pixels, feats, mixed)
 
 
@@ -422,7 +422,8 @@ def _same_episode_pairs(frames: FrameBatch, n: int, gen: torch.Generator,
     return torch.minimum(i, j), torch.maximum(i, j)
 
 
-def _embed_rows(net: ProgressNet, frames: FrameBatch, rows: torch.Tensor, noise: float, gen: torch.Generator):
+def _embed_rows(net: ProgressNet, frames: FrameBatch | MixedFrames, rows: torch.Tensor, noise: float,
+                gen: torch.Generator):
     obs = frames.obs[rows] if net.uses_state else None
     feats = None
     if net.uses_image:
@@ -434,11 +435,7 @@ def _embed_rows(net: ProgressNet, frames: FrameBatch, rows: torch.Tensor, noise:
 def _mixed_scene_loss(net: ProgressNet, mixed: MixedFrames, n: int, noise: float, gen: torch.Generator):
     """BCE of Φ on ``n`` of the rendered mixed scenes (scene_mix.py) toward their targets."""
     rows = torch.randint(len(mixed.target), (n,), generator=gen)
-    if net.frozen_encoder:  # mixed.pixels holds the frozen encoder's features
-        feats = mixed.pixels[rows]
-    else:
-        feats = net.features(mixed.pixels[rows], augment=True, generator=gen)
-    emb = net.embed(mixed.obs[rows] if net.uses_state else None, feats, noise=noise)
+    emb = _embed_rows(net, mixed, rows, noise, gen)
     return nn.functional.binary_cross_entropy_with_logits(net.phi_logits(emb), mixed.target[rows])
 
 

@@ -18,11 +18,13 @@ import torch
 
 
 class MixedFrames(NamedTuple):
-    """Rendered mixed scenes: pixels uint8 [M, S, S, 3], their observations [M, obs_dim], targets [M]."""
+    """Rendered mixed scenes: pixels uint8 [M, S, S, 3] (or, for a frozen encoder, its features ``feats`` [M, F]
+    in their place), their observations [M, obs_dim], targets [M]."""
 
-    pixels: torch.Tensor
+    pixels: torch.Tensor | None
     obs: torch.Tensor
     target: torch.Tensor
+    feats: torch.Tensor | None = None
 
 
 def scene_parts(model) -> list[np.ndarray]:
