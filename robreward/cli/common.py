@@ -6,6 +6,8 @@ import errno
 import json
 import sys
 import traceback
+import warnings
+from pathlib import Path
 
 DEBUG_HINT = ("this is a bug in robreward: rerun the same command as `robreward --debug VERB ...` to see the "
               "traceback, and report it with that traceback")
@@ -97,3 +99,25 @@ def report_error(verb: str | None, err: BaseException, debug: bool = False) -> i
     except (OSError, ValueError):  # stderr closed: nothing more can be said
         pass
     return code
+
+
+def warning_printer(verb: str | None, debug: bool = False):
+    """A ``warnings.showwarning`` for the CLI: robreward's own warnings print as one line, ``robreward VERB:
+    warning: MESSAGE`` (secrets redacted), without the source line Python's format adds; another package's warnings
+    and, with --debug, robreward's too keep Python's format."""
+    prefix = f"robreward {verb}" if verb else "robreward"
+    default = warnings.showwarning
+
+    package = str(Path(__file__).resolve().parent.parent)
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        ours = getattr(category, "__module__", "").startswith("robreward") or \
+            str(Path(filename).resolve()).startswith(package)
+        if debug or not ours:
+            return default(message, category, filename, lineno, file, line)
+        try:
+            print(_redact(f"{prefix}: warning: {message}"), file=file or sys.stderr, flush=True)
+        except (OSError, ValueError):  # stderr closed
+            pass
+
+    return show

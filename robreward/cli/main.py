@@ -13,6 +13,7 @@ import argparse
 import difflib
 import os
 import sys
+import warnings
 
 # verb -> (module in robreward/cli, one line for `robreward --help`). Only the module of the verb being run
 # is imported (its heavy imports, torch and MuJoCo, inside its functions): `robreward --help` and
@@ -85,7 +86,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from robreward.cli.common import report_error
+    from robreward.cli.common import report_error, warning_printer
 
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv[:1]  # known before parsing: an error while building the parser is reported too
@@ -96,7 +97,9 @@ def main(argv=None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 1
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():  # robreward's warnings as one line each; the filters restored after
+            warnings.showwarning = warning_printer(args.verb, debug=bool(getattr(args, "debug", debug)))
+            return int(args.func(args) or 0)
     except KeyboardInterrupt as err:
         verb = getattr(args, "verb", None)
         said = getattr(err, "message", None) or "interrupted"  # a verb's subclass says what was saved and how to resume

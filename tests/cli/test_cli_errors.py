@@ -157,3 +157,22 @@ def test_the_installed_command_prints_no_traceback(tmp_path, deep_state_run):
         assert result.stderr.startswith(f"robreward {args[0]}: error: "), (args, result.stderr)
     debug = robreward("--debug", "generate", "--resume", deep_state_run)
     assert debug.returncode == 2 and TRACEBACK in debug.stderr
+
+
+def test_robrewards_own_warnings_are_one_line_and_debug_keeps_pythons_format(tmp_path):
+    import h5py
+
+    from robreward.demos.record import record
+
+    older = tmp_path / "older-mujoco.h5"
+    record("reach", "expert", 1, older, seed=0, num_envs=1, progress=False)
+    with h5py.File(older, "a") as f:
+        f.attrs["mujoco_version"] = "3.1.0"
+    plain = robreward("demos", "replay", older, "--check")
+    assert plain.returncode == 0, plain.stderr
+    lines = [line for line in plain.stderr.splitlines() if "MuJoCo 3.1.0" in line]
+    assert len(lines) == 1 and lines[0].startswith(f"robreward demos: warning: demo dataset {older} was recorded "
+                                                   "with MuJoCo 3.1.0"), plain.stderr
+    assert "MujocoVersionWarning" not in plain.stderr and "replay.py" not in plain.stderr
+    debug = robreward("--debug", "demos", "replay", older, "--check")
+    assert "MujocoVersionWarning: demo dataset" in debug.stderr and "replay.py" in debug.stderr
