@@ -35,6 +35,8 @@ def test_cells_of_another_variant_get_their_own_directory(bench, tmp_path):
     rime = EnsembleConfig(**bench.example_settings("rime"))
     assert (rime.denoise, rime.rime_beta, rime.rime_flip) == ("rime", (3.0, 1.0), 0.001)
     assert EnsembleConfig(**bench.example_settings("label-smoothing")).label_smoothing == 0.1
+    prior = EnsembleConfig(**bench.example_settings("prior"))
+    assert (prior.prior_weight, prior.prior_steps) == (1.0, 200) and bench.variant_name(example="prior") == "prior"
     from robreward.feedback.preferences.loop import PrefsConfig
 
     # the naming reference is the settings the grid began with, so older rows keep their meaning; a cell of

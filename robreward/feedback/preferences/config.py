@@ -159,6 +159,9 @@ class PrefsConfig:
         if self.reward_inputs != "state" and (self.ensemble.crop < 1 or self.ensemble.pseudo_threshold is not None):
             raise ConfigError("ensemble", "SURF's crop and pseudo-labels train state reward models only "
                               "(--reward-inputs state); leave ensemble.crop at 1 and pseudo_threshold unset")
+        if self.reward_inputs != "state" and self.ensemble.prior_weight > 0:
+            raise ConfigError("ensemble", "Hindsight PRIOR trains state reward models only (--reward-inputs state); "
+                              "leave ensemble.prior_weight at 0")
         if self.demos and self.reward_inputs != "state":
             raise ConfigError("demos", "demos as preferences need a state reward model (--reward-inputs state): "
                               "the demos' frames are not rendered for image reward models")

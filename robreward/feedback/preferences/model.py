@@ -23,6 +23,8 @@ Noisy labels, off by default: ``EnsembleConfig.label_smoothing`` trains on targe
 ``denoise="rime"`` is RIME (Cheng et al. 2024; denoise.py): before every epoch the pairs whose label the ensemble
 finds unlikely are set aside and those it finds all but impossible are trained on with the label flipped.
 
+Hindsight PRIOR (Verma & Metcalf 2024), off by default: ``prior_weight``, prior.py.
+
 SURF (Park et al. 2022), off by default: ``EnsembleConfig.crop`` cuts each drawn pair to a random window
 (temporal augmentation) and ``pseudo_threshold`` adds each member's own sure labels of unlabeled pairs that
 ``fit(..., unlabeled=)`` is given (the loop passes 2,000 pairs of the round's rollout). At 50 oracle queries it
@@ -67,6 +69,7 @@ from robreward.feedback.preferences.features import (  # noqa: F401 - re-exporte
     norm_field,
 )
 from robreward.fileio import atomic_write_bytes
+from robreward.feedback.preferences.prior import SegmentWorldModel, pair_shares, prior_loss
 from robreward.feedback.preferences.segments import SegmentBatch, SegmentPairs
 
 Tensor = torch.Tensor
@@ -132,6 +135,11 @@ class EnsembleConfig:
     """RIME: epochs (summed over fits) over which beta decays (RIME's k)."""
     rime_flip: float = 0.001
     """RIME: a hard label the ensemble gives less than this probability is flipped (upper threshold -ln of it)."""
+    prior_weight: float = 0.0
+    """Hindsight PRIOR (Verma & Metcalf 2024; prior.py): weight of the auxiliary loss that pulls each step's reward
+    toward its share of the segment's return, the shares from a world model's attention; 0: off."""
+    prior_steps: int = 200
+    """PRIOR: Adam steps of the world model per fit (it keeps training from fit to fit)."""
 
     def __post_init__(self):
         if self.num_members < 1:
@@ -164,6 +172,8 @@ class EnsembleConfig:
             raise ValueError("RIME needs rime_beta = (start, end) with start >= end >= 0, rime_decay_epochs >= 1, "
                              f"rime_alpha >= 0 and rime_flip in (0, 0.5); got {self.rime_beta}, "
                              f"{self.rime_decay_epochs}, {self.rime_alpha}, {self.rime_flip}")
+        if not (self.prior_weight >= 0) or self.prior_steps < 1:
+            raise ValueError(f"prior_weight must be >= 0, prior_steps >= 1: {self.prior_weight}, {self.prior_steps}")
         if self.pseudo_ratio < 1 or not (self.pseudo_weight > 0):
             raise ValueError(f"pseudo_ratio must be >= 1 and pseudo_weight > 0, got {self.pseudo_ratio}, "
                              f"{self.pseudo_weight}")
@@ -241,6 +251,8 @@ class PreferenceReward:
         self.num_fits = 0
         self._unlabeled: Optional[SegmentPairs] = None  # during a fit: the pairs for pseudo-labels
         self.rime_stats = new_rime_stats()  # denoise rime: kept across fits (denoise.py)
+        self._world: Optional[SegmentWorldModel] = None  # prior_weight > 0: PRIOR's world model (prior.py)
+        self._alpha: Optional[tuple[Tensor, Tensor]] = None  # during a fit: PRIOR's step shares of each pair
 
     # -- predictions ------------------------------------------------------------------------
     @property
@@ -317,6 +329,7 @@ class PreferenceReward:
         targets = targets.to(self.device)
         if cfg.normalize_inputs and self.num_fits == 0:
             self._set_input_stats(data)
+        self._alpha = self._prior_shares(data) if cfg.prior_weight > 0 else None
         n = len(keep)
         order = torch.randperm(n, generator=self._gen).to(self.device)
         n_val = min(int(round(cfg.validation_fraction * n)), n - 1)  # at least one pair to train on
@@ -355,7 +368,7 @@ class PreferenceReward:
         if n_val and best[1] is not None:
             self.members.load_state_dict(best[1])
             val_loss, val_acc = self._evaluate(data.index(val_idx), targets[val_idx])
-        self._unlabeled = None
+        self._unlabeled = self._alpha = None
         self.num_fits += 1
         if cfg.normalize_output:
             self._set_output_stats(data)
@@ -387,6 +400,8 @@ class PreferenceReward:
                 if cfg.crop < 1:
                     with torch.no_grad():
                         logits = self._member_logits(m, batch)
+                if self._alpha is not None:
+                    loss = loss + cfg.prior_weight * self._prior_loss(m, batch, idx)
                 if unlabeled is not None:
                     loss = loss + cfg.pseudo_weight * self._pseudo_loss(m, unlabeled, cfg.pseudo_ratio * len(idx))
                 hard = (y == 0) | (y == 1)
@@ -444,10 +459,26 @@ class PreferenceReward:
 
     def _member_logits(self, m: int, batch: SegmentPairs) -> Tensor:
         def ret(seg: SegmentBatch) -> Tensor:
-            x = (seg.features - self.input_mean) / self.input_std
-            return (self.members[m](x).squeeze(-1) * seg.mask).sum(-1)
+            return (self._member_steps(m, seg) * seg.mask).sum(-1)
 
         return ret(batch.second) - ret(batch.first)
+
+    def _member_steps(self, m: int, seg: SegmentBatch) -> Tensor:
+        """[B, H] member m's raw per-step rewards of a batch of segments (with gradients)."""
+        return self.members[m]((seg.features - self.input_mean) / self.input_std).squeeze(-1)
+
+    def _prior_shares(self, data: SegmentPairs) -> tuple[Tensor, Tensor]:
+        """PRIOR's step shares [n, H] of each pair's first and second segment (prior.pair_shares); the world model
+        is made at the first fit that needs it and is not saved with the model (a resumed run trains a new one)."""
+        if self._world is None:
+            self._world = SegmentWorldModel(self.input_dim, seed=self.config.seed + 2).to(self.device)
+        return pair_shares(self._world, data, self.input_mean, self.input_std, self.config.prior_steps)
+
+    def _prior_loss(self, m: int, batch: SegmentPairs, idx: Tensor) -> Tensor:
+        """PRIOR's auxiliary loss of member m on a minibatch (rows ``idx`` of the fit's pairs), both segments."""
+        assert self._alpha is not None
+        return sum((prior_loss(self._member_steps(m, seg), seg.mask, alpha[idx])
+                    for seg, alpha in zip(batch, self._alpha)), torch.zeros((), device=self.device))
 
     def _evaluate(self, data: SegmentPairs, targets: Tensor) -> tuple[float, Optional[float]]:
         """(mean member BCE loss, ensemble-mean accuracy on non-tie pairs) without gradients."""
