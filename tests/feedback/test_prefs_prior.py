@@ -105,3 +105,9 @@ def test_bad_prior_settings_are_refused():
         EnsembleConfig(prior_weight=1.0, prior_steps=0)
     with pytest.raises(ConfigError, match="Hindsight PRIOR trains state reward models only"):
         PrefsConfig(reward_inputs="image", ensemble={"prior_weight": 1.0})
+    from robreward.envs.registry import get_task
+    from robreward.feedback.preferences.features import Featurizer
+    from robreward.feedback.preferences.image_model import ImageInputs, ImagePreferenceReward
+
+    with pytest.raises(ValueError, match=r"PRIOR \(prior_weight > 0\) trains state reward models only"):
+        ImagePreferenceReward(Featurizer(get_task("reach")), ImageInputs(), config=EnsembleConfig(prior_weight=1.0))

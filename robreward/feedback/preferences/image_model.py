@@ -207,6 +207,9 @@ class ImagePreferenceReward(PreferenceReward):
 
     def __init__(self, featurizer: Featurizer, image: ImageInputs = ImageInputs(), *,
                  config: EnsembleConfig = EnsembleConfig(), name: str = "pref", device="cpu", encoder=None):
+        if config.prior_weight > 0:
+            raise ValueError("Hindsight PRIOR (prior_weight > 0) trains state reward models only: its world model "
+                             "reads the segments' features, not their frames; leave prior_weight at 0")
         super().__init__(featurizer=featurizer, config=config, name=name, device=device)
         self.image = image
         self.uses_state = image.inputs == "both"

@@ -33,7 +33,7 @@ Tensor = torch.Tensor
 
 
 class _Block(nn.Module):
-    """One pre-norm transformer block whose attention weights are kept (``last_attention``)."""
+    """One pre-norm transformer block; its forward returns its attention weights beside its output."""
 
     def __init__(self, width: int, heads: int):
         super().__init__()
