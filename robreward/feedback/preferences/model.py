@@ -211,6 +211,11 @@ def labels_to_targets(labels: Sequence) -> tuple[Tensor, Tensor]:
     return torch.as_tensor(keep, dtype=torch.long), torch.as_tensor(targets, dtype=torch.float32)
 
 
+def _return_gap(first: Tensor, second: Tensor, pairs: SegmentPairs) -> Tensor:
+    """[B] the second segment's return minus the first's, from step rewards [B, H] and the pairs' masks."""
+    return (second * pairs.second.mask).sum(-1) - (first * pairs.first.mask).sum(-1)
+
+
 def _mlp(input_dim: int, hidden: Sequence[int], output: str) -> nn.Sequential:
     layers, width = [], input_dim
     for h in hidden:
@@ -394,14 +399,17 @@ class PreferenceReward:
             for m, perm in enumerate(perms):
                 idx = perm[start:start + bs]
                 batch = data.index(idx)
-                logits = self._member_logits(m, self._crop(batch))
+                # one forward pass per segment: a crop changes the masks only, so the cropped pair's logits, the
+                # whole pair's (the accuracy) and PRIOR's loss read the same step rewards
+                first, second = self._member_steps(m, batch.first), self._member_steps(m, batch.second)
+                logits = _return_gap(first, second, self._crop(batch))
                 y = targets[idx]
                 loss = loss + nn.functional.binary_cross_entropy_with_logits(logits, self._loss_targets(y))
                 if cfg.crop < 1:
-                    with torch.no_grad():
-                        logits = self._member_logits(m, batch)
+                    logits = _return_gap(first.detach(), second.detach(), batch)
                 if self._alpha is not None:
-                    loss = loss + cfg.prior_weight * self._prior_loss(m, batch, idx)
+                    loss = loss + cfg.prior_weight * (prior_loss(first, batch.first.mask, self._alpha[0][idx]) +
+                                                      prior_loss(second, batch.second.mask, self._alpha[1][idx]))
                 if unlabeled is not None:
                     loss = loss + cfg.pseudo_weight * self._pseudo_loss(m, unlabeled, cfg.pseudo_ratio * len(idx))
                 hard = (y == 0) | (y == 1)
@@ -458,10 +466,7 @@ class PreferenceReward:
         return (p >= tau) | (p <= 1 - tau), (p > 0.5).float()
 
     def _member_logits(self, m: int, batch: SegmentPairs) -> Tensor:
-        def ret(seg: SegmentBatch) -> Tensor:
-            return (self._member_steps(m, seg) * seg.mask).sum(-1)
-
-        return ret(batch.second) - ret(batch.first)
+        return _return_gap(self._member_steps(m, batch.first), self._member_steps(m, batch.second), batch)
 
     def _member_steps(self, m: int, seg: SegmentBatch) -> Tensor:
         """[B, H] member m's raw per-step rewards of a batch of segments (with gradients)."""
@@ -473,12 +478,6 @@ class PreferenceReward:
         if self._world is None:
             self._world = SegmentWorldModel(self.input_dim, seed=self.config.seed + 2).to(self.device)
         return pair_shares(self._world, data, self.input_mean, self.input_std, self.config.prior_steps)
-
-    def _prior_loss(self, m: int, batch: SegmentPairs, idx: Tensor) -> Tensor:
-        """PRIOR's auxiliary loss of member m on a minibatch (rows ``idx`` of the fit's pairs), both segments."""
-        assert self._alpha is not None
-        return sum((prior_loss(self._member_steps(m, seg), seg.mask, alpha[idx])
-                    for seg, alpha in zip(batch, self._alpha)), torch.zeros((), device=self.device))
 
     def _evaluate(self, data: SegmentPairs, targets: Tensor) -> tuple[float, Optional[float]]:
         """(mean member BCE loss, ensemble-mean accuracy on non-tie pairs) without gradients."""
