@@ -8,6 +8,7 @@ training runs of --targets/--adapt live under --target-root, where finished runs
     python benchmarks/progress.py --features obs-norms # the same with the obs-norms features
     python benchmarks/progress.py --targets --shaping 10,30@1                        # PPO targets, 3 tasks x 3 seeds
     python benchmarks/progress.py --targets --shaping 10,30@1 --features obs-norms --no-sparse
+    python benchmarks/progress.py --targets --tasks lift --shaping 10,30@1 --features obs-norms-z --no-negatives --no-sparse
     python benchmarks/progress.py --adapt --shaping 10,30@1                          # reach-beside, before/after
     python benchmarks/progress.py --inputs image --tasks push --seeds 0 --epochs 300   # image-input quality cells
     python benchmarks/progress.py --speed --tasks push     # frames/s of render+score; env-steps/s image shaping vs hand
@@ -17,7 +18,8 @@ failures held out (ProgressConfig defaults, state inputs), value-order correlati
 the first success, mean and worst held-out episode) and the AUROC of final progress (held-out successes vs
 failures). Image cells (--inputs image|both) fit on frames rendered from the demos (--camera, --image-size;
 the default small CNN) and record the same metrics.
-Targets (--targets): a state progress model fitted on 10 fresh expert + 10 noisy demos per task; hand, sparse
+Targets (--targets): a state progress model fitted on 10 fresh expert + 10 noisy demos per task (--no-negatives: the
+expert ones alone); hand, sparse
 and each --shaping variant (W: progress:RUN,weight=W, pure potential-based shaping; W@G: gamma G, G=1 adds a
 progress bonus) trained with the shipped hand baseline's config.yaml (worlds, PPO, budget) in one batched
 process per task; success over 100 evaluation episodes and the steps to 80% training success.
@@ -192,14 +194,15 @@ def train_speed_cell(task: str, reward: str, steps: int, num_envs: int, seed: in
 TARGET_DEMOS = 10  # the issue: 10 expert demos (+10 noisy ones as negatives)
 
 
-def _target_model(task: str, root: Path, demos: int = TARGET_DEMOS, features: str = "") -> Path:
+def _target_model(task: str, root: Path, demos: int = TARGET_DEMOS, features: str = "", negatives: bool = True) -> Path:
     """A state progress run fitted on ``demos`` fresh expert episodes (seed 100) + as many noisy ones (noise 0.6,
-    seed 101), recorded into ``root`` once (the shipped demo files are 20 episodes each)."""
+    seed 101; with ``negatives``), recorded into ``root`` once (the shipped demo files are 20 episodes each)."""
     from robreward.demos.record import record
     from robreward.envs.registry import get_task
     from robreward.feedback.progress import ProgressConfig, fit_progress, save_progress_run
 
-    run = root / task / ("model" + (f"-{features}" if features else "") + ("" if demos == TARGET_DEMOS else f"-{demos}"))
+    run = root / task / ("model" + (f"-{features}" if features else "") + ("" if demos == TARGET_DEMOS else f"-{demos}")
+                         + ("" if negatives else "-noneg"))
     if (run / "progress.json").is_file():
         return run
     files = root / task / "demos"
@@ -210,7 +213,7 @@ def _target_model(task: str, root: Path, demos: int = TARGET_DEMOS, features: st
             record(task, "expert", demos, path, seed=seed, noise=noise, append=False, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        config = ProgressConfig(task=task, demos=(str(expert),), negatives=(str(noisy),), seed=0,
+        config = ProgressConfig(task=task, demos=(str(expert),), negatives=(str(noisy),) if negatives else (), seed=0,
                                 features=features or "observation")  # the benchmark's default: the observation
         net, report = fit_progress(config)
     save_progress_run(run, net, config, get_task(task), report)
@@ -283,15 +286,17 @@ def _train_table(task: str, labels: dict[str, str], seeds: list[int], run_dir, b
 
 
 def target_cells(task: str, seeds: list[int], shaping: str, root: Path, eval_episodes: int = 100,
-                 steps: int | None = None, sparse: bool = True, features: str = "", demos: int = TARGET_DEMOS) -> dict:
+                 steps: int | None = None, sparse: bool = True, features: str = "", demos: int = TARGET_DEMOS,
+                 negatives: bool = True) -> dict:
     """hand, sparse, and sparse+progress:RUN for each item of ``shaping`` (shaping_specs), on each seed, with the shipped hand baseline's
     config.yaml (worlds, PPO settings, budget), trained at once in one batched process (resumable: finished runs
     are skipped). Returns {label: [per-seed {seed, success_rate, fitness, steps_to_80}]}."""
     base = _baseline_config(task)
     budget = steps or base.steps
-    model = _target_model(task, root, demos=demos, features=features)
+    model = _target_model(task, root, demos=demos, features=features, negatives=negatives)
     meta = json.loads((model / "progress.json").read_text())
-    tags = ([features] if features else []) + ([f"{demos} demos"] if demos != TARGET_DEMOS else [])
+    tags = (([features] if features else []) + ([f"{demos} demos"] if demos != TARGET_DEMOS else [])
+            + ([] if negatives else ["no negatives"]))
     shaped = {(label[:-1] + "".join(f",{t}" for t in tags) + ")"): spec
               for label, spec in shaping_specs(shaping, model).items()}
     labels = {"hand": "hand", **({"sparse": "sparse"} if sparse else {}), **shaped}
@@ -308,7 +313,8 @@ def target_cells(task: str, seeds: list[int], shaping: str, root: Path, eval_epi
             "progress_mix_weight": meta["config"].get("mix_weight", 0.0),
             "progress_held_out": {k: meta["metrics"]["held_out"][k] for k in
                                   ("value_order_correlation", "value_order_correlation_min", "final_progress_auroc")},
-            "demos": f"{demos} expert (seed 100) + {demos} noisy (noise 0.6, seed 101), 25% held out",
+            "demos": f"{demos} expert (seed 100)" + (f" + {demos} noisy (noise 0.6, seed 101)" if negatives else
+                                                     " (no negatives)") + ", 25% held out",
             "eval_episodes": eval_episodes, "table": table, "seconds": round(time.perf_counter() - start, 1)}
 
 
@@ -417,6 +423,8 @@ def main() -> None:
     parser.add_argument("--target-demos", type=int, default=TARGET_DEMOS,
                         help=f"--targets: expert (and noisy) demos the model is fitted on (default {TARGET_DEMOS})")
     parser.add_argument("--no-sparse", action="store_true", help="--targets: no sparse-alone runs")
+    parser.add_argument("--no-negatives", action="store_true",
+                        help="--targets: fit the progress model on the expert demos alone (no noisy ones)")
     parser.add_argument("--target-steps", type=int, default=None, help="--targets: env steps (default the baseline's)")
     parser.add_argument("--target-root", default=str(ROOT / "runs" / "bench" / "progress_targets"),
                         help="--targets: the runs and fitted models (resumable)")
@@ -434,12 +442,14 @@ def main() -> None:
 
         for task in args.tasks.split(","):
             cell = target_cells(task, seeds, args.shaping, Path(args.target_root), steps=args.target_steps,
-                                sparse=not args.no_sparse, features=args.features, demos=args.target_demos)
+                                sparse=not args.no_sparse, features=args.features, demos=args.target_demos,
+                                negatives=not args.no_negatives)
             base = load_baseline(task)
             cell["summary"] = summarize_targets(cell, (base.sparse or {}).get("success_rate") if base else None)
             key = (f"targets/{task}/steps{cell['steps']}/seeds{','.join(map(str, seeds))}/{args.shaping}"
                    + (f"/{args.features}" if args.features else "")
-                   + ("" if args.target_demos == TARGET_DEMOS else f"/demos{args.target_demos}"))
+                   + ("" if args.target_demos == TARGET_DEMOS else f"/demos{args.target_demos}")
+                   + ("/no-negatives" if args.no_negatives else ""))
             _record(results, key, "targets", cell)
         return
     if args.speed:

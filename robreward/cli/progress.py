@@ -24,9 +24,10 @@ def register(sub) -> None:
     fit.add_argument("--negatives", nargs="*", default=[], help="more datasets whose failed episodes are negatives")
     fit.add_argument("--inputs", default="state", choices=("state", "image", "both"),
                      help="state (the task's observation), image (rendered frames) or both (default state)")
-    fit.add_argument("--features", default=None, choices=("observation", "obs-norms"),
-                     help="state inputs: observation (as it is) or obs-norms (each part of the observation as its "
-                          "norm: distances, speeds; the default)")
+    fit.add_argument("--features", default=None, choices=("observation", "obs-norms", "obs-norms-z"),
+                     help="state inputs: observation (as it is), obs-norms (each part of the observation as its "
+                          "norm: distances, speeds; the default) or obs-norms-z (also the height of each 3-D "
+                          "position, offset and velocity: tasks where height matters, e.g. lift)")
     fit.add_argument("--no-mix", action="store_true",
                      help="no mixed-state hard negatives (docs/progress.md)")
     fit.add_argument("--mix-frames", type=int, default=0,

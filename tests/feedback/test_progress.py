@@ -297,6 +297,36 @@ def test_obs_norm_features_read_each_observation_part_as_its_norm_and_round_trip
         ProgressConfig(task="push", demos=(), features="norms")
 
 
+def test_obs_norms_z_features_keep_the_height_of_3d_positions_and_velocities_and_round_trip(tmp_path):
+    spec = get_task("lift")  # ee_pos, ee_vel, gripper_opening, cube_pos, ee_to_cube (m, m/s), grasped
+    config = ProgressConfig(task="lift", demos=(DEMOS.format("lift", "expert"),), epochs=5, seed=0,
+                            features="obs-norms-z")
+    net, report = fit_progress(config, spec)
+    obs = torch.randn(4, spec.obs_dim)
+
+    def flat_and_up(a):
+        return [obs[:, a:a + 2].norm(dim=-1, keepdim=True), obs[:, a + 2:a + 3]]
+
+    by_hand = torch.cat(flat_and_up(0) + flat_and_up(3) + [obs[:, 6:7]] + flat_and_up(7) + flat_and_up(10)
+                        + [obs[:, 13:14]], -1)
+    assert torch.allclose(net.state_features(obs), by_hand)
+    # a cube lifted 8 cm straight up changes the features, where obs-norms barely sees it
+    lifted = obs.clone()
+    lifted[:, 9] += 0.08
+    assert torch.allclose(net.state_features(lifted)[:, 6] - net.state_features(obs)[:, 6], torch.full((4,), 0.08))
+    out = save_progress_run(tmp_path / "run", net, config, spec, report)
+    meta = json.loads((out / "progress.json").read_text())
+    assert meta["input_spec"]["dim"] == 10 and meta["input_spec"]["parts"][3] == "cube_pos(horizontal norm, z)"
+    loaded, _, _ = load_progress_run(out)
+    assert torch.allclose(loaded.phi(obs), net.phi(obs))
+    # a task without 3-D positions in m or m/s reads as obs-norms does
+    cheetah = get_task("cheetah-run")
+    from robreward.feedback.progress.features import observation_parts
+
+    assert observation_parts(cheetah, "obs-norms-z") == tuple((a, b, False) for a, b, _ in
+                                                               observation_parts(cheetah, "obs-norms"))
+
+
 def test_runs_fitted_before_features_and_mixing_existed_still_load(tmp_path):
     """A run of then: the observation as it is, no features/mix_weight in its config."""
     spec = get_task("push")

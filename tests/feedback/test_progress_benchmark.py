@@ -47,3 +47,16 @@ def test_saving_keeps_cells_another_process_saved_and_every_own_cell(tmp_path, m
     cells["c"] = {"n": 3}  # main() goes on adding to the dict it holds
     bench._save(mine)
     assert set(bench._load()["cells"]) == {"a", "b", "c"}
+
+
+def test_target_model_without_negatives_fits_on_the_expert_demos_alone(tmp_path):
+    import json
+
+    run = bench._target_model("reach", tmp_path, demos=2, features="obs-norms-z", negatives=False)
+    assert run.name == "model-obs-norms-z-2-noneg"
+    config = json.loads((run / "progress.json").read_text())["config"]
+    assert config["negatives"] == [] and config["features"] == "obs-norms-z"
+    assert config["demos"] == [str(tmp_path / "reach" / "demos" / "expert2.h5")]
+    with_noisy = bench._target_model("reach", tmp_path, demos=2, features="obs-norms-z")
+    assert json.loads((with_noisy / "progress.json").read_text())["config"]["negatives"] == [
+        str(tmp_path / "reach" / "demos" / "noisy2.h5")]

@@ -43,12 +43,11 @@ import torch
 from torch import nn
 
 from robreward.envs.spec import TaskSpec
+from robreward.feedback.progress.features import FEATURES, OBS_NORMS, observation_parts, part_width, read_parts
 from robreward.feedback.progress.metrics import episode_metrics
 from robreward.feedback.progress.scene_mix import MixedFrames
 
 INPUTS = ("state", "image", "both")
-OBSERVATION, OBS_NORMS = "observation", "obs-norms"
-FEATURES = (OBSERVATION, OBS_NORMS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +81,8 @@ class ProgressConfig:
     features: str = OBS_NORMS
     """State inputs: "observation" reads the observation as it is; "obs-norms" (the default) reads each part of the observation as its
     norm (a distance, a speed; one-number parts as they are): no absolute position or direction to latch on
-    to, so Φ generalizes to states the demos never visited (docs/progress.md "What PPO does with Φ")."""
+    to, so Φ generalizes to states the demos never visited (docs/progress.md "What PPO does with Φ");
+    "obs-norms-z" also keeps the height of each 3-D position, offset and velocity (features.py)."""
     mix_weight: float = 1.0
     """Weight of the mixed-state hard negatives: two observations of one episode mixed feature by feature
     (state inputs), or the mixed scenes of ``mix_frames`` (image inputs), whose target is the lower of the two
@@ -287,10 +287,10 @@ class ProgressNet(nn.Module):
         self.uses_image = inputs in ("image", "both")
         if self.uses_image and image_encoder is None:
             raise ValueError(f"inputs={inputs!r} needs an image encoder")
-        # features "obs-norms": the observation's parts [start, end), each read as its norm (from the task's
-        # obs_layout: make_net derives them, nothing is saved)
-        self.parts = tuple((int(a), int(b)) for a, b in parts)
-        state_dim = (len(parts) or obs_dim) if self.uses_state else 0
+        # features "obs-norms"/"obs-norms-z": the observation's parts [start, end) and whether each is read as
+        # (horizontal norm, z) (features.py; make_net derives them from the task, nothing is saved)
+        self.parts = tuple((int(p[0]), int(p[1]), bool(p[2]) if len(p) > 2 else False) for p in parts)
+        state_dim = (sum(map(part_width, self.parts)) or obs_dim) if self.uses_state else 0
         self.register_buffer("mean", torch.zeros(state_dim))
         self.register_buffer("std", torch.ones(state_dim))
         feat_dim = int(image_encoder.out_dim) if self.uses_image else 0
@@ -320,12 +320,8 @@ class ProgressNet(nn.Module):
         return torch.cat(parts) if parts else torch.zeros((0, enc.out_dim), device=device)
 
     def state_features(self, obs: torch.Tensor) -> torch.Tensor:
-        """The state input [N, S] of observations [N, obs_dim]: the observation, or its parts' norms."""
-        if not self.parts:
-            return obs
-        cols = [obs[:, a:b] if b - a == 1 else torch.linalg.norm(obs[:, a:b], dim=-1, keepdim=True)
-                for a, b in self.parts]
-        return torch.cat(cols, -1)
+        """The state input [N, S] of observations [N, obs_dim]: the observation, or its parts (features.py)."""
+        return read_parts(obs, self.parts) if self.parts else obs
 
     def embed(self, obs: torch.Tensor | None = None, feats: torch.Tensor | None = None, noise: float = 0.0) -> torch.Tensor:
         parts = []
@@ -512,16 +508,7 @@ def make_net(config: ProgressConfig, spec: TaskSpec, encoder=None) -> ProgressNe
 
         encoder = load_image_encoder(config.encoder) if config.encoder else SmallCNN(config.embed_dim, config.image_size)
     return ProgressNet(spec.obs_dim, config.hidden, config.inputs, encoder if config.uses_image else None,
-                       parts=observation_parts(spec) if config.features == OBS_NORMS else ())
-
-
-def observation_parts(spec: TaskSpec) -> tuple[tuple[int, int], ...]:
-    """[start, end) of each part of the task's observation (spec.obs_layout, which obs_dim sums)."""
-    out, start = [], 0
-    for _, size in spec.obs_layout:
-        out.append((start, start + int(size)))
-        start += int(size)
-    return tuple(out)
+                       parts=observation_parts(spec, config.features))
 
 
 def check_renderer(config: ProgressConfig) -> None:

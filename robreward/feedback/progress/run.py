@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from robreward.envs.spec import TaskSpec
-from robreward.feedback.progress.model import INPUTS, OBS_NORMS, OBSERVATION, ProgressConfig, ProgressNet, make_net
+from robreward.feedback.progress.features import OBS_NORMS, OBS_NORMS_Z, OBSERVATION, observation_parts, part_width
+from robreward.feedback.progress.model import INPUTS, ProgressConfig, ProgressNet, make_net
 
 SCHEMA_VERSION = 1
 MODEL_FILE = "model.pt"
@@ -32,6 +33,13 @@ def input_spec(spec: TaskSpec, inputs: str, config: ProgressConfig | None = None
     if config is not None and config.features == OBS_NORMS:
         state.update(kind="observation part norms", dim=len(spec.obs_layout), parts=[name for name, _ in spec.obs_layout],
                      meaning="each part of the observation as its norm (one-number parts as they are)")
+    elif config is not None and config.features == OBS_NORMS_Z:
+        parts = observation_parts(spec, OBS_NORMS_Z)
+        state.update(kind="observation part norms and heights", dim=sum(map(part_width, parts)),
+                     parts=[name + ("(horizontal norm, z)" if spatial else "")
+                            for (name, _), (_, _, spatial) in zip(spec.obs_layout, parts)],
+                     meaning="each part of the observation as its norm (one-number parts as they are), a 3-D "
+                             "position, offset or velocity as its horizontal norm and its height z")
     if inputs == "state":
         return {"inputs": inputs, **state}
     cfg = config or ProgressConfig(task=spec.name, demos=())

@@ -1,0 +1,64 @@
+"""What a state progress model reads of the task's observation (``ProgressConfig.features``).
+
+- ``observation``: the observation vector as it is.
+- ``obs-norms``: each part of the observation (``TaskSpec.obs_layout``) as its norm (a distance, a speed);
+  one-number parts as they are. No absolute position or direction for Φ to latch on to (docs/progress.md
+  "What PPO does with Φ"), but no height either: a cube held 8 cm up and one on the table differ in the norm
+  of its position by less than two cubes lying apart do.
+- ``obs-norms-z``: as obs-norms, except that a 3-D position, offset or velocity (a part whose StateField has
+  shape (3,) and unit m or m/s) is read as two numbers, its horizontal norm and its height z (MuJoCo's z is
+  up). Φ stays blind to where on the table something is and to the heading, and sees what gravity makes
+  different: how high the cube is, whether the gripper is above it or beside it.
+
+Only the choice is saved with a run: the parts are derived from the task's obs_layout and state_fields when
+the net is built, as they were when it was fitted.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from robreward.envs.spec import TaskSpec
+
+OBSERVATION, OBS_NORMS, OBS_NORMS_Z = "observation", "obs-norms", "obs-norms-z"
+FEATURES = (OBSERVATION, OBS_NORMS, OBS_NORMS_Z)
+SPATIAL_UNITS = ("m", "m/s")
+
+Part = tuple[int, int, bool]  # [start, end) of the observation, and whether it is read as (horizontal norm, z)
+
+
+def observation_parts(spec: TaskSpec, features: str = OBS_NORMS) -> tuple[Part, ...]:
+    """The parts of ``spec``'s observation the features read (empty for ``observation``: the vector as it is)."""
+    if features not in FEATURES:
+        raise ValueError(f"features must be one of {', '.join(FEATURES)}, got {features!r}")
+    if features == OBSERVATION:
+        return ()
+    fields = {f.name: f for f in spec.state_fields}
+    out, start = [], 0
+    for name, size in spec.obs_layout:
+        field = fields.get(name)
+        spatial = (features == OBS_NORMS_Z and int(size) == 3 and field is not None and tuple(field.shape) == (3,)
+                   and field.unit in SPATIAL_UNITS)
+        out.append((start, start + int(size), spatial))
+        start += int(size)
+    return tuple(out)
+
+
+def part_width(part: Part) -> int:
+    """How many numbers a part becomes: 2 for (horizontal norm, z), else 1."""
+    start, end, spatial = part
+    return 2 if spatial else 1
+
+
+def read_parts(obs: torch.Tensor, parts: tuple[Part, ...]) -> torch.Tensor:
+    """The features [N, sum of part widths] of observations [N, obs_dim]."""
+    cols = []
+    for start, end, spatial in parts:
+        if end - start == 1:
+            cols.append(obs[:, start:end])
+        elif spatial:
+            cols.append(torch.linalg.norm(obs[:, start:end - 1], dim=-1, keepdim=True))
+            cols.append(obs[:, end - 1:end])
+        else:
+            cols.append(torch.linalg.norm(obs[:, start:end], dim=-1, keepdim=True))
+    return torch.cat(cols, -1)
