@@ -37,14 +37,20 @@ def test_fit_writes_a_run_with_held_out_metrics(run):
     assert meta["metrics"]["split"]["held_out"]
 
 
-@pytest.mark.slow  # one more fit (about 10 s)
-def test_fit_takes_the_raw_observation_and_no_mixed_negatives_when_asked(tmp_path):
+@pytest.mark.slow  # two more fits (about 20 s)
+def test_fit_takes_the_raw_observation_heights_and_no_mixed_negatives_when_asked(tmp_path):
     result = robreward("progress", "fit", "--task", "reach", "--demos", DEMOS / "reach-expert.h5", "--epochs", "5",
                        "--features", "observation", "--no-mix", "--out", "raw", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     meta = json.loads((tmp_path / "raw" / "progress.json").read_text())
     assert meta["config"]["features"] == "observation" and meta["config"]["mix_weight"] == 0.0
     assert meta["input_spec"]["kind"] == "observation" and meta["input_spec"]["dim"] == 13
+    heights = robreward("progress", "fit", "--task", "lift", "--demos", DEMOS / "lift-expert.h5", "--epochs", "5",
+                        "--features", "obs-norms-z", "--out", "heights", cwd=tmp_path)
+    assert heights.returncode == 0, heights.stderr
+    meta = json.loads((tmp_path / "heights" / "progress.json").read_text())
+    assert meta["config"]["features"] == "obs-norms-z" and meta["config"]["negatives"] == []
+    assert meta["input_spec"]["kind"] == "observation part norms and heights" and meta["input_spec"]["dim"] == 10
     bad = robreward("progress", "fit", "--task", "reach", "--demos", DEMOS / "reach-expert.h5", "--features", "norms",
                     "--out", "bad", cwd=tmp_path)
     assert bad.returncode != 0 and "invalid choice: 'norms'" in bad.stderr and "Traceback" not in bad.stderr
