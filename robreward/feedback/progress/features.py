@@ -46,8 +46,7 @@ def observation_parts(spec: TaskSpec, features: str = OBS_NORMS) -> tuple[Part, 
 
 def part_width(part: Part) -> int:
     """How many numbers a part becomes: 2 for (horizontal norm, z), else 1."""
-    start, end, spatial = part
-    return 2 if spatial else 1
+    return 2 if part[2] else 1
 
 
 def read_parts(obs: torch.Tensor, parts: tuple[Part, ...]) -> torch.Tensor:

@@ -278,7 +278,7 @@ class ProgressNet(nn.Module):
     whose features are standardized with ``fmean``/``fstd``); "both" concatenates the two."""
 
     def __init__(self, obs_dim: int, hidden: int, inputs: str = "state", image_encoder: nn.Module | None = None,
-                 parts: Sequence[tuple[int, int]] = ()):
+                 parts: Sequence[tuple[int, int, bool]] = ()):
         super().__init__()
         if inputs not in INPUTS:
             raise ValueError(f"inputs must be one of {', '.join(INPUTS)}, got {inputs!r}")
@@ -289,7 +289,7 @@ class ProgressNet(nn.Module):
             raise ValueError(f"inputs={inputs!r} needs an image encoder")
         # features "obs-norms"/"obs-norms-z": the observation's parts [start, end) and whether each is read as
         # (horizontal norm, z) (features.py; make_net derives them from the task, nothing is saved)
-        self.parts = tuple((int(p[0]), int(p[1]), bool(p[2]) if len(p) > 2 else False) for p in parts)
+        self.parts = tuple((int(a), int(b), bool(spatial)) for a, b, spatial in parts)
         state_dim = (sum(map(part_width, self.parts)) or obs_dim) if self.uses_state else 0
         self.register_buffer("mean", torch.zeros(state_dim))
         self.register_buffer("std", torch.ones(state_dim))

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from robreward.envs.spec import TaskSpec
-from robreward.feedback.progress.features import OBS_NORMS, OBS_NORMS_Z, OBSERVATION, observation_parts, part_width
+from robreward.feedback.progress.features import OBS_NORMS_Z, OBSERVATION, observation_parts, part_width
 from robreward.feedback.progress.model import INPUTS, ProgressConfig, ProgressNet, make_net
 
 SCHEMA_VERSION = 1
@@ -30,16 +30,16 @@ META_FILE = "progress.json"
 def input_spec(spec: TaskSpec, inputs: str, config: ProgressConfig | None = None) -> dict:
     state = {"kind": "observation", "dim": spec.obs_dim,
              "meaning": f"the task's observation spec.observe(TaskState) ({spec.obs_dim} floats), as the policy sees it"}
-    if config is not None and config.features == OBS_NORMS:
-        state.update(kind="observation part norms", dim=len(spec.obs_layout), parts=[name for name, _ in spec.obs_layout],
-                     meaning="each part of the observation as its norm (one-number parts as they are)")
-    elif config is not None and config.features == OBS_NORMS_Z:
-        parts = observation_parts(spec, OBS_NORMS_Z)
-        state.update(kind="observation part norms and heights", dim=sum(map(part_width, parts)),
+    if config is not None and config.features != OBSERVATION:  # obs-norms, obs-norms-z: the parts (features.py)
+        parts = observation_parts(spec, config.features)
+        heights = config.features == OBS_NORMS_Z
+        state.update(kind="observation part norms" + (" and heights" if heights else ""),
+                     dim=sum(map(part_width, parts)),
                      parts=[name + ("(horizontal norm, z)" if spatial else "")
                             for (name, _), (_, _, spatial) in zip(spec.obs_layout, parts)],
-                     meaning="each part of the observation as its norm (one-number parts as they are), a 3-D "
-                             "position, offset or velocity as its horizontal norm and its height z")
+                     meaning="each part of the observation as its norm (one-number parts as they are)"
+                             + (", a 3-D position, offset or velocity as its horizontal norm and its height z"
+                                if heights else ""))
     if inputs == "state":
         return {"inputs": inputs, **state}
     cfg = config or ProgressConfig(task=spec.name, demos=())
