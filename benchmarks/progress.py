@@ -9,6 +9,7 @@ training runs of --targets/--adapt live under --target-root, where finished runs
     python benchmarks/progress.py --targets --shaping 10,30@1                        # PPO targets, 3 tasks x 3 seeds
     python benchmarks/progress.py --targets --shaping 10,30@1 --features obs-norms --no-sparse
     python benchmarks/progress.py --targets --tasks lift --shaping 10,30@1 --features obs-norms-z --no-negatives --no-sparse
+    python benchmarks/progress.py --targets --tasks lift --shaping 30@1 --features obs-norms-z --no-negatives --members 5 --no-sparse
     python benchmarks/progress.py --adapt --shaping 10,30@1                          # reach-beside, before/after
     python benchmarks/progress.py --inputs image --tasks push --seeds 0 --epochs 300   # image-input quality cells
     python benchmarks/progress.py --speed --tasks push     # frames/s of render+score; env-steps/s image shaping vs hand
@@ -194,7 +195,8 @@ def train_speed_cell(task: str, reward: str, steps: int, num_envs: int, seed: in
 TARGET_DEMOS = 10  # the issue: 10 expert demos (+10 noisy ones as negatives)
 
 
-def _target_model(task: str, root: Path, demos: int = TARGET_DEMOS, features: str = "", negatives: bool = True) -> Path:
+def _target_model(task: str, root: Path, demos: int = TARGET_DEMOS, features: str = "", negatives: bool = True,
+                  members: int = 1) -> Path:
     """A state progress run fitted on ``demos`` fresh expert episodes (seed 100) + as many noisy ones (noise 0.6,
     seed 101; with ``negatives``), recorded into ``root`` once (the shipped demo files are 20 episodes each)."""
     from robreward.demos.record import record
@@ -202,7 +204,7 @@ def _target_model(task: str, root: Path, demos: int = TARGET_DEMOS, features: st
     from robreward.feedback.progress import ProgressConfig, fit_progress, save_progress_run
 
     run = root / task / ("model" + (f"-{features}" if features else "") + ("" if demos == TARGET_DEMOS else f"-{demos}")
-                         + ("" if negatives else "-noneg"))
+                         + ("" if negatives else "-noneg") + ("" if members == 1 else f"-m{members}"))
     if (run / "progress.json").is_file():
         return run
     files = root / task / "demos"
@@ -214,7 +216,7 @@ def _target_model(task: str, root: Path, demos: int = TARGET_DEMOS, features: st
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         config = ProgressConfig(task=task, demos=(str(expert),), negatives=(str(noisy),) if negatives else (), seed=0,
-                                features=features or "observation")  # the benchmark's default: the observation
+                                features=features or "observation", members=members)  # the benchmark's default: the observation
         net, report = fit_progress(config)
     save_progress_run(run, net, config, get_task(task), report)
     return run
@@ -287,16 +289,16 @@ def _train_table(task: str, labels: dict[str, str], seeds: list[int], run_dir, b
 
 def target_cells(task: str, seeds: list[int], shaping: str, root: Path, eval_episodes: int = 100,
                  steps: int | None = None, sparse: bool = True, features: str = "", demos: int = TARGET_DEMOS,
-                 negatives: bool = True) -> dict:
+                 negatives: bool = True, members: int = 1) -> dict:
     """hand, sparse, and sparse+progress:RUN for each item of ``shaping`` (shaping_specs), on each seed, with the shipped hand baseline's
     config.yaml (worlds, PPO settings, budget), trained at once in one batched process (resumable: finished runs
     are skipped). Returns {label: [per-seed {seed, success_rate, fitness, steps_to_80}]}."""
     base = _baseline_config(task)
     budget = steps or base.steps
-    model = _target_model(task, root, demos=demos, features=features, negatives=negatives)
+    model = _target_model(task, root, demos=demos, features=features, negatives=negatives, members=members)
     meta = json.loads((model / "progress.json").read_text())
     tags = (([features] if features else []) + ([f"{demos} demos"] if demos != TARGET_DEMOS else [])
-            + ([] if negatives else ["no negatives"]))
+            + ([] if negatives else ["no negatives"]) + ([] if members == 1 else [f"{members} members"]))
     shaped = {(label[:-1] + "".join(f",{t}" for t in tags) + ")"): spec
               for label, spec in shaping_specs(shaping, model).items()}
     labels = {"hand": "hand", **({"sparse": "sparse"} if sparse else {}), **shaped}
@@ -310,6 +312,7 @@ def target_cells(task: str, seeds: list[int], shaping: str, root: Path, eval_epi
     return {"task": task, "steps": budget, "num_envs": base.num_envs, "ppo": "the shipped hand baseline's config.yaml",
             "progress_model": str(model.relative_to(ROOT)) if model.is_relative_to(ROOT) else str(model),
             "progress_features": meta["config"].get("features") or "observation",
+            "progress_members": meta["config"].get("members", 1),
             "progress_mix_weight": meta["config"].get("mix_weight", 0.0),
             "progress_held_out": {k: meta["metrics"]["held_out"][k] for k in
                                   ("value_order_correlation", "value_order_correlation_min", "final_progress_auroc")},
@@ -423,6 +426,8 @@ def main() -> None:
     parser.add_argument("--target-demos", type=int, default=TARGET_DEMOS,
                         help=f"--targets: expert (and noisy) demos the model is fitted on (default {TARGET_DEMOS})")
     parser.add_argument("--no-sparse", action="store_true", help="--targets: no sparse-alone runs")
+    parser.add_argument("--members", type=int, default=1,
+                        help="--targets: the progress model is an ensemble of this many nets (progress fit --members)")
     parser.add_argument("--no-negatives", action="store_true",
                         help="--targets: fit the progress model on the expert demos alone (no noisy ones)")
     parser.add_argument("--target-steps", type=int, default=None, help="--targets: env steps (default the baseline's)")
@@ -443,13 +448,14 @@ def main() -> None:
         for task in args.tasks.split(","):
             cell = target_cells(task, seeds, args.shaping, Path(args.target_root), steps=args.target_steps,
                                 sparse=not args.no_sparse, features=args.features, demos=args.target_demos,
-                                negatives=not args.no_negatives)
+                                negatives=not args.no_negatives, members=args.members)
             base = load_baseline(task)
             cell["summary"] = summarize_targets(cell, (base.sparse or {}).get("success_rate") if base else None)
             key = (f"targets/{task}/steps{cell['steps']}/seeds{','.join(map(str, seeds))}/{args.shaping}"
                    + (f"/{args.features}" if args.features else "")
                    + ("" if args.target_demos == TARGET_DEMOS else f"/demos{args.target_demos}")
-                   + ("/no-negatives" if args.no_negatives else ""))
+                   + ("/no-negatives" if args.no_negatives else "")
+                   + ("" if args.members == 1 else f"/members{args.members}"))
             _record(results, key, "targets", cell)
         return
     if args.speed:

@@ -41,6 +41,9 @@ def register(sub) -> None:
     fit.add_argument("--holdout", type=float, default=0.25, help="share of episodes held out (default 0.25)")
     fit.add_argument("--epochs", type=int, default=None, help="training epochs (default 250)")
     fit.add_argument("--seed", type=int, default=0, help="seed of the split, weights and pairs")
+    fit.add_argument("--members", type=int, default=1,
+                     help="fit this many nets from seeds SEED, SEED+1, ... and score with their mean (smoother between "
+                          "the demos, where PPO goes; docs/progress.md; default 1)")
     fit.add_argument("--out", required=True, help="the run directory to write")
     fit.add_argument("--overwrite", action="store_true", help="replace a progress run already in --out")
     fit.set_defaults(func=_fit)
@@ -97,7 +100,7 @@ def _fit(args) -> int:
             raise CliError(f"--camera {args.camera!r} is not a camera of task {spec.name}'s scene")
     config = ProgressConfig(task=spec.name, demos=tuple(str(Path(d).resolve()) for d in args.demos),
                             negatives=tuple(str(Path(d).resolve()) for d in args.negatives), inputs=args.inputs,
-                            holdout=args.holdout, seed=args.seed, image_size=args.image_size, encoder=args.encoder,
+                            holdout=args.holdout, seed=args.seed, members=args.members, image_size=args.image_size, encoder=args.encoder,
                             camera=args.camera, mix_weight=0.0 if args.no_mix else 1.0, mix_frames=args.mix_frames,
                             **({"features": args.features} if args.features else {}), **extra)
     # image inputs: the demos' frames are rendered once and cached in the run directory
@@ -132,7 +135,12 @@ def _episodes_for(meta: dict, spec, demos, run):
     image = meta.get("inputs") in ("image", "both")
     if demos:
         return _with_frames(load_episodes(demos, spec, states=image), spec, meta, run), "the given demos"
-    held = {(src, int(i)) for src, i in meta["metrics"]["split"]["held_out"]}
+    if "members" in meta["metrics"]:  # an ensemble: every member's held-out episodes (scored out of bag)
+        from robreward.feedback.progress.ensemble import held_out_sets
+
+        held = set().union(*held_out_sets(meta["metrics"]))
+    else:
+        held = {(src, int(i)) for src, i in meta["metrics"]["split"]["held_out"]}
     sources = sorted({src for src, _ in held})
     episodes = [e for e in load_episodes(sources, spec, states=image) if (e.source, e.index) in held]
     return _with_frames(episodes, spec, meta, run), "the run's held-out episodes"
@@ -145,9 +153,16 @@ def _eval(args) -> int:
 
     net, meta, spec = load_progress_run(args.run)
     episodes, what = _episodes_for(meta, spec, args.demos, args.run)
-    metrics = episode_metrics(net, episodes)
+    if "members" in meta["metrics"] and not args.demos:  # each by the members that never trained on it
+        from robreward.feedback.progress.ensemble import held_out_sets, out_of_bag
+
+        episodes, curves = out_of_bag(net, episodes, held_out_sets(meta["metrics"]))
+        what += " (out of bag)"
+    else:
+        curves = progress_curves(net, episodes)
+    metrics = episode_metrics(None, episodes, curves)
     plot = Path(args.plot) if args.plot else Path(args.run) / "eval.png"
-    _plot_curves(plot, episodes, progress_curves(net, episodes), f"{spec.name}: Φ on {what}")
+    _plot_curves(plot, episodes, curves, f"{spec.name}: Φ on {what}")
     print_json({"run": args.run, "scored": what, "plot": str(plot),
                 **{k: v for k, v in metrics.items() if k != "episodes"}})
     return 0

@@ -46,14 +46,27 @@ def test_fit_takes_the_raw_observation_heights_and_no_mixed_negatives_when_asked
     assert meta["config"]["features"] == "observation" and meta["config"]["mix_weight"] == 0.0
     assert meta["input_spec"]["kind"] == "observation" and meta["input_spec"]["dim"] == 13
     heights = robreward("progress", "fit", "--task", "lift", "--demos", DEMOS / "lift-expert.h5", "--epochs", "5",
-                        "--features", "obs-norms-z", "--out", "heights", cwd=tmp_path)
+                        "--features", "obs-norms-z", "--members", "2", "--out", "heights", cwd=tmp_path)
     assert heights.returncode == 0, heights.stderr
     meta = json.loads((tmp_path / "heights" / "progress.json").read_text())
     assert meta["config"]["features"] == "obs-norms-z" and meta["config"]["negatives"] == []
+    assert meta["config"]["members"] == 2  # an ensemble of two nets, trained through the reward below
+    ev = robreward("progress", "eval", "heights", cwd=tmp_path)
+    assert ev.returncode == 0, ev.stderr
+    scored = json.loads(ev.stdout)
+    assert scored["scored"] == "the run's held-out episodes (out of bag)" and scored["successes"] >= 5
+    shaped = robreward("train", "--task", "lift", "--reward", "sparse+progress:heights", "--steps", "512", "--envs",
+                       "4", "--out", "shaped", cwd=tmp_path)
+    assert shaped.returncode == 0, shaped.stderr
+    assert (tmp_path / "shaped" / "policy.onnx").is_file()
     assert meta["input_spec"]["kind"] == "observation part norms and heights" and meta["input_spec"]["dim"] == 10
     bad = robreward("progress", "fit", "--task", "reach", "--demos", DEMOS / "reach-expert.h5", "--features", "norms",
                     "--out", "bad", cwd=tmp_path)
     assert bad.returncode != 0 and "invalid choice: 'norms'" in bad.stderr and "Traceback" not in bad.stderr
+    none = robreward("progress", "fit", "--task", "reach", "--demos", DEMOS / "reach-expert.h5", "--members", "0",
+                     "--out", "none", cwd=tmp_path)
+    assert none.returncode == 2 and "--members must be in 1..32" in none.stderr and "Traceback" not in none.stderr
+    assert not (tmp_path / "none").exists()
 
 
 @pytest.mark.slow  # shares the module's fitted run (about 20 s)

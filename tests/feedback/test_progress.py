@@ -132,7 +132,8 @@ def test_bad_configs_say_what_is_allowed():
 def test_a_run_loads_weights_only_and_never_a_task_folder_named_by_the_file(push_run, tmp_path):
     run, _ = push_run
     weights = torch.load(run / "model.pt", weights_only=True)
-    assert set(weights) == {"state_dict", "obs_dim", "hidden", "inputs"} and weights["inputs"] == "state"
+    assert set(weights) == {"state_dict", "obs_dim", "hidden", "inputs", "members"} and weights["inputs"] == "state"
+    assert weights["members"] == 1
     net, meta, spec = load_progress_run(run)
     assert spec.name == "push" and meta["inputs"] == "state"
     assert meta["input_spec"]["dim"] == len(spec.obs_layout) and meta["config"]["features"] == "obs-norms"  # default
@@ -344,3 +345,64 @@ def test_runs_fitted_before_features_and_mixing_existed_still_load(tmp_path):
     loaded, _, _ = load_progress_run(old)
     obs = torch.randn(3, spec.obs_dim)
     assert torch.allclose(loaded.phi(obs), net.phi(obs))
+
+
+def test_an_ensemble_scores_its_members_mean_and_round_trips(tmp_path):
+    """--members K: member k is the single net of seed + k (its own split), Φ and Δ are the members' means, the
+    held-out metrics are out of bag; saved in one model.pt (weights only), refused where model.pt and
+    progress.json disagree, adapted member by member."""
+    from robreward.feedback.progress import adapt_progress
+    from robreward.feedback.progress.ensemble import ProgressEnsemble
+    from robreward.feedback.progress.metrics import progress_curves
+
+    spec = get_task("lift")
+    base = dict(task="lift", demos=(DEMOS.format("lift", "expert"),), epochs=60, seed=3, features="obs-norms-z")
+    singles = [fit_progress(ProgressConfig(**{**base, "seed": seed}), spec) for seed in (3, 4)]
+    config = ProgressConfig(**base, members=3)
+    net, report = fit_progress(config, spec)
+    assert isinstance(net, ProgressEnsemble) and len(net.members) == 3
+    obs = torch.randn(6, spec.obs_dim) * 0.2
+    for k, (single, single_report) in enumerate(singles):
+        assert torch.equal(net.members[k].phi(obs), single.phi(obs))
+        assert report["members"][k]["split"] == single_report["split"] and report["members"][k]["seed"] == 3 + k
+    assert report["members"][0]["split"] != report["members"][1]["split"]  # each member holds out its own
+    by_hand = (net.members[0].phi(obs) + net.members[1].phi(obs) + net.members[2].phi(obs)) / 3
+    torch.testing.assert_close(net.phi(obs), by_hand)
+    torch.testing.assert_close(net.delta(obs, obs.flip(0)), torch.stack([m.delta(obs, obs.flip(0))
+                                                                         for m in net.members]).mean(0))
+    # out of bag: each scored episode by the members that held it out, and only by them
+    episodes = load_episodes([DEMOS.format("lift", "expert")], spec)
+    held = [{(src, i) for src, i in m["split"]["held_out"]} for m in report["members"]]
+    rows = {(r["source"], r["episode"]): r for r in report["held_out"]["episodes"]}
+    assert set(rows) == set().union(*held) and len(rows) < len(episodes)
+    e = next(e for e in episodes if (e.source, e.index) in held[1])
+    by = [k for k in range(3) if (e.source, e.index) in held[k]]
+    curve = np.mean([progress_curves(net.members[k], [e])[0] for k in by], axis=0)
+    assert rows[(e.source, e.index)]["phi_final"] == pytest.approx(float(curve[-1]), abs=1e-6)
+    assert rows[(e.source, e.index)]["spearman"] == pytest.approx(spearman(np.arange(e.first_success + 1),
+                                                                           curve[:e.first_success + 1]))
+    # it learned what a single net learns: Φ rises along the demos it never trained on
+    assert report["held_out"]["value_order_correlation"] >= 0.85, report["held_out"]
+    out = save_progress_run(tmp_path / "ens", net, config, spec, report)
+    weights = torch.load(out / "model.pt", weights_only=True)
+    assert weights["members"] == 3 and any(k.startswith("members.2.") for k in weights["state_dict"])
+    loaded, meta, _ = load_progress_run(out)
+    assert meta["config"]["members"] == 3 and isinstance(loaded, ProgressEnsemble)
+    torch.testing.assert_close(loaded.phi(obs), net.phi(obs))
+    env = robreward.make("lift", 4, seed=0, reward=f"sparse+progress:{out},weight=10")  # the reward: 10 x the mean
+    env.reset(seed=1)
+    _, _, _, _, info = env.step(torch.zeros(4, env.act_dim))
+    phi_next = net.phi(spec.observe(env.state).float())
+    assert torch.all(info["reward_terms"]["progress_shaping"] != 0)
+    torch.testing.assert_close(env.reward_fn.parts[1].prev_phi, 10 * phi_next)
+    # adaptation fine-tunes every member
+    before = [m.phi_head.weight.clone() for m in loaded.members]
+    adapt_progress(loaded, episodes[:1], config, epochs=3)
+    assert all(not torch.equal(b, m.phi_head.weight) for b, m in zip(before, loaded.members))
+    # model.pt of 3 nets with a progress.json of 2: refused
+    meta["config"]["members"] = 2
+    (out / "progress.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="holds 3 nets.*refit it"):
+        load_progress_run(out)
+    with pytest.raises(ValueError, match="--members must be in 1..32"):
+        ProgressConfig(**base, members=0)

@@ -60,3 +60,6 @@ def test_target_model_without_negatives_fits_on_the_expert_demos_alone(tmp_path)
     with_noisy = bench._target_model("reach", tmp_path, demos=2, features="obs-norms-z")
     assert json.loads((with_noisy / "progress.json").read_text())["config"]["negatives"] == [
         str(tmp_path / "reach" / "demos" / "noisy2.h5")]
+    ensemble = bench._target_model("reach", tmp_path, demos=2, features="obs-norms-z", negatives=False, members=2)
+    assert ensemble.name == "model-obs-norms-z-2-noneg-m2" and ensemble != run
+    assert json.loads((ensemble / "progress.json").read_text())["config"]["members"] == 2

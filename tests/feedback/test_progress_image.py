@@ -195,6 +195,32 @@ def test_a_transformers_encoder_gives_frozen_features_not_saved_with_the_run(tin
         assert torch.allclose(loaded.phi(obs, frames), net.phi(obs, frames), atol=1e-5)
 
 
+def test_an_ensemble_shares_one_frozen_encoder_and_saves_none_of_it(tiny_demos, tmp_path, monkeypatch):
+    import transformers
+
+    from robreward.feedback.progress.ensemble import ProgressEnsemble
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    transformers.CLIPVisionModel(transformers.CLIPVisionConfig(
+        hidden_size=16, intermediate_size=24, num_hidden_layers=1, num_attention_heads=2, image_size=24,
+        patch_size=8)).save_pretrained(tmp_path / "enc")
+    spec = get_task("reach")
+    config = tiny_config(tiny_demos, encoder=str(tmp_path / "enc"), epochs=5, members=2)
+    net, report = fit_progress(config, spec, cache_dir=tmp_path / "run")
+    assert isinstance(net, ProgressEnsemble) and net.frozen_encoder
+    assert net.members[0].image_encoder is net.members[1].image_encoder  # loaded once
+    assert not torch.equal(net.members[0].phi_head.weight, net.members[1].phi_head.weight)
+    run = save_progress_run(tmp_path / "run", net, config, spec, report)
+    weights = torch.load(run / "model.pt", weights_only=True)
+    assert not any(".image_encoder." in k for k in weights["state_dict"])  # loaded from its folder
+    assert any(k.startswith("members.1.phi_head.") for k in weights["state_dict"])
+    loaded, _, _ = load_progress_run(run)
+    assert loaded.members[0].image_encoder is loaded.members[1].image_encoder
+    frames = np.load(next((tmp_path / "run").glob("frames-*.npz")))["ep_00000"]
+    with torch.no_grad():
+        assert torch.allclose(loaded.phi(None, frames), net.phi(None, frames), atol=1e-5)
+
+
 def test_an_image_model_without_a_renderer_says_what_to_set(tiny_demos, tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "robreward.cli.main", "progress", "fit", "--task", "reach", "--demos",

@@ -42,10 +42,13 @@ def progress_curves(net: ProgressNet, episodes: list[Episode]) -> list[np.ndarra
     return curves
 
 
-def episode_metrics(net: ProgressNet, episodes: list[Episode]) -> dict:
+def episode_metrics(net: ProgressNet | None, episodes: list[Episode], curves: list[np.ndarray] | None = None) -> dict:
     """value_order_correlation (mean Spearman of Φ vs time over success ramps), final_progress_auroc, and the
-    per-episode numbers behind them."""
-    curves = progress_curves(net, episodes)
+    per-episode numbers behind them; of ``net``'s Φ, or of ``curves`` (Φ per step of each episode) given."""
+    if curves is None:
+        if net is None:
+            raise ValueError("episode_metrics needs a net or the curves")
+        curves = progress_curves(net, episodes)
     rows, rhos = [], []
     for e, curve in zip(episodes, curves):
         rho = spearman(np.arange(e.first_success + 1), curve[:e.first_success + 1]) if e.success else None

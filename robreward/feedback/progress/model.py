@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from robreward.envs.spec import TaskSpec
+from robreward.feedback.progress.ensemble import encoder_key, members_of
 from robreward.feedback.progress.features import FEATURES, OBS_NORMS, observation_parts, part_width, read_parts
 from robreward.feedback.progress.metrics import episode_metrics
 from robreward.feedback.progress.scene_mix import MixedFrames
@@ -93,6 +94,9 @@ class ProgressConfig:
     objects of another of the same episode); 0 (the default): none."""
     seed: int = 0
     """Seeds the held-out split, the initial weights and the sampled pairs."""
+    members: int = 1
+    """Nets fitted alike from seeds seed, seed + 1, ...; Φ and Δ are their mean (ensemble.py: smoother between the
+    demos, where PPO goes). 1: a single ProgressNet."""
     image_size: int = 64
     """Image inputs: the frames' side in pixels (rendered square, 32-256; the issue's range is 64-128)."""
     camera: str = ""
@@ -115,6 +119,8 @@ class ProgressConfig:
             raise ValueError(f"failure_cap must be in [0, 1), got {self.failure_cap}")
         if self.seed < 0:
             raise ValueError(f"--seed must be >= 0, got {self.seed}")
+        if not 1 <= self.members <= 32:
+            raise ValueError(f"--members must be in 1..32, got {self.members}")
         if not 16 <= self.image_size <= 256:
             raise ValueError(f"--image-size must be in 16..256 pixels, got {self.image_size}")
         if self.features not in FEATURES:
@@ -520,16 +526,27 @@ def check_renderer(config: ProgressConfig) -> None:
 
 
 def fit_progress(config: ProgressConfig, spec: TaskSpec | None = None, cache_dir=None):
-    """Load, split, train, measure: (ProgressNet, report {metrics on held-out and train episodes, split, losses}).
-    Image inputs: frames rendered from the demos' states (cached in ``cache_dir``, e.g. the run directory)."""
+    """Load, split, train, measure: (ProgressNet, report {metrics on held-out and train episodes, split, losses});
+    with ``config.members`` > 1 a ProgressEnsemble (ensemble.py). Image inputs: frames rendered from the demos'
+    states (cached in ``cache_dir``, e.g. the run directory)."""
     from robreward.envs.registry import get_task
 
     spec = get_task(config.task) if spec is None else spec
     check_renderer(config)
     # 1. the episodes of every dataset, checked against the task
     episodes = load_episodes(list(config.demos) + list(config.negatives), spec, states=config.uses_image)
+    if config.members > 1:
+        from robreward.feedback.progress.ensemble import fit_ensemble
+
+        return fit_ensemble(episodes, config, spec, cache_dir)
     # 2. held-out episodes, never trained on
     train, held = split_episodes(episodes, config.holdout, config.seed)
+    net, report, _ = fit_split(train, held, config, spec, cache_dir)
+    return net, report
+
+
+def fit_split(train: list[Episode], held: list[Episode], config: ProgressConfig, spec: TaskSpec, cache_dir=None):
+    """Steps 3-5 of fit_progress on a split: (ProgressNet, report, the held-out episodes with their frames)."""
     if config.uses_image:  # frames of every episode (held-out ones are scored on theirs)
         rendered = attach_frames(train + held, spec, config, cache_dir)
         train, held = rendered[:len(train)], rendered[len(train):]
@@ -557,7 +574,7 @@ def fit_progress(config: ProgressConfig, spec: TaskSpec | None = None, cache_dir
     report = {"held_out": episode_metrics(net, held), "train": episode_metrics(net, train),
               "split": {"train": [[e.source, e.index] for e in train], "held_out": [[e.source, e.index] for e in held]},
               "loss_first": losses[0], "loss_last": losses[-1], "frames": int(len(frames.obs))}
-    return net, report
+    return net, report, held
 
 
 def adapt_progress(net: ProgressNet, episodes: list[Episode], config: ProgressConfig, epochs: int = 100,
@@ -569,9 +586,10 @@ def adapt_progress(net: ProgressNet, episodes: list[Episode], config: ProgressCo
         raise ValueError("the adaptation demo holds no successful episode: pass one successful demonstration")
     before = episode_metrics(net, episodes)
     for name, p in net.named_parameters():
-        p.requires_grad_(not (net.frozen_encoder and name.startswith("image_encoder.")))
+        p.requires_grad_(not (net.frozen_encoder and encoder_key(name)))
     net.train()
-    losses = train_net(net, stack_frames(episodes, config.failure_cap, net), config, epochs, lr, config.seed + 1)
+    losses = np.mean([train_net(m, stack_frames(episodes, config.failure_cap, m), config, epochs, lr, config.seed + 1)
+                      for m in members_of(net)], axis=0).tolist()  # each member of an ensemble
     net.eval()
     return {"before": before, "after": episode_metrics(net, episodes), "loss_first": losses[0],
             "loss_last": losses[-1], "epochs": epochs, "lr": lr}

@@ -1,6 +1,7 @@
 """A progress run directory (`robreward progress fit --out RUN`):
 
-    RUN/model.pt        the network's weights: plain tensors only (loads with torch.load(weights_only=True))
+    RUN/model.pt        the network's weights: plain tensors only (loads with torch.load(weights_only=True));
+                        an ensemble's (--members K) as members.0.* .. members.K-1.*
     RUN/progress.json   schema_version, task (a suite task NAME) and task_version, inputs, input_spec
                         (what the model reads and its size), the resolved ProgressConfig, metrics
                         (held-out and train), the episode split, and for an adapted model its parent run
@@ -19,6 +20,7 @@ from pathlib import Path
 import torch
 
 from robreward.envs.spec import TaskSpec
+from robreward.feedback.progress.ensemble import ProgressEnsemble, encoder_key, members_of
 from robreward.feedback.progress.features import OBS_NORMS_Z, OBSERVATION, observation_parts, part_width
 from robreward.feedback.progress.model import INPUTS, ProgressConfig, ProgressNet, make_net
 
@@ -49,7 +51,7 @@ def input_spec(spec: TaskSpec, inputs: str, config: ProgressConfig | None = None
     return {"inputs": inputs, "image": image, **({"state": state} if inputs == "both" else {})}
 
 
-def save_progress_run(out, net: ProgressNet, config: ProgressConfig, spec: TaskSpec, report: dict,
+def save_progress_run(out, net: ProgressNet | ProgressEnsemble, config: ProgressConfig, spec: TaskSpec, report: dict,
                       extra: dict | None = None) -> Path:
     """Write model.pt and progress.json into ``out`` (atomically, each)."""
     from robreward.fileio import atomic_path, atomic_write_text
@@ -57,8 +59,9 @@ def save_progress_run(out, net: ProgressNet, config: ProgressConfig, spec: TaskS
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()
-             if not (net.frozen_encoder and k.startswith("image_encoder."))}  # a pretrained encoder loads from its source
-    weights = {"state_dict": state, "obs_dim": spec.obs_dim, "hidden": config.hidden, "inputs": config.inputs}
+             if not (net.frozen_encoder and encoder_key(k))}  # a pretrained encoder loads from its source
+    weights = {"state_dict": state, "obs_dim": spec.obs_dim, "hidden": config.hidden, "inputs": config.inputs,
+               "members": len(members_of(net))}
     with atomic_path(out / MODEL_FILE) as tmp:
         torch.save(weights, tmp)
     meta = {"schema_version": SCHEMA_VERSION, "task": spec.name, "task_version": int(spec.version),
@@ -84,7 +87,8 @@ def read_meta(run) -> dict:
     return meta
 
 
-def load_progress_run(run, spec: TaskSpec | None = None, variant: bool = False) -> tuple[ProgressNet, dict, TaskSpec]:
+def load_progress_run(run, spec: TaskSpec | None = None,
+                      variant: bool = False) -> tuple[ProgressNet | ProgressEnsemble, dict, TaskSpec]:
     """(net in eval mode, progress.json, the task). ``spec``: the task the caller chose (e.g. --task FOLDER);
     the run's task name must match it. Without it the run's task must be a task of the suite. ``variant``
     (one-shot adaptation): ``spec`` may be another task with the same observation size, a variant of the
@@ -119,9 +123,15 @@ def load_progress_run(run, spec: TaskSpec | None = None, variant: bool = False) 
     config = config_of(meta)
     if weights.get("inputs", "state") != config.inputs:
         raise ValueError(f"progress run {str(run)!r}: model.pt and {META_FILE} disagree on the inputs: refit it")
-    net = make_net(config, spec)
+    if int(weights.get("members", 1)) != config.members:
+        raise ValueError(f"progress run {str(run)!r}: model.pt holds {weights.get('members')} nets, {META_FILE} "
+                         f"{config.members}: refit it")
+    nets = [make_net(config, spec)]
+    for _ in range(config.members - 1):  # an ensemble's members share a frozen pretrained encoder
+        nets.append(make_net(config, spec, encoder=nets[0].image_encoder if nets[0].frozen_encoder else None))
+    net = nets[0] if len(nets) == 1 else ProgressEnsemble(nets)
     missing, unexpected = net.load_state_dict(weights["state_dict"], strict=False)
-    missing = [k for k in missing if not (net.frozen_encoder and k.startswith("image_encoder."))]
+    missing = [k for k in missing if not (net.frozen_encoder and encoder_key(k))]
     if missing or unexpected:
         raise ValueError(f"progress run {str(run)!r}: model.pt does not fit its config (missing {missing[:3]}, "
                          f"unexpected {unexpected[:3]}): refit it")
