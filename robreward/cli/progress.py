@@ -100,8 +100,9 @@ def _fit(args) -> int:
             raise CliError(f"--camera {args.camera!r} is not a camera of task {spec.name}'s scene")
     config = ProgressConfig(task=spec.name, demos=tuple(str(Path(d).resolve()) for d in args.demos),
                             negatives=tuple(str(Path(d).resolve()) for d in args.negatives), inputs=args.inputs,
-                            holdout=args.holdout, seed=args.seed, members=args.members, image_size=args.image_size, encoder=args.encoder,
-                            camera=args.camera, mix_weight=0.0 if args.no_mix else 1.0, mix_frames=args.mix_frames,
+                            holdout=args.holdout, seed=args.seed, members=args.members, image_size=args.image_size,
+                            encoder=args.encoder, camera=args.camera, mix_weight=0.0 if args.no_mix else 1.0,
+                            mix_frames=args.mix_frames,
                             **({"features": args.features} if args.features else {}), **extra)
     # image inputs: the demos' frames are rendered once and cached in the run directory
     net, report = fit_progress(config, spec, cache_dir=Path(args.out) if config.uses_image else None)

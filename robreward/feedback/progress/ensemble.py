@@ -98,7 +98,7 @@ def fit_ensemble(episodes: list[Episode], config: ProgressConfig, spec: TaskSpec
     for k in range(config.members):
         member = dataclasses.replace(config, seed=config.seed + k, members=1)
         train, held = split_episodes(episodes, config.holdout, member.seed)
-        net, report, _ = fit_split(train, held, member, spec, cache_dir)
+        net, report = fit_split(train, held, member, spec, cache_dir)
         if nets and net.frozen_encoder:  # one frozen encoder for all (the same weights, loaded from its source)
             net.image_encoder = nets[0].image_encoder
         nets.append(net)

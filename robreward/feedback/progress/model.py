@@ -541,12 +541,11 @@ def fit_progress(config: ProgressConfig, spec: TaskSpec | None = None, cache_dir
         return fit_ensemble(episodes, config, spec, cache_dir)
     # 2. held-out episodes, never trained on
     train, held = split_episodes(episodes, config.holdout, config.seed)
-    net, report, _ = fit_split(train, held, config, spec, cache_dir)
-    return net, report
+    return fit_split(train, held, config, spec, cache_dir)
 
 
 def fit_split(train: list[Episode], held: list[Episode], config: ProgressConfig, spec: TaskSpec, cache_dir=None):
-    """Steps 3-5 of fit_progress on a split: (ProgressNet, report, the held-out episodes with their frames)."""
+    """Steps 3-5 of fit_progress on a split: (ProgressNet, report)."""
     if config.uses_image:  # frames of every episode (held-out ones are scored on theirs)
         rendered = attach_frames(train + held, spec, config, cache_dir)
         train, held = rendered[:len(train)], rendered[len(train):]
@@ -574,7 +573,7 @@ def fit_split(train: list[Episode], held: list[Episode], config: ProgressConfig,
     report = {"held_out": episode_metrics(net, held), "train": episode_metrics(net, train),
               "split": {"train": [[e.source, e.index] for e in train], "held_out": [[e.source, e.index] for e in held]},
               "loss_first": losses[0], "loss_last": losses[-1], "frames": int(len(frames.obs))}
-    return net, report, held
+    return net, report
 
 
 def adapt_progress(net: ProgressNet, episodes: list[Episode], config: ProgressConfig, epochs: int = 100,
