@@ -136,12 +136,9 @@ def _episodes_for(meta: dict, spec, demos, run):
     image = meta.get("inputs") in ("image", "both")
     if demos:
         return _with_frames(load_episodes(demos, spec, states=image), spec, meta, run), "the given demos"
-    if "members" in meta["metrics"]:  # an ensemble: every member's held-out episodes (scored out of bag)
-        from robreward.feedback.progress.ensemble import held_out_sets
+    from robreward.feedback.progress.ensemble import held_out_sets
 
-        held = set().union(*held_out_sets(meta["metrics"]))
-    else:
-        held = {(src, int(i)) for src, i in meta["metrics"]["split"]["held_out"]}
+    held = set().union(*held_out_sets(meta["metrics"]))  # an ensemble's: every member's (scored out of bag)
     sources = sorted({src for src, _ in held})
     episodes = [e for e in load_episodes(sources, spec, states=image) if (e.source, e.index) in held]
     return _with_frames(episodes, spec, meta, run), "the run's held-out episodes"
@@ -154,13 +151,14 @@ def _eval(args) -> int:
 
     net, meta, spec = load_progress_run(args.run)
     episodes, what = _episodes_for(meta, spec, args.demos, args.run)
-    if "members" in meta["metrics"] and not args.demos:  # each by the members that never trained on it
+    if args.demos:
+        curves = progress_curves(net, episodes)
+    else:  # each held-out episode by the members that never trained on it (a single net: by the net)
         from robreward.feedback.progress.ensemble import held_out_sets, out_of_bag
 
-        episodes, curves = out_of_bag(net, episodes, held_out_sets(meta["metrics"]))
-        what += " (out of bag)"
-    else:
-        curves = progress_curves(net, episodes)
+        held = held_out_sets(meta["metrics"])
+        episodes, curves = out_of_bag(net, episodes, held)
+        what += " (out of bag)" if len(held) > 1 else ""
     metrics = episode_metrics(None, episodes, curves)
     plot = Path(args.plot) if args.plot else Path(args.run) / "eval.png"
     _plot_curves(plot, episodes, curves, f"{spec.name}: Φ on {what}")

@@ -68,24 +68,28 @@ def encoder_key(key: str) -> bool:
     return key.startswith("image_encoder.") or (key.startswith("members.") and ".image_encoder." in key)
 
 
-def out_of_bag(net: ProgressEnsemble, episodes: list[Episode],
-               held_out: Sequence[set]) -> tuple[list[Episode], list[np.ndarray]]:
-    """The episodes some member held out (``held_out[k]``: member k's {(source, index)}), each with the mean Φ
-    curve of the members that never trained on it."""
+def out_of_bag(net, episodes: list[Episode], held_out: Sequence[set]) -> tuple[list[Episode], list[np.ndarray]]:
+    """The episodes some member of ``net`` (a ProgressEnsemble, or a single net: one member) held out
+    (``held_out[k]``: member k's {(source, index)}), each with the mean Φ curve of the members that never
+    trained on it."""
     from robreward.feedback.progress.metrics import progress_curves
 
+    nets = members_of(net)
     scored, curves = [], []
     for e in episodes:
         ids = [k for k, held in enumerate(held_out) if (e.source, e.index) in held]
         if ids:
             scored.append(e)
-            curves.append(np.mean([progress_curves(net.members[k], [e])[0] for k in ids], axis=0))
+            curves.append(np.mean([progress_curves(nets[k], [e])[0] for k in ids], axis=0))
     return scored, curves
 
 
 def held_out_sets(meta_or_report: dict) -> list[set]:
-    """Each member's held-out {(source, index)} from a report (or progress.json's ``metrics``)."""
-    return [{(str(src), int(i)) for src, i in m["split"]["held_out"]} for m in meta_or_report["members"]]
+    """Each member's held-out {(source, index)} from a report (or progress.json's ``metrics``); a single net's
+    split is one member's."""
+    splits = [m["split"] for m in meta_or_report["members"]] if "members" in meta_or_report else \
+        [meta_or_report["split"]]
+    return [{(str(src), int(i)) for src, i in split["held_out"]} for split in splits]
 
 
 def fit_ensemble(episodes: list[Episode], config: ProgressConfig, spec: TaskSpec, cache_dir=None):
