@@ -131,6 +131,17 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, argv, message):
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
+def test_the_features_choices_are_the_models():
+    """The parser lists the feature choices literally (it imports no torch); they must be the model's."""
+    from robreward.cli.main import build_parser
+    from robreward.feedback.progress.features import FEATURES
+
+    parser = build_parser(["progress"])
+    verbs = next(a for a in parser._subparsers._group_actions if a.dest == "verb").choices["progress"]
+    fit = next(a for a in verbs._subparsers._group_actions if a.dest == "progress_verb").choices["fit"]
+    assert tuple(next(a for a in fit._actions if a.dest == "features").choices) == FEATURES
+
+
 @pytest.mark.slow  # shares the module's fitted run (about 20 s)
 def test_a_dataset_without_successes_or_too_few_episodes_is_refused(run, tmp_path):
     import h5py
