@@ -72,7 +72,8 @@ VERSION_BUDGETS = {
 }
 FAMILY = {"reach": "manipulation", "push": "manipulation", "lift": "manipulation", "drawer-open": "manipulation",
           "cheetah-run": "locomotion", "hopper-hop": "locomotion", "hopper-hop-v1": "locomotion",
-          "ant-run": "locomotion", "humanoid-run": "locomotion", "humanoid-kneel": "locomotion",
+          "ant-run": "locomotion", "humanoid-run": "locomotion", "humanoid-run-v1": "locomotion",
+          "humanoid-kneel": "locomotion",
           "humanoid-kneel-v1": "locomotion", "humanoid-kneel-v2": "locomotion"}
 # The PPO of v0 (each policies/<task>/config.yaml records it): rsl_rl's 5 epochs and desired KL
 # 0.01, no reward scaling, 64 worlds.

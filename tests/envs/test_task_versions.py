@@ -1,4 +1,4 @@
-"""Task versions: hopper-hop-v1 and humanoid-kneel-v1 beside v0 (kept as it was), and the v1
+"""Task versions: hopper-hop-v1, humanoid-kneel-v1 and humanoid-run-v1 beside v0 (kept as it was), and the v1
 success tests separating what v0's did not (docs/baselines.md has the measurements)."""
 
 import dataclasses
@@ -27,14 +27,15 @@ def hand_reward(spec, state) -> float:
     return sum(t.weight * float(t.fn(state, torch.zeros(1, spec.act_dim))[0]) for t in spec.reward_terms)
 
 
-@pytest.mark.parametrize("v0, v1", [("hopper-hop", "hopper-hop-v1"), ("humanoid-kneel", "humanoid-kneel-v1")])
+@pytest.mark.parametrize("v0, v1", [("hopper-hop", "hopper-hop-v1"), ("humanoid-kneel", "humanoid-kneel-v1"),
+                                    ("humanoid-run", "humanoid-run-v1")])
 def test_v1_is_registered_beside_v0_which_is_unchanged(v0, v1):
     assert {v0, v1} <= set(task_names())
     old, new = get_task(v0), get_task(v1)
     assert (old.name, old.version, new.name, new.version) == (v0, 0, v1, 1)
     # same body, observation and reset: the success test differs (and kneel's hand reward and termination)
     assert (new.obs_layout, new.frame_skip, new.episode_length) == (old.obs_layout, old.frame_skip, old.episode_length)
-    assert new.sample_reset is old.sample_reset and (new.terminated is old.terminated) == (v0 == "hopper-hop")
+    assert new.sample_reset is old.sample_reset and (new.terminated is old.terminated) == (v0 != "humanoid-kneel")
     assert new.success is not old.success and "v0" in new.notes
     assert gymnasium.spec(f"robreward/{v1}").kwargs == {"task": v1}
     assert gymnasium.spec(f"robreward/{v0}-v0").kwargs == {"task": v0}
@@ -62,6 +63,49 @@ def test_hopper_v1_separates_a_hopping_policy_from_random():
     assert hopping["success_rate"] == 1.0 and hopping["fitness_mean"] > 0.2
     rand = evaluate("hopper-hop-v1", random_policy(spec), episodes=32, seed=3)
     assert rand["success_rate"] == 0.0 and rand["fitness_mean"] == 0.0
+
+
+def test_humanoid_run_v1_success_is_reaching_10_m():
+    spec = get_task("humanoid-run-v1")
+    assert spec.success_threshold is None and spec.reward_terms == get_task("humanoid-run").reward_terms
+    env = robreward.make(spec, num_envs=3, seed=0, nthread=1)
+    env.reset(seed=0)
+    state = env.get_state().numpy().copy()
+    state[:, 1] = [0.0, 9.9, 10.2]  # qpos[0]: the torso's x
+    env.set_state(state)
+    assert env.state.x_position.tolist() == pytest.approx([0.0, 9.9, 10.2])
+    assert spec.success(env.state).tolist() == [False, False, True]
+    assert spec.fitness(env.state).tolist() == [0.0, 0.0, 1.0]
+
+
+def test_humanoid_run_v1_is_not_met_by_a_forward_fall():
+    """v0's test (mean forward speed >= 1 m/s over the episode) counts a body that lunges and falls: started at
+    2 m/s with no action it falls within 30 steps (0.45 s) and passes v0's test, a metre from the start; v1 asks
+    for 10 m. Random actions and the shipped hand policies (which do not run yet) meet neither."""
+    for name in ("humanoid-run", "humanoid-run-v1"):
+        spec = get_task(name)
+        env = robreward.make(spec, num_envs=1, seed=0, nthread=1)
+        env.reset(seed=0)
+        state = env.get_state().numpy().copy()
+        state[0, 1 + env.model.nq] = 2.0  # qvel[0]: the free joint's forward velocity
+        env.set_state(state)
+        fitness, x = [], []
+        for _ in range(spec.episode_length):
+            _, _, terminated, truncated, _ = env.step(torch.zeros(1, spec.act_dim))
+            if bool(terminated[0] | truncated[0]):
+                break
+            fitness.append(float(spec.fitness(env.state)[0]))
+            x.append(float(env.state.x_position[0]))
+        assert bool(terminated[0]) and len(fitness) < 40 and max(x) < 1.5  # a fall, about a metre on
+        if name == "humanoid-run":
+            assert np.mean(fitness) >= spec.success_threshold  # v0 calls the fall a success
+        else:
+            assert not any(fitness)  # v1: no step beyond 10 m
+    rand = evaluate("humanoid-run-v1", random_policy(get_task("humanoid-run-v1")), episodes=8, seed=3)
+    assert rand["success_rate"] == 0.0 and rand["fitness_mean"] == 0.0
+    shipped = evaluate("humanoid-run-v1", load_policy(POLICIES / "v1" / "humanoid-run" / "policy.onnx"), episodes=4,
+                       seed=3)
+    assert shipped["success_rate"] == 0.0
 
 
 def test_kneel_v1_success_is_an_upright_kneel():
