@@ -62,3 +62,20 @@ def never(state) -> torch.Tensor:
 def ctrl_range(model: mujoco.MjModel) -> tuple[tuple[float, ...], tuple[float, ...]]:
     low, high = model.actuator_ctrlrange.T
     return tuple(float(x) for x in low), tuple(float(x) for x in high)
+
+
+def distance_version(v0, name: str, version: int, goal: float, description: str, v0_test: str):
+    """A version of locomotion task ``v0`` whose success is the torso reaching x >= ``goal`` m from the start
+    (hopper-hop-v1, humanoid-run-v1): success at any step, the fitness (hence the sparse reward) 1 on each step
+    beyond it, else 0; body, observation, hand reward, termination and reset stay v0's. ``v0_test``: what v0's
+    success test was, for the notes."""
+    import dataclasses
+
+    def reached(state):
+        return state.x_position >= goal
+
+    return dataclasses.replace(
+        v0, name=name, version=version, description=description, success=reached,
+        fitness=lambda s: reached(s).to(torch.float32), success_threshold=None, gymnasium_twin=None,
+        notes=f"fitness: 1 on each step with the torso at x >= {goal:g} m, else 0 (the episode mean is the share of "
+              f"steps beyond the goal); success: x >= {goal:g} m at some step. v0 ({v0.name}): {v0_test}")

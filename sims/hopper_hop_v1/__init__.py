@@ -15,23 +15,13 @@ are v0's.
 
 from __future__ import annotations
 
-import dataclasses
-
-import torch
-
+from sims._locomotion import distance_version
 from sims.hopper_hop import TASK as V0
 
 GOAL_DISTANCE = 5.0  # m along +x from the start (the hopper starts at x = 0)
 
-
-def reached(state):
-    return state.x_position >= GOAL_DISTANCE
-
-
-TASK = dataclasses.replace(
-    V0,
-    name="hopper-hop-v1",
-    version=1,
+TASK = distance_version(
+    V0, "hopper-hop-v1", 1, GOAL_DISTANCE,
     description=(
         "A planar one-legged hopper robot (a torso on a single leg made of thigh, leg and foot, "
         "with hinge joints at hip, knee and ankle driven by torque motors) stands on flat ground "
@@ -40,11 +30,5 @@ TASK = dataclasses.replace(
         "drops below 0.7 m, tilts more than 0.2 rad, or any joint position or velocity leaves "
         "[-100, 100]."
     ),
-    success=reached,
-    fitness=lambda s: reached(s).to(torch.float32),
-    success_threshold=None,
-    gymnasium_twin=None,
-    notes=f"fitness: 1 on each step with the torso at x >= {GOAL_DISTANCE:g} m, else 0 (the episode mean is the "
-          f"share of steps beyond the goal); success: x >= {GOAL_DISTANCE:g} m at some step. "
-          "v0 (hopper-hop): success was mean forward velocity >= 1 m/s",
+    v0_test="success was mean forward velocity >= 1 m/s",
 )

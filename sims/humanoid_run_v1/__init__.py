@@ -11,23 +11,13 @@ termination (the torso leaving 1.0-2.0 m) and reset are v0's.
 
 from __future__ import annotations
 
-import dataclasses
-
-import torch
-
+from sims._locomotion import distance_version
 from sims.humanoid_run import TASK as V0
 
 GOAL_DISTANCE = 10.0  # m along +x from the start (the torso starts at x = 0, up to 1 cm of reset noise)
 
-
-def reached(state):
-    return state.x_position >= GOAL_DISTANCE
-
-
-TASK = dataclasses.replace(
-    V0,
-    name="humanoid-run-v1",
-    version=1,
+TASK = distance_version(
+    V0, "humanoid-run-v1", 1, GOAL_DISTANCE,
     description=(
         "A 3D humanoid robot (torso, abdomen, pelvis, two legs with hips, knees and feet, two arms with "
         "shoulders and elbows; 17 torque-driven joints, the torso moves freely) stands on flat ground at "
@@ -35,11 +25,5 @@ TASK = dataclasses.replace(
         "start and keep going, while staying on its feet: the episode ends when the torso leaves the height "
         "band 1.0 m to 2.0 m. Wasted actuator effort and hard contacts are undesirable."
     ),
-    success=reached,
-    fitness=lambda s: reached(s).to(torch.float32),
-    success_threshold=None,
-    gymnasium_twin=None,
-    notes=f"fitness: 1 on each step with the torso at x >= {GOAL_DISTANCE:g} m, else 0 (the episode mean is the "
-          f"share of steps beyond the goal); success: x >= {GOAL_DISTANCE:g} m at some step. "
-          "v0 (humanoid-run): success was mean forward velocity >= 1 m/s, which a forward fall meets",
+    v0_test="success was mean forward velocity >= 1 m/s, which a forward fall meets",
 )
