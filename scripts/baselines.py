@@ -63,8 +63,8 @@ VERSION_BUDGETS = {
         "cheetah-run": 1_000_000,
         "hopper-hop-v1": 1_000_000,
         "ant-run": 1_000_000,
-        # humanoid-run's hand reward (Gymnasium's) does not run at this budget (v0: success 0.00); no
-        # budget under which it runs was measured on 2 cores: docs/baselines.md says what was
+        # humanoid-run's hand reward (Gymnasium's) does not run at this budget (v0: success 0.00); on
+        # humanoid-run-v1 it runs by 3M steps (docs/baselines.md), whose baselines replace this row once trained
         "humanoid-run": 500_000,
         "humanoid-kneel-v1": 500_000,
         "humanoid-kneel-v2": 500_000,
