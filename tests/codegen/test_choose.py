@@ -64,7 +64,9 @@ def test_a_person_picks_in_chromium_and_the_next_prompt_says_so(openai_server, t
         page.goto(url)
         # the page waits while the candidates train, then shows one playing video per candidate
         page.wait_for_selector('.cand[data-id="cand_01"] video', timeout=120000)
-        page.wait_for_function("Array.from(document.querySelectorAll('video')).length === 2 && "
+        # a function, not an expression: Playwright evals a string expression in the page when it polls, which
+        # the page's CSP (no unsafe-eval) refuses whenever the videos are not ready at the first check
+        page.wait_for_function("() => Array.from(document.querySelectorAll('video')).length === 2 && "
                                "Array.from(document.querySelectorAll('video')).every(v => v.readyState >= 2)",
                                timeout=30000)
         expect(page.locator("#submit")).to_be_disabled()
