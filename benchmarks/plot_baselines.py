@@ -1,27 +1,36 @@
 """The README's plot: success of the shipped hand-reward and sparse-reward baselines per task.
 
-Reads policies/<task>/eval.json (v0) or policies/v1/<task>/eval.json (--version v1) and writes a
-bar chart with the per-seed success rates as dots (the bars are the means over seeds).
+Reads policies/<task>/eval.json (v0) or policies/v1/<task>/eval.json (--version v1) of the version's
+tasks (scripts/baselines.py's VERSION_BUDGETS, in its order: a folder kept from an earlier task list,
+such as policies/v1/humanoid-run, is not drawn) and writes a bar chart with the per-seed success rates
+as dots (the bars are the means over seeds).
 
     .venv/bin/python benchmarks/plot_baselines.py --out docs/img/baselines-v0.png
+    .venv/bin/python benchmarks/plot_baselines.py --version v1 --out docs/img/baselines-v1.png
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from baselines import VERSION_BUDGETS, dest_folder  # noqa: E402 - scripts/ is not a package
 
 
 def load(version: str) -> list[tuple[str, dict]]:
-    base = ROOT / "policies" if version == "v0" else ROOT / "policies" / version
+    if version not in VERSION_BUDGETS:
+        raise SystemExit(f"unknown baselines version {version!r}; versions: {', '.join(VERSION_BUDGETS)}")
     rows = []
-    for path in sorted(base.glob("*/eval.json")):
-        rows.append((path.parent.name, json.loads(path.read_text())))
+    for task in VERSION_BUDGETS[version]:
+        path = dest_folder(version, ROOT / "policies", task) / "eval.json"
+        if path.is_file():
+            rows.append((task, json.loads(path.read_text())))
     if not rows:
-        raise SystemExit(f"no baselines under {base}: train them with `make baselines`")
+        raise SystemExit(f"no baselines {version} under {ROOT / 'policies'}: train them with `make baselines`")
     return rows
 
 

@@ -2,7 +2,7 @@
 seeds on CPU budgets and publish them as a baselines version.
 
     v1 (default)  policies/v1/<task>/   today's engine, PPO settings per task family (FAMILY_PPO),
-                                        the v1 task list (hopper-hop-v1, humanoid-kneel-v1, -v2)
+                                        the v1 task list (hopper-hop-v1, humanoid-run-v1, humanoid-kneel-v1, -v2)
     v0            policies/<task>/      the first baselines (rsl_rl's 5 epochs and desired KL 0.01,
                                         no reward scaling), kept as shipped: a published folder is
                                         never overwritten, so v0 is only reproduced into --dest
@@ -63,9 +63,9 @@ VERSION_BUDGETS = {
         "cheetah-run": 1_000_000,
         "hopper-hop-v1": 1_000_000,
         "ant-run": 1_000_000,
-        # humanoid-run's hand reward (Gymnasium's) does not run at this budget (v0: success 0.00); on
-        # humanoid-run-v1 it runs by 3M steps (docs/baselines.md), whose baselines replace this row once trained
-        "humanoid-run": 500_000,
+        # humanoid-run-v1 (10 m from the start) at 3M steps, where the hand reward runs (docs/baselines.md);
+        # humanoid-run at 500k (neither reward runs) was v1's first row, and policies/v1/humanoid-run stays
+        "humanoid-run-v1": 3_000_000,
         "humanoid-kneel-v1": 500_000,
         "humanoid-kneel-v2": 500_000,
     },
