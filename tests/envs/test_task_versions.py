@@ -81,7 +81,7 @@ def test_humanoid_run_v1_success_is_reaching_10_m():
 def test_humanoid_run_v1_is_not_met_by_a_forward_fall():
     """v0's test (mean forward speed >= 1 m/s over the episode) counts a body that lunges and falls: started at
     2 m/s with no action it falls within 30 steps (0.45 s) and passes v0's test, a metre from the start; v1 asks
-    for 10 m. Random actions and the shipped hand policies (which do not run yet) meet neither."""
+    for 10 m. Random actions and the 500k hand policy of policies/v1/humanoid-run (which does not run) meet neither."""
     v0, spec = get_task("humanoid-run"), get_task("humanoid-run-v1")  # one body: one rollout, read by both tests
     env = robreward.make(spec, num_envs=1, seed=0, nthread=1)
     env.reset(seed=0)
@@ -99,7 +99,7 @@ def test_humanoid_run_v1_is_not_met_by_a_forward_fall():
     assert bool(terminated[0]) and len(speed) < 40 and max(x) < 1.5  # a fall, about a metre on
     assert np.mean(speed) >= v0.success_threshold  # v0 calls the fall a success
     assert not any(beyond)  # v1: no step beyond 10 m
-    rand = evaluate("humanoid-run-v1", random_policy(get_task("humanoid-run-v1")), episodes=8, seed=3)
+    rand = evaluate("humanoid-run-v1", random_policy(spec), episodes=8, seed=3)
     assert rand["success_rate"] == 0.0 and rand["fitness_mean"] == 0.0
     shipped = evaluate("humanoid-run-v1", load_policy(POLICIES / "v1" / "humanoid-run" / "policy.onnx"), episodes=4,
                        seed=3)
