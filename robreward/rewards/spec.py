@@ -136,9 +136,17 @@ def parse_reward_spec(text: str) -> RewardSpec:
     if single is not None:
         return single
     if "+" in text:
-        parts = [_parse_one(part.strip()) for part in text.split("+")]
+        pieces = [part.strip() for part in text.split("+")]
+        parts = [_parse_one(piece) for piece in pieces]
         if all(parts) and len(parts) > 1:
             return RewardSpec("sum", parts=tuple(p for p in parts if p is not None))
+        k = next(i for i, p in enumerate(parts) if p is None)
+        if k > 0 and parts[k - 1] is not None and parts[k - 1].arg:  # a path with a '+' in it was cut there
+            raise ValueError(f"{pieces[k]!r} in reward {text!r} is not a reward: + joins rewards, so the argument "
+                             f"{pieces[k - 1]!r} ends where a '+' was; rename a file or folder whose path holds a "
+                             f"'+' (reward terms: {valid_forms()})")
+        if len(pieces) > 1 and pieces[k]:
+            raise ValueError(f"{pieces[k]!r} in reward {text!r} is not a reward: use one of {valid_forms()}")
     kind, sep, _ = text.partition(":")
     if sep and _KIND.match(kind):
         raise ValueError(f"unknown reward kind {kind!r} in {text!r}: use one of {valid_forms()}")

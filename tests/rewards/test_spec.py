@@ -24,7 +24,9 @@ def test_forms():
     ("nosuch:x", r"unknown reward kind 'nosuch' in 'nosuch:x': use one of .*pref:RUN"),
     ("pref:", r"names no pref argument: write pref:RUN"),
     ("", r"empty reward spec"),
-    ("hand+bogus", r"unknown reward 'hand\+bogus'"),
+    ("hand+bogus", r"'bogus' in reward 'hand\+bogus' is not a reward: use one of hand, sparse"),
+    ("sparse+pref:runs/a+b/run", r"'b/run' in reward 'sparse\+pref:runs/a\+b/run' is not a reward: \+ joins rewards, "
+                                 r"so the argument 'pref:runs/a' ends where a '\+' was; rename"),
 ])
 def test_errors_list_the_valid_forms(text, match):
     with pytest.raises(ValueError, match=match):
