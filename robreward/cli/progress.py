@@ -147,7 +147,9 @@ def _episodes_for(meta: dict, spec, demos, run):
 def _eval(args) -> int:
     from robreward.cli.common import print_json
     from robreward.feedback.progress import episode_metrics, load_progress_run
-    from robreward.feedback.progress.metrics import progress_curves
+    from robreward.feedback.progress.features import feature_names
+    from robreward.feedback.progress.metrics import outside_range, progress_curves
+    from robreward.feedback.progress.run import config_of
 
     net, meta, spec = load_progress_run(args.run)
     episodes, what = _episodes_for(meta, spec, args.demos, args.run)
@@ -162,8 +164,9 @@ def _eval(args) -> int:
     metrics = episode_metrics(None, episodes, curves)
     plot = Path(args.plot) if args.plot else Path(args.run) / "eval.png"
     _plot_curves(plot, episodes, curves, f"{spec.name}: Φ on {what}")
+    outside = outside_range(net, episodes, feature_names(spec, config_of(meta).features))
     print_json({"run": args.run, "scored": what, "plot": str(plot),
-                **{k: v for k, v in metrics.items() if k != "episodes"}})
+                **{k: v for k, v in metrics.items() if k != "episodes"}, "outside_demo_range": outside})
     return 0
 
 

@@ -141,7 +141,8 @@ def parse_reward_spec(text: str) -> RewardSpec:
         if all(parts) and len(parts) > 1:
             return RewardSpec("sum", parts=tuple(p for p in parts if p is not None))
         k = next(i for i, p in enumerate(parts) if p is None)
-        if k > 0 and parts[k - 1] is not None and parts[k - 1].arg:  # a path with a '+' in it was cut there
+        before = parts[k - 1] if k > 0 else None
+        if before is not None and before.arg:  # a path with a '+' in it was cut there
             raise ValueError(f"{pieces[k]!r} in reward {text!r} is not a reward: + joins rewards, so the argument "
                              f"{pieces[k - 1]!r} ends where a '+' was; rename a file or folder whose path holds a "
                              f"'+' (reward terms: {valid_forms()})")

@@ -77,6 +77,8 @@ def test_eval_reports_metrics_and_writes_a_plot(run):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["successes"] == 20 and report["value_order_correlation"] > 0.8
+    # the dataset it was fitted on (but its held-out quarter) stays within the range of its features
+    assert report["outside_demo_range"]["share_of_steps"] <= 0.05, report["outside_demo_range"]
     assert (where / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
 

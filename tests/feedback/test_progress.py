@@ -406,3 +406,47 @@ def test_an_ensemble_scores_its_members_mean_and_round_trips(tmp_path):
         load_progress_run(out)
     with pytest.raises(ValueError, match="--members must be in 1..32"):
         ProgressConfig(**base, members=0)
+
+
+def test_eval_names_the_features_where_states_leave_the_range_the_model_was_fitted_on(tmp_path):
+    """A net keeps the range of its training frames' state features; states past it (Φ there is extrapolation, the
+    trap PPO climbed on lift) are counted per feature; the range round-trips, adaptation widens it, and a run fitted
+    before it was kept loads with the range unknown (None)."""
+    import dataclasses
+
+    from robreward.feedback.progress import adapt_progress
+    from robreward.feedback.progress.features import feature_names, read_parts
+    from robreward.feedback.progress.metrics import outside_range
+
+    spec = get_task("lift")
+    config = ProgressConfig(task="lift", demos=(DEMOS.format("lift", "expert"),), epochs=5, seed=0,
+                            features="obs-norms-z")
+    net, report = fit_progress(config, spec)
+    names = feature_names(spec, "obs-norms-z")
+    assert names == ["ee_pos.xy", "ee_pos.z", "ee_vel.xy", "ee_vel.z", "gripper_opening", "cube_pos.xy", "cube_pos.z",
+                     "ee_to_cube.xy", "ee_to_cube.z", "grasped"]
+    episodes = load_episodes([DEMOS.format("lift", "expert")], spec)
+    train = [e for e in episodes if [e.source, e.index] in report["split"]["train"]]
+    feats = read_parts(torch.from_numpy(np.concatenate([e.obs for e in train])), net.parts)
+    assert torch.equal(net.feature_lo, feats.min(0).values) and torch.equal(net.feature_hi, feats.max(0).values)
+    assert outside_range(net, train, names) == {"share_of_steps": 0.0, "features": {}, "margin": 0.02}
+    # the same episodes with the gripper and the cube carried 0.4 m out along x: two features leave the range
+    dragged = [dataclasses.replace(e, obs=e.obs + np.array([0.4, 0, 0, 0, 0, 0, 0, 0.4, 0, 0, 0, 0, 0, 0],
+                                                           dtype=np.float32)) for e in train]
+    far = outside_range(net, dragged, names)
+    assert far["share_of_steps"] == 1.0 and set(far["features"]) == {"ee_pos.xy", "cube_pos.xy"}
+    # saved and loaded with the run; an old model.pt without the range loads, its range unknown
+    out = save_progress_run(tmp_path / "run", net, config, spec, report)
+    loaded, _, _ = load_progress_run(out)
+    assert outside_range(loaded, dragged, names) == far
+    weights = torch.load(out / "model.pt", weights_only=True)
+    for key in ("feature_lo", "feature_hi"):
+        weights["state_dict"].pop(key)
+    torch.save(weights, out / "model.pt")
+    old, _, _ = load_progress_run(out)
+    assert outside_range(old, dragged, names) is None
+    torch.testing.assert_close(old.phi(torch.from_numpy(train[0].obs)), net.phi(torch.from_numpy(train[0].obs)))
+    # adaptation on a demo out there makes its states the model's range too
+    adapt_progress(loaded, dragged[:1], config, epochs=2)
+    assert outside_range(loaded, dragged[:1], names)["share_of_steps"] == 0.0
+    assert feature_names(get_task("reach"), "observation")[:2] == ["ee_pos[0]", "ee_pos[1]"]

@@ -39,12 +39,12 @@ PROGRESS_REWARD = RewardSource(
     load=_load_progress_reward, normalize=_normalize_run)
 register_reward_source(PROGRESS_REWARD)
 
+from robreward.feedback.progress.adapt import adapt_progress  # noqa: E402  (after the registration, as preferences does)
 from robreward.feedback.progress.metrics import auroc, episode_metrics, spearman  # noqa: E402
-from robreward.feedback.progress.model import (  # noqa: E402  (after the registration, as preferences does)
+from robreward.feedback.progress.model import (  # noqa: E402
     Episode,
     ProgressConfig,
     ProgressNet,
-    adapt_progress,
     fit_progress,
     load_episodes,
     split_episodes,

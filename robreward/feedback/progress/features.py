@@ -61,3 +61,15 @@ def read_parts(obs: torch.Tensor, parts: tuple[Part, ...]) -> torch.Tensor:
         else:
             cols.append(torch.linalg.norm(obs[:, start:end], dim=-1, keepdim=True))
     return torch.cat(cols, -1)
+
+
+def feature_names(spec: TaskSpec, features: str) -> list[str]:
+    """A name per state feature of ``features`` on ``spec``: ``cube_pos.xy``/``cube_pos.z`` (horizontal norm, height),
+    ``|ee_vel|`` (a norm), ``grasped`` (a one-number part), ``ee_pos[0]`` (the observation as it is)."""
+    parts = observation_parts(spec, features)
+    if not parts:
+        return [name if int(size) == 1 else f"{name}[{i}]" for name, size in spec.obs_layout for i in range(int(size))]
+    out = []
+    for (name, _), (start, end, spatial) in zip(spec.obs_layout, parts):
+        out += [f"{name}.xy", f"{name}.z"] if spatial else [name if end - start == 1 else f"|{name}|"]
+    return out

@@ -62,3 +62,26 @@ def episode_metrics(net: ProgressNet | None, episodes: list[Episode], curves: li
             "value_order_correlation_min": float(np.min(rhos)) if rhos else None,
             "final_progress_auroc": auroc(finals_win, finals_loss),
             "successes": int(len(finals_win)), "failures": int(len(finals_loss)), "episodes": rows}
+
+
+@torch.no_grad()
+def outside_range(net, episodes: list[Episode], names: list[str], margin: float = 0.02) -> dict | None:
+    """Where the episodes' states leave the range of the state features ``net`` was fitted on (an ensemble: the
+    union of its members' ranges), by more than ``margin`` of that range's width: there Φ is the net's
+    extrapolation, which PPO can climb (docs/progress.md "Past the demos' range"). {share_of_steps, features:
+    {name: share of steps, the features that ever leave it, most first}}; None for a net without state inputs or
+    one fitted before the range was kept."""
+    from robreward.feedback.progress.ensemble import members_of
+
+    nets = [m for m in members_of(net) if m.uses_state]
+    if not nets or not all(torch.isfinite(m.feature_lo).all() for m in nets) or not episodes:
+        return None
+    lo = torch.stack([m.feature_lo for m in nets]).min(0).values
+    hi = torch.stack([m.feature_hi for m in nets]).max(0).values
+    tol = margin * (hi - lo)
+    f = nets[0].state_features(torch.from_numpy(np.concatenate([e.obs for e in episodes])).to(lo.device))
+    out = (f < lo - tol) | (f > hi + tol)
+    shares = out.double().mean(0).tolist()
+    by_feature = sorted(((n, round(s, 4)) for n, s in zip(names, shares) if s > 0), key=lambda x: -x[1])
+    return {"share_of_steps": round(float(out.any(-1).double().mean()), 4), "features": dict(by_feature),
+            "margin": margin}

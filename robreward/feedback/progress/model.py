@@ -43,7 +43,6 @@ import torch
 from torch import nn
 
 from robreward.envs.spec import TaskSpec
-from robreward.feedback.progress.ensemble import encoder_key, members_of
 from robreward.feedback.progress.features import FEATURES, OBS_NORMS, observation_parts, part_width, read_parts
 from robreward.feedback.progress.metrics import episode_metrics
 from robreward.feedback.progress.scene_mix import MixedFrames
@@ -299,6 +298,10 @@ class ProgressNet(nn.Module):
         state_dim = (sum(map(part_width, self.parts)) or obs_dim) if self.uses_state else 0
         self.register_buffer("mean", torch.zeros(state_dim))
         self.register_buffer("std", torch.ones(state_dim))
+        # the range of the training frames' state features (fit_split, widened by adaptation): where PPO's states
+        # leave it Φ is extrapolation (metrics.outside_range); -inf/+inf: not known (a run fitted before it was kept)
+        self.register_buffer("feature_lo", torch.full((state_dim,), -torch.inf))
+        self.register_buffer("feature_hi", torch.full((state_dim,), torch.inf))
         feat_dim = int(image_encoder.out_dim) if self.uses_image else 0
         self.image_encoder = image_encoder if self.uses_image else None
         self.register_buffer("fmean", torch.zeros(feat_dim))
@@ -328,6 +331,16 @@ class ProgressNet(nn.Module):
     def state_features(self, obs: torch.Tensor) -> torch.Tensor:
         """The state input [N, S] of observations [N, obs_dim]: the observation, or its parts (features.py)."""
         return read_parts(obs, self.parts) if self.parts else obs
+
+    def widen_range(self, obs: torch.Tensor, reset: bool = False) -> None:
+        """Widen the kept feature range to hold ``obs``' state features (``reset``: to exactly theirs); a range
+        not known (a run fitted before it was kept) stays unknown unless reset."""
+        if not self.uses_state or not len(obs) or (not reset and not torch.isfinite(self.feature_lo).all()):
+            return
+        f = self.state_features(obs.to(self.feature_lo.device))
+        lo, hi = f.min(0).values, f.max(0).values
+        self.feature_lo.copy_(lo if reset else torch.minimum(self.feature_lo, lo))
+        self.feature_hi.copy_(hi if reset else torch.maximum(self.feature_hi, hi))
 
     def embed(self, obs: torch.Tensor | None = None, feats: torch.Tensor | None = None, noise: float = 0.0) -> torch.Tensor:
         parts = []
@@ -562,6 +575,7 @@ def fit_split(train: list[Episode], held: list[Episode], config: ProgressConfig,
         inputs = net.state_features(frames.obs)
         net.mean.copy_(inputs.mean(0))
         net.std.copy_(inputs.std(0).clamp_min(1e-3))
+        net.widen_range(frames.obs, reset=True)
     if frames.feats is not None:
         net.fmean.copy_(frames.feats.mean(0))
         net.fstd.copy_(frames.feats.std(0).clamp_min(1e-3))
@@ -574,21 +588,3 @@ def fit_split(train: list[Episode], held: list[Episode], config: ProgressConfig,
               "split": {"train": [[e.source, e.index] for e in train], "held_out": [[e.source, e.index] for e in held]},
               "loss_first": losses[0], "loss_last": losses[-1], "frames": int(len(frames.obs))}
     return net, report
-
-
-def adapt_progress(net: ProgressNet, episodes: list[Episode], config: ProgressConfig, epochs: int = 100,
-                   lr: float = 1e-3) -> dict:
-    """One-shot adaptation (Robo-Dopamine): fine-tune a fitted net on the episodes of one new demo (its
-    normalization is kept); metrics on those episodes, before and after (they are the training data).
-    Image inputs: the episodes carry their frames (attach_frames)."""
-    if not any(e.success for e in episodes):
-        raise ValueError("the adaptation demo holds no successful episode: pass one successful demonstration")
-    before = episode_metrics(net, episodes)
-    for name, p in net.named_parameters():
-        p.requires_grad_(not (net.frozen_encoder and encoder_key(name)))
-    net.train()
-    losses = np.mean([train_net(m, stack_frames(episodes, config.failure_cap, m), config, epochs, lr, config.seed + 1)
-                      for m in members_of(net)], axis=0).tolist()  # each member of an ensemble
-    net.eval()
-    return {"before": before, "after": episode_metrics(net, episodes), "loss_first": losses[0],
-            "loss_last": losses[-1], "epochs": epochs, "lr": lr}

@@ -27,6 +27,7 @@ from robreward.feedback.progress.model import INPUTS, ProgressConfig, ProgressNe
 SCHEMA_VERSION = 1
 MODEL_FILE = "model.pt"
 META_FILE = "progress.json"
+RANGE_KEYS = ("feature_lo", "feature_hi")  # ProgressNet buffers a run fitted before 2026-12-06 lacks
 
 
 def input_spec(spec: TaskSpec, inputs: str, config: ProgressConfig | None = None) -> dict:
@@ -131,7 +132,8 @@ def load_progress_run(run, spec: TaskSpec | None = None,
         nets.append(make_net(config, spec, encoder=nets[0].image_encoder if nets[0].frozen_encoder else None))
     net = nets[0] if len(nets) == 1 else ProgressEnsemble(nets)
     missing, unexpected = net.load_state_dict(weights["state_dict"], strict=False)
-    missing = [k for k in missing if not (net.frozen_encoder and encoder_key(k))]
+    # a frozen encoder loads from its source; a run fitted before the feature range was kept leaves it unknown
+    missing = [k for k in missing if not (net.frozen_encoder and encoder_key(k)) and not k.endswith(RANGE_KEYS)]
     if missing or unexpected:
         raise ValueError(f"progress run {str(run)!r}: model.pt does not fit its config (missing {missing[:3]}, "
                          f"unexpected {unexpected[:3]}): refit it")
