@@ -284,6 +284,26 @@ def summarize(rows: list[dict]) -> list[dict]:
     return out
 
 
+def row_key(row: dict) -> tuple:
+    """One row per cell, the PPO budget included (the same cell at another budget is another row)."""
+    return row["task"], row["teacher"], row["queries"], row["seed"], row["variant"], row["steps"]
+
+
+def save_results(out: Path, rows: dict, theirs: dict) -> None:
+    """Write the grid's JSON with ``rows`` ({row_key: cell}) and ``theirs`` (imitation's {(queries, seed): cell}),
+    keeping the cells the file holds that they lack (earlier runs, and a benchmark run beside this one, which
+    saves its own cells into the same file): both dicts take those in, in place."""
+    previous = json.loads(out.read_text()) if out.is_file() else {}
+    for row in previous.get("cells", []):
+        rows.setdefault(row_key(row), row)
+    for row in previous.get("imitation_cells", []):
+        theirs.setdefault((row["queries"], row["seed"]), row)
+    atomic_write_json(out, {"benchmark": "prefs", "machine": machine_info(), "date": time.strftime("%Y-%m-%d"),
+                            "summary": summarize(list(rows.values())),
+                            "imitation": compare_imitation(list(rows.values()), list(theirs.values())),
+                            "cells": list(rows.values()), "imitation_cells": list(theirs.values())}, indent=2)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default=",".join(TASKS))
@@ -380,16 +400,11 @@ def main(argv=None) -> int:
 
     out = Path(args.out)
     previous = json.loads(out.read_text()) if out.is_file() else {}
-    # one row per cell, the PPO budget included (the same cell at another budget is another row)
-    rows = {(r["task"], r["teacher"], r["queries"], r["seed"], r["variant"], r["steps"]): r
-            for r in previous.get("cells", [])}
+    rows = {row_key(r): r for r in previous.get("cells", [])}
     theirs = {(r["queries"], r["seed"]): r for r in previous.get("imitation_cells", [])}
 
     def write() -> None:
-        atomic_write_json(out, {"benchmark": "prefs", "machine": machine_info(), "date": time.strftime("%Y-%m-%d"),
-                                "summary": summarize(list(rows.values())),
-                                "imitation": compare_imitation(list(rows.values()), list(theirs.values())),
-                                "cells": list(rows.values()), "imitation_cells": list(theirs.values())}, indent=2)
+        save_results(out, rows, theirs)
 
     for task, teacher, budget, seed in cells:
         steps = args.steps or STEPS[task]

@@ -113,3 +113,22 @@ def test_retrain_trains_a_fresh_policy_on_the_cells_learned_reward_once(bench, t
     summary = bench.summarize([{**row, "teacher": "oracle", "queries": 20, "seed": 3, "variant": "", "pairing": "mixed",
                                 "features": [], "fraction_of_hand": 0.2, "retrained": retrained}])
     assert summary[0]["retrained_seeds"] == [3] and summary[0]["retrained_fraction_mean"] == retrained["fraction_of_hand"]
+
+
+def test_two_benchmark_runs_beside_each_other_keep_each_others_cells(bench, tmp_path):
+    """Each process saves the file after every cell; a cell another process saved since this one read the file
+    stays in it (they used to overwrite each other's)."""
+    out = tmp_path / "prefs.json"
+    a = row("cheetah-run", "oracle", 200, 5, "best+ff0.5", 0.7, 4500.0)
+    b = row("cheetah-run", "oracle", 200, 8, "best+ff0.5", 0.75, 4900.0)
+    c = row("cheetah-run", "oracle", 200, 6, "best+ff0.5", 1.0, 6480.0)
+    first, second = {}, {}  # what each process holds: both read the file before either saved
+    first[bench.row_key(a)] = a
+    bench.save_results(out, first, {})
+    second[bench.row_key(b)] = b
+    bench.save_results(out, second, {})
+    first[bench.row_key(c)] = c
+    bench.save_results(out, first, {})
+    saved = json.loads(out.read_text())
+    assert sorted(r["seed"] for r in saved["cells"]) == [5, 6, 8]
+    assert saved["summary"][0]["seeds"] == [5, 6, 8]
