@@ -289,15 +289,22 @@ def row_key(row: dict) -> tuple:
     return row["task"], row["teacher"], row["queries"], row["seed"], row["variant"], row["steps"]
 
 
-def save_results(out: Path, rows: dict, theirs: dict) -> None:
-    """Write the grid's JSON with ``rows`` ({row_key: cell}) and ``theirs`` (imitation's {(queries, seed): cell}),
-    keeping the cells the file holds that they lack (earlier runs, and a benchmark run beside this one, which
-    saves its own cells into the same file): both dicts take those in, in place."""
+def load_results(out: Path) -> tuple[dict, dict]:
+    """The cells ``out`` holds: ({row_key: cell}, imitation's {(queries, seed): cell}); empty without the file."""
     previous = json.loads(out.read_text()) if out.is_file() else {}
-    for row in previous.get("cells", []):
-        rows.setdefault(row_key(row), row)
-    for row in previous.get("imitation_cells", []):
-        theirs.setdefault((row["queries"], row["seed"]), row)
+    return ({row_key(r): r for r in previous.get("cells", [])},
+            {(r["queries"], r["seed"]): r for r in previous.get("imitation_cells", [])})
+
+
+def save_results(out: Path, rows: dict, theirs: dict) -> None:
+    """Write the grid's JSON with ``rows`` and ``theirs`` (as load_results gives them), keeping the cells the file
+    holds that they lack (earlier runs, and a benchmark run beside this one, which saves its own cells into the
+    same file): both dicts take those in, in place."""
+    saved_rows, saved_theirs = load_results(out)
+    for key, row in saved_rows.items():
+        rows.setdefault(key, row)
+    for key, row in saved_theirs.items():
+        theirs.setdefault(key, row)
     atomic_write_json(out, {"benchmark": "prefs", "machine": machine_info(), "date": time.strftime("%Y-%m-%d"),
                             "summary": summarize(list(rows.values())),
                             "imitation": compare_imitation(list(rows.values()), list(theirs.values())),
@@ -399,9 +406,7 @@ def main(argv=None) -> int:
         return 0
 
     out = Path(args.out)
-    previous = json.loads(out.read_text()) if out.is_file() else {}
-    rows = {row_key(r): r for r in previous.get("cells", [])}
-    theirs = {(r["queries"], r["seed"]): r for r in previous.get("imitation_cells", [])}
+    rows, theirs = load_results(out)
 
     def write() -> None:
         save_results(out, rows, theirs)

@@ -146,7 +146,7 @@ def parse_reward_spec(text: str) -> RewardSpec:
             raise ValueError(f"{pieces[k]!r} in reward {text!r} is not a reward: + joins rewards, so the argument "
                              f"{pieces[k - 1]!r} ends where a '+' was; rename a file or folder whose path holds a "
                              f"'+' (reward terms: {valid_forms()})")
-        if len(pieces) > 1 and pieces[k]:
+        if pieces[k]:
             raise ValueError(f"{pieces[k]!r} in reward {text!r} is not a reward: use one of {valid_forms()}")
     kind, sep, _ = text.partition(":")
     if sep and _KIND.match(kind):

@@ -298,7 +298,7 @@ class ProgressNet(nn.Module):
         state_dim = (sum(map(part_width, self.parts)) or obs_dim) if self.uses_state else 0
         self.register_buffer("mean", torch.zeros(state_dim))
         self.register_buffer("std", torch.ones(state_dim))
-        # the range of the training frames' state features (fit_split, widened by adaptation): where PPO's states
+        # the range of the training frames' state features (fit_split; widen_range in adaptation): where PPO's states
         # leave it Φ is extrapolation (metrics.outside_range); -inf/+inf: not known (a run fitted before it was kept)
         self.register_buffer("feature_lo", torch.full((state_dim,), -torch.inf))
         self.register_buffer("feature_hi", torch.full((state_dim,), torch.inf))
@@ -332,15 +332,14 @@ class ProgressNet(nn.Module):
         """The state input [N, S] of observations [N, obs_dim]: the observation, or its parts (features.py)."""
         return read_parts(obs, self.parts) if self.parts else obs
 
-    def widen_range(self, obs: torch.Tensor, reset: bool = False) -> None:
-        """Widen the kept feature range to hold ``obs``' state features (``reset``: to exactly theirs); a range
-        not known (a run fitted before it was kept) stays unknown unless reset."""
-        if not self.uses_state or not len(obs) or (not reset and not torch.isfinite(self.feature_lo).all()):
+    def widen_range(self, obs: torch.Tensor) -> None:
+        """Widen the kept feature range to hold ``obs``' state features (adaptation); a range not known (a run
+        fitted before it was kept) stays unknown."""
+        if not self.uses_state or not len(obs) or not torch.isfinite(self.feature_lo).all():
             return
         f = self.state_features(obs.to(self.feature_lo.device))
-        lo, hi = f.min(0).values, f.max(0).values
-        self.feature_lo.copy_(lo if reset else torch.minimum(self.feature_lo, lo))
-        self.feature_hi.copy_(hi if reset else torch.maximum(self.feature_hi, hi))
+        self.feature_lo.copy_(torch.minimum(self.feature_lo, f.min(0).values))
+        self.feature_hi.copy_(torch.maximum(self.feature_hi, f.max(0).values))
 
     def embed(self, obs: torch.Tensor | None = None, feats: torch.Tensor | None = None, noise: float = 0.0) -> torch.Tensor:
         parts = []
@@ -575,7 +574,8 @@ def fit_split(train: list[Episode], held: list[Episode], config: ProgressConfig,
         inputs = net.state_features(frames.obs)
         net.mean.copy_(inputs.mean(0))
         net.std.copy_(inputs.std(0).clamp_min(1e-3))
-        net.widen_range(frames.obs, reset=True)
+        net.feature_lo.copy_(inputs.min(0).values)
+        net.feature_hi.copy_(inputs.max(0).values)
     if frames.feats is not None:
         net.fmean.copy_(frames.feats.mean(0))
         net.fstd.copy_(frames.feats.std(0).clamp_min(1e-3))
