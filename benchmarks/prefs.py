@@ -24,6 +24,15 @@ Every cell runs PrefsConfig's defaults (robreward/feedback/preferences/config.py
 (the observation, 0.75, continue, mixed), so a cell of today's defaults is e.g. s0-norm_ee_pos+...+best+ff0.5
 on push and s0-best+ff0.5 on cheetah-run (restart+ff0.5 before the best-of-two choice), and the older rows of prefs.json keep their meaning.
 
+With --hand-seeds S,..., the hand reward is trained here too, with the shipped baseline's config.yaml (the same
+steps, worlds and PPO) on each of those seeds (WORK/TASK/hand/sSEED, resumable), and every summary row of the task
+judged against that shipped baseline gains fraction_of_hand_here: its mean over the same-machine hand mean. The shipped baseline was trained on another
+machine and seeds 0-2 only; on this one the same config and seeds return otherwise (floating point), so the ratio
+of means over many seeds of both, run here, is the comparison that does not depend on where each side ran.
+
+    .venv/bin/python benchmarks/prefs.py --tasks cheetah-run --teachers oracle --budgets 200 --seeds 0,1,2 \
+        --hand-seeds 0,1,2,3,4
+
 With --imitation, each cheetah-run oracle cell also runs `imitation`'s PreferenceComparisons at
 the same query budget, seed and PPO steps (benchmarks/prefs_imitation.py: its own tuned
 seals_half_cheetah config with SB3 PPO on Gymnasium's HalfCheetah-v4, in its own virtual
@@ -189,6 +198,46 @@ def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: 
 RETRAIN_DIR = "retrain"
 
 
+HAND_DIR = "hand"
+
+
+def run_hand_cell(task: str, seed: int, work: Path) -> dict:
+    """The hand reward trained on this machine with the shipped baseline's config.yaml at ``seed`` (as `robreward
+    train --config policies/.../config.yaml --seed SEED` trains it) into WORK/TASK/hand/sSEED; a finished run is
+    read back, a killed one resumed from its latest checkpoint."""
+    from robreward.codegen.finals import baseline_config
+    from robreward.eval.baseline import load_baseline
+    from robreward.eval.evaluate import evaluate
+    from robreward.rl.config import TrainConfig
+    from robreward.rl.runner import LATEST, train
+
+    found = baseline_config(task)
+    if found is None:
+        raise SystemExit(f"--hand-seeds: no shipped baseline config.yaml for {task!r}")
+    data, path = found
+    data.pop("_schema_version")
+    out = work / task / HAND_DIR / f"s{seed}"
+    config = TrainConfig.from_dict({**data, "seed": seed, "out": str(out), "progress": False})
+    if not (out / "eval.json").is_file():
+        checkpoint = out / "checkpoints" / LATEST
+        train(config, resume_from=checkpoint if checkpoint.is_file() else None, evaluate=evaluate)
+    result, key = json.loads((out / "eval.json").read_text()), metric_for(task)
+    return {"task": task, "seed": seed, "config": path, "steps": config.steps, "run_dir": str(out), "metric": key,
+            "policy": result[key], "success_rate": result["success_rate"], "return_mean": result["return_mean"],
+            "hand_baseline": load_baseline(task).hand[key]}  # the shipped baseline whose config this is
+
+
+def hand_here(hand_rows: list[dict]) -> dict:
+    """Per (task, steps, shipped baseline's value): the same-machine hand runs' seeds, mean and std of the task's
+    metric. A row is compared with them only where its cells were judged against that same shipped baseline (the
+    cells of an older baseline version were trained by an older engine)."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in hand_rows:
+        groups.setdefault((row["task"], row["steps"], row.get("hand_baseline")), []).append(row)
+    return {key: {"seeds": sorted(r["seed"] for r in rows), "mean": float(np.mean([r["policy"] for r in rows])),
+                  "std": float(np.std([r["policy"] for r in rows]))} for key, rows in groups.items()}
+
+
 def is_retrained(row: dict) -> bool:
     """Whether the cell's fresh policy (retrain_cell) has finished."""
     return (Path(row["run_dir"]) / RETRAIN_DIR / "eval.json").is_file()
@@ -263,7 +312,8 @@ def compare_imitation(rows: list[dict], imitation_rows: list[dict]) -> list[dict
     return out
 
 
-def summarize(rows: list[dict]) -> list[dict]:
+def summarize(rows: list[dict], hand_rows: list[dict] = ()) -> list[dict]:
+    here = hand_here(list(hand_rows))
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         groups.setdefault((row["task"], row["teacher"], row["queries"], row["variant"], row["steps"]), []).append(row)
@@ -272,6 +322,9 @@ def summarize(rows: list[dict]) -> list[dict]:
         fractions = [m["fraction_of_hand"] for m in members]
         retrained = [m["retrained"]["fraction_of_hand"] for m in members if m.get("retrained")]
         target = TARGETS.get((task, teacher, budget))
+        hand = here.get((task, steps, members[0].get("hand_baseline")))
+        same_machine = {} if hand is None else {
+            "hand_here": hand, "fraction_of_hand_here": float(np.mean([m["policy"] for m in members])) / hand["mean"]}
         out.append({"task": task, "teacher": teacher, "queries": budget, "variant": variant, "steps": steps,
                     "pairing": members[0]["pairing"], "features": members[0]["features"],
                     "seeds": sorted(m["seed"] for m in members),
@@ -280,7 +333,7 @@ def summarize(rows: list[dict]) -> list[dict]:
                     "meets_target": None if target is None else bool(np.mean(fractions) >= target),
                     "retrained_seeds": sorted(m["seed"] for m in members if m.get("retrained")),
                     "retrained_fraction_mean": float(np.mean(retrained)) if retrained else None,
-                    "retrained_fraction_std": float(np.std(retrained)) if retrained else None})
+                    "retrained_fraction_std": float(np.std(retrained)) if retrained else None, **same_machine})
     return out
 
 
@@ -289,26 +342,28 @@ def row_key(row: dict) -> tuple:
     return row["task"], row["teacher"], row["queries"], row["seed"], row["variant"], row["steps"]
 
 
-def load_results(out: Path) -> tuple[dict, dict]:
-    """The cells ``out`` holds: ({row_key: cell}, imitation's {(queries, seed): cell}); empty without the file."""
+def load_results(out: Path) -> tuple[dict, dict, dict]:
+    """The cells ``out`` holds: ({row_key: cell}, imitation's {(queries, seed): cell}, the same-machine hand runs'
+    {(task, seed, steps): cell}); empty without the file."""
     previous = json.loads(out.read_text()) if out.is_file() else {}
     return ({row_key(r): r for r in previous.get("cells", [])},
-            {(r["queries"], r["seed"]): r for r in previous.get("imitation_cells", [])})
+            {(r["queries"], r["seed"]): r for r in previous.get("imitation_cells", [])},
+            {(r["task"], r["seed"], r["steps"]): r for r in previous.get("hand_cells", [])})
 
 
-def save_results(out: Path, rows: dict, theirs: dict) -> None:
-    """Write the grid's JSON with ``rows`` and ``theirs`` (as load_results gives them), keeping the cells the file
-    holds that they lack (earlier runs, and a benchmark run beside this one, which saves its own cells into the
-    same file): both dicts take those in, in place."""
-    saved_rows, saved_theirs = load_results(out)
-    for key, row in saved_rows.items():
-        rows.setdefault(key, row)
-    for key, row in saved_theirs.items():
-        theirs.setdefault(key, row)
+def save_results(out: Path, rows: dict, theirs: dict, hand: dict | None = None) -> None:
+    """Write the grid's JSON with ``rows``, ``theirs`` and ``hand`` (as load_results gives them), keeping the cells
+    the file holds that they lack (earlier runs, and a benchmark run beside this one, which saves its own cells into
+    the same file): the dicts take those in, in place."""
+    hand = {} if hand is None else hand
+    for mine, saved in zip((rows, theirs, hand), load_results(out)):
+        for key, row in saved.items():
+            mine.setdefault(key, row)
     atomic_write_json(out, {"benchmark": "prefs", "machine": machine_info(), "date": time.strftime("%Y-%m-%d"),
-                            "summary": summarize(list(rows.values())),
+                            "summary": summarize(list(rows.values()), list(hand.values())),
                             "imitation": compare_imitation(list(rows.values()), list(theirs.values())),
-                            "cells": list(rows.values()), "imitation_cells": list(theirs.values())}, indent=2)
+                            "cells": list(rows.values()), "imitation_cells": list(theirs.values()),
+                            "hand_cells": list(hand.values())}, indent=2)
 
 
 def main(argv=None) -> int:
@@ -354,6 +409,9 @@ def main(argv=None) -> int:
     parser.add_argument("--retrain", action="store_true",
                         help="also train a fresh policy on each cell's final learned reward (CELL/retrain, as many "
                              "PPO steps again) and report it beside the cell's own policy")
+    parser.add_argument("--hand-seeds", default="", metavar="S,...",
+                        help="also train the hand reward here with the shipped baseline's config on these seeds, and "
+                             "report each row's fraction of their mean (fraction_of_hand_here)")
     parser.add_argument("--list", action="store_true", help="list the cells and their status, run nothing")
     parser.add_argument("--imitation", action="store_true",
                         help="also run imitation's PreferenceComparisons for each cheetah-run oracle cell")
@@ -374,8 +432,9 @@ def main(argv=None) -> int:
     try:
         budgets = [int(b) for b in args.budgets.split(",") if b]
         seeds = [int(s) for s in args.seeds.split(",") if s]
+        hand_seeds = [int(s) for s in args.hand_seeds.split(",") if s]
     except ValueError as err:
-        parser.error(f"--budgets and --seeds are comma-separated integers ({err})")
+        parser.error(f"--budgets, --seeds and --hand-seeds are comma-separated integers ({err})")
     if args.final_policy not in FINAL_POLICIES:
         parser.error(f"unknown --final-policy {args.final_policy!r}: choose one of {', '.join(FINAL_POLICIES)}")
     unknown = [t for t in tasks if t not in STEPS and args.steps is None]
@@ -406,10 +465,18 @@ def main(argv=None) -> int:
         return 0
 
     out = Path(args.out)
-    rows, theirs = load_results(out)
+    rows, theirs, hand = load_results(out)
 
     def write() -> None:
-        save_results(out, rows, theirs)
+        save_results(out, rows, theirs, hand)
+
+    for task in tasks if hand_seeds else ():
+        for seed in hand_seeds:
+            print(f"hand {task} s{seed} (the shipped baseline's config, on this machine)", flush=True)
+            row = run_hand_cell(task, seed, work)
+            hand[(task, seed, row["steps"])] = row
+            print(json.dumps(row), flush=True)
+            write()
 
     for task, teacher, budget, seed in cells:
         steps = args.steps or STEPS[task]
@@ -429,7 +496,7 @@ def main(argv=None) -> int:
             print(f"cell imitation HalfCheetah-v4 q{budget} s{seed} ({steps:,} PPO steps)", flush=True)
             theirs[(budget, seed)] = run_imitation_cell(budget, seed, steps, work, Path(args.imitation_python))
             write()
-    print(json.dumps({"summary": summarize(list(rows.values())),
+    print(json.dumps({"summary": summarize(list(rows.values()), list(hand.values())),
                       "imitation": compare_imitation(list(rows.values()), list(theirs.values()))}, indent=2))
     return 0
 

@@ -132,3 +132,47 @@ def test_two_benchmark_runs_beside_each_other_keep_each_others_cells(bench, tmp_
     saved = json.loads(out.read_text())
     assert sorted(r["seed"] for r in saved["cells"]) == [5, 6, 8]
     assert saved["summary"][0]["seeds"] == [5, 6, 8]
+
+
+def test_same_machine_hand_runs_give_each_row_a_fraction_of_their_mean_and_survive_saving(bench, tmp_path):
+    cells = [{**row("cheetah-run", "oracle", 200, s, "best+ff0.5", 0.0, r), "policy": r, "hand_baseline": 6493.0}
+             for s, r in ((0, 5000.0), (1, 5400.0))]
+    old = {**row("cheetah-run", "oracle", 200, 0, "", 0.0, 1.0), "policy": 1.0, "hand_baseline": 3157.0}
+    hand = [{"task": "cheetah-run", "seed": s, "steps": 1_000_000, "policy": r, "hand_baseline": 6493.0}
+            for s, r in ((0, 6000.0), (1, 6400.0), (2, 5600.0))]
+    longer = {**hand[0], "steps": 2_000_000, "policy": 1e9}  # another budget: not compared
+    older, summary = bench.summarize(cells + [old], hand + [longer])
+    assert "hand_here" not in older  # judged against another baseline version (an older engine): not compared
+    assert summary["hand_here"] == {"seeds": [0, 1, 2], "mean": 6000.0, "std": pytest.approx(326.6, abs=0.1)}
+    assert summary["fraction_of_hand_here"] == pytest.approx(5200.0 / 6000.0)
+    assert "hand_here" not in bench.summarize(cells)[0]  # no hand runs here: no such field
+    assert summary["variant"] == "best+ff0.5"
+    out = tmp_path / "prefs.json"
+    bench.save_results(out, {bench.row_key(c): c for c in cells}, {},
+                       {(h["task"], h["seed"], h["steps"]): h for h in hand})
+    bench.save_results(out, {}, {})  # another process without hand runs keeps them
+    rows, _, hand_back = bench.load_results(out)
+    assert sorted(hand_back) == [("cheetah-run", s, 1_000_000) for s in (0, 1, 2)] and len(rows) == 2
+    assert json.loads(out.read_text())["summary"][0]["fraction_of_hand_here"] == pytest.approx(5200.0 / 6000.0)
+
+
+@pytest.mark.slow  # a PPO run end to end: make test-all
+def test_hand_cell_trains_the_shipped_config_at_the_seed_asked_and_is_read_back(bench, tmp_path, monkeypatch):
+    from robreward.codegen import finals
+    from robreward.rl import runner
+
+    tiny = {"task": "reach", "reward": "hand", "num_envs": 8, "steps": 2048, "seed": 2, "out": "runs/elsewhere",
+            "eval_episodes": 4, "progress": True, "_schema_version": 1,
+            "ppo": {"num_steps": 16, "actor_hidden": [32], "critic_hidden": [32]}}
+    monkeypatch.setattr(finals, "baseline_config", lambda task: (dict(tiny), f"policies/v1/{task}/config.yaml"))
+    cell = bench.run_hand_cell("reach", 5, tmp_path)
+    out = tmp_path / "reach" / "hand" / "s5"
+    saved = json.loads((out / "eval.json").read_text())
+    assert cell["run_dir"] == str(out) and cell["policy"] == saved["success_rate"] and cell["steps"] == 2048
+    from robreward.eval.baseline import load_baseline
+
+    assert cell["hand_baseline"] == load_baseline("reach").hand["success_rate"]
+    assert saved["episodes"] == 4 and saved["reward"] == "hand"
+    assert "\nseed: 5\n" in (out / "config.yaml").read_text()  # the seed asked, not the shipped config's
+    monkeypatch.setattr(runner, "train", lambda *a, **k: pytest.fail("a finished hand run is read back"))
+    assert bench.run_hand_cell("reach", 5, tmp_path) == cell
