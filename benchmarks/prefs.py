@@ -26,9 +26,10 @@ on push and s0-best+ff0.5 on cheetah-run (restart+ff0.5 before the best-of-two c
 
 With --hand-seeds S,..., the hand reward is trained here too, with the shipped baseline's config.yaml (the same
 steps, worlds and PPO) on each of those seeds (WORK/TASK/hand/sSEED, resumable), and every summary row of the task
-judged against that shipped baseline gains fraction_of_hand_here: its mean over the same-machine hand mean. The shipped baseline was trained on another
-machine and seeds 0-2 only; on this one the same config and seeds return otherwise (floating point), so the ratio
-of means over many seeds of both, run here, is the comparison that does not depend on where each side ran.
+judged against that shipped baseline gains fraction_of_hand_here: its mean over the same-machine hand mean. A
+shipped baseline is three seeds trained on whichever machine made it; on another, the same config and seeds return
+otherwise (floating point), so the ratio of means over many seeds of both, run on one machine, is the comparison
+that does not depend on where each side ran.
 
     .venv/bin/python benchmarks/prefs.py --tasks cheetah-run --teachers oracle --budgets 200 --seeds 0,1,2 \
         --hand-seeds 0,1,2,3,4
