@@ -206,29 +206,25 @@ def run_hand_cell(task: str, seed: int, work: Path) -> dict:
     """The hand reward trained on this machine with the shipped baseline's config.yaml at ``seed`` (as `robreward
     train --config policies/.../config.yaml --seed SEED` trains it) into WORK/TASK/hand/sSEED; a finished run is
     read back, a killed one resumed from its latest checkpoint."""
-    from robreward.codegen.finals import baseline_config
+    from robreward.codegen.finals import baseline_train_config
+    from robreward.codegen.training import train_one
     from robreward.eval.baseline import load_baseline
-    from robreward.eval.evaluate import evaluate
-    from robreward.rl.config import TrainConfig
-    from robreward.rl.runner import LATEST, train
 
-    found = baseline_config(task)
+    found = baseline_train_config(task)
     if found is None:
         raise SystemExit(f"--hand-seeds: no shipped baseline config.yaml for {task!r}")
-    data, path = found
-    data.pop("_schema_version")
+    shipped, path = found
     out = work / task / HAND_DIR / f"s{seed}"
-    config = TrainConfig.from_dict({**data, "seed": seed, "out": str(out), "progress": False})
+    config = dataclasses.replace(shipped, seed=seed, out=str(out), progress=False)
     if not (out / "eval.json").is_file():
-        checkpoint = out / "checkpoints" / LATEST
-        train(config, resume_from=checkpoint if checkpoint.is_file() else None, evaluate=evaluate)
+        train_one(config)  # resumed from its checkpoint if it has one
     result, key = json.loads((out / "eval.json").read_text()), metric_for(task)
     return {"task": task, "seed": seed, "config": path, "steps": config.steps, "run_dir": str(out), "metric": key,
             "policy": result[key], "success_rate": result["success_rate"], "return_mean": result["return_mean"],
             "hand_baseline": load_baseline(task).hand[key]}  # the shipped baseline whose config this is
 
 
-def hand_here(hand_rows: list[dict]) -> dict:
+def hand_here(hand_rows) -> dict:
     """Per (task, steps, shipped baseline's value): the same-machine hand runs' seeds, mean and std of the task's
     metric. A row is compared with them only where its cells were judged against that same shipped baseline (the
     cells of an older baseline version were trained by an older engine)."""
@@ -314,7 +310,7 @@ def compare_imitation(rows: list[dict], imitation_rows: list[dict]) -> list[dict
 
 
 def summarize(rows: list[dict], hand_rows: list[dict] = ()) -> list[dict]:
-    here = hand_here(list(hand_rows))
+    here = hand_here(hand_rows)
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         groups.setdefault((row["task"], row["teacher"], row["queries"], row["variant"], row["steps"]), []).append(row)
@@ -471,7 +467,7 @@ def main(argv=None) -> int:
     def write() -> None:
         save_results(out, rows, theirs, hand)
 
-    for task in tasks if hand_seeds else ():
+    for task in tasks:
         for seed in hand_seeds:
             print(f"hand {task} s{seed} (the shipped baseline's config, on this machine)", flush=True)
             row = run_hand_cell(task, seed, work)

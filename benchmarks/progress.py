@@ -252,15 +252,12 @@ def shaping_specs(items: str, model: Path) -> dict[str, str]:
 
 def _baseline_config(task: str):
     """The shipped hand baseline's TrainConfig of ``task`` (worlds, PPO settings, budget)."""
-    from robreward.codegen.finals import baseline_config
-    from robreward.rl.config import TrainConfig
+    from robreward.codegen.finals import baseline_train_config
 
-    found = baseline_config(task)
+    found = baseline_train_config(task)
     if found is None:
         raise SystemExit(f"no shipped baseline config.yaml for {task}")
-    data, _ = found
-    data.pop("_schema_version")
-    return TrainConfig.from_dict(data)
+    return found[0]
 
 
 def _train_table(task: str, labels: dict[str, str], seeds: list[int], run_dir, budget: int, base,

@@ -55,6 +55,19 @@ def baseline_config(task: str) -> tuple[dict, str] | None:
     return data, str(path)
 
 
+def baseline_train_config(task: str):
+    """The shipped hand baseline's TrainConfig (worlds, PPO settings, budget) and its config.yaml's path; None as
+    baseline_config."""
+    from robreward.rl.config import TrainConfig
+
+    found = baseline_config(task)
+    if found is None:
+        return None
+    data, path = found
+    data.pop("_schema_version")
+    return TrainConfig.from_dict(data), path
+
+
 def final_settings(config, task: str, searched_ppo=None) -> FinalSettings:
     """The final seeds' settings for a GenerateConfig ``config`` on ``task`` (the task's name) and the list of
     those that differ from the shipped baseline's."""
