@@ -245,19 +245,17 @@ def retrain_cell(row: dict) -> dict:
     cell's final learned reward (``pref:CELL``), evaluated like the cell's own policy: is the reward good
     enough, whatever became of the policy that was trained while it was being learned? Resumable (its own
     run directory, CELL/retrain); the extra PPO steps are reported, never hidden."""
+    from robreward.codegen.training import train_one
     from robreward.feedback.preferences.loop import load_prefs_config
     from robreward.rl.config import TrainConfig
-    from robreward.eval.evaluate import evaluate
-    from robreward.rl.runner import LATEST, train
 
     cell = Path(row["run_dir"])
     out = cell / RETRAIN_DIR
     if not is_retrained(row):
         loop = load_prefs_config(cell)
-        checkpoint = out / "checkpoints" / LATEST
-        train(TrainConfig(task=row["task"], reward=f"pref:{cell}", num_envs=loop.num_envs, steps=loop.steps,
-                          seed=loop.seed, out=str(out), eval_episodes=loop.eval_episodes, progress=False,
-                          ppo=loop.ppo), resume_from=checkpoint if checkpoint.is_file() else None, evaluate=evaluate)
+        train_one(TrainConfig(task=row["task"], reward=f"pref:{cell}", num_envs=loop.num_envs, steps=loop.steps,
+                              seed=loop.seed, out=str(out), eval_episodes=loop.eval_episodes, progress=False,
+                              ppo=loop.ppo))  # resumed from its checkpoint if it has one
     result = json.loads((out / "eval.json").read_text())
     key = row["metric"]
     return {"run_dir": str(out), "steps": row["steps"], "policy": result[key],
