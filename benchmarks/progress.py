@@ -10,6 +10,7 @@ training runs of --targets/--adapt live under --target-root, where finished runs
     python benchmarks/progress.py --targets --shaping 10,30@1 --features obs-norms --no-sparse
     python benchmarks/progress.py --targets --tasks lift --shaping 10,30@1 --features obs-norms-z --no-negatives --no-sparse
     python benchmarks/progress.py --targets --tasks lift --shaping 30@1 --features obs-norms-z --no-negatives --members 5 --no-sparse
+    python benchmarks/progress.py --targets --tasks lift --shaping 30@1 --features obs-norms-z --no-negatives --demo-start
     python benchmarks/progress.py --adapt --shaping 10,30@1                          # reach-beside, before/after
     python benchmarks/progress.py --inputs image --tasks push --seeds 0 --epochs 300   # image-input quality cells
     python benchmarks/progress.py --speed --tasks push     # frames/s of render+score; env-steps/s image shaping vs hand
@@ -24,6 +25,8 @@ expert ones alone); hand, sparse
 and each --shaping variant (W: progress:RUN,weight=W, pure potential-based shaping; W@G: gamma G, G=1 adds a
 progress bonus) trained with the shipped hand baseline's config.yaml (worlds, PPO, budget) in one batched
 process per task; success over 100 evaluation episodes and the steps to 80% training success.
+--demo-start: every run of the cell (hand and sparse too) first clones the expert demos and starts 0.25 of its
+training episodes at their states (TrainConfig.init_from_demos, reset_from_demos; evaluation starts as the task does).
 Speed cells (--speed): frames/s of render_batch + one forward pass of an image progress model over N worlds,
 and env-steps/s of PPO training (a short budget) with hand vs hand+progress:RUN of an image model.
 """
@@ -261,9 +264,10 @@ def _baseline_config(task: str):
 
 
 def _train_table(task: str, labels: dict[str, str], seeds: list[int], run_dir, budget: int, base,
-                 eval_episodes: int) -> dict:
+                 eval_episodes: int, demo_start: str | None = None) -> dict:
     """Train every reward of ``labels`` ({label: reward spec}) on every seed, into ``run_dir(label, seed)``, with
-    ``base``'s worlds and PPO, at once in one batched process (finished runs are skipped); returns {label:
+    ``base``'s worlds and PPO, at once in one batched process (finished runs are skipped; ``demo_start``: every run
+    clones that demo file and starts a share of its training episodes at its states); returns {label:
     [per-seed {seed, success_rate, fitness, steps_to_80}]}."""
     from robreward.codegen.training import train_candidates
 
@@ -272,7 +276,8 @@ def _train_table(task: str, labels: dict[str, str], seeds: list[int], run_dir, b
     print(f"{task}: {len(cells)} runs ({todo} to train), {budget:,} steps x {base.num_envs} worlds each", flush=True)
     if todo:
         train_candidates(task, [c[1] for c in cells], budget, [c[2] for c in cells], [c[3] for c in cells],
-                         num_envs=base.num_envs, eval_episodes=eval_episodes, ppo=base.ppo, backend=base.backend)
+                         num_envs=base.num_envs, eval_episodes=eval_episodes, ppo=base.ppo, backend=base.backend,
+                         demo_start=demo_start)
     table: dict[str, list] = {}
     for label, _, seed, d in cells:
         if not (d / "eval.json").is_file():
@@ -286,10 +291,12 @@ def _train_table(task: str, labels: dict[str, str], seeds: list[int], run_dir, b
 
 def target_cells(task: str, seeds: list[int], shaping: str, root: Path, eval_episodes: int = 100,
                  steps: int | None = None, sparse: bool = True, features: str = "", demos: int = TARGET_DEMOS,
-                 negatives: bool = True, members: int = 1) -> dict:
+                 negatives: bool = True, members: int = 1, demo_start: bool = False) -> dict:
     """hand, sparse, and sparse+progress:RUN for each item of ``shaping`` (shaping_specs), on each seed, with the shipped hand baseline's
     config.yaml (worlds, PPO settings, budget), trained at once in one batched process (resumable: finished runs
-    are skipped). Returns {label: [per-seed {seed, success_rate, fitness, steps_to_80}]}."""
+    are skipped). ``demo_start``: every run (hand and sparse too) first clones the expert demos the model was fitted
+    on and starts 0.25 of its training episodes at their states (TrainConfig.init_from_demos, reset_from_demos).
+    Returns {label: [per-seed {seed, success_rate, fitness, steps_to_80}]}."""
     base = _baseline_config(task)
     budget = steps or base.steps
     model = _target_model(task, root, demos=demos, features=features, negatives=negatives, members=members)
@@ -302,10 +309,12 @@ def target_cells(task: str, seeds: list[int], shaping: str, root: Path, eval_epi
 
     def run_dir(label: str, seed: int) -> Path:
         slug = label.replace("+", "_").replace("(", "_").replace(")", "").replace("=", "").replace(",", "_")
-        return root / task / f"s{budget}" / slug.replace(" ", "_") / f"seed_{seed}"
+        return root / task / f"s{budget}" / ("demo-start" if demo_start else "") / slug.replace(" ", "_") / f"seed_{seed}"
 
+    expert = root / task / "demos" / f"expert{demos}.h5"  # recorded by _target_model
     start = time.perf_counter()
-    table = _train_table(task, labels, seeds, run_dir, budget, base, eval_episodes)
+    table = _train_table(task, labels, seeds, run_dir, budget, base, eval_episodes,
+                         demo_start=str(expert) if demo_start else None)
     return {"task": task, "steps": budget, "num_envs": base.num_envs, "ppo": "the shipped hand baseline's config.yaml",
             "progress_model": str(model.relative_to(ROOT)) if model.is_relative_to(ROOT) else str(model),
             "progress_features": meta["config"].get("features") or "observation",
@@ -315,6 +324,9 @@ def target_cells(task: str, seeds: list[int], shaping: str, root: Path, eval_epi
                                   ("value_order_correlation", "value_order_correlation_min", "final_progress_auroc")},
             "demos": f"{demos} expert (seed 100)" + (f" + {demos} noisy (noise 0.6, seed 101)" if negatives else
                                                      " (no negatives)") + ", 25% held out",
+            **({"demo_start": f"every run clones the {demos} expert demos (TrainConfig.init_from_demos) and starts "
+                              "0.25 of its training episodes at their states up to the first success "
+                              "(reset_from_demos); evaluation starts from the task's own resets"} if demo_start else {}),
             "eval_episodes": eval_episodes, "table": table, "seconds": round(time.perf_counter() - start, 1)}
 
 
@@ -428,6 +440,9 @@ def main() -> None:
     parser.add_argument("--no-negatives", action="store_true",
                         help="--targets: fit the progress model on the expert demos alone (no noisy ones)")
     parser.add_argument("--target-steps", type=int, default=None, help="--targets: env steps (default the baseline's)")
+    parser.add_argument("--demo-start", action="store_true",
+                        help="--targets: every run (hand, sparse, shaped) clones the expert demos first and starts 0.25 "
+                             "of its training episodes at their states")
     parser.add_argument("--target-root", default=str(ROOT / "runs" / "bench" / "progress_targets"),
                         help="--targets: the runs and fitted models (resumable)")
     args = parser.parse_args()
@@ -445,14 +460,15 @@ def main() -> None:
         for task in args.tasks.split(","):
             cell = target_cells(task, seeds, args.shaping, Path(args.target_root), steps=args.target_steps,
                                 sparse=not args.no_sparse, features=args.features, demos=args.target_demos,
-                                negatives=not args.no_negatives, members=args.members)
+                                negatives=not args.no_negatives, members=args.members, demo_start=args.demo_start)
             base = load_baseline(task)
             cell["summary"] = summarize_targets(cell, (base.sparse or {}).get("success_rate") if base else None)
             key = (f"targets/{task}/steps{cell['steps']}/seeds{','.join(map(str, seeds))}/{args.shaping}"
                    + (f"/{args.features}" if args.features else "")
                    + ("" if args.target_demos == TARGET_DEMOS else f"/demos{args.target_demos}")
                    + ("/no-negatives" if args.no_negatives else "")
-                   + ("" if args.members == 1 else f"/members{args.members}"))
+                   + ("" if args.members == 1 else f"/members{args.members}")
+                   + ("/demo-start" if args.demo_start else ""))
             _record(results, key, "targets", cell)
         return
     if args.speed:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-COMPARED = ("num_envs", "steps", "backend", "algo", "init_from_demos")  # TrainConfig fields, then every ppo.*
+COMPARED = ("num_envs", "steps", "backend", "algo", "init_from_demos", "reset_from_demos")  # TrainConfig fields, then every ppo.*
 
 
 @dataclass

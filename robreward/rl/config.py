@@ -136,6 +136,11 @@ class TrainConfig:
     """Epochs of behaviour cloning for init_from_demos."""
     bc_noise_std: float = 0.1
     """Policy noise std after the BC warm start (small, so exploration does not swamp the demos)."""
+    reset_from_demos: str | None = None
+    """HDF5 demo dataset: a share of the training episodes start at a state of its successful episodes (up to their
+    first success; demo-state resets, robreward/demos/resets.py). Evaluation starts from the task's own resets."""
+    demo_reset_fraction: float = 0.25
+    """With reset_from_demos: the share of training resets that start at a demo state, in (0, 1]."""
 
     def __post_init__(self):
         check_choice("algo", self.algo, ALGOS)
@@ -150,6 +155,8 @@ class TrainConfig:
         check_min("latest_every", self.latest_every, 1)
         check_min("eval_episodes", self.eval_episodes, 0)
         check_min("bc_epochs", self.bc_epochs, 0)
+        if not 0.0 < self.demo_reset_fraction <= 1.0:
+            raise ConfigError("demo_reset_fraction", f"must be in (0, 1], got {self.demo_reset_fraction!r}")
         if isinstance(self.ppo, dict):
             try:
                 object.__setattr__(self, "ppo", strict_from_dict(PPOConfig, self.ppo, "ppo config"))

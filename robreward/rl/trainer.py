@@ -53,7 +53,8 @@ from robreward.rl.storage import RolloutStorage
 from robreward.rl.validity import InvalidRewardError, invalid_reward_limit, invalid_reward_message
 from robreward.rundir import LATEST, SCHEMA_VERSION, RunDir
 
-SHARED = ("task", "num_envs", "backend", "device", "ppo")  # what K candidates of one Trainer share
+SHARED = ("task", "num_envs", "backend", "device", "ppo", "init_from_demos", "bc_epochs", "bc_noise_std",
+          "reset_from_demos", "demo_reset_fraction")  # what K candidates of one Trainer share
 # (each candidate may have its own seed: K rewards x M seeds as K*M candidates, one world group each)
 
 
@@ -131,13 +132,19 @@ class Trainer:
         specs = list(rewards) if rewards is not None else [c.reward for c in self.configs]
         if len(specs) != self.num:
             raise ValueError(f"need one reward per config: got {len(specs)} reward(s) for {self.num} config(s)")
+        task = first.task
+        if first.reset_from_demos:  # a share of the training resets start at demo states (evaluation: the task's)
+            from robreward.demos.resets import with_demo_resets
+            from robreward.envs.registry import get_task
+
+            task = with_demo_resets(get_task(first.task), first.reset_from_demos, first.demo_reset_fraction)
         if not self.isolate:  # the env's own reward: a reward that raises stops the run
             if self.num != 1:
                 raise ValueError("isolate_failures=False trains one candidate only (K=1)")
-            env = robreward.make(first.task, self.per, backend=first.backend, device=first.device, seed=first.seed,
+            env = robreward.make(task, self.per, backend=first.backend, device=first.device, seed=first.seed,
                                  reward=specs[0])
             return env, None
-        env = robreward.make(first.task, self.num * self.per, backend=first.backend, device=first.device,
+        env = robreward.make(task, self.num * self.per, backend=first.backend, device=first.device,
                              seed=self._env_seed(), groups=self.num)
         loaded, errors = load_rewards(specs, env.spec)
         candidates = CandidateRewards([r if r is not None else _never for r in loaded],
@@ -414,6 +421,9 @@ class Trainer:
             bc = self.bc_stats
             card_extra["BC warm start"] = (f"{config.init_from_demos}: {bc['samples']} samples, {bc['epochs']} epochs, "
                                            f"MSE {bc['loss_first']:.3g} -> {bc['loss_last']:.3g}")
+        if config.reset_from_demos:
+            card_extra["demo-state resets"] = (f"{config.reset_from_demos}: {config.demo_reset_fraction:g} of the "
+                                               "training resets (evaluation: the task's own)")
         if self.isolate:
             card_extra["trainer"] = (f"batched: {self.num} candidates x {self.per} worlds in one env "
                                      "(robreward.rl.trainer)")

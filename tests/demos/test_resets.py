@@ -1,0 +1,105 @@
+"""Demo-state resets (robreward/demos/resets.py): a share of the training resets start at states of the demos'
+successful episodes, the task's own resets otherwise, and evaluation is left alone."""
+
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import robreward
+from robreward.configs import ConfigError
+from robreward.demos.format import DemoDataset
+from robreward.demos.resets import demo_states, with_demo_resets
+from robreward.envs.registry import get_task
+from robreward.rl.config import PPOConfig, TrainConfig
+from robreward.rl.trainer import Trainer
+
+LIFT_DEMOS = Path(__file__).resolve().parents[2] / "demos" / "lift-expert.h5"
+
+
+def _started_at_demo(qpos: torch.Tensor, bank: np.ndarray) -> np.ndarray:
+    """Per world: does its qpos equal one of the bank's rows (float32 rounding)?"""
+    diff = np.abs(qpos.double().numpy()[:, None, :] - bank[None, :, :]).max(-1)
+    return diff.min(1) < 1e-5
+
+
+def test_demo_states_are_the_successful_episodes_up_to_their_first_success(reach_file):
+    qpos, qvel = demo_states(reach_file, get_task("reach"))
+    expected = []
+    with DemoDataset(reach_file) as ds:
+        for i in range(len(ds)):
+            ep = ds.episode(i, fields=("qpos", "success"))
+            first = int(np.flatnonzero(ep["success"])[0])
+            expected.append(ep["qpos"][:first + 2])  # row first + 1: the state after the first successful step
+    assert np.array_equal(qpos, np.concatenate(expected))
+    assert qvel.shape == (len(qpos), get_task("reach").build_model().nv)
+
+
+def test_the_share_asked_starts_at_demo_states_and_a_seed_repeats_them(reach_file):
+    bank, _ = demo_states(reach_file, get_task("reach"))
+    plain = robreward.make("reach", 400, seed=5)
+    plain.reset(seed=5)
+    assert _started_at_demo(plain.state["qpos"], bank).mean() == 0.0  # the task's own resets never land on one
+
+    share = []
+    for _ in range(2):
+        env = robreward.make(with_demo_resets(get_task("reach"), reach_file, fraction=0.3), 400, seed=5)
+        env.reset(seed=5)
+        share.append(_started_at_demo(env.state["qpos"], bank))
+    assert np.array_equal(share[0], share[1])  # the env's reset RNG draws them: a seed gives the same resets
+    assert 0.22 < share[0].mean() < 0.38, share[0].mean()
+
+    every = robreward.make(with_demo_resets(get_task("reach"), reach_file, fraction=1.0), 64, seed=0)
+    every.reset(seed=0)
+    assert _started_at_demo(every.state["qpos"], bank).all()
+    assert get_task("reach").sample_reset is not every.spec.sample_reset  # the suite's task is left as it was
+
+
+def test_training_starts_at_demo_states_and_evaluation_does_not(reach_file, tmp_path):
+    bank, _ = demo_states(reach_file, get_task("reach"))
+    config = TrainConfig(task="reach", reward="sparse", num_envs=16, steps=16 * 32, seed=0, out=str(tmp_path / "run"),
+                         eval_episodes=4, progress=False, ppo=PPOConfig(num_steps=32),
+                         reset_from_demos=str(reach_file), demo_reset_fraction=1.0)
+    evaluated = []
+
+    def evaluate(task, policy, episodes, seed, reward_name):
+        evaluated.append(task)  # the task's name: its env, built there, resets as the task does
+        from robreward.eval.evaluate import evaluate as real
+
+        return real(task, policy, episodes=episodes, seed=seed, reward_name=reward_name)
+
+    with Trainer([config], evaluate=evaluate) as trainer:
+        assert _started_at_demo(trainer.env.state["qpos"], bank).all()
+        trainer.learn()
+        trainer.finish()
+    assert evaluated == ["reach"]
+    card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
+    assert "demo-state resets" in card and str(reach_file) in card
+    assert "reset_from_demos" in (tmp_path / "run" / "config.yaml").read_text()
+
+
+def test_bad_inputs_say_what_is_wrong(reach_file, tmp_path, cli):
+    with pytest.raises(ValueError, match="task"):
+        with_demo_resets(get_task("reach"), LIFT_DEMOS)  # a dataset of another task
+    failed = tmp_path / "failed.h5"
+    shutil.copy(reach_file, failed)
+    with h5py.File(failed, "r+") as f:
+        for name in f["episodes"]:
+            f["episodes"][name]["success"][...] = False
+            f["episodes"][name].attrs["success"] = False
+    with pytest.raises(ValueError, match="no episode succeeds"):
+        with_demo_resets(get_task("reach"), failed)
+    with pytest.raises(ConfigError, match="demo_reset_fraction"):
+        TrainConfig(task="reach", reset_from_demos=str(reach_file), demo_reset_fraction=0.0)
+
+    code, out, err = cli("train", "--task", "reach", "--reward", "sparse", "--steps", "512", "--num-envs", "8",
+                         "--reset-from-demos", LIFT_DEMOS, "--out", tmp_path / "run")
+    assert code != 0 and "Traceback" not in err + out
+    assert "lift" in err and "reach" in err, err
+    code, out, err = cli("train", "--task", "reach", "--reward", "sparse", "--steps", "512", "--num-envs", "8",
+                         "--reset-from-demos", reach_file, "--demo-reset-fraction", "1.5", "--out", tmp_path / "run2")
+    assert code != 0 and "Traceback" not in err + out
+    assert "--demo-reset-fraction must be in (0, 1]" in err, err
