@@ -45,6 +45,15 @@ def check_reward(config) -> None:
     from robreward.rewards.base import resolve_reward
 
     resolve_reward(config.reward, get_task(config.task))
+    if config.reset_from_demos:  # read the demo states now: a bad file must not cost the earlier run (--overwrite)
+        from robreward.demos.resets import demo_states
+
+        demo_states(config.reset_from_demos, get_task(config.task))
+    if config.init_from_demos:
+        from robreward.demos.format import DemoDataset
+
+        with DemoDataset(config.init_from_demos, task=get_task(config.task)):
+            pass
 
 
 # TrainConfig field -> its flag where the flag is not --FIELD-NAME (the derived name works too)
@@ -78,6 +87,9 @@ def config_from_args(args):
         values["reward"] = folded
     if "reward" in values:
         values["reward"] = _reward_spec(values["reward"])
+    for name in ("init_from_demos", "reset_from_demos"):  # the run's config.yaml works from any directory
+        if values.get(name):
+            values[name] = str(Path(values[name]).expanduser().resolve())
     config = build_config(TrainConfig, values, FLAGS, lambda data: strict_from_dict(TrainConfig, data))
     if "out" not in values:
         config = dataclasses.replace(config, out=f"runs/{Path(config.task).name}-{Path(config.reward).stem}"

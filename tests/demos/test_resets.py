@@ -95,11 +95,31 @@ def test_bad_inputs_say_what_is_wrong(reach_file, tmp_path, cli):
     with pytest.raises(ConfigError, match="demo_reset_fraction"):
         TrainConfig(task="reach", reset_from_demos=str(reach_file), demo_reset_fraction=0.0)
 
+    earlier = tmp_path / "run"
+    earlier.mkdir()
+    (earlier / "config.yaml").write_text("task: reach\n")  # an earlier run: a bad demo file must not cost it
     code, out, err = cli("train", "--task", "reach", "--reward", "sparse", "--steps", "512", "--num-envs", "8",
-                         "--reset-from-demos", LIFT_DEMOS, "--out", tmp_path / "run")
+                         "--reset-from-demos", LIFT_DEMOS, "--out", earlier, "--overwrite")
     assert code != 0 and "Traceback" not in err + out
     assert "lift" in err and "reach" in err, err
+    assert (earlier / "config.yaml").read_text() == "task: reach\n"
+    code, out, err = cli("train", "--task", "reach", "--reward", "sparse", "--steps", "512", "--num-envs", "8",
+                         "--reset-from-demos", failed, "--out", tmp_path / "run3")
+    assert code != 0 and "no episode succeeds" in err and not (tmp_path / "run3").exists(), err
     code, out, err = cli("train", "--task", "reach", "--reward", "sparse", "--steps", "512", "--num-envs", "8",
                          "--reset-from-demos", reach_file, "--demo-reset-fraction", "1.5", "--out", tmp_path / "run2")
     assert code != 0 and "Traceback" not in err + out
     assert "--demo-reset-fraction must be in (0, 1]" in err, err
+
+
+def test_the_cli_keeps_the_demo_files_path_absolute(reach_file, tmp_path, monkeypatch, cli):
+    import yaml
+
+    shutil.copy(reach_file, tmp_path / "mine.h5")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("train", "--task", "reach", "--reward", "sparse", "--steps", "256", "--num-envs", "8",
+                         "--reset-from-demos", "mine.h5", "--init-from-demos", "mine.h5", "--eval-episodes", "0",
+                         "--no-progress", "--out", "run")
+    assert code == 0, err
+    config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert config["reset_from_demos"] == config["init_from_demos"] == str(tmp_path / "mine.h5")  # resumable elsewhere
