@@ -54,7 +54,7 @@ def with_demo_resets(spec: TaskSpec, path, fraction: float = 0.25) -> TaskSpec:
     return dataclasses.replace(spec, sample_reset=_DemoResets(spec.sample_reset, qpos, qvel, float(fraction)))
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity: a TaskSpec holding it stays hashable
 class _DemoResets:
     """The task's sample_reset with a share of its draws replaced by demo states."""
 

@@ -123,3 +123,8 @@ def test_the_cli_keeps_the_demo_files_path_absolute(reach_file, tmp_path, monkey
     assert code == 0, err
     config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert config["reset_from_demos"] == config["init_from_demos"] == str(tmp_path / "mine.h5")  # resumable elsewhere
+
+
+def test_a_task_with_demo_resets_is_still_a_hashable_spec(reach_file):
+    spec = with_demo_resets(get_task("reach"), reach_file)
+    assert hash(spec) == hash(spec) and spec != get_task("reach")
