@@ -93,6 +93,22 @@ def test_train_with_a_warm_start_from_demos(which, tmp_path, monkeypatch):
     assert f"BC warm start: {DEMOS / 'reach-expert.h5'}: {who} cloned it" in card, card
 
 
+def test_train_with_demo_starts(tmp_path, monkeypatch):
+    """--reset-from-demos: every PPO phase starts a share of its training episodes at the demos' states (the fields
+    reach each phase's config.yaml, absolute), and the card says so."""
+    import yaml
+
+    monkeypatch.chdir(DEMOS.parent)
+    out = tmp_path / "run"
+    assert main(["prefs", "train", *TINY, "--reset-from-demos", "demos/reach-expert.h5", "--final-policy", "restart",
+                 "--eval-episodes", "2", "--out", str(out)]) == 0
+    demos = str(DEMOS / "reach-expert.h5")
+    assert json.loads((out / "config.json").read_text())["reset_from_demos"] == demos  # absolute: resumable
+    for policy in ("ppo", "ppo-feedback"):
+        assert yaml.safe_load((out / policy / "config.yaml").read_text())["reset_from_demos"] == demos
+    assert f"demo-state resets: {demos}: 0.25 of each PPO phase's training resets" in (out / "ppo" / "MODEL_CARD.md").read_text()
+
+
 def test_eval_prints_and_writes_its_fields(tiny_run, capsys):
     assert main(["prefs", "eval", str(tiny_run), "--pairs", "100"]) == 0
     out = capsys.readouterr().out
@@ -132,6 +148,7 @@ TASK = dataclasses.replace(REACH, name="reach-no-fitness", fitness=None)
     (["--demos", str(DEMOS / "reach-expert.h5"), "--demo-pairs", "0"], "--demo-pairs must be an integer >= 1"),
     (["--init-from-demos", "no-such-demos.h5"], "demo dataset .*no-such-demos.h5' does not exist"),
     (["--init-from-demos", str(DEMOS / "push-expert.h5")], "is for task 'push', not 'reach'"),
+    (["--reset-from-demos", str(DEMOS / "push-expert.h5")], "is for task 'push', not 'reach'"),
     (["--init-policies", "feedback"], "unknown --init-policies 'feedback': choose one of both, fresh"),
     (["--init-policies", "fresh", "--final-policy", "continue"], "--init-policies 'fresh' needs a policy trained from scratch at the end: final.policy restart or best"),
 ])

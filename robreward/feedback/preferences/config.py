@@ -91,6 +91,10 @@ class PrefsConfig:
     none. The rounds then sample the cloned policy's segments. Measured (benchmarks/RESULTS.md): on push and
     drawer-open the demos alone solve the task (PPO on the sparse reward from the same start matches the hand
     baseline), and on lift it did not help."""
+    reset_from_demos: str = ""
+    """An HDF5 demo dataset of the task: every PPO phase of the run starts 0.25 of its training episodes at a state of
+    its successful episodes (as robreward train --reset-from-demos; robreward.demos.resets); "" (the default): none.
+    Measured on lift with init_from_demos (benchmarks/RESULTS.md, after the held-out table)."""
     init_policies: str = "both"
     """With ``init_from_demos``: which policies clone the demos: both (the feedback phase's and the fresh one), or
     fresh (the final policy only; the feedback rounds then sample an unaided policy's segments)."""
@@ -137,6 +141,7 @@ class PrefsConfig:
         object.__setattr__(self, "features", tuple(str(f) for f in self.features))
         object.__setattr__(self, "demos", tuple(str(f) for f in self.demos))
         object.__setattr__(self, "init_from_demos", str(self.init_from_demos or ""))
+        object.__setattr__(self, "reset_from_demos", str(self.reset_from_demos or ""))
         for name in ("queries", "per_round", "segment", "steps", "num_envs", "demo_pairs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:

@@ -169,6 +169,10 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
         from robreward.demos.bc import load_pairs
 
         load_pairs(config.init_from_demos, task=spec)
+    if config.reset_from_demos:  # the demo starts' dataset: another task's or one without a success fails here
+        from robreward.demos.resets import demo_states
+
+        demo_states(config.reset_from_demos, spec)
     schedule = query_schedule(config.queries, config.per_round, config.schedule)
     at_step = round_steps(config, len(schedule))
     label = f"pref:{run_dir}"
@@ -384,6 +388,9 @@ def _final_eval(config: PrefsConfig, spec, run_dir: Path, model, label: str, ste
         which = "each PPO policy of the run" if config.init_policies == "both" else "the fresh policy"
         extra["BC warm start"] = (f"{config.init_from_demos}: {which} cloned it before PPO "
                                   f"({train_config.bc_epochs} epochs, then noise std {train_config.bc_noise_std})")
+    if config.reset_from_demos:
+        extra["demo-state resets"] = (f"{config.reset_from_demos}: {train_config.demo_reset_fraction:g} of each PPO "
+                                      "phase's training resets (evaluation: the task's own)")
     write_model_card(ppo_dir, train_config.to_dict(), spec, steps, result, extra)
     return result
 
