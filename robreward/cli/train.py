@@ -49,11 +49,10 @@ def check_reward(config) -> None:
         from robreward.demos.resets import demo_states
 
         demo_states(config.reset_from_demos, get_task(config.task))
-    if config.init_from_demos:
-        from robreward.demos.format import DemoDataset
+    if config.init_from_demos:  # as the preference loop checks its warm start's dataset
+        from robreward.demos.bc import load_pairs
 
-        with DemoDataset(config.init_from_demos, task=get_task(config.task)):
-            pass
+        load_pairs(config.init_from_demos, task=get_task(config.task))
 
 
 # TrainConfig field -> its flag where the flag is not --FIELD-NAME (the derived name works too)

@@ -16,6 +16,7 @@ resets every time.
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import numpy as np
 
@@ -58,13 +59,13 @@ def with_demo_resets(spec: TaskSpec, path, fraction: float = 0.25) -> TaskSpec:
 class _DemoResets:
     """The task's sample_reset with a share of its draws replaced by demo states."""
 
-    own: object
+    own: Callable[[np.random.Generator, int, object], ResetSample]
     qpos: np.ndarray
     qvel: np.ndarray
     fraction: float
 
     def __call__(self, rng: np.random.Generator, n: int, ctx) -> ResetSample:
-        sample = self.own(rng, n, ctx)  # type: ignore[operator]
+        sample = self.own(rng, n, ctx)
         pick = rng.random(n) < self.fraction
         rows = rng.integers(0, len(self.qpos), size=n)[pick]
         qpos, qvel = np.array(sample.qpos, dtype=np.float64), np.array(sample.qvel, dtype=np.float64)
