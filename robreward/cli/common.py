@@ -103,10 +103,12 @@ def report_error(verb: str | None, err: BaseException, debug: bool = False) -> i
 
 def warning_printer(verb: str | None, debug: bool = False):
     """A ``warnings.showwarning`` for the CLI: robreward's own warnings print as one line, ``robreward VERB:
-    warning: MESSAGE`` (secrets redacted), without the source line Python's format adds; another package's warnings
-    and, with --debug, robreward's too keep Python's format."""
+    warning: MESSAGE`` (secrets redacted), without the source line Python's format adds, and once per run (a
+    dataset checked by several steps of one command warns once, not at each); another package's warnings and, with
+    --debug, robreward's too keep Python's format."""
     prefix = f"robreward {verb}" if verb else "robreward"
     default = warnings.showwarning
+    shown: set[str] = set()
 
     package = str(Path(__file__).resolve().parent.parent)
 
@@ -115,8 +117,12 @@ def warning_printer(verb: str | None, debug: bool = False):
             str(Path(filename).resolve()).startswith(package)
         if debug or not ours:
             return default(message, category, filename, lineno, file, line)
+        text = _redact(f"{prefix}: warning: {message}")
+        if text in shown:
+            return None
+        shown.add(text)
         try:
-            print(_redact(f"{prefix}: warning: {message}"), file=file or sys.stderr, flush=True)
+            print(text, file=file or sys.stderr, flush=True)
         except (OSError, ValueError):  # stderr closed
             pass
 

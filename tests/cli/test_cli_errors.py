@@ -176,3 +176,26 @@ def test_robrewards_own_warnings_are_one_line_and_debug_keeps_pythons_format(tmp
     assert "MujocoVersionWarning" not in plain.stderr and "replay.py" not in plain.stderr
     debug = robreward("--debug", "demos", "replay", older, "--check")
     assert "MujocoVersionWarning: demo dataset" in debug.stderr and "replay.py" in debug.stderr
+
+
+def test_a_warning_repeated_by_the_steps_of_one_command_prints_once(tmp_path):
+    """train reads a warm start's dataset in its pre-training check, in the BC warm start and in the demo-state
+    resets: a user sees its MuJoCo version warning once."""
+    import h5py
+
+    from robreward.demos.record import record
+
+    older = tmp_path / "older-mujoco.h5"
+    record("reach", "expert", 2, older, seed=0, num_envs=2, progress=False)
+    with h5py.File(older, "a") as f:
+        f.attrs["mujoco_version"] = "3.1.0"
+    result = robreward("train", "--task", "reach", "--reward", "sparse", "--steps", 64, "--envs", 4,
+                       "--init-from-demos", older, "--reset-from-demos", older, "--no-progress",
+                       "--out", tmp_path / "run")
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "MuJoCo 3.1.0" in line]
+    assert len(lines) == 1, result.stderr
+    debug = robreward("--debug", "train", "--task", "reach", "--reward", "sparse", "--steps", 64, "--envs", 4,
+                      "--init-from-demos", older, "--reset-from-demos", older, "--no-progress",
+                      "--out", tmp_path / "run-debug")
+    assert debug.stderr.count("MujocoVersionWarning: demo dataset") >= 2, debug.stderr
