@@ -57,6 +57,8 @@ def _new_config(args):
         values["init_from_demos"] = str(Path(args.init_from_demos).expanduser().resolve())
     if args.reset_from_demos:
         values["reset_from_demos"] = str(Path(args.reset_from_demos).expanduser().resolve())
+    if args.demo_reset_fraction is not None:
+        values["demo_reset_fraction"] = args.demo_reset_fraction
     if args.no_progress:
         values["progress"] = False
     if "seed" in values:  # the reward ensemble's seed follows --seed (benchmarks/prefs.py keeps it at 0)
@@ -279,8 +281,11 @@ def register(sub) -> None:
                    help="warm start: each PPO policy of the run behaviour-clones this demo dataset before PPO starts "
                         "(as robreward train --init-from-demos; e.g. demos/lift-expert.h5)")
     t.add_argument("--reset-from-demos", default=None, metavar="FILE.h5",
-                   help="each PPO phase starts 0.25 of its training episodes at a state of this dataset's successful "
-                        "episodes (as robreward train --reset-from-demos)")
+                   help="each PPO phase starts 0.25 (--demo-reset-fraction) of its training episodes at a state of "
+                        "this dataset's successful episodes (as robreward train --reset-from-demos)")
+    t.add_argument("--demo-reset-fraction", type=float, default=None,
+                   help="with --reset-from-demos: the share of training episodes that start at a demo state, in "
+                        "(0, 1] (default 0.25)")
     t.add_argument("--init-policies", default=None,
                    help="with --init-from-demos: both (default: the feedback phase's policy and the fresh one) or "
                         "fresh (the final policy only; the rounds sample an unaided policy)")

@@ -14,13 +14,13 @@ from robreward.fileio import atomic_write_json
 def train_candidates(task: str, files: Sequence, steps: int, seed: int | Sequence[int], out_dirs: Sequence, *,
                      num_envs: int = 32, eval_episodes: int = 50, on_done: Callable[[int, str], None] | None = None,
                      batched: bool = True, ray: str | None = None, ppo=None, backend: str = "cpu",
-                     demo_start: str | None = None) -> list[str]:
+                     demo_start: str | None = None, demo_reset_fraction: float = 0.25) -> list[str]:
     """Train one PPO policy per reward file into its run dir. A run with eval.json (or failed.json)
     is done and skipped. seed: one for all runs, or one per run (the final seeds of one reward; K
     candidates x M seeds, each file listed once per seed). ppo: the PPOConfig (default: today's
     defaults), e.g. a shipped baseline's for a like-for-like final; backend: the env backend; demo_start: a demo
-    dataset every run behaviour-clones first and starts a share of its training episodes from
-    (TrainConfig.init_from_demos and reset_from_demos).
+    dataset every run behaviour-clones first and starts ``demo_reset_fraction`` of its training episodes from
+    (TrainConfig.init_from_demos, reset_from_demos and demo_reset_fraction).
 
     With ``batched`` (the default), unfinished runs train at once in
     one K x num_envs-world env (each run its own world group and seed) (robreward.rl.multi.train_many; same run-dir layout, same
@@ -46,7 +46,7 @@ def train_candidates(task: str, files: Sequence, steps: int, seed: int | Sequenc
                          f"{len(seeds)} seed(s), {len(out_dirs)} run dir(s)")
     if ray is not None:
         _train_on_ray(ray, task, files, steps, seeds, out_dirs, num_envs, eval_episodes, on_done, ppo, backend,
-                      demo_start)
+                      demo_start, demo_reset_fraction)
         return [str(out) for out in out_dirs]
     if batched:
         from robreward.eval.evaluate import evaluate
@@ -68,7 +68,8 @@ def train_candidates(task: str, files: Sequence, steps: int, seed: int | Sequenc
                 train_many(task, [_spec(files[i]) for i in members], steps, [seeds[i] for i in members],
                            [out_dirs[i] for i in members], num_envs_per_candidate=num_envs,
                            eval_episodes=eval_episodes, resume=at > 0, evaluate=evaluate, ppo=ppo, backend=backend,
-                           init_from_demos=demo_start, reset_from_demos=demo_start)
+                           init_from_demos=demo_start, reset_from_demos=demo_start,
+                           demo_reset_fraction=demo_reset_fraction)
             except Exception as err:  # noqa: BLE001 - a failure of the shared trainer is every open candidate's record
                 for i in members:
                     if not _finished(out_dirs[i]):
@@ -80,7 +81,7 @@ def train_candidates(task: str, files: Sequence, steps: int, seed: int | Sequenc
         if not _finished(out):
             try:
                 train_one(_config(task, file, steps, seeds[index], out, num_envs, eval_episodes, ppo=ppo,
-                                  backend=backend, demo_start=demo_start))
+                                  backend=backend, demo_start=demo_start, demo_reset_fraction=demo_reset_fraction))
             except Exception as err:  # noqa: BLE001 - one candidate's failure is a record, not the end of the run
                 _write_failed(out, err)
         if on_done is not None:
@@ -131,12 +132,13 @@ def _write_failed(out: Path, err: BaseException) -> None:
 
 
 def _config(task, file, steps: int, seed: int, out: Path, num_envs: int, eval_episodes: int, device: str = "cpu",
-            ppo=None, backend: str = "cpu", demo_start: str | None = None):
+            ppo=None, backend: str = "cpu", demo_start: str | None = None, demo_reset_fraction: float = 0.25):
     from robreward.rl.config import PPOConfig, TrainConfig
 
     return TrainConfig(task=str(task), reward=_spec(file), num_envs=num_envs, steps=steps, seed=seed,
                        out=str(out), eval_episodes=eval_episodes, progress=False, latest_every=5, device=device,
-                       ppo=ppo or PPOConfig(), backend=backend, init_from_demos=demo_start, reset_from_demos=demo_start)
+                       ppo=ppo or PPOConfig(), backend=backend, init_from_demos=demo_start, reset_from_demos=demo_start,
+                       demo_reset_fraction=demo_reset_fraction)
 
 
 def train_one(config) -> str:
@@ -174,7 +176,8 @@ def connect_ray(address: str):
 
 
 def _train_on_ray(address: str, task, files, steps: int, seeds: list[int], out_dirs: list[Path], num_envs: int,
-                  eval_episodes: int, on_done, ppo=None, backend: str = "cpu", demo_start: str | None = None) -> None:
+                  eval_episodes: int, on_done, ppo=None, backend: str = "cpu", demo_start: str | None = None,
+                  demo_reset_fraction: float = 0.25) -> None:
     from robreward.rundir import SCHEMA_VERSION
 
     ray = connect_ray(address)
@@ -188,7 +191,7 @@ def _train_on_ray(address: str, task, files, steps: int, seeds: list[int], out_d
                 on_done(index, str(out))
         else:
             config = _config(task, file, steps, seeds[index], out, num_envs, eval_episodes, device, ppo, backend,
-                             demo_start)
+                             demo_start, demo_reset_fraction)
             pending[remote.remote({"schema_version": SCHEMA_VERSION, **config.to_dict()})] = index
     while pending:  # report each run as it finishes, in whatever order
         ready, _ = ray.wait(list(pending), num_returns=1)

@@ -66,7 +66,8 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int | Se
                num_envs_per_candidate: int = 32, ppo: PPOConfig | None = None, eval_episodes: int = 100,
                backend: str = "cpu", device="cpu", torch_threads: int | None = None, resume: bool = False,
                latest_every: int = 5, on_done: Callable[[int, str], None] | None = None, evaluate=None,
-               init_from_demos: str | None = None, reset_from_demos: str | None = None) -> dict:
+               init_from_demos: str | None = None, reset_from_demos: str | None = None,
+               demo_reset_fraction: float = 0.25) -> dict:
     """Train one PPO policy per reward (a spec: hand, sparse, a reward file, or a Reward object)
     in one process on one K x M-world env; each into its own run dir (see the module docstring).
     ``seed``: one for every candidate, or one per candidate (candidate k then trains as a separate run of
@@ -81,7 +82,8 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int | Se
     "seconds", "timing" (seconds per stage: physics, rewards, policy, update, overhead, finish)}.
     on_done(k, run_dir) is called after candidate k's run dir is complete (or failed). evaluate: each
     candidate's final evaluation into eval.json (pass robreward.eval.evaluate; rl never imports eval).
-    init_from_demos, reset_from_demos: every run's BC warm start and demo-state resets (TrainConfig's fields)."""
+    init_from_demos, reset_from_demos, demo_reset_fraction: every run's BC warm start and demo-state resets
+    (TrainConfig's fields)."""
     if len(rewards) != len(out_dirs) or not rewards:
         raise ValueError(f"need one run directory per reward: got {len(rewards)} reward(s) and "
                          f"{len(out_dirs)} run dir(s)")
@@ -98,7 +100,8 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int | Se
                            steps=steps_per_candidate, seed=s, out=str(out), backend=backend, device=str(device),
                            torch_threads=threads, eval_episodes=eval_episodes, progress=False, ppo=cfg,
                            latest_every=latest_every, init_from_demos=init_from_demos,
-                           reset_from_demos=reset_from_demos) for r, s, out in zip(rewards, seeds, run_dirs)]
+                           reset_from_demos=reset_from_demos, demo_reset_fraction=demo_reset_fraction)
+               for r, s, out in zip(rewards, seeds, run_dirs)]
     resume_from = [d / "checkpoints" / LATEST for d in run_dirs] if resume else None
     trainer = Trainer(configs, list(rewards), resume_from=resume_from, isolate_failures=True, rollout_threads=1,
                       update_threads=threads, periodic_checkpoints=False, evaluate=evaluate)

@@ -128,3 +128,23 @@ def test_the_cli_keeps_the_demo_files_path_absolute(reach_file, tmp_path, monkey
 def test_a_task_with_demo_resets_is_still_a_hashable_spec(reach_file):
     spec = with_demo_resets(get_task("reach"), reach_file)
     assert hash(spec) == hash(spec) and spec != get_task("reach")
+
+
+def test_the_benchmarks_demo_start_reaches_every_run_with_its_fraction(reach_file, tmp_path):
+    """codegen.training.train_candidates(demo_start=..., demo_reset_fraction=...) (what benchmarks/progress.py
+    --demo-start --demo-reset-fraction trains with), batched and one at a time: every run clones the file and
+    starts that share of its training episodes at its states."""
+    import yaml
+
+    from robreward.codegen.training import train_candidates
+
+    for batched in (True, False):
+        dirs = [tmp_path / f"batched{batched}" / f"seed_{s}" for s in (0, 1)]
+        train_candidates("reach", ["sparse", "sparse"], 256, [0, 1], dirs, num_envs=8, eval_episodes=0,
+                         batched=batched, ppo=PPOConfig(num_steps=32), demo_start=str(reach_file),
+                         demo_reset_fraction=0.1)
+        for d in dirs:
+            config = yaml.safe_load((d / "config.yaml").read_text())
+            assert config["init_from_demos"] == config["reset_from_demos"] == str(reach_file), d
+            assert config["demo_reset_fraction"] == 0.1, d
+            assert "demo-state resets" in (d / "MODEL_CARD.md").read_text()

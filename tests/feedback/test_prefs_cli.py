@@ -101,12 +101,13 @@ def test_train_with_demo_starts(tmp_path, monkeypatch):
     monkeypatch.chdir(DEMOS.parent)
     out = tmp_path / "run"
     assert main(["prefs", "train", *TINY, "--reset-from-demos", "demos/reach-expert.h5", "--final-policy", "restart",
-                 "--eval-episodes", "2", "--out", str(out)]) == 0
+                 "--demo-reset-fraction", "0.4", "--eval-episodes", "2", "--out", str(out)]) == 0
     demos = str(DEMOS / "reach-expert.h5")
     assert json.loads((out / "config.json").read_text())["reset_from_demos"] == demos  # absolute: resumable
     for policy in ("ppo", "ppo-feedback"):
-        assert yaml.safe_load((out / policy / "config.yaml").read_text())["reset_from_demos"] == demos
-    assert f"demo-state resets: {demos}: 0.25 of each PPO phase's training resets" in (out / "ppo" / "MODEL_CARD.md").read_text()
+        config = yaml.safe_load((out / policy / "config.yaml").read_text())
+        assert config["reset_from_demos"] == demos and config["demo_reset_fraction"] == 0.4
+    assert f"demo-state resets: {demos}: 0.4 of each PPO phase's training resets" in (out / "ppo" / "MODEL_CARD.md").read_text()
 
 
 def test_eval_prints_and_writes_its_fields(tiny_run, capsys):
@@ -149,6 +150,8 @@ TASK = dataclasses.replace(REACH, name="reach-no-fitness", fitness=None)
     (["--init-from-demos", "no-such-demos.h5"], "demo dataset .*no-such-demos.h5' does not exist"),
     (["--init-from-demos", str(DEMOS / "push-expert.h5")], "is for task 'push', not 'reach'"),
     (["--reset-from-demos", str(DEMOS / "push-expert.h5")], "is for task 'push', not 'reach'"),
+    (["--reset-from-demos", str(DEMOS / "reach-expert.h5"), "--demo-reset-fraction", "0"],
+     r"--demo-reset-fraction must be a share in \(0, 1\], got 0.0"),
     (["--init-policies", "feedback"], "unknown --init-policies 'feedback': choose one of both, fresh"),
     (["--init-policies", "fresh", "--final-policy", "continue"], "--init-policies 'fresh' needs a policy trained from scratch at the end: final.policy restart or best"),
 ])

@@ -92,9 +92,11 @@ class PrefsConfig:
     drawer-open the demos alone solve the task (PPO on the sparse reward from the same start matches the hand
     baseline), and on lift it did not help."""
     reset_from_demos: str = ""
-    """An HDF5 demo dataset of the task: every PPO phase of the run starts 0.25 of its training episodes at a state of
-    its successful episodes (as robreward train --reset-from-demos; robreward.demos.resets); "" (the default): none.
-    Measured on lift with init_from_demos (benchmarks/RESULTS.md, after the held-out table)."""
+    """An HDF5 demo dataset of the task: every PPO phase of the run starts ``demo_reset_fraction`` of its training
+    episodes at a state of its successful episodes (as robreward train --reset-from-demos; robreward.demos.resets);
+    "" (the default): none. Measured on lift with init_from_demos (benchmarks/RESULTS.md, after the held-out table)."""
+    demo_reset_fraction: float = 0.25
+    """With ``reset_from_demos``: the share of each PPO phase's training resets at a demo state, in (0, 1]."""
     init_policies: str = "both"
     """With ``init_from_demos``: which policies clone the demos: both (the feedback phase's and the fresh one), or
     fresh (the final policy only; the feedback rounds then sample an unaided policy's segments)."""
@@ -161,6 +163,9 @@ class PrefsConfig:
                 not 16 <= self.image_size <= 256:
             raise ConfigError("image_size", f"must be an integer in 16..256 pixels, got {self.image_size!r}")
         check_min("seed", self.seed, 0)
+        if isinstance(self.demo_reset_fraction, bool) or not isinstance(self.demo_reset_fraction, (int, float)) or \
+                not 0.0 < self.demo_reset_fraction <= 1.0:
+            raise ConfigError("demo_reset_fraction", f"must be a share in (0, 1], got {self.demo_reset_fraction!r}")
         if self.reward_inputs != "state" and (self.ensemble.crop < 1 or self.ensemble.pseudo_threshold is not None):
             raise ConfigError("ensemble", "SURF's crop and pseudo-labels train state reward models only "
                               "(--reward-inputs state); leave ensemble.crop at 1 and pseudo_threshold unset")

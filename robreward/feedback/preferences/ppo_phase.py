@@ -46,7 +46,8 @@ class _OnePolicy:
                                        torch_threads=config.torch_threads, eval_episodes=0,
                                        progress=config.progress, ppo=config.ppo,
                                        init_from_demos=self.init_from_demos or None,
-                                       reset_from_demos=config.reset_from_demos or None)
+                                       reset_from_demos=config.reset_from_demos or None,
+                                       demo_reset_fraction=config.demo_reset_fraction)
             self.trainer = Trainer([train_config], [reward], isolate_failures=False,
                                    resume_from=[checkpoint] if checkpoint.is_file() else None)
         elif self.trainer.global_step < until:  # a new phase: fresh episodes, as a run resumed here has
