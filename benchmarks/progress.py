@@ -343,9 +343,11 @@ def demo_start_tag(demo_start: bool, fraction: float) -> str:
     return "demo-start" if fraction == 0.25 else f"demo-start-{fraction:g}"
 
 
-def summarize_targets(cell: dict, sparse_v0: float | None) -> dict:
+def summarize_targets(cell: dict, sparse_v0: float | None, hand_shipped: float | None = None) -> dict:
     """Mean success per reward, its ratio to hand, the issue's test (>= 0.9 of hand), steps to 80%, and the
-    shipped v0 sparse baseline's success (trained with the same config)."""
+    shipped v0 sparse baseline's success (trained with the same config). In a --demo-start cell the cell's hand runs
+    start from the demos too; the issue's hand baseline is the shipped one (``hand_shipped``, no start), so each row
+    also gets its ratio to that and the test against it."""
     import statistics
 
     hand = statistics.mean(r["success_rate"] for r in cell["table"]["hand"])
@@ -358,7 +360,12 @@ def summarize_targets(cell: dict, sparse_v0: float | None) -> dict:
                       "meets_0.9_of_hand": bool(hand > 0 and mean >= 0.9 * hand),
                       "steps_to_80": [r["steps_to_80"] for r in rows],
                       "steps_to_80_mean_of_reached": round(statistics.mean(reached)) if reached else None}
+        if "demo_start" in cell and hand_shipped:
+            out[label].update({"ratio_to_shipped_hand": round(mean / hand_shipped, 3),
+                               "meets_0.9_of_shipped_hand": bool(mean >= 0.9 * hand_shipped)})
     out["sparse_shipped_v0"] = sparse_v0
+    if "demo_start" in cell:
+        out["hand_shipped"] = hand_shipped
     return out
 
 
@@ -480,7 +487,8 @@ def main() -> None:
                                 negatives=not args.no_negatives, members=args.members, demo_start=args.demo_start,
                                 demo_reset_fraction=args.demo_reset_fraction)
             base = load_baseline(task)
-            cell["summary"] = summarize_targets(cell, (base.sparse or {}).get("success_rate") if base else None)
+            cell["summary"] = summarize_targets(cell, (base.sparse or {}).get("success_rate") if base else None,
+                                                base.hand.get("success_rate") if base else None)
             key = (f"targets/{task}/steps{cell['steps']}/seeds{','.join(map(str, seeds))}/{args.shaping}"
                    + (f"/{args.features}" if args.features else "")
                    + ("" if args.target_demos == TARGET_DEMOS else f"/demos{args.target_demos}")

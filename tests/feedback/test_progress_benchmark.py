@@ -32,6 +32,23 @@ def test_targets_summary_compares_each_reward_with_hand():
     assert out["sparse"]["ratio_to_hand"] == 0.111 and not out["sparse"]["meets_0.9_of_hand"]
     assert out["shaped"]["ratio_to_hand"] == 0.944 and out["shaped"]["meets_0.9_of_hand"]
     assert out["shaped"]["steps_to_80"] == [50, None] and out["sparse_shipped_v0"] == 0.03
+    assert "ratio_to_shipped_hand" not in out["shaped"]  # without a demo start the cell's hand is the baseline's
+
+
+def test_a_demo_start_cell_is_judged_against_the_shipped_hand_baseline_too():
+    """With --demo-start the cell's hand runs start from the demos as well (here worse than the shipped baseline,
+    as on lift); the issue's comparator is the shipped hand baseline, without a start."""
+    cell = {"demo_start": "...",
+            "table": {"hand": [{"success_rate": 0.4, "steps_to_80": None}, {"success_rate": 0.9, "steps_to_80": 800}],
+                      "sparse": [{"success_rate": 0.3, "steps_to_80": None}, {"success_rate": 1.0, "steps_to_80": 700}],
+                      "shaped": [{"success_rate": 0.9, "steps_to_80": 500}, {"success_rate": 1.0, "steps_to_80": 200}]}}
+    out = bench.summarize_targets(cell, 0.0, hand_shipped=1.0)
+    assert out["sparse"]["meets_0.9_of_hand"] and not out["sparse"]["meets_0.9_of_shipped_hand"]
+    assert out["sparse"]["ratio_to_shipped_hand"] == 0.65
+    assert out["shaped"]["ratio_to_shipped_hand"] == 0.95 and out["shaped"]["meets_0.9_of_shipped_hand"]
+    assert out["hand_shipped"] == 1.0
+    assert bench.demo_start_tag(True, 0.25) == "demo-start" and bench.demo_start_tag(True, 0.1) == "demo-start-0.1"
+    assert bench.demo_start_tag(False, 0.1) == ""
 
 
 def test_saving_keeps_cells_another_process_saved_and_every_own_cell(tmp_path, monkeypatch):
