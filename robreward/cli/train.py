@@ -39,20 +39,17 @@ def _task_spec(text: str) -> str:
 
 def check_reward(config) -> None:
     """Resolve the run's reward on its task (a reward file is checked, compiled and dry-run; the
-    compiled graph is cached, so training does not compile it again). Raises when it is rejected;
-    called before --overwrite removes anything of the earlier run."""
+    compiled graph is cached, so training does not compile it again) and read its demo files. Raises when one is
+    rejected; called before --overwrite removes anything of the earlier run."""
     from robreward.envs.registry import get_task
     from robreward.rewards.base import resolve_reward
 
-    resolve_reward(config.reward, get_task(config.task))
-    if config.reset_from_demos:  # read the demo states now: a bad file must not cost the earlier run (--overwrite)
-        from robreward.demos.resets import demo_states
+    spec = get_task(config.task)
+    resolve_reward(config.reward, spec)
+    if config.init_from_demos or config.reset_from_demos:
+        from robreward.demos.resets import check_demo_files
 
-        demo_states(config.reset_from_demos, get_task(config.task))
-    if config.init_from_demos:  # as the preference loop checks its warm start's dataset
-        from robreward.demos.bc import load_pairs
-
-        load_pairs(config.init_from_demos, task=get_task(config.task))
+        check_demo_files(spec, config.init_from_demos, config.reset_from_demos)
 
 
 # TrainConfig field -> its flag where the flag is not --FIELD-NAME (the derived name works too)

@@ -23,7 +23,7 @@ import numpy as np
 from robreward.demos.format import DemoDataset
 from robreward.envs.spec import ResetSample, TaskSpec
 
-__all__ = ["demo_states", "with_demo_resets"]
+__all__ = ["check_demo_files", "demo_states", "with_demo_resets"]
 
 
 def demo_states(path, spec: TaskSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -44,6 +44,18 @@ def demo_states(path, spec: TaskSpec) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{path}: no episode succeeds, so there is no demo state to start from; record demos "
                          f"that succeed (robreward demos record --task {spec.name} --source expert)")
     return np.concatenate(qpos), np.concatenate(qvel)
+
+
+def check_demo_files(spec: TaskSpec, init_from_demos=None, reset_from_demos=None) -> None:
+    """Read a run's warm-start dataset (behaviour cloning's pairs) and demo-start dataset (the reset states) as its
+    trainer will, so that another task's file, an empty one or one without a success fails before the run writes
+    anything (robreward train, before --overwrite; the preference loop, before its run directory)."""
+    if init_from_demos:
+        from robreward.demos.bc import load_pairs
+
+        load_pairs(init_from_demos, task=spec)
+    if reset_from_demos:
+        demo_states(reset_from_demos, spec)
 
 
 def with_demo_resets(spec: TaskSpec, path, fraction: float = 0.25) -> TaskSpec:

@@ -165,14 +165,10 @@ def train_preferences(config: PrefsConfig, resume: bool = False) -> dict:
         check_image_inputs(spec, config.image_camera)
     # demos as free preferences: their segments in the reward's features (a bad dataset fails before anything is written)
     demos = DemoSegments.load(config.demos, spec, featurizer, config.segment) if config.demos else None
-    if config.init_from_demos:  # the warm start's dataset too: another task's or no episodes fails here
-        from robreward.demos.bc import load_pairs
+    if config.init_from_demos or config.reset_from_demos:  # another task's file, or none to clone or start from
+        from robreward.demos.resets import check_demo_files
 
-        load_pairs(config.init_from_demos, task=spec)
-    if config.reset_from_demos:  # the demo starts' dataset: another task's or one without a success fails here
-        from robreward.demos.resets import demo_states
-
-        demo_states(config.reset_from_demos, spec)
+        check_demo_files(spec, config.init_from_demos, config.reset_from_demos)
     schedule = query_schedule(config.queries, config.per_round, config.schedule)
     at_step = round_steps(config, len(schedule))
     label = f"pref:{run_dir}"
