@@ -12,6 +12,7 @@ training runs of --targets/--adapt live under --target-root, where finished runs
     python benchmarks/progress.py --targets --tasks lift --shaping 30@1 --features obs-norms-z --no-negatives --members 5 --no-sparse
     python benchmarks/progress.py --targets --tasks lift --shaping 30@1 --features obs-norms-z --no-negatives --demo-start
     python benchmarks/progress.py --targets --tasks lift --shaping 30@1 --features obs-norms-z --no-negatives --demo-start --demo-reset-fraction 0.1
+    python benchmarks/progress.py --targets --tasks lift --shaping 30@1 --features obs-norms-z --no-negatives --demo-start --demo-reset-fraction 0 --bc-noise-std 0.3
     python benchmarks/progress.py --adapt --shaping 10,30@1                          # reach-beside, before/after
     python benchmarks/progress.py --inputs image --tasks push --seeds 0 --epochs 300   # image-input quality cells
     python benchmarks/progress.py --speed --tasks push     # frames/s of render+score; env-steps/s image shaping vs hand
@@ -26,9 +27,9 @@ expert ones alone); hand, sparse
 and each --shaping variant (W: progress:RUN,weight=W, pure potential-based shaping; W@G: gamma G, G=1 adds a
 progress bonus) trained with the shipped hand baseline's config.yaml (worlds, PPO, budget) in one batched
 process per task; success over 100 evaluation episodes and the steps to 80% training success.
---demo-start: every run of the cell (hand and sparse too) first clones the expert demos and starts 0.25 (or
---demo-reset-fraction) of its training episodes at their states (TrainConfig.init_from_demos, reset_from_demos;
-evaluation starts as the task does).
+--demo-start: every run of the cell (hand and sparse too) first clones the expert demos (the policy's noise std then
+--bc-noise-std) and starts 0.25 (or --demo-reset-fraction; 0: cloning alone) of its training episodes at their states
+(TrainConfig.init_from_demos, bc_noise_std, reset_from_demos; evaluation starts as the task does).
 Speed cells (--speed): frames/s of render_batch + one forward pass of an image progress model over N worlds,
 and env-steps/s of PPO training (a short budget) with hand vs hand+progress:RUN of an image model.
 """
@@ -266,11 +267,11 @@ def _baseline_config(task: str):
 
 
 def _train_table(task: str, labels: dict[str, str], seeds: list[int], run_dir, budget: int, base,
-                 eval_episodes: int, demo_start: str | None = None, demo_reset_fraction: float = 0.25) -> dict:
+                 eval_episodes: int, demo_start: dict | None = None) -> dict:
     """Train every reward of ``labels`` ({label: reward spec}) on every seed, into ``run_dir(label, seed)``, with
-    ``base``'s worlds and PPO, at once in one batched process (finished runs are skipped; ``demo_start``: every run
-    clones that demo file and starts ``demo_reset_fraction`` of its training episodes at its states); returns {label:
-    [per-seed {seed, success_rate, fitness, steps_to_80}]}."""
+    ``base``'s worlds and PPO, at once in one batched process (finished runs are skipped; ``demo_start``: every run's
+    TrainConfig demo fields, see demo_start_config); returns {label: [per-seed {seed, success_rate, fitness,
+    steps_to_80}]}."""
     from robreward.codegen.training import train_candidates
 
     cells = [(label, reward, seed, run_dir(label, seed)) for label, reward in labels.items() for seed in seeds]
@@ -279,7 +280,7 @@ def _train_table(task: str, labels: dict[str, str], seeds: list[int], run_dir, b
     if todo:
         train_candidates(task, [c[1] for c in cells], budget, [c[2] for c in cells], [c[3] for c in cells],
                          num_envs=base.num_envs, eval_episodes=eval_episodes, ppo=base.ppo, backend=base.backend,
-                         demo_start=demo_start, demo_reset_fraction=demo_reset_fraction)
+                         demo_start=demo_start)
     table: dict[str, list] = {}
     for label, _, seed, d in cells:
         if not (d / "eval.json").is_file():
@@ -294,12 +295,12 @@ def _train_table(task: str, labels: dict[str, str], seeds: list[int], run_dir, b
 def target_cells(task: str, seeds: list[int], shaping: str, root: Path, eval_episodes: int = 100,
                  steps: int | None = None, sparse: bool = True, features: str = "", demos: int = TARGET_DEMOS,
                  negatives: bool = True, members: int = 1, demo_start: bool = False,
-                 demo_reset_fraction: float = 0.25) -> dict:
+                 demo_reset_fraction: float = 0.25, bc_noise_std: float = 0.1) -> dict:
     """hand, sparse, and sparse+progress:RUN for each item of ``shaping`` (shaping_specs), on each seed, with the shipped hand baseline's
     config.yaml (worlds, PPO settings, budget), trained at once in one batched process (resumable: finished runs
     are skipped). ``demo_start``: every run (hand and sparse too) first clones the expert demos the model was fitted
-    on and starts ``demo_reset_fraction`` of its training episodes at their states (TrainConfig.init_from_demos,
-    reset_from_demos, demo_reset_fraction).
+    on, with the policy's noise std ``bc_noise_std`` after cloning, and starts ``demo_reset_fraction`` of its training
+    episodes at their states (0: cloning alone; demo_start_config).
     Returns {label: [per-seed {seed, success_rate, fitness, steps_to_80}]}."""
     base = _baseline_config(task)
     budget = steps or base.steps
@@ -310,7 +311,7 @@ def target_cells(task: str, seeds: list[int], shaping: str, root: Path, eval_epi
     shaped = {(label[:-1] + "".join(f",{t}" for t in tags) + ")"): spec
               for label, spec in shaping_specs(shaping, model).items()}
     labels = {"hand": "hand", **({"sparse": "sparse"} if sparse else {}), **shaped}
-    start_tag = demo_start_tag(demo_start, demo_reset_fraction)
+    start_tag = demo_start_tag(demo_start, demo_reset_fraction, bc_noise_std)
 
     def run_dir(label: str, seed: int) -> Path:
         slug = label.replace("+", "_").replace("(", "_").replace(")", "").replace("=", "").replace(",", "_")
@@ -318,8 +319,8 @@ def target_cells(task: str, seeds: list[int], shaping: str, root: Path, eval_epi
 
     expert = root / task / "demos" / f"expert{demos}.h5"  # recorded by _target_model
     start = time.perf_counter()
-    table = _train_table(task, labels, seeds, run_dir, budget, base, eval_episodes,
-                         demo_start=str(expert) if demo_start else None, demo_reset_fraction=demo_reset_fraction)
+    fields = demo_start_config(expert, demo_reset_fraction, bc_noise_std) if demo_start else None
+    table = _train_table(task, labels, seeds, run_dir, budget, base, eval_episodes, demo_start=fields)
     return {"task": task, "steps": budget, "num_envs": base.num_envs, "ppo": "the shipped hand baseline's config.yaml",
             "progress_model": str(model.relative_to(ROOT)) if model.is_relative_to(ROOT) else str(model),
             "progress_features": meta["config"].get("features") or "observation",
@@ -329,18 +330,35 @@ def target_cells(task: str, seeds: list[int], shaping: str, root: Path, eval_epi
                                   ("value_order_correlation", "value_order_correlation_min", "final_progress_auroc")},
             "demos": f"{demos} expert (seed 100)" + (f" + {demos} noisy (noise 0.6, seed 101)" if negatives else
                                                      " (no negatives)") + ", 25% held out",
-            **({"demo_start": f"every run clones the {demos} expert demos (TrainConfig.init_from_demos) and starts "
-                              f"{demo_reset_fraction:g} of its training episodes at their states up to the first success "
-                              "(reset_from_demos); evaluation starts from the task's own resets"} if demo_start else {}),
+            **({"demo_start": describe_demo_start(demos, demo_reset_fraction, bc_noise_std)} if demo_start else {}),
             "eval_episodes": eval_episodes, "table": table, "seconds": round(time.perf_counter() - start, 1)}
 
 
-def demo_start_tag(demo_start: bool, fraction: float) -> str:
+def demo_start_config(expert, fraction: float, bc_noise_std: float) -> dict:
+    """Every run's TrainConfig demo fields: clone ``expert`` (noise std ``bc_noise_std`` after), and start
+    ``fraction`` of the training episodes at its states (none at 0: cloning alone)."""
+    fields = {"init_from_demos": str(expert), "bc_noise_std": bc_noise_std}
+    if fraction > 0:
+        fields.update(reset_from_demos=str(expert), demo_reset_fraction=fraction)
+    return fields
+
+
+def describe_demo_start(demos: int, fraction: float, bc_noise_std: float) -> str:
+    clone = f"every run clones the {demos} expert demos (TrainConfig.init_from_demos; noise std {bc_noise_std:g} after)"
+    if fraction == 0:
+        return clone + " and starts every training episode as the task does (cloning alone)"
+    return (clone + f" and starts {fraction:g} of its training episodes at their states up to the first success "
+            "(reset_from_demos); evaluation starts from the task's own resets")
+
+
+def demo_start_tag(demo_start: bool, fraction: float, bc_noise_std: float = 0.1) -> str:
     """The cell's folder and key part of its demo start: "" without one, "demo-start" at the default 0.25 (the cells
-    measured before the fraction was a flag), "demo-start-0.1" at another fraction."""
+    measured before the fraction was a flag), "demo-start-0.1" at another fraction, "demo-clone" at 0 (cloning
+    alone); "-noise0.3" added where the cloned policy's noise std is not TrainConfig's default 0.1."""
     if not demo_start:
         return ""
-    return "demo-start" if fraction == 0.25 else f"demo-start-{fraction:g}"
+    tag = "demo-clone" if fraction == 0 else "demo-start" if fraction == 0.25 else f"demo-start-{fraction:g}"
+    return tag if bc_noise_std == 0.1 else f"{tag}-noise{bc_noise_std:g}"
 
 
 def summarize_targets(cell: dict, sparse_v0: float | None, hand_shipped: float | None = None) -> dict:
@@ -464,13 +482,18 @@ def main() -> None:
                         help="--targets: every run (hand, sparse, shaped) clones the expert demos first and starts 0.25 "
                              "(--demo-reset-fraction) of its training episodes at their states")
     parser.add_argument("--demo-reset-fraction", type=float, default=0.25,
-                        help="--demo-start: the share of training episodes that start at a demo state, in (0, 1]")
+                        help="--demo-start: the share of training episodes that start at a demo state, in [0, 1] "
+                             "(0: cloning alone)")
+    parser.add_argument("--bc-noise-std", type=float, default=0.1,
+                        help="--demo-start: the cloned policy's noise std (TrainConfig.bc_noise_std, default 0.1)")
     parser.add_argument("--target-root", default=str(ROOT / "runs" / "bench" / "progress_targets"),
                         help="--targets: the runs and fitted models (resumable)")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    if not 0.0 < args.demo_reset_fraction <= 1.0 or (args.demo_reset_fraction != 0.25 and not args.demo_start):
-        parser.error("--demo-reset-fraction takes a share in (0, 1], with --demo-start")
+    if not 0.0 <= args.demo_reset_fraction <= 1.0 or (args.demo_reset_fraction != 0.25 and not args.demo_start):
+        parser.error("--demo-reset-fraction takes a share in [0, 1] (0: cloning alone), with --demo-start")
+    if not args.bc_noise_std > 0 or (args.bc_noise_std != 0.1 and not args.demo_start):
+        parser.error("--bc-noise-std takes a std > 0, with --demo-start")
     results = _load()
     cells = results.setdefault("cells", {})
     if args.adapt:
@@ -485,7 +508,7 @@ def main() -> None:
             cell = target_cells(task, seeds, args.shaping, Path(args.target_root), steps=args.target_steps,
                                 sparse=not args.no_sparse, features=args.features, demos=args.target_demos,
                                 negatives=not args.no_negatives, members=args.members, demo_start=args.demo_start,
-                                demo_reset_fraction=args.demo_reset_fraction)
+                                demo_reset_fraction=args.demo_reset_fraction, bc_noise_std=args.bc_noise_std)
             base = load_baseline(task)
             cell["summary"] = summarize_targets(cell, (base.sparse or {}).get("success_rate") if base else None,
                                                 base.hand.get("success_rate") if base else None)
@@ -494,7 +517,8 @@ def main() -> None:
                    + ("" if args.target_demos == TARGET_DEMOS else f"/demos{args.target_demos}")
                    + ("/no-negatives" if args.no_negatives else "")
                    + ("" if args.members == 1 else f"/members{args.members}")
-                   + (f"/{demo_start_tag(args.demo_start, args.demo_reset_fraction)}" if args.demo_start else ""))
+                   + (f"/{demo_start_tag(args.demo_start, args.demo_reset_fraction, args.bc_noise_std)}"
+                      if args.demo_start else ""))
             _record(results, key, "targets", cell)
         return
     if args.speed:

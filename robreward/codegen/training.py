@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -14,13 +14,13 @@ from robreward.fileio import atomic_write_json
 def train_candidates(task: str, files: Sequence, steps: int, seed: int | Sequence[int], out_dirs: Sequence, *,
                      num_envs: int = 32, eval_episodes: int = 50, on_done: Callable[[int, str], None] | None = None,
                      batched: bool = True, ray: str | None = None, ppo=None, backend: str = "cpu",
-                     demo_start: str | None = None, demo_reset_fraction: float = 0.25) -> list[str]:
+                     demo_start: Mapping[str, Any] | None = None) -> list[str]:
     """Train one PPO policy per reward file into its run dir. A run with eval.json (or failed.json)
     is done and skipped. seed: one for all runs, or one per run (the final seeds of one reward; K
     candidates x M seeds, each file listed once per seed). ppo: the PPOConfig (default: today's
-    defaults), e.g. a shipped baseline's for a like-for-like final; backend: the env backend; demo_start: a demo
-    dataset every run behaviour-clones first and starts ``demo_reset_fraction`` of its training episodes from
-    (TrainConfig.init_from_demos, reset_from_demos and demo_reset_fraction).
+    defaults), e.g. a shipped baseline's for a like-for-like final; backend: the env backend; demo_start: every run's
+    BC warm start and demo-state resets, as TrainConfig's fields (rl.config.DEMO_FIELDS, e.g. {"init_from_demos":
+    FILE, "reset_from_demos": FILE, "demo_reset_fraction": 0.1}).
 
     With ``batched`` (the default), unfinished runs train at once in
     one K x num_envs-world env (each run its own world group and seed) (robreward.rl.multi.train_many; same run-dir layout, same
@@ -35,9 +35,11 @@ def train_candidates(task: str, files: Sequence, steps: int, seed: int | Sequenc
     ``failed.json`` in its run dir instead of stopping the others. A run directory that another process is
     training in (it holds the directory's lock, robreward.rundir) is left alone: not removed, trained, marked
     failed or reported to on_done; it has no eval.json when this returns."""
+    from robreward.rl.config import demo_start_fields
     from robreward.rl.runner import LATEST
     from robreward.rundir import RunDir
 
+    demo_start_fields(demo_start)  # a wrong key is the caller's error, not every candidate's failure
     out_dirs = [Path(out) for out in out_dirs]
     busy = {i for i, out in enumerate(out_dirs) if RunDir(out).in_use()}
     seeds = [int(seed)] * len(out_dirs) if isinstance(seed, int) else [int(s) for s in seed]
@@ -46,7 +48,7 @@ def train_candidates(task: str, files: Sequence, steps: int, seed: int | Sequenc
                          f"{len(seeds)} seed(s), {len(out_dirs)} run dir(s)")
     if ray is not None:
         _train_on_ray(ray, task, files, steps, seeds, out_dirs, num_envs, eval_episodes, on_done, ppo, backend,
-                      demo_start, demo_reset_fraction)
+                      demo_start)
         return [str(out) for out in out_dirs]
     if batched:
         from robreward.eval.evaluate import evaluate
@@ -68,8 +70,7 @@ def train_candidates(task: str, files: Sequence, steps: int, seed: int | Sequenc
                 train_many(task, [_spec(files[i]) for i in members], steps, [seeds[i] for i in members],
                            [out_dirs[i] for i in members], num_envs_per_candidate=num_envs,
                            eval_episodes=eval_episodes, resume=at > 0, evaluate=evaluate, ppo=ppo, backend=backend,
-                           init_from_demos=demo_start, reset_from_demos=demo_start,
-                           demo_reset_fraction=demo_reset_fraction)
+                           demo_start=demo_start)
             except Exception as err:  # noqa: BLE001 - a failure of the shared trainer is every open candidate's record
                 for i in members:
                     if not _finished(out_dirs[i]):
@@ -78,10 +79,11 @@ def train_candidates(task: str, files: Sequence, steps: int, seed: int | Sequenc
     for index, (file, out) in enumerate(zip(files, out_dirs)):
         if index in busy:
             continue
-        if not _finished(out):
+        trained = eval_episodes == 0 and (checkpoint_step(out / "checkpoints" / LATEST) or 0) >= steps
+        if not _finished(out) and not trained:  # (without an evaluation a trained run has no eval.json)
             try:
                 train_one(_config(task, file, steps, seeds[index], out, num_envs, eval_episodes, ppo=ppo,
-                                  backend=backend, demo_start=demo_start, demo_reset_fraction=demo_reset_fraction))
+                                  backend=backend, demo_start=demo_start))
             except Exception as err:  # noqa: BLE001 - one candidate's failure is a record, not the end of the run
                 _write_failed(out, err)
         if on_done is not None:
@@ -132,13 +134,12 @@ def _write_failed(out: Path, err: BaseException) -> None:
 
 
 def _config(task, file, steps: int, seed: int, out: Path, num_envs: int, eval_episodes: int, device: str = "cpu",
-            ppo=None, backend: str = "cpu", demo_start: str | None = None, demo_reset_fraction: float = 0.25):
-    from robreward.rl.config import PPOConfig, TrainConfig
+            ppo=None, backend: str = "cpu", demo_start: Mapping[str, Any] | None = None):
+    from robreward.rl.config import PPOConfig, TrainConfig, demo_start_fields
 
     return TrainConfig(task=str(task), reward=_spec(file), num_envs=num_envs, steps=steps, seed=seed,
                        out=str(out), eval_episodes=eval_episodes, progress=False, latest_every=5, device=device,
-                       ppo=ppo or PPOConfig(), backend=backend, init_from_demos=demo_start, reset_from_demos=demo_start,
-                       demo_reset_fraction=demo_reset_fraction)
+                       ppo=ppo or PPOConfig(), backend=backend, **demo_start_fields(demo_start))
 
 
 def train_one(config) -> str:
@@ -176,8 +177,8 @@ def connect_ray(address: str):
 
 
 def _train_on_ray(address: str, task, files, steps: int, seeds: list[int], out_dirs: list[Path], num_envs: int,
-                  eval_episodes: int, on_done, ppo=None, backend: str = "cpu", demo_start: str | None = None,
-                  demo_reset_fraction: float = 0.25) -> None:
+                  eval_episodes: int, on_done, ppo=None, backend: str = "cpu",
+                  demo_start: Mapping[str, Any] | None = None) -> None:
     from robreward.rundir import SCHEMA_VERSION
 
     ray = connect_ray(address)
@@ -191,7 +192,7 @@ def _train_on_ray(address: str, task, files, steps: int, seeds: list[int], out_d
                 on_done(index, str(out))
         else:
             config = _config(task, file, steps, seeds[index], out, num_envs, eval_episodes, device, ppo, backend,
-                             demo_start, demo_reset_fraction)
+                             demo_start)
             pending[remote.remote({"schema_version": SCHEMA_VERSION, **config.to_dict()})] = index
     while pending:  # report each run as it finishes, in whatever order
         ready, _ = ray.wait(list(pending), num_returns=1)

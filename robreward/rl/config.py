@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 from robreward.configs import ConfigError, check_choice, check_min, strict_from_dict
 from robreward.envs.registry import BACKENDS
 
 ALGOS = ("ppo", "sb3")
+DEMO_FIELDS = ("init_from_demos", "bc_epochs", "bc_noise_std", "reset_from_demos", "demo_reset_fraction")
+"""TrainConfig's fields of a demo start (the BC warm start and demo-state resets): what rl.multi.train_many and
+codegen.training.train_candidates give every run as ``demo_start``."""
 ACTIVATIONS = ("elu", "tanh", "relu")
 SCHEDULES = ("adaptive", "fixed")
 
@@ -155,6 +158,8 @@ class TrainConfig:
         check_min("latest_every", self.latest_every, 1)
         check_min("eval_episodes", self.eval_episodes, 0)
         check_min("bc_epochs", self.bc_epochs, 0)
+        if not self.bc_noise_std > 0.0:
+            raise ConfigError("bc_noise_std", f"must be > 0 (the policy's noise std after cloning), got {self.bc_noise_std!r}")
         if not 0.0 < self.demo_reset_fraction <= 1.0:
             raise ConfigError("demo_reset_fraction", f"must be in (0, 1], got {self.demo_reset_fraction!r}")
         if isinstance(self.ppo, dict):
@@ -178,3 +183,15 @@ class TrainConfig:
         ppo = dict(data.pop("ppo", None) or {})
         config = strict_from_dict(cls, data, "config")
         return dataclasses.replace(config, ppo=ppo)  # __post_init__ builds and checks PPOConfig from the dict
+
+
+def demo_start_fields(demo_start: Mapping[str, Any] | None) -> dict:
+    """``demo_start`` (None: no demo start) as TrainConfig keyword arguments, e.g. {"init_from_demos": FILE,
+    "bc_noise_std": 0.3} (cloning alone) or {"init_from_demos": FILE, "reset_from_demos": FILE,
+    "demo_reset_fraction": 0.1}; a key that is not one of DEMO_FIELDS is refused. TrainConfig checks the values."""
+    fields = dict(demo_start or {})
+    unknown = sorted(set(fields) - set(DEMO_FIELDS))
+    if unknown:
+        raise ValueError(f"demo_start takes TrainConfig's demo fields ({', '.join(DEMO_FIELDS)}), not "
+                         f"{', '.join(unknown)}")
+    return fields

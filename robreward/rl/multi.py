@@ -49,10 +49,10 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from robreward.rl.candidates import CandidateRewards, reward_name
-from robreward.rl.config import PPOConfig, TrainConfig
+from robreward.rl.config import PPOConfig, TrainConfig, demo_start_fields
 from robreward.rl.ppo import BatchedActorCritic
 from robreward.rl.trainer import LATEST, Trainer
 
@@ -66,8 +66,7 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int | Se
                num_envs_per_candidate: int = 32, ppo: PPOConfig | None = None, eval_episodes: int = 100,
                backend: str = "cpu", device="cpu", torch_threads: int | None = None, resume: bool = False,
                latest_every: int = 5, on_done: Callable[[int, str], None] | None = None, evaluate=None,
-               init_from_demos: str | None = None, reset_from_demos: str | None = None,
-               demo_reset_fraction: float = 0.25) -> dict:
+               demo_start: Mapping[str, Any] | None = None) -> dict:
     """Train one PPO policy per reward (a spec: hand, sparse, a reward file, or a Reward object)
     in one process on one K x M-world env; each into its own run dir (see the module docstring).
     ``seed``: one for every candidate, or one per candidate (candidate k then trains as a separate run of
@@ -82,8 +81,8 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int | Se
     "seconds", "timing" (seconds per stage: physics, rewards, policy, update, overhead, finish)}.
     on_done(k, run_dir) is called after candidate k's run dir is complete (or failed). evaluate: each
     candidate's final evaluation into eval.json (pass robreward.eval.evaluate; rl never imports eval).
-    init_from_demos, reset_from_demos, demo_reset_fraction: every run's BC warm start and demo-state resets
-    (TrainConfig's fields)."""
+    demo_start: every run's BC warm start and demo-state resets, as TrainConfig's fields (rl.config.DEMO_FIELDS,
+    e.g. {"init_from_demos": FILE, "reset_from_demos": FILE, "demo_reset_fraction": 0.1})."""
     if len(rewards) != len(out_dirs) or not rewards:
         raise ValueError(f"need one run directory per reward: got {len(rewards)} reward(s) and "
                          f"{len(out_dirs)} run dir(s)")
@@ -96,11 +95,11 @@ def train_many(task, rewards: Sequence, steps_per_candidate: int, seed: int | Se
     seeds = [int(seed)] * len(rewards) if isinstance(seed, int) else [int(s) for s in seed]
     if len(seeds) != len(rewards):
         raise ValueError(f"need one seed, or one seed per reward: got {len(seeds)} seed(s) for {len(rewards)} reward(s)")
+    demo = demo_start_fields(demo_start)
     configs = [TrainConfig(task=str(task), reward=reward_name(r), num_envs=int(num_envs_per_candidate),
                            steps=steps_per_candidate, seed=s, out=str(out), backend=backend, device=str(device),
                            torch_threads=threads, eval_episodes=eval_episodes, progress=False, ppo=cfg,
-                           latest_every=latest_every, init_from_demos=init_from_demos,
-                           reset_from_demos=reset_from_demos, demo_reset_fraction=demo_reset_fraction)
+                           latest_every=latest_every, **demo)
                for r, s, out in zip(rewards, seeds, run_dirs)]
     resume_from = [d / "checkpoints" / LATEST for d in run_dirs] if resume else None
     trainer = Trainer(configs, list(rewards), resume_from=resume_from, isolate_failures=True, rollout_threads=1,

@@ -420,7 +420,8 @@ class Trainer:
         if self.bc_stats is not None:
             bc = self.bc_stats
             card_extra["BC warm start"] = (f"{config.init_from_demos}: {bc['samples']} samples, {bc['epochs']} epochs, "
-                                           f"MSE {bc['loss_first']:.3g} -> {bc['loss_last']:.3g}")
+                                           f"MSE {bc['loss_first']:.3g} -> {bc['loss_last']:.3g}, then noise std "
+                                           f"{config.bc_noise_std:g}")
         if config.reset_from_demos:
             card_extra["demo-state resets"] = (f"{config.reset_from_demos}: {config.demo_reset_fraction:g} of the "
                                                "training resets (evaluation: the task's own)")

@@ -94,6 +94,8 @@ def test_bad_inputs_say_what_is_wrong(reach_file, tmp_path, cli):
         with_demo_resets(get_task("reach"), failed)
     with pytest.raises(ConfigError, match="demo_reset_fraction"):
         TrainConfig(task="reach", reset_from_demos=str(reach_file), demo_reset_fraction=0.0)
+    with pytest.raises(ConfigError, match="bc_noise_std"):
+        TrainConfig(task="reach", init_from_demos=str(reach_file), bc_noise_std=0.0)
 
     earlier = tmp_path / "run"
     earlier.mkdir()
@@ -130,21 +132,33 @@ def test_a_task_with_demo_resets_is_still_a_hashable_spec(reach_file):
     assert hash(spec) == hash(spec) and spec != get_task("reach")
 
 
-def test_the_benchmarks_demo_start_reaches_every_run_with_its_fraction(reach_file, tmp_path):
-    """codegen.training.train_candidates(demo_start=..., demo_reset_fraction=...) (what benchmarks/progress.py
-    --demo-start --demo-reset-fraction trains with), batched and one at a time: every run clones the file and
-    starts that share of its training episodes at its states."""
+def test_the_benchmarks_demo_start_reaches_every_run_with_its_fields(reach_file, tmp_path):
+    """codegen.training.train_candidates(demo_start={TrainConfig's demo fields}) (what benchmarks/progress.py
+    --demo-start trains with), batched and one at a time: every run clones the file with the given noise and starts
+    that share of its training episodes at its states; with cloning alone, none; a field that is not a demo field is
+    refused before anything trains."""
     import yaml
 
     from robreward.codegen.training import train_candidates
 
+    starts = {"resets": {"init_from_demos": str(reach_file), "reset_from_demos": str(reach_file),
+                         "demo_reset_fraction": 0.1},
+              "clone": {"init_from_demos": str(reach_file), "bc_noise_std": 0.3}}
     for batched in (True, False):
-        dirs = [tmp_path / f"batched{batched}" / f"seed_{s}" for s in (0, 1)]
-        train_candidates("reach", ["sparse", "sparse"], 256, [0, 1], dirs, num_envs=8, eval_episodes=0,
-                         batched=batched, ppo=PPOConfig(num_steps=32), demo_start=str(reach_file),
-                         demo_reset_fraction=0.1)
-        for d in dirs:
-            config = yaml.safe_load((d / "config.yaml").read_text())
-            assert config["init_from_demos"] == config["reset_from_demos"] == str(reach_file), d
-            assert config["demo_reset_fraction"] == 0.1, d
-            assert "demo-state resets" in (d / "MODEL_CARD.md").read_text()
+        for name, start in starts.items():
+            dirs = [tmp_path / f"batched{batched}-{name}" / f"seed_{s}" for s in (0, 1)]
+            train_candidates("reach", ["sparse", "sparse"], 256, [0, 1], dirs, num_envs=8, eval_episodes=0,
+                             batched=batched, ppo=PPOConfig(num_steps=32), demo_start=start)
+            for d in dirs:
+                config = yaml.safe_load((d / "config.yaml").read_text())
+                assert config["init_from_demos"] == str(reach_file), d
+                card = (d / "MODEL_CARD.md").read_text()
+                if name == "resets":
+                    assert config["reset_from_demos"] == str(reach_file) and config["demo_reset_fraction"] == 0.1, d
+                    assert "demo-state resets" in card and config["bc_noise_std"] == 0.1
+                else:
+                    assert config["reset_from_demos"] is None and config["bc_noise_std"] == 0.3, d
+                    assert "demo-state resets" not in card and "then noise std 0.3" in card
+    with pytest.raises(ValueError, match="demo fields.*not reset_fraction"):
+        train_candidates("reach", ["sparse"], 256, 0, [tmp_path / "bad"], demo_start={"reset_fraction": 0.1})
+    assert not (tmp_path / "bad").exists()

@@ -49,6 +49,11 @@ def test_a_demo_start_cell_is_judged_against_the_shipped_hand_baseline_too():
     assert out["hand_shipped"] == 1.0
     assert bench.demo_start_tag(True, 0.25) == "demo-start" and bench.demo_start_tag(True, 0.1) == "demo-start-0.1"
     assert bench.demo_start_tag(False, 0.1) == ""
+    assert bench.demo_start_tag(True, 0.0, 0.3) == "demo-clone-noise0.3"  # cloning alone, a noisier cloned policy
+    assert bench.demo_start_config("e.h5", 0.0, 0.3) == {"init_from_demos": "e.h5", "bc_noise_std": 0.3}
+    assert bench.demo_start_config("e.h5", 0.1, 0.1) == {"init_from_demos": "e.h5", "bc_noise_std": 0.1,
+                                                         "reset_from_demos": "e.h5", "demo_reset_fraction": 0.1}
+    assert "cloning alone" in bench.describe_demo_start(10, 0.0, 0.3)
 
 
 def test_saving_keeps_cells_another_process_saved_and_every_own_cell(tmp_path, monkeypatch):
