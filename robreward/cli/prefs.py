@@ -59,6 +59,8 @@ def _new_config(args):
         values["reset_from_demos"] = str(Path(args.reset_from_demos).expanduser().resolve())
     if args.demo_reset_fraction is not None:
         values["demo_reset_fraction"] = args.demo_reset_fraction
+    if args.bc_noise_std is not None:
+        values["bc_noise_std"] = args.bc_noise_std
     if args.no_progress:
         values["progress"] = False
     if "seed" in values:  # the reward ensemble's seed follows --seed (benchmarks/prefs.py keeps it at 0)
@@ -280,6 +282,9 @@ def register(sub) -> None:
     t.add_argument("--init-from-demos", default=None, metavar="FILE.h5",
                    help="warm start: each PPO policy of the run behaviour-clones this demo dataset before PPO starts "
                         "(as robreward train --init-from-demos; e.g. demos/lift-expert.h5)")
+    t.add_argument("--bc-noise-std", type=float, default=None,
+                   help="with --init-from-demos: the cloned policy's noise std before PPO (default 0.1; as robreward "
+                        "train --bc-noise-std)")
     t.add_argument("--reset-from-demos", default=None, metavar="FILE.h5",
                    help="each PPO phase starts 0.25 (--demo-reset-fraction) of its training episodes at a state of "
                         "this dataset's successful episodes (as robreward train --reset-from-demos)")

@@ -78,15 +78,16 @@ def test_train_with_a_warm_start_from_demos(which, tmp_path, monkeypatch):
 
     monkeypatch.chdir(DEMOS.parent)
     out = tmp_path / "run"
+    noisier = ["--bc-noise-std", "0.2"] if which == "fresh" else []  # the cloned policy's noise, else 0.1
     assert main(["prefs", "train", *TINY, "--init-from-demos", "demos/reach-expert.h5", "--init-policies", which,
-                 "--final-policy", "restart", "--eval-episodes", "2", "--out", str(out)]) == 0
+                 *noisier, "--final-policy", "restart", "--eval-episodes", "2", "--out", str(out)]) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["init_from_demos"] == str(DEMOS / "reach-expert.h5")  # absolute: resumable from anywhere
-    assert config["init_policies"] == which
+    assert config["init_policies"] == which and config["bc_noise_std"] == (0.2 if noisier else 0.1)
     for policy, cloned in (("ppo", True), ("ppo-feedback", which == "both")):
         with open(out / policy / "progress.csv") as f:
             first = next(csv.DictReader(f))
-        noise = 0.1 if cloned else 0.3  # the warm start's noise std, or PPO's own start
+        noise = config["bc_noise_std"] if cloned else 0.3  # the warm start's noise std, or PPO's own start
         assert float(first["noise_std"]) == pytest.approx(noise, abs=0.01), (policy, first["noise_std"])
     card = (out / "ppo" / "MODEL_CARD.md").read_text()
     who = "each PPO policy of the run" if which == "both" else "the fresh policy"
@@ -152,6 +153,8 @@ TASK = dataclasses.replace(REACH, name="reach-no-fitness", fitness=None)
     (["--reset-from-demos", str(DEMOS / "push-expert.h5")], "is for task 'push', not 'reach'"),
     (["--reset-from-demos", str(DEMOS / "reach-expert.h5"), "--demo-reset-fraction", "0"],
      r"--demo-reset-fraction must be a share in \(0, 1\], got 0.0"),
+    (["--init-from-demos", str(DEMOS / "reach-expert.h5"), "--bc-noise-std", "0"],
+     r"--bc-noise-std must be a std > 0, got 0.0"),
     (["--init-policies", "feedback"], "unknown --init-policies 'feedback': choose one of both, fresh"),
     (["--init-policies", "fresh", "--final-policy", "continue"], "--init-policies 'fresh' needs a policy trained from scratch at the end: final.policy restart or best"),
 ])

@@ -91,6 +91,10 @@ class PrefsConfig:
     none. The rounds then sample the cloned policy's segments. Measured (benchmarks/RESULTS.md): on push and
     drawer-open the demos alone solve the task (PPO on the sparse reward from the same start matches the hand
     baseline), and on lift it did not help."""
+    bc_noise_std: float = 0.1
+    """With ``init_from_demos``: the cloned policy's noise std before PPO (as robreward train --bc-noise-std;
+    TrainConfig.bc_noise_std). On lift 0.3 let progress shaping lift on every seed (benchmarks/RESULTS.md "Cloning
+    alone")."""
     reset_from_demos: str = ""
     """An HDF5 demo dataset of the task: every PPO phase of the run starts ``demo_reset_fraction`` of its training
     episodes at a state of its successful episodes (as robreward train --reset-from-demos; robreward.demos.resets);
@@ -166,6 +170,9 @@ class PrefsConfig:
         if isinstance(self.demo_reset_fraction, bool) or not isinstance(self.demo_reset_fraction, (int, float)) or \
                 not 0.0 < self.demo_reset_fraction <= 1.0:
             raise ConfigError("demo_reset_fraction", f"must be a share in (0, 1], got {self.demo_reset_fraction!r}")
+        if isinstance(self.bc_noise_std, bool) or not isinstance(self.bc_noise_std, (int, float)) or \
+                not self.bc_noise_std > 0.0:
+            raise ConfigError("bc_noise_std", f"must be a std > 0, got {self.bc_noise_std!r}")
         if self.reward_inputs != "state" and (self.ensemble.crop < 1 or self.ensemble.pseudo_threshold is not None):
             raise ConfigError("ensemble", "SURF's crop and pseudo-labels train state reward models only "
                               "(--reward-inputs state); leave ensemble.crop at 1 and pseudo_threshold unset")

@@ -46,6 +46,7 @@ class _OnePolicy:
                                        torch_threads=config.torch_threads, eval_episodes=0,
                                        progress=config.progress, ppo=config.ppo,
                                        init_from_demos=self.init_from_demos or None,
+                                       bc_noise_std=config.bc_noise_std,
                                        reset_from_demos=config.reset_from_demos or None,
                                        demo_reset_fraction=config.demo_reset_fraction)
             self.trainer = Trainer([train_config], [reward], isolate_failures=False,
