@@ -79,8 +79,9 @@ def train_candidates(task: str, files: Sequence, steps: int, seed: int | Sequenc
     for index, (file, out) in enumerate(zip(files, out_dirs)):
         if index in busy:
             continue
-        trained = eval_episodes == 0 and (checkpoint_step(out / "checkpoints" / LATEST) or 0) >= steps
-        if not _finished(out) and not trained:  # (without an evaluation a trained run has no eval.json)
+        trained = (eval_episodes == 0 and (out / "policy.onnx").is_file()  # no evaluation: no eval.json to find
+                   and (checkpoint_step(out / "checkpoints" / LATEST) or 0) >= steps)
+        if not _finished(out) and not trained:
             try:
                 train_one(_config(task, file, steps, seeds[index], out, num_envs, eval_episodes, ppo=ppo,
                                   backend=backend, demo_start=demo_start))
