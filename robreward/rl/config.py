@@ -189,6 +189,9 @@ def demo_start_fields(demo_start: Mapping[str, Any] | None) -> dict:
     """``demo_start`` (None: no demo start) as TrainConfig keyword arguments, e.g. {"init_from_demos": FILE,
     "bc_noise_std": 0.3} (cloning alone) or {"init_from_demos": FILE, "reset_from_demos": FILE,
     "demo_reset_fraction": 0.1}; a key that is not one of DEMO_FIELDS is refused. TrainConfig checks the values."""
+    if demo_start is not None and not isinstance(demo_start, Mapping):
+        raise TypeError(f"demo_start takes a mapping of TrainConfig's demo fields, e.g. {{'init_from_demos': FILE}}; "
+                        f"got {type(demo_start).__name__} {demo_start!r}")
     fields = dict(demo_start or {})
     unknown = sorted(set(fields) - set(DEMO_FIELDS))
     if unknown:

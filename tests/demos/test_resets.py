@@ -162,3 +162,5 @@ def test_the_benchmarks_demo_start_reaches_every_run_with_its_fields(reach_file,
     with pytest.raises(ValueError, match="demo fields.*not reset_fraction"):
         train_candidates("reach", ["sparse"], 256, 0, [tmp_path / "bad"], demo_start={"reset_fraction": 0.1})
     assert not (tmp_path / "bad").exists()
+    with pytest.raises(TypeError, match="mapping of TrainConfig's demo fields"):  # the old form: a file name
+        train_candidates("reach", ["sparse"], 256, 0, [tmp_path / "bad"], demo_start=str(reach_file))
