@@ -93,13 +93,14 @@ ENSEMBLE_EXAMPLES = ("surf", "rime", "label-smoothing", "prior")
 def variant_name(pairing: str = PAIRING, features: tuple[str, ...] = (), action: bool = True,
                  final_policy: str = FINAL_POLICY, feedback_fraction: float = FEEDBACK_FRACTION,
                  demo_pairs: int = 0, stop_accuracy: float | None = STOP_ACCURACY, example: str = "",
-                 warm_start: str = "") -> str:
+                 warm_start: str = "", restart_keep: float = 0.0) -> str:
     """'' for the naming reference (PAIRING, FINAL_POLICY, FEEDBACK_FRACTION, the observation), else what differs, e.g. 'any' or 'norm_ee_to_cube+norm_cube_to_goal+noact'
     (``|x|``, the norm of field x, is written norm_x; final_policy restart or best adds its name, a feedback
     fraction of 0.5 'ff0.5', demos as free preferences 'demos' and the pairs per round unless 50, e.g. 'demos20', a
     reward fit that never stops at a train accuracy 'nostop', one that stops at another 'stop0.99', an example's
     reward fit its name (SURF 'surf', RIME 'rime', 'label-smoothing'), the
-    policies behaviour-cloned from the task's expert demos first 'bc', only the fresh one 'bcfresh'):
+    policies behaviour-cloned from the task's expert demos first 'bc', only the fresh one 'bcfresh', a fresh policy
+    started from a share of the feedback phase's weights 'keep0.5'):
     the suffix of the cell directory and the row's variant."""
     parts = [] if pairing == PAIRING else [pairing]
     from robreward.feedback.preferences.model import norm_field
@@ -112,6 +113,7 @@ def variant_name(pairing: str = PAIRING, features: tuple[str, ...] = (), action:
     parts += [] if stop_accuracy == STOP_ACCURACY else ["nostop" if stop_accuracy is None else f"stop{stop_accuracy:g}"]
     parts += [example] if example else []
     parts += [] if not warm_start else ["bc" if warm_start == "both" else f"bc{warm_start}"]
+    parts += [f"keep{restart_keep:g}"] if restart_keep else []
     return "+".join(parts)
 
 
@@ -153,19 +155,19 @@ def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: 
              pairing: str = PAIRING, features: tuple[str, ...] = (), action: bool = True,
              final_policy: str = FINAL_POLICY, feedback_fraction: float = FEEDBACK_FRACTION,
              demo_pairs: int = 0, stop_accuracy: float | None = STOP_ACCURACY, example: str = "",
-             warm_start: str = "") -> dict:
+             warm_start: str = "", restart_keep: float = 0.0) -> dict:
     from robreward.eval.baseline import load_baseline
     from robreward.feedback.preferences.loop import STATE_FILE, PrefsConfig, load_prefs_config, train_preferences
 
     variant = variant_name(pairing, features, action, final_policy, feedback_fraction, demo_pairs, stop_accuracy,
-                           example, warm_start)
+                           example, warm_start, restart_keep)
     out = cell_dir(work, task, teacher, budget, seed, variant, steps)
     config = PrefsConfig(task=task, teacher=teacher, queries=budget, per_round=min(per_round, budget), steps=steps,
                          num_envs=64, seed=seed, out=str(out), progress=False, pairing=pairing, features=features,
                          feature_action=action, final_policy=final_policy, feedback_fraction=feedback_fraction,
                          demos=(str(expert_demos(task)),) if demo_pairs else (), demo_pairs=demo_pairs or DEMO_PAIRS,
                          init_from_demos=str(expert_demos(task)) if warm_start else "",
-                         init_policies=warm_start or "both",
+                         init_policies=warm_start or "both", restart_keep=restart_keep,
                          ensemble=dataclasses.replace(EnsembleConfig(), stop_accuracy=stop_accuracy,
                                                       **(example_settings(example) if example else {})))
     state_path = out / STATE_FILE
@@ -188,7 +190,7 @@ def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: 
     return {"task": task, "teacher": teacher, "queries": budget, "seed": seed, "variant": variant, "pairing": pairing,
             "features": list(features), "feature_action": action, "final_policy": final_policy,
             "feedback_fraction": feedback_fraction, "demo_pairs": demo_pairs, "stop_accuracy": stop_accuracy, "surf": example == "surf",
-            "ensemble_example": example, "warm_start": warm_start, "steps": steps, "run_dir": str(out), "metric": key,
+            "ensemble_example": example, "warm_start": warm_start, "restart_keep": restart_keep, "steps": steps, "run_dir": str(out), "metric": key,
             "policy": result[key], "hand_baseline": hand, "fraction_of_hand": result[key] / hand,
             "success_rate": result["success_rate"], "return_mean": result["return_mean"],
             "heldout_accuracy": metrics.get("heldout_accuracy"), "epic_distance": metrics.get("epic_distance"),
@@ -399,6 +401,9 @@ def main(argv=None) -> int:
                         help="warm start: the PPO policies of a cell (both, the default; or only the fresh one) "
                              "behaviour-clone demos/<task>-expert.h5 first (PrefsConfig.init_from_demos and "
                              "init_policies; cell suffix 'bc' or 'bcfresh')")
+    parser.add_argument("--restart-keep", type=float, default=defaults.restart_keep, metavar="SHARE",
+                        help="the fresh policy starts from this share of the feedback phase's weights (shrink and "
+                             "perturb; PrefsConfig.restart_keep; cell suffix 'keepSHARE'; default 0: from scratch)")
     parser.add_argument("--work", default=str(HERE / "results" / "prefs_runs"), help="cell run directories")
     parser.add_argument("--out", default=str(HERE / "results" / "prefs.json"))
     parser.add_argument("--retrain", action="store_true",
@@ -446,8 +451,13 @@ def main(argv=None) -> int:
         dataclasses.replace(EnsembleConfig(), stop_accuracy=stop_accuracy)
     except ValueError as err:
         parser.error(f"--stop-accuracy: {err} (a number in (0, 1], or none)")
+    try:
+        PrefsConfig(task="reach", final_policy=args.final_policy, restart_keep=args.restart_keep)
+    except ValueError as err:
+        parser.error(f"--restart-keep: {err}")
     variant = {task: variant_name(args.pairing, features[task], not args.no_action, args.final_policy,
-                                  args.feedback_fraction, args.demos, stop_accuracy, args.example, args.init_from_demos)
+                                  args.feedback_fraction, args.demos, stop_accuracy, args.example, args.init_from_demos,
+                                  args.restart_keep)
                for task in tasks}
     cells = [(t, te, b, s) for t in tasks for te in teachers for b in budgets for s in seeds]
     if args.list:
@@ -478,7 +488,7 @@ def main(argv=None) -> int:
         print(f"cell {task} {teacher} q{budget} s{seed} ({steps:,} PPO steps)", flush=True)
         row = run_cell(task, teacher, budget, seed, steps, work, args.per_round, args.pairing, features[task],
                        not args.no_action, args.final_policy, args.feedback_fraction, args.demos, stop_accuracy,
-                       args.example, args.init_from_demos)
+                       args.example, args.init_from_demos, args.restart_keep)
         rows[(task, teacher, budget, seed, variant[task], steps)] = row
         print(json.dumps(row), flush=True)
         write()

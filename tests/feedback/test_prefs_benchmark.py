@@ -1,6 +1,7 @@
 """benchmarks/prefs.py: cell directories per pairing, summaries and the imitation ratio (no training)."""
 
 import json
+import re
 
 import pytest
 
@@ -27,6 +28,7 @@ def test_cells_of_another_variant_get_their_own_directory(bench, tmp_path):
     assert bench.variant_name(warm_start="both") == "bc"
     assert bench.variant_name(example="surf", warm_start="both") == "surf+bc"
     assert bench.variant_name(warm_start="fresh") == "bcfresh" and bench.variant_name(example="rime") == "rime"
+    assert bench.variant_name(final_policy="best", feedback_fraction=0.5, restart_keep=0.5) == "best+ff0.5+keep0.5"
     from robreward.feedback.preferences.model import EnsembleConfig
 
     # --example NAME is the example config users pass to prefs train (--surf: --example surf)
@@ -176,3 +178,15 @@ def test_hand_cell_trains_the_shipped_config_at_the_seed_asked_and_is_read_back(
     assert "\nseed: 5\n" in (out / "config.yaml").read_text()  # the seed asked, not the shipped config's
     monkeypatch.setattr(runner, "train", lambda *a, **k: pytest.fail("a finished hand run is read back"))
     assert bench.run_hand_cell("reach", 5, tmp_path) == cell
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--restart-keep", "1"], r"--restart-keep: restart_keep must be a share in \[0, 1\), got 1.0"),
+    (["--restart-keep", "0.5", "--final-policy", "continue"], "with continue there is no fresh policy"),
+])
+def test_bad_restart_keep_is_refused_before_any_cell(bench, tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--tasks", "reach", "--teachers", "oracle", "--budgets", "10", "--seeds", "0", "--list",
+                    "--work", str(tmp_path), "--out", str(tmp_path / "prefs.json"), *args])
+    assert exit_info.value.code == 2 and re.search(message, capsys.readouterr().err)
+    assert not list(tmp_path.iterdir())

@@ -156,6 +156,8 @@ TASK = dataclasses.replace(REACH, name="reach-no-fitness", fitness=None)
     (["--init-from-demos", str(DEMOS / "reach-expert.h5"), "--bc-noise-std", "0"],
      r"--bc-noise-std must be a std > 0, got 0.0"),
     (["--init-policies", "feedback"], "unknown --init-policies 'feedback': choose one of both, fresh"),
+    (["--restart-keep", "1"], r"--restart-keep must be a share in \[0, 1\), got 1.0"),
+    (["--restart-keep", "0.5", "--final-policy", "continue"], "with continue there is no fresh policy: set it to 0"),
     (["--init-policies", "fresh", "--final-policy", "continue"], "--init-policies 'fresh' needs a policy trained from scratch at the end: final.policy restart or best"),
 ])
 def test_train_input_errors(args, message, tmp_path, capsys):

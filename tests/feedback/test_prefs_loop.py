@@ -240,6 +240,47 @@ def test_final_policy_restart_trains_a_fresh_policy_for_the_steps_left(tmp_path,
     assert json.loads((run / "ppo" / "eval.json").read_text())["episodes"] == 5
 
 
+def test_restart_keep_starts_the_fresh_policy_from_a_share_of_the_feedback_phases(tmp_path, monkeypatch):
+    from robreward.feedback.preferences import ppo_phase
+
+    config = tiny(tmp_path / "run", final_policy="restart", feedback_fraction=0.75, restart_keep=0.25,
+                  eval_episodes=2)
+    last_round = round_steps(config, 3)[-1]
+    seen = []
+    real_mix, real_train = ppo_phase.shrink_and_perturb, loop_module._OnePolicy.train
+
+    def check(trainer, checkpoint, keep):
+        own = trainer.net.unstack(0).state_dict()  # the fresh policy's new initialisation
+        real_mix(trainer, checkpoint, keep)
+        seen.append((checkpoint, keep, own, trainer.net.unstack(0).state_dict(),
+                     ppo_phase._checkpoint_model(checkpoint).state_dict()))
+
+    def crash_in_the_fresh_policy(policy, until, reward, label):
+        if policy.steps == config.steps - last_round and policy.trainer is None and not seen:
+            real_train(policy, 256, reward, label)
+            raise Crash("killed while training the fresh policy")
+        return real_train(policy, until, reward, label)
+
+    monkeypatch.setattr(ppo_phase, "shrink_and_perturb", check)
+    monkeypatch.setattr(loop_module._OnePolicy, "train", crash_in_the_fresh_policy)
+    with pytest.raises(Crash):
+        train_preferences(config)
+    run = tmp_path / "run"
+    assert len(seen) == 1
+    checkpoint, keep, own, mixed, old = seen[0]
+    assert keep == 0.25 and checkpoint == run / "ppo-feedback" / "checkpoints" / "latest.pt"
+    for name in ("actor.0.weight", "actor.2.bias", "critic.2.weight", "log_std"):
+        assert torch.allclose(mixed[name], 0.25 * old[name] + 0.75 * own[name], atol=1e-6), name
+        assert not torch.allclose(mixed[name], own[name]) and not torch.allclose(mixed[name], old[name]), name
+    for name in ("normalizer.mean", "normalizer.var", "normalizer.count"):  # the kept weights read these inputs
+        assert torch.equal(mixed[name], old[name]) and not torch.equal(own[name], old[name]), name
+    # resumed from the fresh policy's own checkpoint: nothing is mixed again
+    assert train_preferences(config, resume=True)["steps"] == config.steps
+    assert len(seen) == 1 and _checkpoint_step(run / "ppo") == config.steps - last_round
+    card = (run / "ppo" / "MODEL_CARD.md").read_text()
+    assert "trained from 0.25 of the feedback phase's weights (shrink and perturb) on the final reward for" in card
+
+
 def test_final_policy_best_keeps_the_policy_that_earns_more_of_the_final_reward(tmp_path, monkeypatch):
     from robreward.feedback.preferences import ppo_phase
 
@@ -326,6 +367,9 @@ def test_round_steps_by_hand():
     (dict(feedback_fraction=0), r"feedback_fraction must be in \(0, 1\]"),
     (dict(pairing="same"), "unknown pairing 'same': choose one of any, episode, mixed"),
     (dict(final_policy="reset"), "unknown final_policy 'reset': choose one of continue, restart, best"),
+    (dict(restart_keep=-0.1), r"restart_keep must be a share in \[0, 1\), got -0.1"),
+    (dict(restart_keep=True), r"restart_keep must be a share in \[0, 1\), got True"),
+    (dict(restart_keep=0.5, final_policy="continue"), "with continue there is no fresh policy"),
     (dict(reward_inputs="image", ensemble=EnsembleConfig(crop=0.8)), "SURF's crop and pseudo-labels train state"),
     (dict(reward_inputs="both", ensemble=dict(pseudo_threshold=0.99)), "SURF's crop and pseudo-labels train state"),
 ])

@@ -58,6 +58,10 @@ class PrefsConfig:
     reward (64 episodes each; the fresh one moves to ppo-restart/ when the other wins); continue (PEBBLE; the
     default before 2026-12) keeps training the one policy on it up to ``steps``. The PPO step budget is the same
     in all three."""
+    restart_keep: float = 0.0
+    """final_policy restart or best: the fresh policy starts from this share of the feedback phase's weights (actor,
+    critic, action noise) and the rest of a new initialisation, with the feedback phase's observation statistics
+    (shrink and perturb, Ash & Adams 2020); 0 (the default): from scratch. Measured in benchmarks/RESULTS.md."""
     collect_steps: int = 0
     """Env steps per world of each round's feedback rollout; 0: max(2 * segment, min(2 * episode length, 200))."""
     heldout_pairs: int = 500
@@ -159,6 +163,12 @@ class PrefsConfig:
         check_choice("pairing", self.pairing, PAIRINGS)
         check_choice("final_policy", self.final_policy, FINAL_POLICIES)
         check_choice("init_policies", self.init_policies, INIT_POLICIES)
+        if isinstance(self.restart_keep, bool) or not isinstance(self.restart_keep, (int, float)) or \
+                not 0.0 <= self.restart_keep < 1.0:
+            raise ConfigError("restart_keep", f"must be a share in [0, 1), got {self.restart_keep!r}")
+        if self.restart_keep and self.final_policy == "continue":
+            raise ConfigError("restart_keep", "starts the fresh policy of final_policy restart or best from the "
+                              "feedback phase's; with continue there is no fresh policy: set it to 0")
         if self.init_policies == "fresh" and self.final_policy == "continue":
             raise ConfigError("init_policies", "'fresh' needs a policy trained from scratch at the end: "
                               "final_policy restart or best, not continue")

@@ -369,15 +369,17 @@ def _final_eval(config: PrefsConfig, spec, run_dir: Path, model, label: str, ste
     extra = {"preference run": str(run_dir), "teacher": config.teacher, "queries": config.queries,
              "final policy": config.final_policy}
     fresh = f"{steps - feedback_steps:,} of the {steps:,} PPO steps"
+    how = (f"from {config.restart_keep:g} of the feedback phase's weights (shrink and perturb)" if config.restart_keep
+           else "from scratch")
     if config.final_policy == "restart":
-        extra["final policy"] += (f": trained from scratch on the final reward for {fresh}; the feedback phase's "
+        extra["final policy"] += (f": trained {how} on the final reward for {fresh}; the feedback phase's "
                                   f"policy ({feedback_steps:,} steps) is in {FEEDBACK_PPO_DIR}/")
     elif choice is not None:
         returns = ", ".join(f"{name} {value:.4g}" for name, value in choice["learned_return"].items())
         extra["final policy"] += (
             f": kept the {'feedback phase' if choice['kept'] == 'feedback' else 'fresh'} policy, the higher mean "
             f"return under the final learned reward over {choice['episodes']} episodes ({returns}); the fresh policy "
-            f"trained from scratch for {fresh}, the feedback phase's for {feedback_steps:,}; the other is in "
+            f"trained {how} for {fresh}, the feedback phase's for {feedback_steps:,}; the other is in "
             f"{RESTART_PPO_DIR if choice['kept'] == 'feedback' else FEEDBACK_PPO_DIR}/")
     train_config = load_run_config(ppo_dir)
     if config.init_from_demos:  # the trainer's own card said so; this one replaces it

@@ -20,9 +20,11 @@ class _OnePolicy:
     progress bar spans the whole run; ``finish`` exports policy.onnx and the model card."""
 
     def __init__(self, config: PrefsConfig, run_dir: Path, folder: str = PPO_DIR, steps: int | None = None,
-                 fresh: bool = False):
+                 fresh: bool = False, keep_from: Path | None = None):
         self.config, self.ppo_dir, self.steps = config, run_dir / folder, config.steps if steps is None else steps
         self.trainer = None
+        # the checkpoint whose weights a new trainer keeps config.restart_keep of (shrink and perturb); None: none
+        self.keep_from = keep_from
         # the BC warm start (config.init_from_demos) of this policy: the fresh one always, the feedback phase's
         # unless config.init_policies is "fresh"
         self.init_from_demos = config.init_from_demos if fresh or config.init_policies == "both" else ""
@@ -51,6 +53,8 @@ class _OnePolicy:
                                        demo_reset_fraction=config.demo_reset_fraction)
             self.trainer = Trainer([train_config], [reward], isolate_failures=False,
                                    resume_from=[checkpoint] if checkpoint.is_file() else None)
+            if not checkpoint.is_file() and self.keep_from is not None and config.restart_keep > 0:
+                shrink_and_perturb(self.trainer, self.keep_from, config.restart_keep)
         elif self.trainer.global_step < until:  # a new phase: fresh episodes, as a run resumed here has
             self.trainer.restart_episodes()
         self.trainer.set_reward(reward, label=label)
@@ -75,17 +79,34 @@ class _OnePolicy:
 def _restart_ppo(config: PrefsConfig, run_dir: Path, policy: _OnePolicy, feedback_steps: int, reward,
                  label: str) -> int:
     """final_policy restart: the feedback phase's policy (``feedback_steps`` PPO steps) moves to ppo-feedback/ and a
-    fresh policy trains from scratch in ppo/ on ``reward`` for the steps left; the PPO steps of both. Resumable:
-    the move is one rename, done once."""
+    fresh policy trains in ppo/ on ``reward`` for the steps left, from scratch or (config.restart_keep) from a share
+    of the feedback phase's weights; the PPO steps of both. Resumable: the move is one rename, done once."""
     ppo_dir, kept = run_dir / PPO_DIR, run_dir / FEEDBACK_PPO_DIR
     policy.close()
     if feedback_steps > 0 and not kept.exists():
         ppo_dir.rename(kept)
-    fresh = _OnePolicy(config, run_dir, steps=config.steps - feedback_steps, fresh=True)
+    from robreward.rl.runner import LATEST
+
+    previous = kept / "checkpoints" / LATEST
+    fresh = _OnePolicy(config, run_dir, steps=config.steps - feedback_steps, fresh=True,
+                       keep_from=previous if previous.is_file() else None)
     try:
         return feedback_steps + fresh.finish(reward, label)
     finally:
         fresh.close()
+
+
+def shrink_and_perturb(trainer, checkpoint: Path, keep: float) -> None:
+    """The trainer's one (new) policy becomes ``keep`` x the checkpoint's weights + (1 - keep) x its own new ones
+    (Ash & Adams 2020), actor, critic and log std alike, and takes the checkpoint's observation statistics (the
+    kept weights read observations normalized by them)."""
+    old, new = _checkpoint_model(checkpoint), trainer.net.unstack(0)
+    with torch.no_grad():
+        for mine, theirs in zip(new.parameters(), old.parameters()):
+            mine.mul_(1.0 - keep).add_(theirs, alpha=keep)
+        for mine, theirs in zip(new.normalizer.buffers(), old.normalizer.buffers()):
+            mine.copy_(theirs)
+    trainer.net.load_candidate(0, new)
 
 
 def _checkpoint_model(checkpoint: Path):
