@@ -229,6 +229,12 @@ def _print_eval(result: dict) -> None:
     for key in ("success_rate", "return_mean", "fitness_mean"):
         print(f"  {key:<28} {_fmt(policy.get(key)):>10} {_fmt(hand.get(key)):>10} {_fmt(fraction.get(key)):>10} "
               f"{_fmt(sparse.get(key)):>10}")
+    diagnosis = result.get("diagnosis")
+    if diagnosis:
+        learned = diagnosis["learned_return"]
+        print(f"  {'learned reward, per episode':<28} {_fmt(learned['policy']):>10} {_fmt(learned['hand_policy']):>10}")
+        if diagnosis["verdict"] != "none":
+            print(f"diagnosis ({diagnosis['verdict']}): {diagnosis['explanation']}")
     if result["baseline"] is None:
         print(f"note: no hand baseline for {result['task']!r} (policies/{result['task']}/eval.json)")
     if result["policy"] is None:

@@ -172,6 +172,43 @@ def test_prefs_eval_reports_distances_to_hand_and_plots(tmp_path, capsys):
         assert hand[metric] == pytest.approx(0.0, abs=1e-6)  # the hand reward against itself
     assert result["epic_distance"] == pref["epic"] and result["starc_distance"] == pref["starc"]
     assert result["sparse_baseline"]["success_rate"] is not None  # policies/reach/eval.json's sparse entry
+    diagnosis = result["diagnosis"]  # a 1,024-step policy is short of the hand baseline's success 1.0
+    assert diagnosis["verdict"] in ("policy", "reward") and "success_rate" in diagnosis["short_of_hand"]
+    assert f"diagnosis ({diagnosis['verdict']}): the learned reward pays" in printed
     # --cached reads prefs_eval.json instead of measuring again
     assert main(["prefs", "eval", str(out), "--cached", "--plot", str(tmp_path / "again.png")]) == 0
     assert "read " + str(out / "prefs_eval.json") in capsys.readouterr().out
+
+
+def test_reward_or_policy_tells_a_wrong_reward_from_a_policy_that_fell_short(tmp_path):
+    """prefs eval's diagnosis, with rewards whose verdict is known: the hand reward pays the shipped hand policy more
+    than a 1,024-step policy (PPO did not get there), its negation pays it less (the reward is wrong)."""
+    import dataclasses
+
+    from robreward.cli.main import main
+    from robreward.envs.registry import get_task
+    from robreward.eval.baseline import load_baseline
+    from robreward.eval.evaluate import evaluate
+    from robreward.feedback.preferences.evaluation import reward_or_policy
+    from robreward.rl.export import load_policy
+
+    spec, run = get_task("reach"), tmp_path / "short"
+    assert main(["train", "--task", "reach", "--steps", "1024", "--envs", "8", "--eval-episodes", "0",
+                 "--no-progress", "--out", str(run)]) == 0
+    policy_eval = evaluate(spec, load_policy(run), episodes=8, seed=3)  # its learned return is the hand one
+    baseline = load_baseline("reach")
+    assert policy_eval["success_rate"] < 0.9 * baseline.hand["success_rate"]
+    hand = HandReward(spec)
+    right = reward_or_policy(spec, hand, run, policy_eval, baseline)
+    assert right["verdict"] == "policy" and right["short_of_hand"][0] == "success_rate"
+    assert right["learned_return"]["hand_policy"] > right["learned_return"]["policy"]
+    assert right["learned_return"]["policy"] == pytest.approx(policy_eval["return_mean"], rel=1e-5)  # same episodes
+    wrong = reward_or_policy(spec, lambda s, a: (-hand(s, a)[0], {}), run, policy_eval, baseline)
+    assert wrong["verdict"] == "reward" and "at least as much as the hand baseline's" in wrong["explanation"]
+    assert wrong["learned_return"]["policy"] == pytest.approx(-right["learned_return"]["policy"], rel=1e-5)
+    easy = dataclasses.replace(baseline, hand={"success_rate": 0.0, "return_mean": -1.0})
+    assert reward_or_policy(spec, hand, run, policy_eval, easy)["verdict"] == "none"
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "eval.json").write_text("{}")
+    assert reward_or_policy(spec, hand, run, policy_eval, dataclasses.replace(baseline, path=tmp_path / "empty" /
+                                                                             "eval.json")) is None

@@ -90,6 +90,8 @@ def evaluate_preferences(run_dir, *, episodes: int = 100, heldout_pairs: int = 1
     if policy and hand:
         fraction = {k: (policy[k] / hand[k] if policy[k] is not None and hand[k] and hand[k] > 0 else None)
                     for k in keys}
+    diagnosis = (reward_or_policy(spec, model, ppo_dir, policy_eval, baseline)
+                 if policy_eval is not None and baseline is not None else None)
     result = {
         "task": spec.name, "task_version": int(spec.version), "teacher": config.teacher, "select": config.select,
         "rounds": done, "queries_used": state["queries_used"], "labels_answered": state["labels_answered"],
@@ -100,9 +102,45 @@ def evaluate_preferences(run_dir, *, episodes: int = 100, heldout_pairs: int = 1
         "starc_distance": distances["preference"]["starc"], "distances": distances,
         "policy": policy, "baseline": hand, "sparse_baseline": sparse,
         "baseline_path": str(baseline.path) if baseline else None, "fraction_of_baseline": fraction,
+        "diagnosis": diagnosis,
     }
     atomic_write_json(run_dir / EVAL_FILE, result, indent=2)
     return result
+
+
+SHORT_OF_HAND = 0.9
+"""A policy whose success or return is under this fraction of the hand baseline's falls short of it."""
+
+
+def reward_or_policy(spec, model, ppo_dir: Path, policy_eval: dict, baseline) -> Optional[dict]:
+    """Where a run that falls short of the hand baseline went wrong: the baseline's policy (its folder's policy.onnx)
+    and the run's, each under the learned reward on the run evaluation's seed and episodes. A reward that pays the
+    hand policy more than the run's is right about what is better and PPO did not get there (``policy``); one that
+    pays the run's policy as much or more is wrong about it (``reward``). Both are measured here, on the same
+    episodes (an eval.json's learned return may be another reward's). None without the baseline's policy file."""
+    from robreward.eval.evaluate import evaluate
+    from robreward.rl.export import load_policy
+
+    if not (baseline.folder / "policy.onnx").is_file():
+        return None
+    episodes, seed = int(policy_eval["episodes"]), int(policy_eval.get("eval_seed", 0))
+    mine, theirs = (evaluate(spec, load_policy(folder), episodes=episodes, seed=seed, reward_name="pref",
+                             train_reward=model)["train_reward_return_mean"] for folder in (ppo_dir, baseline.folder))
+    short = [k for k in ("success_rate", "return_mean") if policy_eval.get(k) is not None and
+             (baseline.hand.get(k) or 0) > 0 and policy_eval[k] < SHORT_OF_HAND * baseline.hand[k]]
+    learned = {"policy": float(mine), "hand_policy": float(theirs)}
+    if not short:
+        return {"verdict": "none", "short_of_hand": [], "learned_return": learned,
+                "explanation": f"the policy reaches {SHORT_OF_HAND:g} of the hand baseline's success and return"}
+    if theirs > mine:
+        return {"verdict": "policy", "short_of_hand": short, "learned_return": learned,
+                "explanation": f"the learned reward pays the hand baseline's policy more ({theirs:.4g} an episode) "
+                               f"than this run's ({mine:.4g}): it ranks them right and PPO did not get there (more "
+                               "PPO steps, a warm start from demos, another seed)"}
+    return {"verdict": "reward", "short_of_hand": short, "learned_return": learned,
+            "explanation": f"the learned reward pays this run's policy ({mine:.4g} an episode) at least as much as "
+                           f"the hand baseline's ({theirs:.4g}), which does the task better: the reward is wrong about "
+                           "what matters (more queries, other --features, demos as free preferences)"}
 
 
 class _ImageModelOnFrames:
