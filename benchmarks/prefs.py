@@ -5,14 +5,17 @@ return), over a grid of task x teacher x query budget x seed.
     .venv/bin/python benchmarks/prefs.py                                   # the whole grid (days on 2 cores)
     .venv/bin/python benchmarks/prefs.py --tasks cheetah-run --teachers oracle --budgets 50,200 --seeds 0
     .venv/bin/python benchmarks/prefs.py --list                            # the cells and which are done
+    .venv/bin/python benchmarks/prefs.py --plot                            # the label-efficiency plots
 
 Every cell is one `robreward prefs train` run directory under --work (default
 benchmarks/results/prefs_runs/TASK/TEACHER/qBUDGET/sSEED). A finished cell is read back, an
 interrupted one is resumed (at its last finished round, then the PPO checkpoint), so the grid can
 be run piece by piece, by any subset, over several sessions. The JSON (--out) is rewritten after
 every cell with all finished cells of the grid, the machine, and per (task, teacher, budget) the
-mean fraction over seeds. Targets (issue "preference-based reward learning"): >= 0.9 of the
-hand baseline's success on push at 200 oracle queries.
+mean fraction over seeds; at the end, each task's label-efficiency plot of the variant run (success or return
+against queries per teacher, the hand and sparse baselines as lines; prefs_label_efficiency_TASK.png beside it).
+Targets (issue "preference-based reward learning"): >= 0.9 of the hand baseline's success on push at 200 oracle
+queries.
 
 With --retrain, each cell also trains a fresh PPO policy from scratch on its final learned reward
 (CELL/retrain, the loop's PPO settings, seed and steps again), reported beside the loop's own policy:
@@ -334,6 +337,43 @@ def summarize(rows: list[dict], hand_rows: list[dict] = ()) -> list[dict]:
     return out
 
 
+def default_variant(task: str) -> str:
+    """The variant of a cell run with PrefsConfig's defaults (no flags)."""
+    from robreward.envs.registry import get_task
+    from robreward.feedback.preferences.model import expand_features
+
+    defaults = PrefsConfig(task=task)
+    return variant_name(defaults.pairing, expand_features(get_task(task), defaults.features), defaults.feature_action,
+                        defaults.final_policy, defaults.feedback_fraction)
+
+
+def plot_path(out: Path, task: str, variant: str) -> Path:
+    """Where the label-efficiency plot of a task's cells goes: beside --out, named by the task, and by the variant
+    unless it is the defaults'."""
+    suffix = "" if variant == default_variant(task) else f"_{variant or 'reference'}"
+    return out.with_name(f"{out.stem}_label_efficiency_{task}{suffix}.png")
+
+
+def plot_cells(rows: list[dict], task: str, variant: str, steps: int, path: Path) -> dict | None:
+    """The label-efficiency plot (issue 23) of a task's cells of one variant and PPO budget, every teacher and query
+    budget the file holds for them: the policy's success or return against queries (mean and std over seeds), the
+    shipped hand and sparse baselines as lines; its curves, or None when there is no such cell."""
+    from robreward.eval.baseline import load_baseline
+    from robreward.feedback.preferences.evaluation import plot_label_efficiency
+
+    mine = [r for r in rows if (r["task"], r["variant"], r["steps"]) == (task, variant, steps)]
+    if not mine:
+        return None
+    metric, baseline = mine[0]["metric"], load_baseline(task)
+    hand = baseline.hand.get(metric) if baseline else None
+    sparse = baseline.sparse.get(metric) if baseline and baseline.sparse else None
+    results = [{"task": task, "teacher": r["teacher"], "queries_used": r["queries"], "policy": {metric: r["policy"]},
+                "baseline": {metric: hand}, "sparse_baseline": {metric: sparse}} for r in mine]
+    return plot_label_efficiency(results, path, metric=metric,
+                                 title=f"{task}: label efficiency ({steps:,} PPO steps"
+                                       f"{'' if variant == default_variant(task) else ', ' + (variant or 'reference')})")
+
+
 def row_key(row: dict) -> tuple:
     """One row per cell, the PPO budget included (the same cell at another budget is another row)."""
     return row["task"], row["teacher"], row["queries"], row["seed"], row["variant"], row["steps"]
@@ -413,6 +453,10 @@ def main(argv=None) -> int:
                         help="also train the hand reward here with the shipped baseline's config on these seeds, and "
                              "report each row's fraction of their mean (fraction_of_hand_here)")
     parser.add_argument("--list", action="store_true", help="list the cells and their status, run nothing")
+    parser.add_argument("--plot", action="store_true",
+                        help="draw each task's label-efficiency plot from --out, run nothing (the cells of this "
+                             "variant and PPO budget, every teacher and query budget there; beside --out, "
+                             "e.g. prefs_label_efficiency_push.png; drawn after every run of cells too)")
     parser.add_argument("--imitation", action="store_true",
                         help="also run imitation's PreferenceComparisons for each cheetah-run oracle cell")
     parser.add_argument("--imitation-python", default=str(IMITATION_PYTHON),
@@ -472,6 +516,19 @@ def main(argv=None) -> int:
     out = Path(args.out)
     rows, theirs, hand = load_results(out)
 
+    def plot() -> None:
+        for task in tasks:
+            path = plot_path(out, task, variant[task])
+            curves = plot_cells(list(rows.values()), task, variant[task], args.steps or STEPS[task], path)
+            if curves is None:
+                print(f"no finished {task} cells of this variant in {out}: no plot", flush=True)
+            else:
+                print(f"wrote {path}: {curves['metric']} against queries, {', '.join(curves['teachers'])}", flush=True)
+
+    if args.plot:
+        plot()
+        return 0
+
     def write() -> None:
         save_results(out, rows, theirs, hand)
 
@@ -501,6 +558,7 @@ def main(argv=None) -> int:
             print(f"cell imitation HalfCheetah-v4 q{budget} s{seed} ({steps:,} PPO steps)", flush=True)
             theirs[(budget, seed)] = run_imitation_cell(budget, seed, steps, work, Path(args.imitation_python))
             write()
+    plot()
     print(json.dumps({"summary": summarize(list(rows.values()), list(hand.values())),
                       "imitation": compare_imitation(list(rows.values()), list(theirs.values()))}, indent=2))
     return 0

@@ -190,3 +190,36 @@ def test_bad_restart_keep_is_refused_before_any_cell(bench, tmp_path, capsys, ar
                     "--work", str(tmp_path), "--out", str(tmp_path / "prefs.json"), *args])
     assert exit_info.value.code == 2 and re.search(message, capsys.readouterr().err)
     assert not list(tmp_path.iterdir())
+
+
+def test_plot_draws_the_label_efficiency_of_the_cells_in_the_file(bench, tmp_path, capsys):
+    out = tmp_path / "prefs.json"
+    variant, steps = bench.default_variant("reach"), bench.STEPS["reach"]
+    cells = [{"task": "reach", "teacher": teacher, "queries": queries, "seed": seed, "variant": variant,
+              "steps": steps, "metric": "success_rate", "policy": value, "hand_baseline": 1.0,
+              "fraction_of_hand": value, "pairing": "mixed", "features": []}
+             for teacher, queries, seed, value in (("oracle", 50, 0, 0.2), ("oracle", 50, 1, 0.4),
+                                                   ("oracle", 200, 0, 0.9), ("mistake:0.1", 200, 0, 0.7))]
+    from robreward.envs.registry import get_task
+    from robreward.feedback.preferences.model import expand_features
+
+    d = bench.PrefsConfig(task="reach")
+    any_variant = bench.variant_name("any", expand_features(get_task("reach"), d.features), True, d.final_policy,
+                                     d.feedback_fraction)
+    other = dict(cells[0], variant=any_variant, policy=0.0)  # another variant: not in the defaults' plot
+    bench.save_results(out, {bench.row_key(c): c for c in cells + [other]}, {})
+    argv = ["--tasks", "reach", "--plot", "--out", str(out), "--work", str(tmp_path / "work")]
+    assert bench.main(argv) == 0
+    png = tmp_path / "prefs_label_efficiency_reach.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"wrote {png}: success_rate against queries, mistake:0.1, oracle" in capsys.readouterr().out
+    curves = bench.plot_cells(cells + [other], "reach", variant, steps, tmp_path / "again.png")
+    assert curves["teachers"]["oracle"][0] == {"queries": 50, "mean": pytest.approx(0.3), "std": pytest.approx(0.1),
+                                               "runs": 2}
+    assert curves["hand"] == 1.0 and curves["sparse"] is not None  # policies/v1/reach's baselines
+    assert not (tmp_path / "work").exists()  # --plot runs nothing
+    # another variant's plot is named by it; a variant without cells says so
+    assert bench.main(argv + ["--pairing", "any"]) == 0
+    assert (tmp_path / f"prefs_label_efficiency_reach_{any_variant}.png").is_file()
+    assert bench.main(argv + ["--pairing", "episode"]) == 0
+    assert "no finished reach cells of this variant" in capsys.readouterr().out

@@ -228,6 +228,11 @@ def plot_label_efficiency(results: Sequence[dict], path, metric: str = "success_
         value = curves[name]
         if value is not None and math.isfinite(value):
             ax.axhline(value, linestyle=style, color="black" if name == "hand" else "grey", label=f"{name} baseline")
+    budgets = sorted({p["queries"] for pts in curves["teachers"].values() for p in pts})
+    if budgets[0] > 0 and budgets[-1] >= 4 * budgets[0]:  # 50, 200, 1000: evenly spaced on a log axis
+        ax.set_xscale("log")
+        ax.set_xticks(budgets, [str(b) for b in budgets])
+        ax.minorticks_off()
     ax.set_xlabel("queries (labels asked)")
     ax.set_ylabel(metric.replace("_", " "))
     ax.set_title(title or f"{curves['task']}: label efficiency")
