@@ -231,8 +231,9 @@ def _print_eval(result: dict) -> None:
               f"{_fmt(sparse.get(key)):>10}")
     diagnosis = result.get("diagnosis")
     if diagnosis:
-        learned = diagnosis["learned_return"]
-        print(f"  {'learned reward, per episode':<28} {_fmt(learned['policy']):>10} {_fmt(learned['hand_policy']):>10}")
+        learned = diagnosis["learned_return"] or {}
+        print(f"  {'learned reward, per episode':<28} {_fmt(learned.get('policy')):>10} "
+              f"{_fmt(learned.get('hand_policy')):>10}")
         if diagnosis["verdict"] != "none":
             print(f"diagnosis ({diagnosis['verdict']}): {diagnosis['explanation']}")
     if result["baseline"] is None:

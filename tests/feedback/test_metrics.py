@@ -208,6 +208,12 @@ def test_reward_or_policy_tells_a_wrong_reward_from_a_policy_that_fell_short(tmp
     assert wrong["learned_return"]["policy"] == pytest.approx(-right["learned_return"]["policy"], rel=1e-5)
     easy = dataclasses.replace(baseline, hand={"success_rate": 0.0, "return_mean": -1.0})
     assert reward_or_policy(spec, hand, run, policy_eval, easy)["verdict"] == "none"
+    other = tmp_path / "push-policy"  # a baseline folder whose policy reads another task's observations
+    other.mkdir()
+    (other / "policy.onnx").write_bytes((baseline.folder.parent / "push" / "policy.onnx").read_bytes())
+    (other / "eval.json").write_text("{}")
+    odd = reward_or_policy(spec, hand, run, policy_eval, dataclasses.replace(baseline, path=other / "eval.json"))
+    assert odd["verdict"] == "unknown" and odd["learned_return"] is None and "observations" in odd["explanation"]
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "eval.json").write_text("{}")
     assert reward_or_policy(spec, hand, run, policy_eval, dataclasses.replace(baseline, path=tmp_path / "empty" /

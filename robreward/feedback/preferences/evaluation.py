@@ -124,10 +124,15 @@ def reward_or_policy(spec, model, ppo_dir: Path, policy_eval: dict, baseline) ->
     if not (baseline.folder / "policy.onnx").is_file():
         return None
     episodes, seed = int(policy_eval["episodes"]), int(policy_eval.get("eval_seed", 0))
-    mine, theirs = (evaluate(spec, load_policy(folder), episodes=episodes, seed=seed, reward_name="pref",
-                             train_reward=model)["train_reward_return_mean"] for folder in (ppo_dir, baseline.folder))
     short = [k for k in ("success_rate", "return_mean") if policy_eval.get(k) is not None and
              (baseline.hand.get(k) or 0) > 0 and policy_eval[k] < SHORT_OF_HAND * baseline.hand[k]]
+    try:
+        mine, theirs = (evaluate(spec, load_policy(folder), episodes=episodes, seed=seed, reward_name="pref",
+                                 train_reward=model)["train_reward_return_mean"]
+                        for folder in (ppo_dir, baseline.folder))
+    except ValueError as err:  # e.g. a baseline policy of another observation size
+        return {"verdict": "unknown", "short_of_hand": short, "learned_return": None,
+                "explanation": f"the policies could not both be scored by the learned reward: {err}"}
     learned = {"policy": float(mine), "hand_policy": float(theirs)}
     if not short:
         return {"verdict": "none", "short_of_hand": [], "learned_return": learned,
