@@ -40,6 +40,13 @@ def check_choice(field: str, value, choices, what: str | None = None) -> None:
         raise ConfigError(field, f"unknown {{name}} {value!r}: choose one of {', '.join(map(str, choices))}", what)
 
 
+def check_number(field: str, value, ok, expected: str) -> None:
+    """A real number (not a bool) for which ``ok(value)`` holds (so NaN fails any range), else the ConfigError
+    "{field} must be {expected}, got {value!r}"."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value):
+        raise ConfigError(field, f"must be {expected}, got {value!r}")
+
+
 def check_min(field: str, value, low) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
         raise ConfigError(field, f"must be >= {low}, got {value!r}")

@@ -10,7 +10,7 @@ import numpy as np
 from robreward.feedback.preferences.human import is_human
 from robreward.feedback.preferences.image_model import REWARD_INPUTS
 from robreward.feedback.preferences.model import EnsembleConfig
-from robreward.configs import ConfigError, check_choice, check_min, strict_from_dict
+from robreward.configs import ConfigError, check_choice, check_min, check_number, strict_from_dict
 from robreward.feedback.preferences.segments import PAIRINGS, QUERY_METHODS, SCHEDULES, query_schedule
 from robreward.feedback.preferences.teachers import make_teacher
 from robreward.rl.config import PPOConfig
@@ -163,9 +163,7 @@ class PrefsConfig:
         check_choice("pairing", self.pairing, PAIRINGS)
         check_choice("final_policy", self.final_policy, FINAL_POLICIES)
         check_choice("init_policies", self.init_policies, INIT_POLICIES)
-        if isinstance(self.restart_keep, bool) or not isinstance(self.restart_keep, (int, float)) or \
-                not 0.0 <= self.restart_keep < 1.0:
-            raise ConfigError("restart_keep", f"must be a share in [0, 1), got {self.restart_keep!r}")
+        check_number("restart_keep", self.restart_keep, lambda v: 0.0 <= v < 1.0, "a share in [0, 1)")
         if self.restart_keep and self.final_policy == "continue":
             raise ConfigError("restart_keep", "starts the fresh policy of final_policy restart or best from the "
                               "feedback phase's; with continue there is no fresh policy: set it to 0")
@@ -177,12 +175,8 @@ class PrefsConfig:
                 not 16 <= self.image_size <= 256:
             raise ConfigError("image_size", f"must be an integer in 16..256 pixels, got {self.image_size!r}")
         check_min("seed", self.seed, 0)
-        if isinstance(self.demo_reset_fraction, bool) or not isinstance(self.demo_reset_fraction, (int, float)) or \
-                not 0.0 < self.demo_reset_fraction <= 1.0:
-            raise ConfigError("demo_reset_fraction", f"must be a share in (0, 1], got {self.demo_reset_fraction!r}")
-        if isinstance(self.bc_noise_std, bool) or not isinstance(self.bc_noise_std, (int, float)) or \
-                not self.bc_noise_std > 0.0:
-            raise ConfigError("bc_noise_std", f"must be a std > 0, got {self.bc_noise_std!r}")
+        check_number("demo_reset_fraction", self.demo_reset_fraction, lambda v: 0.0 < v <= 1.0, "a share in (0, 1]")
+        check_number("bc_noise_std", self.bc_noise_std, lambda v: v > 0.0, "a std > 0")
         if self.reward_inputs != "state" and (self.ensemble.crop < 1 or self.ensemble.pseudo_threshold is not None):
             raise ConfigError("ensemble", "SURF's crop and pseudo-labels train state reward models only "
                               "(--reward-inputs state); leave ensemble.crop at 1 and pseudo_threshold unset")

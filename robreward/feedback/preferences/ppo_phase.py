@@ -23,7 +23,7 @@ class _OnePolicy:
                  fresh: bool = False, keep_from: Path | None = None):
         self.config, self.ppo_dir, self.steps = config, run_dir / folder, config.steps if steps is None else steps
         self.trainer = None
-        # the checkpoint whose weights a new trainer keeps config.restart_keep of (shrink and perturb); None: none
+        # the checkpoint whose weights a new trainer keeps config.restart_keep of (shrink and perturb); None: from scratch
         self.keep_from = keep_from
         # the BC warm start (config.init_from_demos) of this policy: the fresh one always, the feedback phase's
         # unless config.init_policies is "fresh"
@@ -53,7 +53,7 @@ class _OnePolicy:
                                        demo_reset_fraction=config.demo_reset_fraction)
             self.trainer = Trainer([train_config], [reward], isolate_failures=False,
                                    resume_from=[checkpoint] if checkpoint.is_file() else None)
-            if not checkpoint.is_file() and self.keep_from is not None and config.restart_keep > 0:
+            if not checkpoint.is_file() and self.keep_from is not None:
                 shrink_and_perturb(self.trainer, self.keep_from, config.restart_keep)
         elif self.trainer.global_step < until:  # a new phase: fresh episodes, as a run resumed here has
             self.trainer.restart_episodes()
@@ -89,7 +89,7 @@ def _restart_ppo(config: PrefsConfig, run_dir: Path, policy: _OnePolicy, feedbac
 
     previous = kept / "checkpoints" / LATEST
     fresh = _OnePolicy(config, run_dir, steps=config.steps - feedback_steps, fresh=True,
-                       keep_from=previous if previous.is_file() else None)
+                       keep_from=previous if config.restart_keep and previous.is_file() else None)
     try:
         return feedback_steps + fresh.finish(reward, label)
     finally:
