@@ -206,6 +206,24 @@ def test_seeded_fits_are_reproducible():
     assert torch.equal(fit_once(), fit_once())
 
 
+def test_min_steps_holds_the_accuracy_stop_off_for_that_many_gradient_steps():
+    g = torch.Generator().manual_seed(2)
+    w = torch.randn(FEATURES, generator=g)
+    pairs = linear_pairs(50, w, g)
+    labels = make_teacher("oracle").label(pairs)
+
+    def fit(batch_size, min_steps):
+        config = EnsembleConfig(hidden=(64, 64), lr=3e-3, batch_size=batch_size, min_steps=min_steps, seed=0)
+        return PreferenceReward(FEATURES, config=config).fit(pairs, labels)
+
+    # 50 pairs in batches of 128: one step an epoch; B-Pref's stop comes after 11 (measured), min_steps waits for 25
+    plain, held = fit(128, 0), fit(128, 25)
+    assert plain.stopped == held.stopped == "accuracy" and plain.epochs < 25 and held.epochs == 25
+    # batches of 16: four steps an epoch, so the stop (after 7 epochs, 28 steps) is past 25 steps and unchanged
+    plain, held = fit(16, 0), fit(16, 25)
+    assert (held.epochs, held.train_accuracy) == (plain.epochs, plain.train_accuracy) and 4 * plain.epochs >= 25
+
+
 def test_config_checked():
     with pytest.raises(ValueError, match="unknown output 'relu': choose one of linear, tanh"):
         EnsembleConfig(output="relu")
@@ -223,6 +241,9 @@ def test_config_checked():
         EnsembleConfig(denoise="rim")
     with pytest.raises(ValueError, match="RIME needs rime_beta"):
         EnsembleConfig(denoise="rime", rime_beta=(1.0, 3.0))
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match=r"min_steps must be a whole number >= 0 \(gradient steps before"):
+            EnsembleConfig(min_steps=bad)
 
 
 def test_surf_crop_cuts_both_segments_to_one_random_window_length():

@@ -278,7 +278,7 @@ class ImagePreferenceReward(PreferenceReward):
                          "Reward in an env (it renders the worlds)")
 
     # -- training (PreferenceReward.fit drives it) -----------------------------------------------------------
-    def _epoch(self, data: SegmentPairs, targets: Tensor, boots: list[Tensor]) -> tuple[float, float]:
+    def _epoch(self, data: SegmentPairs, targets: Tensor, boots: list[Tensor]) -> tuple[float, float, int]:
         """One pass over the pairs any member's bootstrap drew, in minibatches shared by the members, each
         member's loss weighted by its bootstrap counts (module docstring)."""
         n = data.size
@@ -322,7 +322,7 @@ class ImagePreferenceReward(PreferenceReward):
             self.optimizer.step()
             total_loss += step_loss / len(self.members)
             steps += 1
-        return (correct / counted if counted else float("nan")), total_loss / max(steps, 1)
+        return (correct / counted if counted else float("nan")), total_loss / max(steps, 1), steps
 
     def _set_input_stats(self, data: SegmentPairs) -> None:
         super()._set_input_stats(data)

@@ -11,7 +11,8 @@ over a segment's real steps (padded steps past a termination are masked out). Th
 cross-entropy against the label: 1 / 0 for a preference, 0.5 for "equal" (a soft target, as
 B-Pref's ``train_soft_reward``); skipped queries (label None) are dropped. Members follow
 B-Pref (3 MLPs of 256 x 3 LeakyReLU units, Adam at 3e-4, batches of 128, training stops at
-97% train accuracy, at most 50 epochs per call), and each trains on its own bootstrap
+97% train accuracy, at most 50 epochs per call; ``min_steps`` holds the stop off for a number of gradient
+steps), and each trains on its own bootstrap
 resample of the labeled pairs. One departure: the per-step output is linear by default, not
 B-Pref's tanh. With near-deterministic labels the loss keeps pushing return differences up,
 which a tanh-bounded step reward can only do by saturating, and saturated steps no longer
@@ -99,6 +100,9 @@ class EnsembleConfig:
     """Each member trains on its own bootstrap resample of the pairs (else all on the same pairs)."""
     stop_accuracy: Optional[float] = 0.97
     """Stop a fit once the epoch's train accuracy reaches this (B-Pref: 0.97); None: never."""
+    min_steps: int = 0
+    """Gradient steps (per member, counted within one fit call) before ``stop_accuracy`` may end the fit: with few
+    labels an epoch is one step, and 97% train accuracy can come after a dozen of them. 0: B-Pref's stop as is."""
     validation_fraction: float = 0.0
     """Hold out this fraction of pairs; stop when its loss has not improved for `patience` epochs
     and keep the best epoch's weights. 0: no validation split."""
@@ -154,6 +158,9 @@ class EnsembleConfig:
                              f"patience={self.patience}")
         if self.stop_accuracy is not None and not (0 < self.stop_accuracy <= 1):
             raise ValueError(f"stop_accuracy must be in (0, 1] or None, got {self.stop_accuracy}")
+        if isinstance(self.min_steps, bool) or not isinstance(self.min_steps, int) or self.min_steps < 0:
+            raise ValueError(f"min_steps must be a whole number >= 0 (gradient steps before the accuracy stop; "
+                             f"0: none), got {self.min_steps!r}")
         if not (0 <= self.validation_fraction < 1):
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
         if not (0 < self.crop <= 1):
@@ -346,7 +353,7 @@ class PreferenceReward:
         acc = loss_value = float("nan")
         val_acc = val_loss = None
         max_epochs = int(epochs) if epochs is not None else cfg.epochs
-        epoch = 0
+        epoch = steps = 0
         trusted = flipped = None
         in_train = torch.zeros(n, dtype=torch.bool, device=self.device)
         in_train[train_idx] = True
@@ -357,7 +364,8 @@ class PreferenceReward:
                     probs = self.preference_probs(data).mean(0)
                 flip, keep, trusted, flipped = rime_select(probs, targets, self.rime_stats, cfg, in_train)
                 epoch_targets, epoch_boots = torch.where(flip, 1 - targets, targets), [b[keep[b]] for b in boots]
-            acc, loss_value = self._epoch(data, epoch_targets, epoch_boots)
+            acc, loss_value, epoch_steps = self._epoch(data, epoch_targets, epoch_boots)
+            steps += epoch_steps
             if n_val:
                 val_loss, val_acc = self._evaluate(data.index(val_idx), targets[val_idx])
                 if val_loss < best[0] - 1e-6:
@@ -367,7 +375,7 @@ class PreferenceReward:
                 if since_best >= cfg.patience:
                     stopped = "patience"
                     break
-            if cfg.stop_accuracy is not None and acc >= cfg.stop_accuracy:
+            if cfg.stop_accuracy is not None and acc >= cfg.stop_accuracy and steps >= cfg.min_steps:
                 stopped = "accuracy"
                 break
         if n_val and best[1] is not None:
@@ -384,7 +392,7 @@ class PreferenceReward:
         """(lower, upper) of RIME's choice at the model's running statistics (denoise.rime_thresholds)."""
         return rime_thresholds(self.rime_stats, self.config)
 
-    def _epoch(self, data: SegmentPairs, targets: Tensor, boots: list[Tensor]) -> tuple[float, float]:
+    def _epoch(self, data: SegmentPairs, targets: Tensor, boots: list[Tensor]) -> tuple[float, float, int]:
         """One pass: every member steps through its own shuffled bootstrap, losses summed (B-Pref); with SURF's
         options, on cropped pairs and with the member's confident pseudo-labels of unlabeled pairs beside them.
         The accuracy is over the uncropped labeled pairs."""
@@ -420,7 +428,7 @@ class PreferenceReward:
             self.optimizer.step()
             total_loss += float(loss.detach()) / len(perms)
             steps += 1
-        return (correct / counted if counted else float("nan")), total_loss / max(steps, 1)
+        return (correct / counted if counted else float("nan")), total_loss / max(steps, 1), steps
 
     def _loss_targets(self, y: Tensor) -> Tensor:
         """The targets the loss sees: the labels, pulled toward 0.5 by ``config.label_smoothing``."""
