@@ -242,7 +242,7 @@ def test_config_checked():
     with pytest.raises(ValueError, match="RIME needs rime_beta"):
         EnsembleConfig(denoise="rime", rime_beta=(1.0, 3.0))
     for bad in (-1, 2.5, True):
-        with pytest.raises(ValueError, match=r"min_steps must be a whole number >= 0 \(gradient steps before"):
+        with pytest.raises(ValueError, match=r"min_steps must be a whole number of gradient steps >= 0, got "):
             EnsembleConfig(min_steps=bad)
 
 

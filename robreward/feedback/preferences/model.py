@@ -5,25 +5,21 @@
     total, terms = model(state, action)                             # the Reward protocol
     env = robreward.make("reach", num_envs=64, reward=model)        # trains with the same PPO
 
-Bradley-Terry (Christiano et al. 2017; PEBBLE/B-Pref): each member m predicts a per-step
-reward r_m(x) and P_m(sigma1 > sigma0) = sigmoid(R_m(sigma1) - R_m(sigma0)), R_m the sum of r_m
-over a segment's real steps (padded steps past a termination are masked out). The loss is the
-cross-entropy against the label: 1 / 0 for a preference, 0.5 for "equal" (a soft target, as
-B-Pref's ``train_soft_reward``); skipped queries (label None) are dropped. Members follow
-B-Pref (3 MLPs of 256 x 3 LeakyReLU units, Adam at 3e-4, batches of 128, training stops at
-97% train accuracy, at most 50 epochs per call; ``min_steps`` holds the stop off for a number of gradient
-steps), and each trains on its own bootstrap
-resample of the labeled pairs. One departure: the per-step output is linear by default, not
-B-Pref's tanh. With near-deterministic labels the loss keeps pushing return differences up,
-which a tanh-bounded step reward can only do by saturating, and saturated steps no longer
-order segments the way their sums should: on the linear-reward test (8 features, 1000
-oracle pairs) tanh reached 0.90 held-out accuracy against 0.97 for a linear output.
+Bradley-Terry (Christiano et al. 2017; PEBBLE/B-Pref): each member m predicts a per-step reward r_m(x) and
+P_m(sigma1 > sigma0) = sigmoid(R_m(sigma1) - R_m(sigma0)), R_m the sum of r_m over a segment's real steps (padded steps
+past a termination are masked out). The loss is the cross-entropy against the label: 1 / 0 for a preference, 0.5 for
+"equal" (a soft target, as B-Pref's ``train_soft_reward``); skipped queries (label None) are dropped. Members follow
+B-Pref (3 MLPs of 256 x 3 LeakyReLU units, Adam at 3e-4, batches of 128, training stops at 97% train accuracy, at most
+50 epochs per call; ``min_steps`` holds that stop off for a number of gradient steps), and each trains on its own
+bootstrap resample of the labeled pairs. One departure: the per-step output is linear by default, not B-Pref's tanh.
+With near-deterministic labels the loss keeps pushing return differences up, which a tanh-bounded step reward can
+only do by saturating, and saturated steps no longer order segments the way their sums should: on the linear-reward
+test (8 features, 1000 oracle pairs) tanh reached 0.90 held-out accuracy against 0.97 for a linear output.
 ``output="tanh"`` is kept for B-Pref parity; the Reward output is standardized either way.
 
 Noisy labels, off by default: ``EnsembleConfig.label_smoothing`` trains on targets pulled toward 0.5, and
 ``denoise="rime"`` is RIME (Cheng et al. 2024; denoise.py): before every epoch the pairs whose label the ensemble
 finds unlikely are set aside and those it finds all but impossible are trained on with the label flipped.
-
 Hindsight PRIOR (Verma & Metcalf 2024), off by default: ``prior_weight``, prior.py.
 
 SURF (Park et al. 2022), off by default: ``EnsembleConfig.crop`` cuts each drawn pair to a random window
@@ -31,18 +27,16 @@ SURF (Park et al. 2022), off by default: ``EnsembleConfig.crop`` cuts each drawn
 ``fit(..., unlabeled=)`` is given (the loop passes 2,000 pairs of the round's rollout). At 50 oracle queries it
 moved the reward's EPIC distance by 0.02 or less and did not make the policies better (benchmarks/RESULTS.md).
 
-As a Reward, the model returns the ensemble mean per step, standardized by default to zero
-mean and unit variance over the steps of its training segments (statistics set by each
-``fit``): PPO sees rewards of a fixed scale whatever the ensemble's raw scale; preferences,
-accuracies and EPIC distances are unaffected by that positive affine map. Inputs are
-standardized too, with statistics fixed at the first ``fit`` (observations mix metres, m/s and
-forces; re-fitting them later would move every member's input under it).
+As a Reward, the model returns the ensemble mean per step, standardized by default to zero mean and unit variance
+over the steps of its training segments (statistics set by each ``fit``): PPO sees rewards of a fixed scale whatever
+the ensemble's raw scale; preferences, accuracies and EPIC distances are unaffected by that positive affine map.
+Inputs are standardized too, with statistics fixed at the first ``fit`` (observations mix metres, m/s and forces;
+re-fitting them later would move every member's input under it).
 
-Image inputs (``prefs train --reward-inputs image|both``, RL-VLM-F): ImagePreferenceReward (image_model.py)
-is this ensemble with an image encoder before the members' heads; ``step_rewards`` reads a segment's frames
-there, and ``load`` returns one for a file saved with image inputs.
-
-Features: ``features.py`` (FeatureSpec, Featurizer and the presets, re-exported here).
+Image inputs (``prefs train --reward-inputs image|both``, RL-VLM-F): ImagePreferenceReward (image_model.py) is this
+ensemble with an image encoder before the members' heads; ``step_rewards`` reads a segment's frames there, and
+``load`` returns one for a file saved with image inputs. Features: ``features.py`` (FeatureSpec, Featurizer and the
+presets, re-exported here).
 """
 
 from __future__ import annotations
@@ -159,8 +153,7 @@ class EnsembleConfig:
         if self.stop_accuracy is not None and not (0 < self.stop_accuracy <= 1):
             raise ValueError(f"stop_accuracy must be in (0, 1] or None, got {self.stop_accuracy}")
         if isinstance(self.min_steps, bool) or not isinstance(self.min_steps, int) or self.min_steps < 0:
-            raise ValueError(f"min_steps must be a whole number >= 0 (gradient steps before the accuracy stop; "
-                             f"0: none), got {self.min_steps!r}")
+            raise ValueError(f"min_steps must be a whole number of gradient steps >= 0, got {self.min_steps!r}")
         if not (0 <= self.validation_fraction < 1):
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
         if not (0 < self.crop <= 1):
