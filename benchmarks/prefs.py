@@ -88,7 +88,8 @@ PAIRING, FINAL_POLICY, FEEDBACK_FRACTION = "mixed", "continue", 0.75
 DEMO_PAIRS = 50  # --demos: free pairs per round (PrefsConfig.demo_pairs)
 STOP_ACCURACY = 0.97  # EnsembleConfig.stop_accuracy the grid began with (B-Pref's)
 # --example NAME: the reward fit of examples/prefs-NAME.yaml, the config a user passes to `prefs train --config`
-# (surf: SURF, Park et al. 2022; rime: RIME, Cheng et al. 2024; label-smoothing); --surf is --example surf
+# (surf: SURF, Park et al. 2022; rime: RIME, Cheng et al. 2024; label-smoothing; prior: Hindsight PRIOR; min-steps:
+# the 97% stop held off for 25 gradient steps); --surf is --example surf
 EXAMPLES = HERE.parent / "examples"
 ENSEMBLE_EXAMPLES = ("surf", "rime", "label-smoothing", "prior", "min-steps")
 
@@ -435,8 +436,8 @@ def main(argv=None) -> int:
                         help="the reward fit of examples/prefs-NAME.yaml (cell suffix NAME): surf (SURF: cropped "
                              "pairs and sure pseudo-labels), rime (RIME: unlikely labels set aside, impossible ones "
                              "flipped), label-smoothing (targets 0.95 / 0.05), prior (Hindsight PRIOR: rewards spread "
-                             "over the steps a world model's attention weighs), min-steps (the 97%% stop held off for 25 gradient "
-                             "steps a fit)")
+                             "over the steps a world model's attention weighs), min-steps (the 97%% stop held off "
+                             "for 25 gradient steps a fit)")
     parser.add_argument("--surf", action="store_const", dest="example", const="surf", help="--example surf")
     parser.add_argument("--init-from-demos", nargs="?", const="both", default="", choices=("both", "fresh"),
                         help="warm start: the PPO policies of a cell (both, the default; or only the fresh one) "

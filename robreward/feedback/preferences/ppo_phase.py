@@ -23,7 +23,8 @@ class _OnePolicy:
                  fresh: bool = False, keep_from: Path | None = None):
         self.config, self.ppo_dir, self.steps = config, run_dir / folder, config.steps if steps is None else steps
         self.trainer = None
-        # the checkpoint whose weights a new trainer keeps config.restart_keep of (shrink and perturb); None: from scratch
+        # the checkpoint whose weights a new trainer keeps config.restart_keep of (shrink and perturb);
+        # None: from scratch
         self.keep_from = keep_from
         # the BC warm start (config.init_from_demos) of this policy: the fresh one always, the feedback phase's
         # unless config.init_policies is "fresh"
