@@ -418,7 +418,7 @@ def main(argv=None) -> int:
                         help=f"query pairing: any | episode | mixed (default {defaults.pairing})")
     parser.add_argument("--features", default=",".join(defaults.features),
                         help="TaskState fields the reward reads, comma-separated, |x| for the norm of x, obs-norms (the "
-                             "observation's fields, vectors as their norms), observation, or auto (the default, "
+                             "observation's fields, vectors as their norms), offsets, observation, or auto (the default, "
                              "PrefsConfig's: obs-norms where the observation is made of fields, else the observation)")
     parser.add_argument("--no-action", action="store_true", help="the reward reads no action")
     parser.add_argument("--final-policy", default=defaults.final_policy,

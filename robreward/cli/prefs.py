@@ -267,11 +267,12 @@ def register(sub) -> None:
     t.add_argument("--envs", type=int, help="parallel worlds (default 32)")
     t.add_argument("--pretrain-steps", type=int,
                    help="PPO steps of unsupervised state-entropy pre-training before the first queries (default 0)")
-    t.add_argument("--features", default=None, help="TaskState fields the reward reads, comma-separated, |x| for "
-                                                     "the norm of field x, obs-norms (the observation's fields, "
-                                                     "vectors as their norms), observation (the task's observation "
-                                                     "as it is) or auto (the default: obs-norms where the observation "
-                                                     "is made of fields, else the observation); plus the action")
+    t.add_argument("--features", default=None,
+                   help="TaskState fields the reward reads, comma-separated, |x| for the norm of field x, obs-norms "
+                        "(the observation's fields, vectors as their norms), offsets (the norms of its A_to_B fields "
+                        "and every single-value field), observation (the task's observation as it is; beside other "
+                        "names, in its place, e.g. observation,|action|) or auto (the default: obs-norms where the "
+                        "observation is made of fields, else the observation); plus the action")
     t.add_argument("--no-action", action="store_true", help="the reward reads no action (state-only reward)")
     t.add_argument("--reward-inputs", default=None, choices=("state", "image", "both"),
                    help="what the reward model reads: state (default: the features above), image (rendered frames of "

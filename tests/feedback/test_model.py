@@ -172,6 +172,47 @@ def test_featurizer_fields():
         PreferenceReward()
 
 
+
+def test_offsets_preset_reads_the_offsets_norms_and_every_single_value():
+    """lift's cube_height is no part of its observation (whose cube position's norm a lift hardly moves): offsets
+    reads it; no absolute position or velocity."""
+    lift = robreward.get_task("lift")
+    assert expand_features(lift, ("offsets",)) == ("|ee_to_cube|", "gripper_opening", "cube_height", "grasped")
+    assert expand_features(robreward.get_task("push"), ("offsets",)) == (
+        "|ee_to_cube|", "|cube_to_goal|", "gripper_opening")
+    assert expand_features(lift, ("offsets", "|action|")) == expand_features(lift, ("offsets",)) + ("|action|",)
+    featurizer = Featurizer(lift, FeatureSpec(fields=("offsets",)))
+    env = robreward.make("lift", num_envs=2, seed=0)
+    env.reset()
+    state = env.state
+    x = featurizer(state, state.action)
+    assert featurizer.dim == 4 + lift.act_dim
+    assert torch.allclose(x[:, 0], torch.linalg.norm(state.ee_to_cube, dim=-1))
+    assert torch.equal(x[:, 2], state.cube_height) and torch.equal(x[:, 4:], state.action)
+    with pytest.raises(ValueError, match=r"'offsets'.*observation of task 'ant-run' has parts that are not TaskState"):
+        expand_features(robreward.get_task("ant-run"), ("offsets",))
+
+
+def test_observation_beside_named_fields_reads_the_observation_in_its_place():
+    spec = robreward.get_task("cheetah-run")  # its observation is not made of TaskState fields
+    assert expand_features(spec, ("observation",)) == ()
+    assert expand_features(spec, ("observation", "|action|")) == ("observation", "|action|")
+    featurizer = Featurizer(spec, FeatureSpec(fields=("observation", "|action|")))
+    assert featurizer.dim == spec.obs_dim + 1 + spec.act_dim
+    env = robreward.make("cheetah-run", num_envs=2, seed=0)
+    env.reset()
+    action = torch.tensor([[0.5, -0.5, 0.0, 0.0, 1.0, 0.0], [0.0] * 6])
+    _, _, _, _, info = env.step(action)
+    state = info["final_state"]
+    x = featurizer(state, action)
+    assert torch.equal(x[:, :spec.obs_dim], spec.observe(state))
+    assert torch.allclose(x[:, spec.obs_dim], torch.tensor([1.5 ** 0.5, 0.0]))  # the applied action's norm
+    assert torch.equal(x[:, spec.obs_dim + 1:], action)
+    with pytest.raises(ValueError, match="'auto' stands alone"):
+        expand_features(spec, ("auto", "|action|"))
+    with pytest.raises(ValueError, match="repeat a name"):
+        Featurizer(spec, FeatureSpec(fields=("observation", "observation")))
+
 def test_save_load_round_trip(reach_model, tmp_path):
     model, pairs = reach_model
     path = model.save(tmp_path / "reward.pt")

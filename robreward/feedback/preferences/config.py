@@ -68,7 +68,9 @@ class PrefsConfig:
     """Uniform pairs of held-out segments labeled per round for the held-out accuracy (not in the budget)."""
     features: tuple[str, ...] = ("auto",)
     """TaskState fields the reward model reads (flattened, in order; ``|x|`` the norm of x); empty: the task's
-    observation; the presets ``obs-norms`` (the observation's fields, vectors as their norms) and ``auto`` (the
+    observation; the presets ``obs-norms`` (the observation's fields, vectors as their norms), ``offsets`` (the norms
+    of its ``A_to_B`` fields and every single-value field), ``observation`` (beside other names, the observation in
+    its place) and ``auto`` (the
     default: obs-norms where the observation is made of TaskState fields, else the observation; before 2026-12
     the default was the observation)."""
     feature_action: bool = True

@@ -1,6 +1,7 @@
 """The preference reward model's inputs: which TaskState fields (or the observation) and the action a reward
-model reads per step (FeatureSpec), the presets that name them (obs-norms, observation, auto) and the
-Featurizer that computes them for a batch of transitions. model.py re-exports every name here.
+model reads per step (FeatureSpec), the presets that name them (obs-norms, offsets, observation, auto) and the
+Featurizer that computes them for a batch of transitions. model.py re-exports the names it had before they
+moved here.
 
 Features (``Featurizer``): by default the task's observation ``spec.observe(state)`` then the
 action; or named TaskState fields (flattened, in the given order) then the action; ``|x|`` is the
@@ -48,7 +49,14 @@ field read as its norm (a length, a distance, a speed), single values as they ar
 
 
 OBSERVATION = "observation"
-"""A feature preset: the task's observation as it is (the same as no fields)."""
+"""A feature preset: the task's observation as it is (alone, the same as no fields); beside named fields, the
+observation first in its place, e.g. ``observation,|action|``."""
+OFFSETS = "offsets"
+"""A feature preset: the norms of the observation's offset fields (named ``A_to_B``: how far one thing is from
+another) and all of the task's single-value TaskState fields (an opening, a height, a flag), observed or not;
+no absolute positions or velocities. Measured on push, lift and drawer-open (benchmarks/RESULTS.md), not a default."""
+
+
 AUTO = "auto"
 """A feature preset, the default: ``obs-norms`` where the task's observation is made of TaskState fields (the arm
 tasks), else the observation as it is (locomotion: joint angles and velocities, whose norms would lose the
@@ -60,27 +68,34 @@ def _observation_fields(spec: TaskSpec) -> bool:
     return all(name in shapes for name, _ in spec.obs_layout)
 
 
-def expand_features(spec: TaskSpec, fields: Sequence[str]) -> tuple[str, ...]:
-    """``fields`` with the presets replaced by the fields they stand for in `spec`: ``obs-norms``, ``observation``
-    (``()``: the observation) and ``auto`` (``obs-norms`` where the observation is made of TaskState fields,
-    else the observation)."""
-    for preset in (AUTO, OBSERVATION):
-        if preset in fields and tuple(fields) != (preset,):
-            raise ValueError(f"features {preset!r} stands alone (it chooses the whole feature set); got {list(fields)}")
-    if tuple(fields) == (OBSERVATION,):
-        return ()
-    if tuple(fields) == (AUTO,):
-        return expand_features(spec, (OBSERVATION_NORMS,)) if _observation_fields(spec) else ()
-    if OBSERVATION_NORMS not in fields:
-        return tuple(fields)
+def _field_presets(spec: TaskSpec) -> dict[str, tuple[str, ...]]:
+    """What ``obs-norms`` and ``offsets`` stand for in `spec` (whose observation is made of TaskState fields)."""
     shapes = {f.name: f.shape for f in spec.state_fields}
     parts = [name for name, _ in spec.obs_layout]
     unnamed = [name for name in parts if name not in shapes]
     if unnamed:
-        raise ValueError(f"features {OBSERVATION_NORMS!r}: the observation of task {spec.name!r} has parts that are "
-                         f"not TaskState fields ({', '.join(unnamed)}); name the fields to read instead")
-    preset = tuple(f"|{name}|" if int(np.prod(shapes[name], dtype=np.int64)) > 1 else name for name in parts)
-    return tuple(name for field in fields for name in (preset if field == OBSERVATION_NORMS else (field,)))
+        raise ValueError(f"features {OBSERVATION_NORMS!r} and {OFFSETS!r}: the observation of task {spec.name!r} has "
+                         f"parts that are not TaskState fields ({', '.join(unnamed)}); name the fields to read instead")
+    norms = tuple(f"|{name}|" if int(np.prod(shapes[name], dtype=np.int64)) > 1 else name for name in parts)
+    offsets = tuple(f"|{name}|" for name in parts if "_to_" in name and int(np.prod(shapes[name], dtype=np.int64)) > 1)
+    scalars = tuple(f.name for f in spec.state_fields if tuple(f.shape) == ())
+    return {OBSERVATION_NORMS: norms, OFFSETS: offsets + scalars}
+
+
+def expand_features(spec: TaskSpec, fields: Sequence[str]) -> tuple[str, ...]:
+    """``fields`` with the presets replaced by the fields they stand for in `spec`: ``obs-norms``, ``offsets``,
+    ``observation`` (alone ``()``: the observation) and ``auto`` (``obs-norms`` where the observation is made of
+    TaskState fields, else the observation)."""
+    if AUTO in fields and tuple(fields) != (AUTO,):
+        raise ValueError(f"features {AUTO!r} stands alone (it chooses the whole feature set); got {list(fields)}")
+    if tuple(fields) == (OBSERVATION,):
+        return ()
+    if tuple(fields) == (AUTO,):
+        return expand_features(spec, (OBSERVATION_NORMS,)) if _observation_fields(spec) else ()
+    if OBSERVATION_NORMS not in fields and OFFSETS not in fields:
+        return tuple(fields)
+    presets = _field_presets(spec)
+    return tuple(name for field in fields for name in presets.get(field, (field,)))
 
 
 class Featurizer:
@@ -90,7 +105,7 @@ class Featurizer:
         self.spec = spec
         self.features = FeatureSpec(expand_features(spec, features.fields), bool(features.action))
         shapes = {f.name: f.shape for f in spec.state_fields}
-        unknown = [f for f in self.features.fields if norm_field(f) not in shapes]
+        unknown = [f for f in self.features.fields if norm_field(f) not in shapes and f != OBSERVATION]
         if unknown:
             raise ValueError(f"task {spec.name!r} has no TaskState field(s) {unknown}; "
                              f"fields are: {', '.join(sorted(shapes))} (|name| for the norm of one)")
@@ -101,8 +116,8 @@ class Featurizer:
         if len(set(self.features.fields)) != len(self.features.fields):
             raise ValueError(f"feature fields repeat a name: {list(self.features.fields)}")
         if self.features.fields:
-            base = sum(1 if f != norm_field(f) else int(np.prod(shapes[f], dtype=np.int64))
-                       for f in self.features.fields)
+            base = sum(spec.obs_dim if f == OBSERVATION else 1 if f != norm_field(f) else
+                       int(np.prod(shapes[f], dtype=np.int64)) for f in self.features.fields)
         else:
             base = spec.obs_dim
         self.dim = base + (spec.act_dim if self.features.action else 0)
@@ -112,7 +127,8 @@ class Featurizer:
     def __call__(self, state: TaskState, action: Tensor) -> Tensor:
         if self.features.fields:
             n = action.shape[0]
-            parts = [state[f].reshape(n, -1) if f == norm_field(f) else
+            parts = [self.spec.observe(state) if f == OBSERVATION else
+                     state[f].reshape(n, -1) if f == norm_field(f) else
                      torch.linalg.norm(state[norm_field(f)].reshape(n, -1).float(), dim=-1, keepdim=True)
                      for f in self.features.fields]
         else:
