@@ -172,7 +172,6 @@ def test_featurizer_fields():
         PreferenceReward()
 
 
-
 def test_offsets_preset_reads_the_offsets_norms_and_every_single_value():
     """lift's cube_height is no part of its observation (whose cube position's norm a lift hardly moves): offsets
     reads it; no absolute position or velocity."""
@@ -212,6 +211,7 @@ def test_observation_beside_named_fields_reads_the_observation_in_its_place():
         expand_features(spec, ("auto", "|action|"))
     with pytest.raises(ValueError, match="repeat a name"):
         Featurizer(spec, FeatureSpec(fields=("observation", "observation")))
+
 
 def test_save_load_round_trip(reach_model, tmp_path):
     model, pairs = reach_model

@@ -70,9 +70,8 @@ class PrefsConfig:
     """TaskState fields the reward model reads (flattened, in order; ``|x|`` the norm of x); empty: the task's
     observation; the presets ``obs-norms`` (the observation's fields, vectors as their norms), ``offsets`` (the norms
     of its ``A_to_B`` fields and every single-value field), ``observation`` (beside other names, the observation in
-    its place) and ``auto`` (the
-    default: obs-norms where the observation is made of TaskState fields, else the observation; before 2026-12
-    the default was the observation)."""
+    its place) and ``auto`` (the default: obs-norms where the observation is made of TaskState fields, else the
+    observation; before 2026-12 the default was the observation)."""
     feature_action: bool = True
     """Append the action to the reward model's features (PEBBLE: state-action rewards)."""
     reward_inputs: str = "state"

@@ -50,7 +50,7 @@ field read as its norm (a length, a distance, a speed), single values as they ar
 
 OBSERVATION = "observation"
 """A feature preset: the task's observation as it is (alone, the same as no fields); beside named fields, the
-observation first in its place, e.g. ``observation,|action|``."""
+observation in its place among them, e.g. ``observation,|action|``."""
 OFFSETS = "offsets"
 """A feature preset: the norms of the observation's offset fields (named ``A_to_B``: how far one thing is from
 another) and all of the task's single-value TaskState fields (an opening, a height, a flag), observed or not;
