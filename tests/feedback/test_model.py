@@ -173,8 +173,8 @@ def test_featurizer_fields():
 
 
 def test_offsets_preset_reads_the_offsets_norms_and_every_single_value():
-    """lift's cube_height is no part of its observation (whose cube position's norm a lift hardly moves): offsets
-    reads it; no absolute position or velocity."""
+    """lift's cube_height is no part of its observation (whose cube position's norm mixes the height with where
+    the cube lies): offsets reads it; no absolute position or velocity."""
     lift = robreward.get_task("lift")
     assert expand_features(lift, ("offsets",)) == ("|ee_to_cube|", "gripper_opening", "cube_height", "grasped")
     assert expand_features(robreward.get_task("push"), ("offsets",)) == (
