@@ -76,8 +76,9 @@ def _field_presets(spec: TaskSpec) -> dict[str, tuple[str, ...]]:
     if unnamed:
         raise ValueError(f"features {OBSERVATION_NORMS!r} and {OFFSETS!r}: the observation of task {spec.name!r} has "
                          f"parts that are not TaskState fields ({', '.join(unnamed)}); name the fields to read instead")
-    norms = tuple(f"|{name}|" if int(np.prod(shapes[name], dtype=np.int64)) > 1 else name for name in parts)
-    offsets = tuple(f"|{name}|" for name in parts if "_to_" in name and int(np.prod(shapes[name], dtype=np.int64)) > 1)
+    vectors = {name for name in parts if int(np.prod(shapes[name], dtype=np.int64)) > 1}
+    norms = tuple(f"|{name}|" if name in vectors else name for name in parts)
+    offsets = tuple(f"|{name}|" for name in parts if name in vectors and "_to_" in name)
     scalars = tuple(f.name for f in spec.state_fields if tuple(f.shape) == ())
     return {OBSERVATION_NORMS: norms, OFFSETS: offsets + scalars}
 
