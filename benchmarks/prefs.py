@@ -90,9 +90,10 @@ DEMO_PAIRS = 50  # --demos: free pairs per round (PrefsConfig.demo_pairs)
 STOP_ACCURACY = 0.97  # EnsembleConfig.stop_accuracy the grid began with (B-Pref's)
 # --example NAME: the reward fit of examples/prefs-NAME.yaml, the config a user passes to `prefs train --config`
 # (surf: SURF, Park et al. 2022; rime: RIME, Cheng et al. 2024; label-smoothing; prior: Hindsight PRIOR; min-steps:
-# the 97% stop held off for 25 gradient steps); --surf is --example surf
+# the 97% stop held off for 25 gradient steps; restandardize: new input statistics for a feature whose spread grew
+# more than 10x since the first fit); --surf is --example surf
 EXAMPLES = HERE.parent / "examples"
-ENSEMBLE_EXAMPLES = ("surf", "rime", "label-smoothing", "prior", "min-steps")
+ENSEMBLE_EXAMPLES = ("surf", "rime", "label-smoothing", "prior", "min-steps", "restandardize")
 
 
 def variant_name(pairing: str = PAIRING, features: tuple[str, ...] = (), action: bool = True,
@@ -438,7 +439,8 @@ def main(argv=None) -> int:
                              "pairs and sure pseudo-labels), rime (RIME: unlikely labels set aside, impossible ones "
                              "flipped), label-smoothing (targets 0.95 / 0.05), prior (Hindsight PRIOR: rewards spread "
                              "over the steps a world model's attention weighs), min-steps (the 97%% stop held off "
-                             "for 25 gradient steps a fit)")
+                             "for 25 gradient steps a fit), restandardize (new input statistics for a feature "
+                             "whose spread grew more than 10x since the first fit)")
     parser.add_argument("--surf", action="store_const", dest="example", const="surf", help="--example surf")
     parser.add_argument("--init-from-demos", nargs="?", const="both", default="", choices=("both", "fresh"),
                         help="warm start: the PPO policies of a cell (both, the default; or only the fresh one) "

@@ -265,6 +265,42 @@ def test_min_steps_holds_the_accuracy_stop_off_for_that_many_gradient_steps():
     assert (held.epochs, held.train_accuracy) == (plain.epochs, plain.train_accuracy) and 4 * plain.epochs >= 25
 
 
+def test_restandardize_renews_the_statistics_of_a_feature_whose_spread_grew_past_the_factor():
+    """A cube's height before any lift: feature 0 spreads 1e-4 at the first fit, 0.05 later (500x); feature 1 grows
+    2x. With restandardize=10 only feature 0 gets the later fit's mean and std (hand-computed from its steps); off
+    (the default), the first fit's statistics stay."""
+    g = torch.Generator().manual_seed(3)
+
+    def pairs(n, height_std):
+        def batch():
+            x = torch.randn(n, HORIZON, FEATURES, generator=g)
+            x[..., 0] = 0.02 + height_std * torch.randn(n, HORIZON, generator=g)
+            x[..., 1] *= 1.0 if height_std < 1e-3 else 2.0
+            return SegmentBatch.from_features(x, x[..., 0] * 20 + x[..., 1] * 0.1)
+        return SegmentPairs(batch(), batch())
+
+    first, later = pairs(40, 1e-4), pairs(40, 0.05)
+    steps = torch.cat([first.first.features, first.second.features]).reshape(-1, FEATURES)
+    both = SegmentPairs(*(SegmentBatch.from_features(torch.cat([a.features, b.features]), torch.cat([a.rewards, b.rewards]))
+                          for a, b in ((first.first, later.first), (first.second, later.second))))
+    all_steps = torch.cat([both.first.features, both.second.features]).reshape(-1, FEATURES)
+    oracle = make_teacher("oracle")
+    for factor in (0.0, 10.0):
+        model = PreferenceReward(FEATURES, config=EnsembleConfig(hidden=(8,), epochs=2, restandardize=factor, seed=0))
+        assert model.fit(first, oracle.label(first)).restandardized == 0
+        torch.testing.assert_close(model.input_std, steps.std(0, unbiased=False))
+        assert float(model.input_std[0]) < 2e-4 and float(model.input_std[1]) > 0.5
+        report = model.fit(both, oracle.label(both))
+        renewed = torch.zeros(FEATURES, dtype=torch.bool)
+        renewed[0] = factor > 0
+        assert report.restandardized == int(renewed.sum())
+        expect_std = torch.where(renewed, all_steps.std(0, unbiased=False), steps.std(0, unbiased=False))
+        expect_mean = torch.where(renewed, all_steps.mean(0), steps.mean(0))
+        torch.testing.assert_close(model.input_std, expect_std)
+        torch.testing.assert_close(model.input_mean, expect_mean)
+    assert float(model.input_std[0]) > 0.02  # the height now reads in units of its later spread
+
+
 def test_config_checked():
     with pytest.raises(ValueError, match="unknown output 'relu': choose one of linear, tanh"):
         EnsembleConfig(output="relu")
@@ -285,6 +321,9 @@ def test_config_checked():
     for bad in (-1, 2.5, True):
         with pytest.raises(ValueError, match=r"min_steps must be a whole number of gradient steps >= 0, got "):
             EnsembleConfig(min_steps=bad)
+    for bad in (-1.0, 0.5, 1.0):
+        with pytest.raises(ValueError, match=r"restandardize must be 0 \(off\) or a factor > 1 of a feature's spread"):
+            EnsembleConfig(restandardize=bad)
 
 
 def test_surf_crop_cuts_both_segments_to_one_random_window_length():

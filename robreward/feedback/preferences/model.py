@@ -103,7 +103,12 @@ class EnsembleConfig:
     patience: int = 10
     """Epochs without validation improvement before stopping (with validation_fraction > 0)."""
     normalize_inputs: bool = True
-    """Standardize features with statistics fixed at the first fit."""
+    """Standardize features with statistics set at the first fit (and see ``restandardize``)."""
+    restandardize: float = 0.0
+    """At every later fit, a feature whose spread (std over the fit's labeled steps) is more than this many times
+    the spread it is standardized with gets new statistics (mean and std of those steps); the network's weights
+    stay. For a feature that barely varied at the first fit, e.g. a cube's height before any policy lifts it: 0.1 mm
+    of spread there puts a lifted cube thousands of stds out. 0: the statistics stay as the first fit set them."""
     normalize_output: bool = True
     """As a Reward, standardize the ensemble mean over the training steps (set at every fit)."""
     seed: int = 0
@@ -174,6 +179,9 @@ class EnsembleConfig:
                              f"{self.rime_decay_epochs}, {self.rime_alpha}, {self.rime_flip}")
         if not (self.prior_weight >= 0) or self.prior_steps < 1:
             raise ValueError(f"prior_weight must be >= 0, prior_steps >= 1: {self.prior_weight}, {self.prior_steps}")
+        if not (self.restandardize == 0 or self.restandardize > 1):
+            raise ValueError(f"restandardize must be 0 (off) or a factor > 1 of a feature's spread, "
+                             f"got {self.restandardize}")
         if self.pseudo_ratio < 1 or not (self.pseudo_weight > 0):
             raise ValueError(f"pseudo_ratio must be >= 1 and pseudo_weight > 0, got {self.pseudo_ratio}, "
                              f"{self.pseudo_weight}")
@@ -194,6 +202,7 @@ class FitReport:
     stopped: str  # "accuracy", "patience" or "epochs"
     trusted: Optional[int] = None  # denoise rime, the last epoch: training pairs kept with their label
     flipped: Optional[int] = None  # ... and kept with the label flipped (the others were set aside)
+    restandardized: int = 0  # features given new input statistics before this fit (EnsembleConfig.restandardize)
 
 
 def labels_to_targets(labels: Sequence) -> tuple[Tensor, Tensor]:
@@ -332,8 +341,11 @@ class PreferenceReward:
             self._unlabeled = None
         data = pairs.index(keep).to(self.device)
         targets = targets.to(self.device)
+        restandardized = 0
         if cfg.normalize_inputs and self.num_fits == 0:
             self._set_input_stats(data)
+        elif cfg.normalize_inputs and cfg.restandardize:
+            restandardized = self._restandardize(data, cfg.restandardize)
         self._alpha = self._prior_shares(data) if cfg.prior_weight > 0 else None
         n = len(keep)
         order = torch.randperm(n, generator=self._gen).to(self.device)
@@ -379,7 +391,8 @@ class PreferenceReward:
         if cfg.normalize_output:
             self._set_output_stats(data)
         ties = int(((targets > 0) & (targets < 1)).sum())
-        return FitReport(epoch, n, ties, len(labels) - n, acc, loss_value, val_acc, val_loss, stopped, trusted, flipped)
+        return FitReport(epoch, n, ties, len(labels) - n, acc, loss_value, val_acc, val_loss, stopped, trusted, flipped,
+                         restandardized)
 
     def rime_thresholds(self) -> tuple[float, float]:
         """(lower, upper) of RIME's choice at the model's running statistics (denoise.rime_thresholds)."""
@@ -496,6 +509,15 @@ class PreferenceReward:
         self.input_mean = steps.mean(0)
         std = steps.std(0, unbiased=False)
         self.input_std = torch.where(std > 1e-6, std, torch.ones_like(std))  # constant features pass through
+
+    def _restandardize(self, data: SegmentPairs, factor: float) -> int:
+        """New statistics for the features whose spread on data exceeds factor x the one in use; how many."""
+        steps = torch.cat([seg.features[seg.mask] for seg in data])
+        std = steps.std(0, unbiased=False)
+        grown = std > factor * self.input_std
+        self.input_mean = torch.where(grown, steps.mean(0), self.input_mean)
+        self.input_std = torch.where(grown, std, self.input_std)
+        return int(grown.sum())
 
     def _set_output_stats(self, data: SegmentPairs) -> None:
         with torch.no_grad():
