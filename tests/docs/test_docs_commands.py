@@ -346,13 +346,16 @@ def run_in_process(argv: list[str], cwd: Path, timeout: float = COMMAND_TIMEOUT)
     outer, started = signal.getitimer(signal.ITIMER_REAL)[0], time.monotonic()  # e.g. pytest --timeout's own alarm
     previous = signal.signal(signal.SIGALRM, _stop)
     limit = min(timeout, outer) if outer else timeout
-    signal.setitimer(signal.ITIMER_REAL, limit)
+    # the alarm repeats every 0.25 s: native code that checks for signals may swallow the first exception (seen
+    # with a 10M-step `bench sim` on a loaded machine: MuJoCo's batch kept running for half an hour)
+    signal.setitimer(signal.ITIMER_REAL, limit, 0.25)
     try:
         os.chdir(cwd)
         code = main(argv[1:])
     except SystemExit as exit_:  # argparse (--help, --version, a refused flag) and anything that calls sys.exit
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else f"1 ({exit_.code})")
     except CommandTimeout:
+        signal.setitimer(signal.ITIMER_REAL, 0)
         code = f"none: stopped after {limit:g} s"
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
