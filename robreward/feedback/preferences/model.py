@@ -376,18 +376,21 @@ class PreferenceReward:
             acc = float(((p > 0.5) == (targets > 0.5))[hard].float().mean()) if hard.any() else None
         return loss, acc
 
-    def _set_input_stats(self, data: SegmentPairs) -> None:
+    @staticmethod
+    def _step_moments(data: SegmentPairs) -> tuple[Tensor, Tensor]:
+        """(mean, std) per feature over every unmasked step of the pairs."""
         steps = torch.cat([seg.features[seg.mask] for seg in data])
-        self.input_mean = steps.mean(0)
-        std = steps.std(0, unbiased=False)
+        return steps.mean(0), steps.std(0, unbiased=False)
+
+    def _set_input_stats(self, data: SegmentPairs) -> None:
+        self.input_mean, std = self._step_moments(data)
         self.input_std = torch.where(std > 1e-6, std, torch.ones_like(std))  # constant features pass through
 
     def _restandardize(self, data: SegmentPairs, factor: float) -> int:
         """New statistics for the features whose spread on data exceeds factor x the one in use; how many."""
-        steps = torch.cat([seg.features[seg.mask] for seg in data])
-        std = steps.std(0, unbiased=False)
+        mean, std = self._step_moments(data)
         grown = std > factor * self.input_std
-        self.input_mean = torch.where(grown, steps.mean(0), self.input_mean)
+        self.input_mean = torch.where(grown, mean, self.input_mean)
         self.input_std = torch.where(grown, std, self.input_std)
         return int(grown.sum())
 
