@@ -91,9 +91,10 @@ STOP_ACCURACY = 0.97  # EnsembleConfig.stop_accuracy the grid began with (B-Pref
 # --example NAME: the reward fit of examples/prefs-NAME.yaml, the config a user passes to `prefs train --config`
 # (surf: SURF, Park et al. 2022; rime: RIME, Cheng et al. 2024; label-smoothing; prior: Hindsight PRIOR; min-steps:
 # the 97% stop held off for 25 gradient steps; restandardize: new input statistics for a feature whose spread grew
-# more than 10x since the first fit); --surf is --example surf
+# more than 10x since the first fit; end-worst: the reward's zero, what ending an episode is worth, at the lowest
+# trained step, not their mean); --surf is --example surf
 EXAMPLES = HERE.parent / "examples"
-ENSEMBLE_EXAMPLES = ("surf", "rime", "label-smoothing", "prior", "min-steps", "restandardize")
+ENSEMBLE_EXAMPLES = ("surf", "rime", "label-smoothing", "prior", "min-steps", "restandardize", "end-worst")
 
 
 def variant_name(pairing: str = PAIRING, features: tuple[str, ...] = (), action: bool = True,
@@ -440,7 +441,8 @@ def main(argv=None) -> int:
                              "flipped), label-smoothing (targets 0.95 / 0.05), prior (Hindsight PRIOR: rewards spread "
                              "over the steps a world model's attention weighs), min-steps (the 97%% stop held off "
                              "for 25 gradient steps a fit), restandardize (new input statistics for a feature "
-                             "whose spread grew more than 10x since the first fit)")
+                             "whose spread grew more than 10x since the first fit), end-worst (the reward's zero, what "
+                             "ending an episode is worth, at the lowest trained step, not their mean)")
     parser.add_argument("--surf", action="store_const", dest="example", const="surf", help="--example surf")
     parser.add_argument("--init-from-demos", nargs="?", const="both", default="", choices=("both", "fresh"),
                         help="warm start: the PPO policies of a cell (both, the default; or only the fresh one) "

@@ -301,6 +301,33 @@ def test_restandardize_renews_the_statistics_of_a_feature_whose_spread_grew_past
     assert float(model.input_std[0]) > 0.02  # the height now reads in units of its later spread
 
 
+def test_end_value_worst_puts_the_zero_at_the_lowest_trained_step_and_keeps_the_scale():
+    """After an episode ends PPO gets 0 a step. With end_value="mean" (the default) that is the trained steps' mean;
+    with "worst" it is their lowest, so no trained step is worth less than ending. The fit is the same (same
+    weights), the scale is the same std, and steps past an end (mask False) count in neither statistic."""
+    g = torch.Generator().manual_seed(4)
+    w = torch.randn(FEATURES, generator=g)
+    pairs = linear_pairs(60, w, g)
+    ended = pairs.first.mask.clone()
+    ended[:10, 6:] = False  # ten segments end after 6 steps; their padding holds far-off values
+    pairs.first.features[~ended] = 50.0
+    pairs = SegmentPairs(SegmentBatch.from_features(pairs.first.features, pairs.first.rewards, ended), pairs.second)
+    labels = make_teacher("oracle").label(pairs)
+    models = {}
+    for end in ("mean", "worst"):
+        models[end] = PreferenceReward(FEATURES, config=EnsembleConfig(hidden=(16,), epochs=3, end_value=end, seed=0))
+        models[end].fit(pairs, labels)
+    real = torch.cat([pairs.first.features[ended], pairs.second.features.reshape(-1, FEATURES)])
+    raw = models["mean"].member_rewards(real).mean(0).detach()
+    torch.testing.assert_close(models["worst"].member_rewards(real).mean(0).detach(), raw)  # the same fit
+    std = raw.std(unbiased=False)
+    torch.testing.assert_close(models["mean"].reward(real), (raw - raw.mean()) / std)
+    worst = models["worst"].reward(real)
+    torch.testing.assert_close(worst, (raw - raw.min()) / std)
+    assert float(worst.min()) == 0.0 and bool((worst >= 0).all())
+    torch.testing.assert_close(worst - models["mean"].reward(real), torch.full_like(worst, float((raw.mean() - raw.min()) / std)))
+
+
 def test_config_checked():
     with pytest.raises(ValueError, match="unknown output 'relu': choose one of linear, tanh"):
         EnsembleConfig(output="relu")
@@ -324,6 +351,8 @@ def test_config_checked():
     for bad in (-1.0, 0.5, 1.0):
         with pytest.raises(ValueError, match=r"restandardize must be 0 \(off\) or a factor > 1 of a feature's spread"):
             EnsembleConfig(restandardize=bad)
+    with pytest.raises(ValueError, match="unknown end_value 'min': choose one of mean, worst"):
+        EnsembleConfig(end_value="min")
 
 
 def test_surf_crop_cuts_both_segments_to_one_random_window_length():

@@ -41,6 +41,7 @@ def test_cells_of_another_variant_get_their_own_directory(bench, tmp_path):
     assert (prior.prior_weight, prior.prior_steps) == (1.0, 200) and bench.variant_name(example="prior") == "prior"
     assert EnsembleConfig(**bench.example_settings("min-steps")).min_steps == 25
     assert EnsembleConfig(**bench.example_settings("restandardize")).restandardize == 10
+    assert EnsembleConfig(**bench.example_settings("end-worst")).end_value == "worst"
     from robreward.feedback.preferences.loop import PrefsConfig
 
     # the naming reference is the settings the grid began with, so older rows keep their meaning; a cell of

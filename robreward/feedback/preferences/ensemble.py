@@ -9,6 +9,7 @@ from typing import Optional
 from robreward.feedback.preferences.denoise import DENOISE
 
 OUTPUTS = ("linear", "tanh")
+END_VALUES = ("mean", "worst")  # EnsembleConfig.end_value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +49,13 @@ class EnsembleConfig:
     of spread there puts a lifted cube thousands of stds out. 0: the statistics stay as the first fit set them."""
     normalize_output: bool = True
     """As a Reward, standardize the ensemble mean over the training steps (set at every fit)."""
+    end_value: str = "mean"
+    """Where the standardized reward puts zero, which is what a step after an episode's end is worth to PPO: a
+    segment's predicted return sums its real steps only, so labels pin that value only where a queried segment
+    ended, and they seldom do. ``mean``: zero at the training steps' mean (ending is worth an average step); ``worst``:
+    zero at their lowest, so no trained step is worth less than ending (Kostrikov et al. 2019, DAC: the implicit
+    reward of the absorbing state biases an agent towards or away from ending episodes). Every robreward task's
+    termination is a failure (a fall, a cube off the table). Scale (the steps' std) is the same either way."""
     seed: int = 0
     """Seeds member initialization, bootstraps, shuffles and validation splits."""
     crop: float = 1.0
@@ -116,6 +124,8 @@ class EnsembleConfig:
                              f"{self.rime_decay_epochs}, {self.rime_alpha}, {self.rime_flip}")
         if not (self.prior_weight >= 0) or self.prior_steps < 1:
             raise ValueError(f"prior_weight must be >= 0, prior_steps >= 1: {self.prior_weight}, {self.prior_steps}")
+        if self.end_value not in END_VALUES:
+            raise ValueError(f"unknown end_value {self.end_value!r}: choose one of {', '.join(END_VALUES)}")
         if not (self.restandardize == 0 or self.restandardize > 1):
             raise ValueError(f"restandardize must be 0 (off) or a factor > 1 of a feature's spread, "
                              f"got {self.restandardize}")

@@ -28,8 +28,10 @@ SURF (Park et al. 2022), off by default: ``EnsembleConfig.crop`` cuts each drawn
 moved the reward's EPIC distance by 0.02 or less and did not make the policies better (benchmarks/RESULTS.md).
 
 As a Reward, the model returns the ensemble mean per step, standardized by default to zero mean and unit variance
-over the steps of its training segments (statistics set by each ``fit``): PPO sees rewards of a fixed scale whatever
-the ensemble's raw scale; preferences, accuracies and EPIC distances are unaffected by that positive affine map.
+over the steps of its training segments (statistics set by each ``fit``; ``EnsembleConfig.end_value="worst"`` puts the
+zero at their lowest instead, which is what ending an episode is worth to PPO): PPO sees rewards of a fixed scale
+whatever the ensemble's raw scale; preferences, accuracies and EPIC distances are unaffected by that positive affine
+map.
 Inputs are standardized too, with statistics fixed at the first ``fit`` (observations mix metres, m/s and forces;
 re-fitting them later would move every member's input under it).
 
@@ -397,7 +399,7 @@ class PreferenceReward:
     def _set_output_stats(self, data: SegmentPairs) -> None:
         with torch.no_grad():
             steps = torch.cat([self.step_rewards(seg).mean(0)[seg.mask] for seg in data])
-        self.output_mean = steps.mean()
+        self.output_mean = steps.min() if self.config.end_value == "worst" else steps.mean()  # the zero: end_value
         std = steps.std(unbiased=False)
         self.output_std = std if std > 1e-8 else torch.ones_like(std)
 
