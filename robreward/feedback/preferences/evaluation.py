@@ -169,8 +169,7 @@ class _ImageModelOnFrames:
         def value_of(rows, action):
             x = m._inputs(feats[rows.to(feats.device)],
                           m.featurizer(states.index(rows), action) if m.uses_state else None)
-            r = torch.stack([head(x).squeeze(-1) for head in m.members]).mean(0)
-            return (r - m.output_mean) / m.output_std if m.config.normalize_output else r
+            return m.standardized(torch.stack([head(x).squeeze(-1) for head in m.members]).mean(0))
 
         return StateTables(value_of=value_of)
 

@@ -359,9 +359,7 @@ class ImagePreferenceReward(PreferenceReward):
         self.render_seconds += time.perf_counter() - start
         with torch.no_grad():
             x = self._inputs(self.encode(frames), self.featurizer(state, action) if self.uses_state else None)
-            r = torch.stack([m(x).squeeze(-1) for m in self.members]).mean(0)
-            if self.config.normalize_output:
-                r = (r - self.output_mean) / self.output_std
+            r = self.standardized(torch.stack([m(x).squeeze(-1) for m in self.members]).mean(0))
         total = r.to(action.device, torch.float32)
         return total, {"learned": total}
 

@@ -33,7 +33,8 @@ zero at their lowest instead, which is what ending an episode is worth to PPO): 
 whatever the ensemble's raw scale; preferences, accuracies and EPIC distances are unaffected by that positive affine
 map.
 Inputs are standardized too, with statistics fixed at the first ``fit`` (observations mix metres, m/s and forces;
-re-fitting them later would move every member's input under it).
+re-fitting them later would move every member's input under it) unless ``EnsembleConfig.restandardize`` renews a
+feature whose spread grew past its factor.
 
 Image inputs (``prefs train --reward-inputs image|both``, RL-VLM-F): ImagePreferenceReward (image_model.py) is this
 ensemble with an image encoder before the members' heads; ``step_rewards`` reads a segment's frames there, and
@@ -179,10 +180,12 @@ class PreferenceReward:
     def reward(self, features: Tensor) -> Tensor:
         """Ensemble-mean per-step reward of features [..., F], output-normalized if configured."""
         with torch.no_grad():
-            r = self.member_rewards(features).mean(0)
-            if self.config.normalize_output:
-                r = (r - self.output_mean) / self.output_std
-        return r
+            return self.standardized(self.member_rewards(features).mean(0))
+
+    def standardized(self, r: Tensor) -> Tensor:
+        """An ensemble-mean reward r as the Reward gives it: shifted to the output zero (``end_value``) and divided
+        by the training steps' std, where ``normalize_output`` is on; else r."""
+        return (r - self.output_mean) / self.output_std if self.config.normalize_output else r
 
     def __call__(self, state: TaskState, action: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """The Reward protocol: (total [N], {"learned": total})."""
