@@ -100,14 +100,14 @@ ENSEMBLE_EXAMPLES = ("surf", "rime", "label-smoothing", "prior", "min-steps", "r
 def variant_name(pairing: str = PAIRING, features: tuple[str, ...] = (), action: bool = True,
                  final_policy: str = FINAL_POLICY, feedback_fraction: float = FEEDBACK_FRACTION,
                  demo_pairs: int = 0, stop_accuracy: float | None = STOP_ACCURACY, example: str = "",
-                 warm_start: str = "", restart_keep: float = 0.0) -> str:
+                 warm_start: str = "", restart_keep: float = 0.0, choose_at: str = "end") -> str:
     """'' for the naming reference (PAIRING, FINAL_POLICY, FEEDBACK_FRACTION, the observation), else what differs, e.g. 'any' or 'norm_ee_to_cube+norm_cube_to_goal+noact'
     (``|x|``, the norm of field x, is written norm_x; final_policy restart or best adds its name, a feedback
     fraction of 0.5 'ff0.5', demos as free preferences 'demos' and the pairs per round unless 50, e.g. 'demos20', a
     reward fit that never stops at a train accuracy 'nostop', one that stops at another 'stop0.99', an example's
     reward fit its name (SURF 'surf', RIME 'rime', 'label-smoothing'), the
     policies behaviour-cloned from the task's expert demos first 'bc', only the fresh one 'bcfresh', a fresh policy
-    started from a share of the feedback phase's weights 'keep0.5'):
+    started from a share of the feedback phase's weights 'keep0.5', best choosing at equal steps 'eq'):
     the suffix of the cell directory and the row's variant."""
     parts = [] if pairing == PAIRING else [pairing]
     from robreward.feedback.preferences.model import norm_field
@@ -121,6 +121,7 @@ def variant_name(pairing: str = PAIRING, features: tuple[str, ...] = (), action:
     parts += [example] if example else []
     parts += [] if not warm_start else ["bc" if warm_start == "both" else f"bc{warm_start}"]
     parts += [f"keep{restart_keep:g}"] if restart_keep else []
+    parts += [] if choose_at == "end" else ["eq"]
     return "+".join(parts)
 
 
@@ -162,19 +163,19 @@ def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: 
              pairing: str = PAIRING, features: tuple[str, ...] = (), action: bool = True,
              final_policy: str = FINAL_POLICY, feedback_fraction: float = FEEDBACK_FRACTION,
              demo_pairs: int = 0, stop_accuracy: float | None = STOP_ACCURACY, example: str = "",
-             warm_start: str = "", restart_keep: float = 0.0) -> dict:
+             warm_start: str = "", restart_keep: float = 0.0, choose_at: str = "end") -> dict:
     from robreward.eval.baseline import load_baseline
     from robreward.feedback.preferences.loop import STATE_FILE, PrefsConfig, load_prefs_config, train_preferences
 
     variant = variant_name(pairing, features, action, final_policy, feedback_fraction, demo_pairs, stop_accuracy,
-                           example, warm_start, restart_keep)
+                           example, warm_start, restart_keep, choose_at)
     out = cell_dir(work, task, teacher, budget, seed, variant, steps)
     config = PrefsConfig(task=task, teacher=teacher, queries=budget, per_round=min(per_round, budget), steps=steps,
                          num_envs=64, seed=seed, out=str(out), progress=False, pairing=pairing, features=features,
                          feature_action=action, final_policy=final_policy, feedback_fraction=feedback_fraction,
                          demos=(str(expert_demos(task)),) if demo_pairs else (), demo_pairs=demo_pairs or DEMO_PAIRS,
                          init_from_demos=str(expert_demos(task)) if warm_start else "",
-                         init_policies=warm_start or "both", restart_keep=restart_keep,
+                         init_policies=warm_start or "both", restart_keep=restart_keep, choose_at=choose_at,
                          ensemble=dataclasses.replace(EnsembleConfig(), stop_accuracy=stop_accuracy,
                                                       **(example_settings(example) if example else {})))
     state_path = out / STATE_FILE
@@ -197,7 +198,7 @@ def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: 
     return {"task": task, "teacher": teacher, "queries": budget, "seed": seed, "variant": variant, "pairing": pairing,
             "features": list(features), "feature_action": action, "final_policy": final_policy,
             "feedback_fraction": feedback_fraction, "demo_pairs": demo_pairs, "stop_accuracy": stop_accuracy, "surf": example == "surf",
-            "ensemble_example": example, "warm_start": warm_start, "restart_keep": restart_keep, "steps": steps, "run_dir": str(out), "metric": key,
+            "ensemble_example": example, "warm_start": warm_start, "restart_keep": restart_keep, "choose_at": choose_at, "steps": steps, "run_dir": str(out), "metric": key,
             "policy": result[key], "hand_baseline": hand, "fraction_of_hand": result[key] / hand,
             "success_rate": result["success_rate"], "return_mean": result["return_mean"],
             "heldout_accuracy": metrics.get("heldout_accuracy"), "epic_distance": metrics.get("epic_distance"),
@@ -451,6 +452,10 @@ def main(argv=None) -> int:
     parser.add_argument("--restart-keep", type=float, default=defaults.restart_keep, metavar="SHARE",
                         help="the fresh policy starts from this share of the feedback phase's weights (shrink and "
                              "perturb; PrefsConfig.restart_keep; cell suffix 'keepSHARE'; default 0: from scratch)")
+    parser.add_argument("--choose-at", choices=("end", "equal"), default=defaults.choose_at,
+                        help="final policy best: choose at the end (default), or once the fresh policy has trained "
+                             "as many steps as the feedback phase's, the one kept training on (PrefsConfig.choose_at; "
+                             "cell suffix 'eq')")
     parser.add_argument("--work", default=str(HERE / "results" / "prefs_runs"), help="cell run directories")
     parser.add_argument("--out", default=str(HERE / "results" / "prefs.json"))
     parser.add_argument("--retrain", action="store_true",
@@ -506,9 +511,13 @@ def main(argv=None) -> int:
         PrefsConfig(task="reach", final_policy=args.final_policy, restart_keep=args.restart_keep)
     except ValueError as err:
         parser.error(f"--restart-keep: {err}")
+    try:
+        PrefsConfig(task="reach", final_policy=args.final_policy, choose_at=args.choose_at)
+    except ValueError as err:
+        parser.error(f"--choose-at: {err}")
     variant = {task: variant_name(args.pairing, features[task], not args.no_action, args.final_policy,
                                   args.feedback_fraction, args.demos, stop_accuracy, args.example, args.init_from_demos,
-                                  args.restart_keep)
+                                  args.restart_keep, args.choose_at)
                for task in tasks}
     cells = [(t, te, b, s) for t in tasks for te in teachers for b in budgets for s in seeds]
     if args.list:
@@ -552,7 +561,7 @@ def main(argv=None) -> int:
         print(f"cell {task} {teacher} q{budget} s{seed} ({steps:,} PPO steps)", flush=True)
         row = run_cell(task, teacher, budget, seed, steps, work, args.per_round, args.pairing, features[task],
                        not args.no_action, args.final_policy, args.feedback_fraction, args.demos, stop_accuracy,
-                       args.example, args.init_from_demos, args.restart_keep)
+                       args.example, args.init_from_demos, args.restart_keep, args.choose_at)
         rows[(task, teacher, budget, seed, variant[task], steps)] = row
         print(json.dumps(row), flush=True)
         write()

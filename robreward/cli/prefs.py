@@ -46,7 +46,7 @@ def _new_config(args):
              ("task", "teacher", "queries", "select", "schedule", "pairing", "segment", "per_round", "steps", "envs",
               "pretrain_steps", "feedback_fraction", "final_policy", "seed", "eval_episodes", "device", "out",
              "reward_inputs", "image_size", "image_camera", "image_encoder", "demo_pairs", "init_policies",
-             "restart_keep")}
+             "restart_keep", "choose_at")}
     values = merge(values, {k: v for k, v in given.items() if v is not None})
     if args.features:
         values["features"] = tuple(f.strip() for f in args.features.split(",") if f.strip())
@@ -310,6 +310,9 @@ def register(sub) -> None:
                         "final reward for the steps left and keeps it or the feedback phase's policy, whichever earns "
                         "more of the final reward; restart keeps the fresh one; continue (PEBBLE) trains the same "
                         "policy on to --steps")
+    t.add_argument("--choose-at", default=None,
+                   help="best: choose at the end (default), or once the fresh policy has trained as many steps as "
+                        "the feedback phase's (equal), the one kept training on for the rest of the budget")
     t.add_argument("--restart-keep", type=float, metavar="SHARE",
                    help="best or restart: the fresh policy starts from this share of the feedback phase's weights "
                         "and its observation statistics (shrink and perturb; default 0: from scratch)")

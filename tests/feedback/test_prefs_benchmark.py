@@ -29,6 +29,8 @@ def test_cells_of_another_variant_get_their_own_directory(bench, tmp_path):
     assert bench.variant_name(example="surf", warm_start="both") == "surf+bc"
     assert bench.variant_name(warm_start="fresh") == "bcfresh" and bench.variant_name(example="rime") == "rime"
     assert bench.variant_name(final_policy="best", feedback_fraction=0.5, restart_keep=0.5) == "best+ff0.5+keep0.5"
+    assert bench.variant_name(final_policy="best", feedback_fraction=0.25, choose_at="equal") == "best+ff0.25+eq"
+    assert bench.variant_name(final_policy="best", choose_at="end") == "best"
     from robreward.feedback.preferences.model import EnsembleConfig
 
     # --example NAME is the example config users pass to prefs train (--surf: --example surf)
@@ -186,6 +188,7 @@ def test_hand_cell_trains_the_shipped_config_at_the_seed_asked_and_is_read_back(
 @pytest.mark.parametrize("args, message", [
     (["--restart-keep", "1"], r"--restart-keep: restart_keep must be a share in \[0, 1\), got 1.0"),
     (["--restart-keep", "0.5", "--final-policy", "continue"], "with continue there is no fresh policy"),
+    (["--choose-at", "equal", "--final-policy", "restart"], "--choose-at: choose_at says when final_policy best"),
 ])
 def test_bad_restart_keep_is_refused_before_any_cell(bench, tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:

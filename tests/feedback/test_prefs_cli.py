@@ -158,6 +158,9 @@ TASK = dataclasses.replace(REACH, name="reach-no-fitness", fitness=None)
     (["--init-policies", "feedback"], "unknown --init-policies 'feedback': choose one of both, fresh"),
     (["--restart-keep", "1"], r"--restart-keep must be a share in \[0, 1\), got 1.0"),
     (["--restart-keep", "0.5", "--final-policy", "continue"], "with continue there is no fresh policy: set it to 0"),
+    (["--choose-at", "middle"], "unknown --choose-at 'middle': choose one of end, equal"),
+    (["--choose-at", "equal", "--final-policy", "restart"], "--choose-at says when final_policy best chooses; with "
+                                                            "restart there is no choice: leave it at end"),
     (["--init-policies", "fresh", "--final-policy", "continue"], "--init-policies 'fresh' needs a policy trained from scratch at the end: final.policy restart or best"),
 ])
 def test_train_input_errors(args, message, tmp_path, capsys):

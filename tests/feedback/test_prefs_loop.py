@@ -210,13 +210,13 @@ def test_final_policy_restart_trains_a_fresh_policy_for_the_steps_left(tmp_path,
     rewards = []
     real_train = loop_module._OnePolicy.train  # the one policy's trainer, kept between rounds
 
-    def crash_in_the_fresh_policy(policy, until, reward, label):
+    def crash_in_the_fresh_policy(policy, until, reward, label, new_phase=True):
         rewards.append((str(policy.ppo_dir), policy.steps, reward))
         fresh = policy.trainer is None and not (policy.ppo_dir / "checkpoints" / runner.LATEST).is_file()
         if policy.steps == config.steps - last_round and fresh:
             real_train(policy, 384, reward, label)  # 3 updates, then killed
             raise Crash("killed while training the fresh policy")
-        return real_train(policy, until, reward, label)
+        return real_train(policy, until, reward, label, new_phase=new_phase)
 
     monkeypatch.setattr(loop_module._OnePolicy, "train", crash_in_the_fresh_policy)
     with pytest.raises(Crash):
@@ -255,11 +255,11 @@ def test_restart_keep_starts_the_fresh_policy_from_a_share_of_the_feedback_phase
         seen.append((checkpoint, keep, own, trainer.net.unstack(0).state_dict(),
                      ppo_phase._checkpoint_model(checkpoint).state_dict()))
 
-    def crash_in_the_fresh_policy(policy, until, reward, label):
+    def crash_in_the_fresh_policy(policy, until, reward, label, new_phase=True):
         if policy.steps == config.steps - last_round and policy.trainer is None and not seen:
             real_train(policy, 256, reward, label)
             raise Crash("killed while training the fresh policy")
-        return real_train(policy, until, reward, label)
+        return real_train(policy, until, reward, label, new_phase=new_phase)
 
     monkeypatch.setattr(ppo_phase, "shrink_and_perturb", check)
     monkeypatch.setattr(loop_module._OnePolicy, "train", crash_in_the_fresh_policy)
@@ -318,6 +318,78 @@ def test_final_policy_best_keeps_the_policy_that_earns_more_of_the_final_reward(
     assert f"best: kept the {'feedback phase' if choice['kept'] == 'feedback' else 'fresh'} policy" in card
 
 
+def _forced_choice(monkeypatch, kept: str, made: list):
+    """best's real choice (both policies run under the final reward), its verdict then set to ``kept`` so that each
+    way on is tested whatever the tiny run's policies earn."""
+    from robreward.feedback.preferences import ppo_phase
+
+    real_choose = ppo_phase.choose_final_policy
+
+    def choose(*args):
+        made.append(real_choose(*args))
+        return dict(made[-1], kept=kept)
+
+    monkeypatch.setattr(ppo_phase, "choose_final_policy", choose)
+
+
+def test_choose_at_equal_keeps_the_fresh_policy_on_the_path_restart_trains_it(tmp_path, monkeypatch):
+    reference = tiny(tmp_path / "restart", final_policy="restart", feedback_fraction=0.5)
+    config = tiny(tmp_path / "run", final_policy="best", choose_at="equal", feedback_fraction=0.5, eval_episodes=3)
+    feedback = round_steps(config, 3)[-1]
+    assert 0 < feedback < config.steps - feedback  # the choice comes part way through the fresh policy's steps
+    train_preferences(reference)
+    made = []
+    _forced_choice(monkeypatch, "fresh", made)
+    summary = train_preferences(config)
+    run = tmp_path / "run"
+    state = json.loads((run / "state.json").read_text())
+    assert len(made) == 1 and state["final_choice"]["at_step"] == feedback and state["final_choice"]["kept"] == "fresh"
+    assert set(made[0]["learned_return"]) == {"fresh", "feedback"}
+    assert summary["steps"] == state["ppo_step"] == config.steps
+    assert _checkpoint_step(run / "ppo") == config.steps - feedback and _checkpoint_step(run / "ppo-feedback") == feedback
+    # paused at the choice, not restarted: the fresh policy ends with restart's weights, to the bit
+    mine = torch.load(run / "ppo" / "checkpoints" / "latest.pt", weights_only=True)["model"]
+    theirs = torch.load(tmp_path / "restart" / "ppo" / "checkpoints" / "latest.pt", weights_only=True)["model"]
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+    card = (run / "ppo" / "MODEL_CARD.md").read_text()
+    assert f"once the fresh one had trained {feedback:,} steps" in card
+    assert f"the fresh policy trained from scratch for {config.steps - feedback:,} of the {config.steps:,}" in card
+
+
+def test_choose_at_equal_trains_the_feedback_phases_policy_on_when_it_wins(tmp_path, monkeypatch):
+    config = tiny(tmp_path / "run", final_policy="best", choose_at="equal", feedback_fraction=0.5, eval_episodes=3)
+    feedback = round_steps(config, 3)[-1]
+    made = []
+    _forced_choice(monkeypatch, "feedback", made)
+    real_train = loop_module._OnePolicy.train
+
+    def crash_in_the_kept_policy(policy, until, reward, label, new_phase=True):
+        if policy.steps == config.steps - feedback and policy.trainer is None and len(made) == 1 and \
+                policy.ppo_dir == tmp_path / "run" / "ppo" and not (tmp_path / "run" / "crashed").exists():
+            (tmp_path / "run" / "crashed").touch()
+            real_train(policy, feedback + 256, reward, label)  # two updates on, then killed
+            raise Crash("killed while the kept policy trains on")
+        return real_train(policy, until, reward, label, new_phase=new_phase)
+
+    monkeypatch.setattr(loop_module._OnePolicy, "train", crash_in_the_kept_policy)
+    with pytest.raises(Crash):
+        train_preferences(config)
+    run = tmp_path / "run"
+    assert json.loads((run / "state.json").read_text())["final_choice"]["kept"] == "feedback"
+    assert _checkpoint_step(run / "ppo") == feedback + 256 and _checkpoint_step(run / "ppo-restart") == feedback
+    summary = train_preferences(config, resume=True)
+    assert len(made) == 1  # resumed after the choice: not chosen again
+    # the feedback phase's policy trained on to the budget less the fresh one's steps; the budget is the same
+    assert _checkpoint_step(run / "ppo") == config.steps - feedback
+    assert _checkpoint_step(run / "ppo-restart") == feedback and (run / "ppo-restart" / "policy.onnx").is_file()
+    assert not (run / "ppo-feedback").exists()
+    assert summary["steps"] == json.loads((run / "state.json").read_text())["ppo_step"] == config.steps
+    card = (run / "ppo" / "MODEL_CARD.md").read_text()
+    assert "kept the feedback phase policy" in card
+    assert (f"the feedback phase's policy trained on for {config.steps - feedback:,} of the {config.steps:,} PPO "
+            f"steps in all, the fresh one from scratch for {feedback:,}") in card
+
+
 def test_apply_final_choice_moves_the_folders_once_and_finishes_a_half_done_move(tmp_path):
     from robreward.feedback.preferences.ppo_phase import apply_final_choice
 
@@ -367,6 +439,8 @@ def test_round_steps_by_hand():
     (dict(feedback_fraction=0), r"feedback_fraction must be in \(0, 1\]"),
     (dict(pairing="same"), "unknown pairing 'same': choose one of any, episode, mixed"),
     (dict(final_policy="reset"), "unknown final_policy 'reset': choose one of continue, restart, best"),
+    (dict(choose_at="middle"), "unknown choose_at 'middle': choose one of end, equal"),
+    (dict(choose_at="equal", final_policy="restart"), "with restart there is no choice: leave it at end"),
     (dict(restart_keep=-0.1), r"restart_keep must be a share in \[0, 1\), got -0.1"),
     (dict(restart_keep=True), r"restart_keep must be a share in \[0, 1\), got True"),
     (dict(restart_keep=0.5, final_policy="continue"), "with continue there is no fresh policy"),

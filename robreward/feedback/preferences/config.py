@@ -16,6 +16,7 @@ from robreward.feedback.preferences.teachers import make_teacher
 from robreward.rl.config import PPOConfig
 
 FINAL_POLICIES = ("continue", "restart", "best")
+CHOOSE_AT = ("end", "equal")
 INIT_POLICIES = ("both", "fresh")  # init_from_demos: which policies clone the demos
 
 
@@ -58,6 +59,11 @@ class PrefsConfig:
     reward (64 episodes each; the fresh one moves to ppo-restart/ when the other wins); continue (PEBBLE; the
     default before 2026-12) keeps training the one policy on it up to ``steps``. The PPO step budget is the same
     in all three."""
+    choose_at: str = "end"
+    """final_policy best: when it chooses. end (the default): after the fresh policy has trained all the steps left;
+    equal: once the fresh policy has trained as many PPO steps as the feedback phase's policy (or all the steps
+    left, if fewer), and the one kept trains on the final learned reward for the rest of the budget (the feedback
+    phase's policy then ends at ``steps`` minus the fresh one's steps). Measured in benchmarks/RESULTS.md."""
     restart_keep: float = 0.0
     """final_policy restart or best: the fresh policy starts from this share of the feedback phase's weights (actor,
     critic, action noise) and the rest of a new initialisation, with the feedback phase's observation statistics
@@ -164,6 +170,10 @@ class PrefsConfig:
         check_choice("pairing", self.pairing, PAIRINGS)
         check_choice("final_policy", self.final_policy, FINAL_POLICIES)
         check_choice("init_policies", self.init_policies, INIT_POLICIES)
+        check_choice("choose_at", self.choose_at, CHOOSE_AT)
+        if self.choose_at != "end" and self.final_policy != "best":
+            raise ConfigError("choose_at", f"says when final_policy best chooses; with {self.final_policy} there is "
+                              "no choice: leave it at end")
         check_number("restart_keep", self.restart_keep, lambda v: 0.0 <= v < 1.0, "a share in [0, 1)")
         if self.restart_keep and self.final_policy == "continue":
             raise ConfigError("restart_keep", "starts the fresh policy of final_policy restart or best from the "
@@ -246,4 +256,4 @@ def check_teacher(spec: str):
     return make_teacher(spec)
 
 
-__all__ = ["FINAL_POLICIES", "RESUMABLE_CHANGES", "PrefsConfig", "check_task", "check_teacher"]
+__all__ = ["CHOOSE_AT", "FINAL_POLICIES", "RESUMABLE_CHANGES", "PrefsConfig", "check_task", "check_teacher"]

@@ -19,7 +19,9 @@ final reward trains a new one well. The reverse happens too: a final reward lear
 can pay a fresh policy nothing it finds from scratch while the feedback phase's policy, led there by the
 earlier rewards, earns it (push, stochastic teacher, seed 1: the fresh policy 0.00 success, the feedback
 phase's 0.98 in training). ``"best"`` (the default) restarts, then keeps whichever of the two earns more
-of the final learned reward.
+of the final learned reward; with ``choose_at="equal"`` it chooses once the fresh policy has trained as many
+steps as the feedback phase's, and the one kept trains on for the rest of the budget (the feedback phase's
+policy is then not left at the steps it had when the rounds ended).
 
 One policy is trained continuously: between rounds ``robreward.rl.runner.train`` resumes from
 the PPO checkpoint (model, optimizer, normalizer, learning rate, RNG) with the updated reward
@@ -90,7 +92,8 @@ from robreward.feedback.preferences.human import HumanTeacher, timeout_seconds
 from robreward.feedback.preferences.image_model import check_image_inputs
 from robreward.feedback.preferences.labeled import LabeledPairs
 from robreward.feedback.preferences.model import FeatureSpec, Featurizer, FitReport, PreferenceReward
-from robreward.feedback.preferences.ppo_phase import _OnePolicy, _restart_ppo, apply_final_choice, choose_final_policy
+from robreward.feedback.preferences.ppo_phase import (_best_at_equal_steps, _OnePolicy, _restart_ppo, apply_final_choice,
+                                                      choose_final_policy)
 from robreward.feedback.preferences.rollouts import _add_frames, _collect, _pairs_with_frames, _segments, split_heldout
 from robreward.feedback.preferences.run_layout import (
     CONFIG_FILE,
@@ -327,6 +330,13 @@ def _train_locked(config: PrefsConfig, resume: bool, started: float, run_dir: Pa
         choice = state.get("final_choice")
         if config.final_policy == "continue":
             state["ppo_step"] = policy.finish(model, label)
+        elif config.choose_at == "equal" and feedback_steps > 0:  # best, choosing when the fresh policy has as
+            def record(made: dict) -> None:  # many steps as the feedback phase's; the choice before folders move
+                state["final_choice"] = made
+                atomic_write_json(run_dir / STATE_FILE, state, indent=2)
+
+            state["ppo_step"], choice = _best_at_equal_steps(config, spec, run_dir, policy, feedback_steps, model,
+                                                             label, choice, record)
         elif choice is None:  # restart or best (a best run that already chose only finishes moving folders)
             state["ppo_step"] = _restart_ppo(config, run_dir, policy, feedback_steps, model, label)
             if config.final_policy == "best":
@@ -376,11 +386,23 @@ def _final_eval(config: PrefsConfig, spec, run_dir: Path, model, label: str, ste
                                   f"policy ({feedback_steps:,} steps) is in {FEEDBACK_PPO_DIR}/")
     elif choice is not None:
         returns = ", ".join(f"{name} {value:.4g}" for name, value in choice["learned_return"].items())
-        extra["final policy"] += (
-            f": kept the {'feedback phase' if choice['kept'] == 'feedback' else 'fresh'} policy, the higher mean "
-            f"return under the final learned reward over {choice['episodes']} episodes ({returns}); the fresh policy "
-            f"trained {how} for {fresh}, the feedback phase's for {feedback_steps:,}; the other is in "
-            f"{RESTART_PPO_DIR if choice['kept'] == 'feedback' else FEEDBACK_PPO_DIR}/")
+        kept = "feedback phase" if choice["kept"] == "feedback" else "fresh"
+        if "at_step" in choice:  # choose_at equal: chosen part way, the kept one trained on
+            at = int(choice["at_step"])
+            trained = (f"the fresh policy trained {how} for {steps - feedback_steps:,} of the {steps:,} PPO steps, "
+                       f"the feedback phase's for {feedback_steps:,}" if kept == "fresh" else
+                       f"the feedback phase's policy trained on for {steps - at:,} of the {steps:,} PPO steps in "
+                       f"all, the fresh one {how} for {at:,}")
+            extra["final policy"] += (
+                f": kept the {kept} policy, the higher mean return under the final learned reward over "
+                f"{choice['episodes']} episodes ({returns}) once the fresh one had trained {at:,} steps; {trained}; "
+                f"the other is in {RESTART_PPO_DIR if kept != 'fresh' else FEEDBACK_PPO_DIR}/")
+        else:
+            extra["final policy"] += (
+                f": kept the {kept} policy, the higher mean return under the final learned reward over "
+                f"{choice['episodes']} episodes ({returns}); the fresh policy trained {how} for {fresh}, the feedback "
+                f"phase's for {feedback_steps:,}; the other is in "
+                f"{RESTART_PPO_DIR if kept != 'fresh' else FEEDBACK_PPO_DIR}/")
     train_config = load_run_config(ppo_dir)
     if config.init_from_demos:  # the trainer's own card said so; this one replaces it
         which = "each PPO policy of the run" if config.init_policies == "both" else "the fresh policy"

@@ -30,8 +30,9 @@ class _OnePolicy:
         # unless config.init_policies is "fresh"
         self.init_from_demos = config.init_from_demos if fresh or config.init_policies == "both" else ""
 
-    def train(self, until: int, reward, label: str) -> int:
-        """Train up to ``until`` steps on ``reward`` (checkpointed); the policy's step after."""
+    def train(self, until: int, reward, label: str, new_phase: bool = True) -> int:
+        """Train up to ``until`` steps on ``reward`` (checkpointed); the policy's step after. ``new_phase`` False:
+        the episodes under way go on (the same reward trained on past a pause), as one uninterrupted call would."""
         from robreward.rl.checkpoint import load_checkpoint
         from robreward.rl.config import TrainConfig
         from robreward.rl.trainer import LATEST, Trainer
@@ -56,16 +57,16 @@ class _OnePolicy:
                                    resume_from=[checkpoint] if checkpoint.is_file() else None)
             if not checkpoint.is_file() and self.keep_from is not None:
                 shrink_and_perturb(self.trainer, self.keep_from, config.restart_keep)
-        elif self.trainer.global_step < until:  # a new phase: fresh episodes, as a run resumed here has
+        elif new_phase and self.trainer.global_step < until:  # a new phase: fresh episodes, as a resumed run has
             self.trainer.restart_episodes()
         self.trainer.set_reward(reward, label=label)
         self.trainer.learn(until)
         self.trainer.save()
         return self.trainer.global_step
 
-    def finish(self, reward, label: str) -> int:
+    def finish(self, reward, label: str, new_phase: bool = True) -> int:
         """Train to the end of its budget, then export policy.onnx and the model card; its step."""
-        step = self.train(self.steps, reward, label)
+        step = self.train(self.steps, reward, label, new_phase=new_phase)
         if self.trainer is not None:
             self.trainer.finish()
             self.trainer = None
@@ -77,24 +78,71 @@ class _OnePolicy:
             self.trainer = None
 
 
+def _fresh_policy(config: PrefsConfig, run_dir: Path, feedback_steps: int) -> _OnePolicy:
+    """The fresh policy of final_policy restart or best (in ppo/, the steps left as its budget), from scratch or
+    (config.restart_keep) from a share of the feedback phase's weights, once the feedback phase's policy has moved
+    to ppo-feedback/ (one rename, done once: a resumed run finds it there)."""
+    from robreward.rl.runner import LATEST
+
+    ppo_dir, kept = run_dir / PPO_DIR, run_dir / FEEDBACK_PPO_DIR
+    if feedback_steps > 0 and not kept.exists():
+        ppo_dir.rename(kept)
+    previous = kept / "checkpoints" / LATEST
+    return _OnePolicy(config, run_dir, steps=config.steps - feedback_steps, fresh=True,
+                      keep_from=previous if config.restart_keep and previous.is_file() else None)
+
+
 def _restart_ppo(config: PrefsConfig, run_dir: Path, policy: _OnePolicy, feedback_steps: int, reward,
                  label: str) -> int:
     """final_policy restart: the feedback phase's policy (``feedback_steps`` PPO steps) moves to ppo-feedback/ and a
-    fresh policy trains in ppo/ on ``reward`` for the steps left, from scratch or (config.restart_keep) from a share
-    of the feedback phase's weights; the PPO steps of both. Resumable: the move is one rename, done once."""
-    ppo_dir, kept = run_dir / PPO_DIR, run_dir / FEEDBACK_PPO_DIR
+    fresh policy trains in ppo/ on ``reward`` for the steps left (_fresh_policy); the PPO steps of both."""
     policy.close()
-    if feedback_steps > 0 and not kept.exists():
-        ppo_dir.rename(kept)
-    from robreward.rl.runner import LATEST
-
-    previous = kept / "checkpoints" / LATEST
-    fresh = _OnePolicy(config, run_dir, steps=config.steps - feedback_steps, fresh=True,
-                       keep_from=previous if config.restart_keep and previous.is_file() else None)
+    fresh = _fresh_policy(config, run_dir, feedback_steps)
     try:
         return feedback_steps + fresh.finish(reward, label)
     finally:
         fresh.close()
+
+
+def _best_at_equal_steps(config: PrefsConfig, spec, run_dir: Path, policy: _OnePolicy, feedback_steps: int,
+                         reward, label: str, choice: dict | None, record) -> tuple[int, dict]:
+    """final_policy best with choose_at equal: the feedback phase's policy moves to ppo-feedback/ and a fresh one
+    trains in ppo/ until it has as many PPO steps as that policy (or the steps left, if fewer); then
+    choose_final_policy runs both under the final reward, ``record(choice)`` saves the choice (state.json), and the
+    one kept trains on for the rest of the budget: the fresh one to the steps left, the feedback phase's (moved
+    back to ppo/, the fresh one to ppo-restart/) to ``config.steps`` minus the fresh one's steps. The PPO steps of
+    all and the choice. Resumable: ``choice`` is the recorded one of a resumed run (None before it was made)."""
+    ppo_dir = run_dir / PPO_DIR
+    left = config.steps - feedback_steps
+    at = min(feedback_steps, left)
+    policy.close()
+    fresh = None
+    try:
+        if choice is None:
+            fresh = _fresh_policy(config, run_dir, feedback_steps)
+            fresh.train(at, reward, label)
+            choice = dict(choose_final_policy(config, spec, run_dir, reward, label), at_step=at)
+            if choice["kept"] == "fresh":  # the choice's export of the fresh policy at ``at``; it trains on
+                from robreward.rl.export import POLICY_FILE
+
+                (ppo_dir / POLICY_FILE).unlink(missing_ok=True)
+            record(choice)
+        if choice["kept"] == "fresh":
+            if fresh is None:  # resumed after the choice: from the fresh policy's checkpoint
+                fresh = _OnePolicy(config, run_dir, steps=left, fresh=True)
+            return feedback_steps + fresh.finish(reward, label, new_phase=False), choice
+        if fresh is not None:
+            fresh.close()
+            fresh = None
+        apply_final_choice(run_dir, choice)
+        kept = _OnePolicy(config, run_dir, steps=config.steps - at)
+        try:
+            return at + kept.finish(reward, label), choice
+        finally:
+            kept.close()
+    finally:
+        if fresh is not None:
+            fresh.close()
 
 
 def shrink_and_perturb(trainer, checkpoint: Path, keep: float) -> None:
