@@ -98,6 +98,23 @@ class Crash(RuntimeError):
     pass
 
 
+def kill_training_once(monkeypatch, when, stop_at: int) -> list:
+    """_OnePolicy.train, killed once: the first call whose policy ``when`` accepts trains to ``stop_at`` steps and
+    raises Crash; every call's (folder, budget, reward) is recorded in the list returned."""
+    real_train, calls, killed = loop_module._OnePolicy.train, [], []
+
+    def train(policy, until, reward, label, new_phase=True):
+        calls.append((str(policy.ppo_dir), policy.steps, reward))
+        if not killed and when(policy):
+            killed.append(policy.ppo_dir)
+            real_train(policy, stop_at, reward, label)
+            raise Crash(f"killed at step {stop_at} of {policy.ppo_dir.name}/")
+        return real_train(policy, until, reward, label, new_phase=new_phase)
+
+    monkeypatch.setattr(loop_module._OnePolicy, "train", train)
+    return calls
+
+
 def test_resume_after_a_crash_redoes_no_finished_round(tmp_path, monkeypatch):
     config = tiny(tmp_path / "run")
     saves = []
@@ -207,18 +224,9 @@ def test_final_policy_restart_trains_a_fresh_policy_for_the_steps_left(tmp_path,
     config = tiny(tmp_path / "run", final_policy="restart", feedback_fraction=0.75, eval_episodes=5)
     last_round = round_steps(config, 3)[-1]
     assert round_steps(config, 3) == [0, 512, 1024]  # 2048 x 0.75 / 3 per round, in updates of 8 x 16
-    rewards = []
-    real_train = loop_module._OnePolicy.train  # the one policy's trainer, kept between rounds
-
-    def crash_in_the_fresh_policy(policy, until, reward, label, new_phase=True):
-        rewards.append((str(policy.ppo_dir), policy.steps, reward))
-        fresh = policy.trainer is None and not (policy.ppo_dir / "checkpoints" / runner.LATEST).is_file()
-        if policy.steps == config.steps - last_round and fresh:
-            real_train(policy, 384, reward, label)  # 3 updates, then killed
-            raise Crash("killed while training the fresh policy")
-        return real_train(policy, until, reward, label, new_phase=new_phase)
-
-    monkeypatch.setattr(loop_module._OnePolicy, "train", crash_in_the_fresh_policy)
+    rewards = kill_training_once(  # the fresh policy, 3 updates in
+        monkeypatch, lambda policy: policy.steps == config.steps - last_round and policy.trainer is None and
+        not (policy.ppo_dir / "checkpoints" / runner.LATEST).is_file(), 384)
     with pytest.raises(Crash):
         train_preferences(config)
     run = tmp_path / "run"
@@ -247,7 +255,7 @@ def test_restart_keep_starts_the_fresh_policy_from_a_share_of_the_feedback_phase
                   eval_episodes=2)
     last_round = round_steps(config, 3)[-1]
     seen = []
-    real_mix, real_train = ppo_phase.shrink_and_perturb, loop_module._OnePolicy.train
+    real_mix = ppo_phase.shrink_and_perturb
 
     def check(trainer, checkpoint, keep):
         own = trainer.net.unstack(0).state_dict()  # the fresh policy's new initialisation
@@ -255,14 +263,9 @@ def test_restart_keep_starts_the_fresh_policy_from_a_share_of_the_feedback_phase
         seen.append((checkpoint, keep, own, trainer.net.unstack(0).state_dict(),
                      ppo_phase._checkpoint_model(checkpoint).state_dict()))
 
-    def crash_in_the_fresh_policy(policy, until, reward, label, new_phase=True):
-        if policy.steps == config.steps - last_round and policy.trainer is None and not seen:
-            real_train(policy, 256, reward, label)
-            raise Crash("killed while training the fresh policy")
-        return real_train(policy, until, reward, label, new_phase=new_phase)
-
     monkeypatch.setattr(ppo_phase, "shrink_and_perturb", check)
-    monkeypatch.setattr(loop_module._OnePolicy, "train", crash_in_the_fresh_policy)
+    kill_training_once(monkeypatch, lambda policy: policy.steps == config.steps - last_round and
+                       policy.trainer is None and not seen, 256)  # the fresh policy, two updates in
     with pytest.raises(Crash):
         train_preferences(config)
     run = tmp_path / "run"
@@ -361,17 +364,9 @@ def test_choose_at_equal_trains_the_feedback_phases_policy_on_when_it_wins(tmp_p
     feedback = round_steps(config, 3)[-1]
     made = []
     _forced_choice(monkeypatch, "feedback", made)
-    real_train = loop_module._OnePolicy.train
-
-    def crash_in_the_kept_policy(policy, until, reward, label, new_phase=True):
-        if policy.steps == config.steps - feedback and policy.trainer is None and len(made) == 1 and \
-                policy.ppo_dir == tmp_path / "run" / "ppo" and not (tmp_path / "run" / "crashed").exists():
-            (tmp_path / "run" / "crashed").touch()
-            real_train(policy, feedback + 256, reward, label)  # two updates on, then killed
-            raise Crash("killed while the kept policy trains on")
-        return real_train(policy, until, reward, label, new_phase=new_phase)
-
-    monkeypatch.setattr(loop_module._OnePolicy, "train", crash_in_the_kept_policy)
+    kill_training_once(  # the feedback phase's policy, kept and back in ppo/, two updates on
+        monkeypatch, lambda policy: policy.steps == config.steps - feedback and policy.trainer is None and
+        len(made) == 1 and policy.ppo_dir == tmp_path / "run" / "ppo", feedback + 256)
     with pytest.raises(Crash):
         train_preferences(config)
     run = tmp_path / "run"
