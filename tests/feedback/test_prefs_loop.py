@@ -303,6 +303,8 @@ def test_final_policy_best_keeps_the_policy_that_earns_more_of_the_final_reward(
     choice = seen[0]
     returns = choice["learned_return"]
     assert set(returns) == {"fresh", "feedback"} and choice["episodes"] == ppo_phase.CHOICE_EPISODES
+    spread = choice["learned_return_std"]  # beside each mean, its episodes' std (the choice's noise)
+    assert set(spread) == set(returns) and all(0 <= value < float("inf") for value in spread.values())
     assert choice["kept"] == max(returns, key=returns.get)  # the higher return under the final learned reward
     # both policies were exported and scored; the final evaluation's episodes are not the choice's
     assert (run / "ppo" / "policy.onnx").is_file() and (run / "ppo-feedback" / "policy.onnx").is_file()

@@ -7,6 +7,7 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from robreward.feedback.preferences.config import PrefsConfig
@@ -196,20 +197,22 @@ CHOICE_SEED_OFFSET = 7_919
 def choose_final_policy(config: PrefsConfig, spec, run_dir: Path, reward, label: str) -> dict:
     """final_policy best: the fresh policy (ppo/) and the feedback phase's (ppo-feedback/), each run for
     CHOICE_EPISODES deterministic episodes on the same seed under the final learned reward; the one with the higher
-    mean return is kept. No hand reward and no teacher is read: the choice uses only what the run learned."""
-    from robreward.eval.evaluate import evaluate
+    mean return is kept. No hand reward and no teacher is read: the choice uses only what the run learned. The
+    returns' std over the episodes is recorded beside the means (how far apart two policies' means must be to
+    differ by more than the episodes' noise)."""
+    from robreward.eval.evaluate import run_episodes
     from robreward.rl.export import load_policy
 
-    seed, returns = config.seed + CHOICE_SEED_OFFSET, {}
+    seed, returns, spread = config.seed + CHOICE_SEED_OFFSET, {}, {}
     for name, folder in (("fresh", PPO_DIR), ("feedback", FEEDBACK_PPO_DIR)):
         path = export_checkpoint_policy(run_dir / folder, spec)
         if path is None:  # no feedback phase (every label before the first PPO step): nothing to choose from
             continue
-        result = evaluate(spec, load_policy(path), episodes=CHOICE_EPISODES, seed=seed, reward_name=label,
-                          train_reward=reward)
-        returns[name] = float(result["train_reward_return_mean"])
+        data = run_episodes(spec, load_policy(path), episodes=CHOICE_EPISODES, seed=seed, train_reward=reward)
+        returns[name], spread[name] = float(np.mean(data["train_return"])), float(np.std(data["train_return"]))
     kept = "feedback" if returns.get("feedback", -math.inf) > returns.get("fresh", -math.inf) else "fresh"
-    return {"kept": kept, "learned_return": returns, "episodes": CHOICE_EPISODES, "eval_seed": seed}
+    return {"kept": kept, "learned_return": returns, "learned_return_std": spread, "episodes": CHOICE_EPISODES,
+            "eval_seed": seed}
 
 
 def apply_final_choice(run_dir: Path, choice: dict) -> None:
