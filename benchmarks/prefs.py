@@ -63,6 +63,7 @@ from pathlib import Path
 
 import numpy as np
 
+from robreward.configs import ConfigError
 from robreward.envs.bench import machine_info
 from robreward.feedback.preferences.config import FINAL_POLICIES, PrefsConfig
 from robreward.feedback.preferences.model import EnsembleConfig
@@ -507,14 +508,11 @@ def main(argv=None) -> int:
         dataclasses.replace(EnsembleConfig(), stop_accuracy=stop_accuracy)
     except ValueError as err:
         parser.error(f"--stop-accuracy: {err} (a number in (0, 1], or none)")
-    try:
-        PrefsConfig(task="reach", final_policy=args.final_policy, restart_keep=args.restart_keep)
-    except ValueError as err:
-        parser.error(f"--restart-keep: {err}")
-    try:
-        PrefsConfig(task="reach", final_policy=args.final_policy, choose_at=args.choose_at)
-    except ValueError as err:
-        parser.error(f"--choose-at: {err}")
+    try:  # the final policy's settings, checked together by the config (the flag named is the field's)
+        PrefsConfig(task="reach", final_policy=args.final_policy, restart_keep=args.restart_keep,
+                    choose_at=args.choose_at)
+    except ConfigError as err:
+        parser.error(f"--{err.field.replace('_', '-')}: {err}")
     variant = {task: variant_name(args.pairing, features[task], not args.no_action, args.final_policy,
                                   args.feedback_fraction, args.demos, stop_accuracy, args.example, args.init_from_demos,
                                   args.restart_keep, args.choose_at)

@@ -387,22 +387,17 @@ def _final_eval(config: PrefsConfig, spec, run_dir: Path, model, label: str, ste
     elif choice is not None:
         returns = ", ".join(f"{name} {value:.4g}" for name, value in choice["learned_return"].items())
         kept = "feedback phase" if choice["kept"] == "feedback" else "fresh"
+        when, trained = "", f"the fresh policy trained {how} for {fresh}, the feedback phase's for {feedback_steps:,}"
         if "at_step" in choice:  # choose_at equal: chosen part way, the kept one trained on
             at = int(choice["at_step"])
-            trained = (f"the fresh policy trained {how} for {steps - feedback_steps:,} of the {steps:,} PPO steps, "
-                       f"the feedback phase's for {feedback_steps:,}" if kept == "fresh" else
-                       f"the feedback phase's policy trained on for {steps - at:,} of the {steps:,} PPO steps in "
-                       f"all, the fresh one {how} for {at:,}")
-            extra["final policy"] += (
-                f": kept the {kept} policy, the higher mean return under the final learned reward over "
-                f"{choice['episodes']} episodes ({returns}) once the fresh one had trained {at:,} steps; {trained}; "
-                f"the other is in {RESTART_PPO_DIR if kept != 'fresh' else FEEDBACK_PPO_DIR}/")
-        else:
-            extra["final policy"] += (
-                f": kept the {kept} policy, the higher mean return under the final learned reward over "
-                f"{choice['episodes']} episodes ({returns}); the fresh policy trained {how} for {fresh}, the feedback "
-                f"phase's for {feedback_steps:,}; the other is in "
-                f"{RESTART_PPO_DIR if kept != 'fresh' else FEEDBACK_PPO_DIR}/")
+            when = f" once the fresh one had trained {at:,} steps"
+            if kept != "fresh":
+                trained = (f"the feedback phase's policy trained on for {steps - at:,} of the {steps:,} PPO steps in "
+                           f"all, the fresh one {how} for {at:,}")
+        extra["final policy"] += (
+            f": kept the {kept} policy, the higher mean return under the final learned reward over "
+            f"{choice['episodes']} episodes ({returns}){when}; {trained}; the other is in "
+            f"{RESTART_PPO_DIR if kept != 'fresh' else FEEDBACK_PPO_DIR}/")
     train_config = load_run_config(ppo_dir)
     if config.init_from_demos:  # the trainer's own card said so; this one replaces it
         which = "each PPO policy of the run" if config.init_policies == "both" else "the fresh policy"
