@@ -33,10 +33,14 @@ steps, worlds and PPO) on each of those seeds (WORK/TASK/hand/sSEED, resumable),
 judged against that shipped baseline gains fraction_of_hand_here: its mean over the same-machine hand mean. A
 shipped baseline is three seeds trained on whichever machine made it; on another, the same config and seeds return
 otherwise (floating point), so the ratio of means over many seeds of both, run on one machine, is the comparison
-that does not depend on where each side ran.
+that does not depend on where each side ran. With --hand-steps N they train for N steps instead (the budget a
+preference run's fresh policy gets: 623168 with the defaults on cheetah-run), into WORK/TASK/hand/sSEED-N; the JSON's
+hand_spread then says, per task and steps, how often the hand reward itself meets the goals' per-seed 0.8 and
+5-seed mean 0.9 with that budget.
 
     .venv/bin/python benchmarks/prefs.py --tasks cheetah-run --teachers oracle --budgets 200 --seeds 0,1,2 \
         --hand-seeds 0,1,2,3,4
+    .venv/bin/python benchmarks/prefs.py --tasks cheetah-run --seeds "" --hand-seeds 0,1,2,3,4 --hand-steps 623168
 
 With --imitation, each cheetah-run oracle cell also runs `imitation`'s PreferenceComparisons at
 the same query budget, seed and PPO steps (benchmarks/prefs_imitation.py: its own tuned
@@ -213,10 +217,11 @@ RETRAIN_DIR = "retrain"
 HAND_DIR = "hand"
 
 
-def run_hand_cell(task: str, seed: int, work: Path) -> dict:
+def run_hand_cell(task: str, seed: int, work: Path, steps: int | None = None) -> dict:
     """The hand reward trained on this machine with the shipped baseline's config.yaml at ``seed`` (as `robreward
-    train --config policies/.../config.yaml --seed SEED` trains it) into WORK/TASK/hand/sSEED; a finished run is
-    read back, a killed one resumed from its latest checkpoint."""
+    train --config policies/.../config.yaml --seed SEED` trains it) into WORK/TASK/hand/sSEED; with ``steps`` other
+    than the config's (e.g. the budget a preference run's fresh policy gets), for that many PPO steps into
+    WORK/TASK/hand/sSEED-STEPS. A finished run is read back, a killed one resumed from its latest checkpoint."""
     from robreward.codegen.finals import baseline_train_config
     from robreward.codegen.training import train_one
     from robreward.eval.baseline import load_baseline
@@ -225,8 +230,9 @@ def run_hand_cell(task: str, seed: int, work: Path) -> dict:
     if found is None:
         raise SystemExit(f"--hand-seeds: no shipped baseline config.yaml for {task!r}")
     shipped, path = found
-    out = work / task / HAND_DIR / f"s{seed}"
-    config = dataclasses.replace(shipped, seed=seed, out=str(out), progress=False)
+    steps = shipped.steps if steps is None else steps
+    out = work / task / HAND_DIR / (f"s{seed}" if steps == shipped.steps else f"s{seed}-{steps}")
+    config = dataclasses.replace(shipped, seed=seed, steps=steps, out=str(out), progress=False)
     if not (out / "eval.json").is_file():
         train_one(config)  # resumed from its checkpoint if it has one
     result, key = json.loads((out / "eval.json").read_text()), metric_for(task)
@@ -244,6 +250,32 @@ def hand_here(hand_rows) -> dict:
         groups.setdefault((row["task"], row["steps"], row.get("hand_baseline")), []).append(row)
     return {key: {"seeds": sorted(r["seed"] for r in rows), "mean": float(np.mean([r["policy"] for r in rows])),
                   "std": float(np.std([r["policy"] for r in rows]))} for key, rows in groups.items()}
+
+
+SEED_GOAL, MEAN_GOAL = 0.8, 0.9
+"""Issue 23's goals as fractions of the hand baseline: every one of 3 seeds (noisy teachers), the mean of 5 (oracle)."""
+
+
+def hand_spread(hand_rows, resamples: int = 10_000) -> list[dict]:
+    """Per (task, steps, shipped baseline): the same-machine hand runs as fractions of the shipped baseline, and how
+    often the hand reward itself, trained for those steps, meets issue 23's goals: the share of seeds at
+    SEED_GOAL or more, the chance that 3 seeds all are (the share cubed, the seeds being independent) and the chance
+    that the mean of 5 seeds drawn from these is at least MEAN_GOAL (resampled with a fixed generator). What a
+    preference run's fresh policy can be asked for, with the steps it gets."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in hand_rows:
+        groups.setdefault((row["task"], row["steps"], row.get("hand_baseline")), []).append(row)
+    out = []
+    for (task, steps, shipped), rows in sorted(groups.items(), key=lambda item: item[0][:2]):
+        rows = sorted(rows, key=lambda r: r["seed"])
+        fractions = np.array([r["policy"] / shipped for r in rows])
+        share = float(np.mean(fractions >= SEED_GOAL))
+        means = np.random.default_rng(0).choice(fractions, size=(resamples, 5)).mean(axis=1)
+        out.append({"task": task, "steps": steps, "hand_baseline": shipped, "seeds": [r["seed"] for r in rows],
+                    "fractions": [round(float(f), 4) for f in fractions], "mean": float(fractions.mean()),
+                    "std": float(fractions.std()), "share_at_seed_goal": share, "three_seeds_all_at_seed_goal": share ** 3,
+                    "five_seed_mean_at_mean_goal": float(np.mean(means >= MEAN_GOAL))})
+    return out
 
 
 def is_retrained(row: dict) -> bool:
@@ -406,7 +438,8 @@ def save_results(out: Path, rows: dict, theirs: dict, hand: dict | None = None) 
                             "summary": summarize(list(rows.values()), list(hand.values())),
                             "imitation": compare_imitation(list(rows.values()), list(theirs.values())),
                             "cells": list(rows.values()), "imitation_cells": list(theirs.values()),
-                            "hand_cells": list(hand.values())}, indent=2)
+                            "hand_cells": list(hand.values()), "hand_spread": hand_spread(list(hand.values()))},
+                      indent=2)
 
 
 def main(argv=None) -> int:
@@ -465,6 +498,10 @@ def main(argv=None) -> int:
     parser.add_argument("--hand-seeds", default="", metavar="S,...",
                         help="also train the hand reward here with the shipped baseline's config on these seeds, and "
                              "report each row's fraction of their mean (fraction_of_hand_here)")
+    parser.add_argument("--hand-steps", type=int, default=None, metavar="N",
+                        help="with --hand-seeds: train the hand reward for N PPO steps instead of the shipped "
+                             "config's (e.g. a preference run's fresh policy's budget: what the hand reward itself "
+                             "reaches with it; WORK/TASK/hand/sSEED-N)")
     parser.add_argument("--list", action="store_true", help="list the cells and their status, run nothing")
     parser.add_argument("--plot", action="store_true",
                         help="draw each task's label-efficiency plot from --out, run nothing (the cells of this "
@@ -497,6 +534,8 @@ def main(argv=None) -> int:
     unknown = [t for t in tasks if t not in STEPS and args.steps is None]
     if unknown:
         parser.error(f"no default step budget for {unknown}: pass --steps")
+    if args.hand_steps is not None and (args.hand_steps <= 0 or not hand_seeds):
+        parser.error(f"--hand-steps {args.hand_steps}: a positive number of PPO steps, with --hand-seeds")
     work = Path(args.work)
     given = tuple(f.strip() for f in args.features.split(",") if f.strip())
     try:  # a preset (obs-norms) names its fields, so a cell's directory says what its reward read
@@ -548,8 +587,9 @@ def main(argv=None) -> int:
 
     for task in tasks:
         for seed in hand_seeds:
-            print(f"hand {task} s{seed} (the shipped baseline's config, on this machine)", flush=True)
-            row = run_hand_cell(task, seed, work)
+            budget = "" if args.hand_steps is None else f", {args.hand_steps:,} PPO steps"
+            print(f"hand {task} s{seed} (the shipped baseline's config{budget}, on this machine)", flush=True)
+            row = run_hand_cell(task, seed, work, args.hand_steps)
             hand[(task, seed, row["steps"])] = row
             print(json.dumps(row), flush=True)
             write()

@@ -3,6 +3,7 @@
 import json
 import re
 
+import numpy as np
 import pytest
 
 from tests.conftest import load_script
@@ -163,6 +164,35 @@ def test_same_machine_hand_runs_give_each_row_a_fraction_of_their_mean_and_survi
     assert json.loads(out.read_text())["summary"][0]["fraction_of_hand_here"] == pytest.approx(5200.0 / 6000.0)
 
 
+def test_hand_spread_says_how_often_the_hand_reward_itself_meets_the_goals_per_budget(bench, tmp_path):
+    import itertools
+
+    def hand(seed, value, steps=623_168):
+        return {"task": "cheetah-run", "seed": seed, "steps": steps, "policy": value, "hand_baseline": 1000.0}
+
+    mixed = [hand(s, v) for s, v in enumerate((1000.0, 850.0, 700.0, 950.0))]
+    good = [hand(s, 950.0, steps=1_000_000) for s in range(3)]
+    spread = {r["steps"]: r for r in bench.hand_spread(mixed + good)}
+    short = spread[623_168]
+    assert short["seeds"] == [0, 1, 2, 3] and short["fractions"] == [1.0, 0.85, 0.7, 0.95]
+    assert short["share_at_seed_goal"] == 0.75 and short["three_seeds_all_at_seed_goal"] == pytest.approx(0.421875)
+    exact = np.mean([np.mean(draw) >= 0.9 for draw in itertools.product(short["fractions"], repeat=5)])
+    assert short["five_seed_mean_at_mean_goal"] == pytest.approx(exact, abs=0.02)  # 10,000 draws of the 1,024
+    assert 0.3 < exact < 0.7  # a case the resampling can get wrong
+    assert spread[1_000_000]["five_seed_mean_at_mean_goal"] == 1.0 and spread[1_000_000]["share_at_seed_goal"] == 1.0
+    out = tmp_path / "prefs.json"
+    bench.save_results(out, {}, {}, {(h["task"], h["seed"], h["steps"]): h for h in mixed})
+    assert json.loads(out.read_text())["hand_spread"] == bench.hand_spread(mixed)
+
+
+def test_hand_steps_needs_hand_seeds_and_a_positive_budget(bench, capsys):
+    for args in (["--hand-steps", "1000"], ["--hand-seeds", "0", "--hand-steps", "0"]):
+        with pytest.raises(SystemExit):
+            bench.main(["--tasks", "reach", "--seeds", "", *args])
+        err = capsys.readouterr().err
+        assert f"--hand-steps {args[-1]}: a positive number of PPO steps, with --hand-seeds" in err
+
+
 @pytest.mark.slow  # a PPO run end to end: make test-all
 def test_hand_cell_trains_the_shipped_config_at_the_seed_asked_and_is_read_back(bench, tmp_path, monkeypatch):
     from robreward.codegen import finals
@@ -181,8 +211,12 @@ def test_hand_cell_trains_the_shipped_config_at_the_seed_asked_and_is_read_back(
     assert cell["hand_baseline"] == load_baseline("reach").hand["success_rate"]
     assert saved["episodes"] == 4 and saved["reward"] == "hand"
     assert "\nseed: 5\n" in (out / "config.yaml").read_text()  # the seed asked, not the shipped config's
+    shorter = bench.run_hand_cell("reach", 5, tmp_path, steps=1024)  # e.g. a preference run's fresh policy's budget
+    assert shorter["run_dir"] == str(tmp_path / "reach" / "hand" / "s5-1024") and shorter["steps"] == 1024
+    assert "\nsteps: 1024\n" in (tmp_path / "reach" / "hand" / "s5-1024" / "config.yaml").read_text()
     monkeypatch.setattr(runner, "train", lambda *a, **k: pytest.fail("a finished hand run is read back"))
     assert bench.run_hand_cell("reach", 5, tmp_path) == cell
+    assert bench.run_hand_cell("reach", 5, tmp_path, steps=2048) == cell  # the config's own steps: the same run
 
 
 @pytest.mark.parametrize("args, message", [
