@@ -241,15 +241,20 @@ def run_hand_cell(task: str, seed: int, work: Path, steps: int | None = None) ->
             "hand_baseline": load_baseline(task).hand[key]}  # the shipped baseline whose config this is
 
 
+def hand_groups(hand_rows) -> dict[tuple, list[dict]]:
+    """The same-machine hand runs per (task, steps, shipped baseline's value)."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in hand_rows:
+        groups.setdefault((row["task"], row["steps"], row.get("hand_baseline")), []).append(row)
+    return groups
+
+
 def hand_here(hand_rows) -> dict:
     """Per (task, steps, shipped baseline's value): the same-machine hand runs' seeds, mean and std of the task's
     metric. A row is compared with them only where its cells were judged against that same shipped baseline (the
     cells of an older baseline version were trained by an older engine)."""
-    groups: dict[tuple, list[dict]] = {}
-    for row in hand_rows:
-        groups.setdefault((row["task"], row["steps"], row.get("hand_baseline")), []).append(row)
     return {key: {"seeds": sorted(r["seed"] for r in rows), "mean": float(np.mean([r["policy"] for r in rows])),
-                  "std": float(np.std([r["policy"] for r in rows]))} for key, rows in groups.items()}
+                  "std": float(np.std([r["policy"] for r in rows]))} for key, rows in hand_groups(hand_rows).items()}
 
 
 SEED_GOAL, MEAN_GOAL = 0.8, 0.9
@@ -262,11 +267,8 @@ def hand_spread(hand_rows, resamples: int = 10_000) -> list[dict]:
     SEED_GOAL or more, the chance that 3 seeds all are (the share cubed, the seeds being independent) and the chance
     that the mean of 5 seeds drawn from these is at least MEAN_GOAL (resampled with a fixed generator). What a
     preference run's fresh policy can be asked for, with the steps it gets."""
-    groups: dict[tuple, list[dict]] = {}
-    for row in hand_rows:
-        groups.setdefault((row["task"], row["steps"], row.get("hand_baseline")), []).append(row)
     out = []
-    for (task, steps, shipped), rows in sorted(groups.items(), key=lambda item: item[0][:2]):
+    for (task, steps, shipped), rows in sorted(hand_groups(hand_rows).items(), key=lambda item: item[0][:2]):
         rows = sorted(rows, key=lambda r: r["seed"])
         fractions = np.array([r["policy"] / shipped for r in rows])
         share = float(np.mean(fractions >= SEED_GOAL))
@@ -585,9 +587,9 @@ def main(argv=None) -> int:
     def write() -> None:
         save_results(out, rows, theirs, hand)
 
+    budget = "" if args.hand_steps is None else f", {args.hand_steps:,} PPO steps"
     for task in tasks:
         for seed in hand_seeds:
-            budget = "" if args.hand_steps is None else f", {args.hand_steps:,} PPO steps"
             print(f"hand {task} s{seed} (the shipped baseline's config{budget}, on this machine)", flush=True)
             row = run_hand_cell(task, seed, work, args.hand_steps)
             hand[(task, seed, row["steps"])] = row
