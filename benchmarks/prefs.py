@@ -73,6 +73,10 @@ from robreward.feedback.preferences.config import FINAL_POLICIES, PrefsConfig
 from robreward.feedback.preferences.model import EnsembleConfig
 from robreward.fileio import atomic_write_json
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.prefs_hand import hand_here, hand_spread, run_hand_cell  # noqa: E402
+
 HERE = Path(__file__).parent
 TASKS = ("push", "cheetah-run")
 TEACHERS = ("oracle", "mistake:0.1", "stochastic:1")
@@ -212,72 +216,6 @@ def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: 
 
 
 RETRAIN_DIR = "retrain"
-
-
-HAND_DIR = "hand"
-
-
-def run_hand_cell(task: str, seed: int, work: Path, steps: int | None = None) -> dict:
-    """The hand reward trained on this machine with the shipped baseline's config.yaml at ``seed`` (as `robreward
-    train --config policies/.../config.yaml --seed SEED` trains it) into WORK/TASK/hand/sSEED; with ``steps`` other
-    than the config's (e.g. the budget a preference run's fresh policy gets), for that many PPO steps into
-    WORK/TASK/hand/sSEED-STEPS. A finished run is read back, a killed one resumed from its latest checkpoint."""
-    from robreward.codegen.finals import baseline_train_config
-    from robreward.codegen.training import train_one
-    from robreward.eval.baseline import load_baseline
-
-    found = baseline_train_config(task)
-    if found is None:
-        raise SystemExit(f"--hand-seeds: no shipped baseline config.yaml for {task!r}")
-    shipped, path = found
-    steps = shipped.steps if steps is None else steps
-    out = work / task / HAND_DIR / (f"s{seed}" if steps == shipped.steps else f"s{seed}-{steps}")
-    config = dataclasses.replace(shipped, seed=seed, steps=steps, out=str(out), progress=False)
-    if not (out / "eval.json").is_file():
-        train_one(config)  # resumed from its checkpoint if it has one
-    result, key = json.loads((out / "eval.json").read_text()), metric_for(task)
-    return {"task": task, "seed": seed, "config": path, "steps": config.steps, "run_dir": str(out), "metric": key,
-            "policy": result[key], "success_rate": result["success_rate"], "return_mean": result["return_mean"],
-            "hand_baseline": load_baseline(task).hand[key]}  # the shipped baseline whose config this is
-
-
-def hand_groups(hand_rows) -> dict[tuple, list[dict]]:
-    """The same-machine hand runs per (task, steps, shipped baseline's value)."""
-    groups: dict[tuple, list[dict]] = {}
-    for row in hand_rows:
-        groups.setdefault((row["task"], row["steps"], row.get("hand_baseline")), []).append(row)
-    return groups
-
-
-def hand_here(hand_rows) -> dict:
-    """Per (task, steps, shipped baseline's value): the same-machine hand runs' seeds, mean and std of the task's
-    metric. A row is compared with them only where its cells were judged against that same shipped baseline (the
-    cells of an older baseline version were trained by an older engine)."""
-    return {key: {"seeds": sorted(r["seed"] for r in rows), "mean": float(np.mean([r["policy"] for r in rows])),
-                  "std": float(np.std([r["policy"] for r in rows]))} for key, rows in hand_groups(hand_rows).items()}
-
-
-SEED_GOAL, MEAN_GOAL = 0.8, 0.9
-"""Issue 23's goals as fractions of the hand baseline: every one of 3 seeds (noisy teachers), the mean of 5 (oracle)."""
-
-
-def hand_spread(hand_rows, resamples: int = 10_000) -> list[dict]:
-    """Per (task, steps, shipped baseline): the same-machine hand runs as fractions of the shipped baseline, and how
-    often the hand reward itself, trained for those steps, meets issue 23's goals: the share of seeds at
-    SEED_GOAL or more, the chance that 3 seeds all are (the share cubed, the seeds being independent) and the chance
-    that the mean of 5 seeds drawn from these is at least MEAN_GOAL (resampled with a fixed generator). What a
-    preference run's fresh policy can be asked for, with the steps it gets."""
-    out = []
-    for (task, steps, shipped), rows in sorted(hand_groups(hand_rows).items(), key=lambda item: item[0][:2]):
-        rows = sorted(rows, key=lambda r: r["seed"])
-        fractions = np.array([r["policy"] / shipped for r in rows])
-        share = float(np.mean(fractions >= SEED_GOAL))
-        means = np.random.default_rng(0).choice(fractions, size=(resamples, 5)).mean(axis=1)
-        out.append({"task": task, "steps": steps, "hand_baseline": shipped, "seeds": [r["seed"] for r in rows],
-                    "fractions": [round(float(f), 4) for f in fractions], "mean": float(fractions.mean()),
-                    "std": float(fractions.std()), "share_at_seed_goal": share, "three_seeds_all_at_seed_goal": share ** 3,
-                    "five_seed_mean_at_mean_goal": float(np.mean(means >= MEAN_GOAL))})
-    return out
 
 
 def is_retrained(row: dict) -> bool:
@@ -591,7 +529,7 @@ def main(argv=None) -> int:
     for task in tasks:
         for seed in hand_seeds:
             print(f"hand {task} s{seed} (the shipped baseline's config{budget}, on this machine)", flush=True)
-            row = run_hand_cell(task, seed, work, args.hand_steps)
+            row = run_hand_cell(task, seed, work, metric_for(task), args.hand_steps)
             hand[(task, seed, row["steps"])] = row
             print(json.dumps(row), flush=True)
             write()

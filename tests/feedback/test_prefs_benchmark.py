@@ -202,7 +202,7 @@ def test_hand_cell_trains_the_shipped_config_at_the_seed_asked_and_is_read_back(
             "eval_episodes": 4, "progress": True, "_schema_version": 1,
             "ppo": {"num_steps": 16, "actor_hidden": [32], "critic_hidden": [32]}}
     monkeypatch.setattr(finals, "baseline_config", lambda task: (dict(tiny), f"policies/v1/{task}/config.yaml"))
-    cell = bench.run_hand_cell("reach", 5, tmp_path)
+    cell = bench.run_hand_cell("reach", 5, tmp_path, "success_rate")
     out = tmp_path / "reach" / "hand" / "s5"
     saved = json.loads((out / "eval.json").read_text())
     assert cell["run_dir"] == str(out) and cell["policy"] == saved["success_rate"] and cell["steps"] == 2048
@@ -211,12 +211,12 @@ def test_hand_cell_trains_the_shipped_config_at_the_seed_asked_and_is_read_back(
     assert cell["hand_baseline"] == load_baseline("reach").hand["success_rate"]
     assert saved["episodes"] == 4 and saved["reward"] == "hand"
     assert "\nseed: 5\n" in (out / "config.yaml").read_text()  # the seed asked, not the shipped config's
-    shorter = bench.run_hand_cell("reach", 5, tmp_path, steps=1024)  # e.g. a preference run's fresh policy's budget
+    shorter = bench.run_hand_cell("reach", 5, tmp_path, "success_rate", steps=1024)  # e.g. a preference run's fresh policy's budget
     assert shorter["run_dir"] == str(tmp_path / "reach" / "hand" / "s5-1024") and shorter["steps"] == 1024
     assert "\nsteps: 1024\n" in (tmp_path / "reach" / "hand" / "s5-1024" / "config.yaml").read_text()
     monkeypatch.setattr(runner, "train", lambda *a, **k: pytest.fail("a finished hand run is read back"))
-    assert bench.run_hand_cell("reach", 5, tmp_path) == cell
-    assert bench.run_hand_cell("reach", 5, tmp_path, steps=2048) == cell  # the config's own steps: the same run
+    assert bench.run_hand_cell("reach", 5, tmp_path, "success_rate") == cell
+    assert bench.run_hand_cell("reach", 5, tmp_path, "success_rate", steps=2048) == cell  # the config's own steps: the same run
 
 
 @pytest.mark.parametrize("args, message", [
