@@ -22,11 +22,12 @@ With --retrain, each cell also trains a fresh PPO policy from scratch on its fin
 whether the reward is good enough, apart from what became of the policy trained while it was learned.
 
 Every cell runs PrefsConfig's defaults (robreward/feedback/preferences/config.py: features auto, rounds over
-0.5 of the steps, a fresh policy on the final reward) unless --features, --feedback-fraction, --final-policy,
---init-from-demos or --pairing say otherwise. A cell's directory suffix names what differs from the settings the grid began with
-(the observation, 0.75, continue, mixed), so a cell of today's defaults is e.g. s0-norm_ee_pos+...+best+ff0.5
-on push and s0-best+ff0.5 on cheetah-run (restart+ff0.5 before the best-of-two choice), and the older rows of
-prefs.json keep their meaning.
+0.25 of the steps, a fresh policy on the final reward, kept or not at equal steps) unless --features,
+--feedback-fraction, --final-policy, --choose-at, --init-from-demos or --pairing say otherwise. A cell's directory
+suffix names what differs from the settings the grid began with (the observation, 0.75, continue, mixed, a choice at
+the end), so a cell of today's defaults is e.g. s0-norm_ee_pos+...+best+ff0.25+eq on push and s0-best+ff0.25+eq on
+cheetah-run (best+ff0.5 from 2026-12 to 2026-12-07, restart+ff0.5 before the best-of-two choice), and the older
+rows of prefs.json keep their meaning.
 
 With --hand-seeds S,..., the hand reward is trained here too, with the shipped baseline's config.yaml (the same
 steps, worlds and PPO) on each of those seeds (WORK/TASK/hand/sSEED, resumable), and every summary row of the task
@@ -92,8 +93,9 @@ IMITATION_PYTHON = HERE.parent / ".venv-imitation" / "bin" / "python"
 
 # The naming reference: a cell run with these settings has no suffix. They are the defaults the grid began with
 # (mixed pairing, PEBBLE's continuing policy, rounds over 0.75 of the steps), kept so a cell's directory and variant
-# mean the same thing in every row of prefs.json; the defaults since 2026-12 (PrefsConfig: best, 0.5, features
-# auto) are cells with the suffix "[norm_...+]best+ff0.5" (restart+ff0.5 before the best-of-two choice).
+# mean the same thing in every row of prefs.json; the defaults since 2026-12-07 (PrefsConfig: best chosen at equal
+# steps, 0.25, features auto) are cells with the suffix "[norm_...+]best+ff0.25+eq" (best+ff0.5 before, and
+# restart+ff0.5 before the best-of-two choice).
 PAIRING, FINAL_POLICY, FEEDBACK_FRACTION = "mixed", "continue", 0.75
 DEMO_PAIRS = 50  # --demos: free pairs per round (PrefsConfig.demo_pairs)
 STOP_ACCURACY = 0.97  # EnsembleConfig.stop_accuracy the grid began with (B-Pref's)
@@ -322,7 +324,7 @@ def default_variant(task: str) -> str:
 
     defaults = PrefsConfig(task=task)
     return variant_name(defaults.pairing, expand_features(get_task(task), defaults.features), defaults.feature_action,
-                        defaults.final_policy, defaults.feedback_fraction)
+                        defaults.final_policy, defaults.feedback_fraction, choose_at=defaults.choose_at)
 
 
 def plot_path(out: Path, task: str, variant: str) -> Path:
@@ -426,10 +428,10 @@ def main(argv=None) -> int:
     parser.add_argument("--restart-keep", type=float, default=defaults.restart_keep, metavar="SHARE",
                         help="the fresh policy starts from this share of the feedback phase's weights (shrink and "
                              "perturb; PrefsConfig.restart_keep; cell suffix 'keepSHARE'; default 0: from scratch)")
-    parser.add_argument("--choose-at", choices=("end", "equal"), default=defaults.choose_at,
-                        help="final policy best: choose at the end (default), or once the fresh policy has trained "
-                             "as many steps as the feedback phase's, the one kept training on (PrefsConfig.choose_at; "
-                             "cell suffix 'eq')")
+    parser.add_argument("--choose-at", choices=("auto", "end", "equal"), default="auto",
+                        help="final policy best: choose once the fresh policy has trained as many steps as the "
+                             "feedback phase's, the one kept training on (equal; cell suffix 'eq'), or at the end "
+                             "(end); auto (the default, PrefsConfig's): equal with best, end otherwise")
     parser.add_argument("--work", default=str(HERE / "results" / "prefs_runs"), help="cell run directories")
     parser.add_argument("--out", default=str(HERE / "results" / "prefs.json"))
     parser.add_argument("--retrain", action="store_true",
@@ -488,8 +490,8 @@ def main(argv=None) -> int:
     except ValueError as err:
         parser.error(f"--stop-accuracy: {err} (a number in (0, 1], or none)")
     try:  # the final policy's settings, checked together by the config (the flag named is the field's)
-        PrefsConfig(task="reach", final_policy=args.final_policy, restart_keep=args.restart_keep,
-                    choose_at=args.choose_at)
+        args.choose_at = PrefsConfig(task="reach", final_policy=args.final_policy, restart_keep=args.restart_keep,
+                                     choose_at=args.choose_at).choose_at  # auto resolved
     except ConfigError as err:
         parser.error(f"--{err.field.replace('_', '-')}: {err}")
     variant = {task: variant_name(args.pairing, features[task], not args.no_action, args.final_policy,

@@ -304,15 +304,16 @@ def register(sub) -> None:
                    help="with --init-from-demos: both (default: the feedback phase's policy and the fresh one) or "
                         "fresh (the final policy only; the rounds sample an unaided policy)")
     t.add_argument("--feedback-fraction", type=float,
-                   help="the feedback rounds are spread over this fraction of the PPO steps (default 0.5)")
+                   help="the feedback rounds are spread over this fraction of the PPO steps (default 0.25)")
     t.add_argument("--final-policy",
                    help="after the last feedback round: best (default) trains a fresh policy from scratch on the "
                         "final reward for the steps left and keeps it or the feedback phase's policy, whichever earns "
                         "more of the final reward; restart keeps the fresh one; continue (PEBBLE) trains the same "
                         "policy on to --steps")
     t.add_argument("--choose-at", default=None,
-                   help="best: choose at the end (default), or once the fresh policy has trained as many steps as "
-                        "the feedback phase's (equal), the one kept training on for the rest of the budget")
+                   help="best: choose once the fresh policy has trained as many steps as the feedback phase's "
+                        "(equal, the default), the one kept training on for the rest of the budget; or at the end "
+                        "(end, the default before 2026-12-07)")
     t.add_argument("--restart-keep", type=float, metavar="SHARE",
                    help="best or restart: the fresh policy starts from this share of the feedback phase's weights "
                         "and its observation statistics (shrink and perturb; default 0: from scratch)")

@@ -66,11 +66,13 @@ def migrate_prefs_config(data: dict, where: str = "prefs config") -> dict:
     without keeps the behaviour of then: runs saved before ``pairing`` existed compared any two segments
     (``pairing: any``; new runs default to "mixed"); before ``feedback_fraction``, ``final_policy`` and
     ``features`` they spread the rounds over 0.75 of the steps, continued the one policy and read the
-    observation (the defaults are now 0.5, restart and auto)."""
+    observation; before ``choose_at``, best chose at the end (the defaults are now 0.25, best, auto and,
+    with best, equal)."""
     if not isinstance(data, dict):
         raise ValueError(f"{where} is not a JSON object; is it a `robreward prefs train` run's config.json?")
     data = dict(data)
-    for key, then in (("pairing", "any"), ("feedback_fraction", 0.75), ("final_policy", "continue"), ("features", [])):
+    for key, then in (("pairing", "any"), ("feedback_fraction", 0.75), ("final_policy", "continue"), ("features", []),
+                      ("choose_at", "end")):
         data.setdefault(key, then)
     return data
 

@@ -56,11 +56,12 @@ def test_cells_of_another_variant_get_their_own_directory(bench, tmp_path):
 
     defaults = PrefsConfig()
     names = {task: bench.variant_name(defaults.pairing, expand_features(get_task(task), defaults.features),
-                                      defaults.feature_action, defaults.final_policy, defaults.feedback_fraction)
+                                      defaults.feature_action, defaults.final_policy, defaults.feedback_fraction,
+                                      choose_at=defaults.choose_at)
              for task in ("cheetah-run", "push")}
-    assert names["cheetah-run"] == "best+ff0.5"
+    assert names["cheetah-run"] == "best+ff0.25+eq" == bench.default_variant("cheetah-run")
     assert names["push"] == ("norm_ee_pos+norm_ee_vel+gripper_opening+norm_cube_pos+norm_goal_pos+norm_ee_to_cube+"
-                             "norm_cube_to_goal+best+ff0.5")
+                             "norm_cube_to_goal+best+ff0.25+eq") == bench.default_variant("push")
     assert bench.cell_dir(tmp_path, "push", "mistake:0.1", 200, 1) == tmp_path / "push/mistake-0.1/q200/s1"
     assert bench.cell_dir(tmp_path, "push", "oracle", 200, 1, "any") == tmp_path / "push/oracle/q200/s1-any"
     # another PPO budget than the task's default is another cell: its own directory
@@ -245,7 +246,7 @@ def test_plot_draws_the_label_efficiency_of_the_cells_in_the_file(bench, tmp_pat
 
     d = bench.PrefsConfig(task="reach")
     any_variant = bench.variant_name("any", expand_features(get_task("reach"), d.features), True, d.final_policy,
-                                     d.feedback_fraction)
+                                     d.feedback_fraction, choose_at=d.choose_at)
     other = dict(cells[0], variant=any_variant, policy=0.0)  # another variant: not in the defaults' plot
     bench.save_results(out, {bench.row_key(c): c for c in cells + [other]}, {})
     argv = ["--tasks", "reach", "--plot", "--out", str(out), "--work", str(tmp_path / "work")]

@@ -287,7 +287,7 @@ def test_restart_keep_starts_the_fresh_policy_from_a_share_of_the_feedback_phase
 def test_final_policy_best_keeps_the_policy_that_earns_more_of_the_final_reward(tmp_path, monkeypatch):
     from robreward.feedback.preferences import ppo_phase
 
-    config = tiny(tmp_path / "run", final_policy="best", feedback_fraction=0.75, eval_episodes=5)
+    config = tiny(tmp_path / "run", final_policy="best", choose_at="end", feedback_fraction=0.75, eval_episodes=5)
     last_round = round_steps(config, 3)[-1]
     seen = []
     real_choose = ppo_phase.choose_final_policy
@@ -436,7 +436,7 @@ def test_round_steps_by_hand():
     (dict(feedback_fraction=0), r"feedback_fraction must be in \(0, 1\]"),
     (dict(pairing="same"), "unknown pairing 'same': choose one of any, episode, mixed"),
     (dict(final_policy="reset"), "unknown final_policy 'reset': choose one of continue, restart, best"),
-    (dict(choose_at="middle"), "unknown choose_at 'middle': choose one of end, equal"),
+    (dict(choose_at="middle"), "unknown choose_at 'middle': choose one of auto, end, equal"),
     (dict(choose_at="equal", final_policy="restart"), "with restart there is no choice: leave it at end"),
     (dict(restart_keep=-0.1), r"restart_keep must be a share in \[0, 1\), got -0.1"),
     (dict(restart_keep=True), r"restart_keep must be a share in \[0, 1\), got True"),
@@ -459,13 +459,29 @@ def test_a_config_saved_before_pairing_existed_resumes_with_any_pairs(tmp_path):
 
 def test_a_config_saved_before_the_2026_12_defaults_keeps_what_it_ran_with(tmp_path):
     saved = PrefsConfig(task="push").to_dict()
-    for key in ("feedback_fraction", "final_policy", "features"):
+    for key in ("feedback_fraction", "final_policy", "features", "choose_at"):
         del saved[key]
     (tmp_path / "config.json").write_text(json.dumps(saved))
     old = load_prefs_config(tmp_path)
-    assert (old.feedback_fraction, old.final_policy, old.features) == (0.75, "continue", ())
+    assert (old.feedback_fraction, old.final_policy, old.features, old.choose_at) == (0.75, "continue", (), "end")
     new = PrefsConfig(task="push")
-    assert (new.feedback_fraction, new.final_policy, new.features) == (0.5, "best", ("auto",))
+    assert (new.feedback_fraction, new.final_policy, new.features, new.choose_at) == (0.25, "best", ("auto",), "equal")
+
+
+def test_a_best_run_saved_before_choose_at_existed_still_chooses_at_the_end(tmp_path):
+    saved = PrefsConfig(task="push", feedback_fraction=0.5).to_dict()
+    assert saved["choose_at"] == "equal"  # what a run of today's defaults saves: the choice resolved
+    del saved["choose_at"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    old = load_prefs_config(tmp_path)
+    assert (old.final_policy, old.feedback_fraction, old.choose_at) == ("best", 0.5, "end")
+
+
+@pytest.mark.parametrize("final_policy, resolved", [("best", "equal"), ("restart", "end"), ("continue", "end")])
+def test_choose_at_auto_is_equal_with_best_and_end_where_there_is_no_choice(final_policy, resolved):
+    assert PrefsConfig(final_policy=final_policy).choose_at == resolved
+    assert PrefsConfig(final_policy=final_policy, choose_at="auto").to_dict()["choose_at"] == resolved
+    assert PrefsConfig(final_policy="best", choose_at="end").choose_at == "end"  # an explicit choice is kept
 
 
 def test_loop_rejects_small_budgets_and_bad_teachers(tmp_path):

@@ -16,7 +16,7 @@ from robreward.feedback.preferences.teachers import make_teacher
 from robreward.rl.config import PPOConfig
 
 FINAL_POLICIES = ("continue", "restart", "best")
-CHOOSE_AT = ("end", "equal")
+CHOOSE_AT = ("auto", "end", "equal")
 INIT_POLICIES = ("both", "fresh")  # init_from_demos: which policies clone the demos
 
 
@@ -49,9 +49,10 @@ class PrefsConfig:
     """Parallel worlds of the PPO and of the feedback rollouts."""
     pretrain_steps: int = 0
     """PPO steps of unsupervised state-entropy pre-training before the first queries (PEBBLE); 0: none."""
-    feedback_fraction: float = 0.5
-    """Feedback rounds are spread evenly over this fraction of the steps after pre-training (0.5: the rounds early,
-    so the final reward is known while half the budget is left; runs before 2026-12 used 0.75)."""
+    feedback_fraction: float = 0.25
+    """Feedback rounds are spread evenly over this fraction of the steps after pre-training (0.25: the rounds early,
+    so the final reward is known while three quarters of the budget is left; runs before 2026-12 used 0.75, runs
+    before 2026-12-07 0.5; measured in benchmarks/RESULTS.md)."""
     final_policy: str = "best"
     """After the last feedback round: restart trains a fresh policy from scratch on the final learned reward for
     the steps left (steps minus the feedback phase's), keeping the feedback phase's policy in ppo-feedback/; best
@@ -59,11 +60,12 @@ class PrefsConfig:
     reward (64 episodes each; the fresh one moves to ppo-restart/ when the other wins); continue (PEBBLE; the
     default before 2026-12) keeps training the one policy on it up to ``steps``. The PPO step budget is the same
     in all three."""
-    choose_at: str = "end"
-    """final_policy best: when it chooses. end (the default): after the fresh policy has trained all the steps left;
-    equal: once the fresh policy has trained as many PPO steps as the feedback phase's policy (or all the steps
-    left, if fewer), and the one kept trains on the final learned reward for the rest of the budget (the feedback
-    phase's policy then ends at ``steps`` minus the fresh one's steps). Measured in benchmarks/RESULTS.md."""
+    choose_at: str = "auto"
+    """final_policy best: when it chooses. equal (what auto, the default, means with best since 2026-12-07): once the fresh policy has trained as
+    many PPO steps as the feedback phase's policy (or all the steps left, if fewer), and the one kept trains on the
+    final learned reward for the rest of the budget (the feedback phase's policy then ends at ``steps`` minus the
+    fresh one's steps); end: after the fresh policy has trained all the steps left (runs before 2026-12-07). With
+    restart or continue there is no choice and auto means end. Measured in benchmarks/RESULTS.md."""
     restart_keep: float = 0.0
     """final_policy restart or best: the fresh policy starts from this share of the feedback phase's weights (actor,
     critic, action noise) and the rest of a new initialisation, with the feedback phase's observation statistics
@@ -171,6 +173,8 @@ class PrefsConfig:
         check_choice("final_policy", self.final_policy, FINAL_POLICIES)
         check_choice("init_policies", self.init_policies, INIT_POLICIES)
         check_choice("choose_at", self.choose_at, CHOOSE_AT)
+        if self.choose_at == "auto":
+            object.__setattr__(self, "choose_at", "equal" if self.final_policy == "best" else "end")
         if self.choose_at != "end" and self.final_policy != "best":
             raise ConfigError("choose_at", f"says when final_policy best chooses; with {self.final_policy} there is "
                               "no choice: leave it at end")
