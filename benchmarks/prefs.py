@@ -34,10 +34,12 @@ steps, worlds and PPO) on each of those seeds (WORK/TASK/hand/sSEED, resumable),
 judged against that shipped baseline gains fraction_of_hand_here: its mean over the same-machine hand mean. A
 shipped baseline is three seeds trained on whichever machine made it; on another, the same config and seeds return
 otherwise (floating point), so the ratio of means over many seeds of both, run on one machine, is the comparison
-that does not depend on where each side ran. With --hand-steps N they train for N steps instead (the budget a
-preference run's fresh policy gets: 623168 with the defaults on cheetah-run), into WORK/TASK/hand/sSEED-N; the JSON's
-hand_spread then says, per task and steps, how often the hand reward itself meets the goals' per-seed 0.8 and
-5-seed mean 0.9 with that budget.
+that does not depend on where each side ran. Every cell and hand run records its CPU (``machine``; those saved
+before the field existed ran on one Intel VM, prefs_hand.LEGACY_MACHINE), and a row is compared only with hand runs
+of the machine all its cells ran on. With --hand-steps N they train for N steps instead (the budget a preference
+run's fresh policy gets: 811584 with the defaults on cheetah-run, 623168 with rounds over half), into
+WORK/TASK/hand/sSEED-N; the JSON's hand_spread then says, per task, steps and machine, how often the hand reward
+itself meets the goals' per-seed 0.8 and 5-seed mean 0.9 with that budget.
 
     .venv/bin/python benchmarks/prefs.py --tasks cheetah-run --teachers oracle --budgets 200 --seeds 0,1,2 \
         --hand-seeds 0,1,2,3,4
@@ -76,7 +78,7 @@ from robreward.fileio import atomic_write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.prefs_hand import hand_here, hand_spread, run_hand_cell  # noqa: E402
+from benchmarks.prefs_hand import hand_here, hand_key, hand_spread, machine_of, run_hand_cell  # noqa: E402
 
 HERE = Path(__file__).parent
 TASKS = ("push", "cheetah-run")
@@ -214,7 +216,8 @@ def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: 
             "success_rate": result["success_rate"], "return_mean": result["return_mean"],
             "heldout_accuracy": metrics.get("heldout_accuracy"), "epic_distance": metrics.get("epic_distance"),
             "final_choice": json.loads(state_path.read_text()).get("final_choice"),  # final_policy best
-            "seconds_this_invocation": seconds, "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+            "seconds_this_invocation": seconds, "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "machine": machine_info()["cpu_model"]}
 
 
 RETRAIN_DIR = "retrain"
@@ -302,12 +305,13 @@ def summarize(rows: list[dict], hand_rows: list[dict] = ()) -> list[dict]:
         fractions = [m["fraction_of_hand"] for m in members]
         retrained = [m["retrained"]["fraction_of_hand"] for m in members if m.get("retrained")]
         target = TARGETS.get((task, teacher, budget))
-        hand = here.get((task, steps, members[0].get("hand_baseline")))
+        machines = sorted({machine_of(m) for m in members})
+        hand = here.get((task, steps, members[0].get("hand_baseline"), machines[0])) if len(machines) == 1 else None
         same_machine = {} if hand is None else {
             "hand_here": hand, "fraction_of_hand_here": float(np.mean([m["policy"] for m in members])) / hand["mean"]}
         out.append({"task": task, "teacher": teacher, "queries": budget, "variant": variant, "steps": steps,
                     "pairing": members[0]["pairing"], "features": members[0]["features"],
-                    "seeds": sorted(m["seed"] for m in members),
+                    "seeds": sorted(m["seed"] for m in members), "machines": machines,
                     "metric": members[0]["metric"], "fraction_mean": float(np.mean(fractions)),
                     "fraction_std": float(np.std(fractions)), "target": target,
                     "meets_target": None if target is None else bool(np.mean(fractions) >= target),
@@ -360,12 +364,12 @@ def row_key(row: dict) -> tuple:
 
 
 def load_results(out: Path) -> tuple[dict, dict, dict]:
-    """The cells ``out`` holds: ({row_key: cell}, imitation's {(queries, seed): cell}, the same-machine hand runs'
-    {(task, seed, steps): cell}); empty without the file."""
+    """The cells ``out`` holds: ({row_key: cell}, imitation's {(queries, seed): cell}, the hand runs'
+    {(task, seed, steps, machine): cell}); empty without the file."""
     previous = json.loads(out.read_text()) if out.is_file() else {}
     return ({row_key(r): r for r in previous.get("cells", [])},
             {(r["queries"], r["seed"]): r for r in previous.get("imitation_cells", [])},
-            {(r["task"], r["seed"], r["steps"]): r for r in previous.get("hand_cells", [])})
+            {hand_key(r): r for r in previous.get("hand_cells", [])})
 
 
 def save_results(out: Path, rows: dict, theirs: dict, hand: dict | None = None) -> None:
@@ -532,7 +536,7 @@ def main(argv=None) -> int:
         for seed in hand_seeds:
             print(f"hand {task} s{seed} (the shipped baseline's config{budget}, on this machine)", flush=True)
             row = run_hand_cell(task, seed, work, metric_for(task), args.hand_steps)
-            hand[(task, seed, row["steps"])] = row
+            hand[hand_key(row)] = row
             print(json.dumps(row), flush=True)
             write()
 

@@ -12,6 +12,25 @@ from pathlib import Path
 import numpy as np
 
 HAND_DIR = "hand"
+LEGACY_MACHINE = "Intel(R) Xeon(R) Processor @ 2.80GHz"
+"""The machine of the cells and hand runs saved before they named theirs (before 2026-12-07, evening): the 2-core
+Intel VM that benchmarks/RESULTS.md names in each paragraph of those days."""
+
+
+def machine_of(row: dict) -> str:
+    """The CPU a cell or hand run was trained on (training is bit-reproducible on one machine, not across two)."""
+    return row.get("machine", LEGACY_MACHINE)
+
+
+def this_machine() -> str:
+    from robreward.envs.bench import machine_info
+
+    return machine_info()["cpu_model"]
+
+
+def hand_key(row: dict) -> tuple:
+    """One hand run per task, seed, PPO budget and machine."""
+    return row["task"], row["seed"], row["steps"], machine_of(row)
 
 
 def run_hand_cell(task: str, seed: int, work: Path, metric: str, steps: int | None = None) -> dict:
@@ -36,21 +55,22 @@ def run_hand_cell(task: str, seed: int, work: Path, metric: str, steps: int | No
     result, key = json.loads((out / "eval.json").read_text()), metric
     return {"task": task, "seed": seed, "config": path, "steps": config.steps, "run_dir": str(out), "metric": key,
             "policy": result[key], "success_rate": result["success_rate"], "return_mean": result["return_mean"],
-            "hand_baseline": load_baseline(task).hand[key]}  # the shipped baseline whose config this is
+            "hand_baseline": load_baseline(task).hand[key],  # the shipped baseline whose config this is
+            "machine": this_machine()}
 
 
 def hand_groups(hand_rows) -> dict[tuple, list[dict]]:
-    """The same-machine hand runs per (task, steps, shipped baseline's value)."""
+    """The hand runs per (task, steps, shipped baseline's value, machine)."""
     groups: dict[tuple, list[dict]] = {}
     for row in hand_rows:
-        groups.setdefault((row["task"], row["steps"], row.get("hand_baseline")), []).append(row)
+        groups.setdefault((row["task"], row["steps"], row.get("hand_baseline"), machine_of(row)), []).append(row)
     return groups
 
 
 def hand_here(hand_rows) -> dict:
-    """Per (task, steps, shipped baseline's value): the same-machine hand runs' seeds, mean and std of the task's
+    """Per (task, steps, shipped baseline's value, machine): the hand runs' seeds, mean and std of the task's
     metric. A row is compared with them only where its cells were judged against that same shipped baseline (the
-    cells of an older baseline version were trained by an older engine)."""
+    cells of an older baseline version were trained by an older engine) and trained on that machine."""
     return {key: {"seeds": sorted(r["seed"] for r in rows), "mean": float(np.mean([r["policy"] for r in rows])),
                   "std": float(np.std([r["policy"] for r in rows]))} for key, rows in hand_groups(hand_rows).items()}
 
@@ -66,12 +86,14 @@ def hand_spread(hand_rows, resamples: int = 10_000) -> list[dict]:
     that the mean of 5 seeds drawn from these is at least MEAN_GOAL (resampled with a fixed generator). What a
     preference run's fresh policy can be asked for, with the steps it gets."""
     out = []
-    for (task, steps, shipped), rows in sorted(hand_groups(hand_rows).items(), key=lambda item: item[0][:2]):
+    for (task, steps, shipped, machine), rows in sorted(hand_groups(hand_rows).items(),
+                                                        key=lambda item: (item[0][0], item[0][1], item[0][3])):
         rows = sorted(rows, key=lambda r: r["seed"])
         fractions = np.array([r["policy"] / shipped for r in rows])
         share = float(np.mean(fractions >= SEED_GOAL))
         means = np.random.default_rng(0).choice(fractions, size=(resamples, 5)).mean(axis=1)
-        out.append({"task": task, "steps": steps, "hand_baseline": shipped, "seeds": [r["seed"] for r in rows],
+        out.append({"task": task, "steps": steps, "hand_baseline": shipped, "machine": machine,
+                    "seeds": [r["seed"] for r in rows],
                     "fractions": [round(float(f), 4) for f in fractions], "mean": float(fractions.mean()),
                     "std": float(fractions.std()), "share_at_seed_goal": share, "three_seeds_all_at_seed_goal": share ** 3,
                     "five_seed_mean_at_mean_goal": float(np.mean(means >= MEAN_GOAL))})

@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pytest
 
+from benchmarks.prefs_hand import LEGACY_MACHINE as LEGACY
 from tests.conftest import load_script
 
 
@@ -158,11 +159,34 @@ def test_same_machine_hand_runs_give_each_row_a_fraction_of_their_mean_and_survi
     assert summary["variant"] == "best+ff0.5"
     out = tmp_path / "prefs.json"
     bench.save_results(out, {bench.row_key(c): c for c in cells}, {},
-                       {(h["task"], h["seed"], h["steps"]): h for h in hand})
+                       {bench.hand_key(h): h for h in hand})
     bench.save_results(out, {}, {})  # another process without hand runs keeps them
     rows, _, hand_back = bench.load_results(out)
-    assert sorted(hand_back) == [("cheetah-run", s, 1_000_000) for s in (0, 1, 2)] and len(rows) == 2
+    assert sorted(hand_back) == [("cheetah-run", s, 1_000_000, LEGACY) for s in (0, 1, 2)] and len(rows) == 2
     assert json.loads(out.read_text())["summary"][0]["fraction_of_hand_here"] == pytest.approx(5200.0 / 6000.0)
+
+
+def test_hand_runs_are_compared_only_with_cells_of_their_machine(bench, tmp_path):
+    """Training is bit-reproducible on one CPU, not across two: a row is judged against the hand runs of the machine
+    its cells ran on, rows and hand runs saved before they named a machine being the Intel VM's."""
+    amd = "AMD EPYC"
+    cells = [{**row("cheetah-run", "oracle", 200, s, "best+ff0.25+eq", 0.0, r), "policy": r, "hand_baseline": 6493.0,
+              "machine": amd} for s, r in ((0, 6000.0), (1, 6600.0))]
+    hand = [{"task": "cheetah-run", "seed": s, "steps": 1_000_000, "policy": r, "hand_baseline": 6493.0}
+            for s, r in ((0, 5000.0), (1, 5200.0))]  # no machine: the Intel VM's
+    assert "hand_here" not in bench.summarize(cells, hand)[0]  # another machine's hand runs: not compared
+    hand_amd = [dict(h, policy=h["policy"] + 1500.0, machine=amd) for h in hand]
+    summary = bench.summarize(cells, hand + hand_amd)[0]
+    assert summary["machines"] == [amd] and summary["hand_here"]["mean"] == 6600.0
+    assert summary["fraction_of_hand_here"] == pytest.approx(6300.0 / 6600.0)
+    mixed = bench.summarize([cells[0], {**cells[1], "machine": LEGACY}], hand + hand_amd)[0]
+    assert mixed["machines"] == sorted([amd, LEGACY]) and "hand_here" not in mixed  # one row, two machines
+    out = tmp_path / "prefs.json"
+    bench.save_results(out, {}, {}, {bench.hand_key(h): h for h in hand + hand_amd})  # same seeds, both kept
+    saved = json.loads(out.read_text())
+    assert len(saved["hand_cells"]) == 4
+    spread = {r["machine"]: r["mean"] for r in saved["hand_spread"]}
+    assert spread == {LEGACY: pytest.approx(5100.0 / 6493.0), amd: pytest.approx(6600.0 / 6493.0)}
 
 
 def test_hand_spread_says_how_often_the_hand_reward_itself_meets_the_goals_per_budget(bench, tmp_path):
@@ -182,7 +206,7 @@ def test_hand_spread_says_how_often_the_hand_reward_itself_meets_the_goals_per_b
     assert 0.3 < exact < 0.7  # a case the resampling can get wrong
     assert spread[1_000_000]["five_seed_mean_at_mean_goal"] == 1.0 and spread[1_000_000]["share_at_seed_goal"] == 1.0
     out = tmp_path / "prefs.json"
-    bench.save_results(out, {}, {}, {(h["task"], h["seed"], h["steps"]): h for h in mixed})
+    bench.save_results(out, {}, {}, {bench.hand_key(h): h for h in mixed})
     assert json.loads(out.read_text())["hand_spread"] == bench.hand_spread(mixed)
 
 

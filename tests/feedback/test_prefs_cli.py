@@ -55,6 +55,7 @@ def test_train_restarts_the_policy_after_the_feedback_rounds(tmp_path, capsys):
     assert main(argv) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["final_policy"] == "restart" and config["feedback_fraction"] == 0.5
+    assert config["choose_at"] == "end"  # --choose-at left at auto: restart has no choice to make
     rounds = json.loads((out / "state.json").read_text())["round_steps"]
     assert rounds == [0, 512]  # 2048 x 0.5 / 2 rounds, in whole updates of 8 worlds x 32 steps
     assert (out / "ppo-feedback" / "checkpoints").is_dir() and (out / "ppo" / "eval.json").is_file()

@@ -7,8 +7,8 @@
 Timeline (PEBBLE, Lee et al. 2021, adapted to on-policy PPO). The query budget is split into
 rounds by ``query_schedule``; round k happens after the PPO has trained to step
 ``pretrain_steps + k * feedback_fraction * (steps - pretrain_steps) / rounds`` (rounded up to
-whole PPO updates), so with the default fraction 0.5 every label is in by half of training and the
-second half (at least) sees the final reward. Before round 0 the policy either acts
+whole PPO updates), so with the default fraction 0.25 every label is in by a quarter of training and the
+rest (at least three quarters) sees the final reward. Before round 0 the policy either acts
 uniformly at random (``pretrain_steps=0``) or has been pre-trained for ``pretrain_steps`` on
 PEBBLE's unsupervised state-entropy reward (:class:`StateEntropyReward`), which spreads the
 first segments over more of the state space. After the last round PPO trains on to ``steps``:
@@ -19,9 +19,10 @@ final reward trains a new one well. The reverse happens too: a final reward lear
 can pay a fresh policy nothing it finds from scratch while the feedback phase's policy, led there by the
 earlier rewards, earns it (push, stochastic teacher, seed 1: the fresh policy 0.00 success, the feedback
 phase's 0.98 in training). ``"best"`` (the default) restarts, then keeps whichever of the two earns more
-of the final learned reward; with ``choose_at="equal"`` it chooses once the fresh policy has trained as many
-steps as the feedback phase's, and the one kept trains on for the rest of the budget (the feedback phase's
-policy is then not left at the steps it had when the rounds ended).
+of the final learned reward; with ``choose_at="equal"`` (the default) it chooses once the fresh policy has
+trained as many steps as the feedback phase's, and the one kept trains on for the rest of the budget (the
+feedback phase's policy is then not left at the steps it had when the rounds ended); ``"end"`` chooses after
+the fresh policy has trained all the steps left.
 
 One policy is trained continuously: between rounds ``robreward.rl.runner.train`` resumes from
 the PPO checkpoint (model, optimizer, normalizer, learning rate, RNG) with the updated reward
