@@ -372,14 +372,21 @@ def load_results(out: Path) -> tuple[dict, dict, dict]:
             {hand_key(r): r for r in previous.get("hand_cells", [])})
 
 
-def save_results(out: Path, rows: dict, theirs: dict, hand: dict | None = None) -> None:
+def save_results(out: Path, rows: dict, theirs: dict, hand: dict | None = None,
+                 ran: tuple[set, set, set] | None = None) -> None:
     """Write the grid's JSON with ``rows``, ``theirs`` and ``hand`` (as load_results gives them), keeping the cells
     the file holds that they lack (earlier runs, and a benchmark run beside this one, which saves its own cells into
-    the same file): the dicts take those in, in place."""
+    the same file): the dicts take those in, in place. ``ran``: the keys of the cells, imitation cells and hand runs
+    this process trained or read back from their run directories; the file's version of every other key wins, so
+    a cell that a run beside this one trained again since this one read the file is not put back as it was. None:
+    every key the dicts hold is this process's."""
     hand = {} if hand is None else hand
-    for mine, saved in zip((rows, theirs, hand), load_results(out)):
+    for index, (mine, saved) in enumerate(zip((rows, theirs, hand), load_results(out))):
         for key, row in saved.items():
-            mine.setdefault(key, row)
+            if ran is None or key in ran[index]:
+                mine.setdefault(key, row)
+            else:
+                mine[key] = row
     atomic_write_json(out, {"benchmark": "prefs", "machine": machine_info(), "date": time.strftime("%Y-%m-%d"),
                             "summary": summarize(list(rows.values()), list(hand.values())),
                             "imitation": compare_imitation(list(rows.values()), list(theirs.values())),
@@ -528,8 +535,10 @@ def main(argv=None) -> int:
         plot()
         return 0
 
+    ran: tuple[set, set, set] = (set(), set(), set())  # what this process trains or reads back (save_results)
+
     def write() -> None:
-        save_results(out, rows, theirs, hand)
+        save_results(out, rows, theirs, hand, ran)
 
     budget = "" if args.hand_steps is None else f", {args.hand_steps:,} PPO steps"
     for task in tasks:
@@ -537,6 +546,7 @@ def main(argv=None) -> int:
             print(f"hand {task} s{seed} (the shipped baseline's config{budget}, on this machine)", flush=True)
             row = run_hand_cell(task, seed, work, metric_for(task), args.hand_steps)
             hand[hand_key(row)] = row
+            ran[2].add(hand_key(row))
             print(json.dumps(row), flush=True)
             write()
 
@@ -546,7 +556,8 @@ def main(argv=None) -> int:
         row = run_cell(task, teacher, budget, seed, steps, work, args.per_round, args.pairing, features[task],
                        not args.no_action, args.final_policy, args.feedback_fraction, args.demos, stop_accuracy,
                        args.example, args.init_from_demos, args.restart_keep, args.choose_at)
-        rows[(task, teacher, budget, seed, variant[task], steps)] = row
+        rows[row_key(row)] = row
+        ran[0].add(row_key(row))
         print(json.dumps(row), flush=True)
         write()
         if args.retrain or is_retrained(row):  # a finished retraining is read back, with or without --retrain
@@ -557,6 +568,7 @@ def main(argv=None) -> int:
         if args.imitation and (task, teacher) == ("cheetah-run", "oracle"):
             print(f"cell imitation HalfCheetah-v4 q{budget} s{seed} ({steps:,} PPO steps)", flush=True)
             theirs[(budget, seed)] = run_imitation_cell(budget, seed, steps, work, Path(args.imitation_python))
+            ran[1].add((budget, seed))
             write()
     plot()
     print(json.dumps({"summary": summarize(list(rows.values()), list(hand.values())),

@@ -144,6 +144,25 @@ def test_two_benchmark_runs_beside_each_other_keep_each_others_cells(bench, tmp_
     assert saved["summary"][0]["seeds"] == [5, 6, 8]
 
 
+def test_a_cell_trained_again_beside_a_run_that_read_it_earlier_is_not_put_back(bench, tmp_path):
+    """Process one reads the file holding cell x, process two trains x again (another machine) and saves it, then
+    process one saves the cell it trained itself: the file keeps two's x (one used to write back its stale copy)."""
+    out = tmp_path / "prefs.json"
+    x_old = row("cheetah-run", "stochastic:1", 200, 5, "best+ff0.25+eq", 1.01, 6578.0)
+    bench.save_results(out, {bench.row_key(x_old): x_old}, {})
+    one, _, _ = bench.load_results(out)
+    two, _, _ = bench.load_results(out)
+    x_new = {**x_old, "fraction_of_hand": 1.00, "machine": "AMD EPYC"}
+    two[bench.row_key(x_new)] = x_new
+    bench.save_results(out, two, {}, {}, ({bench.row_key(x_new)}, set(), set()))
+    y = row("cheetah-run", "oracle", 200, 9, "best+ff0.25+eq", 1.0, 6535.0)
+    one[bench.row_key(y)] = y
+    bench.save_results(out, one, {}, {}, ({bench.row_key(y)}, set(), set()))
+    saved = {(r["seed"], r["fraction_of_hand"]) for r in json.loads(out.read_text())["cells"]}
+    assert saved == {(5, 1.00), (9, 1.0)}
+    assert one[bench.row_key(x_old)]["machine"] == "AMD EPYC"  # the process's dict took the file's version in
+
+
 def test_same_machine_hand_runs_give_each_row_a_fraction_of_their_mean_and_survive_saving(bench, tmp_path):
     cells = [{**row("cheetah-run", "oracle", 200, s, "best+ff0.5", 0.0, r), "policy": r, "hand_baseline": 6493.0}
              for s, r in ((0, 5000.0), (1, 5400.0))]
