@@ -72,13 +72,15 @@ import numpy as np
 
 from robreward.configs import ConfigError
 from robreward.envs.bench import machine_info
-from robreward.feedback.preferences.config import FINAL_POLICIES, PrefsConfig
+from robreward.feedback.preferences.config import CHOOSE_AT, FINAL_POLICIES, PrefsConfig
 from robreward.feedback.preferences.model import EnsembleConfig
 from robreward.fileio import atomic_write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.prefs_hand import hand_here, hand_key, hand_spread, machine_of, run_hand_cell  # noqa: E402
+from benchmarks.prefs_hand import (  # noqa: E402
+    hand_here, hand_key, hand_spread, machine_of, run_hand_cell, this_machine,
+)
 
 HERE = Path(__file__).parent
 TASKS = ("push", "cheetah-run")
@@ -217,7 +219,7 @@ def run_cell(task: str, teacher: str, budget: int, seed: int, steps: int, work: 
             "heldout_accuracy": metrics.get("heldout_accuracy"), "epic_distance": metrics.get("epic_distance"),
             "final_choice": json.loads(state_path.read_text()).get("final_choice"),  # final_policy best
             "seconds_this_invocation": seconds, "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "machine": machine_info()["cpu_model"]}
+            "machine": this_machine()}
 
 
 RETRAIN_DIR = "retrain"
@@ -439,7 +441,7 @@ def main(argv=None) -> int:
     parser.add_argument("--restart-keep", type=float, default=defaults.restart_keep, metavar="SHARE",
                         help="the fresh policy starts from this share of the feedback phase's weights (shrink and "
                              "perturb; PrefsConfig.restart_keep; cell suffix 'keepSHARE'; default 0: from scratch)")
-    parser.add_argument("--choose-at", choices=("auto", "end", "equal"), default="auto",
+    parser.add_argument("--choose-at", choices=CHOOSE_AT, default="auto",
                         help="final policy best: choose once the fresh policy has trained as many steps as the "
                              "feedback phase's, the one kept training on (equal; cell suffix 'eq'), or at the end "
                              "(end); auto (the default, PrefsConfig's): equal with best, end otherwise")

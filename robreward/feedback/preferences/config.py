@@ -61,11 +61,12 @@ class PrefsConfig:
     default before 2026-12) keeps training the one policy on it up to ``steps``. The PPO step budget is the same
     in all three."""
     choose_at: str = "auto"
-    """final_policy best: when it chooses. equal (what auto, the default, means with best since 2026-12-07): once the fresh policy has trained as
-    many PPO steps as the feedback phase's policy (or all the steps left, if fewer), and the one kept trains on the
-    final learned reward for the rest of the budget (the feedback phase's policy then ends at ``steps`` minus the
-    fresh one's steps); end: after the fresh policy has trained all the steps left (runs before 2026-12-07). With
-    restart or continue there is no choice and auto means end. Measured in benchmarks/RESULTS.md."""
+    """final_policy best: when it chooses. equal (what auto, the default, means with best since 2026-12-07): once
+    the fresh policy has trained as many PPO steps as the feedback phase's policy (or all the steps left, if fewer),
+    and the one kept trains on the final learned reward for the rest of the budget (the feedback phase's policy then
+    ends at ``steps`` minus the fresh one's steps); end: after the fresh policy has trained all the steps left (runs
+    before 2026-12-07). With restart or continue there is no choice and auto means end. Measured in
+    benchmarks/RESULTS.md."""
     restart_keep: float = 0.0
     """final_policy restart or best: the fresh policy starts from this share of the feedback phase's weights (actor,
     critic, action noise) and the rest of a new initialisation, with the feedback phase's observation statistics
