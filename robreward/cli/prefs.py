@@ -268,8 +268,12 @@ def register(sub) -> None:
     t.add_argument("--pretrain-steps", type=int,
                    help="PPO steps of unsupervised state-entropy pre-training before the first queries (default 0)")
     t.add_argument("--features", default=None,
-                   help="TaskState fields the reward reads, comma-separated, |x| for the norm of field x, obs-norms "
-                        "(the observation's fields, vectors as their norms), offsets (the norms of its A_to_B fields "
+                   help="TaskState fields the reward reads, comma-separated, |x| for the norm of field x, x.xy and "
+                        "x.z for the horizontal norm and the height of a 3-D position or velocity, obs-norms "
+                        "(the observation's fields, vectors as their norms), obs-norms-z (the same, with the "
+                        "height of each 3-D position, offset and velocity kept apart), kinematics (the "
+                        "observation's joint positions and velocities, no contact forces), offsets (the norms of its "
+                        "A_to_B fields "
                         "and every single-value field), observation (the task's observation as it is; beside other "
                         "names, in its place, e.g. observation,|action|) or auto (the default: obs-norms where the "
                         "observation is made of fields, else the observation); plus the action")

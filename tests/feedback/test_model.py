@@ -1,5 +1,7 @@
 """The Bradley-Terry reward ensemble: learns a known reward, disagrees off-distribution, is a Reward."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -145,6 +147,58 @@ def test_obs_norms_preset_reads_the_observation_fields_vectors_as_norms():
     assert expand_features(robreward.get_task("drawer-open"), ("obs-norms",))[-1] == "drawer_pos"
     with pytest.raises(ValueError, match=r"observation of task 'cheetah-run' has parts that are not TaskState fields"):
         Featurizer(robreward.get_task("cheetah-run"), FeatureSpec(fields=("obs-norms",)))
+
+
+def test_obs_norms_z_preset_keeps_each_3d_vectors_height():
+    """lift's cube lifted 8 cm: obs-norms' |cube_pos| hardly moves, obs-norms-z's cube_pos.z moves by the lift."""
+    lift = robreward.get_task("lift")
+    names = expand_features(lift, ("obs-norms-z",))
+    assert names == ("ee_pos.xy", "ee_pos.z", "ee_vel.xy", "ee_vel.z", "gripper_opening", "cube_pos.xy", "cube_pos.z",
+                     "ee_to_cube.xy", "ee_to_cube.z", "grasped")
+    featurizer = Featurizer(lift, FeatureSpec(fields=("obs-norms-z",)))
+    assert featurizer.dim == 10 + lift.act_dim and featurizer.to_dict()["fields"] == list(names)
+    env = robreward.make("lift", num_envs=2, seed=0)
+    env.reset()
+    state = env.state
+    state.cube_pos[:] = torch.tensor([[0.3, 0.4, 0.02], [0.3, 0.4, 0.10]])
+    x = featurizer(state, state.action)
+    assert torch.allclose(x[:, 5], torch.tensor([0.5, 0.5]))  # sqrt(0.3^2 + 0.4^2): where on the table
+    assert torch.allclose(x[:, 6], torch.tensor([0.02, 0.10]))  # the height, as it is
+    norms = Featurizer(lift, FeatureSpec(fields=("obs-norms",)))(state, state.action)[:, 3]
+    assert abs(float(norms[1] - norms[0])) < 0.01  # |cube_pos|: 0.5004 against 0.5099
+    assert torch.equal(x[:, 10:], state.action)
+    assert Featurizer(lift, FeatureSpec(fields=("ee_to_cube.z",), action=False))(state, state.action).shape == (2, 1)
+    with pytest.raises(ValueError, match=r"\['qpos.z'\]: name.xy and name.z read a 3-D position"):
+        Featurizer(lift, FeatureSpec(fields=("qpos.z",)))  # 12 joint values, not a point
+    with pytest.raises(ValueError, match=r"no TaskState field.*'goal.xy'"):
+        Featurizer(lift, FeatureSpec(fields=("goal.xy",)))
+    with pytest.raises(ValueError, match=r"'obs-norms-z'.*observation of task 'ant-run' has parts"):
+        expand_features(robreward.get_task("ant-run"), ("obs-norms-z",))
+
+
+def test_kinematics_preset_reads_the_observations_joint_positions_and_velocities():
+    """ant-run's observation ends with 78 contact-force values: kinematics leaves them out; on cheetah-run, whose
+    observation is all joint positions and velocities, it is the observation."""
+    ant = robreward.get_task("ant-run")
+    assert [name.split(" ")[0] for name, _ in ant.obs_layout] == ["qpos[2:]", "qvel", "contact_forces[1:]"]
+    assert expand_features(ant, ("kinematics",)) == ("observation[0:27]",)  # 13 + 14
+    assert expand_features(ant, ("kinematics", "|action|")) == ("observation[0:27]", "|action|")
+    assert expand_features(robreward.get_task("cheetah-run"), ("kinematics",)) == ()
+    assert expand_features(robreward.get_task("humanoid-kneel-v2"), ("kinematics",)) == ("observation[0:45]",)
+    featurizer = Featurizer(ant, FeatureSpec(fields=("kinematics",)))
+    assert featurizer.dim == 27 + ant.act_dim
+    env = robreward.make("ant-run", num_envs=2, seed=0)
+    env.reset()
+    _, _, _, _, info = env.step(torch.zeros(2, ant.act_dim))
+    state = info["final_state"]
+    obs = ant.observe(state)
+    x = featurizer(state, state.action)
+    assert torch.equal(x[:, :27], obs[:, :27]) and torch.equal(x[:, 27:], state.action)
+    assert torch.equal(x[:, 13:27], state.qvel.float())  # qvel (14) follows qpos[2:] (13)
+    with pytest.raises(ValueError, match="'kinematics': the observation of task 'push' has no joint positions"):
+        expand_features(robreward.get_task("push"), ("kinematics",))
+    with pytest.raises(ValueError, match=r"observation\[a:b\] needs 0 <= a < b <= 105"):
+        Featurizer(ant, FeatureSpec(fields=("observation[20:200]",)))
 
 
 def test_featurizer_fields():
@@ -328,6 +382,48 @@ def test_end_value_worst_puts_the_zero_at_the_lowest_trained_step_and_keeps_the_
     torch.testing.assert_close(worst - models["mean"].reward(real), torch.full_like(worst, float((raw.mean() - raw.min()) / std)))
 
 
+def test_end_value_learned_keeps_the_zero_the_labels_put_under_living_steps():
+    """Every step alive is worth about 1 (a survival bonus, as on hopper) and a third of the first segments end
+    early: the oracle prefers the longer segment, so the raw output must put its zero under the living steps, and
+    end_value="learned" keeps that zero (the scale is the steps' std, as with "mean"); "mean" puts half the steps
+    under what ending is worth."""
+    g = torch.Generator().manual_seed(5)
+    w = 0.2 * torch.randn(FEATURES, generator=g)
+    n = 300
+    x1, x2 = torch.randn(n, HORIZON, FEATURES, generator=g), torch.randn(n, HORIZON, FEATURES, generator=g)
+    mask = torch.ones(n, HORIZON, dtype=torch.bool)
+    cut = torch.randint(1, HORIZON, (n,), generator=g)
+    ends = torch.arange(n) % 3 == 0
+    mask[ends] = torch.arange(HORIZON)[None, :] < cut[ends, None]
+    pairs = SegmentPairs(SegmentBatch.from_features(x1, (1.0 + x1 @ w) * mask, mask),  # nothing after an end
+                         SegmentBatch.from_features(x2, 1.0 + x2 @ w))
+    labels = make_teacher("oracle").label(pairs)
+    models = {}
+    for end in ("mean", "learned"):
+        models[end] = PreferenceReward(FEATURES, config=EnsembleConfig(hidden=(32, 32), epochs=100, end_value=end,
+                                                                       stop_accuracy=None, seed=0))
+        models[end].fit(pairs, labels)
+    real = torch.cat([x1[mask], x2.reshape(-1, FEATURES)])
+    raw = models["learned"].member_rewards(real).mean(0).detach()
+    std = raw.std(unbiased=False)
+    torch.testing.assert_close(models["learned"].reward(real), raw / std)
+    true = torch.cat([(1.0 + x1 @ w)[mask], (1.0 + x2 @ w).reshape(-1)])
+    assert float((true < 0).float().mean()) < 0.05
+    assert float((raw < 0).float().mean()) < 0.2  # measured 0.10: ending is worth less than most steps
+    assert float((models["mean"].reward(real) < 0).float().mean()) > 0.35  # measured 0.5
+
+
+def test_input_squash_symlog_compresses_far_inputs_and_keeps_their_order():
+    model = PreferenceReward(2, config=EnsembleConfig(hidden=(4,), input_squash="symlog", seed=0))
+    model.input_mean, model.input_std = torch.tensor([1.0, 0.0]), torch.tensor([2.0, 1e-4])
+    x = model._standardized(torch.tensor([[1.0, 0.0], [3.0, 0.08], [-1.0, -0.08]]))
+    expected = torch.tensor([[0.0, 0.0], [math.log(2.0), math.log(801.0)], [-math.log(2.0), -math.log(801.0)]])
+    torch.testing.assert_close(x, expected)  # 800 stds out reads 6.7, not 800
+    plain = PreferenceReward(2, config=EnsembleConfig(hidden=(4,), seed=0))
+    plain.input_mean, plain.input_std = model.input_mean, model.input_std
+    torch.testing.assert_close(plain._standardized(torch.tensor([[3.0, 0.08]])), torch.tensor([[1.0, 800.0]]))
+
+
 def test_config_checked():
     with pytest.raises(ValueError, match="unknown output 'relu': choose one of linear, tanh"):
         EnsembleConfig(output="relu")
@@ -351,8 +447,10 @@ def test_config_checked():
     for bad in (-1.0, 0.5, 1.0):
         with pytest.raises(ValueError, match=r"restandardize must be 0 \(off\) or a factor > 1 of a feature's spread"):
             EnsembleConfig(restandardize=bad)
-    with pytest.raises(ValueError, match="unknown end_value 'min': choose one of mean, worst"):
+    with pytest.raises(ValueError, match="unknown end_value 'min': choose one of mean, worst, learned"):
         EnsembleConfig(end_value="min")
+    with pytest.raises(ValueError, match="unknown input_squash 'log': choose one of none, symlog"):
+        EnsembleConfig(input_squash="log")
 
 
 def test_surf_crop_cuts_both_segments_to_one_random_window_length():

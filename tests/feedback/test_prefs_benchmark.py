@@ -46,6 +46,7 @@ def test_cells_of_another_variant_get_their_own_directory(bench, tmp_path):
     assert EnsembleConfig(**bench.example_settings("min-steps")).min_steps == 25
     assert EnsembleConfig(**bench.example_settings("restandardize")).restandardize == 10
     assert EnsembleConfig(**bench.example_settings("end-worst")).end_value == "worst"
+    assert EnsembleConfig(**bench.example_settings("end-learned")).end_value == "learned"
     from robreward.feedback.preferences.loop import PrefsConfig
 
     # the naming reference is the settings the grid began with, so older rows keep their meaning; a cell of
@@ -307,3 +308,15 @@ def test_plot_draws_the_label_efficiency_of_the_cells_in_the_file(bench, tmp_pat
     assert (tmp_path / f"prefs_label_efficiency_reach_{any_variant}.png").is_file()
     assert bench.main(argv + ["--pairing", "episode"]) == 0
     assert "no finished reach cells of this variant" in capsys.readouterr().out
+
+
+def test_every_task_with_a_step_budget_runs_at_its_hand_baselines_budget_and_is_judged_by_its_metric(bench):
+    """A cell is compared with the hand baseline of policies/<task>/ (load_baseline): the same PPO budget, and
+    success where the task is reach-and-hold (the arm tasks, humanoid-kneel-v2), return where it is run or hop."""
+    from robreward.eval.baseline import load_baseline
+
+    for task, steps in bench.STEPS.items():
+        baseline = load_baseline(task)
+        assert baseline is not None and baseline.hand["steps"] == steps, task
+    assert bench.metric_for("humanoid-kneel-v2") == bench.metric_for("lift") == "success_rate"
+    assert bench.metric_for("hopper-hop-v1") == bench.metric_for("ant-run") == "return_mean"

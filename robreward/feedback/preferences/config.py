@@ -76,8 +76,11 @@ class PrefsConfig:
     heldout_pairs: int = 500
     """Uniform pairs of held-out segments labeled per round for the held-out accuracy (not in the budget)."""
     features: tuple[str, ...] = ("auto",)
-    """TaskState fields the reward model reads (flattened, in order; ``|x|`` the norm of x); empty: the task's
-    observation; the presets ``obs-norms`` (the observation's fields, vectors as their norms), ``offsets`` (the norms
+    """TaskState fields the reward model reads (flattened, in order; ``|x|`` the norm of x, ``x.xy``/``x.z`` the
+    horizontal norm/height of a 3-D position or velocity); empty: the task's observation; the presets ``obs-norms``
+    (the observation's fields, vectors as their norms), ``obs-norms-z`` (the same, each 3-D position, offset and
+    velocity as its horizontal norm and its height), ``kinematics`` (the observation's joint positions and
+    velocities: no contact forces; ``observation[a:b]`` reads a slice), ``offsets`` (the norms
     of its ``A_to_B`` fields and every single-value field), ``observation`` (beside other names, the observation in
     its place) and ``auto`` (the default: obs-norms where the observation is made of TaskState fields, else the
     observation; before 2026-12 the default was the observation)."""

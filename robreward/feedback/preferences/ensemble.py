@@ -9,7 +9,8 @@ from typing import Optional
 from robreward.feedback.preferences.denoise import DENOISE
 
 OUTPUTS = ("linear", "tanh")
-END_VALUES = ("mean", "worst")  # EnsembleConfig.end_value
+INPUT_SQUASHES = ("none", "symlog")  # EnsembleConfig.input_squash
+END_VALUES = ("mean", "worst", "learned")  # EnsembleConfig.end_value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +48,12 @@ class EnsembleConfig:
     the spread it is standardized with gets new statistics (mean and std of those steps); the network's weights
     stay. For a feature that barely varied at the first fit, e.g. a cube's height before any policy lifts it: 0.1 mm
     of spread there puts a lifted cube thousands of stds out. 0: the statistics stay as the first fit set them."""
+    input_squash: str = "none"
+    """What the standardized inputs pass through before the networks: ``none``, or ``symlog`` (sign(x) log(1 + |x|),
+    DreamerV3's squash): near the mean a feature reads as it is, far out its spikes are compressed and keep their
+    order. Meant for features whose first-fit spread was tiny (a cube at rest) or that spike (contact forces).
+    Measured offline only (benchmarks/RESULTS.md): ant-run's labels fit better, cheetah-run's, push's and lift's
+    worse; not a default."""
     normalize_output: bool = True
     """As a Reward, standardize the ensemble mean over the training steps (set at every fit)."""
     end_value: str = "mean"
@@ -57,7 +64,11 @@ class EnsembleConfig:
     reward of the absorbing state biases an agent towards or away from ending episodes). Every robreward task's
     termination is a failure (a fall, a cube off the table). Scale (the steps' std) is the same either way. Measured
     on ant-run (benchmarks/RESULTS.md): the lowest step sits 6-23 std under the mean, so ``worst`` pays for standing
-    alive (0.19, 0.12 of the hand return at 1000 queries against 0.59, 0.35 with ``mean``); not a default."""
+    alive (0.19, 0.12 of the hand return at 1000 queries against 0.59, 0.35 with ``mean``); not a default.
+    ``learned``: zero where the ensemble's raw output has it. The labels put it there only through queried segments
+    that ended (a segment's return sums its real steps, so a pair of a full and a cut segment says what the missing
+    steps were worth); with none it is wherever the networks' offset drifted. Measured on hopper-hop-v1, whose
+    policies fall often enough for 4-8% of the labeled pairs to hold an ending (benchmarks/RESULTS.md)."""
     seed: int = 0
     """Seeds member initialization, bootstraps, shuffles and validation splits."""
     crop: float = 1.0
@@ -126,6 +137,8 @@ class EnsembleConfig:
                              f"{self.rime_decay_epochs}, {self.rime_alpha}, {self.rime_flip}")
         if not (self.prior_weight >= 0) or self.prior_steps < 1:
             raise ValueError(f"prior_weight must be >= 0, prior_steps >= 1: {self.prior_weight}, {self.prior_steps}")
+        if self.input_squash not in INPUT_SQUASHES:
+            raise ValueError(f"unknown input_squash {self.input_squash!r}: choose one of {', '.join(INPUT_SQUASHES)}")
         if self.end_value not in END_VALUES:
             raise ValueError(f"unknown end_value {self.end_value!r}: choose one of {', '.join(END_VALUES)}")
         if not (self.restandardize == 0 or self.restandardize > 1):

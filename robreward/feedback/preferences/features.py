@@ -1,12 +1,13 @@
 """The preference reward model's inputs: which TaskState fields (or the observation) and the action a reward
-model reads per step (FeatureSpec), the presets that name them (obs-norms, offsets, observation, auto) and the
-Featurizer that computes them for a batch of transitions. model.py re-exports the names it had before they
-moved here.
+model reads per step (FeatureSpec), the presets that name them (obs-norms, obs-norms-z, offsets, kinematics,
+observation, auto) and the Featurizer that computes them for a batch of transitions. model.py re-exports the
+names it had before they moved here.
 
 Features (``Featurizer``): by default the task's observation ``spec.observe(state)`` then the
 action; or named TaskState fields (flattened, in the given order) then the action; ``|x|`` is the
-norm of field x, and the preset ``obs-norms`` stands for the observation's fields with every vector
-read as its norm. On push at 200 oracle queries the loop's policy reached 0.94, 0.18 and 0.93 success
+norm of field x, ``x.xy`` and ``x.z`` the horizontal norm and the height of a 3-D position or velocity,
+``observation[a:b]`` a slice of the observation, and the preset ``obs-norms`` stands for the observation's fields
+with every vector read as its norm. On push at 200 oracle queries the loop's policy reached 0.94, 0.18 and 0.93 success
 with that preset (seeds 0-2), where the raw observation reached 0.10, 0.00 and 0.36; fresh policies
 trained on the preset's three learned rewards reached 0.99, 0.95 and 0.95 (benchmarks/prefs.py
 --retrain), and with the feedback rounds spread over the first half of the steps (the last at
@@ -17,12 +18,14 @@ feedback_fraction 0.5 and final_policy restart: the same 3M PPO steps in all) th
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+import re
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
 from robreward.envs.spec import TaskSpec, TaskState
+from robreward.feedback.progress.features import SPATIAL_UNITS
 
 Tensor = torch.Tensor
 
@@ -43,9 +46,32 @@ def norm_field(field: str) -> str:
     return field[1:-1] if len(field) > 2 and field.startswith("|") and field.endswith("|") else field
 
 
+SPATIAL_PARTS = (".xy", ".z")
+"""Feature name endings that read a 3-D position, offset or velocity field (shape (3,), unit m or m/s) as its
+horizontal norm (``x.xy``) or its height (``x.z``; MuJoCo's z is up)."""
+
+
+def read_as(field: str) -> tuple[str, str]:
+    """(the TaskState field a feature name reads, how): ``|x|`` -> (x, "norm"), ``x.xy`` -> (x, "xy"), ``x.z`` ->
+    (x, "z"), a plain name -> (name, "")."""
+    if norm_field(field) != field:
+        return norm_field(field), "norm"
+    for end in SPATIAL_PARTS:
+        if field.endswith(end) and len(field) > len(end):
+            return field[:-len(end)], end[1:]
+    return field, ""
+
+
 OBSERVATION_NORMS = "obs-norms"
 """A feature preset: the TaskState fields the task's observation is made of, in its order, each vector
 field read as its norm (a length, a distance, a speed), single values as they are."""
+
+
+OBSERVATION_NORMS_Z = "obs-norms-z"
+"""A feature preset: as obs-norms, except that a 3-D position, offset or velocity field (shape (3,), unit m or m/s)
+is read as two numbers, its horizontal norm ``x.xy`` and its height ``x.z``: what gravity makes different (how
+high the cube is, whether the gripper is above it) stays visible, where and which way on the table does not. The
+progress models' preset of the same name (robreward/feedback/progress/features.py), for the preference model."""
 
 
 OBSERVATION = "observation"
@@ -55,6 +81,14 @@ OFFSETS = "offsets"
 """A feature preset: the norms of the observation's offset fields (named ``A_to_B``: how far one thing is from
 another) and all of the task's single-value TaskState fields (an opening, a height, a flag), observed or not;
 no absolute positions or velocities. Measured on push, lift and drawer-open (benchmarks/RESULTS.md), not a default."""
+
+
+KINEMATICS = "kinematics"
+"""A feature preset: the parts of the task's observation that are joint positions and velocities (those named
+``qpos...`` and ``qvel...``: the locomotion tasks), as ``observation[a:b]`` slices, without the contact forces,
+body inertias, body velocities and actuator forces some observations add (ant-run's 78 contact-force values,
+mostly zero with rare spikes tens of stds out; humanoid's 303 of 348). On cheetah-run and hopper-hop the whole
+observation."""
 
 
 AUTO = "auto"
@@ -68,32 +102,71 @@ def _observation_fields(spec: TaskSpec) -> bool:
     return all(name in shapes for name, _ in spec.obs_layout)
 
 
+def _spatial(field) -> bool:
+    return tuple(field.shape) == (3,) and field.unit in SPATIAL_UNITS
+
+
 def _field_presets(spec: TaskSpec) -> dict[str, tuple[str, ...]]:
-    """What ``obs-norms`` and ``offsets`` stand for in `spec` (whose observation is made of TaskState fields)."""
+    """What ``obs-norms``, ``obs-norms-z`` and ``offsets`` stand for in `spec` (whose observation is made of TaskState
+    fields)."""
+    by_name = {f.name: f for f in spec.state_fields}
     shapes = {f.name: f.shape for f in spec.state_fields}
     parts = [name for name, _ in spec.obs_layout]
     unnamed = [name for name in parts if name not in shapes]
     if unnamed:
-        raise ValueError(f"features {OBSERVATION_NORMS!r} and {OFFSETS!r}: the observation of task {spec.name!r} has "
-                         f"parts that are not TaskState fields ({', '.join(unnamed)}); name the fields to read instead")
+        raise ValueError(f"features {OBSERVATION_NORMS!r}, {OBSERVATION_NORMS_Z!r} and {OFFSETS!r}: the observation "
+                         f"of task {spec.name!r} has parts that are not TaskState fields ({', '.join(unnamed)}); "
+                         "name the fields to read instead")
     vectors = {name for name in parts if int(np.prod(shapes[name], dtype=np.int64)) > 1}
     norms = tuple(f"|{name}|" if name in vectors else name for name in parts)
+    heights = tuple(part for name in parts for part in
+                    ((f"{name}.xy", f"{name}.z") if _spatial(by_name[name]) else (f"|{name}|",) if name in vectors
+                     else (name,)))
     offsets = tuple(f"|{name}|" for name in parts if name in vectors and "_to_" in name)
     scalars = tuple(f.name for f in spec.state_fields if tuple(f.shape) == ())
-    return {OBSERVATION_NORMS: norms, OFFSETS: offsets + scalars}
+    return {OBSERVATION_NORMS: norms, OBSERVATION_NORMS_Z: heights, OFFSETS: offsets + scalars}
+
+
+def observation_slice(feature: str) -> Optional[tuple[int, int]]:
+    """``observation[a:b]`` -> (a, b); any other name -> None."""
+    match = re.fullmatch(r"observation\[(\d+):(\d+)\]", feature)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def _kinematic_slices(spec: TaskSpec) -> tuple[str, ...]:
+    """The ``observation[a:b]`` slices of `spec`'s qpos/qvel observation parts (adjacent ones merged)."""
+    slices: list[list[int]] = []
+    start = 0
+    for name, size in spec.obs_layout:
+        if name.startswith(("qpos", "qvel")):
+            if slices and slices[-1][1] == start:
+                slices[-1][1] = start + int(size)
+            else:
+                slices.append([start, start + int(size)])
+        start += int(size)
+    if not slices:
+        raise ValueError(f"features {KINEMATICS!r}: the observation of task {spec.name!r} has no joint positions or "
+                         f"velocities (parts named qpos/qvel); use {OBSERVATION_NORMS!r} or name the fields")
+    return tuple(f"observation[{a}:{b}]" for a, b in slices)
 
 
 def expand_features(spec: TaskSpec, fields: Sequence[str]) -> tuple[str, ...]:
-    """``fields`` with the presets replaced by the fields they stand for in `spec`: ``obs-norms``, ``offsets``,
-    ``observation`` (alone ``()``: the observation) and ``auto`` (``obs-norms`` where the observation is made of
-    TaskState fields, else the observation)."""
+    """``fields`` with the presets replaced by the fields they stand for in `spec`: ``obs-norms``, ``obs-norms-z``,
+    ``offsets``, ``kinematics`` (``observation`` where its slices are the whole observation), ``observation`` (alone
+    ``()``: the observation) and ``auto`` (``obs-norms`` where the observation is made of TaskState fields, else the
+    observation)."""
     if AUTO in fields and tuple(fields) != (AUTO,):
         raise ValueError(f"features {AUTO!r} stands alone (it chooses the whole feature set); got {list(fields)}")
-    if tuple(fields) == (OBSERVATION,):
-        return ()
     if tuple(fields) == (AUTO,):
         return expand_features(spec, (OBSERVATION_NORMS,)) if _observation_fields(spec) else ()
-    if OBSERVATION_NORMS not in fields and OFFSETS not in fields:
+    if KINEMATICS in fields:
+        whole = (f"observation[0:{spec.obs_dim}]",)
+        fields = tuple(name for field in fields for name in
+                       (((OBSERVATION,) if _kinematic_slices(spec) == whole else _kinematic_slices(spec))
+                        if field == KINEMATICS else (field,)))
+    if tuple(fields) == (OBSERVATION,):
+        return ()
+    if not {OBSERVATION_NORMS, OBSERVATION_NORMS_Z, OFFSETS} & set(fields):
         return tuple(fields)
     presets = _field_presets(spec)
     return tuple(name for field in fields for name in presets.get(field, (field,)))
@@ -105,20 +178,35 @@ class Featurizer:
     def __init__(self, spec: TaskSpec, features: FeatureSpec = FeatureSpec()):
         self.spec = spec
         self.features = FeatureSpec(expand_features(spec, features.fields), bool(features.action))
-        shapes = {f.name: f.shape for f in spec.state_fields}
-        unknown = [f for f in self.features.fields if norm_field(f) not in shapes and f != OBSERVATION]
+        fields = {f.name: f for f in spec.state_fields}
+        shapes = {name: f.shape for name, f in fields.items()}
+        slices = [f for f in self.features.fields if observation_slice(f)]
+        bad = [f for f in slices if not 0 <= observation_slice(f)[0] < observation_slice(f)[1] <= spec.obs_dim]
+        if bad:
+            raise ValueError(f"{bad}: observation[a:b] needs 0 <= a < b <= {spec.obs_dim} (the observation's size on "
+                             f"task {spec.name!r})")
+        unknown = [f for f in self.features.fields
+                   if f != OBSERVATION and f not in slices and read_as(f)[0] not in shapes]
         if unknown:
             raise ValueError(f"task {spec.name!r} has no TaskState field(s) {unknown}; "
-                             f"fields are: {', '.join(sorted(shapes))} (|name| for the norm of one)")
-        scalars = [f for f in self.features.fields if f != norm_field(f) and len(shapes[norm_field(f)]) == 0]
+                             f"fields are: {', '.join(sorted(shapes))} (|name| for the norm of one, name.xy and "
+                             "name.z for the horizontal norm and the height of a 3-D position or velocity)")
+        named = [f for f in self.features.fields if f != OBSERVATION and f not in slices]
+        scalars = [f for f in named if read_as(f)[1] == "norm" and len(shapes[read_as(f)[0]]) == 0]
         if scalars:
             raise ValueError(f"{scalars}: |name| takes the norm of a vector field, these fields are scalars; "
                              "name them without bars")
+        flat = [f for f in named if read_as(f)[1] in ("xy", "z") and not _spatial(fields[read_as(f)[0]])]
+        if flat:
+            raise ValueError(f"{flat}: name.xy and name.z read a 3-D position, offset or velocity (a field of shape "
+                             f"(3,) in {' or '.join(SPATIAL_UNITS)}); these fields are not one")
         if len(set(self.features.fields)) != len(self.features.fields):
             raise ValueError(f"feature fields repeat a name: {list(self.features.fields)}")
         if self.features.fields:
-            base = sum(spec.obs_dim if f == OBSERVATION else 1 if f != norm_field(f) else
-                       int(np.prod(shapes[f], dtype=np.int64)) for f in self.features.fields)
+            base = sum(spec.obs_dim if f == OBSERVATION else
+                       observation_slice(f)[1] - observation_slice(f)[0] if f in slices else
+                       int(np.prod(shapes[f], dtype=np.int64)) if read_as(f)[1] == "" else 1
+                       for f in self.features.fields)
         else:
             base = spec.obs_dim
         self.dim = base + (spec.act_dim if self.features.action else 0)
@@ -128,9 +216,10 @@ class Featurizer:
     def __call__(self, state: TaskState, action: Tensor) -> Tensor:
         if self.features.fields:
             n = action.shape[0]
-            parts = [self.spec.observe(state) if f == OBSERVATION else
-                     state[f].reshape(n, -1) if f == norm_field(f) else
-                     torch.linalg.norm(state[norm_field(f)].reshape(n, -1).float(), dim=-1, keepdim=True)
+            obs = self.spec.observe(state) if any(f == OBSERVATION or observation_slice(f)
+                                                  for f in self.features.fields) else None
+            parts = [obs if f == OBSERVATION else
+                     obs[:, slice(*observation_slice(f))] if observation_slice(f) else self._read(state, f, n)
                      for f in self.features.fields]
         else:
             parts = [self.spec.observe(state)]
@@ -141,3 +230,15 @@ class Featurizer:
     def to_dict(self) -> dict:
         return {"task": self.spec.name, "task_version": int(self.spec.version),
                 "fields": list(self.features.fields), "action": self.features.action}
+
+    @staticmethod
+    def _read(state: TaskState, feature: str, n: int) -> Tensor:
+        name, how = read_as(feature)
+        value = state[name].reshape(n, -1)
+        if how == "norm":
+            return torch.linalg.norm(value.float(), dim=-1, keepdim=True)
+        if how == "xy":
+            return torch.linalg.norm(value[:, :2].float(), dim=-1, keepdim=True)
+        if how == "z":
+            return value[:, 2:3]
+        return value

@@ -249,8 +249,7 @@ class ImagePreferenceReward(PreferenceReward):
     def _inputs(self, feats: Tensor, features: Optional[Tensor]) -> Tensor:
         if not self.uses_state:
             return feats
-        x = (features.to(self.device, torch.float32) - self.input_mean) / self.input_std
-        return torch.cat([feats, x], -1)
+        return torch.cat([feats, self._standardized(features.to(self.device, torch.float32))], -1)
 
     def _bank(self) -> FrameBank:
         if self.bank is None:

@@ -150,8 +150,13 @@ class PreferenceReward:
 
     def member_rewards(self, features: Tensor) -> Tensor:
         """Per-member per-step rewards (raw, not output-normalized): [..., F] -> [E, ...]."""
-        x = (features.to(self.device, torch.float32) - self.input_mean) / self.input_std
+        x = self._standardized(features.to(self.device, torch.float32))
         return torch.stack([m(x).squeeze(-1) for m in self.members])
+
+    def _standardized(self, features: Tensor) -> Tensor:
+        """What the networks read of features [..., F]: standardized, then squashed (EnsembleConfig.input_squash)."""
+        x = (features - self.input_mean) / self.input_std
+        return torch.sign(x) * torch.log1p(x.abs()) if self.config.input_squash == "symlog" else x
 
     def step_rewards(self, batch: SegmentBatch) -> Tensor:
         """[E, B, H] per-member raw rewards of every step of a batch of segments (an image model reads the
@@ -361,7 +366,7 @@ class PreferenceReward:
 
     def _member_steps(self, m: int, seg: SegmentBatch) -> Tensor:
         """[B, H] member m's raw per-step rewards of a batch of segments (with gradients)."""
-        return self.members[m]((seg.features - self.input_mean) / self.input_std).squeeze(-1)
+        return self.members[m](self._standardized(seg.features)).squeeze(-1)
 
     def _prior_shares(self, data: SegmentPairs) -> tuple[Tensor, Tensor]:
         """PRIOR's step shares [n, H] of each pair's first and second segment (prior.pair_shares); the world model
@@ -402,7 +407,9 @@ class PreferenceReward:
     def _set_output_stats(self, data: SegmentPairs) -> None:
         with torch.no_grad():
             steps = torch.cat([self.step_rewards(seg).mean(0)[seg.mask] for seg in data])
-        self.output_mean = steps.min() if self.config.end_value == "worst" else steps.mean()  # the zero: end_value
+        end = self.config.end_value  # the zero: the lowest step, the raw output's zero or the steps' mean
+        self.output_mean = steps.min() if end == "worst" else torch.zeros_like(steps[0]) if end == "learned" else \
+            steps.mean()
         std = steps.std(unbiased=False)
         self.output_std = std if std > 1e-8 else torch.ones_like(std)
 
