@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from robreward.envs.spec import TaskSpec, TaskState
-from robreward.feedback.progress.features import SPATIAL_UNITS
+from robreward.feedback.progress.features import SPATIAL_UNITS, is_spatial
 
 Tensor = torch.Tensor
 
@@ -102,25 +102,20 @@ def _observation_fields(spec: TaskSpec) -> bool:
     return all(name in shapes for name, _ in spec.obs_layout)
 
 
-def _spatial(field) -> bool:
-    return tuple(field.shape) == (3,) and field.unit in SPATIAL_UNITS
-
-
 def _field_presets(spec: TaskSpec) -> dict[str, tuple[str, ...]]:
     """What ``obs-norms``, ``obs-norms-z`` and ``offsets`` stand for in `spec` (whose observation is made of TaskState
     fields)."""
     by_name = {f.name: f for f in spec.state_fields}
-    shapes = {f.name: f.shape for f in spec.state_fields}
     parts = [name for name, _ in spec.obs_layout]
-    unnamed = [name for name in parts if name not in shapes]
+    unnamed = [name for name in parts if name not in by_name]
     if unnamed:
         raise ValueError(f"features {OBSERVATION_NORMS!r}, {OBSERVATION_NORMS_Z!r} and {OFFSETS!r}: the observation "
                          f"of task {spec.name!r} has parts that are not TaskState fields ({', '.join(unnamed)}); "
                          "name the fields to read instead")
-    vectors = {name for name in parts if int(np.prod(shapes[name], dtype=np.int64)) > 1}
+    vectors = {name for name in parts if int(np.prod(by_name[name].shape, dtype=np.int64)) > 1}
     norms = tuple(f"|{name}|" if name in vectors else name for name in parts)
     heights = tuple(part for name in parts for part in
-                    ((f"{name}.xy", f"{name}.z") if _spatial(by_name[name]) else (f"|{name}|",) if name in vectors
+                    ((f"{name}.xy", f"{name}.z") if is_spatial(by_name[name]) else (f"|{name}|",) if name in vectors
                      else (name,)))
     offsets = tuple(f"|{name}|" for name in parts if name in vectors and "_to_" in name)
     scalars = tuple(f.name for f in spec.state_fields if tuple(f.shape) == ())
@@ -160,10 +155,10 @@ def expand_features(spec: TaskSpec, fields: Sequence[str]) -> tuple[str, ...]:
     if tuple(fields) == (AUTO,):
         return expand_features(spec, (OBSERVATION_NORMS,)) if _observation_fields(spec) else ()
     if KINEMATICS in fields:
-        whole = (f"observation[0:{spec.obs_dim}]",)
-        fields = tuple(name for field in fields for name in
-                       (((OBSERVATION,) if _kinematic_slices(spec) == whole else _kinematic_slices(spec))
-                        if field == KINEMATICS else (field,)))
+        kinematic = _kinematic_slices(spec)
+        if kinematic == (f"observation[0:{spec.obs_dim}]",):
+            kinematic = (OBSERVATION,)
+        fields = tuple(name for field in fields for name in (kinematic if field == KINEMATICS else (field,)))
     if tuple(fields) == (OBSERVATION,):
         return ()
     if not {OBSERVATION_NORMS, OBSERVATION_NORMS_Z, OFFSETS} & set(fields):
@@ -179,34 +174,33 @@ class Featurizer:
         self.spec = spec
         self.features = FeatureSpec(expand_features(spec, features.fields), bool(features.action))
         fields = {f.name: f for f in spec.state_fields}
-        shapes = {name: f.shape for name, f in fields.items()}
-        slices = [f for f in self.features.fields if observation_slice(f)]
-        bad = [f for f in slices if not 0 <= observation_slice(f)[0] < observation_slice(f)[1] <= spec.obs_dim]
+        # each name parsed once: (the name, its observation slice or None, (the TaskState field, how it is read))
+        self._plan = tuple((f, observation_slice(f), read_as(f)) for f in self.features.fields)
+        self._reads_observation = any(f == OBSERVATION or cut for f, cut, _ in self._plan)
+        bad = [f for f, cut, _ in self._plan if cut and not 0 <= cut[0] < cut[1] <= spec.obs_dim]
         if bad:
             raise ValueError(f"{bad}: observation[a:b] needs 0 <= a < b <= {spec.obs_dim} (the observation's size on "
                              f"task {spec.name!r})")
-        unknown = [f for f in self.features.fields
-                   if f != OBSERVATION and f not in slices and read_as(f)[0] not in shapes]
+        named = [(f, name, how) for f, cut, (name, how) in self._plan if f != OBSERVATION and not cut]
+        unknown = [f for f, name, _ in named if name not in fields]
         if unknown:
             raise ValueError(f"task {spec.name!r} has no TaskState field(s) {unknown}; "
-                             f"fields are: {', '.join(sorted(shapes))} (|name| for the norm of one, name.xy and "
+                             f"fields are: {', '.join(sorted(fields))} (|name| for the norm of one, name.xy and "
                              "name.z for the horizontal norm and the height of a 3-D position or velocity)")
-        named = [f for f in self.features.fields if f != OBSERVATION and f not in slices]
-        scalars = [f for f in named if read_as(f)[1] == "norm" and len(shapes[read_as(f)[0]]) == 0]
+        scalars = [f for f, name, how in named if how == "norm" and len(fields[name].shape) == 0]
         if scalars:
             raise ValueError(f"{scalars}: |name| takes the norm of a vector field, these fields are scalars; "
                              "name them without bars")
-        flat = [f for f in named if read_as(f)[1] in ("xy", "z") and not _spatial(fields[read_as(f)[0]])]
+        flat = [f for f, name, how in named if how in ("xy", "z") and not is_spatial(fields[name])]
         if flat:
             raise ValueError(f"{flat}: name.xy and name.z read a 3-D position, offset or velocity (a field of shape "
                              f"(3,) in {' or '.join(SPATIAL_UNITS)}); these fields are not one")
         if len(set(self.features.fields)) != len(self.features.fields):
             raise ValueError(f"feature fields repeat a name: {list(self.features.fields)}")
         if self.features.fields:
-            base = sum(spec.obs_dim if f == OBSERVATION else
-                       observation_slice(f)[1] - observation_slice(f)[0] if f in slices else
-                       int(np.prod(shapes[f], dtype=np.int64)) if read_as(f)[1] == "" else 1
-                       for f in self.features.fields)
+            base = sum(spec.obs_dim if f == OBSERVATION else cut[1] - cut[0] if cut else
+                       int(np.prod(fields[name].shape, dtype=np.int64)) if how == "" else 1
+                       for f, cut, (name, how) in self._plan)
         else:
             base = spec.obs_dim
         self.dim = base + (spec.act_dim if self.features.action else 0)
@@ -216,11 +210,9 @@ class Featurizer:
     def __call__(self, state: TaskState, action: Tensor) -> Tensor:
         if self.features.fields:
             n = action.shape[0]
-            obs = self.spec.observe(state) if any(f == OBSERVATION or observation_slice(f)
-                                                  for f in self.features.fields) else None
-            parts = [obs if f == OBSERVATION else
-                     obs[:, slice(*observation_slice(f))] if observation_slice(f) else self._read(state, f, n)
-                     for f in self.features.fields]
+            obs = self.spec.observe(state) if self._reads_observation else None
+            parts = [obs if f == OBSERVATION else obs[:, cut[0]:cut[1]] if cut else self._read(state, name, how, n)
+                     for f, cut, (name, how) in self._plan]
         else:
             parts = [self.spec.observe(state)]
         if self.features.action:
@@ -232,8 +224,8 @@ class Featurizer:
                 "fields": list(self.features.fields), "action": self.features.action}
 
     @staticmethod
-    def _read(state: TaskState, feature: str, n: int) -> Tensor:
-        name, how = read_as(feature)
+    def _read(state: TaskState, name: str, how: str, n: int) -> Tensor:
+        """A TaskState field as a feature name reads it (read_as): as it is, its norm, horizontal norm or height."""
         value = state[name].reshape(n, -1)
         if how == "norm":
             return torch.linalg.norm(value.float(), dim=-1, keepdim=True)

@@ -407,9 +407,13 @@ class PreferenceReward:
     def _set_output_stats(self, data: SegmentPairs) -> None:
         with torch.no_grad():
             steps = torch.cat([self.step_rewards(seg).mean(0)[seg.mask] for seg in data])
-        end = self.config.end_value  # the zero: the lowest step, the raw output's zero or the steps' mean
-        self.output_mean = steps.min() if end == "worst" else torch.zeros_like(steps[0]) if end == "learned" else \
-            steps.mean()
+        end = self.config.end_value  # where the zero sits: what ending an episode is worth to PPO
+        if end == "worst":
+            self.output_mean = steps.min()
+        elif end == "learned":
+            self.output_mean = torch.zeros_like(steps[0])
+        else:
+            self.output_mean = steps.mean()
         std = steps.std(unbiased=False)
         self.output_std = std if std > 1e-8 else torch.ones_like(std)
 

@@ -24,6 +24,12 @@ OBSERVATION, OBS_NORMS, OBS_NORMS_Z = "observation", "obs-norms", "obs-norms-z"
 FEATURES = (OBSERVATION, OBS_NORMS, OBS_NORMS_Z)
 SPATIAL_UNITS = ("m", "m/s")
 
+def is_spatial(field) -> bool:
+    """A 3-D position, offset or velocity (a StateField of shape (3,) in m or m/s): what obs-norms-z reads as its
+    horizontal norm and its height."""
+    return tuple(field.shape) == (3,) and field.unit in SPATIAL_UNITS
+
+
 Part = tuple[int, int, bool]  # [start, end) of the observation, and whether it is read as (horizontal norm, z)
 
 
@@ -37,8 +43,7 @@ def observation_parts(spec: TaskSpec, features: str = OBS_NORMS) -> tuple[Part, 
     out, start = [], 0
     for name, size in spec.obs_layout:
         field = fields.get(name)
-        spatial = (features == OBS_NORMS_Z and int(size) == 3 and field is not None and tuple(field.shape) == (3,)
-                   and field.unit in SPATIAL_UNITS)
+        spatial = features == OBS_NORMS_Z and int(size) == 3 and field is not None and is_spatial(field)
         out.append((start, start + int(size), spatial))
         start += int(size)
     return tuple(out)
